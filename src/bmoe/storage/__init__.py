@@ -1,0 +1,38 @@
+"""Content-addressed storage of bytes: IPFS-compatible CIDs, blob stores, canonical tensor bytes.
+
+This package knows only bytes (and the canonical safetensors serialisation of tensors); it
+imports nothing else from ``bmoe``.
+
+* :mod:`~bmoe.storage.cid` - CIDs as ``ipfs add --cid-version 1`` computes them, DAG blocks;
+* :mod:`~bmoe.storage.store` - the ``BlobStore`` contract;
+* :mod:`~bmoe.storage.memory`, :mod:`~bmoe.storage.directory` - its backends;
+* :mod:`~bmoe.storage.tensors` - canonical tensor serialisation;
+* :mod:`~bmoe.storage.errors` - the exceptions.
+"""
+
+from bmoe.storage.cid import CHUNK_SIZE, MAX_LINKS, cid_of, dag_blocks, parse_cid, verify_cid
+from bmoe.storage.directory import DirectoryStore
+from bmoe.storage.errors import CorruptObject, InvalidCID, ObjectNotFound, StorageError
+from bmoe.storage.memory import MemoryStore
+from bmoe.storage.store import BlobStore
+from bmoe.storage.tensors import SUPPORTED_DTYPES, deserialize_tensors, digest_of, serialize_tensors
+
+__all__ = [
+    "CHUNK_SIZE",
+    "MAX_LINKS",
+    "SUPPORTED_DTYPES",
+    "BlobStore",
+    "CorruptObject",
+    "DirectoryStore",
+    "InvalidCID",
+    "MemoryStore",
+    "ObjectNotFound",
+    "StorageError",
+    "cid_of",
+    "dag_blocks",
+    "deserialize_tensors",
+    "digest_of",
+    "parse_cid",
+    "serialize_tensors",
+    "verify_cid",
+]

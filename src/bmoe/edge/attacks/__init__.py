@@ -1,0 +1,11 @@
+"""The bundled attacks; importing this package registers them all."""
+
+from bmoe.edge.attacks import (  # noqa: F401
+    gaussian,
+    random_output,
+    replay,
+    scale,
+    sign_flip,
+    sleeper,
+    withhold,
+)

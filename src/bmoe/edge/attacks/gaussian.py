@@ -1,0 +1,31 @@
+"""The paper's attack (Sec. V): Gaussian noise injected into the weights of employed experts."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from bmoe.edge.behaviour import Attack, AttackContext, Weights, register
+
+
+@register
+class GaussianWeightNoise(Attack):
+    """With ``probability`` per round, add N(0, ``noise_std``²) to every weight of the expert.
+
+    The noise changes both the results and, in training, the updated weights the edge uploads.
+    """
+
+    name: ClassVar[str] = "gaussian"
+    defaults: ClassVar[dict[str, float]] = {"noise_std": 0.5}  # the paper gives no scale: a setting
+
+    def tamper_weights(self, ctx: AttackContext, weights: Weights) -> Weights | None:
+        if not self.strikes(ctx):
+            return None
+        gen = ctx.generator("gaussian")
+        std = self.params["noise_std"]
+        noisy: Weights = {}
+        for key in sorted(weights):
+            value = weights[key]
+            noisy[key] = value + std * torch.randn(value.shape, generator=gen, dtype=value.dtype)
+        return noisy

@@ -1,0 +1,115 @@
+"""Expert computation for edges: grouped forward passes and SGD updates, memoised by content.
+
+Within one process, honest replicas of the same expert (same weights CID) on the same input
+(same task CID and activation CID) compute the same bytes, so a shared :class:`ExpertRuntime`
+computes each (weights, input) once and hands every such replica the same result; tampered
+weights have another CID and are computed separately. ``share=False`` gives each edge its own
+runtime: the same code path, every replica computed independently. A test proves the ledger
+head hash is identical either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
+from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
+
+Weights = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """What an edge downloads for a task: the samples and, per activated expert, its rows."""
+
+    task_id: str
+    task_cid: str
+    activation_cid: str
+    x: torch.Tensor  # (B, *input_shape)
+    groups: dict[int, torch.Tensor]  # expert -> ascending sample indices (n_e,)
+
+
+@dataclass
+class Forward:
+    """One expert's forward pass on its routed samples, kept for the backward pass."""
+
+    key: tuple[str, str, str, int]
+    module: nn.Module
+    output: torch.Tensor  # (n_e, C), attached to the graph in training
+    updates: dict[tuple[str, float], tuple[bytes, str]] = field(default_factory=dict)
+
+
+class ExpertRuntime:
+    """Builds experts from stored weights and runs them; memoises per round by content."""
+
+    def __init__(self, store: BlobStore, spec: ExpertSpec, factory: ExpertFactory | None = None) -> None:
+        self.store = store
+        self.spec = spec
+        self.factory = factory
+        self._forwards: dict[tuple[str, str, str, int], Forward] = {}
+        self._weights: dict[str, Weights] = {}
+        self._tasks: dict[tuple[str, str], TaskInputs] = {}
+        self.forward_passes = 0
+        self.backward_passes = 0
+
+    def new_round(self) -> None:
+        """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID."""
+        self._forwards.clear()
+        self._tasks.clear()
+        if len(self._weights) > 64:
+            self._weights.clear()
+
+    def weights(self, cid: str) -> Weights:
+        if cid not in self._weights:
+            tensors, _ = deserialize_tensors(self.store.get(cid))
+            self._weights[cid] = tensors
+        return self._weights[cid]
+
+    def task_inputs(self, task_id: str, task_cid: str, activation_cid: str,
+                    decode: Callable[[bytes, bytes], tuple[torch.Tensor, dict[int, torch.Tensor]]]) -> TaskInputs:
+        key = (task_cid, activation_cid)
+        if key not in self._tasks:
+            x, groups = decode(self.store.get(task_cid), self.store.get(activation_cid))
+            self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups)
+        return self._tasks[key]
+
+    def forward(self, weights_cid: str, weights: Weights, task: TaskInputs, expert: int,
+                train: bool) -> Forward:
+        """The expert with ``weights`` on its routed samples of ``task`` (memoised)."""
+        key = (weights_cid, task.task_cid, task.activation_cid, expert)
+        if key not in self._forwards:
+            module = build_expert(self.spec, self.factory)
+            module.load_state_dict(weights)
+            module.train(train)
+            x_e = task.x[task.groups[expert]]  # (n_e, *input_shape)
+            if train:
+                output = module(x_e)  # (n_e, C)
+            else:
+                with torch.no_grad():
+                    output = module(x_e)
+            self._forwards[key] = Forward(key, module, output)
+            self.forward_passes += 1
+        return self._forwards[key]
+
+    def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[bytes, str]:
+        """SGD step of ``forward``'s expert with the output gradient ``grad``: (weights bytes, CID)."""
+        memo = (grad_cid, lr)
+        if memo not in forward.updates:
+            forward.module.zero_grad(set_to_none=True)
+            forward.output.backward(grad)
+            with torch.no_grad():
+                new = {name: (p - lr * p.grad) if p.grad is not None else p.detach().clone()
+                       for name, p in forward.module.state_dict(keep_vars=True).items()}
+            data = serialize_tensors(new)
+            forward.updates[memo] = (data, cid_of(data))
+            self.backward_passes += 1
+        return forward.updates[memo]
+
+
+def weights_bytes_and_cid(weights: Weights) -> tuple[bytes, str]:
+    data = serialize_tensors(weights)
+    return data, cid_of(data)

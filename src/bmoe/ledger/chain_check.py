@@ -1,0 +1,122 @@
+"""Full verification of a stored chain.
+
+Owns the audit of raw stored rows ``(height, hash, data)``: for each row, in order,
+the data parses strictly, the stored hash equals the recomputed header hash, heights
+run 0, 1, 2, ..., each prev_hash links to the previous block (``GENESIS_PREV_HASH``
+for block 0), the Merkle root matches the transaction hashes, every transaction
+signature and the proposer signature verify, and the header hash meets its declared
+PoW difficulty (and, optionally, a required minimum).  The first failure raises
+:class:`ChainIntegrityError` naming the block (and transaction).
+
+Replaying blocks through the state machine is *not* done here; an ``on_block``
+callback lets a caller add per-block checks (e.g. "proposer is a known validator").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_from_bytes, header_hash
+from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, LedgerError, short_hash
+from bmoe.ledger.keys import verify_signature
+from bmoe.ledger.merkle import merkle_root
+from bmoe.ledger.pow import meets_difficulty
+from bmoe.ledger.transactions import tx_hash, tx_signing_message
+
+BlockHook = Callable[[Block, str], None]
+"""``on_block(block, block_hash)``: called after a block passed every check.  Raise a
+:class:`LedgerError` to reject it (wrapped into :class:`ChainIntegrityError`)."""
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Summary of a chain that passed :func:`check_chain`.  Empty chain: height -1, head_hash None."""
+
+    height: int
+    head_hash: str | None
+    blocks: int
+    transactions: int
+    signatures: int
+
+
+def _check_block(
+    height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None
+) -> tuple[Block, str, int]:
+    """Verify one stored row; return (block, hash, signatures checked)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ChainIntegrityError(height, f"block data is {type(data).__name__}, not bytes")
+    try:
+        block = block_from_bytes(bytes(data))
+    except InvalidBlock as exc:
+        raise ChainIntegrityError(height, f"unreadable block data: {exc.reason}") from None
+    header = block.header
+    if header.height != height:
+        raise ChainIntegrityError(height, f"header says height {header.height}")
+    digest = header_hash(header)
+    if stored_hash != digest:
+        raise ChainIntegrityError(
+            height, f"stored hash {short_hash(str(stored_hash))} != header hash {short_hash(digest)}"
+        )
+    if header.prev_hash != prev_hash:
+        raise ChainIntegrityError(
+            height, f"prev_hash {short_hash(header.prev_hash)} does not link to {short_hash(prev_hash)}"
+        )
+    hashes = [tx_hash(tx) for tx in block.transactions]
+    root = merkle_root(hashes)
+    if header.merkle_root != root:
+        raise ChainIntegrityError(
+            height, f"merkle_root {short_hash(header.merkle_root)} != computed {short_hash(root)}"
+        )
+    for index, (tx, h) in enumerate(zip(block.transactions, hashes, strict=True)):
+        if not verify_signature(tx.sender, tx_signing_message(tx), tx.signature):
+            raise ChainIntegrityError(height, "bad signature", tx_index=index, tx_hash=h)
+    if not verify_signature(header.proposer, bytes.fromhex(digest), block.proposer_signature):
+        raise ChainIntegrityError(height, f"bad proposer signature (proposer {short_hash(header.proposer)})")
+    if not meets_difficulty(digest, header.difficulty):
+        raise ChainIntegrityError(height, f"insufficient proof of work for difficulty {header.difficulty}")
+    if min_difficulty is not None and header.difficulty < min_difficulty:
+        raise ChainIntegrityError(height, f"difficulty {header.difficulty} below required {min_difficulty}")
+    return block, digest, len(block.transactions) + 1
+
+
+def check_chain(
+    rows: Iterable[tuple[int, str, bytes]],
+    *,
+    min_difficulty: int | None = None,
+    on_block: BlockHook | None = None,
+) -> ChainReport:
+    """Verify stored rows (e.g. ``ChainStore.iter_raw()``) from genesis; return a report.
+
+    ``min_difficulty``: if given, every header must declare at least this difficulty
+    (a header's own ``difficulty`` is otherwise trusted: the consensus-required value
+    belongs to the caller).  Raises :class:`ChainIntegrityError` on the first failure.
+    """
+    expected_height = 0
+    prev_hash = GENESIS_PREV_HASH
+    transactions = signatures = 0
+    for row in rows:
+        try:
+            height, stored_hash, data = row
+        except (TypeError, ValueError):
+            raise ChainIntegrityError(expected_height, "stored row is not (height, hash, data)") from None
+        if isinstance(height, bool) or height != expected_height:
+            raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
+        block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty)
+        if on_block is not None:
+            try:
+                on_block(block, prev_hash)
+            except ChainIntegrityError:
+                raise
+            except LedgerError as exc:
+                raise ChainIntegrityError(height, str(exc)) from exc
+        transactions += len(block.transactions)
+        signatures += checked
+        expected_height += 1
+    return ChainReport(
+        height=expected_height - 1,
+        head_hash=prev_hash if expected_height else None,
+        blocks=expected_height,
+        transactions=transactions,
+        signatures=signatures,
+    )

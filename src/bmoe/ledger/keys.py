@@ -1,0 +1,156 @@
+"""Ed25519 identities for ledger participants.
+
+Owns key derivation (deterministic, from a run seed and a participant name), signing,
+signature verification and the on-disk identity file format.  An address is the
+lower-case hex of the 32-byte Ed25519 verify key; signatures are lower-case hex of
+the 64-byte detached signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.signing
+
+from bmoe.ledger.errors import LedgerError
+
+KEY_DOMAIN = b"bmoe-key-v1"
+IDENTITY_FILE_VERSION = 1
+
+_ADDRESS = re.compile(r"[0-9a-f]{64}")
+_SIGNATURE = re.compile(r"[0-9a-f]{128}")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A named Ed25519 key pair."""
+
+    name: str
+    signing_key: nacl.signing.SigningKey = field(repr=False)
+
+    @property
+    def address(self) -> str:
+        """Lower-case hex of the 32-byte verify key."""
+        return self.signing_key.verify_key.encode().hex()
+
+    def sign(self, message: bytes) -> str:
+        """Detached Ed25519 signature of ``message``, as 128 lower-case hex chars."""
+        return self.signing_key.sign(bytes(message)).signature.hex()
+
+
+def _seed_bytes(seed: int | bytes) -> bytes:
+    if isinstance(seed, bool):
+        raise TypeError("seed must be int or bytes, not bool")
+    if isinstance(seed, int):
+        try:
+            return seed.to_bytes(8, "big", signed=True)
+        except OverflowError:
+            raise ValueError(f"int seed {seed} does not fit in a signed 64-bit integer") from None
+    if isinstance(seed, bytes | bytearray):
+        return bytes(seed)
+    raise TypeError(f"seed must be int or bytes, not {type(seed).__name__}")
+
+
+def derive_identity(seed: int | bytes, name: str) -> Identity:
+    """Deterministically derive the identity called ``name`` from a run ``seed``.
+
+    The 32-byte Ed25519 seed is
+    ``sha256(b"bmoe-key-v1" + seed_bytes + b"\\x00" + name.encode("utf-8"))`` where an
+    int ``seed`` is encoded as 8 bytes, big-endian, two's complement (so it must fit
+    in a signed 64-bit integer) and a bytes ``seed`` is used as is.  Same seed and
+    name give the same address; a different name gives an unrelated key.
+    Not a password KDF: use a high-entropy seed for anything beyond reproducible runs.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be str, not {type(name).__name__}")
+    key_seed = hashlib.sha256(KEY_DOMAIN + _seed_bytes(seed) + b"\x00" + name.encode("utf-8")).digest()
+    return Identity(name=name, signing_key=nacl.signing.SigningKey(key_seed))
+
+
+def is_address(value: object) -> bool:
+    """True for a syntactically valid address (64 lower-case hex chars)."""
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
+
+
+def is_signature_hex(value: object) -> bool:
+    """True for a syntactically valid signature (128 lower-case hex chars)."""
+    return isinstance(value, str) and _SIGNATURE.fullmatch(value) is not None
+
+
+def verify_signature(address_hex: str, message: bytes, signature_hex: str) -> bool:
+    """True iff ``signature_hex`` is a valid signature of ``message`` by ``address_hex``.
+
+    Only canonical lower-case hex is accepted, so one key has exactly one address
+    string.  Returns False on any malformed input; never raises.
+    """
+    if not (is_address(address_hex) and is_signature_hex(signature_hex)):
+        return False
+    if not isinstance(message, bytes | bytearray):
+        return False
+    try:
+        verify_key = nacl.signing.VerifyKey(bytes.fromhex(address_hex))
+        verify_key.verify(bytes(message), bytes.fromhex(signature_hex))
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+def save_identity(path: str | os.PathLike[str], identity: Identity) -> None:
+    """Write ``identity`` to a JSON file readable only by its owner (mode 0600).
+
+    The file holds ``{"version", "name", "seed" (32-byte key seed, hex), "address"}``.
+    It is written to a temporary file in the same directory and renamed into place,
+    so a crash leaves either the old file or the new one.
+    """
+    target = Path(path)
+    body = {
+        "version": IDENTITY_FILE_VERSION,
+        "name": identity.name,
+        "seed": identity.signing_key.encode().hex(),
+        "address": identity.address,
+    }
+    data = (json.dumps(body, sort_keys=True, indent=2) + "\n").encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_identity(path: str | os.PathLike[str]) -> Identity:
+    """Read an identity written by :func:`save_identity`.
+
+    Raises :class:`LedgerError` with a one-line reason on an unreadable or malformed
+    file, or when the stored address does not match the stored seed.
+    """
+    target = Path(path)
+    try:
+        body = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LedgerError(f"cannot read identity file {target}: {exc}") from None
+    if not isinstance(body, dict) or set(body) != {"version", "name", "seed", "address"}:
+        raise LedgerError(f"identity file {target}: expected keys version, name, seed, address")
+    if body["version"] != IDENTITY_FILE_VERSION:
+        raise LedgerError(f"identity file {target}: unsupported version {body['version']!r}")
+    if not isinstance(body["name"], str):
+        raise LedgerError(f"identity file {target}: name must be a string")
+    seed = body["seed"]
+    if not isinstance(seed, str) or not re.fullmatch(r"[0-9a-f]{64}", seed):
+        raise LedgerError(f"identity file {target}: seed must be 64 lower-case hex chars")
+    identity = Identity(name=body["name"], signing_key=nacl.signing.SigningKey(bytes.fromhex(seed)))
+    if identity.address != body["address"]:
+        raise LedgerError(f"identity file {target}: address does not match the seed")
+    return identity

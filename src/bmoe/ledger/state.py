@@ -1,0 +1,470 @@
+"""The ledger's state machine: the rules of a B-MoE round, applied transaction by transaction.
+
+Owns: what every transaction kind means, who may send it, and what it changes. It knows
+digests, CIDs and small numbers, never tensors. Everything a participant trusts (the gate's CID,
+the experts' CIDs, accepted results, each edge's record) is what :func:`apply_block` derives by
+replaying sealed blocks; nothing else is authoritative.
+
+The verification of a round lives here: an ``acceptance`` or ``update_acceptance`` is valid only
+if it equals what the run's acceptance rule decides over the commitments already recorded, and a
+``misbehaviour`` record only if its evidence is what the accused edge committed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bmoe.ledger.blocks import Block
+from bmoe.ledger.encoding import canonical_json, sha256_hex
+from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.transactions import Transaction, tx_hash
+from bmoe.verify.acceptance import AcceptanceRule, Verdict, decide
+
+ASSIGNMENTS = ("all", "host")  # all: every edge computes every activated expert; host: edge e % M only
+PHASES = ("result", "update")
+
+
+@dataclass
+class EdgeRecord:
+    """An edge's track record, derived from the chain."""
+
+    committed: int = 0
+    accepted: int = 0
+    dissent: int = 0
+    withheld: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {"committed": self.committed, "accepted": self.accepted, "dissent": self.dissent,
+                "withheld": self.withheld}
+
+
+@dataclass
+class TaskState:
+    """One task (one round) while its block is being applied."""
+
+    task_id: str
+    kind: str
+    data_cid: str
+    samples: int
+    round: int
+    counts: list[int] | None = None
+    activation_cid: str | None = None
+    commitments: dict[str, dict[int, dict[str, tuple[str, str]]]] = field(
+        default_factory=lambda: {phase: {} for phase in PHASES}
+    )
+    verdicts: dict[str, dict[int, Verdict]] = field(default_factory=lambda: {phase: {} for phase in PHASES})
+    accepted_cids: dict[str, dict[int, str | None]] = field(
+        default_factory=lambda: {phase: {} for phase in PHASES}
+    )
+    accusations: set[tuple[str, int, str]] = field(default_factory=set)
+    gate_updated: bool = False
+
+    def activated(self) -> list[int]:
+        return [expert for expert, count in enumerate(self.counts or []) if count > 0]
+
+
+@dataclass
+class LedgerState:
+    """Everything derived from the chain so far."""
+
+    height: int = -1
+    genesis: dict[str, Any] | None = None
+    gate_cid: str = ""
+    expert_cids: list[str] = field(default_factory=list)
+    edge_records: dict[str, EdgeRecord] = field(default_factory=dict)
+    nonces: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, TaskState] = field(default_factory=dict)  # the tasks of the latest block
+    task_count: int = 0
+    train_tasks: int = 0
+    results_root: str = "0" * 64  # running hash over every accepted outcome
+
+    # Read-only views of the genesis parameters.
+    @property
+    def edges(self) -> tuple[str, ...]:
+        return tuple(self._genesis["edges"])
+
+    @property
+    def validators(self) -> tuple[str, ...]:
+        return tuple(self._genesis["validators"])
+
+    @property
+    def publisher(self) -> str:
+        return str(self._genesis["publisher"])
+
+    @property
+    def rule(self) -> AcceptanceRule:
+        return AcceptanceRule.from_dict(self._genesis["rule"])
+
+    @property
+    def _genesis(self) -> dict[str, Any]:
+        if self.genesis is None:
+            raise InvalidTransaction(None, "no genesis recorded yet")
+        return self.genesis
+
+    def assigned_edges(self, expert: int) -> tuple[str, ...]:
+        """The edges that must compute ``expert`` (all edges in B-MoE, its host in traditional)."""
+        edges = self.edges
+        if self._genesis["assignment"] == "host":
+            return (edges[expert % len(edges)],)
+        return edges
+
+    def summary(self) -> dict[str, Any]:
+        """The compact, hashable part of the state (what the state root commits to)."""
+        return {
+            "height": self.height,
+            "gate_cid": self.gate_cid,
+            "expert_cids": list(self.expert_cids),
+            "edge_records": {edge: record.to_dict() for edge, record in sorted(self.edge_records.items())},
+            "nonces": dict(sorted(self.nonces.items())),
+            "task_count": self.task_count,
+            "train_tasks": self.train_tasks,
+            "results_root": self.results_root,
+        }
+
+
+def state_root(state: LedgerState) -> str:
+    """SHA-256 over the canonical JSON of the state summary."""
+    return sha256_hex(canonical_json(state.summary()))
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def _require(condition: bool, tx: Transaction, reason: str) -> None:
+    if not condition:
+        raise InvalidTransaction(tx_hash(tx), f"{tx.kind}: {reason}")
+
+
+def _field(tx: Transaction, name: str, kind: type | tuple[type, ...]) -> Any:
+    value = tx.payload.get(name)
+    _require(isinstance(value, kind) and not (kind is int and isinstance(value, bool)), tx,
+             f"field {name!r} missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _optional_str(tx: Transaction, name: str) -> str | None:
+    value = tx.payload.get(name)
+    _require(value is None or isinstance(value, str), tx, f"field {name!r} must be a string or null")
+    return value
+
+
+def _task(state: LedgerState, tx: Transaction) -> TaskState:
+    task_id = _field(tx, "task_id", str)
+    _require(task_id in state.tasks, tx, f"unknown task {task_id!r} in this block")
+    return state.tasks[task_id]
+
+
+def _entries(tx: Transaction, name: str, fields: Mapping[str, type | tuple[type, ...]]) -> list[dict[str, Any]]:
+    """A non-empty list of records with exactly ``fields`` (None allowed where the type says so),
+    in strictly increasing ``expert`` order."""
+    entries = tx.payload.get(name)
+    _require(isinstance(entries, list) and len(entries) > 0, tx, f"{name!r} must be a non-empty list")
+    last = -1
+    for entry in entries:
+        _require(isinstance(entry, dict) and set(entry) == set(fields), tx,
+                 f"each entry of {name!r} needs exactly {sorted(fields)}")
+        for key, kind in fields.items():
+            value = entry[key]
+            _require(isinstance(value, kind) and not isinstance(value, bool), tx,
+                     f"{name}.{key} has the wrong type")
+        _require(entry["expert"] > last, tx, f"{name!r} must be in strictly increasing expert order")
+        last = entry["expert"]
+    return entries
+
+
+def _activated_expert(state: LedgerState, tx: Transaction, task: TaskState, expert: int) -> None:
+    _require(0 <= expert < len(state.expert_cids), tx, f"no expert {expert}")
+    _require(task.counts is not None and task.counts[expert] > 0, tx,
+             f"expert {expert} is not activated in task {task.task_id}")
+
+
+def _from_validator(state: LedgerState, tx: Transaction) -> None:
+    _require(tx.sender in state.validators, tx, "sender is not a validator")
+
+
+def apply_genesis(state: LedgerState, tx: Transaction) -> None:
+    _require(state.genesis is None and state.height == -1, tx, "genesis only once, in block 0")
+    payload = dict(tx.payload)
+    for name in ("edges", "validators", "expert_cids"):
+        _require(isinstance(payload.get(name), list) and payload[name], tx, f"{name} must be a non-empty list")
+    _require(isinstance(payload.get("publisher"), str), tx, "publisher missing")
+    _require(tx.sender in payload["validators"], tx, "genesis must be signed by a validator")
+    _require(payload.get("assignment") in ASSIGNMENTS, tx, f"assignment must be one of {ASSIGNMENTS}")
+    _require(isinstance(payload.get("gate_cid"), str), tx, "gate_cid missing")
+    _require(isinstance(payload.get("top_k"), int) and 1 <= payload["top_k"] <= len(payload["expert_cids"]),
+             tx, "top_k must be in [1, N]")
+    try:
+        AcceptanceRule.from_dict(payload["rule"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidTransaction(tx_hash(tx), f"genesis: bad acceptance rule ({err})") from None
+    _require(len(set(payload["edges"])) == len(payload["edges"]), tx, "duplicate edge keys")
+    state.genesis = payload
+    state.gate_cid = payload["gate_cid"]
+    state.expert_cids = list(payload["expert_cids"])
+    state.edge_records = {edge: EdgeRecord() for edge in payload["edges"]}
+
+
+def apply_task(state: LedgerState, tx: Transaction) -> None:
+    _require(tx.sender == state.publisher, tx, "only the publisher submits tasks")
+    task_id = _field(tx, "task_id", str)
+    kind = _field(tx, "kind", str)
+    _require(kind in ("train", "infer"), tx, "kind must be 'train' or 'infer'")
+    _require(task_id not in state.tasks, tx, f"task {task_id!r} already in this block")
+    samples = _field(tx, "samples", int)
+    _require(samples > 0, tx, "samples must be positive")
+    state.tasks[task_id] = TaskState(task_id, kind, _field(tx, "data_cid", str), samples,
+                                     _field(tx, "round", int))
+    state.task_count += 1
+    state.train_tasks += kind == "train"
+
+
+def apply_activation(state: LedgerState, tx: Transaction) -> None:
+    _from_validator(state, tx)
+    task = _task(state, tx)
+    _require(task.counts is None, tx, "task already activated")
+    _require(_field(tx, "gate_cid", str) == state.gate_cid, tx, "gate_cid is not the ledger's gate")
+    counts = _field(tx, "counts", list)
+    _require(len(counts) == len(state.expert_cids) and all(isinstance(c, int) and c >= 0 for c in counts),
+             tx, "counts must list a non-negative count per expert")
+    top_k = int(state._genesis["top_k"])
+    _require(sum(counts) == top_k * task.samples, tx, "counts must sum to top_k x samples")
+    activation_cid = _field(tx, "activation_cid", str)
+    task.counts = counts
+    task.activation_cid = activation_cid
+
+
+RESULT_FIELDS: Mapping[str, type | tuple[type, ...]] = {"expert": int, "digest": str, "cid": str}
+UPDATE_FIELDS: Mapping[str, type | tuple[type, ...]] = {"expert": int, "base_cid": str, "digest": str, "cid": str}
+DECISION_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "expert": int, "status": str, "digest": (str, type(None)), "cid": (str, type(None))}
+RECORD_FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "expert": int, "reason": str, "evidence": (str, type(None))}
+
+
+def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
+    """An edge's signed (digest, CID) per expert it computed (phase result) or updated (update)."""
+    task = _task(state, tx)
+    _require(tx.sender in state.edge_records, tx, "sender is not an enrolled edge")
+    _require(not task.verdicts[phase], tx, f"{phase}s of this task are already decided")
+    entries = _entries(tx, "results" if phase == "result" else "updates",
+                       RESULT_FIELDS if phase == "result" else UPDATE_FIELDS)
+    if phase == "update":
+        _require(task.gate_updated, tx, "update before the loss and gradients were recorded")
+    else:
+        _require(task.counts is not None, tx, "commitment before activation")
+    for entry in entries:
+        expert = entry["expert"]
+        _activated_expert(state, tx, task, expert)
+        _require(tx.sender in state.assigned_edges(expert), tx, f"sender is not assigned expert {expert}")
+        _require(tx.sender not in task.commitments[phase].get(expert, {}), tx,
+                 f"edge already committed for expert {expert}")
+        if phase == "update":
+            _require(task.accepted_cids["result"].get(expert) is not None, tx,
+                     f"expert {expert} had no accepted result to update from")
+            _require(entry["base_cid"] == state.expert_cids[expert], tx,
+                     f"base_cid of expert {expert} is not its current CID")
+    for entry in entries:
+        task.commitments[phase].setdefault(entry["expert"], {})[tx.sender] = (entry["digest"], entry["cid"])
+    state.edge_records[tx.sender].committed += len(entries)
+
+
+def apply_commitment(state: LedgerState, tx: Transaction) -> None:
+    _commit(state, tx, "result")
+
+
+def apply_expert_update(state: LedgerState, tx: Transaction) -> None:
+    _commit(state, tx, "update")
+
+
+def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: str,
+                  entry: Mapping[str, Any]) -> tuple[Verdict, str | None]:
+    """Check one decision against the rule; return the verdict and the accepted CID (or None)."""
+    expert = entry["expert"]
+    commitments = task.commitments[phase].get(expert, {})
+    verdict = decide(state.rule, {edge: digest for edge, (digest, _) in commitments.items()},
+                     state.assigned_edges(expert))
+    status, digest, cid = entry["status"], entry["digest"], entry["cid"]
+    if status == "malformed":
+        # The chosen group's bytes were not a valid result of the right shape: only a holder of the
+        # bytes can see that; the ledger checks the digest is the one the rule picked.
+        _require(phase == "result" and verdict.digest is not None and digest == verdict.digest
+                 and cid is None, tx, f"expert {expert}: malformed names the wrong digest")
+        return verdict, None
+    if status == "accepted":
+        _require(verdict.digest is not None and digest == verdict.digest, tx,
+                 f"expert {expert}: rule {state.rule.name} accepts {verdict.digest}, not {digest}")
+        _require(cid == commitments[verdict.supporters[0]][1], tx,
+                 f"expert {expert}: cid differs from the committed one")
+        return verdict, cid
+    decided = f"digest {verdict.digest}" if verdict.digest else "no quorum"
+    _require(status == "no_quorum" and verdict.digest is None and digest is None and cid is None, tx,
+             f"expert {expert}: rule {state.rule.name} decides {decided}")
+    return verdict, None
+
+
+def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
+    """The validators' decision for every expert of the task in ``phase``, checked against the rule."""
+    _from_validator(state, tx)
+    task = _task(state, tx)
+    _require(not task.verdicts[phase], tx, f"{phase}s of this task are already decided")
+    if phase == "update":
+        _require(task.gate_updated, tx, "update acceptance before the gate update")
+        expected = [e for e, cid in sorted(task.accepted_cids["result"].items()) if cid is not None]
+    else:
+        _require(task.counts is not None, tx, "acceptance before activation")
+        expected = task.activated()
+    entries = _entries(tx, "decisions", DECISION_FIELDS)
+    _require([entry["expert"] for entry in entries] == expected, tx,
+             f"decisions must cover exactly experts {expected}")
+    decided = [(entry, *_decide_entry(state, tx, task, phase, entry)) for entry in entries]
+    for entry, verdict, accepted_cid in decided:
+        expert = entry["expert"]
+        task.verdicts[phase][expert] = verdict
+        task.accepted_cids[phase][expert] = accepted_cid
+        if accepted_cid is not None:
+            for edge in verdict.supporters:
+                state.edge_records[edge].accepted += 1
+            if phase == "update":
+                state.expert_cids[expert] = accepted_cid
+    outcome = {"task": task.task_id, "phase": phase,
+               "decisions": [[entry["expert"], entry["status"], cid] for entry, _, cid in decided]}
+    state.results_root = sha256_hex(bytes.fromhex(state.results_root) + canonical_json(outcome))
+
+
+def apply_acceptance(state: LedgerState, tx: Transaction) -> None:
+    _accept(state, tx, "result")
+
+
+def apply_update_acceptance(state: LedgerState, tx: Transaction) -> None:
+    _accept(state, tx, "update")
+
+
+def apply_misbehaviour(state: LedgerState, tx: Transaction) -> None:
+    """Records against one edge in one phase, each with its evidence: the digest it committed
+    outside the accepted group (``dissent``), or nothing at all (``withheld``)."""
+    _from_validator(state, tx)
+    task = _task(state, tx)
+    phase = _field(tx, "phase", str)
+    _require(phase in PHASES, tx, f"phase must be one of {PHASES}")
+    edge = _field(tx, "edge", str)
+    _require(edge in state.edge_records, tx, "accused edge is not enrolled")
+    entries = _entries(tx, "records", RECORD_FIELDS)
+    for entry in entries:
+        expert = entry["expert"]
+        verdict = task.verdicts[phase].get(expert)
+        _require(verdict is not None, tx, f"expert {expert}: misbehaviour before the verdict")
+        _require((edge, expert, phase) not in task.accusations, tx, f"expert {expert}: already recorded")
+        committed = task.commitments[phase].get(expert, {}).get(edge)
+        if entry["reason"] == "withheld":
+            _require(edge in verdict.missing and entry["evidence"] is None, tx, f"expert {expert}: edge did commit")
+        else:
+            malformed_group = task.accepted_cids[phase][expert] is None and edge in verdict.supporters
+            _require(entry["reason"] == "dissent", tx, "reason must be 'dissent' or 'withheld'")
+            _require(edge in verdict.dissenters or malformed_group, tx,
+                     f"expert {expert}: edge is in the accepted group")
+            _require(committed is not None and entry["evidence"] == committed[0], tx,
+                     f"expert {expert}: evidence is not the edge's digest")
+    record = state.edge_records[edge]
+    for entry in entries:
+        task.accusations.add((edge, entry["expert"], phase))
+        if entry["reason"] == "withheld":
+            record.withheld += 1
+        else:
+            record.dissent += 1
+
+
+def apply_gate_update(state: LedgerState, tx: Transaction) -> None:
+    _from_validator(state, tx)
+    task = _task(state, tx)
+    _require(task.kind == "train", tx, "gate updates only in training tasks")
+    _require(not task.gate_updated, tx, "gate already updated for this task")
+    _require(task.counts is not None and set(task.verdicts["result"]) == set(task.activated()), tx,
+             "gate update before every activated expert was decided")
+    loss = tx.payload.get("loss")
+    _require(isinstance(loss, float | int) and not isinstance(loss, bool), tx, "loss must be a number")
+    gradients = _field(tx, "gradient_cids", dict)
+    accepted = {str(e) for e, cid in task.accepted_cids["result"].items() if cid is not None}
+    _require(set(gradients) == accepted, tx, "gradient_cids must cover exactly the accepted experts")
+    state.gate_cid = _field(tx, "gate_cid", str)
+    task.gate_updated = True
+
+
+HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
+    "genesis": apply_genesis,
+    "task": apply_task,
+    "activation": apply_activation,
+    "commitment": apply_commitment,
+    "acceptance": apply_acceptance,
+    "expert_update": apply_expert_update,
+    "update_acceptance": apply_update_acceptance,
+    "misbehaviour": apply_misbehaviour,
+    "gate_update": apply_gate_update,
+}
+
+
+def apply_transaction(state: LedgerState, tx: Transaction) -> None:
+    """Apply one transaction to ``state`` in place, or raise InvalidTransaction changing nothing.
+
+    Every handler runs all its guard clauses before its first mutation, so a rejected
+    transaction leaves the state exactly as it was.
+    """
+    _require(tx.kind in HANDLERS, tx, "unknown kind")
+    expected = state.nonces.get(tx.sender, -1) + 1
+    _require(tx.nonce == expected, tx, f"nonce {tx.nonce} from {tx.sender[:8]}, expected {expected}")
+    if tx.kind != "genesis":
+        _require(state.genesis is not None, tx, "no genesis recorded yet")
+    HANDLERS[tx.kind](state, tx)
+    state.nonces[tx.sender] = expected
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def task_incomplete(task: TaskState) -> str | None:
+    """Why ``task`` cannot be sealed yet, or None when its round is complete."""
+    if task.counts is None:
+        return f"task {task.task_id} has no activation"
+    undecided = [e for e in task.activated() if e not in task.verdicts["result"]]
+    if undecided:
+        return f"task {task.task_id}: experts {undecided} undecided"
+    if task.kind == "train":
+        if not task.gate_updated:
+            return f"task {task.task_id}: no gate update"
+        pending = [e for e, cid in task.accepted_cids["result"].items()
+                   if cid is not None and e not in task.verdicts["update"]]
+        if pending:
+            return f"task {task.task_id}: updates of experts {pending} undecided"
+    return None
+
+
+def begin_block(state: LedgerState) -> LedgerState:
+    """A working copy for the next block: the previous block's tasks are dropped."""
+    working = copy.deepcopy(state)
+    working.tasks = {}
+    return working
+
+
+def finish_block(state: LedgerState, height: int) -> None:
+    """Check that every task in the block is complete and advance the height."""
+    for task in state.tasks.values():
+        reason = task_incomplete(task)
+        if reason is not None:
+            raise InvalidBlock(height, reason)
+    state.height = height
+
+
+def apply_block(state: LedgerState, block: Block) -> LedgerState:
+    """The state after ``block`` (a new object), or InvalidBlock/InvalidTransaction."""
+    height = block.header.height
+    if height != state.height + 1:
+        raise InvalidBlock(height, f"expected height {state.height + 1}")
+    working = begin_block(state)
+    for tx in block.transactions:
+        apply_transaction(working, tx)
+    finish_block(working, height)
+    if block.header.state_root and block.header.state_root != state_root(working):
+        raise InvalidBlock(height, "state root differs from the replayed state")
+    return working

@@ -1,0 +1,106 @@
+"""The run configuration: one dataclass, defaults with their reasons, unknown keys rejected.
+
+Its hash is recorded in the genesis transaction and in the run directory, so a chain always says
+which settings produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bmoe.ledger.encoding import canonical_json, sha256_hex
+from bmoe.verify.acceptance import RULES
+
+FRAMEWORKS = ("bmoe", "traditional")
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or unknown; the message names it."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    framework: str = "bmoe"  # "bmoe" (redundant + verified) or "traditional" (edge i hosts expert i)
+    dataset: str = "digits"  # bundled offline; "fashion-mnist" is the paper's (Sec. V)
+    data_dir: str | None = None
+    limit_train: int | None = None
+    limit_test: int | None = None
+    num_experts: int = 10  # N (paper, Sec. V)
+    top_k: int = 3  # K (paper, Sec. V)
+    num_edges: int = 10  # M (paper, Sec. V)
+    expert: str = "mlp"  # paper: MLP for Fashion-MNIST, CNN for CIFAR-10
+    hidden: int = 256  # paper: 256 hidden units
+    rounds: int = 100  # T training rounds (paper: 1500)
+    batch_size: int = 100  # samples per task (paper: 1000)
+    lr: float = 0.1  # plain SGD (stateless, so an update is a pure function of weights and gradient)
+    malicious_ratio: float = 0.0  # fraction of edges that are malicious; the last ones are
+    attack: str = "gaussian"  # the paper's attack; any registered behaviour name
+    attack_params: dict[str, float] = field(default_factory=dict)  # probability, noise_std, ...
+    collude: bool = True  # paper: malicious edges in B-MoE publish identical manipulated results
+    rule: str = "majority"  # acceptance rule (B-MoE Sec. III-C: majority)
+    rule_fraction: float = 2 / 3  # for rule "fraction"
+    comparison: str = "exact"  # digests of canonical bytes must match
+    difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
+    share_compute: bool = True  # compute identical honest replicas once (exact; see edge/runtime)
+    eval_every: int = 10  # rounds between test-set evaluations
+    seed: int = 0  # fixes data order, initial weights, attacks and keys
+    threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
+
+    def validate(self) -> RunConfig:
+        checks: list[tuple[bool, str]] = [
+            (self.framework in FRAMEWORKS, f"framework must be one of {', '.join(FRAMEWORKS)}"),
+            (self.num_experts >= 1, "number of experts N must be >= 1"),
+            (1 <= self.top_k <= self.num_experts, f"K={self.top_k} must be in [1, N={self.num_experts}]"),
+            (self.num_edges >= 1, f"number of edges M must be >= 1, got {self.num_edges}"),
+            (0.0 <= self.malicious_ratio < 1.0, f"malicious ratio must be in [0, 1), got {self.malicious_ratio}"),
+            (self.rule in RULES, f"rule must be one of {', '.join(RULES)}"),
+            (0.0 < self.rule_fraction <= 1.0, "rule fraction must be in (0, 1]"),
+            (self.comparison == "exact", "comparison must be 'exact'"),
+            (self.rounds >= 1, "rounds must be >= 1"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.lr > 0, "learning rate must be > 0"),
+            (0 <= self.difficulty <= 32, "difficulty must be in [0, 32] bits"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.threads >= 1, "threads must be >= 1"),
+            (self.expert in ("mlp", "cnn"), "expert must be 'mlp' or 'cnn'"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.framework == "traditional" and self.num_edges < self.num_experts:
+            raise ConfigError(f"traditional needs one edge per expert: M={self.num_edges} < N={self.num_experts}")
+        return self
+
+    @property
+    def malicious_edges(self) -> int:
+        """How many edges are malicious: round(ratio x edges in play), the last ones."""
+        edges = self.num_experts if self.framework == "traditional" else self.num_edges
+        return int(self.malicious_ratio * edges + 0.5)
+
+    @property
+    def edges_in_play(self) -> int:
+        return self.num_experts if self.framework == "traditional" else self.num_edges
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        return sha256_hex(canonical_json(self.to_dict()))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return from_dict({**self.to_dict(), **changes})
+
+
+def from_dict(data: Mapping[str, Any]) -> RunConfig:
+    """Build a config, rejecting unknown keys by name."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    try:
+        return RunConfig(**data).validate()
+    except TypeError as err:
+        raise ConfigError(str(err)) from None

@@ -1,0 +1,168 @@
+"""One B-MoE round: the paper's six steps driving publisher, validator, edges and ledger.
+
+Training runs steps 1-6; inference runs 1-3 and 6 (B-MoE, Sec. III):
+1. the validator evaluates the gate and records the top-K activation;
+2. every assigned edge computes every activated expert and commits (digest, CID), signed;
+3. each expert is decided across edges by the acceptance rule; accepted results are aggregated;
+4. (train) loss and gate update at the validator, output gradients to the edges;
+5. (train) edges update their experts; updates are decided by digest, new CIDs recorded;
+6. a block seals it all.
+The same function runs both frameworks; they differ only in the genesis (which edges are assigned
+an expert, which acceptance rule holds) and in whether blocks are persisted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.moe.payloads import decode_gradient, decode_task_for_edge, encode_task
+from bmoe.protocol.validator import Validator
+from bmoe.storage import BlobStore
+from bmoe.verify.comparison import HonestDisagreement
+
+
+@dataclass
+class RoundTimes:
+    """Seconds spent per component of a round (measured, not modelled)."""
+
+    gate: float = 0.0
+    compute: float = 0.0
+    verify: float = 0.0
+    update: float = 0.0
+    consensus: float = 0.0
+
+    def total(self) -> float:
+        return self.gate + self.compute + self.verify + self.update + self.consensus
+
+
+@dataclass
+class RoundOutcome:
+    round: int
+    kind: str
+    logits: torch.Tensor  # (B, C) the aggregated MoE output
+    loss: float | None
+    accepted: int  # experts whose result was accepted
+    rejected: int  # activated experts with no accepted result
+    counts: list[int]  # samples routed to each expert
+    misbehaviour: int
+    times: RoundTimes = field(default_factory=RoundTimes)
+
+
+@dataclass
+class RoundParticipants:
+    """Everyone taking part, and the per-process compute runtimes the edges use."""
+
+    node: LedgerNode
+    store: BlobStore
+    publisher: Signer
+    validator: Validator
+    edges: list[EdgeWorker]
+    runtimes: list[ExpertRuntime]
+    num_experts: int
+    check_honest_agreement: bool = True
+
+    def edge(self, address: str) -> EdgeWorker:
+        return self._by_address[address]
+
+    def __post_init__(self) -> None:
+        self._by_address = {edge.address: edge for edge in self.edges}
+
+
+def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
+              train: bool, lr: float) -> RoundOutcome:
+    """Run one round and seal its block; ``y`` is required when training."""
+    times = RoundTimes()
+    for runtime in p.runtimes:
+        runtime.new_round()
+    kind = "train" if train else "infer"
+    task_id = f"{kind}-{round_index:06d}"
+    clock = time.perf_counter()
+
+    # Step 1: the publisher's task, the gate and the top-K activation.
+    task_cid = p.store.put(encode_task(x, y if train else None))
+    p.node.submit(p.publisher.sign("task", {"task_id": task_id, "kind": kind, "data_cid": task_cid,
+                                            "samples": int(x.shape[0]), "round": round_index}))
+    routing, groups, activation_tx = p.validator.activate(task_id, x, train)
+    p.node.submit(activation_tx)
+    activation_cid = activation_tx.payload["activation_cid"]
+    clock = _lap(times, "gate", clock)
+
+    # Step 2: every assigned edge computes every activated expert it is assigned.
+    state = p.node.working
+    expert_cids = list(state.expert_cids)
+    assignments: dict[str, list[int]] = {}
+    for expert in sorted(groups):
+        for address in state.assigned_edges(expert):
+            assignments.setdefault(address, []).append(expert)
+    tasks_seen = {}
+    for address, experts in assignments.items():
+        edge = p.edge(address)
+        inputs = edge.runtime.task_inputs(
+            task_id, task_cid, activation_cid,
+            lambda t, a: decode_task_for_edge(t, a, p.num_experts))
+        tasks_seen[address] = inputs
+        for tx in edge.compute(round_index, inputs, experts, expert_cids, train):
+            p.node.submit(tx)
+    clock = _lap(times, "compute", clock)
+
+    # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
+    if p.check_honest_agreement:
+        _check_honest(p, task_id, sorted(groups), "result")
+    decided = p.validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()})
+    for tx in decided.transactions:
+        p.node.submit(tx)
+    misbehaviour = decided.accusations
+    outputs = {e: d.output for e, d in decided.decisions.items() if d.output is not None}
+    logits = p.validator.aggregate(routing, groups, outputs).detach()
+    clock = _lap(times, "verify", clock)
+
+    loss = None
+    if train:
+        if y is None:
+            raise ValueError("a training round needs labels")
+        # Step 4: loss, gate update, gradients for the accepted experts.
+        loss, gradients, gate_tx = p.validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr)
+        p.node.submit(gate_tx)
+        # Step 5: the edges update; each update is decided by digest.
+        downloaded = {e: (cid, decode_gradient(p.store.get(cid))) for e, (cid, _) in gradients.items()}
+        for address, experts in assignments.items():
+            mine = {e: downloaded[e] for e in experts if e in downloaded}
+            for tx in p.edge(address).update(round_index, tasks_seen[address], mine, expert_cids, lr):
+                p.node.submit(tx)
+        if gradients:
+            if p.check_honest_agreement:
+                _check_honest(p, task_id, sorted(gradients), "update")
+            decided = p.validator.decide(task_id, "update", {e: int(groups[e].numel()) for e in gradients})
+            for tx in decided.transactions:
+                p.node.submit(tx)
+            misbehaviour += decided.accusations
+        clock = _lap(times, "update", clock)
+
+    # Step 6: seal.
+    p.node.seal(timestamp=round_index + 1)
+    _lap(times, "consensus", clock)
+    counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
+    return RoundOutcome(round_index, kind, logits, loss, len(outputs), len(groups) - len(outputs), counts,
+                        misbehaviour, times)
+
+
+def _lap(times: RoundTimes, part: str, since: float) -> float:
+    now = time.perf_counter()
+    setattr(times, part, getattr(times, part) + now - since)
+    return now
+
+
+def _check_honest(p: RoundParticipants, task_id: str, experts: list[int], phase: str) -> None:
+    """Fail loudly when edges that behave honestly split: exact comparison's conditions broke."""
+    for expert in experts:
+        committed = p.node.working.tasks[task_id].commitments[phase].get(expert, {})
+        honest = {edge: digest for edge, (digest, _) in committed.items()
+                  if not p.edge(edge).behaviour.malicious}
+        if len(set(honest.values())) > 1:
+            raise HonestDisagreement(task_id, expert, honest)

@@ -1,0 +1,194 @@
+"""A run of B-MoE or the traditional framework: the public Python API.
+
+``Session`` wires a dataset, a store, a ledger node, a validator, a publisher and M edges from one
+:class:`RunConfig`, then runs training and inference rounds. With a ``run_dir`` the store and the
+chain live on disk (``store/``, ``chain.sqlite``) and a B-MoE run resumes from its last sealed
+block; without one, everything is in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bmoe.data import Dataset, load_dataset, task_batches
+from bmoe.ledger.blocks import block_hash
+from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
+from bmoe.moe.gate import LinearGate
+from bmoe.moe.model import MoE
+from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
+from bmoe.protocol.setup import derive_identities, genesis_payload, initial_weights, make_edges, write_genesis
+from bmoe.protocol.validator import Validator
+from bmoe.storage import (
+    BlobStore,
+    DirectoryStore,
+    MemoryStore,
+    cid_of,
+    deserialize_tensors,
+    serialize_tensors,
+)
+
+RoundCallback = Callable[[RoundOutcome], None]
+CHAIN_FILE = "chain.sqlite"
+STORE_DIR = "store"
+CONFIG_FILE = "config.json"
+
+
+class Session:
+    """One run. ``dataset`` defaults to ``load_dataset(config.dataset, ...)``; ``expert_factory``
+    makes any ``nn.Module`` an expert (input (B, *input_shape) -> logits (B, num_classes))."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
+                 expert_factory: ExpertFactory | None = None, store: BlobStore | None = None) -> None:
+        self.config = config.validate()
+        torch.set_num_threads(config.threads)
+        self.dataset = dataset if dataset is not None else load_dataset(
+            config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
+            config.limit_train, config.limit_test)
+        preset = config.expert if expert_factory is None else "custom"
+        self.spec = ExpertSpec(preset, tuple(self.dataset.input_shape), self.dataset.num_classes, config.hidden)
+        self.factory = expert_factory
+        self.run_dir = run_dir
+        chain = None
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            store = store if store is not None else DirectoryStore(run_dir / STORE_DIR)
+            if config.framework == "bmoe":
+                chain = ChainStore(run_dir / CHAIN_FILE)
+            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        self.store = store if store is not None else MemoryStore()
+        ids = derive_identities(config)
+        self.ids = ids
+        if chain is not None and chain.height() >= 0:
+            node = LedgerNode.open(ids.validator, config.difficulty, chain)
+            self._check_genesis(node)
+        else:
+            node = LedgerNode(ids.validator, config.difficulty, chain)
+        self.node = node
+        nonces = node.state.nonces
+        validator_signer = Signer(ids.validator, nonces.get(ids.validator.address, -1) + 1)
+        if node.state.height < 0:
+            write_genesis(node, self.store, config, ids, self.spec, self.dataset.input_dim, expert_factory,
+                          validator_signer)
+        self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
+        self.validator = Validator(validator_signer, node, self.store, self.dataset.input_dim,
+                                   config.num_experts, config.top_k, self.dataset.num_classes)
+        edges, runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
+        self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, edges, runtimes,
+                                              config.num_experts)
+        self.history: list[dict[str, Any]] = []
+
+    def _check_genesis(self, node: LedgerNode) -> None:
+        recorded = dict(node.state.genesis or {})
+        gate, experts = initial_weights(self.config, self.spec, self.dataset.input_dim, self.factory)
+        expected = genesis_payload(self.config, self.ids, self.spec, cid_of(serialize_tensors(gate)),
+                                   [cid_of(serialize_tensors(w)) for w in experts])
+        recorded.pop("config_hash", None)
+        expected.pop("config_hash", None)
+        if json.loads(json.dumps(expected)) != recorded:
+            raise ConfigError("the run directory's chain was made with other settings (seed, N, K, M, "
+                              "dataset, experts or rule differ); use a new --run-dir")
+
+    # ------------------------------------------------------------------ running rounds
+
+    @property
+    def trained_rounds(self) -> int:
+        return self.node.state.train_tasks
+
+    @property
+    def head_hash(self) -> str | None:
+        chain = self.node.chain
+        head = chain.head() if chain is not None else None
+        return block_hash(head) if head is not None else None
+
+    def train(self, rounds: int | None = None, on_round: RoundCallback | None = None) -> list[RoundOutcome]:
+        """Train until ``rounds`` (default ``config.rounds``) rounds are sealed; resumes where it stopped."""
+        total = self.config.rounds if rounds is None else rounds
+        outcomes = []
+        for round_index, indices in task_batches(self.dataset, self.config.batch_size, self.config.seed, total):
+            if round_index < self.trained_rounds:
+                continue
+            x, y = self.dataset.x_train[indices], self.dataset.y_train[indices]
+            outcome = run_round(self.participants, round_index, x, y, train=True, lr=self.config.lr)
+            record = _round_record(outcome, y)
+            if (round_index + 1) % self.config.eval_every == 0 or round_index + 1 == total:
+                record["test_accuracy"] = self.evaluate()
+            self.history.append(record)
+            outcomes.append(outcome)
+            if on_round is not None:
+                on_round(outcome)
+        return outcomes
+
+    def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
+        """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
+        outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
+                            lr=self.config.lr)
+        if y is not None:
+            self.history.append(_round_record(outcome, y))
+        return outcome
+
+    def infer_test_set(self, batch_size: int | None = None,
+                       on_round: RoundCallback | None = None) -> float:
+        """Accuracy of framework inference (attacks included) over the whole test set."""
+        size = batch_size or self.config.batch_size
+        correct = 0
+        for start in range(0, self.dataset.num_test, size):
+            x = self.dataset.x_test[start:start + size]
+            y = self.dataset.y_test[start:start + size]
+            outcome = self.infer(x, y)
+            correct += int((outcome.logits.argmax(1) == y).sum())
+            if on_round is not None:
+                on_round(outcome)
+        return correct / self.dataset.num_test
+
+    # ------------------------------------------------------------------ the model on the ledger
+
+    def model(self) -> MoE:
+        """The MoE the ledger currently names: its gate CID and expert CIDs, loaded from the store."""
+        state = self.node.state
+        gate = LinearGate(self.dataset.input_dim, self.config.num_experts)
+        gate.load_state_dict(deserialize_tensors(self.store.get(state.gate_cid))[0])
+        experts = []
+        for cid in state.expert_cids:
+            expert = build_expert(self.spec, self.factory)
+            expert.load_state_dict(deserialize_tensors(self.store.get(cid))[0])
+            experts.append(expert)
+        return MoE(gate, experts, self.config.top_k, self.dataset.num_classes).eval()
+
+    def evaluate(self, batch_size: int = 1000) -> float:
+        """Test accuracy of the ledger's current model, computed locally (no edges, no attacks)."""
+        model = self.model()
+        correct = 0
+        with torch.no_grad():
+            for start in range(0, self.dataset.num_test, batch_size):
+                logits = model(self.dataset.x_test[start:start + batch_size])
+                correct += int((logits.argmax(1) == self.dataset.y_test[start:start + batch_size]).sum())
+        return correct / self.dataset.num_test
+
+    def close(self) -> None:
+        if self.node.chain is not None:
+            self.node.chain.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _round_record(outcome: RoundOutcome, y: torch.Tensor) -> dict[str, Any]:
+    accuracy = float((outcome.logits.argmax(1) == y).float().mean())
+    times = outcome.times
+    return {
+        "round": outcome.round, "kind": outcome.kind, "loss": outcome.loss, "batch_accuracy": accuracy,
+        "accepted": outcome.accepted, "rejected": outcome.rejected, "misbehaviour": outcome.misbehaviour,
+        "time_gate": times.gate, "time_compute": times.compute, "time_verify": times.verify,
+        "time_update": times.update, "time_consensus": times.consensus,
+    }

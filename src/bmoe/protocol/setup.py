@@ -1,0 +1,99 @@
+"""Setting up a run: keys, initial weights, genesis, edges with their behaviours.
+
+Everything here is a function of the config's seed: the same config gives the same keys, the
+same initial gate and experts (so the same CIDs) and the same genesis block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.keys import Identity, derive_identity
+from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
+from bmoe.moe.gate import LinearGate
+from bmoe.protocol.config import RunConfig
+from bmoe.storage import BlobStore, serialize_tensors
+from bmoe.verify.acceptance import AcceptanceRule
+
+
+@dataclass(frozen=True)
+class Identities:
+    publisher: Identity
+    validator: Identity
+    edges: tuple[Identity, ...]
+
+
+def derive_identities(config: RunConfig) -> Identities:
+    edges = tuple(derive_identity(config.seed, f"edge-{i}") for i in range(config.edges_in_play))
+    return Identities(derive_identity(config.seed, "publisher"), derive_identity(config.seed, "validator-0"),
+                      edges)
+
+
+def behaviours(config: RunConfig) -> list[EdgeBehaviour]:
+    """Honest edges first, the last ``config.malicious_edges`` run the configured attack."""
+    honest = config.edges_in_play - config.malicious_edges
+    attack_params = dict(config.attack_params)
+    return [make_behaviour("honest") if i < honest else make_behaviour(config.attack, **attack_params)
+            for i in range(config.edges_in_play)]
+
+
+def initial_weights(config: RunConfig, spec: ExpertSpec, input_dim: int,
+                    factory: ExpertFactory | None) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """The gate's and the experts' initial weights, drawn from the config's seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        gate = LinearGate(input_dim, config.num_experts)
+        experts = [build_expert(spec, factory) for _ in range(config.num_experts)]
+    return ({k: v.detach().clone() for k, v in gate.state_dict().items()},
+            [{k: v.detach().clone() for k, v in e.state_dict().items()} for e in experts])
+
+
+def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_cid: str,
+                    expert_cids: list[str]) -> dict[str, object]:
+    framework_traditional = config.framework == "traditional"
+    rule = AcceptanceRule("sole") if framework_traditional else AcceptanceRule(config.rule, config.rule_fraction)
+    return {
+        "framework": config.framework,
+        "config_hash": config.hash(),
+        "num_experts": config.num_experts,
+        "top_k": config.top_k,
+        "edges": [edge.address for edge in ids.edges],
+        "validators": [ids.validator.address],
+        "publisher": ids.publisher.address,
+        "assignment": "host" if framework_traditional else "all",
+        "rule": rule.to_dict(),
+        "comparison": config.comparison,
+        "expert_spec": spec.to_dict(),
+        "gate_cid": gate_cid,
+        "expert_cids": expert_cids,
+    }
+
+
+def write_genesis(node: LedgerNode, store: BlobStore, config: RunConfig, ids: Identities, spec: ExpertSpec,
+                  input_dim: int, factory: ExpertFactory | None, validator: Signer) -> None:
+    gate_weights, expert_weights = initial_weights(config, spec, input_dim, factory)
+    gate_cid = store.put(serialize_tensors(gate_weights))
+    expert_cids = [store.put(serialize_tensors(w)) for w in expert_weights]
+    node.submit(validator.sign("genesis", genesis_payload(config, ids, spec, gate_cid, expert_cids)))
+    node.seal(timestamp=0)
+
+
+def make_edges(config: RunConfig, ids: Identities, node: LedgerNode, store: BlobStore, spec: ExpertSpec,
+               factory: ExpertFactory | None) -> tuple[list[EdgeWorker], list[ExpertRuntime]]:
+    """The edge workers; with ``share_compute`` they share one runtime (one memo), else one each."""
+    shared = ExpertRuntime(store, spec, factory) if config.share_compute else None
+    runtimes = [shared] if shared is not None else []
+    edges = []
+    for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
+        runtime = shared if shared is not None else ExpertRuntime(store, spec, factory)
+        if shared is None:
+            runtimes.append(runtime)
+        signer = Signer(identity, node.state.nonces.get(identity.address, -1) + 1)
+        edges.append(EdgeWorker(index, signer, behaviour, runtime, store, config.seed, config.collude))
+    return edges, runtimes

@@ -1,0 +1,148 @@
+"""The validators' work in a round: the gate, verification, aggregation, loss and gate update.
+
+The validator holds the gate by CID. It evaluates the gate and records the top-K activation
+(step 1), decides every activated expert by the acceptance rule over the recorded commitments
+and aggregates the accepted results (step 3), and in training computes the loss, the gate's SGD
+step and the gradients the edges need (step 4), then decides the experts' updates (step 5).
+The rules themselves are the ledger's: a decision the ledger would not derive is refused there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.transactions import Transaction
+from bmoe.moe.dispatch import activation_counts, combine, routed_samples
+from bmoe.moe.gate import LinearGate, Routing, route_top_k
+from bmoe.moe.payloads import PayloadError, decode_result, encode_activation, encode_gradient
+from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
+from bmoe.verify.acceptance import Verdict, decide
+
+
+@dataclass
+class Decision:
+    """The outcome of one (task, expert, phase)."""
+
+    verdict: Verdict
+    status: str  # accepted | no_quorum | malformed
+    output: torch.Tensor | None = None  # the accepted result, for phase "result"
+
+
+@dataclass
+class PhaseDecisions:
+    """Every expert's decision in one phase of a task, and the transactions that record them."""
+
+    decisions: dict[int, Decision]
+    transactions: list[Transaction]
+
+    @property
+    def accusations(self) -> int:
+        return len(self.transactions) - 1
+
+
+class Validator:
+    def __init__(self, signer: Signer, node: LedgerNode, store: BlobStore, input_dim: int,
+                 num_experts: int, top_k: int, num_classes: int) -> None:
+        self.signer = signer
+        self.node = node
+        self.store = store
+        self.input_dim = input_dim
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.num_classes = num_classes
+        self._gate: tuple[str, LinearGate] | None = None
+
+    def gate(self, cid: str) -> LinearGate:
+        if self._gate is None or self._gate[0] != cid:
+            gate = LinearGate(self.input_dim, self.num_experts)
+            gate.load_state_dict(deserialize_tensors(self.store.get(cid))[0])
+            self._gate = (cid, gate)
+        return self._gate[1]
+
+    def activate(self, task_id: str, x: torch.Tensor, train: bool) -> tuple[
+            Routing, dict[int, torch.Tensor], Transaction]:
+        """Step 1: gate, top-K, the activation recorded by CID with per-expert counts."""
+        gate_cid = self.node.working.gate_cid
+        gate = self.gate(gate_cid)
+        with torch.set_grad_enabled(train):
+            routing = route_top_k(gate(x), self.top_k)  # (B, K) each
+        data = encode_activation(routing.experts, routing.weights)
+        activation_cid = self.store.put(data)
+        tx = self.signer.sign("activation", {
+            "task_id": task_id, "gate_cid": gate_cid, "activation_cid": activation_cid,
+            "counts": activation_counts(routing.experts, self.num_experts),
+        })
+        return routing, routed_samples(routing.experts, self.num_experts), tx
+
+    def decide(self, task_id: str, phase: str, rows: dict[int, int]) -> PhaseDecisions:
+        """Steps 3 and 5: apply the acceptance rule to what the ledger recorded, for every expert
+        in ``rows`` (expert -> number of routed samples); one acceptance transaction, then one
+        misbehaviour transaction per accused edge."""
+        state = self.node.working
+        task = state.tasks[task_id]
+        decisions: dict[int, Decision] = {}
+        entries = []
+        accused: dict[str, list[dict[str, object]]] = {}
+        for expert, n_rows in sorted(rows.items()):
+            committed = task.commitments[phase].get(expert, {})
+            verdict = decide(state.rule, {edge: digest for edge, (digest, _) in committed.items()},
+                             state.assigned_edges(expert))
+            status, output, digest, cid = "no_quorum", None, None, None
+            if verdict.digest is not None:
+                digest, cid = verdict.digest, committed[verdict.supporters[0]][1]
+                status = "accepted"
+                if phase == "result":
+                    try:
+                        output = decode_result(self.store.get(cid), n_rows, self.num_classes)
+                    except PayloadError:
+                        status, cid = "malformed", None
+            decisions[expert] = Decision(verdict, status, output)
+            entries.append({"expert": expert, "status": status, "digest": digest, "cid": cid})
+            dissenters = verdict.dissenters + (verdict.supporters if status == "malformed" else ())
+            for edge in dissenters:
+                accused.setdefault(edge, []).append(
+                    {"expert": expert, "reason": "dissent", "evidence": committed[edge][0]})
+            for edge in verdict.missing:
+                accused.setdefault(edge, []).append({"expert": expert, "reason": "withheld", "evidence": None})
+        kind = "acceptance" if phase == "result" else "update_acceptance"
+        txs = [self.signer.sign(kind, {"task_id": task_id, "decisions": entries})]
+        for edge, records in sorted(accused.items()):
+            records.sort(key=lambda record: int(record["expert"]))  # type: ignore[call-overload]
+            txs.append(self.signer.sign("misbehaviour", {"task_id": task_id, "phase": phase, "edge": edge,
+                                                         "records": records}))
+        return PhaseDecisions(decisions, txs)
+
+    def aggregate(self, routing: Routing, groups: dict[int, torch.Tensor],
+                  outputs: dict[int, torch.Tensor]) -> torch.Tensor:
+        """The MoE output (B, C) from the accepted results, renormalised over accepted experts."""
+        return combine(routing.experts, routing.weights, outputs, groups, self.num_classes)
+
+    def loss_and_gate_update(self, task_id: str, routing: Routing, groups: dict[int, torch.Tensor],
+                             outputs: dict[int, torch.Tensor], y: torch.Tensor, lr: float) -> tuple[
+            float, dict[int, tuple[str, torch.Tensor]], Transaction]:
+        """Step 4: cross-entropy loss, SGD on the gate, dL/d(output) for each accepted expert."""
+        leaves = {e: out.detach().requires_grad_(True) for e, out in outputs.items()}  # (n_e, C)
+        logits = self.aggregate(routing, groups, leaves)  # (B, C)
+        loss = F.cross_entropy(logits, y)
+        gate = self.gate(self.node.working.gate_cid)
+        gate.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
+                        for name, p in gate.state_dict(keep_vars=True).items()}
+        gate_cid = self.store.put(serialize_tensors(new_gate))
+        gradients: dict[int, tuple[str, torch.Tensor]] = {}
+        for expert, leaf in sorted(leaves.items()):
+            grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+            data = encode_gradient(grad)
+            gradients[expert] = (cid_of(data), grad)
+            self.store.put(data)
+        tx = self.signer.sign("gate_update", {
+            "task_id": task_id, "loss": float(loss.item()), "gate_cid": gate_cid,
+            "gradient_cids": {str(e): cid for e, (cid, _) in gradients.items()},
+        })
+        return float(loss.item()), gradients, tx
