@@ -25,10 +25,12 @@ class LinearGate(nn.Module):
 
 @dataclass(frozen=True)
 class Routing:
-    """Top-K choice per sample: ``experts`` (B, K) int64, ``weights`` (B, K) summing to 1 per row."""
+    """Top-K choice per sample: ``experts`` (B, K) int64, ``weights`` (B, K) summing to 1 per row,
+    and the gate's ``logits`` (B, N) they came from."""
 
     experts: torch.Tensor
     weights: torch.Tensor
+    logits: torch.Tensor
 
 
 def route_top_k(logits: torch.Tensor, k: int) -> Routing:
@@ -37,4 +39,15 @@ def route_top_k(logits: torch.Tensor, k: int) -> Routing:
         raise ValueError(f"top-k must be in [1, {logits.shape[1]}], got {k}")
     top_logits, experts = torch.topk(logits, k, dim=1, sorted=True)  # (B, K), (B, K)
     weights = torch.softmax(top_logits, dim=1)  # (B, K): renormalised over the chosen K
-    return Routing(experts=experts, weights=weights)
+    return Routing(experts=experts, weights=weights, logits=logits)
+
+
+def load_balancing_loss(routing: Routing) -> torch.Tensor:
+    """Switch-Transformer auxiliary loss N * sum_i f_i * P_i (Fedus et al., 2021, eq. 4), for top-K:
+    f_i is the share of the B*K routing slots given to expert i, P_i the mean gate probability of i.
+    It is 1 when routing is uniform and grows as the gate collapses onto few experts."""
+    num_experts = routing.logits.shape[1]
+    probs = torch.softmax(routing.logits, dim=1).mean(dim=0)  # (N,)
+    share = torch.bincount(routing.experts.flatten(), minlength=num_experts).to(probs.dtype)
+    share = share / routing.experts.numel()  # (N,)
+    return num_experts * (share * probs).sum()

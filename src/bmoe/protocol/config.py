@@ -36,6 +36,7 @@ class RunConfig:
     rounds: int = 100  # T training rounds (paper: 1500)
     batch_size: int = 100  # samples per task (paper: 1000)
     lr: float = 0.1  # plain SGD (stateless, so an update is a pure function of weights and gradient)
+    balance: float = 0.01  # load-balancing loss weight at the gate (Switch Transformer's 0.01); 0 = off
     malicious_ratio: float = 0.0  # fraction of edges that are malicious; the last ones are
     attack: str = "gaussian"  # the paper's attack; any registered behaviour name
     attack_params: dict[str, float] = field(default_factory=dict)  # probability, noise_std, ...
@@ -62,6 +63,7 @@ class RunConfig:
             (self.rounds >= 1, "rounds must be >= 1"),
             (self.batch_size >= 1, "batch size must be >= 1"),
             (self.lr > 0, "learning rate must be > 0"),
+            (self.balance >= 0, "balance weight must be >= 0"),
             (0 <= self.difficulty <= 32, "difficulty must be in [0, 32] bits"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.threads >= 1, "threads must be >= 1"),

@@ -75,7 +75,7 @@ class RoundParticipants:
 
 
 def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
-              train: bool, lr: float) -> RoundOutcome:
+              train: bool, lr: float, balance: float = 0.0) -> RoundOutcome:
     """Run one round and seal its block; ``y`` is required when training."""
     times = RoundTimes()
     for runtime in p.runtimes:
@@ -127,7 +127,8 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         if y is None:
             raise ValueError("a training round needs labels")
         # Step 4: loss, gate update, gradients for the accepted experts.
-        loss, gradients, gate_tx = p.validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr)
+        loss, gradients, gate_tx = p.validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr,
+                                                                         balance)
         p.node.submit(gate_tx)
         # Step 5: the edges update; each update is decided by digest.
         downloaded = {e: (cid, decode_gradient(p.store.get(cid))) for e, (cid, _) in gradients.items()}

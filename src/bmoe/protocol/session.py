@@ -24,7 +24,14 @@ from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
-from bmoe.protocol.setup import derive_identities, genesis_payload, initial_weights, make_edges, write_genesis
+from bmoe.protocol.setup import (
+    behaviours,
+    derive_identities,
+    genesis_payload,
+    initial_weights,
+    make_edges,
+    write_genesis,
+)
 from bmoe.protocol.validator import Validator
 from bmoe.storage import (
     BlobStore,
@@ -116,7 +123,8 @@ class Session:
             if round_index < self.trained_rounds:
                 continue
             x, y = self.dataset.x_train[indices], self.dataset.y_train[indices]
-            outcome = run_round(self.participants, round_index, x, y, train=True, lr=self.config.lr)
+            outcome = run_round(self.participants, round_index, x, y, train=True, lr=self.config.lr,
+                                balance=self.config.balance)
             record = _round_record(outcome, y)
             if (round_index + 1) % self.config.eval_every == 0 or round_index + 1 == total:
                 record["test_accuracy"] = self.evaluate()
@@ -147,6 +155,16 @@ class Session:
             if on_round is not None:
                 on_round(outcome)
         return correct / self.dataset.num_test
+
+    def set_edge_behaviours(self, config: RunConfig) -> None:
+        """Give the edges the behaviours ``config`` describes (malicious ratio, attack, collusion).
+
+        Behaviour is private to each edge and not part of the protocol, so a trained model can be
+        deployed among other attackers (the paper's inference experiments) on the same ledger.
+        """
+        for edge, behaviour in zip(self.participants.edges, behaviours(config), strict=True):
+            edge.behaviour = behaviour
+            edge.collude = config.collude
 
     # ------------------------------------------------------------------ the model on the ledger
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.dispatch import activation_counts, combine, routed_samples
-from bmoe.moe.gate import LinearGate, Routing, route_top_k
+from bmoe.moe.gate import LinearGate, Routing, load_balancing_loss, route_top_k
 from bmoe.moe.payloads import PayloadError, decode_result, encode_activation, encode_gradient
 from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
 from bmoe.verify.acceptance import Verdict, decide
@@ -122,15 +122,18 @@ class Validator:
         return combine(routing.experts, routing.weights, outputs, groups, self.num_classes)
 
     def loss_and_gate_update(self, task_id: str, routing: Routing, groups: dict[int, torch.Tensor],
-                             outputs: dict[int, torch.Tensor], y: torch.Tensor, lr: float) -> tuple[
+                             outputs: dict[int, torch.Tensor], y: torch.Tensor, lr: float,
+                             balance: float) -> tuple[
             float, dict[int, tuple[str, torch.Tensor]], Transaction]:
-        """Step 4: cross-entropy loss, SGD on the gate, dL/d(output) for each accepted expert."""
+        """Step 4: cross-entropy loss, SGD on the gate, dL/d(output) for each accepted expert.
+
+        ``balance`` weighs the load-balancing loss, which reaches the gate only (not the experts)."""
         leaves = {e: out.detach().requires_grad_(True) for e, out in outputs.items()}  # (n_e, C)
         logits = self.aggregate(routing, groups, leaves)  # (B, C)
         loss = F.cross_entropy(logits, y)
         gate = self.gate(self.node.working.gate_cid)
         gate.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + balance * load_balancing_loss(routing) if balance > 0 else loss).backward()
         with torch.no_grad():
             new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
                         for name, p in gate.state_dict(keep_vars=True).items()}

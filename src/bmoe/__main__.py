@@ -1,0 +1,5 @@
+"""``python -m bmoe`` runs the command line."""
+
+from bmoe.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Experiments: the demo, metrics files and (later) the paper's figures."""

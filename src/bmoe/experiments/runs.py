@@ -1,0 +1,54 @@
+"""Running a configured session to completion: rounds with a progress bar, metrics, summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bmoe.experiments.metrics import write_metrics
+from bmoe.protocol.config import RunConfig
+from bmoe.protocol.round import RoundOutcome
+from bmoe.protocol.session import Session
+
+Progress = Callable[[RoundOutcome], None]
+
+
+def train_run(config: RunConfig, run_dir: Path | None = None, on_round: Progress | None = None,
+              session: Session | None = None) -> dict[str, Any]:
+    """Train ``config`` (resuming a B-MoE run directory), then summarise; writes metrics in ``run_dir``."""
+    started = time.perf_counter()
+    own = session is None
+    session = session if session is not None else Session(config, run_dir=run_dir)
+    try:
+        session.train(on_round=on_round)
+        accuracy = session.evaluate()
+        summary = summarise(session, accuracy, time.perf_counter() - started)
+        if run_dir is not None:
+            write_metrics(run_dir, session.history, summary)
+        return summary
+    finally:
+        if own:
+            session.close()
+
+
+def summarise(session: Session, test_accuracy: float, seconds: float) -> dict[str, Any]:
+    config = session.config
+    history = [r for r in session.history if r["kind"] == "train"]
+    records = session.node.state.edge_records
+    return {
+        "framework": config.framework,
+        "dataset": config.dataset,
+        "malicious_ratio": config.malicious_ratio,
+        "attack": config.attack if config.malicious_edges else "none",
+        "rounds": session.trained_rounds,
+        "test_accuracy": test_accuracy,
+        "final_loss": history[-1]["loss"] if history else None,
+        "rejected_results": sum(r["rejected"] for r in history),
+        "misbehaviour_records": sum(r.dissent + r.withheld for r in records.values()),
+        "head_hash": session.head_hash,
+        "height": session.node.state.height,
+        "config_hash": config.hash(),
+        "seconds": seconds,
+    }
