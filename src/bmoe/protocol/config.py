@@ -15,6 +15,9 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.verify.acceptance import RULES
 
 FRAMEWORKS = ("bmoe", "traditional")
+# Settings that change how a run executes, never what it records: left out of the recorded hash, so
+# (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
+EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir"})
 
 
 class ConfigError(ValueError):
@@ -90,7 +93,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        return sha256_hex(canonical_json(self.to_dict()))
+        """SHA-256 of the settings that shape the ledger (all but :data:`EXECUTION_SETTINGS`)."""
+        recorded = {key: value for key, value in self.to_dict().items() if key not in EXECUTION_SETTINGS}
+        return sha256_hex(canonical_json(recorded))
 
     def replace(self, **changes: Any) -> RunConfig:
         return from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,146 @@
+"""The state machine refuses what the round's rules forbid, and a refused transaction changes nothing."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.keys import derive_identity
+from bmoe.ledger.node import Signer
+from bmoe.ledger.state import state_root
+from bmoe.protocol.session import Session
+from bmoe.verify.comparison import HonestDisagreement
+from tests.conftest import small_config
+
+
+@pytest.fixture
+def mid_round(tiny_data):  # type: ignore[no-untyped-def]
+    """A session stopped after step 2 of a training round: commitments recorded, nothing decided."""
+    session = Session(small_config(malicious_ratio=0.4, attack_params={"probability": 1.0}), dataset=tiny_data)
+    from bmoe.moe.payloads import decode_task_for_edge, encode_task
+
+    p = session.participants
+    x, y = tiny_data.x_train[:32], tiny_data.y_train[:32]
+    task_cid = p.store.put(encode_task(x, y))
+    p.node.submit(p.publisher.sign("task", {"task_id": "t", "kind": "train", "data_cid": task_cid,
+                                            "samples": 32, "round": 0}))
+    _, groups, act = p.validator.activate("t", x, True)
+    p.node.submit(act)
+    for edge in p.edges:
+        inputs = edge.runtime.task_inputs("t", task_cid, act.payload["activation_cid"],
+                                          lambda t, a: decode_task_for_edge(t, a, 4))
+        for tx in edge.compute(0, inputs, sorted(groups), list(p.node.working.expert_cids), True):
+            p.node.submit(tx)
+    return session, groups
+
+
+def resync(session: Session, signer: Signer | None = None) -> Signer:
+    """A signer (the validator's by default) set to the next nonce the ledger expects from it."""
+    signer = signer if signer is not None else session.validator.signer
+    signer.next_nonce = session.node.working.nonces.get(signer.address, -1) + 1
+    return signer
+
+
+def expect_refused(session: Session, tx, match: str) -> None:  # type: ignore[no-untyped-def]
+    before = state_root(session.node.working)
+    tasks_before = copy.deepcopy(session.node.working.tasks)
+    with pytest.raises(InvalidTransaction, match=match):
+        session.node.submit(tx)
+    assert state_root(session.node.working) == before
+    assert repr(session.node.working.tasks) == repr(tasks_before)
+
+
+def decisions_for(session: Session, groups) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    decided = session.validator.decide("t", "result", {e: int(r.numel()) for e, r in groups.items()})
+    return list(decided.transactions[0].payload["decisions"])
+
+
+def test_acceptance_must_be_what_the_rule_decides(mid_round) -> None:  # type: ignore[no-untyped-def]
+    session, groups = mid_round
+    decisions = decisions_for(session, groups)
+    task = session.node.working.tasks["t"]
+    attacker = session.participants.edges[-1].address
+    forged = [dict(d) for d in decisions]
+    bad_digest, bad_cid = task.commitments["result"][forged[0]["expert"]][attacker]
+    forged[0].update(digest=bad_digest, cid=bad_cid)
+    expect_refused(session, resync(session).sign("acceptance", {"task_id": "t", "decisions": forged}), "accepts")
+    missing_one = decisions[1:]
+    expect_refused(session, resync(session).sign("acceptance", {"task_id": "t", "decisions": missing_one}),
+                   "cover exactly")
+    session.node.submit(resync(session).sign("acceptance", {"task_id": "t", "decisions": decisions}))
+
+
+def test_only_assigned_enrolled_senders_and_fresh_nonces(mid_round) -> None:  # type: ignore[no-untyped-def]
+    session, _ = mid_round
+    edge = session.participants.edges[0]
+    outsider = Signer(derive_identity(99, "x"))
+    entry = {"expert": 0, "digest": "0" * 64, "cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}
+    expect_refused(session, outsider.sign("commitment", {"task_id": "t", "results": [entry]}), "not an enrolled")
+    expect_refused(session, resync(session, edge.signer).sign("commitment", {"task_id": "t", "results": [entry]}),
+                   "already committed")
+    stale = Signer(edge.signer.identity, next_nonce=0)
+    expect_refused(session, stale.sign("commitment", {"task_id": "t", "results": [entry]}), "nonce 0")
+    expect_refused(session, resync(session, edge.signer).sign("task", {"task_id": "u", "kind": "train", "data_cid": "x",
+                                                      "samples": 1, "round": 1}), "only the publisher")
+    expect_refused(session, resync(session).sign("genesis", {}), "genesis only once")
+
+
+def test_misbehaviour_evidence_must_match_the_commitment(mid_round) -> None:  # type: ignore[no-untyped-def]
+    session, groups = mid_round
+    decided = session.validator.decide("t", "result", {e: int(r.numel()) for e, r in groups.items()})
+    session.node.submit(decided.transactions[0])
+    accusation = decided.transactions[1].payload
+    honest = session.participants.edges[0].address
+    framed = {**accusation, "edge": honest}
+    expect_refused(session, resync(session).sign("misbehaviour", framed), "accepted group")
+    lying = {**accusation, "records": [{**accusation["records"][0], "evidence": "f" * 64}]}
+    expect_refused(session, resync(session).sign("misbehaviour", lying), "evidence")
+    for tx in decided.transactions[1:]:
+        session.node.submit(tx)
+
+
+def test_a_block_with_an_unfinished_round_is_refused(mid_round) -> None:  # type: ignore[no-untyped-def]
+    session, _ = mid_round
+    height = session.node.state.height
+    with pytest.raises(InvalidBlock, match="undecided"):
+        session.node.seal(timestamp=1)
+    assert session.node.state.height == height
+    assert session.node.chain is None or session.node.chain.height() == height
+
+
+def test_failures_are_data_no_quorum_renormalises(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    # 3 of 5 edges withhold: no expert reaches a majority, nothing is accepted, the round still seals.
+    session = Session(small_config(malicious_ratio=0.6, attack="withhold", attack_params={"probability": 1.0}),
+                      dataset=tiny_data)
+    outcome = session.train(rounds=1)[0]
+    assert outcome.accepted == 0 and outcome.rejected == sum(1 for c in outcome.counts if c > 0)
+    assert float(outcome.logits.abs().sum()) == 0.0
+    assert session.node.state.height == 1
+    assert session.node.state.expert_cids == session.node.state.genesis["expert_cids"]
+
+
+def test_malformed_accepted_result_is_recorded_not_crashed(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    # Traditional: a replayed stale result of another shape is accepted by the sole rule but malformed.
+    session = Session(small_config(framework="traditional", num_edges=4, malicious_ratio=0.5, attack="replay",
+                                   attack_params={"probability": 1.0}), dataset=tiny_data)
+    outcomes = session.train(rounds=3)
+    assert any(outcome.rejected > 0 for outcome in outcomes[1:])
+    assert session.node.state.height == 3
+
+
+def test_honest_edges_that_disagree_fail_loudly(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    from bmoe.edge.behaviour import EdgeBehaviour
+
+    class JitteryButHonest(EdgeBehaviour):
+        """Stands in for a nondeterministic kernel: honest intent, different bits per edge."""
+
+        def tamper_output(self, ctx, output):  # type: ignore[no-untyped-def]
+            return output + 1e-7 * (ctx.edge + 1)
+
+    session = Session(small_config(), dataset=tiny_data)
+    for edge in session.participants.edges:
+        edge.behaviour = JitteryButHonest()
+    with pytest.raises(HonestDisagreement, match="same thread count"):
+        session.train(rounds=1)

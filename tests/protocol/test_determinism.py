@@ -1,0 +1,43 @@
+"""Seeds fix everything: the same run twice gives the same head hash; sharing compute changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bmoe.protocol.session import Session
+from tests.conftest import small_config
+
+
+def run_head(tmp: Path, name: str, tiny_data, **changes: object) -> str:  # type: ignore[no-untyped-def]
+    with Session(small_config(**changes), dataset=tiny_data, run_dir=tmp / name) as session:
+        session.train()
+        head = session.head_hash
+    assert head is not None
+    return head
+
+
+def test_same_seed_same_head_hash(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
+    attacked = {"malicious_ratio": 0.4, "attack": "gaussian"}
+    first = run_head(tmp_path, "a", tiny_data, **attacked)
+    assert first == run_head(tmp_path, "b", tiny_data, **attacked)
+    assert first != run_head(tmp_path, "c", tiny_data, seed=12, **attacked)
+
+
+def test_sharing_compute_gives_identical_ledger(tmp_path: Path, tiny_data) -> None:  # type: ignore[no-untyped-def]
+    for attack in ("gaussian", "sign_flip"):
+        settings = {"malicious_ratio": 0.4, "attack": attack, "attack_params": {"probability": 0.5}}
+        shared = run_head(tmp_path, f"shared-{attack}", tiny_data, share_compute=True, **settings)
+        separate = run_head(tmp_path, f"separate-{attack}", tiny_data, share_compute=False, **settings)
+        assert shared == separate
+
+
+def test_sharing_computes_each_distinct_replica_once(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    shared = Session(small_config(malicious_ratio=0.4, attack_params={"probability": 1.0}), dataset=tiny_data)
+    shared.train(rounds=1)
+    separate = Session(small_config(malicious_ratio=0.4, attack_params={"probability": 1.0},
+                                    share_compute=False), dataset=tiny_data)
+    separate.train(rounds=1)
+    activated = 4  # with 32 samples and K=2 every one of the 4 experts is activated
+    # Shared: one honest and one (colluding) manipulated forward per expert; separate: one per edge.
+    assert sum(r.forward_passes for r in shared.participants.runtimes) == 2 * activated
+    assert sum(r.forward_passes for r in separate.participants.runtimes) == 5 * activated
