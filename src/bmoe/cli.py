@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
 from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.data import DataError
@@ -20,8 +19,12 @@ from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.storage import StorageError
 from bmoe.verify.comparison import HonestDisagreement
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="B-MoE: Mixture-of-Experts on untrusted edges, verified on a ledger.")
+
+@click.group(help="B-MoE: Mixture-of-Experts on untrusted edges, verified on a ledger.")
+@click.version_option(package_name="bmoe")
+def app() -> None:
+    pass
+
 
 EXIT_USAGE = 2
 
@@ -69,12 +72,13 @@ SUMMARY_COLUMNS = [("framework", "framework"), ("malicious_ratio", "malicious"),
 
 
 @app.command()
-def demo(
-    rounds: Annotated[int, typer.Option(help="training rounds per run")] = 150,
-    malicious_ratio: Annotated[float, typer.Option(help="share of malicious edges under attack")] = 0.3,
-    out: Annotated[Path, typer.Option(help="where the four run directories go")] = Path("runs/demo"),
-    seed: Annotated[int, typer.Option()] = 0,
-) -> None:
+@click.option("--rounds", type=int, default=150, show_default=True, help="training rounds per run")
+@click.option("--malicious-ratio", type=float, default=0.3, show_default=True,
+              help="share of malicious edges under attack")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+              help="where the four run directories go")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data)."""
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
@@ -107,41 +111,48 @@ def demo(
 
 
 @app.command()
-def train(
-    run_dir: Annotated[Path, typer.Option(help="run directory (chain, store, config, metrics)")],
-    framework: Annotated[str, typer.Option(help="bmoe | traditional")] = "bmoe",
-    dataset: Annotated[str, typer.Option(help="digits | fashion-mnist | cifar10 | synthetic")] = "digits",
-    data_dir: Annotated[Path | None, typer.Option(help="directory holding the dataset files")] = None,
-    rounds: Annotated[int, typer.Option(help="training rounds T")] = 100,
-    batch_size: Annotated[int, typer.Option(help="samples per task")] = 100,
-    experts: Annotated[int, typer.Option("--experts", "-n", help="number of experts N")] = 10,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="experts per sample K")] = 3,
-    edges: Annotated[int, typer.Option("--edges", "-m", help="number of edges M")] = 10,
-    expert: Annotated[str, typer.Option(help="mlp | cnn")] = "mlp",
-    lr: Annotated[float, typer.Option(help="SGD learning rate")] = 0.1,
-    balance: Annotated[float, typer.Option(help="load-balancing loss weight at the gate")] = 0.01,
-    malicious_ratio: Annotated[float, typer.Option(help="share of malicious edges, in [0, 1)")] = 0.0,
-    attack: Annotated[str, typer.Option(help="gaussian | sign_flip | scale | random | replay | withhold | "
-                                             "sleeper")] = "gaussian",
-    attack_param: Annotated[list[str] | None, typer.Option(help="NAME=NUMBER, e.g. probability=0.2")] = None,
-    collude: Annotated[bool, typer.Option(help="malicious edges share their random choices")] = True,
-    rule: Annotated[str, typer.Option(help="majority | fraction | plurality")] = "majority",
-    rule_fraction: Annotated[float, typer.Option(help="quorum for --rule fraction")] = 2 / 3,
-    difficulty: Annotated[int, typer.Option(help="PoW difficulty in leading zero bits")] = 8,
-    share_compute: Annotated[bool, typer.Option(help="compute identical honest replicas once")] = True,
-    eval_every: Annotated[int, typer.Option(help="rounds between test evaluations")] = 10,
-    limit_train: Annotated[int | None, typer.Option(help="use only this many training samples")] = None,
-    limit_test: Annotated[int | None, typer.Option(help="use only this many test samples")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (bit-exact agreement needs equal counts)")] = 1,
-) -> None:
+@click.option("--run-dir", type=click.Path(path_type=Path), required=True,
+              help="run directory (chain, store, config, metrics)")
+@click.option("--framework", default="bmoe", show_default=True, help="bmoe | traditional")
+@click.option("--dataset", default="digits", show_default=True, help="digits | fashion-mnist | cifar10 | synthetic")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="directory holding the dataset")
+@click.option("--rounds", type=int, default=100, show_default=True, help="training rounds T")
+@click.option("--batch-size", type=int, default=100, show_default=True, help="samples per task")
+@click.option("--experts", "-n", type=int, default=10, show_default=True, help="number of experts N")
+@click.option("--top-k", "-k", type=int, default=3, show_default=True, help="experts per sample K")
+@click.option("--edges", "-m", type=int, default=10, show_default=True, help="number of edges M")
+@click.option("--expert", default="mlp", show_default=True, help="mlp | cnn")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="SGD learning rate")
+@click.option("--balance", type=float, default=0.01, show_default=True, help="load-balancing loss weight")
+@click.option("--malicious-ratio", type=float, default=0.0, show_default=True, help="share of malicious edges")
+@click.option("--attack", default="gaussian", show_default=True,
+              help="gaussian | sign_flip | scale | random | replay | withhold | sleeper")
+@click.option("--attack-param", multiple=True, help="NAME=NUMBER, e.g. probability=0.2 (repeatable)")
+@click.option("--collude/--no-collude", default=True, show_default=True,
+              help="malicious edges share their random choices")
+@click.option("--rule", default="majority", show_default=True, help="majority | fraction | plurality")
+@click.option("--rule-fraction", type=float, default=2 / 3, help="quorum for --rule fraction (default 2/3)")
+@click.option("--difficulty", type=int, default=8, show_default=True, help="PoW difficulty in leading zero bits")
+@click.option("--share-compute/--no-share-compute", default=True, show_default=True,
+              help="compute identical honest replicas once")
+@click.option("--eval-every", type=int, default=10, show_default=True, help="rounds between test evaluations")
+@click.option("--limit-train", type=int, default=None, help="use only this many training samples")
+@click.option("--limit-test", type=int, default=None, help="use only this many test samples")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch threads (bit-exact agreement needs equal counts on every edge)")
+def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, rounds: int, batch_size: int,
+          experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
+          attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
+          difficulty: int, share_compute: bool, eval_every: int, limit_train: int | None,
+          limit_test: int | None, seed: int, threads: int) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
 
     config = _config(framework=framework, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
                      rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
                      expert=expert, lr=lr, balance=balance, malicious_ratio=malicious_ratio, attack=attack,
-                     attack_params=_parse_params(attack_param or []), collude=collude, rule=rule,
+                     attack_params=_parse_params(list(attack_param)), collude=collude, rule=rule,
                      rule_fraction=rule_fraction, difficulty=difficulty, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads)
@@ -168,12 +179,11 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 
 
 @app.command()
-def infer(
-    run_dir: Annotated[Path, typer.Argument(help="a trained B-MoE run directory")],
-    malicious_ratio: Annotated[float | None, typer.Option(help="deploy among this share of attackers")] = None,
-    attack: Annotated[str | None, typer.Option(help="the attackers' behaviour")] = None,
-    limit: Annotated[int | None, typer.Option(help="serve only the first N test samples")] = None,
-) -> None:
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--malicious-ratio", type=float, default=None, help="deploy among this share of attackers")
+@click.option("--attack", default=None, help="the attackers' behaviour")
+@click.option("--limit", type=int, default=None, help="serve only the first N test samples")
+def infer(run_dir: Path, malicious_ratio: float | None, attack: str | None, limit: int | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
     from bmoe.protocol.session import Session
 
@@ -197,7 +207,8 @@ def infer(
 
 
 @app.command()
-def audit(run_dir: Annotated[Path, typer.Argument(help="a B-MoE run directory")]) -> None:
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def audit(run_dir: Path) -> None:
     """Replay the chain and check every hash, signature, Merkle root, PoW, state root and stored object."""
     from bmoe.ledger.audit import audit as run_audit
     from bmoe.ledger.chainstore import ChainStore
@@ -222,7 +233,8 @@ def audit(run_dir: Annotated[Path, typer.Argument(help="a B-MoE run directory")]
 
 
 @app.command()
-def cid(file: Annotated[Path, typer.Argument(help="any file")]) -> None:
+@click.argument("file", type=click.Path(path_type=Path))
+def cid(file: Path) -> None:
     """Print the CID that `ipfs add --cid-version 1 --only-hash FILE` prints."""
     from bmoe.storage import cid_of
 
@@ -236,19 +248,16 @@ def cid(file: Annotated[Path, typer.Argument(help="any file")]) -> None:
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(standalone_mode=False)
-    except (UserError, ConfigError, DataError, LedgerError, StorageError, HonestDisagreement) as err:
+        app.main(standalone_mode=False)
+    except (UserError, ConfigError, DataError, LedgerError, StorageError) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False)
-        sys.exit(EXIT_USAGE if not isinstance(err, HonestDisagreement) else 3)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
+        sys.exit(EXIT_USAGE)
+    except HonestDisagreement as err:
+        err_console.print(f"error: {err}", highlight=False, markup=False)
+        sys.exit(3)
+    except click.ClickException as err:
+        err_console.print(f"error: {err.format_message()}", highlight=False, markup=False)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.ClickException):
-            err_console.print(f"error: {err.format_message()}", highlight=False, markup=False)
-            sys.exit(EXIT_USAGE)
-        raise
