@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
-from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
+from bmoe.moe.payloads import encode_result
+from bmoe.storage import BlobStore, cid_of, deserialize_tensors, digest_of, serialize_tensors
 
 Weights = dict[str, torch.Tensor]
 
@@ -33,6 +34,19 @@ class TaskInputs:
     groups: dict[int, torch.Tensor]  # expert -> ascending sample indices (n_e,)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """Canonical bytes with their CID and SHA-256 digest, computed once."""
+
+    data: bytes
+    cid: str
+    digest: str
+
+    @staticmethod
+    def of(data: bytes) -> Encoded:
+        return Encoded(data, cid_of(data), digest_of(data))
+
+
 @dataclass
 class Forward:
     """One expert's forward pass on its routed samples, kept for the backward pass."""
@@ -40,7 +54,13 @@ class Forward:
     key: tuple[str, str, str, int]
     module: nn.Module
     output: torch.Tensor  # (n_e, C), attached to the graph in training
-    updates: dict[tuple[str, float], tuple[bytes, str]] = field(default_factory=dict)
+    result: Encoded | None = None  # the untampered output, encoded on first use
+    updates: dict[tuple[str, float], Encoded] = field(default_factory=dict)
+
+    def encoded_result(self) -> Encoded:
+        if self.result is None:
+            self.result = Encoded.of(encode_result(self.output))
+        return self.result
 
 
 class ExpertRuntime:
@@ -82,8 +102,9 @@ class ExpertRuntime:
         """The expert with ``weights`` on its routed samples of ``task`` (memoised)."""
         key = (weights_cid, task.task_cid, task.activation_cid, expert)
         if key not in self._forwards:
-            module = build_expert(self.spec, self.factory)
-            module.load_state_dict(weights)
+            with torch.device("meta"):  # no random init: the weights are assigned right away
+                module = build_expert(self.spec, self.factory)
+            module.load_state_dict(weights, assign=True)
             module.train(train)
             x_e = task.x[task.groups[expert]]  # (n_e, *input_shape)
             if train:
@@ -95,8 +116,8 @@ class ExpertRuntime:
             self.forward_passes += 1
         return self._forwards[key]
 
-    def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[bytes, str]:
-        """SGD step of ``forward``'s expert with the output gradient ``grad``: (weights bytes, CID)."""
+    def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> Encoded:
+        """SGD step of ``forward``'s expert with the output gradient ``grad``: the new weights, encoded."""
         memo = (grad_cid, lr)
         if memo not in forward.updates:
             forward.module.zero_grad(set_to_none=True)
@@ -104,12 +125,10 @@ class ExpertRuntime:
             with torch.no_grad():
                 new = {name: (p - lr * p.grad) if p.grad is not None else p.detach().clone()
                        for name, p in forward.module.state_dict(keep_vars=True).items()}
-            data = serialize_tensors(new)
-            forward.updates[memo] = (data, cid_of(data))
+            forward.updates[memo] = Encoded.of(serialize_tensors(new))
             self.backward_passes += 1
         return forward.updates[memo]
 
 
-def weights_bytes_and_cid(weights: Weights) -> tuple[bytes, str]:
-    data = serialize_tensors(weights)
-    return data, cid_of(data)
+def weights_cid(weights: Weights) -> str:
+    return cid_of(serialize_tensors(weights))

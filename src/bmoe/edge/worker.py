@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
-from bmoe.edge.runtime import ExpertRuntime, Forward, TaskInputs, weights_bytes_and_cid
+from bmoe.edge.runtime import Encoded, ExpertRuntime, Forward, TaskInputs, weights_cid
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import encode_result
-from bmoe.storage import BlobStore, cid_of, digest_of
+from bmoe.storage import BlobStore
 
 
 @dataclass
@@ -55,16 +55,22 @@ class EdgeWorker:
             tampered = self.behaviour.tamper_weights(ctx, weights)
             if tampered is not None:
                 weights = tampered
-                cid = weights_bytes_and_cid(tampered)[1]
+                cid = weights_cid(tampered)
             forward = self.runtime.forward(cid, weights, task, expert, train)
             self._forwards[expert] = forward
             output = self.behaviour.tamper_output(ctx, forward.output.detach())
-            data = encode_result(forward.output if output is None else output)
-            self.store.put(data)
-            results.append({"expert": expert, "digest": digest_of(data), "cid": cid_of(data)})
+            encoded = forward.encoded_result() if output is None else Encoded.of(encode_result(output))
+            self._upload(encoded)
+            results.append({"expert": expert, "digest": encoded.digest, "cid": encoded.cid})
         if not results:
             return []
         return [self.signer.sign("commitment", {"task_id": task.task_id, "results": results})]
+
+    def _upload(self, encoded: Encoded) -> None:
+        """Upload to storage unless the store already holds that CID (content-addressed dedup, as an
+        IPFS client asks ``has`` before sending a block)."""
+        if not self.store.has(encoded.cid):
+            self.store.put(encoded.data)
 
     def update(self, round_index: int, task: TaskInputs, gradients: dict[int, tuple[str, torch.Tensor]],
                expert_cids: list[str], lr: float) -> list[Transaction]:
@@ -74,10 +80,10 @@ class EdgeWorker:
             forward = self._forwards.get(expert)
             if forward is None or self.behaviour.withholds(self._context(round_index, expert)):
                 continue
-            data, cid = self.runtime.update(forward, grad_cid, grad, lr)
-            self.store.put(data)
-            updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": digest_of(data),
-                            "cid": cid})
+            encoded = self.runtime.update(forward, grad_cid, grad, lr)
+            self._upload(encoded)
+            updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": encoded.digest,
+                            "cid": encoded.cid})
         self._forwards = {}
         if not updates:
             return []
