@@ -158,10 +158,11 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
                      threads=threads)
     _check_run_dir_free(run_dir)
     from bmoe.data import load_dataset
+    from bmoe.protocol.session import Session
 
-    load_dataset(config.dataset, data_dir, config.seed, config.limit_train, config.limit_test)  # fail early
-    with round_progress() as track:
-        summary = train_run(config, run_dir, track(f"{framework} training", rounds))
+    data = load_dataset(config.dataset, data_dir, config.seed, config.limit_train, config.limit_test)
+    with Session(config, dataset=data, run_dir=run_dir) as session, round_progress() as track:
+        summary = train_run(config, run_dir, track(f"{framework} training", rounds), session=session)
     console.print(results_table(f"training: {run_dir}", [summary], SUMMARY_COLUMNS))
 
 

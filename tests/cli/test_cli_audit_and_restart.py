@@ -14,24 +14,21 @@ from pathlib import Path
 import pytest
 
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.protocol.session import Session
 from bmoe.storage import DirectoryStore
 from tests.cli.helpers import SMALL, assert_user_error, bmoe
-from tests.conftest import small_config
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_data) -> Path:  # type: ignore[no-untyped-def]
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("audit") / "run"
-    config = small_config(malicious_ratio=0.4, attack_params={"probability": 0.5}, rounds=5)
-    with Session(config, dataset=tiny_data, run_dir=run_dir) as session:
-        session.train()
+    result = bmoe("train", "--run-dir", run_dir, "--rounds", "5", *SMALL, "--malicious-ratio", "0.4",
+                  "--attack-param", "probability=0.5")
+    assert result.returncode == 0, result.stderr
     assert not (run_dir / "chain.sqlite-wal").exists() or (run_dir / "chain.sqlite-wal").stat().st_size == 0
     return run_dir
 
 
 def test_audit_of_a_clean_run_passes_and_reports(trained_run: Path, tmp_path: Path) -> None:
-    # config.json names dataset "synthetic", which the audit does not need: it reads only chain and store.
     result = bmoe("audit", trained_run)
     assert result.returncode == 0, result.stderr
     with ChainStore(trained_run / "chain.sqlite") as chain:
@@ -109,3 +106,24 @@ def test_kill_restart_resume_gives_the_uninterrupted_head(tmp_path: Path) -> Non
     with ChainStore(killed / "chain.sqlite") as a, ChainStore(straight / "chain.sqlite") as b:
         assert a.height() == b.height() == 30
         assert a.head_hash() == b.head_hash()
+
+
+def test_infer_serves_among_attackers_and_seals_blocks(trained_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    before = chain_height(copy / "chain.sqlite")
+    result = bmoe("infer", copy, "--malicious-ratio", "0.4", "--attack", "sign_flip")
+    assert result.returncode == 0, result.stderr
+    assert "sign_flip" in result.stdout
+    assert chain_height(copy / "chain.sqlite") == before + 4  # 128 test samples in tasks of 32
+    assert bmoe("audit", copy).returncode == 0
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert bmoe("train", "--run-dir", run_dir, "--rounds", "2", *SMALL).returncode == 0
+    other = [arg if arg != "2" else "3" for arg in SMALL]  # --top-k 3 instead of 2
+    config_before = (run_dir / "config.json").read_text()
+    assert_user_error(bmoe("train", "--run-dir", run_dir, "--rounds", "3", *other), "other settings")
+    assert (run_dir / "config.json").read_text() == config_before
+    assert chain_height(run_dir / "chain.sqlite") == 2

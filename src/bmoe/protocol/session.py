@@ -69,13 +69,16 @@ class Session:
             store = store if store is not None else DirectoryStore(run_dir / STORE_DIR)
             if config.framework == "bmoe":
                 chain = ChainStore(run_dir / CHAIN_FILE)
-            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         self.store = store if store is not None else MemoryStore()
         ids = derive_identities(config)
         self.ids = ids
         if chain is not None and chain.height() >= 0:
             node = LedgerNode.open(ids.validator, config.difficulty, chain)
-            self._check_genesis(node)
+            try:
+                self._check_genesis(node)
+            except ConfigError:
+                chain.close()
+                raise
         else:
             node = LedgerNode(ids.validator, config.difficulty, chain)
         self.node = node
@@ -84,6 +87,8 @@ class Session:
         if node.state.height < 0:
             write_genesis(node, self.store, config, ids, self.spec, self.dataset.input_dim, expert_factory,
                           validator_signer)
+        if run_dir is not None:  # only once the chain is known to match these settings
+            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
         self.validator = Validator(validator_signer, node, self.store, self.dataset.input_dim,
                                    config.num_experts, config.top_k, self.dataset.num_classes)
