@@ -1,0 +1,22 @@
+"""``bmoe demo`` end to end (few rounds): four runs, a table, demo.json, and B-MoE exact under attack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.helpers import assert_user_error, bmoe
+
+
+def test_demo_runs_and_bmoe_is_unmoved_by_attackers(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = bmoe("demo", "--rounds", "6", "--out", out)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads((out / "demo.json").read_text())}
+    assert set(rows) == {"bmoe-r0.0", "bmoe-r0.3", "traditional-r0.0", "traditional-r0.3"}
+    assert rows["bmoe-r0.3"]["test_accuracy"] == rows["bmoe-r0.0"]["test_accuracy"]
+    assert rows["bmoe-r0.3"]["misbehaviour_records"] > 0
+    assert rows["bmoe-r0.0"]["served_among_always_on_attackers"] == rows["bmoe-r0.0"]["test_accuracy"]
+    assert "B-MoE vs traditional" in result.stdout
+    assert bmoe("audit", out / "bmoe-r0.3").returncode == 0
+    assert_user_error(bmoe("demo", "--rounds", "6", "--out", out), "already exists")
