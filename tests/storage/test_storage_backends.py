@@ -244,3 +244,14 @@ def test_directory_write_goes_through_replace(tmp_path: Path, monkeypatch: pytes
     assert len(seen) == 1
     assert seen[0][0].startswith(f".{cid}.") and seen[0][0].endswith(".tmp")
     assert seen[0][1] == cid
+
+
+@pytest.mark.parametrize("backend", ["memory", "directory"])
+def test_size_of_stored_objects(backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bmoe.storage import DirectoryStore, MemoryStore, ObjectNotFound, cid_of
+
+    store = MemoryStore() if backend == "memory" else DirectoryStore(tmp_path / "s")
+    cid = store.put(b"x" * 300_000)
+    assert store.size(cid) == 300_000
+    with pytest.raises(ObjectNotFound):
+        store.size(cid_of(b"absent"))

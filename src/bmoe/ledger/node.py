@@ -8,9 +8,10 @@ node's state. A rejected transaction changes nothing. Knows nothing of tensors.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash
+from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.pow import seal_block
@@ -44,19 +45,27 @@ class Signer:
 
 @dataclass
 class SealStats:
-    """What sealing one block cost: how many hashes were tried."""
+    """What sealing one block cost: hashes tried, seconds spent mining, bytes of the block."""
 
     nonce: int
     transactions: int
+    mine_seconds: float
+    block_bytes: int
 
 
 class LedgerNode:
-    """State + pending block. ``chain`` is None for a framework that keeps no ledger."""
+    """State + pending block.
 
-    def __init__(self, proposer: Identity, difficulty: int, chain: ChainStore | None) -> None:
+    ``seals``: blocks are mined and signed (B-MoE); False for a framework that keeps no ledger
+    (traditional), whose rounds still go through the same state machine. ``chain``: where sealed
+    blocks persist; None keeps only the head hash (an in-memory run).
+    """
+
+    def __init__(self, proposer: Identity, difficulty: int, chain: ChainStore | None, seals: bool = True) -> None:
         self.proposer = proposer
         self.difficulty = difficulty
         self.chain = chain
+        self.seals = seals
         self.state = LedgerState()
         self.head_hash = GENESIS_PREV_HASH
         self.pending: list[Transaction] = []
@@ -66,7 +75,7 @@ class LedgerNode:
     @classmethod
     def open(cls, proposer: Identity, difficulty: int, chain: ChainStore) -> LedgerNode:
         """A node over an existing chain: its state is derived by replaying every block."""
-        node = cls(proposer, difficulty, chain)
+        node = cls(proposer, difficulty, chain, seals=True)
         for block in chain.iter_blocks():
             node.state = apply_block(node.state, block)
             node.head_hash = block_hash(block)
@@ -85,12 +94,16 @@ class LedgerNode:
         finish_block(self.working, height)
         root = state_root(self.working)
         block = None
-        if self.chain is not None:
+        if self.seals:
+            started = time.perf_counter()
             block = seal_block(self.proposer, height, self.head_hash, self.pending, timestamp,
                                self.difficulty, root)
-            self.chain.append(block)
+            mined = time.perf_counter() - started
+            data = block_to_bytes(block)
+            if self.chain is not None:
+                self.chain.append(block)
             self.head_hash = block_hash(block)
-            self.last_seal = SealStats(block.header.nonce, len(self.pending))
+            self.last_seal = SealStats(block.header.nonce, len(self.pending), mined, len(data))
         self.state = self.working
         self.pending = []
         self.working = begin_block(self.state)

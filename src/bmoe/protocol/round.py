@@ -42,6 +42,28 @@ class RoundTimes:
 
 
 @dataclass
+class Traffic:
+    """Bytes each edge downloads and uploads in a round (the input of the communication model)."""
+
+    down: dict[str, int] = field(default_factory=dict)
+    up: dict[str, int] = field(default_factory=dict)
+
+    def add(self, edge: str, down: int = 0, up: int = 0) -> None:
+        self.down[edge] = self.down.get(edge, 0) + down
+        self.up[edge] = self.up.get(edge, 0) + up
+
+    @property
+    def total(self) -> int:
+        return sum(self.down.values()) + sum(self.up.values())
+
+    @property
+    def max_edge(self) -> int:
+        """The busiest edge's bytes: edges transfer in parallel, so it bounds the round."""
+        edges = set(self.down) | set(self.up)
+        return max((self.down.get(e, 0) + self.up.get(e, 0) for e in edges), default=0)
+
+
+@dataclass
 class RoundOutcome:
     round: int
     kind: str
@@ -52,6 +74,9 @@ class RoundOutcome:
     counts: list[int]  # samples routed to each expert
     misbehaviour: int
     times: RoundTimes = field(default_factory=RoundTimes)
+    traffic: Traffic = field(default_factory=Traffic)
+    mine_seconds: float = 0.0  # the part of the consensus time spent on proof of work
+    block_bytes: int = 0
 
 
 @dataclass
@@ -101,14 +126,18 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         for address in state.assigned_edges(expert):
             assignments.setdefault(address, []).append(expert)
     tasks_seen = {}
+    traffic = Traffic()
+    sizes = _SizeCache(p.store)
     for address, experts in assignments.items():
         edge = p.edge(address)
         inputs = edge.runtime.task_inputs(
             task_id, task_cid, activation_cid,
             lambda t, a: decode_task_for_edge(t, a, p.num_experts))
         tasks_seen[address] = inputs
+        traffic.add(address, down=sizes(task_cid) + sizes(activation_cid) + sum(sizes(expert_cids[e]) for e in experts))
         for tx in edge.compute(round_index, inputs, experts, expert_cids, train):
             p.node.submit(tx)
+            traffic.add(address, up=sum(sizes(entry["cid"]) for entry in tx.payload["results"]))
     clock = _lap(times, "compute", clock)
 
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
@@ -134,8 +163,10 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         downloaded = {e: (cid, decode_gradient(p.store.get(cid))) for e, (cid, _) in gradients.items()}
         for address, experts in assignments.items():
             mine = {e: downloaded[e] for e in experts if e in downloaded}
+            traffic.add(address, down=sum(sizes(gradients[e][0]) for e in mine))
             for tx in p.edge(address).update(round_index, tasks_seen[address], mine, expert_cids, lr):
                 p.node.submit(tx)
+                traffic.add(address, up=sum(sizes(entry["cid"]) for entry in tx.payload["updates"]))
         if gradients:
             if p.check_honest_agreement:
                 _check_honest(p, task_id, sorted(gradients), "update")
@@ -149,8 +180,23 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     p.node.seal(timestamp=round_index + 1)
     _lap(times, "consensus", clock)
     counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
+    seal = p.node.last_seal if p.node.seals else None
     return RoundOutcome(round_index, kind, logits, loss, len(outputs), len(groups) - len(outputs), counts,
-                        misbehaviour, times)
+                        misbehaviour, times, traffic, seal.mine_seconds if seal else 0.0,
+                        seal.block_bytes if seal else 0)
+
+
+class _SizeCache:
+    """Object sizes by CID, read once per round."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.known: dict[str, int] = {}
+
+    def __call__(self, cid: str) -> int:
+        if cid not in self.known:
+            self.known[cid] = self.store.size(cid)
+        return self.known[cid]
 
 
 def _lap(times: RoundTimes, part: str, since: float) -> float:

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from bmoe.data import Dataset, load_dataset, task_batches
-from bmoe.ledger.blocks import block_hash
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
@@ -50,10 +49,15 @@ CONFIG_FILE = "config.json"
 
 class Session:
     """One run. ``dataset`` defaults to ``load_dataset(config.dataset, ...)``; ``expert_factory``
-    makes any ``nn.Module`` an expert (input (B, *input_shape) -> logits (B, num_classes))."""
+    makes any ``nn.Module`` an expert (input (B, *input_shape) -> logits (B, num_classes)).
+
+    ``keep_objects=False`` runs like a pruned node: after each round the store keeps only what the
+    state names (the gate and the experts), so long experiments do not fill the disk; such a run's
+    history can no longer be audited against its objects."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
-                 expert_factory: ExpertFactory | None = None, store: BlobStore | None = None) -> None:
+                 expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
+                 keep_objects: bool = True) -> None:
         self.config = config.validate()
         torch.set_num_threads(config.threads)
         self.dataset = dataset if dataset is not None else load_dataset(
@@ -80,7 +84,7 @@ class Session:
                 chain.close()
                 raise
         else:
-            node = LedgerNode(ids.validator, config.difficulty, chain)
+            node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
         self.node = node
         nonces = node.state.nonces
         validator_signer = Signer(ids.validator, nonces.get(ids.validator.address, -1) + 1)
@@ -96,6 +100,7 @@ class Session:
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, edges, runtimes,
                                               config.num_experts)
         self.history: list[dict[str, Any]] = []
+        self.keep_objects = keep_objects
 
     def _check_genesis(self, node: LedgerNode) -> None:
         recorded = dict(node.state.genesis or {})
@@ -116,9 +121,8 @@ class Session:
 
     @property
     def head_hash(self) -> str | None:
-        chain = self.node.chain
-        head = chain.head() if chain is not None else None
-        return block_hash(head) if head is not None else None
+        """The hash of the last sealed block (None for a framework that keeps no ledger)."""
+        return self.node.head_hash if self.node.seals else None
 
     def train(self, rounds: int | None = None, on_round: RoundCallback | None = None) -> list[RoundOutcome]:
         """Train until ``rounds`` (default ``config.rounds``) rounds are sealed; resumes where it stopped."""
@@ -130,6 +134,7 @@ class Session:
             x, y = self.dataset.x_train[indices], self.dataset.y_train[indices]
             outcome = run_round(self.participants, round_index, x, y, train=True, lr=self.config.lr,
                                 balance=self.config.balance)
+            self._prune()
             record = _round_record(outcome, y)
             if (round_index + 1) % self.config.eval_every == 0 or round_index + 1 == total:
                 record["test_accuracy"] = self.evaluate()
@@ -143,6 +148,7 @@ class Session:
         """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
         outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
                             lr=self.config.lr)
+        self._prune()
         if y is not None:
             self.history.append(_round_record(outcome, y))
         return outcome
@@ -160,6 +166,15 @@ class Session:
             if on_round is not None:
                 on_round(outcome)
         return correct / self.dataset.num_test
+
+    def _prune(self) -> None:
+        if self.keep_objects:
+            return
+        state = self.node.state
+        keep = {state.gate_cid, *state.expert_cids}
+        for cid in list(self.store.cids()):
+            if cid not in keep:
+                self.store.delete(cid)
 
     def set_edge_behaviours(self, config: RunConfig) -> None:
         """Give the edges the behaviours ``config`` describes (malicious ratio, attack, collusion).
@@ -213,5 +228,7 @@ def _round_record(outcome: RoundOutcome, y: torch.Tensor) -> dict[str, Any]:
         "round": outcome.round, "kind": outcome.kind, "loss": outcome.loss, "batch_accuracy": accuracy,
         "accepted": outcome.accepted, "rejected": outcome.rejected, "misbehaviour": outcome.misbehaviour,
         "time_gate": times.gate, "time_compute": times.compute, "time_verify": times.verify,
-        "time_update": times.update, "time_consensus": times.consensus,
+        "time_update": times.update, "time_consensus": times.consensus, "time_mine": outcome.mine_seconds,
+        "bytes_total": outcome.traffic.total, "bytes_max_edge": outcome.traffic.max_edge,
+        "block_bytes": outcome.block_bytes, "counts": outcome.counts,
     }

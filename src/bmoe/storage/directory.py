@@ -81,6 +81,12 @@ class DirectoryStore(BlobStore):
             raise
         _fsync_dir(shard)
 
+    def _size(self, cid: str) -> int:
+        try:
+            return self.path_of(cid).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(cid, str(self.root)) from None
+
     def _exists(self, cid: str) -> bool:
         return self.path_of(cid).is_file()
 

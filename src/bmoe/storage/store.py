@@ -71,6 +71,13 @@ class BlobStore(ABC):
             raise CorruptObject(f"object {key} is corrupt: stored bytes do not match the CID", cid=key)
         return data
 
+    def size(self, cid: str) -> int:
+        """Stored size in bytes of ``cid`` (unverified); raises :class:`ObjectNotFound` if absent."""
+        return self._size(parse_cid(cid))
+
+    def _size(self, cid: str) -> int:
+        return len(self._read(cid))
+
     def has(self, cid: str) -> bool:
         """Whether an object is stored under ``cid`` (without verifying it)."""
         return self._exists(parse_cid(cid))
