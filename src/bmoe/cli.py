@@ -166,6 +166,55 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
     console.print(results_table(f"training: {run_dir}", [summary], SUMMARY_COLUMNS))
 
 
+@app.command()
+@click.argument("figure", type=click.Choice(["fig2", "fig4a", "fig4b", "fig4c", "all"]))
+@click.option("--dataset", default="fashion-mnist", show_default=True, help="fashion-mnist | cifar10 | digits")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="directory holding the dataset")
+@click.option("--quick", is_flag=True, help="fewer rounds and test samples, same shapes of result (<= 5 min)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output directory [default: runs/reproduction-DATASET[-quick]]")
+@click.option("--rounds", type=int, default=None, help="override the number of training rounds")
+@click.option("--workers", type=int, default=2, show_default=True, help="runs in parallel")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise-std", type=float, default=0.5, show_default=True, help="Gaussian attack's noise scale")
+@click.option("--bandwidth-mbps", type=float, default=100.0, show_default=True, help="Fig. 4b link model")
+@click.option("--block-interval", type=float, default=0.0, show_default=True,
+              help="Fig. 4b: modelled seconds per block on top of the PoW mined")
+def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out: Path | None, rounds: int | None,
+              workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float) -> None:
+    """Reproduce the paper's Fig. 2, 4a, 4b, 4c with plots, CSV/JSON and REPORT.md; resumes when killed."""
+    import dataclasses
+
+    from bmoe.experiments.reproduction.reproduce import reproduce as run_reproduction
+    from bmoe.experiments.reproduction.settings import FIGURES, LatencyModel, ReproSettings
+    from bmoe.experiments.reproduction.settings import quick as quick_settings
+
+    if dataset not in ("fashion-mnist", "cifar10", "digits"):
+        _fail(f"reproduce supports --dataset fashion-mnist, cifar10 or digits, got {dataset!r}")
+    for name, value in (("--workers", workers), ("--rounds", rounds if rounds is not None else 1)):
+        if value < 1:
+            _fail(f"{name} must be >= 1")
+    if bandwidth_mbps <= 0 or block_interval < 0 or noise_std < 0:
+        _fail("--bandwidth-mbps must be > 0, --block-interval and --noise-std >= 0")
+    settings = ReproSettings(dataset=dataset, data_dir=None if data_dir is None else str(data_dir), seed=seed,
+                             workers=workers, noise_std=noise_std,
+                             latency=LatencyModel(bandwidth_mbps, block_interval))
+    if dataset == "digits":
+        settings = dataclasses.replace(settings, batch_size=100, rounds=300, serve_batch=20)
+    if quick:
+        settings = quick_settings(settings)
+    if rounds is not None:
+        settings = dataclasses.replace(settings, rounds=rounds, eval_every=max(1, min(settings.eval_every, rounds)))
+    target = out if out is not None else Path(f"runs/reproduction-{dataset}{'-quick' if quick else ''}")
+    _check_run_dir_free(target)
+    figures = FIGURES if figure == "all" else (figure,)
+    command = "bmoe reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bmoe reproduce"
+    claims = run_reproduction(settings, figures, target, err_console, command)
+    console.print(f"figures, tables and REPORT.md in {target}")
+    for name, ok in claims.get("checks", {}).items():
+        console.print(f"  [{'green' if ok else 'red'}]{'holds' if ok else 'FAILS'}[/]  {name}")
+
+
 def _load_run_config(run_dir: Path) -> RunConfig:
     path = run_dir / "config.json"
     if not run_dir.is_dir():

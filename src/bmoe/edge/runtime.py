@@ -10,6 +10,7 @@ head hash is identical either way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -54,8 +55,10 @@ class Forward:
     key: tuple[str, str, str, int]
     module: nn.Module
     output: torch.Tensor  # (n_e, C), attached to the graph in training
+    seconds: float = 0.0  # measured time of this forward pass (whoever of the replicas ran it)
     result: Encoded | None = None  # the untampered output, encoded on first use
     updates: dict[tuple[str, float], Encoded] = field(default_factory=dict)
+    update_seconds: dict[tuple[str, float], float] = field(default_factory=dict)
 
     def encoded_result(self) -> Encoded:
         if self.result is None:
@@ -102,6 +105,7 @@ class ExpertRuntime:
         """The expert with ``weights`` on its routed samples of ``task`` (memoised)."""
         key = (weights_cid, task.task_cid, task.activation_cid, expert)
         if key not in self._forwards:
+            started = time.perf_counter()
             with torch.device("meta"):  # no random init: the weights are assigned right away
                 module = build_expert(self.spec, self.factory)
             module.load_state_dict(weights, assign=True)
@@ -112,22 +116,25 @@ class ExpertRuntime:
             else:
                 with torch.no_grad():
                     output = module(x_e)
-            self._forwards[key] = Forward(key, module, output)
+            self._forwards[key] = Forward(key, module, output, time.perf_counter() - started)
             self.forward_passes += 1
         return self._forwards[key]
 
-    def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> Encoded:
-        """SGD step of ``forward``'s expert with the output gradient ``grad``: the new weights, encoded."""
+    def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[Encoded, float]:
+        """SGD step of ``forward``'s expert with the output gradient ``grad``: the new weights, encoded,
+        and the measured seconds the step took (whichever replica ran it)."""
         memo = (grad_cid, lr)
         if memo not in forward.updates:
+            started = time.perf_counter()
             forward.module.zero_grad(set_to_none=True)
             forward.output.backward(grad)
             with torch.no_grad():
                 new = {name: (p - lr * p.grad) if p.grad is not None else p.detach().clone()
                        for name, p in forward.module.state_dict(keep_vars=True).items()}
             forward.updates[memo] = Encoded.of(serialize_tensors(new))
+            forward.update_seconds[memo] = time.perf_counter() - started
             self.backward_passes += 1
-        return forward.updates[memo]
+        return forward.updates[memo], forward.update_seconds[memo]
 
 
 def weights_cid(weights: Weights) -> str:

@@ -32,6 +32,7 @@ class EdgeWorker:
 
     def __post_init__(self) -> None:
         self._forwards: dict[int, Forward] = {}
+        self.busy_seconds = 0.0  # this round: the measured compute time of what this edge computed
 
     @property
     def address(self) -> str:
@@ -45,6 +46,7 @@ class EdgeWorker:
         """Step 2: compute every expert in ``experts``; one signed commitment of each result's
         (digest, CID), or nothing when the edge withholds everything."""
         self._forwards = {}
+        self.busy_seconds = 0.0
         results = []
         for expert in experts:
             ctx = self._context(round_index, expert)
@@ -58,6 +60,7 @@ class EdgeWorker:
                 cid = weights_cid(tampered)
             forward = self.runtime.forward(cid, weights, task, expert, train)
             self._forwards[expert] = forward
+            self.busy_seconds += forward.seconds
             output = self.behaviour.tamper_output(ctx, forward.output.detach())
             encoded = forward.encoded_result() if output is None else Encoded.of(encode_result(output))
             self._upload(encoded)
@@ -80,7 +83,8 @@ class EdgeWorker:
             forward = self._forwards.get(expert)
             if forward is None or self.behaviour.withholds(self._context(round_index, expert)):
                 continue
-            encoded = self.runtime.update(forward, grad_cid, grad, lr)
+            encoded, seconds = self.runtime.update(forward, grad_cid, grad, lr)
+            self.busy_seconds += seconds
             self._upload(encoded)
             updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": encoded.digest,
                             "cid": encoded.cid})

@@ -34,11 +34,12 @@ class RoundTimes:
     gate: float = 0.0
     compute: float = 0.0
     verify: float = 0.0
+    loss: float = 0.0
     update: float = 0.0
     consensus: float = 0.0
 
     def total(self) -> float:
-        return self.gate + self.compute + self.verify + self.update + self.consensus
+        return self.gate + self.compute + self.verify + self.loss + self.update + self.consensus
 
 
 @dataclass
@@ -75,6 +76,7 @@ class RoundOutcome:
     misbehaviour: int
     times: RoundTimes = field(default_factory=RoundTimes)
     traffic: Traffic = field(default_factory=Traffic)
+    edge_seconds: float = 0.0  # the busiest edge's measured compute time (edges work in parallel)
     mine_seconds: float = 0.0  # the part of the consensus time spent on proof of work
     block_bytes: int = 0
 
@@ -159,6 +161,7 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         loss, gradients, gate_tx = p.validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr,
                                                                          balance)
         p.node.submit(gate_tx)
+        clock = _lap(times, "loss", clock)
         # Step 5: the edges update; each update is decided by digest.
         downloaded = {e: (cid, decode_gradient(p.store.get(cid))) for e, (cid, _) in gradients.items()}
         for address, experts in assignments.items():
@@ -181,8 +184,9 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     _lap(times, "consensus", clock)
     counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
     seal = p.node.last_seal if p.node.seals else None
+    edge_seconds = max((p.edge(address).busy_seconds for address in assignments), default=0.0)
     return RoundOutcome(round_index, kind, logits, loss, len(outputs), len(groups) - len(outputs), counts,
-                        misbehaviour, times, traffic, seal.mine_seconds if seal else 0.0,
+                        misbehaviour, times, traffic, edge_seconds, seal.mine_seconds if seal else 0.0,
                         seal.block_bytes if seal else 0)
 
 

@@ -1,0 +1,169 @@
+"""The figures: every plotted number as table rows (written as CSV and JSON), and a PNG each."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bmoe.experiments.reproduction.latency import COMPONENTS, mean_latency
+from bmoe.experiments.reproduction.settings import ReproSettings
+
+Results = Mapping[str, Mapping[str, Any]]
+FRAMEWORK_LABEL = {"bmoe": "B-MoE", "traditional": "traditional"}
+
+
+def _unit(results: Results, framework: str, ratio: float) -> Mapping[str, Any]:
+    return results[f"{framework}-r{ratio:.1f}"]
+
+
+def fig2_rows(results: Results, settings: ReproSettings) -> list[dict[str, Any]]:
+    """Activation ratio of each expert in the traditional framework (samples routed / all samples)."""
+    attacked = settings.attacked_experts_ratio
+    clean, under_attack = _unit(results, "traditional", 0.0), _unit(results, "traditional", attacked)
+    served = clean["served"]
+    sources = {
+        ("training", "not attacked"): (clean["train_counts"], clean["train_samples"]),
+        ("training", "attacked"): (under_attack["train_counts"], under_attack["train_samples"]),
+        ("inference", "not attacked"): (served["0.0"]["counts"], served["0.0"]["samples"]),
+        ("inference", "attacked"): (served[f"{attacked:.1f}"]["counts"], served[f"{attacked:.1f}"]["samples"]),
+    }
+    malicious = _malicious_experts(attacked)
+    rows = []
+    for (phase, condition), (counts, samples) in sources.items():
+        for expert, count in enumerate(counts):
+            rows.append({"phase": phase, "condition": condition, "expert": expert,
+                         "malicious_edge": expert in malicious, "activation_ratio": count / samples})
+    return rows
+
+
+def _malicious_experts(ratio: float, experts: int = 10) -> set[int]:
+    bad = int(ratio * experts + 0.5)
+    return set(range(experts - bad, experts))
+
+
+def fig4a_rows(results: Results, settings: ReproSettings) -> list[dict[str, Any]]:
+    rows = []
+    for framework in ("bmoe", "traditional"):
+        for ratio in settings.train_ratios:
+            for round_index, accuracy in _unit(results, framework, ratio)["curve"]:
+                rows.append({"framework": framework, "malicious_ratio": ratio, "round": round_index,
+                             "test_accuracy": accuracy})
+    return rows
+
+
+def fig4b_rows(results: Results, settings: ReproSettings) -> list[dict[str, Any]]:
+    rows = []
+    for framework in ("bmoe", "traditional"):
+        for ratio in settings.train_ratios:
+            parts = mean_latency(_unit(results, framework, ratio)["rounds"], framework, settings.latency)
+            rows.append({"framework": framework, "malicious_ratio": ratio, **{k: v for k, v in parts.items()},
+                         "total": sum(parts.values())})
+    return rows
+
+
+def fig4c_rows(results: Results, settings: ReproSettings) -> list[dict[str, Any]]:
+    rows = []
+    for framework in ("bmoe", "traditional"):
+        served = _unit(results, framework, 0.0)["served"]
+        for ratio in settings.serve_ratios:
+            rows.append({"framework": framework, "malicious_ratio": ratio,
+                         "inference_accuracy": served[f"{ratio:.1f}"]["accuracy"]})
+    return rows
+
+
+def write_table(out: Path, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    (out / f"{name}.json").write_text(json.dumps(list(rows), indent=1) + "\n")
+    with (out / f"{name}.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_fig2(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, phase in zip(axes, ("training", "inference"), strict=True):
+        for offset, condition in ((-0.2, "not attacked"), (0.2, "attacked")):
+            sel = [r for r in rows if r["phase"] == phase and r["condition"] == condition]
+            ax.bar([r["expert"] + offset for r in sel], [r["activation_ratio"] for r in sel], width=0.4,
+                   label=condition, color="tab:blue" if condition == "not attacked" else "tab:red")
+        bad = sorted({r["expert"] for r in rows if r["malicious_edge"]})
+        if bad:
+            ax.axvspan(bad[0] - 0.5, bad[-1] + 0.5, color="grey", alpha=0.15, label="on malicious edges")
+        ax.set_title(f"{phase} (traditional, {dataset})")
+        ax.set_xlabel("expert")
+        ax.set_xticks(range(10))
+    axes[0].set_ylabel("activation ratio (routed samples / all samples)")
+    axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_fig4a(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ratios = sorted({r["malicious_ratio"] for r in rows})
+    colours = plt.cm.viridis([i / max(1, len(ratios) - 1) for i in range(len(ratios))])
+    for colour, ratio in zip(colours, ratios, strict=True):
+        for framework, style in (("bmoe", "-"), ("traditional", "--")):
+            sel = [r for r in rows if r["framework"] == framework and r["malicious_ratio"] == ratio]
+            label = f"{FRAMEWORK_LABEL[framework]}, " + ("no attack" if ratio == 0 else f"malicious {ratio:.1f}")
+            ax.plot([r["round"] for r in sel], [r["test_accuracy"] for r in sel], style, color=colour, label=label)
+    ax.set_xlabel("training round")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Fig. 4a: test accuracy during training ({dataset})")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_fig4b(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
+    fig, ax = plt.subplots(figsize=(9, 5))
+    labels = [f"{FRAMEWORK_LABEL[r['framework']]}\n{r['malicious_ratio']:.1f}" for r in rows]
+    bottom = [0.0] * len(rows)
+    for part in COMPONENTS:
+        heights = [r[part] for r in rows]
+        ax.bar(range(len(rows)), heights, bottom=bottom, label=part)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax.set_xlabel("framework / malicious ratio")
+    ax.set_ylabel("seconds per training round")
+    ax.set_title(f"Fig. 4b: latency per training round ({dataset})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_fig4c(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for framework, marker in (("bmoe", "o"), ("traditional", "s")):
+        sel = [r for r in rows if r["framework"] == framework]
+        ax.plot([r["malicious_ratio"] for r in sel], [r["inference_accuracy"] for r in sel], marker=marker,
+                label=FRAMEWORK_LABEL[framework])
+    ax.axvline(0.5, color="grey", linestyle=":", label="50 % malicious")
+    ax.set_xlabel("malicious ratio")
+    ax.set_ylabel("inference accuracy")
+    ax.set_title(f"Fig. 4c: inference among malicious edges ({dataset})")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+FIGURE_BUILDERS = {
+    "fig2": (fig2_rows, plot_fig2),
+    "fig4a": (fig4a_rows, plot_fig4a),
+    "fig4b": (fig4b_rows, plot_fig4b),
+    "fig4c": (fig4c_rows, plot_fig4c),
+}
