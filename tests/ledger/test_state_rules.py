@@ -26,14 +26,14 @@ def mid_round(tiny_data):  # type: ignore[no-untyped-def]
     task_cid = p.store.put(encode_task(x, y))
     p.node.submit(p.publisher.sign("task", {"task_id": "t", "kind": "train", "data_cid": task_cid,
                                             "samples": 32, "round": 0}))
-    _, groups, act = p.validator.activate("t", x, True)
+    routing, groups, act = p.validator.activate("t", x, True)
     p.node.submit(act)
     for edge in p.edges:
         inputs = edge.runtime.task_inputs("t", task_cid, act.payload["activation_cid"],
                                           lambda t, a: decode_task_for_edge(t, a, 4))
         for tx in edge.compute(0, inputs, sorted(groups), list(p.node.working.expert_cids), True):
             p.node.submit(tx)
-    return session, groups
+    return session, (routing, groups)
 
 
 def resync(session: Session, signer: Signer | None = None) -> Signer:
@@ -52,24 +52,27 @@ def expect_refused(session: Session, tx, match: str) -> None:  # type: ignore[no
     assert repr(session.node.working.tasks) == repr(tasks_before)
 
 
-def decisions_for(session: Session, groups) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
-    decided = session.validator.decide("t", "result", {e: int(r.numel()) for e, r in groups.items()})
-    return list(decided.transactions[0].payload["decisions"])
+def decide(session: Session, routed):  # type: ignore[no-untyped-def]
+    routing, groups = routed
+    return session.validator.decide("t", "result", {e: int(r.numel()) for e, r in groups.items()}, routing, groups)
 
 
 def test_acceptance_must_be_what_the_rule_decides(mid_round) -> None:  # type: ignore[no-untyped-def]
-    session, groups = mid_round
-    decisions = decisions_for(session, groups)
+    session, routed = mid_round
+    honest_payload = decide(session, routed).transactions[0].payload
+    decisions, output_cid = list(honest_payload["decisions"]), honest_payload["output_cid"]
     task = session.node.working.tasks["t"]
     attacker = session.participants.edges[-1].address
     forged = [dict(d) for d in decisions]
     bad_digest, bad_cid = task.commitments["result"][forged[0]["expert"]][attacker]
     forged[0].update(digest=bad_digest, cid=bad_cid)
-    expect_refused(session, resync(session).sign("acceptance", {"task_id": "t", "decisions": forged}), "accepts")
-    missing_one = decisions[1:]
-    expect_refused(session, resync(session).sign("acceptance", {"task_id": "t", "decisions": missing_one}),
-                   "cover exactly")
-    session.node.submit(resync(session).sign("acceptance", {"task_id": "t", "decisions": decisions}))
+    def acceptance(entries, **extra):  # type: ignore[no-untyped-def]
+        return resync(session).sign("acceptance", {"task_id": "t", "decisions": entries, **extra})
+
+    expect_refused(session, acceptance(forged, output_cid=output_cid), "accepts")
+    expect_refused(session, acceptance(decisions[1:], output_cid=output_cid), "cover exactly")
+    expect_refused(session, acceptance(decisions), "output_cid")
+    session.node.submit(acceptance(decisions, output_cid=output_cid))
 
 
 def test_only_assigned_enrolled_senders_and_fresh_nonces(mid_round) -> None:  # type: ignore[no-untyped-def]
@@ -88,8 +91,8 @@ def test_only_assigned_enrolled_senders_and_fresh_nonces(mid_round) -> None:  # 
 
 
 def test_misbehaviour_evidence_must_match_the_commitment(mid_round) -> None:  # type: ignore[no-untyped-def]
-    session, groups = mid_round
-    decided = session.validator.decide("t", "result", {e: int(r.numel()) for e, r in groups.items()})
+    session, routed = mid_round
+    decided = decide(session, routed)
     session.node.submit(decided.transactions[0])
     accusation = decided.transactions[1].payload
     honest = session.participants.edges[0].address

@@ -78,6 +78,7 @@ class ExpertRuntime:
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self.forward_passes = 0
         self.backward_passes = 0
+        self.compute_seconds = 0.0  # forward passes and SGD steps actually computed (not memo hits)
 
     def new_round(self) -> None:
         """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID."""
@@ -117,6 +118,7 @@ class ExpertRuntime:
                 with torch.no_grad():
                     output = module(x_e)
             self._forwards[key] = Forward(key, module, output, time.perf_counter() - started)
+            self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
 
@@ -133,6 +135,7 @@ class ExpertRuntime:
                        for name, p in forward.module.state_dict(keep_vars=True).items()}
             forward.updates[memo] = Encoded.of(serialize_tensors(new))
             forward.update_seconds[memo] = time.perf_counter() - started
+            self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1
         return forward.updates[memo], forward.update_seconds[memo]
 

@@ -56,6 +56,8 @@ def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
         for entry in entries:
             yield f"expert {entry['expert']} cid", entry["cid"], False
     elif tx.kind in ("acceptance", "update_acceptance"):
+        if tx.kind == "acceptance":
+            yield "output_cid", payload["output_cid"], True
         for entry in payload["decisions"]:
             if entry["cid"] is not None:
                 yield f"expert {entry['expert']} cid", entry["cid"], True

@@ -60,6 +60,7 @@ class TaskState:
         default_factory=lambda: {phase: {} for phase in PHASES}
     )
     accusations: set[tuple[str, int, str]] = field(default_factory=set)
+    output_cid: str | None = None  # the aggregated MoE output, recorded with the result decisions
     gate_updated: bool = False
 
     def activated(self) -> list[int]:
@@ -142,12 +143,6 @@ def _field(tx: Transaction, name: str, kind: type | tuple[type, ...]) -> Any:
     value = tx.payload.get(name)
     _require(isinstance(value, kind) and not (kind is int and isinstance(value, bool)), tx,
              f"field {name!r} missing or not {getattr(kind, '__name__', kind)}")
-    return value
-
-
-def _optional_str(tx: Transaction, name: str) -> str | None:
-    value = tx.payload.get(name)
-    _require(value is None or isinstance(value, str), tx, f"field {name!r} must be a string or null")
     return value
 
 
@@ -319,7 +314,11 @@ def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
     entries = _entries(tx, "decisions", DECISION_FIELDS)
     _require([entry["expert"] for entry in entries] == expected, tx,
              f"decisions must cover exactly experts {expected}")
+    allowed = {"task_id", "decisions", "output_cid"} if phase == "result" else {"task_id", "decisions"}
+    _require(set(tx.payload) == allowed, tx, f"payload must hold exactly {sorted(allowed)}")
+    output_cid = _field(tx, "output_cid", str) if phase == "result" else None
     decided = [(entry, *_decide_entry(state, tx, task, phase, entry)) for entry in entries]
+    task.output_cid = output_cid if phase == "result" else task.output_cid
     for entry, verdict, accepted_cid in decided:
         expert = entry["expert"]
         task.verdicts[phase][expert] = verdict
@@ -329,7 +328,7 @@ def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
                 state.edge_records[edge].accepted += 1
             if phase == "update":
                 state.expert_cids[expert] = accepted_cid
-    outcome = {"task": task.task_id, "phase": phase,
+    outcome = {"task": task.task_id, "phase": phase, "output_cid": output_cid,
                "decisions": [[entry["expert"], entry["status"], cid] for entry, _, cid in decided]}
     state.results_root = sha256_hex(bytes.fromhex(state.results_root) + canonical_json(outcome))
 

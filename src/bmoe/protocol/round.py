@@ -145,12 +145,14 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
     if p.check_honest_agreement:
         _check_honest(p, task_id, sorted(groups), "result")
-    decided = p.validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()})
+    decided = p.validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()},
+                                 routing, groups)
     for tx in decided.transactions:
         p.node.submit(tx)
     misbehaviour = decided.accusations
     outputs = {e: d.output for e, d in decided.decisions.items() if d.output is not None}
-    logits = p.validator.aggregate(routing, groups, outputs).detach()
+    assert decided.logits is not None
+    logits = decided.logits
     clock = _lap(times, "verify", clock)
 
     loss = None

@@ -63,6 +63,8 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "config_hash": config.hash(),
         "num_experts": config.num_experts,
         "top_k": config.top_k,
+        "lr": config.lr,  # the validators re-execute the gate update with these
+        "balance": config.balance,
         "edges": [edge.address for edge in ids.edges],
         "validators": [ids.validator.address],
         "publisher": ids.publisher.address,

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.dispatch import activation_counts, combine, routed_samples
-from bmoe.moe.gate import LinearGate, Routing, load_balancing_loss, route_top_k
-from bmoe.moe.payloads import PayloadError, decode_result, encode_activation, encode_gradient
-from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
+from bmoe.moe.dispatch import activation_counts, combine
+from bmoe.moe.gate import LinearGate, Routing
+from bmoe.moe.payloads import PayloadError, decode_result, encode_result
+from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
+from bmoe.storage import BlobStore, deserialize_tensors
 from bmoe.verify.acceptance import Verdict, decide
 
 
@@ -38,6 +38,7 @@ class PhaseDecisions:
 
     decisions: dict[int, Decision]
     transactions: list[Transaction]
+    logits: torch.Tensor | None = None  # phase "result": the aggregated MoE output (B, C)
 
     @property
     def accusations(self) -> int:
@@ -58,30 +59,28 @@ class Validator:
 
     def gate(self, cid: str) -> LinearGate:
         if self._gate is None or self._gate[0] != cid:
-            gate = LinearGate(self.input_dim, self.num_experts)
-            gate.load_state_dict(deserialize_tensors(self.store.get(cid))[0])
-            self._gate = (cid, gate)
+            self._gate = (cid, load_gate(deserialize_tensors(self.store.get(cid))[0], self.input_dim,
+                                         self.num_experts))
         return self._gate[1]
 
     def activate(self, task_id: str, x: torch.Tensor, train: bool) -> tuple[
             Routing, dict[int, torch.Tensor], Transaction]:
         """Step 1: gate, top-K, the activation recorded by CID with per-expert counts."""
         gate_cid = self.node.working.gate_cid
-        gate = self.gate(gate_cid)
-        with torch.set_grad_enabled(train):
-            routing = route_top_k(gate(x), self.top_k)  # (B, K) each
-        data = encode_activation(routing.experts, routing.weights)
-        activation_cid = self.store.put(data)
+        activation = evaluate_gate(self.gate(gate_cid), x, self.top_k, self.num_experts, train)
+        activation_cid = self.store.put(activation.data)
         tx = self.signer.sign("activation", {
             "task_id": task_id, "gate_cid": gate_cid, "activation_cid": activation_cid,
-            "counts": activation_counts(routing.experts, self.num_experts),
+            "counts": activation_counts(activation.routing.experts, self.num_experts),
         })
-        return routing, routed_samples(routing.experts, self.num_experts), tx
+        return activation.routing, activation.groups, tx
 
-    def decide(self, task_id: str, phase: str, rows: dict[int, int]) -> PhaseDecisions:
+    def decide(self, task_id: str, phase: str, rows: dict[int, int], routing: Routing | None = None,
+               groups: dict[int, torch.Tensor] | None = None) -> PhaseDecisions:
         """Steps 3 and 5: apply the acceptance rule to what the ledger recorded, for every expert
         in ``rows`` (expert -> number of routed samples); one acceptance transaction, then one
-        misbehaviour transaction per accused edge."""
+        misbehaviour transaction per accused edge. In phase "result" (``routing`` and ``groups``
+        given) the accepted results are aggregated and the MoE output is recorded by CID."""
         state = self.node.working
         task = state.tasks[task_id]
         decisions: dict[int, Decision] = {}
@@ -108,13 +107,21 @@ class Validator:
                     {"expert": expert, "reason": "dissent", "evidence": committed[edge][0]})
             for edge in verdict.missing:
                 accused.setdefault(edge, []).append({"expert": expert, "reason": "withheld", "evidence": None})
+        payload: dict[str, object] = {"task_id": task_id, "decisions": entries}
+        logits = None
+        if phase == "result":
+            if routing is None or groups is None:
+                raise ValueError("phase 'result' needs the routing and groups to aggregate")
+            outputs = {e: d.output for e, d in decisions.items() if d.output is not None}
+            logits = self.aggregate(routing, groups, outputs).detach()  # (B, C)
+            payload["output_cid"] = self.store.put(encode_result(logits))
         kind = "acceptance" if phase == "result" else "update_acceptance"
-        txs = [self.signer.sign(kind, {"task_id": task_id, "decisions": entries})]
+        txs = [self.signer.sign(kind, payload)]
         for edge, records in sorted(accused.items()):
             records.sort(key=lambda record: int(record["expert"]))  # type: ignore[call-overload]
             txs.append(self.signer.sign("misbehaviour", {"task_id": task_id, "phase": phase, "edge": edge,
                                                          "records": records}))
-        return PhaseDecisions(decisions, txs)
+        return PhaseDecisions(decisions, txs, logits)
 
     def aggregate(self, routing: Routing, groups: dict[int, torch.Tensor],
                   outputs: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -123,29 +130,14 @@ class Validator:
 
     def loss_and_gate_update(self, task_id: str, routing: Routing, groups: dict[int, torch.Tensor],
                              outputs: dict[int, torch.Tensor], y: torch.Tensor, lr: float,
-                             balance: float) -> tuple[
-            float, dict[int, tuple[str, torch.Tensor]], Transaction]:
-        """Step 4: cross-entropy loss, SGD on the gate, dL/d(output) for each accepted expert.
-
-        ``balance`` weighs the load-balancing loss, which reaches the gate only (not the experts)."""
-        leaves = {e: out.detach().requires_grad_(True) for e, out in outputs.items()}  # (n_e, C)
-        logits = self.aggregate(routing, groups, leaves)  # (B, C)
-        loss = F.cross_entropy(logits, y)
-        gate = self.gate(self.node.working.gate_cid)
-        gate.zero_grad(set_to_none=True)
-        (loss + balance * load_balancing_loss(routing) if balance > 0 else loss).backward()
-        with torch.no_grad():
-            new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
-                        for name, p in gate.state_dict(keep_vars=True).items()}
-        gate_cid = self.store.put(serialize_tensors(new_gate))
-        gradients: dict[int, tuple[str, torch.Tensor]] = {}
-        for expert, leaf in sorted(leaves.items()):
-            grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
-            data = encode_gradient(grad)
-            gradients[expert] = (cid_of(data), grad)
-            self.store.put(data)
+                             balance: float) -> tuple[float, dict[int, tuple[str, torch.Tensor]], Transaction]:
+        """Step 4: loss, the gate's SGD step and dL/d(output) for each accepted expert, stored by CID."""
+        update = update_gate(self.gate(self.node.working.gate_cid), routing, groups, outputs, y,
+                             self.num_classes, lr, balance)
+        gate_cid = self.store.put(update.gate_data)
+        gradients = {e: (self.store.put(data), grad) for e, (data, grad) in update.gradients.items()}
         tx = self.signer.sign("gate_update", {
-            "task_id": task_id, "loss": float(loss.item()), "gate_cid": gate_cid,
+            "task_id": task_id, "loss": update.loss, "gate_cid": gate_cid,
             "gradient_cids": {str(e): cid for e, (cid, _) in gradients.items()},
         })
-        return float(loss.item()), gradients, tx
+        return update.loss, gradients, tx

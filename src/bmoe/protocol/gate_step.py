@@ -1,0 +1,70 @@
+"""The validators' tensor rules as pure functions of stored bytes: gate evaluation and the gate update.
+
+A proposer computes them to build a round; every other validator recomputes them to check a proposed
+block (``protocol/reexecute.py``). Same inputs, same torch build and thread count: same bytes, so
+the results are compared by CID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bmoe.moe.dispatch import combine, routed_samples
+from bmoe.moe.gate import LinearGate, Routing, load_balancing_loss, route_top_k
+from bmoe.moe.payloads import encode_activation, encode_gradient
+from bmoe.storage import serialize_tensors
+
+Weights = dict[str, torch.Tensor]
+
+
+def load_gate(weights: Weights, input_dim: int, num_experts: int) -> LinearGate:
+    gate = LinearGate(input_dim, num_experts)
+    gate.load_state_dict(weights)
+    return gate
+
+
+@dataclass(frozen=True)
+class Activation:
+    routing: Routing
+    groups: dict[int, torch.Tensor]  # expert -> ascending sample indices
+    data: bytes  # the encoded activation, stored under its CID
+
+
+def evaluate_gate(gate: LinearGate, x: torch.Tensor, top_k: int, num_experts: int, train: bool) -> Activation:
+    """Step 1: the gate's top-K choice for every sample of the task."""
+    with torch.set_grad_enabled(train):
+        routing = route_top_k(gate(x), top_k)  # (B, K) each
+    return Activation(routing, routed_samples(routing.experts, num_experts),
+                      encode_activation(routing.experts, routing.weights))
+
+
+@dataclass(frozen=True)
+class GateUpdate:
+    loss: float
+    gate_data: bytes  # the new gate weights, encoded
+    gradients: dict[int, tuple[bytes, torch.Tensor]]  # expert -> (encoded dL/d(output), the tensor)
+
+
+def update_gate(gate: LinearGate, routing: Routing, groups: Mapping[int, torch.Tensor],
+                outputs: Mapping[int, torch.Tensor], y: torch.Tensor, num_classes: int, lr: float,
+                balance: float) -> GateUpdate:
+    """Step 4: cross-entropy of the aggregated output, one SGD step of the gate (with the
+    load-balancing term weighted by ``balance``, which reaches the gate only), and dL/d(output)
+    for every accepted expert. ``routing`` must carry the graph back to ``gate``'s parameters."""
+    leaves = {e: out.detach().requires_grad_(True) for e, out in outputs.items()}  # (n_e, C)
+    logits = combine(routing.experts, routing.weights, leaves, groups, num_classes)  # (B, C)
+    loss = F.cross_entropy(logits, y)
+    gate.zero_grad(set_to_none=True)
+    (loss + balance * load_balancing_loss(routing) if balance > 0 else loss).backward()
+    with torch.no_grad():
+        new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
+                    for name, p in gate.state_dict(keep_vars=True).items()}
+    gradients = {}
+    for expert, leaf in sorted(leaves.items()):
+        grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+        gradients[expert] = (encode_gradient(grad), grad)
+    return GateUpdate(float(loss.item()), serialize_tensors(new_gate), gradients)

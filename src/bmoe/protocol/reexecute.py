@@ -1,0 +1,136 @@
+"""Re-execution: a validator accepts a proposed block only if re-running it gives what it claims.
+
+From the previous state, every transaction goes through the ledger's state machine (signatures,
+senders, nonces, the acceptance rule over the recorded commitments, misbehaviour evidence), and the
+tensor rules are recomputed from the stored objects: the gate's top-K activation, the validity of
+accepted (and malformed-marked) results, the aggregated MoE output, the loss, the gate update and
+the gradients sent to the edges. Finally the block's state root must equal the replayed state's.
+The first difference is named: ``block 12: transaction 5 (acceptance): output_cid differs ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from bmoe.ledger.blocks import Block
+from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.state import LedgerState, apply_transaction, begin_block, finish_block, state_root
+from bmoe.ledger.transactions import Transaction
+from bmoe.moe.dispatch import combine
+from bmoe.moe.gate import LinearGate, Routing
+from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
+from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
+from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+
+
+@dataclass
+class _TaskContext:
+    x: torch.Tensor
+    y: torch.Tensor | None
+    train: bool
+    gate: LinearGate | None = None
+    routing: Routing | None = None
+    groups: dict[int, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class Reexecutor:
+    """Checks blocks against the objects in ``store``; the model's shapes come from the genesis."""
+
+    def __init__(self, store: BlobStore, input_dim: int, num_classes: int) -> None:
+        self.store = store
+        self.input_dim = input_dim
+        self.num_classes = num_classes
+
+    def check(self, state: LedgerState, block: Block) -> LedgerState:
+        """The state after ``block``, or InvalidBlock naming the first thing that differs."""
+        height = block.header.height
+        if height != state.height + 1:
+            raise InvalidBlock(height, f"expected height {state.height + 1}")
+        working = begin_block(state)
+        tasks: dict[str, _TaskContext] = {}
+        for index, tx in enumerate(block.transactions):
+            where = f"transaction {index} ({tx.kind})"
+            try:
+                self._tensor_rules_before(working, tx, tasks)
+                apply_transaction(working, tx)
+                self._tensor_rules_after(working, tx, tasks)
+            except InvalidTransaction as err:
+                raise InvalidBlock(height, f"{where}: {err.reason}") from None
+            except (StorageError, PayloadError) as err:
+                raise InvalidBlock(height, f"{where}: {err}") from None
+            except _Differs as err:
+                raise InvalidBlock(height, f"{where}: {err}") from None
+        finish_block(working, height)
+        if block.header.state_root != state_root(working):
+            raise InvalidBlock(height, "state root differs from the re-executed state")
+        return working
+
+    # Checks that need the state before the transaction (the gate before its update).
+    def _tensor_rules_before(self, state: LedgerState, tx: Transaction, tasks: dict[str, _TaskContext]) -> None:
+        payload = tx.payload
+        if tx.kind == "gate_update" and payload.get("task_id") in tasks:
+            ctx = tasks[payload["task_id"]]
+            if ctx.gate is None or ctx.routing is None or ctx.y is None:
+                raise _Differs("gate update for a task without a training activation")
+            update = update_gate(ctx.gate, ctx.routing, ctx.groups, ctx.outputs, ctx.y, self.num_classes,
+                                 float(state.genesis["lr"]), float(state.genesis["balance"]))  # type: ignore[index]
+            _same("loss", update.loss, payload.get("loss"))
+            _same("gate_cid", cid_of(update.gate_data), payload.get("gate_cid"))
+            expected = {str(e): cid_of(data) for e, (data, _) in update.gradients.items()}
+            _same("gradient_cids", expected, payload.get("gradient_cids"))
+
+    # Checks on what the transaction just recorded.
+    def _tensor_rules_after(self, state: LedgerState, tx: Transaction, tasks: dict[str, _TaskContext]) -> None:
+        payload = tx.payload
+        if tx.kind == "task":
+            x, y = decode_task(self.store.get(payload["data_cid"]))
+            tasks[payload["task_id"]] = _TaskContext(x, y, payload["kind"] == "train")
+        elif tx.kind == "activation":
+            ctx = tasks[payload["task_id"]]
+            weights = deserialize_tensors(self.store.get(payload["gate_cid"]))[0]
+            ctx.gate = load_gate(weights, self.input_dim, len(state.expert_cids))
+            top_k = int(state.genesis["top_k"])  # type: ignore[index]
+            activation = evaluate_gate(ctx.gate, ctx.x, top_k, len(state.expert_cids), ctx.train)
+            _same("activation_cid", cid_of(activation.data), payload["activation_cid"])
+            ctx.routing, ctx.groups = activation.routing, activation.groups
+        elif tx.kind == "acceptance":
+            ctx = tasks[payload["task_id"]]
+            for entry in payload["decisions"]:
+                expert, rows = entry["expert"], int(ctx.groups[entry["expert"]].numel())
+                if entry["status"] == "accepted":
+                    ctx.outputs[expert] = decode_result(self.store.get(entry["cid"]), rows, self.num_classes)
+                elif entry["status"] == "malformed":
+                    committed = state.tasks[payload["task_id"]].commitments["result"][expert]
+                    cid = next(c for d, c in committed.values() if d == entry["digest"])
+                    if _decodes(self.store.get(cid), rows, self.num_classes):
+                        raise _Differs(f"expert {expert}: a valid result is marked malformed")
+            assert ctx.routing is not None
+            logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
+                             self.num_classes).detach()
+            _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
+
+
+class _Differs(Exception):
+    """A recomputed value differs from the block's."""
+
+
+def _same(name: str, recomputed: object, claimed: object) -> None:
+    if recomputed != claimed:
+        raise _Differs(f"{name} differs from the re-executed value ({_short(claimed)} claimed, "
+                       f"{_short(recomputed)} recomputed)")
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _decodes(data: bytes, rows: int, classes: int) -> bool:
+    try:
+        decode_result(data, rows, classes)
+    except PayloadError:
+        return False
+    return True

@@ -1,0 +1,66 @@
+"""A quick reproduction end to end (real Fashion-MNIST when the Debian package is installed, else the
+bundled digits): figures, tables and report written, the paper's qualitative claims hold, and a second
+invocation reuses every finished run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import assert_user_error, bmoe
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+DATASET = "fashion-mnist" if FASHION.is_dir() else "digits"
+
+# Asserted claims. The training comparison (B-MoE vs traditional in Fig. 4a) is reported in REPORT.md
+# but not asserted on a quick run: after ~120 rounds the traditional gate's collapse onto fewer experts
+# can still be ahead of the clean run, so the sign is noise there (see docs/reproduction/REPORT.md).
+ASSERTED = (
+    "inference: B-MoE beats traditional below 50 %",
+    "B-MoE stays within 2 points of its clean accuracy below 50 %",
+    "B-MoE degrades above 50 %",
+    "traditional gate lowers attacked experts' activation in training",
+    "... but not in inference",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repro") / "quick"
+    result = bmoe("reproduce", "all", "--dataset", DATASET, "--quick", "--out", out, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_quick_reproduction_writes_every_artifact(quick_run: Path) -> None:
+    for figure in ("fig2", "fig4a", "fig4b", "fig4c"):
+        assert (quick_run / f"{figure}.png").stat().st_size > 10_000
+        rows = json.loads((quick_run / f"{figure}.json").read_text())
+        assert rows and (quick_run / f"{figure}.csv").read_text().count("\n") == len(rows) + 1
+    report = (quick_run / "REPORT.md").read_text()
+    assert "45 %" in report and "66 %" in report and "Wall time" in report
+    config = json.loads((quick_run / "config.json").read_text())
+    assert config["settings"]["seed"] == 0 and config["run_config"]["top_k"] == 3
+
+
+def test_quick_reproduction_shows_the_papers_claims(quick_run: Path) -> None:
+    checks = json.loads((quick_run / "claims.json").read_text())["checks"]
+    for claim in ASSERTED:
+        assert checks[claim], claim
+
+
+def test_finished_runs_are_not_redone(quick_run: Path) -> None:
+    stamps = {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")}
+    assert len(stamps) == 8
+    result = bmoe("reproduce", "fig4c", "--dataset", DATASET, "--quick", "--out", quick_run, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")} == stamps
+
+
+def test_reproduce_without_data_says_so(tmp_path: Path) -> None:
+    assert_user_error(bmoe("reproduce", "all", "--dataset", "cifar10", "--data-dir", tmp_path / "none",
+                           "--out", tmp_path / "out"), "cifar10")
+    assert_user_error(bmoe("reproduce", "fig9"), "fig9")
+    assert not (tmp_path / "out").exists()
