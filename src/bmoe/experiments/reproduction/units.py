@@ -71,7 +71,7 @@ def load_data(settings: ReproSettings) -> Dataset:
 
 def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress) -> dict[str, Any]:
     """Train (and serve), write the unit's JSON atomically, return it."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     config = settings.base_config().replace(framework=unit.framework, malicious_ratio=unit.ratio, threads=1)
     data = load_data(settings)
     total = config.rounds + (len(settings.serve_ratios) * -(-data.num_test // settings.serve_batch)
@@ -110,6 +110,7 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
                 result["served"][f"{ratio:.1f}"] = {"accuracy": accuracy, "counts": counts,
                                                     "samples": data.num_test}
     result["seconds"] = time.perf_counter() - started
+    result["started_at"], result["finished_at"] = started_at, time.time()
     path = unit_path(out, unit)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
