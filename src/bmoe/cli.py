@@ -15,6 +15,8 @@ import click
 from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.data import DataError
 from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.node import ConsensusStalled
+from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.storage import StorageError
 from bmoe.verify.comparison import HonestDisagreement
@@ -133,6 +135,14 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
 @click.option("--rule", default="majority", show_default=True, help="majority | fraction | plurality")
 @click.option("--rule-fraction", type=float, default=2 / 3, help="quorum for --rule fraction (default 2/3)")
 @click.option("--difficulty", type=int, default=8, show_default=True, help="PoW difficulty in leading zero bits")
+@click.option("--consensus", default="pow", show_default=True, help="pow (one proposer mines) | pbft (validators vote)")
+@click.option("--validators", type=int, default=1, show_default=True, help="PBFT validators n (f = (n-1)//3)")
+@click.option("--byzantine-validators", type=int, default=0, show_default=True,
+              help="PBFT: how many validators misbehave (the first ones)")
+@click.option("--validator-attack", default="tamper", show_default=True,
+              help="tamper | silent | equivocate | garbage | replay")
+@click.option("--message-delay", type=float, default=0.01, show_default=True,
+              help="PBFT: simulated one-way message delay in seconds")
 @click.option("--share-compute/--no-share-compute", default=True, show_default=True,
               help="compute identical honest replicas once")
 @click.option("--eval-every", type=int, default=10, show_default=True, help="rounds between test evaluations")
@@ -144,7 +154,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
 def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
           attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
-          difficulty: int, share_compute: bool, eval_every: int, limit_train: int | None,
+          difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
+          message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
@@ -153,7 +164,9 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
                      rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
                      expert=expert, lr=lr, balance=balance, malicious_ratio=malicious_ratio, attack=attack,
                      attack_params=_parse_params(list(attack_param)), collude=collude, rule=rule,
-                     rule_fraction=rule_fraction, difficulty=difficulty, share_compute=share_compute,
+                     rule_fraction=rule_fraction, difficulty=difficulty, consensus=consensus, validators=validators,
+                     byzantine_validators=byzantine_validators, validator_attack=validator_attack,
+                     message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads)
     _check_run_dir_free(run_dir)
@@ -182,7 +195,7 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
               help="Fig. 4b: modelled seconds per block on top of the PoW mined")
 def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out: Path | None, rounds: int | None,
               workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float) -> None:
-    """Reproduce the paper's Fig. 2, 4a, 4b, 4c with plots, CSV/JSON and REPORT.md; resumes when killed."""
+    """Reproduce the paper's figures 2, 4a, 4b and 4c with plots, CSV/JSON and REPORT.md; resumes."""
     import dataclasses
 
     from bmoe.experiments.reproduction.reproduce import reproduce as run_reproduction
@@ -213,6 +226,39 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
     console.print(f"figures, tables and REPORT.md in {target}")
     for name, ok in claims.get("checks", {}).items():
         console.print(f"  [{'green' if ok else 'red'}]{'holds' if ok else 'FAILS'}[/]  {name}")
+
+
+@app.command()
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="the key file to write (mode 0600)")
+@click.option("--enrolment", type=click.Path(path_type=Path), default=None,
+              help="also add NAME's address to this enrolment file (created if missing)")
+def keygen(name: str, out: Path, enrolment: Path | None) -> None:
+    """Make an Ed25519 key for a participant (a storage node, an edge, a validator) and enrol it."""
+    import secrets
+
+    from bmoe.ledger.keys import derive_identity, save_identity
+    from bmoe.net.enrolment import load_enrolment, save_enrolment
+
+    if out.exists():
+        _fail(f"{out} already exists; keys are never overwritten")
+    entries = load_enrolment(enrolment) if enrolment is not None and enrolment.exists() else {}
+    if name in entries:
+        _fail(f"{name!r} is already enrolled in {enrolment}")
+    identity = derive_identity(secrets.token_bytes(32), name)
+    save_identity(out, identity)
+    if enrolment is not None:
+        save_enrolment(enrolment, {**entries, name: identity.address})
+    console.print(f"{name}: {identity.address}", highlight=False)
+
+
+def _add_service_commands() -> None:
+    from bmoe.net.store_main import store_command
+
+    app.add_command(store_command, "store")
+
+
+_add_service_commands()
 
 
 def _load_run_config(run_dir: Path) -> RunConfig:
@@ -273,11 +319,14 @@ def audit(run_dir: Path) -> None:
     min_difficulty = None
     if (run_dir / "config.json").exists():
         min_difficulty = _load_run_config(run_dir).difficulty
+    from bmoe.protocol.pbft_sealing import certificate_checker
+
     with ChainStore(chain_path) as chain:
-        report = run_audit(chain, DirectoryStore(run_dir / STORE_DIR), min_difficulty)
+        report = run_audit(chain, DirectoryStore(run_dir / STORE_DIR), min_difficulty, certificate_checker)
     console.print(f"OK: {report.blocks} blocks (height {report.height}), head {report.head_hash}")
+    consensus = "PBFT commit certificates" if report.pbft_blocks else f"proof of work (>= {min_difficulty or 0} bits)"
     console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
-                  f"proof of work (>= {min_difficulty or 0} bits), state roots by replay, "
+                  f"{consensus}, state roots by replay, "
                   f"{report.objects_checked} required objects, {report.evidence_checked} evidence objects "
                   f"({report.evidence_missing} evidence objects absent)")
 
@@ -299,9 +348,12 @@ def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
         app.main(standalone_mode=False)
-    except (UserError, ConfigError, DataError, LedgerError, StorageError) as err:
+    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False)
         sys.exit(EXIT_USAGE)
+    except ConsensusStalled as err:
+        err_console.print(f"error: consensus stalled: {err}", highlight=False, markup=False)
+        sys.exit(3)
     except HonestDisagreement as err:
         err_console.print(f"error: {err}", highlight=False, markup=False)
         sys.exit(3)

@@ -11,11 +11,12 @@ group are evidence, checked when present and counted when absent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from bmoe.ledger.blocks import Block
-from bmoe.ledger.chain_check import check_chain
+from bmoe.ledger.chain_check import CertificateCheck, check_chain
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.state import LedgerState, apply_block
@@ -38,6 +39,7 @@ class AuditReport:
     evidence_checked: int
     evidence_missing: int
     state: LedgerState
+    pbft_blocks: int = 0  # blocks sealed by a PBFT commit certificate (checked)
 
 
 def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
@@ -67,15 +69,30 @@ def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
             yield f"gradient_cids[{expert}]", cid, True
 
 
-def audit(chain: ChainStore, store: BlobStore, min_difficulty: int | None = None) -> AuditReport:
-    """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault."""
+CertificateCheckFactory = Callable[[dict[str, Any]], CertificateCheck]
+
+
+def audit(chain: ChainStore, store: BlobStore, min_difficulty: int | None = None,
+          certificate_checks: CertificateCheckFactory | None = None) -> AuditReport:
+    """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault.
+
+    ``certificate_checks`` builds, from the genesis's ``consensus`` section, the check of each PBFT
+    block's commit certificate (the ledger does not know the consensus engines' formats).
+    """
+    certificate_check = None
+    if certificate_checks is not None and chain.height() >= 0:
+        genesis = chain.block_at(0).transactions[0].payload if chain.block_at(0).transactions else {}
+        section = genesis.get("consensus") if isinstance(genesis, dict) else None
+        if isinstance(section, dict) and section.get("engine") == "pbft":
+            certificate_check = certificate_checks(section)
     state = LedgerState()
-    counts = {"objects": 0, "evidence": 0, "missing": 0}
+    counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0}
     verified: set[str] = set()
 
     def on_block(block: Block, _hash: str) -> None:
         nonlocal state
         state = apply_block(state, block)
+        counts["pbft"] += block.header.consensus == "pbft"
         for index, tx in enumerate(block.transactions):
             for field, cid, required in named_objects(tx):
                 where = f"transaction {index} ({tx_hash(tx)[:16]}…) {field}"
@@ -95,6 +112,7 @@ def audit(chain: ChainStore, store: BlobStore, min_difficulty: int | None = None
                 verified.add(cid)
                 counts["objects" if required else "evidence"] += 1
 
-    report = check_chain(chain.iter_raw(), min_difficulty=min_difficulty, on_block=on_block)
+    report = check_chain(chain.iter_raw(), min_difficulty=min_difficulty, on_block=on_block,
+                         certificate_check=certificate_check)
     return AuditReport(report.height, report.head_hash, report.blocks, report.transactions, report.signatures,
-                       counts["objects"], counts["evidence"], counts["missing"], state)
+                       counts["objects"], counts["evidence"], counts["missing"], state, counts["pbft"])

@@ -19,7 +19,7 @@ from bmoe.ledger.keys import is_address, is_signature_hex
 from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 
 GENESIS_PREV_HASH = "0" * 64
-CONSENSUS_KINDS: tuple[str, ...] = ("pow",)
+CONSENSUS_KINDS: tuple[str, ...] = ("pow", "pbft")
 MAX_DIFFICULTY = 256
 MAX_UINT63 = 2**63 - 1
 MAX_STATE_ROOT_CHARS = 256
@@ -36,6 +36,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "state_root",
 )
 BLOCK_FIELDS: frozenset[str] = frozenset({"header", "transactions", "proposer_signature"})
+CERTIFIED_BLOCK_FIELDS: frozenset[str] = BLOCK_FIELDS | {"certificate"}  # PBFT: + the commit certificate
 
 _STATE_ROOT = re.compile(r"[0-9a-f]*")
 
@@ -62,11 +63,16 @@ class BlockHeader:
 
 @dataclass(frozen=True)
 class Block:
-    """A header, its transactions, and the proposer's signature over the header hash."""
+    """A header, its transactions, and the proposer's signature over the header hash.
+
+    PBFT blocks also carry ``certificate``: the 2f + 1 commit signatures over the hash of the block's
+    bytes *without* the certificate (:func:`proposal_bytes`); it is not part of the header hash.
+    """
 
     header: BlockHeader
     transactions: tuple[Transaction, ...]
     proposer_signature: str
+    certificate: dict[str, Any] | None = None
 
 
 def header_to_dict(header: BlockHeader) -> dict[str, Any]:
@@ -140,12 +146,20 @@ def header_from_dict(data: object) -> BlockHeader:
 
 
 def block_to_dict(block: Block) -> dict[str, Any]:
-    """Wire form of ``block``."""
-    return {
+    """Wire form of ``block`` (the ``certificate`` key only when there is one)."""
+    wire: dict[str, Any] = {
         "header": header_to_dict(block.header),
         "transactions": [tx_to_dict(tx) for tx in block.transactions],
         "proposer_signature": block.proposer_signature,
     }
+    if block.certificate is not None:
+        wire["certificate"] = block.certificate
+    return wire
+
+
+def proposal_bytes(block: Block) -> bytes:
+    """What a PBFT commit certificate certifies: the block's canonical bytes without the certificate."""
+    return canonical_json({k: v for k, v in block_to_dict(block).items() if k != "certificate"})
 
 
 def block_to_bytes(block: Block) -> bytes:
@@ -161,10 +175,13 @@ def block_from_dict(data: object) -> Block:
     if not isinstance(data, dict):
         raise InvalidBlock(None, f"block must be a JSON object, got {type(data).__name__}")
     height = _height_hint(data.get("header"))
-    if set(data) != BLOCK_FIELDS:
+    if set(data) not in (BLOCK_FIELDS, CERTIFIED_BLOCK_FIELDS):
         missing = sorted(BLOCK_FIELDS - set(data))
-        extra = sorted(str(k) for k in set(data) - BLOCK_FIELDS)
+        extra = sorted(str(k) for k in set(data) - CERTIFIED_BLOCK_FIELDS)
         raise InvalidBlock(height, f"block fields: missing {missing}, unexpected {extra}")
+    certificate = data.get("certificate")
+    if "certificate" in data and not isinstance(certificate, dict):
+        raise InvalidBlock(height, "certificate must be a JSON object")
     header = header_from_dict(data["header"])
     raw_txs = data["transactions"]
     if not isinstance(raw_txs, list):
@@ -177,7 +194,8 @@ def block_from_dict(data: object) -> Block:
             raise InvalidBlock(height, f"transaction {i}: {exc.reason}") from None
     if not is_signature_hex(data["proposer_signature"]):
         raise InvalidBlock(height, "proposer_signature must be 128 lower-case hex chars")
-    return Block(header=header, transactions=tuple(txs), proposer_signature=data["proposer_signature"])
+    return Block(header=header, transactions=tuple(txs), proposer_signature=data["proposer_signature"],
+                 certificate=certificate)
 
 
 def block_from_bytes(data: bytes) -> Block:

@@ -40,8 +40,12 @@ class ChainReport:
     signatures: int
 
 
+CertificateCheck = Callable[[Block], "str | None"]
+
+
 def _check_block(
-    height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None
+    height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None,
+    certificate_check: CertificateCheck | None = None,
 ) -> tuple[Block, str, int]:
     """Verify one stored row; return (block, hash, signatures checked)."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -73,10 +77,19 @@ def _check_block(
             raise ChainIntegrityError(height, "bad signature", tx_index=index, tx_hash=h)
     if not verify_signature(header.proposer, bytes.fromhex(digest), block.proposer_signature):
         raise ChainIntegrityError(height, f"bad proposer signature (proposer {short_hash(header.proposer)})")
-    if not meets_difficulty(digest, header.difficulty):
-        raise ChainIntegrityError(height, f"insufficient proof of work for difficulty {header.difficulty}")
-    if min_difficulty is not None and header.difficulty < min_difficulty:
-        raise ChainIntegrityError(height, f"difficulty {header.difficulty} below required {min_difficulty}")
+    if header.consensus == "pbft":
+        if certificate_check is None:
+            raise ChainIntegrityError(height, "a PBFT block, but no validator set to check its certificate against")
+        reason = certificate_check(block)
+        if reason is not None:
+            raise ChainIntegrityError(height, f"bad PBFT commit certificate: {reason}")
+    else:
+        if block.certificate is not None:
+            raise ChainIntegrityError(height, "a PoW block must not carry a certificate")
+        if not meets_difficulty(digest, header.difficulty):
+            raise ChainIntegrityError(height, f"insufficient proof of work for difficulty {header.difficulty}")
+        if min_difficulty is not None and header.difficulty < min_difficulty:
+            raise ChainIntegrityError(height, f"difficulty {header.difficulty} below required {min_difficulty}")
     return block, digest, len(block.transactions) + 1
 
 
@@ -85,6 +98,7 @@ def check_chain(
     *,
     min_difficulty: int | None = None,
     on_block: BlockHook | None = None,
+    certificate_check: CertificateCheck | None = None,
 ) -> ChainReport:
     """Verify stored rows (e.g. ``ChainStore.iter_raw()``) from genesis; return a report.
 
@@ -102,7 +116,8 @@ def check_chain(
             raise ChainIntegrityError(expected_height, "stored row is not (height, hash, data)") from None
         if isinstance(height, bool) or height != expected_height:
             raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
-        block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty)
+        block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty,
+                                                 certificate_check)
         if on_block is not None:
             try:
                 on_block(block, prev_hash)

@@ -9,6 +9,7 @@ node's state. A rejected transaction changes nothing. Knows nothing of tensors.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_bytes
@@ -45,12 +46,46 @@ class Signer:
 
 @dataclass
 class SealStats:
-    """What sealing one block cost: hashes tried, seconds spent mining, bytes of the block."""
+    """What sealing one block cost: seconds of consensus (PoW mined, or PBFT's simulated time), bytes."""
 
-    nonce: int
     transactions: int
     mine_seconds: float
     block_bytes: int
+
+
+class ProposalRejected(Exception):
+    """Consensus did not seal the proposed block (a PBFT view change replaced its proposer)."""
+
+
+class ConsensusStalled(RuntimeError):
+    """Consensus made no progress at all: more validators are faulty than the engine tolerates."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Everything a sealer needs to turn pending transactions into a block."""
+
+    proposer: Identity
+    height: int
+    prev_hash: str
+    transactions: tuple[Transaction, ...]
+    timestamp: int
+    state_root: str
+
+
+Sealer = Callable[[Proposal], tuple[Block, float]]  # -> (sealed block, seconds the consensus took)
+
+
+def pow_sealer(difficulty: int) -> Sealer:
+    """The paper's consensus with one proposer: mine the header to ``difficulty`` leading zero bits."""
+
+    def seal(proposal: Proposal) -> tuple[Block, float]:
+        started = time.perf_counter()
+        block = seal_block(proposal.proposer, proposal.height, proposal.prev_hash, proposal.transactions,
+                           proposal.timestamp, difficulty, proposal.state_root)
+        return block, time.perf_counter() - started
+
+    return seal
 
 
 class LedgerNode:
@@ -61,11 +96,13 @@ class LedgerNode:
     blocks persist; None keeps only the head hash (an in-memory run).
     """
 
-    def __init__(self, proposer: Identity, difficulty: int, chain: ChainStore | None, seals: bool = True) -> None:
+    def __init__(self, proposer: Identity, difficulty: int, chain: ChainStore | None, seals: bool = True,
+                 sealer: Sealer | None = None) -> None:
         self.proposer = proposer
         self.difficulty = difficulty
         self.chain = chain
         self.seals = seals
+        self.sealer = sealer if sealer is not None else pow_sealer(difficulty)
         self.state = LedgerState()
         self.head_hash = GENESIS_PREV_HASH
         self.pending: list[Transaction] = []
@@ -73,9 +110,9 @@ class LedgerNode:
         self.last_seal: SealStats | None = None
 
     @classmethod
-    def open(cls, proposer: Identity, difficulty: int, chain: ChainStore) -> LedgerNode:
+    def open(cls, proposer: Identity, difficulty: int, chain: ChainStore, sealer: Sealer | None = None) -> LedgerNode:
         """A node over an existing chain: its state is derived by replaying every block."""
-        node = cls(proposer, difficulty, chain, seals=True)
+        node = cls(proposer, difficulty, chain, seals=True, sealer=sealer)
         for block in chain.iter_blocks():
             node.state = apply_block(node.state, block)
             node.head_hash = block_hash(block)
@@ -88,22 +125,34 @@ class LedgerNode:
         apply_transaction(self.working, tx)  # handlers check everything before they mutate
         self.pending.append(tx)
 
-    def seal(self, timestamp: int) -> Block | None:
-        """Seal the pending transactions into a block (persisted first, then adopted)."""
+    def discard_pending(self) -> None:
+        """Forget the pending block (its proposal was rejected); the sealed state is untouched."""
+        self.pending = []
+        self.working = begin_block(self.state)
+
+    def seal(self, timestamp: int, proposer: Identity | None = None) -> Block | None:
+        """Seal the pending transactions into a block (persisted first, then adopted).
+
+        Raises :class:`ProposalRejected` when consensus does not seal this proposal; the node then
+        keeps its pending block until :meth:`discard_pending`.
+        """
         height = self.state.height + 1
         finish_block(self.working, height)
         root = state_root(self.working)
         block = None
         if self.seals:
-            started = time.perf_counter()
-            block = seal_block(self.proposer, height, self.head_hash, self.pending, timestamp,
-                               self.difficulty, root)
-            mined = time.perf_counter() - started
+            proposal = Proposal(proposer or self.proposer, height, self.head_hash, tuple(self.pending), timestamp,
+                                root)
+            block, seconds = self.sealer(proposal)
+            if block.transactions != proposal.transactions:
+                # Consensus sealed another proposal for this height (PBFT: a request queued earlier, re-proposed
+                # by the new primary). The chain is what was sealed: adopt its state, not ours.
+                self.working = apply_block(self.state, block)
             data = block_to_bytes(block)
             if self.chain is not None:
                 self.chain.append(block)
             self.head_hash = block_hash(block)
-            self.last_seal = SealStats(block.header.nonce, len(self.pending), mined, len(data))
+            self.last_seal = SealStats(len(block.transactions), seconds, len(data))
         self.state = self.working
         self.pending = []
         self.working = begin_block(self.state)

@@ -15,6 +15,8 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.verify.acceptance import RULES
 
 FRAMEWORKS = ("bmoe", "traditional")
+CONSENSUS_ENGINES = ("pow", "pbft")
+VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
 EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir"})
@@ -48,6 +50,11 @@ class RunConfig:
     rule_fraction: float = 2 / 3  # for rule "fraction"
     comparison: str = "exact"  # digests of canonical bytes must match
     difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
+    consensus: str = "pow"  # "pow" (the paper's; one proposer mines) or "pbft" (validators vote)
+    validators: int = 1  # PBFT: n validators, tolerating f = (n - 1) // 3 Byzantine ones
+    byzantine_validators: int = 0  # PBFT: how many of them misbehave (the first: view 0's primary is one)
+    validator_attack: str = "tamper"  # tamper | silent | equivocate | garbage | replay
+    message_delay: float = 0.01  # PBFT: simulated one-way message delay (seconds)
     share_compute: bool = True  # compute identical honest replicas once (exact; see edge/runtime)
     eval_every: int = 10  # rounds between test-set evaluations
     seed: int = 0  # fixes data order, initial weights, attacks and keys
@@ -68,6 +75,14 @@ class RunConfig:
             (self.lr > 0, "learning rate must be > 0"),
             (self.balance >= 0, "balance weight must be >= 0"),
             (0 <= self.difficulty <= 32, "difficulty must be in [0, 32] bits"),
+            (self.consensus in CONSENSUS_ENGINES, f"consensus must be one of {', '.join(CONSENSUS_ENGINES)}"),
+            (self.validators >= 1, "validators must be >= 1"),
+            (self.consensus == "pbft" or self.validators == 1, "several validators need --consensus pbft"),
+            (0 <= self.byzantine_validators < self.validators or self.byzantine_validators == 0,
+             "byzantine validators must be fewer than the validators"),
+            (self.validator_attack in VALIDATOR_ATTACKS,
+             f"validator attack must be one of {', '.join(VALIDATOR_ATTACKS)}"),
+            (self.message_delay > 0, "message delay must be > 0"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.threads >= 1, "threads must be >= 1"),
             (self.expert in ("mlp", "cnn"), "expert must be 'mlp' or 'cnn'"),

@@ -14,13 +14,14 @@ an expert, which acceptance rule holds) and in whether blocks are persisted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
-from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.node import ConsensusStalled, LedgerNode, ProposalRejected, Signer
 from bmoe.moe.payloads import decode_gradient, decode_task_for_edge, encode_task
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore
@@ -93,9 +94,22 @@ class RoundParticipants:
     runtimes: list[ExpertRuntime]
     num_experts: int
     check_honest_agreement: bool = True
+    validators: dict[str, Validator] = field(default_factory=dict)  # by name; PBFT picks the primary's
+    primary: Callable[[], str] | None = None  # the current proposer's name (None: ``validator`` proposes)
 
     def edge(self, address: str) -> EdgeWorker:
         return self._by_address[address]
+
+    def proposer(self) -> Validator:
+        return self.validator if self.primary is None else self.validators[self.primary()]
+
+    def resync_nonces(self) -> None:
+        """After a rejected proposal: every signer continues from what the ledger has sealed."""
+        nonces = self.node.state.nonces
+        signers = [self.publisher, self.validator.signer, *(v.signer for v in self.validators.values()),
+                   *(edge.signer for edge in self.edges)]
+        for signer in signers:
+            signer.next_nonce = nonces.get(signer.address, -1) + 1
 
     def __post_init__(self) -> None:
         self._by_address = {edge.address: edge for edge in self.edges}
@@ -103,7 +117,22 @@ class RoundParticipants:
 
 def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
               train: bool, lr: float, balance: float = 0.0) -> RoundOutcome:
-    """Run one round and seal its block; ``y`` is required when training."""
+    """Run one round and seal its block; ``y`` is required when training.
+
+    When consensus rejects the block (a PBFT view change voted its proposer out), the round is built
+    again, from the same task, by the new proposer; at most once per validator.
+    """
+    for _ in range(max(1, len(p.validators))):
+        try:
+            return _run_round_once(p, p.proposer(), round_index, x, y, train, lr, balance)
+        except ProposalRejected:
+            p.node.discard_pending()
+            p.resync_nonces()
+    raise ConsensusStalled(f"no proposer could seal round {round_index}")
+
+
+def _run_round_once(p: RoundParticipants, validator: Validator, round_index: int, x: torch.Tensor,
+                    y: torch.Tensor | None, train: bool, lr: float, balance: float) -> RoundOutcome:
     times = RoundTimes()
     for runtime in p.runtimes:
         runtime.new_round()
@@ -115,7 +144,7 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     task_cid = p.store.put(encode_task(x, y if train else None))
     p.node.submit(p.publisher.sign("task", {"task_id": task_id, "kind": kind, "data_cid": task_cid,
                                             "samples": int(x.shape[0]), "round": round_index}))
-    routing, groups, activation_tx = p.validator.activate(task_id, x, train)
+    routing, groups, activation_tx = validator.activate(task_id, x, train)
     p.node.submit(activation_tx)
     activation_cid = activation_tx.payload["activation_cid"]
     clock = _lap(times, "gate", clock)
@@ -145,7 +174,7 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
     if p.check_honest_agreement:
         _check_honest(p, task_id, sorted(groups), "result")
-    decided = p.validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()},
+    decided = validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()},
                                  routing, groups)
     for tx in decided.transactions:
         p.node.submit(tx)
@@ -160,7 +189,7 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         if y is None:
             raise ValueError("a training round needs labels")
         # Step 4: loss, gate update, gradients for the accepted experts.
-        loss, gradients, gate_tx = p.validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr,
+        loss, gradients, gate_tx = validator.loss_and_gate_update(task_id, routing, groups, outputs, y, lr,
                                                                          balance)
         p.node.submit(gate_tx)
         clock = _lap(times, "loss", clock)
@@ -175,14 +204,15 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         if gradients:
             if p.check_honest_agreement:
                 _check_honest(p, task_id, sorted(gradients), "update")
-            decided = p.validator.decide(task_id, "update", {e: int(groups[e].numel()) for e in gradients})
+            decided = validator.decide(task_id, "update", {e: int(groups[e].numel()) for e in gradients})
             for tx in decided.transactions:
                 p.node.submit(tx)
             misbehaviour += decided.accusations
         clock = _lap(times, "update", clock)
 
     # Step 6: seal.
-    p.node.seal(timestamp=round_index + 1)
+    p.node.seal(timestamp=round_index + 1, proposer=validator.signer.identity)
+    p.resync_nonces()  # the sealed block may be another proposer's version of this round
     _lap(times, "consensus", clock)
     counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
     seal = p.node.last_seal if p.node.seals else None

@@ -16,12 +16,16 @@ from typing import Any
 import torch
 
 from bmoe.data import Dataset, load_dataset, task_batches
+from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
+from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.protocol.pbft_sealing import PbftCluster
+from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
 from bmoe.protocol.setup import (
     behaviours,
@@ -80,6 +84,8 @@ class Session:
             node = LedgerNode.open(ids.validator, config.difficulty, chain)
             try:
                 self._check_genesis(node)
+                if config.consensus == "pbft" and node.state.height > 0:
+                    raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
             except ConfigError:
                 chain.close()
                 raise
@@ -88,19 +94,45 @@ class Session:
         self.node = node
         nonces = node.state.nonces
         validator_signer = Signer(ids.validator, nonces.get(ids.validator.address, -1) + 1)
+        genesis = None
         if node.state.height < 0:
-            write_genesis(node, self.store, config, ids, self.spec, self.dataset.input_dim, expert_factory,
-                          validator_signer)
+            genesis = write_genesis(node, self.store, config, ids, self.spec, self.dataset.input_dim,
+                                    expert_factory, validator_signer)
         if run_dir is not None:  # only once the chain is known to match these settings
             (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
-        self.validator = Validator(validator_signer, node, self.store, self.dataset.input_dim,
-                                   config.num_experts, config.top_k, self.dataset.num_classes)
+        validators = self._validators(validator_signer)
+        self.validator = validators[ids.validator.name]
         edges, runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, edges, runtimes,
-                                              config.num_experts)
+                                              config.num_experts, validators=validators)
+        self.cluster = None
+        if config.consensus == "pbft" and config.framework == "bmoe":
+            self.cluster = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
         self.history: list[dict[str, Any]] = []
         self.keep_objects = keep_objects
+
+    def _validators(self, first: Signer) -> dict[str, Validator]:
+        """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
+        config, nonces = self.config, self.node.state.nonces
+        validators = {}
+        for index, identity in enumerate(self.ids.validators):
+            signer = first if index == 0 else Signer(identity, nonces.get(identity.address, -1) + 1)
+            byzantine = index < config.byzantine_validators  # the first: view 0's primary is one
+            kind = TamperingValidator if byzantine and config.validator_attack == "tamper" else Validator
+            validators[identity.name] = kind(signer, self.node, self.store, self.dataset.input_dim,
+                                             config.num_experts, config.top_k, self.dataset.num_classes)
+        return validators
+
+    def _pbft_cluster(self, sealed: list[Block]) -> PbftCluster:
+        config = self.config
+        cluster = PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
+                              lambda: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes),
+                              config.seed, config.message_delay)
+        cluster.adopt_chain(sealed)
+        self.node.sealer = cluster.seal
+        self.participants.primary = cluster.primary
+        return cluster
 
     def _check_genesis(self, node: LedgerNode) -> None:
         recorded = dict(node.state.genesis or {})

@@ -13,6 +13,7 @@ import torch
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.blocks import Block
 from bmoe.ledger.keys import Identity, derive_identity
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
@@ -25,14 +26,18 @@ from bmoe.verify.acceptance import AcceptanceRule
 @dataclass(frozen=True)
 class Identities:
     publisher: Identity
-    validator: Identity
+    validators: tuple[Identity, ...]  # validator-0 proposes under PoW; PBFT rotates the primary
     edges: tuple[Identity, ...]
+
+    @property
+    def validator(self) -> Identity:
+        return self.validators[0]
 
 
 def derive_identities(config: RunConfig) -> Identities:
     edges = tuple(derive_identity(config.seed, f"edge-{i}") for i in range(config.edges_in_play))
-    return Identities(derive_identity(config.seed, "publisher"), derive_identity(config.seed, "validator-0"),
-                      edges)
+    validators = tuple(derive_identity(config.seed, f"validator-{i}") for i in range(config.validators))
+    return Identities(derive_identity(config.seed, "publisher"), validators, edges)
 
 
 def behaviours(config: RunConfig) -> list[EdgeBehaviour]:
@@ -66,7 +71,8 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "lr": config.lr,  # the validators re-execute the gate update with these
         "balance": config.balance,
         "edges": [edge.address for edge in ids.edges],
-        "validators": [ids.validator.address],
+        "validators": [v.address for v in ids.validators],
+        "consensus": consensus_section(config, ids),
         "publisher": ids.publisher.address,
         "assignment": "host" if framework_traditional else "all",
         "rule": rule.to_dict(),
@@ -77,13 +83,23 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
     }
 
 
+def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:
+    """What an auditor needs to check every block's consensus proof."""
+    if config.consensus == "pbft":
+        return {"engine": "pbft", "validators": {v.name: v.address for v in ids.validators},
+                "f": (config.validators - 1) // 3}
+    return {"engine": "pow", "difficulty": config.difficulty}
+
+
 def write_genesis(node: LedgerNode, store: BlobStore, config: RunConfig, ids: Identities, spec: ExpertSpec,
-                  input_dim: int, factory: ExpertFactory | None, validator: Signer) -> None:
+                  input_dim: int, factory: ExpertFactory | None, validator: Signer) -> Block | None:
+    """Block 0. Under every engine it is mined by validator-0 alone: the founding block that all
+    participants accept by definition (PBFT seals every block after it)."""
     gate_weights, expert_weights = initial_weights(config, spec, input_dim, factory)
     gate_cid = store.put(serialize_tensors(gate_weights))
     expert_cids = [store.put(serialize_tensors(w)) for w in expert_weights]
     node.submit(validator.sign("genesis", genesis_payload(config, ids, spec, gate_cid, expert_cids)))
-    node.seal(timestamp=0)
+    return node.seal(timestamp=0)
 
 
 def make_edges(config: RunConfig, ids: Identities, node: LedgerNode, store: BlobStore, spec: ExpertSpec,

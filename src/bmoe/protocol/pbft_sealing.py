@@ -1,0 +1,195 @@
+"""Sealing ledger blocks by PBFT among the run's validators, in the deterministic simulator.
+
+Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` re-executes the
+proposed block against *its own* copy of the ledger state (``protocol/reexecute.py``): a block whose
+proposer changed anything gets no prepare from an honest validator. The round's proposer is the
+primary of the current view. When consensus does not seal its block (a tampering or silent primary
+is voted out by a view change), :meth:`PbftCluster.seal` raises ``ProposalRejected`` and the round
+is built again by the new primary (``protocol/round.py``).
+
+Byzantine validators (the first ``byzantine`` ones, so the first primary is one) behave as ``attack``
+says: ``tamper`` builds blocks with a manipulated output and gate update when primary
+(``protocol/byzantine_validator.py``) and votes for anything; ``silent``, ``equivocate``,
+``garbage`` and ``replay`` are the consensus-level behaviours of ``consensus/byzantine.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bmoe.consensus.byzantine import Equivocate, Garbage, Replay, Silent, permissive
+from bmoe.consensus.engine import ConsensusReplica
+from bmoe.consensus.pbft import PbftConfig, PbftReplica
+from bmoe.consensus.sim import Simulator
+from bmoe.ledger.blocks import Block, BlockHeader, block_from_bytes, block_hash, header_hash, proposal_bytes
+from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.keys import Identity, verify_signature
+from bmoe.ledger.merkle import merkle_root
+from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected
+from bmoe.ledger.state import LedgerState, apply_block
+from bmoe.ledger.transactions import tx_hash
+from bmoe.protocol.reexecute import Reexecutor
+
+CONSENSUS_TIMEOUT_DELAYS = 20  # the request timer, in one-way message delays
+
+
+def unsealed_pbft_block(proposal: Proposal) -> Block:
+    """The proposer's signed block, before the certificate: what the validators vote on."""
+    header = BlockHeader(height=proposal.height, prev_hash=proposal.prev_hash,
+                         merkle_root=merkle_root([tx_hash(tx) for tx in proposal.transactions]),
+                         timestamp=proposal.timestamp, proposer=proposal.proposer.address, consensus="pbft",
+                         difficulty=0, nonce=0, state_root=proposal.state_root)
+    signature = proposal.proposer.sign(bytes.fromhex(header_hash(header)))
+    return Block(header, proposal.transactions, signature)
+
+
+class _ValidatorView:
+    """One validator's own ledger state, advanced only by blocks it saw committed."""
+
+    def __init__(self, reexecutor: Reexecutor, validators: dict[str, str]) -> None:
+        self.reexecutor = reexecutor
+        self.addresses = set(validators.values())
+        self.state = LedgerState()
+        self.head = ""
+        self.checked: dict[str, LedgerState] = {}  # payload hash -> state after it
+
+    def validate(self, height: int, payload: bytes) -> str | None:
+        try:
+            block = block_from_bytes(payload)
+        except LedgerError as err:
+            return f"not a block: {err}"
+        header = block.header
+        if header.height != height or header.prev_hash != self.head:
+            return f"block {header.height} does not extend this validator's head at {self.state.height}"
+        if header.consensus != "pbft" or block.certificate is not None:
+            return "not an unsealed PBFT block"
+        if header.proposer not in self.addresses:
+            return "the proposer is not a validator"
+        if not verify_signature(header.proposer, bytes.fromhex(header_hash(header)), block.proposer_signature):
+            return "bad proposer signature"
+        try:
+            self.checked[block_hash(block)] = self.reexecutor.check(self.state, block)
+        except LedgerError as err:
+            return str(err)
+        return None
+
+    def adopt(self, block: Block) -> None:
+        key = block_hash(block)
+        self.state = self.checked.pop(key) if key in self.checked else self.reexecutor.check(self.state, block)
+        self.head = key
+        self.checked.clear()
+
+
+class PbftCluster:
+    """n PBFT validators in a simulated network; seals one block per call."""
+
+    def __init__(self, identities: tuple[Identity, ...], byzantine: int, attack: str,
+                 make_reexecutor: Callable[[], Reexecutor], seed: int, delay: float) -> None:
+        self.validators = {identity.name: identity.address for identity in identities}
+        names = [identity.name for identity in identities]
+        self.byzantine = set(names[:byzantine])  # the first: view 0's primary is Byzantine, the harder case
+        self.attack = attack
+        config = PbftConfig(timeout=CONSENSUS_TIMEOUT_DELAYS * delay)
+        self.views: dict[str, _ValidatorView] = {}
+        replicas: list[ConsensusReplica] = []
+        for identity in identities:
+            if identity.name in self.byzantine:
+                replicas.append(self._byzantine(identity, config, seed))
+            else:
+                view = _ValidatorView(make_reexecutor(), self.validators)
+                self.views[identity.name] = view
+                replicas.append(PbftReplica(identity, self.validators, view.validate, config))
+        self.sim = Simulator(replicas, seed=seed, delay=delay)
+        self.identities = {identity.name: identity for identity in identities}
+        self.view_changes = 0
+        self.patience = 1000 * delay  # simulated seconds to wait for a block before giving up
+        self._started: dict[int, float] = {}
+
+    def _byzantine(self, identity: Identity, config: PbftConfig, seed: int) -> ConsensusReplica:
+        validate = permissive  # a Byzantine validator votes for anything
+        inner = PbftReplica(identity, self.validators, validate, config)
+        peers = [name for name in sorted(self.validators) if name != identity.name]
+        if self.attack == "silent":
+            return Silent(inner)
+        if self.attack == "garbage":
+            return Garbage(inner, peers, seed=seed)
+        if self.attack == "replay":
+            return Replay(inner, peers, seed=seed)
+        if self.attack == "equivocate":
+            return Equivocate(inner, identity, self.validators, colluders=sorted(self.byzantine))
+        return inner  # "tamper": its blocks are tampered where they are built; it votes for anything
+
+    def adopt_chain(self, blocks: list[Block]) -> None:
+        """Bring every validator's view to the sealed chain so far (the genesis, or a resumed run):
+        blocks already sealed are replayed by the ledger's rules, not re-voted."""
+        for view in self.views.values():
+            for block in blocks:
+                view.state = apply_block(view.state, block)
+                view.head = block_hash(block)
+
+    @property
+    def honest(self) -> list[str]:
+        return sorted(self.views)
+
+    def primary(self) -> str:
+        """The primary of the highest view an honest validator has installed (is active in)."""
+        replicas = [self.sim.replicas[name] for name in self.honest]
+        active = [r for r in replicas if r.active] or replicas  # type: ignore[attr-defined]
+        return max(active, key=lambda r: r.view).primary  # type: ignore[attr-defined]
+
+    def proposer(self) -> Identity:
+        return self.identities[self.primary()]
+
+    def seal(self, proposal: Proposal) -> tuple[Block, float]:
+        """Propose the block; return it with its commit certificate and the simulated seconds taken,
+        or raise ProposalRejected when the view changed before it was sealed."""
+        block = unsealed_pbft_block(proposal)
+        payload = proposal_bytes(block)
+        height = proposal.height
+        primary = self.primary()
+        started = self._started.setdefault(height, self.sim.now)  # from the first proposal for this height
+        self.sim.propose(payload)
+
+        def settled(sim: Simulator) -> bool:
+            done = all(any(c.height == height for c in sim.committed[name]) for name in self.honest)
+            return done or self.primary() != primary
+
+        self.sim.run(until=self.sim.now + self.patience, stop=settled)
+        commits = [c for c in self.sim.committed[self.honest[0]] if c.height == height]
+        if not commits:
+            if self.primary() == primary:
+                raise ConsensusStalled(f"PBFT sealed no block {height} within {self.patience:g} simulated seconds "
+                                       f"(more than f = {(len(self.validators) - 1) // 3} faulty validators?)")
+            self.view_changes += 1
+            raise ProposalRejected(f"validators moved from primary {primary} to {self.primary()} "
+                                   f"without sealing block {height}")
+        committed = commits[0]
+        sealed = block_from_bytes(committed.payload)
+        sealed = Block(sealed.header, sealed.transactions, sealed.proposer_signature, dict(committed.proof))
+        for view in self.views.values():
+            view.adopt(sealed)
+        self._started.pop(height, None)
+        return sealed, self.sim.now - started
+
+
+def certificate_checker(genesis_consensus: dict[str, object]) -> Callable[[Block], str | None]:
+    """For audit: a block's commit certificate must verify against the genesis validators and
+    certify exactly this block's bytes at this height."""
+    from bmoe.consensus.pbft_rules import verify_certificate
+    from bmoe.ledger.encoding import sha256_hex
+
+    validators = dict(genesis_consensus["validators"])  # type: ignore[call-overload]
+    f = int(genesis_consensus["f"])  # type: ignore[call-overload]
+
+    def check(block: Block) -> str | None:
+        reason = verify_certificate(block.certificate, validators, f)
+        if reason is not None:
+            return reason
+        assert block.certificate is not None
+        if block.certificate["height"] != block.header.height:
+            return "certifies another height"
+        if block.certificate["payload_hash"] != sha256_hex(proposal_bytes(block)):
+            return "certifies other bytes than this block's"
+        return None
+
+    return check
