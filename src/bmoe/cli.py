@@ -192,9 +192,13 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
 @click.option("--noise-std", type=float, default=0.5, show_default=True, help="Gaussian attack's noise scale")
 @click.option("--bandwidth-mbps", type=float, default=100.0, show_default=True, help="Fig. 4b link model")
 @click.option("--block-interval", type=float, default=0.0, show_default=True,
-              help="Fig. 4b: modelled seconds per block on top of the PoW mined")
+              help="Fig. 4b: modelled seconds per block on top of the consensus measured")
+@click.option("--consensus", default="pow", show_default=True, help="pow | pbft: the engine sealing B-MoE's blocks")
+@click.option("--validators", type=int, default=4, show_default=True, help="PBFT validators")
+@click.option("--message-delay", type=float, default=0.01, show_default=True, help="PBFT one-way delay (s)")
 def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out: Path | None, rounds: int | None,
-              workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float) -> None:
+              workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float,
+              consensus: str, validators: int, message_delay: float) -> None:
     """Reproduce the paper's figures 2, 4a, 4b and 4c with plots, CSV/JSON and REPORT.md; resumes."""
     import dataclasses
 
@@ -209,9 +213,11 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
             _fail(f"{name} must be >= 1")
     if bandwidth_mbps <= 0 or block_interval < 0 or noise_std < 0:
         _fail("--bandwidth-mbps must be > 0, --block-interval and --noise-std >= 0")
+    if consensus not in ("pow", "pbft") or validators < 1 or message_delay <= 0:
+        _fail("--consensus must be pow or pbft, --validators >= 1 and --message-delay > 0")
     settings = ReproSettings(dataset=dataset, data_dir=None if data_dir is None else str(data_dir), seed=seed,
-                             workers=workers, noise_std=noise_std,
-                             latency=LatencyModel(bandwidth_mbps, block_interval))
+                             workers=workers, noise_std=noise_std, consensus=consensus, validators=validators,
+                             message_delay=message_delay, latency=LatencyModel(bandwidth_mbps, block_interval))
     if dataset == "digits":
         settings = dataclasses.replace(settings, batch_size=100, rounds=300, serve_batch=20)
     if quick:

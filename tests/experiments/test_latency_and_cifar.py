@@ -14,7 +14,7 @@ from bmoe.experiments.reproduction.settings import LatencyModel, ReproSettings
 from bmoe.protocol.session import Session
 from tests.cli.helpers import bmoe
 
-TIMING = {"time_gate": 0.01, "time_verify": 0.02, "time_loss": 0.03, "time_consensus": 0.004,
+TIMING = {"time_gate": 0.01, "time_verify": 0.02, "time_loss": 0.03, "time_consensus": 0.004, "time_mine": 0.003,
           "time_edge": 0.5, "bytes_max_edge": 12_500_000}
 
 
@@ -22,7 +22,7 @@ def test_latency_components_are_measured_and_modelled() -> None:
     model = LatencyModel(bandwidth_mbps=100.0, block_interval_s=1.0)
     bmoe_parts = round_latency(TIMING, "bmoe", model)
     assert bmoe_parts["communication"] == 1.0  # 100 Mbit at 100 Mbit/s
-    assert bmoe_parts["consensus"] == 1.004
+    assert bmoe_parts["consensus"] == 1.003
     assert abs(bmoe_parts["server / validators"] - 0.06) < 1e-12
     traditional = round_latency(TIMING, "traditional", model)
     assert traditional["consensus"] == 0.0

@@ -7,9 +7,9 @@
   gate update, ledger bookkeeping.
 - communication (modelled): the busiest edge's bytes (task, activation and experts down; results
   up; in training also gradients down and weights up) over ``bandwidth_mbps``.
-- consensus (measured + modelled): B-MoE's block sealing as actually mined at the run's PoW
-  difficulty, plus ``block_interval_s`` of modelled waiting per block; none in the traditional
-  framework.
+- consensus (measured + modelled): B-MoE's sealing as the engine took it: the PoW actually mined at
+  the run's difficulty, or PBFT's three message rounds (plus any view change) in the simulated
+  network; plus ``block_interval_s`` of modelled waiting per block. None in the traditional framework.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def round_latency(timing: Mapping[str, float], framework: str, model: LatencyMod
     server = timing["time_gate"] + timing["time_verify"] + timing["time_loss"]
     consensus = 0.0
     if framework == "bmoe":
-        consensus = timing["time_consensus"] + model.block_interval_s
+        consensus = timing["time_mine"] + model.block_interval_s  # what the engine reported for sealing
     else:
         server += timing["time_consensus"]  # the state machine's bookkeeping, no consensus
     return {

@@ -102,11 +102,13 @@ def render(results: Results, settings: ReproSettings, figures: tuple[str, ...], 
             parts = " | ".join(f"{row[c] * 1000:.1f} ms" for c in COMPONENTS)
             total = f"{row['total'] * 1000:.1f} ms"
             lines.append(f"| {row['framework']} | {row['malicious_ratio']:.1f} | {parts} | {total} |")
+        engine = (f"the PoW actually mined (difficulty {s.base_config().difficulty} bits)" if s.consensus == "pow"
+                  else f"PBFT among {s.validators} re-executing validators in the simulated network "
+                       f"({s.message_delay * 1000:g} ms one-way delay)")
         lines += ["", f"Edge compute and server time are measured. Communication is modelled at "
-                  f"{s.latency.bandwidth_mbps:g} Mbit/s per edge. Consensus is the PoW actually mined "
-                  f"(difficulty {s.base_config().difficulty} bits) plus {s.latency.block_interval_s:g} s of "
-                  "modelled block interval. The paper reports that B-MoE pays latency for its robustness, "
-                  "and the table shows how much, part by part.", ""]
+                  f"{s.latency.bandwidth_mbps:g} Mbit/s per edge. Consensus is {engine}, plus "
+                  f"{s.latency.block_interval_s:g} s of modelled block interval. The paper reports that B-MoE "
+                  "pays latency for its robustness, and the table shows how much, part by part.", ""]
     if set(figures) >= {"fig2", "fig4a", "fig4c"}:
         lines += _where_we_differ(results, s)
     checks = qualitative_checks(results, s) if set(figures) >= {"fig2", "fig4a", "fig4c"} else {}

@@ -47,6 +47,9 @@ class ReproSettings:
     attack_probability: float = 0.2  # paper
     optimizer: str = "sgd"  # our choice: plain SGD, stateless (the paper gives only the learning rate)
     seed: int = 0
+    consensus: str = "pow"  # the paper's; "pbft" seals among `validators` re-executing validators
+    validators: int = 4  # PBFT only
+    message_delay: float = 0.01  # PBFT only: simulated one-way delay (seconds)
     workers: int = 2  # runs in parallel (one per core)
     latency: LatencyModel = field(default_factory=LatencyModel)
 
@@ -57,7 +60,8 @@ class ReproSettings:
             expert=str(paper["expert"]), lr=float(paper["lr"]), rounds=self.rounds, batch_size=self.batch_size,
             eval_every=self.eval_every, attack="gaussian", collude=True, limit_test=self.limit_test,
             attack_params={"probability": self.attack_probability, "noise_std": self.noise_std},
-            seed=self.seed,
+            seed=self.seed, consensus=self.consensus, validators=self.validators if self.consensus == "pbft" else 1,
+            message_delay=self.message_delay,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -73,6 +73,8 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
     """Train (and serve), write the unit's JSON atomically, return it."""
     started, started_at = time.perf_counter(), time.time()
     config = settings.base_config().replace(framework=unit.framework, malicious_ratio=unit.ratio, threads=1)
+    if unit.framework == "traditional":
+        config = config.replace(consensus="pow", validators=1)  # no ledger, so no consensus to run
     data = load_data(settings)
     total = config.rounds + (len(settings.serve_ratios) * -(-data.num_test // settings.serve_batch)
                              if unit.serve else 0)
