@@ -38,11 +38,11 @@ def expert_gflops(config: RunConfig, data, rounds: int) -> tuple[float, float]: 
     """(achieved GFLOP/s of expert computation, wall seconds) over ``rounds`` timed training rounds."""
     session = Session(config, dataset=data, keep_objects=False)
     session.train(rounds=1)  # warm-up
-    runtime_seconds = sum(r.compute_seconds for r in session.participants.runtimes)
+    runtime_seconds = sum(r.compute_seconds for r in session.runtimes)
     started = time.perf_counter()
     outcomes = session.train(rounds=rounds + 1)
     wall = time.perf_counter() - started
-    runtime_seconds = sum(r.compute_seconds for r in session.participants.runtimes) - runtime_seconds
+    runtime_seconds = sum(r.compute_seconds for r in session.runtimes) - runtime_seconds
     per_sample = sum(p.numel() for p in session.model().experts[0].parameters())  # multiply-adds (+ biases)
     flops = sum(6 * n * per_sample for o in outcomes for n in o.counts)
     return flops / runtime_seconds / 1e9, wall

@@ -42,7 +42,7 @@ def test_bmoe_accepts_the_clean_result_and_records_attackers(attack: str, tiny_d
     assert state.expert_cids == clean.expert_cids
     assert state.gate_cid == clean.gate_cid
     assert session.evaluate() == clean_bmoe.evaluate()
-    edges = session.participants.edges
+    edges = session.edges
     for edge in edges:
         record = state.edge_records[edge.address]
         flagged = record.dissent + record.withheld
@@ -73,7 +73,7 @@ def test_colluders_publish_identical_manipulated_results(collude: bool, tiny_dat
                       dataset=tiny_data)
     session.train(rounds=1)
     task = next(iter(session.node.state.tasks.values()))
-    attackers = {edge.address for edge in session.participants.edges if edge.behaviour.malicious}
+    attackers = {edge.address for edge in session.edges if edge.behaviour.malicious}
     for committed in task.commitments["result"].values():
         digests = {committed[edge][0] for edge in attackers}
         assert len(digests) == (1 if collude else 2)

@@ -28,7 +28,7 @@ def mid_round(tiny_data):  # type: ignore[no-untyped-def]
                                             "samples": 32, "round": 0}))
     routing, groups, act = p.validator.activate("t", x, True)
     p.node.submit(act)
-    for edge in p.edges:
+    for edge in session.edges:
         inputs = edge.runtime.task_inputs("t", task_cid, act.payload["activation_cid"],
                                           lambda t, a: decode_task_for_edge(t, a, 4))
         for tx in edge.compute(0, inputs, sorted(groups), list(p.node.working.expert_cids), True):
@@ -62,7 +62,7 @@ def test_acceptance_must_be_what_the_rule_decides(mid_round) -> None:  # type: i
     honest_payload = decide(session, routed).transactions[0].payload
     decisions, output_cid = list(honest_payload["decisions"]), honest_payload["output_cid"]
     task = session.node.working.tasks["t"]
-    attacker = session.participants.edges[-1].address
+    attacker = session.edges[-1].address
     forged = [dict(d) for d in decisions]
     bad_digest, bad_cid = task.commitments["result"][forged[0]["expert"]][attacker]
     forged[0].update(digest=bad_digest, cid=bad_cid)
@@ -77,7 +77,7 @@ def test_acceptance_must_be_what_the_rule_decides(mid_round) -> None:  # type: i
 
 def test_only_assigned_enrolled_senders_and_fresh_nonces(mid_round) -> None:  # type: ignore[no-untyped-def]
     session, _ = mid_round
-    edge = session.participants.edges[0]
+    edge = session.edges[0]
     outsider = Signer(derive_identity(99, "x"))
     entry = {"expert": 0, "digest": "0" * 64, "cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}
     expect_refused(session, outsider.sign("commitment", {"task_id": "t", "results": [entry]}), "not an enrolled")
@@ -95,7 +95,7 @@ def test_misbehaviour_evidence_must_match_the_commitment(mid_round) -> None:  # 
     decided = decide(session, routed)
     session.node.submit(decided.transactions[0])
     accusation = decided.transactions[1].payload
-    honest = session.participants.edges[0].address
+    honest = session.edges[0].address
     framed = {**accusation, "edge": honest}
     expect_refused(session, resync(session).sign("misbehaviour", framed), "accepted group")
     lying = {**accusation, "records": [{**accusation["records"][0], "evidence": "f" * 64}]}
@@ -143,7 +143,7 @@ def test_honest_edges_that_disagree_fail_loudly(tiny_data) -> None:  # type: ign
             return output + 1e-7 * (ctx.edge + 1)
 
     session = Session(small_config(), dataset=tiny_data)
-    for edge in session.participants.edges:
+    for edge in session.edges:
         edge.behaviour = JitteryButHonest()
     with pytest.raises(HonestDisagreement, match="same thread count"):
         session.train(rounds=1)

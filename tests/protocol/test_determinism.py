@@ -39,8 +39,8 @@ def test_sharing_computes_each_distinct_replica_once(tiny_data) -> None:  # type
     separate.train(rounds=1)
     activated = 4  # with 32 samples and K=2 every one of the 4 experts is activated
     # Shared: one honest and one (colluding) manipulated forward per expert; separate: one per edge.
-    assert sum(r.forward_passes for r in shared.participants.runtimes) == 2 * activated
-    assert sum(r.forward_passes for r in separate.participants.runtimes) == 5 * activated
+    assert sum(r.forward_passes for r in shared.runtimes) == 2 * activated
+    assert sum(r.forward_passes for r in separate.runtimes) == 5 * activated
 
 
 def test_pruned_run_keeps_only_the_state_and_the_same_ledger(tiny_data) -> None:  # type: ignore[no-untyped-def]

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bmoe.edge.runtime import ExpertRuntime
-from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.node import ConsensusStalled, LedgerNode, ProposalRejected, Signer
-from bmoe.moe.payloads import decode_gradient, decode_task_for_edge, encode_task
+from bmoe.ledger.transactions import Transaction
+from bmoe.moe.payloads import encode_task
+from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore
 from bmoe.verify.comparison import HonestDisagreement
@@ -90,15 +90,11 @@ class RoundParticipants:
     store: BlobStore
     publisher: Signer
     validator: Validator
-    edges: list[EdgeWorker]
-    runtimes: list[ExpertRuntime]
+    gateway: EdgeGateway
     num_experts: int
     check_honest_agreement: bool = True
     validators: dict[str, Validator] = field(default_factory=dict)  # by name; PBFT picks the primary's
     primary: Callable[[], str] | None = None  # the current proposer's name (None: ``validator`` proposes)
-
-    def edge(self, address: str) -> EdgeWorker:
-        return self._by_address[address]
 
     def proposer(self) -> Validator:
         return self.validator if self.primary is None else self.validators[self.primary()]
@@ -106,44 +102,48 @@ class RoundParticipants:
     def resync_nonces(self) -> None:
         """After a rejected proposal: every signer continues from what the ledger has sealed."""
         nonces = self.node.state.nonces
-        signers = [self.publisher, self.validator.signer, *(v.signer for v in self.validators.values()),
-                   *(edge.signer for edge in self.edges)]
-        for signer in signers:
+        for signer in [self.publisher, self.validator.signer, *(v.signer for v in self.validators.values())]:
             signer.next_nonce = nonces.get(signer.address, -1) + 1
+        self.gateway.resync(nonces)
 
-    def __post_init__(self) -> None:
-        self._by_address = {edge.address: edge for edge in self.edges}
+
+
+def publish_task(publisher: Signer, store: BlobStore, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
+                 train: bool) -> Transaction:
+    """The publisher's part of step 1: the task's samples stored by CID and the signed task."""
+    kind = "train" if train else "infer"
+    task_cid = store.put(encode_task(x, y if train else None))
+    return publisher.sign("task", {"task_id": f"{kind}-{round_index:06d}", "kind": kind, "data_cid": task_cid,
+                                   "samples": int(x.shape[0]), "round": round_index})
 
 
 def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
-              train: bool, lr: float, balance: float = 0.0) -> RoundOutcome:
-    """Run one round and seal its block; ``y`` is required when training.
+              train: bool, lr: float, balance: float = 0.0, task: Transaction | None = None) -> RoundOutcome:
+    """Run one round and seal its block; ``y`` is required when training. ``task`` is the publisher's
+    signed task when it came from elsewhere (a publisher process); by default it is made here.
 
     When consensus rejects the block (a PBFT view change voted its proposer out), the round is built
     again, from the same task, by the new proposer; at most once per validator.
     """
+    task = task if task is not None else publish_task(p.publisher, p.store, round_index, x, y, train)
     for _ in range(max(1, len(p.validators))):
         try:
-            return _run_round_once(p, p.proposer(), round_index, x, y, train, lr, balance)
+            return _run_round_once(p, p.proposer(), task, round_index, x, y, train, lr, balance)
         except ProposalRejected:
             p.node.discard_pending()
             p.resync_nonces()
     raise ConsensusStalled(f"no proposer could seal round {round_index}")
 
 
-def _run_round_once(p: RoundParticipants, validator: Validator, round_index: int, x: torch.Tensor,
-                    y: torch.Tensor | None, train: bool, lr: float, balance: float) -> RoundOutcome:
+def _run_round_once(p: RoundParticipants, validator: Validator, task: Transaction, round_index: int,
+                    x: torch.Tensor, y: torch.Tensor | None, train: bool, lr: float, balance: float) -> RoundOutcome:
     times = RoundTimes()
-    for runtime in p.runtimes:
-        runtime.new_round()
     kind = "train" if train else "infer"
-    task_id = f"{kind}-{round_index:06d}"
+    task_id, task_cid = task.payload["task_id"], task.payload["data_cid"]
     clock = time.perf_counter()
 
     # Step 1: the publisher's task, the gate and the top-K activation.
-    task_cid = p.store.put(encode_task(x, y if train else None))
-    p.node.submit(p.publisher.sign("task", {"task_id": task_id, "kind": kind, "data_cid": task_cid,
-                                            "samples": int(x.shape[0]), "round": round_index}))
+    p.node.submit(task)
     routing, groups, activation_tx = validator.activate(task_id, x, train)
     p.node.submit(activation_tx)
     activation_cid = activation_tx.payload["activation_cid"]
@@ -156,19 +156,14 @@ def _run_round_once(p: RoundParticipants, validator: Validator, round_index: int
     for expert in sorted(groups):
         for address in state.assigned_edges(expert):
             assignments.setdefault(address, []).append(expert)
-    tasks_seen = {}
     traffic = Traffic()
     sizes = _SizeCache(p.store)
     for address, experts in assignments.items():
-        edge = p.edge(address)
-        inputs = edge.runtime.task_inputs(
-            task_id, task_cid, activation_cid,
-            lambda t, a: decode_task_for_edge(t, a, p.num_experts))
-        tasks_seen[address] = inputs
         traffic.add(address, down=sizes(task_cid) + sizes(activation_cid) + sum(sizes(expert_cids[e]) for e in experts))
-        for tx in edge.compute(round_index, inputs, experts, expert_cids, train):
-            p.node.submit(tx)
-            traffic.add(address, up=sum(sizes(entry["cid"]) for entry in tx.payload["results"]))
+    work = ResultWork(round_index, task_id, task_cid, activation_cid, assignments, expert_cids, train)
+    for tx in p.gateway.results(work):
+        p.node.submit(tx)
+        traffic.add(tx.sender, up=sum(sizes(entry["cid"]) for entry in tx.payload["results"]))
     clock = _lap(times, "compute", clock)
 
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
@@ -194,13 +189,12 @@ def _run_round_once(p: RoundParticipants, validator: Validator, round_index: int
         p.node.submit(gate_tx)
         clock = _lap(times, "loss", clock)
         # Step 5: the edges update; each update is decided by digest.
-        downloaded = {e: (cid, decode_gradient(p.store.get(cid))) for e, (cid, _) in gradients.items()}
+        gradient_cids = {e: cid for e, (cid, _) in gradients.items()}
         for address, experts in assignments.items():
-            mine = {e: downloaded[e] for e in experts if e in downloaded}
-            traffic.add(address, down=sum(sizes(gradients[e][0]) for e in mine))
-            for tx in p.edge(address).update(round_index, tasks_seen[address], mine, expert_cids, lr):
-                p.node.submit(tx)
-                traffic.add(address, up=sum(sizes(entry["cid"]) for entry in tx.payload["updates"]))
+            traffic.add(address, down=sum(sizes(gradient_cids[e]) for e in experts if e in gradient_cids))
+        for tx in p.gateway.updates(UpdateWork(round_index, task_id, gradient_cids, assignments, expert_cids, lr)):
+            p.node.submit(tx)
+            traffic.add(tx.sender, up=sum(sizes(entry["cid"]) for entry in tx.payload["updates"]))
         if gradients:
             if p.check_honest_agreement:
                 _check_honest(p, task_id, sorted(gradients), "update")
@@ -216,7 +210,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, round_index: int
     _lap(times, "consensus", clock)
     counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
     seal = p.node.last_seal if p.node.seals else None
-    edge_seconds = max((p.edge(address).busy_seconds for address in assignments), default=0.0)
+    edge_seconds = p.gateway.busiest_seconds()
     return RoundOutcome(round_index, kind, logits, loss, len(outputs), len(groups) - len(outputs), counts,
                         misbehaviour, times, traffic, edge_seconds, seal.mine_seconds if seal else 0.0,
                         seal.block_bytes if seal else 0)
@@ -243,9 +237,11 @@ def _lap(times: RoundTimes, part: str, since: float) -> float:
 
 def _check_honest(p: RoundParticipants, task_id: str, experts: list[int], phase: str) -> None:
     """Fail loudly when edges that behave honestly split: exact comparison's conditions broke."""
+    known = p.gateway.honest()
+    if known is None:
+        return
     for expert in experts:
         committed = p.node.working.tasks[task_id].commitments[phase].get(expert, {})
-        honest = {edge: digest for edge, (digest, _) in committed.items()
-                  if not p.edge(edge).behaviour.malicious}
+        honest = {edge: digest for edge, (digest, _) in committed.items() if edge in known}
         if len(set(honest.values())) > 1:
             raise HonestDisagreement(task_id, expert, honest)

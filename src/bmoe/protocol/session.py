@@ -24,6 +24,7 @@ from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
 from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.protocol.edges import InProcessEdges
 from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
@@ -103,8 +104,9 @@ class Session:
         self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
         validators = self._validators(validator_signer)
         self.validator = validators[ids.validator.name]
-        edges, runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
-        self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, edges, runtimes,
+        self.edges, self.runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
+        gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts)
+        self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
         self.cluster = None
         if config.consensus == "pbft" and config.framework == "bmoe":
@@ -214,7 +216,7 @@ class Session:
         Behaviour is private to each edge and not part of the protocol, so a trained model can be
         deployed among other attackers (the paper's inference experiments) on the same ledger.
         """
-        for edge, behaviour in zip(self.participants.edges, behaviours(config), strict=True):
+        for edge, behaviour in zip(self.edges, behaviours(config), strict=True):
             edge.behaviour = behaviour
             edge.collude = config.collude
 
