@@ -52,3 +52,18 @@ def test_pruned_run_keeps_only_the_state_and_the_same_ledger(tiny_data) -> None:
     state = pruned.node.state
     assert set(pruned.store.cids()) == {state.gate_cid, *state.expert_cids}
     assert len(list(full.store.cids())) > len(list(pruned.store.cids()))
+
+
+def test_a_task_signed_elsewhere_runs_to_the_same_ledger(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    """The deployment's path: a publisher signs and stores the task, the validator runs it."""
+    from bmoe.data import task_batches
+    from bmoe.protocol.round import publish_task
+
+    direct = Session(small_config(malicious_ratio=0.4), dataset=tiny_data)
+    direct.train(rounds=2)
+    published = Session(small_config(malicious_ratio=0.4), dataset=tiny_data)
+    for round_index, indices in task_batches(tiny_data, 32, published.config.seed, 2):
+        task = publish_task(published.publisher, published.store, round_index, tiny_data.x_train[indices],
+                            tiny_data.y_train[indices], train=True)
+        published.run_published(task)
+    assert published.head_hash == direct.head_hash

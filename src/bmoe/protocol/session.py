@@ -19,12 +19,14 @@ from bmoe.data import Dataset, load_dataset, task_batches
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
+from bmoe.moe.payloads import decode_task
 from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.edges import InProcessEdges
+from bmoe.protocol.edges import EdgeGateway, InProcessEdges
 from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
@@ -56,13 +58,16 @@ class Session:
     """One run. ``dataset`` defaults to ``load_dataset(config.dataset, ...)``; ``expert_factory``
     makes any ``nn.Module`` an expert (input (B, *input_shape) -> logits (B, num_classes)).
 
+    ``gateway``: how rounds reach the edges; by default the edges live in this process
+    (:class:`InProcessEdges`), a deployment passes a network gateway instead.
+
     ``keep_objects=False`` runs like a pruned node: after each round the store keeps only what the
     state names (the gate and the experts), so long experiments do not fill the disk; such a run's
     history can no longer be audited against its objects."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
-                 keep_objects: bool = True) -> None:
+                 keep_objects: bool = True, gateway: EdgeGateway | None = None) -> None:
         self.config = config.validate()
         torch.set_num_threads(config.threads)
         self.dataset = dataset if dataset is not None else load_dataset(
@@ -104,8 +109,10 @@ class Session:
         self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
         validators = self._validators(validator_signer)
         self.validator = validators[ids.validator.name]
-        self.edges, self.runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
-        gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts)
+        self.edges, self.runtimes = [], []
+        if gateway is None:
+            self.edges, self.runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
+            gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
         self.cluster = None
@@ -177,6 +184,15 @@ class Session:
             if on_round is not None:
                 on_round(outcome)
         return outcomes
+
+    def run_published(self, task: Transaction) -> RoundOutcome:
+        """Run the round of a task a publisher signed and stored elsewhere (a deployment's validator)."""
+        x, y = decode_task(self.store.get(task.payload["data_cid"]))
+        train = task.payload.get("kind") == "train"
+        outcome = run_round(self.participants, int(task.payload["round"]), x, y, train=train, lr=self.config.lr,
+                            balance=self.config.balance, task=task)
+        self._prune()
+        return outcome
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
         """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
