@@ -16,7 +16,7 @@ import argparse
 import time
 
 import torch
-from bench_round import dataset  # same folder: run as `python benchmarks/bench_flops.py`
+from bench_round import dataset, paper_config  # same folder: run as `python benchmarks/bench_flops.py`
 
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
@@ -54,8 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     data = dataset()
-    base = RunConfig(dataset=data.name, rounds=args.rounds, batch_size=1000, lr=0.01, eval_every=10**6,
-                     malicious_ratio=0.3, threads=args.threads)
+    base = paper_config(data, args.rounds, 0.3, args.threads)
     peak = matmul_peak_gflops(args.threads)
     achieved, traditional_wall = expert_gflops(base.replace(framework="traditional"), data, args.rounds)
     _, bmoe_wall = expert_gflops(base, data, args.rounds)

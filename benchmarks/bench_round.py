@@ -27,6 +27,12 @@ def dataset() -> Dataset:
     return make_synthetic(n_train=20000, n_test=1000, num_classes=10, shape=(1, 28, 28), seed=0)
 
 
+def paper_config(data: Dataset, rounds: int, ratio: float, threads: int = 1) -> RunConfig:
+    """Paper scale: tasks of 1000 samples, N=10, K=3, M=10, lr 0.01, colluding Gaussian attackers."""
+    return RunConfig(dataset=data.name, rounds=rounds, batch_size=1000, lr=0.01, eval_every=10**6,
+                     malicious_ratio=ratio, threads=threads)
+
+
 def timed_training(config: RunConfig, data: Dataset) -> float:
     session = Session(config, dataset=data)
     session.train(rounds=1)  # warm-up round (allocations, first-touch), not timed
@@ -41,8 +47,7 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.3)
     args = parser.parse_args()
     data = dataset()
-    base = RunConfig(dataset=data.name, rounds=args.rounds, batch_size=1000, lr=0.01, eval_every=10**6,
-                     malicious_ratio=args.ratio)
+    base = paper_config(data, args.rounds, args.ratio)
     times = {
         "traditional": timed_training(base.replace(framework="traditional"), data),
         "bmoe": timed_training(base, data),

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bmoe.experiments.reproduction.claims import (
+    Gain,
     activation_of_attacked,
     bmoe_drift,
     inference_gains,
@@ -19,6 +20,14 @@ from bmoe.experiments.reproduction.settings import ReproSettings
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
+
+
+def _gains_table(gains: list[Gain]) -> list[str]:
+    lines = ["| malicious ratio | B-MoE | traditional | difference (points) | relative |", "|---|---|---|---|---|"]
+    for g in gains:
+        lines.append(f"| {g.ratio:.1f} | {_pct(g.bmoe)} | {_pct(g.traditional)} | {g.points:+.2f} | "
+                     f"{g.relative:+.1f} % |")
+    return lines
 
 
 def render(results: Results, settings: ReproSettings, figures: tuple[str, ...], wall_seconds: float,
@@ -64,12 +73,8 @@ def render(results: Results, settings: ReproSettings, figures: tuple[str, ...], 
         "",
     ]
     if "fig4a" in figures:
-        lines += ["### Training under attack (Fig. 4a): B-MoE vs traditional, final test accuracy", "",
-                  "| malicious ratio | B-MoE | traditional | difference (points) | relative |",
-                  "|---|---|---|---|---|"]
-        for g in training_gains(results, s):
-            lines.append(f"| {g.ratio:.1f} | {_pct(g.bmoe)} | {_pct(g.traditional)} | {g.points:+.2f} | "
-                         f"{g.relative:+.1f} % |")
+        lines += ["### Training under attack (Fig. 4a): B-MoE vs traditional, final test accuracy", ""]
+        lines += _gains_table(training_gains(results, s))
         lines += ["", "Paper: B-MoE is at least 45 % better than traditional in training under attack. "
                   "The paper does not say whether in points or relative, so both are given above.", ""]
         drift = bmoe_drift(results, s)
@@ -77,12 +82,8 @@ def render(results: Results, settings: ReproSettings, figures: tuple[str, ...], 
             f"{r:.1f}: {100 * d:+.2f} points" for r, d in drift.items()) +
             ". Paper: \"almost the same accuracy\" as without attack.", ""]
     if "fig4c" in figures:
-        lines += ["### Inference among malicious edges (Fig. 4c)", "",
-                  "| malicious ratio | B-MoE | traditional | difference (points) | relative |",
-                  "|---|---|---|---|---|"]
-        for g in inference_gains(results, s):
-            lines.append(f"| {g.ratio:.1f} | {_pct(g.bmoe)} | {_pct(g.traditional)} | {g.points:+.2f} | "
-                         f"{g.relative:+.1f} % |")
+        lines += ["### Inference among malicious edges (Fig. 4c)", ""]
+        lines += _gains_table(inference_gains(results, s))
         lines += ["", "Paper: B-MoE is at least 66 % better in inference under attack, tolerates a "
                   "malicious ratio up to 50 %, and degrades beyond it.", ""]
     if "fig2" in figures:
