@@ -113,8 +113,10 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
 
 
 @app.command()
-@click.option("--run-dir", type=click.Path(path_type=Path), required=True,
-              help="run directory (chain, store, config, metrics)")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="run directory (chain, store, config, metrics); required unless --cluster")
+@click.option("--cluster", type=click.Path(path_type=Path), default=None,
+              help="train on the local cluster in this directory (bmoe cluster up); its settings apply")
 @click.option("--framework", default="bmoe", show_default=True, help="bmoe | traditional")
 @click.option("--dataset", default="digits", show_default=True, help="digits | fashion-mnist | cifar10 | synthetic")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="directory holding the dataset")
@@ -151,7 +153,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch threads (bit-exact agreement needs equal counts on every edge)")
-def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, rounds: int, batch_size: int,
+def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
+          rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
           attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
@@ -159,6 +162,15 @@ def train(run_dir: Path, framework: str, dataset: str, data_dir: Path | None, ro
           limit_test: int | None, seed: int, threads: int) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
+
+    if cluster is not None:
+        from bmoe.net.publisher import publish_command
+
+        click.get_current_context().invoke(publish_command, cluster_dir=cluster, rounds=rounds)
+        return
+    if run_dir is None:
+        _fail("--run-dir is required (or --cluster DIR to train on a local cluster)")
+    assert run_dir is not None
 
     config = _config(framework=framework, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
                      rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
@@ -259,9 +271,17 @@ def keygen(name: str, out: Path, enrolment: Path | None) -> None:
 
 
 def _add_service_commands() -> None:
+    from bmoe.net.cluster import cluster_group
+    from bmoe.net.edge_main import edge_command
+    from bmoe.net.publisher import publish_command
     from bmoe.net.store_main import store_command
+    from bmoe.net.validator_main import validator_command
 
     app.add_command(store_command, "store")
+    app.add_command(validator_command, "validator")
+    app.add_command(edge_command, "edge")
+    app.add_command(publish_command, "publish")
+    app.add_command(cluster_group, "cluster")
 
 
 _add_service_commands()
@@ -281,13 +301,27 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 
 
 @app.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--cluster", type=click.Path(path_type=Path), default=None,
+              help="serve on the local cluster in this directory instead of a run directory")
 @click.option("--malicious-ratio", type=float, default=None, help="deploy among this share of attackers")
 @click.option("--attack", default=None, help="the attackers' behaviour")
 @click.option("--limit", type=int, default=None, help="serve only the first N test samples")
-def infer(run_dir: Path, malicious_ratio: float | None, attack: str | None, limit: int | None) -> None:
+def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | None, attack: str | None,
+          limit: int | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
     from bmoe.protocol.session import Session
+
+    if cluster is not None:
+        from bmoe.net.publisher import publish_command
+
+        if malicious_ratio is not None or attack is not None:
+            _fail("on a cluster the edges' behaviours are set by `bmoe cluster up`")
+        click.get_current_context().invoke(publish_command, cluster_dir=cluster, infer=True, limit=limit)
+        return
+    if run_dir is None:
+        _fail("give a RUN_DIR (or --cluster DIR)")
+    assert run_dir is not None
 
     config = _load_run_config(run_dir)
     if config.framework != "bmoe":

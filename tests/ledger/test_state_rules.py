@@ -147,3 +147,33 @@ def test_honest_edges_that_disagree_fail_loudly(tiny_data) -> None:  # type: ign
         edge.behaviour = JitteryButHonest()
     with pytest.raises(HonestDisagreement, match="same thread count"):
         session.train(rounds=1)
+
+
+def test_a_bogus_cid_under_the_majority_digest_is_never_accepted(tiny_data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An edge repeats the majority's digest but names other bytes' CID: the validators accept a CID whose
+    bytes they checked; the run ends exactly where an honest one does."""
+    from bmoe.ledger.transactions import sign_transaction
+
+    honest_run = Session(small_config(), dataset=tiny_data)
+    honest_run.train(rounds=2)
+    session = Session(small_config(), dataset=tiny_data, run_dir=tmp_path / "run")
+    liar = min(session.edges, key=lambda edge: edge.address)  # first in every supporter list
+    bogus = session.store.put(b"not the result")
+    original = liar.compute
+
+    def compute(*args, **kwargs):  # type: ignore[no-untyped-def]
+        txs = original(*args, **kwargs)
+        forged = []
+        for tx in txs:
+            results = [{**entry, "cid": bogus} for entry in tx.payload["results"]]
+            forged.append(sign_transaction(liar.signer.identity, tx.kind, {**tx.payload, "results": results},
+                                           tx.nonce))
+        return forged
+
+    liar.compute = compute  # type: ignore[method-assign]
+    session.train(rounds=2)
+    assert session.node.state.expert_cids == honest_run.node.state.expert_cids
+    assert session.node.chain is not None
+    named = [entry["cid"] for block in session.node.chain.iter_blocks() for tx in block.transactions
+             if tx.kind == "acceptance" for entry in tx.payload["decisions"]]
+    assert named and bogus not in named

@@ -285,14 +285,14 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     if status == "malformed":
         # The chosen group's bytes were not a valid result of the right shape: only a holder of the
         # bytes can see that; the ledger checks the digest is the one the rule picked.
-        _require(phase == "result" and verdict.digest is not None and digest == verdict.digest
-                 and cid is None, tx, f"expert {expert}: malformed names the wrong digest")
+        _require(verdict.digest is not None and digest == verdict.digest and cid is None, tx,
+                 f"expert {expert}: malformed names the wrong digest")
         return verdict, None
     if status == "accepted":
         _require(verdict.digest is not None and digest == verdict.digest, tx,
                  f"expert {expert}: rule {state.rule.name} accepts {verdict.digest}, not {digest}")
-        _require(cid == commitments[verdict.supporters[0]][1], tx,
-                 f"expert {expert}: cid differs from the committed one")
+        _require(cid in {commitments[edge][1] for edge in verdict.supporters}, tx,
+                 f"expert {expert}: cid is none of the accepted group's committed CIDs")
         return verdict, cid
     decided = f"digest {verdict.digest}" if verdict.digest else "no quorum"
     _require(status == "no_quorum" and verdict.digest is None and digest is None and cid is None, tx,

@@ -35,6 +35,7 @@ from bmoe.ledger.keys import Identity
 from bmoe.net.auth import DEFAULT_MAX_BODY, SIZE_HEADER, SignedAuth
 from bmoe.net.errors import DeleteRefused, RemoteStoreError, UnauthenticResponse
 from bmoe.net.placement import normalize_url, rendezvous_order
+from bmoe.net.tcp import client_transport
 from bmoe.storage.cid import cid_of, parse_cid, verify_cid
 from bmoe.storage.errors import CorruptObject, ObjectNotFound
 from bmoe.storage.store import BlobStore, as_bytes
@@ -80,7 +81,7 @@ class HttpBlobStore(BlobStore):
         trusted = None if node_addresses is None else {normalize_url(u): a for u, a in node_addresses.items()}
         if trusted is not None and (missing := [n for n in self.nodes if n not in trusted]):
             raise ValueError(f"node_addresses has no address for {', '.join(missing)}")
-        self._client = httpx.Client(auth=SignedAuth(identity, trusted), transport=transport,
+        self._client = httpx.Client(auth=SignedAuth(identity, trusted), transport=transport or client_transport(),
                                     timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     # --- plumbing ----------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.guard import SignedRequestGuard
 from bmoe.net.placement import normalize_url, rendezvous_order
 from bmoe.net.stats import Counters
+from bmoe.net.tcp import async_client_transport
 from bmoe.storage import CorruptObject, DirectoryStore, InvalidCID, ObjectNotFound, cid_of, parse_cid, verify_cid
 
 MAX_LIST_LIMIT = 10_000
@@ -122,7 +123,8 @@ class StoreNode:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         auth = SignedAuth(self.config.identity, trusted=set(self.config.enrolled.values()))
-        async with httpx.AsyncClient(auth=auth, timeout=self.config.peer_timeout) as client:
+        async with httpx.AsyncClient(auth=auth, timeout=self.config.peer_timeout,
+                                     transport=async_client_transport()) as client:
             self._peers = client
             yield
         self._peers = None

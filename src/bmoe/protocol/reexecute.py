@@ -22,7 +22,7 @@ from bmoe.moe.dispatch import combine
 from bmoe.moe.gate import LinearGate, Routing
 from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
 from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
-from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors, digest_of
 
 
 @dataclass
@@ -101,12 +101,16 @@ class Reexecutor:
             for entry in payload["decisions"]:
                 expert, rows = entry["expert"], int(ctx.groups[entry["expert"]].numel())
                 if entry["status"] == "accepted":
-                    ctx.outputs[expert] = decode_result(self.store.get(entry["cid"]), rows, self.num_classes)
+                    data = self.store.get(entry["cid"])
+                    _same(f"expert {expert}: digest of the accepted CID's bytes", digest_of(data), entry["digest"])
+                    ctx.outputs[expert] = decode_result(data, rows, self.num_classes)
                 elif entry["status"] == "malformed":
                     committed = state.tasks[payload["task_id"]].commitments["result"][expert]
-                    cid = next(c for d, c in committed.values() if d == entry["digest"])
-                    if _decodes(self.store.get(cid), rows, self.num_classes):
-                        raise _Differs(f"expert {expert}: a valid result is marked malformed")
+                    for cid in {c for d, c in committed.values() if d == entry["digest"]}:
+                        data = self.store.get(cid) if self.store.has(cid) else None
+                        if data is not None and digest_of(data) == entry["digest"] and _decodes(
+                                data, rows, self.num_classes):
+                            raise _Differs(f"expert {expert}: a valid result is marked malformed")
             assert ctx.routing is not None
             logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
                              self.num_classes).detach()

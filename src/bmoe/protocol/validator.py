@@ -19,7 +19,7 @@ from bmoe.moe.dispatch import activation_counts, combine
 from bmoe.moe.gate import LinearGate, Routing
 from bmoe.moe.payloads import PayloadError, decode_result, encode_result
 from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
-from bmoe.storage import BlobStore, deserialize_tensors
+from bmoe.storage import BlobStore, StorageError, deserialize_tensors, digest_of
 from bmoe.verify.acceptance import Verdict, decide
 
 
@@ -92,9 +92,10 @@ class Validator:
                              state.assigned_edges(expert))
             status, output, digest, cid = "no_quorum", None, None, None
             if verdict.digest is not None:
-                digest, cid = verdict.digest, committed[verdict.supporters[0]][1]
-                status = "accepted"
-                if phase == "result":
+                digest = verdict.digest
+                cid = self._verified_cid(digest, [committed[edge][1] for edge in verdict.supporters])
+                status = "accepted" if cid is not None else "malformed"
+                if phase == "result" and cid is not None:
                     try:
                         output = decode_result(self.store.get(cid), n_rows, self.num_classes)
                     except PayloadError:
@@ -122,6 +123,17 @@ class Validator:
             txs.append(self.signer.sign("misbehaviour", {"task_id": task_id, "phase": phase, "edge": edge,
                                                          "records": records}))
         return PhaseDecisions(decisions, txs, logits)
+
+    def _verified_cid(self, digest: str, cids: list[str]) -> str | None:
+        """The first of the supporters' CIDs whose stored bytes have ``digest``: an edge that repeats
+        the majority's digest under a CID of other (or no) bytes cannot make its CID the accepted one."""
+        for cid in dict.fromkeys(cids):
+            try:
+                if digest_of(self.store.get(cid)) == digest:
+                    return cid
+            except StorageError:
+                continue
+        return None
 
     def aggregate(self, routing: Routing, groups: dict[int, torch.Tensor],
                   outputs: dict[int, torch.Tensor]) -> torch.Tensor:

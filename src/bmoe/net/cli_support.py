@@ -1,0 +1,41 @@
+"""Running a deployment command on its own (``python -m bmoe.net.<role>_main``): user errors in one line, exit 2.
+
+Owns the entry-point wrapper shared by the validator, edge, publisher and cluster commands, and the
+errors it reports without a traceback. Wired into ``bmoe`` (``app.add_command``), the same errors
+reach ``bmoe.cli.main``, which already reports them the same way (:class:`SetupError` is a
+``NetError``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bmoe.data import DataError
+from bmoe.ledger.errors import LedgerError
+from bmoe.net.errors import NetError
+from bmoe.protocol.config import ConfigError
+from bmoe.storage import StorageError
+
+EXIT_USAGE = 2
+USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError)
+
+
+def run_command(command: click.Command, argv: list[str] | None, prog: str) -> None:
+    """Run ``command``; a user error prints ``error: ...`` on stderr and exits 2."""
+    try:
+        code = command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except USER_ERRORS as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,204 @@
+"""``bmoe cluster up | status | down``: a whole deployment on this machine (``python -m bmoe.net.cluster``).
+
+Owns the command line of a local cluster: checking the settings (one line and exit 2 on bad input,
+before anything is written), then :mod:`bmoe.net.cluster_launch` to lay it out and start it,
+``status`` to report each process and the validator's head, ``down`` to stop everything it started
+(SIGTERM, then SIGKILL after a grace period) and check that nothing is left.
+
+    bmoe cluster up --dir D --edges 10 --stores 2 --malicious 0.3 --attack gaussian --seed 0
+    bmoe train --cluster D --rounds 20          (= bmoe publish --cluster-dir D --rounds 20)
+    bmoe cluster status --dir D
+    bmoe cluster down --dir D
+
+One validator mines every block (PoW). PBFT among validator processes is not supported yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from bmoe.edge.behaviour import make_behaviour
+from bmoe.ledger.keys import load_identity
+from bmoe.net.auth import SignedAuth
+from bmoe.net.cli_support import run_command
+from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
+from bmoe.net.cluster_launch import plan, refuse_running, start
+from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
+from bmoe.net.processes import DEFAULT_GRACE_S, alive, stop
+from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
+from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.setup import derive_identities
+
+# flag name -> RunConfig field, for the training settings `up` accepts
+CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",
+                "attack": "attack", "collude": "collude", "seed": "seed", "dataset": "dataset", "data_dir": "data_dir",
+                "limit_train": "limit_train", "limit_test": "limit_test", "expert": "expert", "hidden": "hidden",
+                "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
+                "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
+                "validators": "validators"}
+
+
+@click.group("cluster", help="A local deployment: storage nodes, one validator and M edges as processes.")
+def cluster_group() -> None:
+    pass
+
+
+def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[str, ...]) -> RunConfig:
+    values = load_run_config(base).to_dict() if base is not None else RunConfig().to_dict()
+    changes = {CONFIG_FLAGS[flag]: value for flag, value in settings.items() if value is not None}
+    if attack_params:
+        changes["attack_params"] = parse_params(attack_params)
+    if changes.get("validators", values["validators"]) != 1 or changes.get("consensus", values["consensus"]) != "pow":
+        raise SetupError(PBFT_UNSUPPORTED)
+    try:
+        config = from_dict({**values, **changes})
+        make_behaviour(config.attack, **config.attack_params)
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise SetupError(str(exc)) from None
+    check_single_validator(config)
+    return config
+
+
+def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") -> str:
+    where = record.url or "-"
+    return f"  {record.name:<12} {record.role:<9} {where:<24} pid {record.pid!s:<8} {state}{cluster.path(record.log)}"
+
+
+@cluster_group.command("up", help="Lay out keys, enrolment and config in DIR, then start stores, validator, edges.")
+@click.option("--dir", "root", type=click.Path(path_type=Path), required=True, help="the cluster's directory")
+@click.option("--config", "base_config", type=click.Path(path_type=Path), default=None,
+              help="a RunConfig JSON to start from (the flags below override it)")
+@click.option("--edges", type=click.IntRange(min=1), default=None, help="M edges [config: 10]")
+@click.option("--stores", type=click.IntRange(min=1), default=2, show_default=True, help="storage nodes")
+@click.option("--replication", type=click.IntRange(min=1), default=None, help="copies per blob [min(2, stores)]")
+@click.option("--malicious", type=float, default=None, help="share of malicious edges (the last ones) [0]")
+@click.option("--attack", default=None, help="the malicious edges' behaviour [gaussian]")
+@click.option("--attack-param", "attack_params", multiple=True, help="NAME=NUMBER, repeatable")
+@click.option("--collude/--no-collude", default=None, help="malicious edges publish identical results [collude]")
+@click.option("--seed", type=int, default=None, help="fixes keys, data order, weights, attacks [0]")
+@click.option("--dataset", default=None, help="digits | fashion-mnist | cifar10 | synthetic [digits]")
+@click.option("--data-dir", default=None, help="where fashion-mnist / cifar10 live")
+@click.option("--limit-train", type=int, default=None, help="use N training samples")
+@click.option("--limit-test", type=int, default=None, help="use N test samples")
+@click.option("--experts", type=int, default=None, help="N experts [10]")
+@click.option("--top-k", type=int, default=None, help="K experts per sample [3]")
+@click.option("--expert", default=None, help="mlp | cnn [mlp]")
+@click.option("--hidden", type=int, default=None, help="hidden units [256]")
+@click.option("--batch-size", type=int, default=None, help="samples per task [100]")
+@click.option("--lr", type=float, default=None, help="learning rate [0.1]")
+@click.option("--balance", type=float, default=None, help="load-balancing loss weight [0.01]")
+@click.option("--difficulty", type=int, default=None, help="PoW bits [8]")
+@click.option("--rule", default=None, help="acceptance rule [majority]")
+@click.option("--rounds", type=int, default=None, help="default rounds for `publish` [100]")
+@click.option("--threads", type=int, default=None, help="torch threads per process [1]")
+@click.option("--consensus", default=None, help="pow only: PBFT across processes is not supported yet")
+@click.option("--validators", type=int, default=None, help="1 only: PBFT across processes is not supported yet")
+@click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+              help="seconds the validator waits for edges per step")
+@click.option("--base-port", type=click.IntRange(0, 65000), default=0, show_default=True,
+              help="stores on PORT.., the validator after them (0: free ports)")
+@click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="seconds each process has to become ready")
+def up_command(root: Path, base_config: Path | None, stores: int, replication: int | None,
+               attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
+               **settings: Any) -> None:
+    config = _config(base_config, settings, attack_params)
+    replication = replication if replication is not None else min(2, stores)
+    if replication > stores:
+        raise SetupError(f"--replication {replication} needs at least {replication} storage nodes, got {stores}")
+    if root.exists() and not root.is_dir():
+        raise SetupError(f"--dir {root} exists and is not a directory")
+    refuse_running(root)
+    shape, num_classes = dataset_shape(config)
+    cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port)
+    cluster.save()
+    attackers = config.malicious_edges
+    click.echo(f"bmoe cluster: starting {stores} storage node(s), 1 validator, {config.num_edges} edges "
+               f"({attackers} running {config.attack if attackers else 'no attack'}) in {cluster.root}")
+    publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
+                           trusted=[derive_identities(config).validator.address])
+
+    def announce(record: ProcessRecord) -> None:
+        click.echo(_row(record, cluster, "ready  "))
+        sys.stdout.flush()
+
+    start(cluster, publisher, start_timeout, announce)
+    click.echo(f"ready: validator {cluster.validator}; publish with "
+               f"`bmoe train --cluster {cluster.root} --rounds N`; "
+               f"stop with `bmoe cluster down --dir {cluster.root}`")
+
+
+@cluster_group.command("status", help="Each process's state and health, and the validator's head.")
+@click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
+def status_command(root: Path) -> None:
+    cluster = load_cluster(root)
+    config = load_run_config(cluster.path(cluster.config))
+    auth = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
+                      trusted=[derive_identities(config).validator.address])
+    down = 0
+    with httpx.Client(auth=auth, timeout=2.0) as client:
+        polled = _validator_get(client, f"{cluster.validator}/stats").get("edges_last_polled_s_ago", {})
+        for record in cluster.processes:
+            running = alive(record.pid, record.start_time)
+            down += not running
+            state = "running" if running else "stopped"
+            if running and record.url:
+                state += ", healthy" if _health(record.url) else ", not answering"
+            elif running and record.name in polled:
+                state += f", polled {polled[record.name]:.1f} s ago"
+            click.echo(_row(record, cluster, f"{state:<28} "))
+        head = _validator_get(client, f"{cluster.validator}/head")
+    if head:
+        click.echo(f"head {head['head_hash']} at height {head['height']}: {head['train_tasks']} training and "
+                   f"{head['task_count'] - head['train_tasks']} inference tasks sealed")
+    else:
+        click.echo("validator not answering")
+    if down:
+        sys.exit(1)
+
+
+def _health(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _validator_get(client: httpx.Client, url: str) -> dict[str, Any]:
+    try:
+        reply = client.get(url)
+    except (httpx.HTTPError, UnauthenticResponse):
+        return {}
+    return dict(reply.json()) if reply.status_code == 200 else {}
+
+
+@cluster_group.command("down", help="Stop every process of the cluster (SIGTERM, SIGKILL after the grace period).")
+@click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
+@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
+              help="seconds between SIGTERM and SIGKILL")
+def down_command(root: Path, grace: float) -> None:
+    cluster = load_cluster(root)
+    order = [*cluster.by_role("edge"), *cluster.by_role("validator"), *cluster.by_role("store")]
+    running = [r for r in order if alive(r.pid, r.start_time)]
+    left = stop([(r.pid, r.start_time) for r in running], grace)
+    if left:
+        click.echo(f"error: still running after SIGKILL: pids {', '.join(map(str, left))}", err=True)
+        sys.exit(1)
+    for record in cluster.processes:
+        record.pid, record.start_time = None, None
+    cluster.save()
+    click.echo(f"bmoe cluster: stopped {len(running)} process(es) in {cluster.root}; none left")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(cluster_group, argv, "bmoe cluster")
+
+
+if __name__ == "__main__":
+    main()

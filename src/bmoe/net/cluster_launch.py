@@ -1,0 +1,187 @@
+"""Laying out and starting a local deployment: keys, enrolment, config, then stores, validator, edges.
+
+Owns what ``bmoe cluster up`` does once its flags are checked. Keys are derived from the run seed
+with the names ``derive_identities`` uses (``publisher``, ``validator-0``, ``edge-I``; storage
+nodes are ``store-J``), so a cluster run is comparable with an in-process run of the same config.
+Every process is started detached, by its explicit command line (recorded in ``cluster.json``),
+with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
+``cluster down`` can always stop what was started, even after a failed ``up``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from bmoe.edge.behaviour import EdgeBehaviour
+from bmoe.ledger.keys import derive_identity, save_identity
+from bmoe.net.auth import SignedAuth
+from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
+from bmoe.net.enrolment import save_enrolment
+from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.node_setup import SetupError
+from bmoe.net.processes import alive, spawn, stop
+from bmoe.protocol.config import RunConfig
+from bmoe.protocol.setup import behaviours, derive_identities
+
+HOST = "127.0.0.1"
+CONFIG_FILE = "config.json"
+ENROLMENT_FILE = "enrolled.json"
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((HOST, 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def refuse_running(root: Path) -> None:
+    """A directory whose cluster still has live processes cannot be brought up again."""
+    if not (root / CLUSTER_FILE).exists():
+        return
+    running = [r.name for r in load_cluster(root).processes if alive(r.pid, r.start_time)]
+    if running:
+        raise SetupError(f"a cluster is running in {root} ({', '.join(running)}); run `bmoe cluster down --dir {root}`")
+
+
+def _behaviour_record(behaviour: EdgeBehaviour) -> dict[str, object]:
+    return dict(behaviour.describe())
+
+
+def _behaviour_flags(behaviour: EdgeBehaviour) -> list[str]:
+    described = dict(behaviour.describe())
+    flags = ["--attack", str(described.pop("name"))]
+    for key, value in sorted(described.items()):
+        flags += ["--attack-param", f"{key}={value!r}"]
+    return flags
+
+
+def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classes: int, stores: int,
+         replication: int, edge_timeout: float, base_port: int) -> ClusterDescription:
+    """Write keys, enrolment and config under ``root``; the description of every process (none started)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "keys").mkdir(exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    ids = derive_identities(config)
+    store_ids = [derive_identity(config.seed, f"store-{j}") for j in range(stores)]
+    everyone = [ids.publisher, *ids.validators, *ids.edges, *store_ids]
+    for identity in everyone:
+        save_identity(root / "keys" / f"{identity.name}.key", identity)
+    save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
+    (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    ports = list(range(base_port, base_port + stores + 1)) if base_port else free_ports(stores + 1)
+    store_urls = [f"http://{HOST}:{port}" for port in ports[:stores]]
+    validator_url = f"http://{HOST}:{ports[stores]}"
+    py = [sys.executable, "-m"]
+    shape = ",".join(map(str, input_shape))
+    common = ["--enrolled", str(root / ENROLMENT_FILE)]
+    processes = []
+    for j, (identity, url) in enumerate(zip(store_ids, store_urls, strict=True)):
+        peers = ",".join(u for u in store_urls if u != url)
+        argv = [*py, "bmoe.net.store_main", "--host", HOST, "--port", url.rsplit(":", 1)[1],
+                "--data-dir", str(root / identity.name), "--key", str(root / "keys" / f"{identity.name}.key"),
+                *common, "--replication", str(replication), *(["--peers", peers] if peers else [])]
+        processes.append(ProcessRecord(identity.name, "store", url, identity.address, f"keys/{identity.name}.key",
+                                       f"logs/{identity.name}.log", argv=argv, index=j, data=identity.name))
+    validator = ids.validator
+    argv = [*py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
+            "--key", str(root / "keys" / f"{validator.name}.key"), *common, "--stores", ",".join(store_urls),
+            "--host", HOST, "--port", validator_url.rsplit(":", 1)[1], "--run-dir", str(root / validator.name),
+            "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes)]
+    processes.append(ProcessRecord(validator.name, "validator", validator_url, validator.address,
+                                   f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
+                                   data=validator.name))
+    for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
+        argv = [*py, "bmoe.net.edge_main", "--index", str(index), "--validator", validator_url,
+                "--stores", ",".join(store_urls), "--key", str(root / "keys" / f"{identity.name}.key"),
+                "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),
+                *_behaviour_flags(behaviour)]
+        processes.append(ProcessRecord(identity.name, "edge", None, identity.address, f"keys/{identity.name}.key",
+                                       f"logs/{identity.name}.log", argv=argv, index=index,
+                                       behaviour=_behaviour_record(behaviour)))
+    return ClusterDescription(root, config.seed, CONFIG_FILE, list(input_shape), num_classes, edge_timeout,
+                              ENROLMENT_FILE, store_urls, validator_url, f"keys/{ids.publisher.name}.key", processes)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def _wait(cluster: ClusterDescription, record: ProcessRecord, ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(record.pid, record.start_time):
+            log = cluster.path(record.log)
+            raise SetupError(f"{record.name} exited during start-up (see {log}): {_last_line(log)}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise SetupError(f"{record.name} not ready after {timeout:g} s (see {cluster.path(record.log)})")
+
+
+def _healthy(url: str, address: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            reply = httpx.get(f"{url}/health", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return reply.status_code == 200 and reply.json().get("address") == address
+
+    return check
+
+
+def _edges_polled(cluster: ClusterDescription, client: httpx.Client, names: list[str]) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            reply = client.get(f"{cluster.validator}/stats")
+        except (httpx.HTTPError, UnauthenticResponse):
+            return False
+        return reply.status_code == 200 and set(names) <= set(reply.json().get("edges_last_polled_s_ago", {}))
+
+    return check
+
+
+def start(cluster: ClusterDescription, publisher: SignedAuth, timeout: float,
+          announce: Callable[[ProcessRecord], None]) -> None:
+    """Start stores, then the validator, then the edges, each once its predecessors are ready.
+
+    On failure every process started so far is stopped and the error re-raised."""
+    try:
+        for role in ("store", "validator"):
+            records = cluster.by_role(role)
+            for record in records:
+                record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
+                cluster.save()
+            for record in records:
+                assert record.url is not None
+                _wait(cluster, record, _healthy(record.url, record.address), timeout)
+                announce(record)
+        edges = cluster.by_role("edge")
+        for record in edges:
+            record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
+            cluster.save()
+        with httpx.Client(auth=publisher, timeout=2.0) as client:
+            for record in edges:
+                _wait(cluster, record, _edges_polled(cluster, client, [record.name]), timeout)
+                announce(record)
+    except BaseException:
+        stop([(r.pid, r.start_time) for r in cluster.processes], grace=3.0)
+        raise

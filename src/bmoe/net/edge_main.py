@@ -1,0 +1,155 @@
+"""``bmoe edge``: run one edge as a long-running process (``python -m bmoe.net.edge_main``).
+
+Owns the edge's command line: settings from ``--cluster-dir`` and/or flags (flags win), the key
+check against the genesis, the behaviour, then :class:`~bmoe.net.edge_node.EdgeLoop` until killed.
+
+    python -m bmoe.net.edge_main --cluster-dir D --index 3
+    python -m bmoe.net.edge_main --validator http://127.0.0.1:7100 --stores http://127.0.0.1:7001 \\
+        --key edge-3.key --index 3 --config config.json [--attack gaussian --attack-param probability=1]
+
+Behaviour: ``--attack NAME`` (``honest`` or any attack registered in ``bmoe.edge.behaviour``) with
+``--attack-param k=v``; else the cluster description's entry for this edge; else what the config
+says for edge ``index`` (the last ``malicious_ratio`` x M edges attack). With ``--enrolled`` (or a
+cluster directory) the storage nodes' replies must be signed by enrolled keys; without it only the
+bytes are checked, against their CIDs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import torch
+
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.keys import load_identity
+from bmoe.ledger.node import Signer
+from bmoe.moe.experts import ExpertSpec
+from bmoe.net.cli_support import run_command
+from bmoe.net.cluster_file import load_cluster
+from bmoe.net.edge_node import EdgeLoop, EdgeNode
+from bmoe.net.enrolment import load_enrolment
+from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.node_setup import (
+    SetupError,
+    check_identity,
+    dataset_shape,
+    load_run_config,
+    make_edge_behaviour,
+    parse_params,
+    parse_shape,
+    parse_urls,
+    trusted_stores,
+)
+from bmoe.protocol.setup import behaviours, derive_identities
+
+
+@dataclass
+class EdgeArgs:
+    validator: str | None = None
+    stores: str | None = None
+    key: Path | None = None
+    config: Path | None = None
+    enrolled: Path | None = None
+    input_shape: str | None = None
+    classes: int | None = None
+    behaviour: dict[str, object] | None = None
+    store_addresses: dict[str, str] = field(default_factory=dict)
+
+
+def from_cluster(root: Path, index: int) -> EdgeArgs:
+    cluster = load_cluster(root)
+    record = cluster.edge(index)
+    addresses = {r.url: r.address for r in cluster.by_role("store") if r.url}
+    return EdgeArgs(cluster.validator, ",".join(cluster.stores), cluster.path(record.key), cluster.path(cluster.config),
+                    cluster.path(cluster.enrolment), ",".join(map(str, cluster.input_shape)), cluster.num_classes,
+                    record.behaviour, addresses)
+
+
+def _log(name: str) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {name}: {message}")
+        sys.stdout.flush()
+
+    return log
+
+
+@click.command("edge", help="Run one edge: poll the validator for work, compute experts, post signed commitments.")
+@click.option("--cluster-dir", type=click.Path(path_type=Path), default=None,
+              help="read the settings from DIR/cluster.json (explicit flags override)")
+@click.option("--index", type=click.IntRange(min=0), required=True, help="this edge's index I (its key is edge-I)")
+@click.option("--validator", default=None, help="the validator's URL")
+@click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="this edge's identity file")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
+@click.option("--enrolled", type=click.Path(path_type=Path), default=None,
+              help="enrolment file: check the storage nodes' replies against it")
+@click.option("--attack", default=None, help="this edge's behaviour: honest or a registered attack")
+@click.option("--attack-param", "attack_params", multiple=True, help="NAME=NUMBER, repeatable")
+@click.option("--input-shape", default=None, help="e.g. 1,8,8 [default: read from the config's dataset]")
+@click.option("--classes", type=click.IntRange(min=2), default=None, help="number of classes")
+def edge_command(cluster_dir: Path | None, index: int, validator: str | None, stores: str | None,
+                 key_file: Path | None, config_file: Path | None, enrolled: Path | None, attack: str | None,
+                 attack_params: tuple[str, ...], input_shape: str | None, classes: int | None) -> None:
+    args = from_cluster(cluster_dir, index) if cluster_dir is not None else EdgeArgs()
+    for name, value in (("validator", validator), ("stores", stores), ("key", key_file), ("config", config_file),
+                        ("enrolled", enrolled), ("input_shape", input_shape), ("classes", classes)):
+        if value is not None:
+            setattr(args, name, value)
+    missing = [flag for flag, value in (("--validator", args.validator), ("--stores", args.stores),
+                                        ("--key", args.key), ("--config", args.config)) if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
+    assert args.validator and args.stores and args.key and args.config
+    config = load_run_config(args.config)
+    ids = derive_identities(config)
+    if index >= len(ids.edges):
+        raise SetupError(f"--index {index}: the config has {len(ids.edges)} edges (0..{len(ids.edges) - 1})")
+    identity = load_identity(args.key)
+    check_identity(identity, ids.edges[index], f"edge-{index}")
+    if attack is not None:
+        behaviour = make_edge_behaviour(attack, parse_params(attack_params))
+    elif args.behaviour is not None:
+        described = dict(args.behaviour)
+        name = str(described.pop("name"))
+        behaviour = make_edge_behaviour(name, {k: float(v) for k, v in described.items()})  # type: ignore[arg-type]
+    else:
+        behaviour = behaviours(config)[index]
+    if args.input_shape is not None and args.classes is not None:
+        shape, num_classes = parse_shape(args.input_shape), args.classes
+    else:
+        shape, num_classes = dataset_shape(config)
+    store_urls = parse_urls(args.stores)
+    addresses = args.store_addresses or None
+    if args.enrolled is not None and not addresses:
+        addresses = trusted_stores(store_urls, identity, load_enrolment(args.enrolled))
+    validator_url = parse_urls(args.validator, "--validator")[0]
+    torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
+    store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+    spec = ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden)
+    runtime = ExpertRuntime(store, spec)
+    worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
+    log = _log(f"edge-{index}")
+    loop = EdgeLoop(EdgeNode(worker, runtime, store, config.num_experts), validator_url, ids.validator.address,
+                    log=log)
+    click.echo(f"bmoe edge: edge-{index} {identity.address} polling {validator_url}, behaviour "
+               f"{behaviour.describe()}, {len(store_urls)} storage node(s)")
+    sys.stdout.flush()
+    try:
+        loop.run()
+    finally:
+        loop.close()
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(edge_command, argv, "bmoe edge")
+
+
+if __name__ == "__main__":
+    main()

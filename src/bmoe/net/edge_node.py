@@ -1,0 +1,125 @@
+"""An edge process's work: the same ``EdgeWorker`` and ``ExpertRuntime`` as in-process, fed by work items.
+
+Owns two things. :class:`EdgeNode` turns one work item (:class:`~bmoe.net.work_wire.EdgeTask`) into
+the edge's signed transaction, or None: step 2 decodes the task and activation, computes every
+assigned expert (``EdgeWorker.compute``); step 5 backpropagates the validator's gradients through
+the forward passes it kept (``EdgeWorker.update``). It sets its signer's nonce from the work item,
+which the validator reads from the ledger. :class:`EdgeLoop` is the transport: it long-polls
+``GET /work``, hands the item to the node and posts the answer to ``POST /txs``; every reply must be
+signed by the validator's key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bmoe.edge.runtime import ExpertRuntime, TaskInputs
+from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.transactions import Transaction
+from bmoe.moe.payloads import PayloadError, decode_gradient, decode_task_for_edge
+from bmoe.net.auth import SignedAuth
+from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.tcp import client_transport
+from bmoe.net.work_wire import PHASE_RESULT, EdgeTask, WireError, answer_json, edge_task
+from bmoe.storage import BlobStore, StorageError
+
+LONG_POLL_S = 5.0  # the validator holds a GET /work this long when nothing is new
+
+
+@dataclass
+class EdgeNode:
+    """One edge's compute: its worker (signer, behaviour, runtime) and what it kept from step 2."""
+
+    worker: EdgeWorker
+    runtime: ExpertRuntime
+    store: BlobStore
+    num_experts: int
+
+    def __post_init__(self) -> None:
+        self._inputs: TaskInputs | None = None
+
+    @property
+    def address(self) -> str:
+        return self.worker.address
+
+    def handle(self, task: EdgeTask) -> Transaction | None:
+        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send)."""
+        self.worker.signer.next_nonce = task.nonce
+        if task.phase == PHASE_RESULT:
+            self.runtime.new_round()
+            self._inputs = self.runtime.task_inputs(
+                task.task_id, task.task_cid, task.activation_cid,
+                lambda t, a: decode_task_for_edge(t, a, self.num_experts))
+            txs = self.worker.compute(task.round_index, self._inputs, task.experts, task.expert_cids, task.train)
+        else:
+            if self._inputs is None or self._inputs.task_id != task.task_id:
+                return None  # no forward pass of this task here (restarted, or missed step 2)
+            mine = {e: cid for e, cid in (task.gradient_cids or {}).items() if e in task.experts}
+            gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in mine.items()}
+            txs = self.worker.update(task.round_index, self._inputs, gradients, task.expert_cids, task.lr)
+        return txs[0] if txs else None
+
+
+class EdgeLoop:
+    """Poll the validator for work, answer it; runs until ``stop()`` returns True."""
+
+    def __init__(self, node: EdgeNode, validator_url: str, validator_address: str,
+                 log: Callable[[str], None] = print, timeout: float = 30.0) -> None:
+        self.node = node
+        self.url = validator_url.rstrip("/")
+        auth = SignedAuth(node.worker.signer.identity, trusted=[validator_address])
+        self.client = httpx.Client(auth=auth, timeout=httpx.Timeout(timeout, connect=2.0), transport=client_transport())
+        self.log = log
+        self.last_work = -1
+        self.answered = 0
+
+    def close(self) -> None:
+        self.client.close()
+
+    def poll_once(self) -> bool:
+        """One long poll; True when a work item was answered."""
+        reply = self.client.get(f"{self.url}/work", params={"after": str(self.last_work), "wait": str(LONG_POLL_S)})
+        if reply.status_code != 200:
+            self.log(f"GET /work refused: {reply.status_code} {reply.text[:200]}")
+            time.sleep(0.5)
+            return False
+        item = reply.json()
+        work_id = int(item.get("work_id", -1))
+        if work_id == self.last_work:
+            return False  # nothing new (a lower id is new too: a restarted validator)
+        try:
+            task = edge_task(item, self.node.address)
+        except WireError as exc:
+            self.log(f"work {work_id}: {exc}")
+            self.last_work = work_id
+            return False
+        self.last_work = work_id
+        if task is None:
+            return False
+        try:
+            tx = self.node.handle(task)
+        except (StorageError, PayloadError, ValueError, KeyError) as exc:
+            self.log(f"work {work_id} ({task.phase} of {task.task_id}): cannot compute: {exc}; answering nothing")
+            tx = None
+        answer = self.client.post(f"{self.url}/txs", json=answer_json(work_id, tx))
+        if answer.status_code != 200:
+            self.log(f"work {work_id}: answer refused: {answer.status_code} {answer.text[:300]}")
+            return False
+        self.answered += 1
+        self.log(f"work {work_id}: {task.phase} of {task.task_id}: sent {tx.kind if tx else 'nothing'}")
+        return True
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+        backoff = 0.1
+        while not stop():
+            try:
+                self.poll_once()
+                backoff = 0.1
+            except (httpx.HTTPError, UnauthenticResponse, ValueError) as exc:
+                self.log(f"validator {self.url} unreachable or not authentic: {type(exc).__name__}: {exc}")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)

@@ -1,0 +1,236 @@
+"""``NetworkEdges``: the round's :class:`~bmoe.protocol.edges.EdgeGateway` over HTTP, for a validator process.
+
+Owns the validator's side of steps 2 and 5 in a deployment. ``results(work)`` / ``updates(work)``
+publish a work item (:mod:`bmoe.net.work_wire`) that edge processes fetch with ``GET /work``, then
+collect the signed transaction each expected edge posts to ``POST /txs`` (:meth:`offer`), and
+return when every expected edge answered or ``timeout`` seconds after publishing. An edge that did
+not answer is simply absent: the round records it as withheld (failures are data).
+
+Admission of an answer, in order (each refusal is an :class:`~bmoe.net.auth.Refusal`, never an
+exception): the transaction's signature; its sender is the HTTP sender and an edge of the genesis;
+a work item is open and the answer names it; the edge is expected and has not answered yet; the
+kind fits the phase; every (CID, digest) it commits names stored bytes with that digest (an edge
+uploads before it commits, so the validator can always fetch an accepted result); and the ledger's
+own state machine accepts it, tried on a copy of the working state. A transaction admitted here is
+therefore one ``LedgerNode.submit`` accepts, and a bad edge cannot make a round fail.
+
+Determinism: the returned transactions are in the order of ``work.assignments`` (the genesis's
+order of edges), whatever order they arrived in, so the block is the one an in-process run seals.
+Nonces in each work item come from the working state (for step 2 that is the sealed state, which
+:meth:`resync` also records; for step 5 it includes the commitments of step 2). Only edges that
+committed in step 2 are expected in step 5: an edge without a forward pass has nothing to update,
+exactly as :class:`~bmoe.edge.worker.EdgeWorker.update` returns nothing in-process.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bmoe.ledger.errors import InvalidTransaction
+from bmoe.ledger.state import LedgerState, apply_transaction
+from bmoe.ledger.transactions import Transaction, check_transaction_signature
+from bmoe.net.auth import Refusal
+from bmoe.net.stats import Counters
+from bmoe.net.work_wire import (
+    PHASE_RESULT,
+    PHASE_UPDATE,
+    TX_KIND,
+    idle_json,
+    result_work_json,
+    update_work_json,
+)
+from bmoe.protocol.edges import ResultWork, UpdateWork
+from bmoe.storage import BlobStore, ObjectNotFound, StorageError, digest_of
+
+LedgerView = Callable[[], LedgerState]
+
+
+@dataclass
+class _Phase:
+    """One published work item and what has come back for it."""
+
+    work_id: int
+    phase: str
+    task_id: str
+    body: dict[str, Any]
+    expected: list[str]  # assignment order
+    trial: LedgerState  # the working state plus every admitted answer
+    started: float
+    answers: dict[str, Transaction | None] = field(default_factory=dict)
+    last_answer: float = 0.0
+    open: bool = True
+
+
+class NetworkEdges:
+    """Edges as remote processes: publish work, collect their signed answers until ``timeout``."""
+
+    def __init__(self, store: BlobStore, timeout: float, counters: Counters | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if timeout <= 0:
+            raise ValueError(f"edge timeout must be positive, got {timeout}")
+        self.store = store  # only for checking committed objects; its own client, not the Session's
+        self.timeout = timeout
+        self.counters = counters if counters is not None else Counters()
+        self.clock = clock
+        self.sealed_nonces: dict[str, int] = {}
+        self._view: LedgerView | None = None
+        self._edges: frozenset[str] = frozenset()
+        self._cond = threading.Condition()
+        self._phase: _Phase | None = None
+        self._work_id = time.time_ns() // 1_000_000  # never reused by a restarted validator
+        self._committed: set[str] = set()
+        self._busy = 0.0
+        self._verified: set[tuple[str, str]] = set()  # (cid, digest) pairs already checked this round
+
+    def bind(self, view: LedgerView) -> None:
+        """Read the working ledger state through ``view`` (``lambda: session.node.working``)."""
+        self._view = view
+        self._edges = frozenset(view().edges)
+
+    # --- EdgeGateway ---------------------------------------------------------------------------
+    def results(self, work: ResultWork) -> list[Transaction]:
+        self._busy = 0.0
+        self._committed = set()
+        self._verified = set()
+        answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
+                            lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces))
+        self._committed = {address for address, tx in answers.items() if tx is not None}
+        return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
+
+    def updates(self, work: UpdateWork) -> list[Transaction]:
+        expected = [address for address, experts in work.assignments.items()
+                    if address in self._committed and any(e in work.gradient_cids for e in experts)]
+        if not expected:
+            return []
+        answers = self._run(PHASE_UPDATE, work.task_id, expected,
+                            lambda wid, exp, nonces: update_work_json(wid, work, exp, nonces))
+        return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
+
+    def busiest_seconds(self) -> float:
+        """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5."""
+        return self._busy
+
+    def honest(self) -> set[str] | None:
+        return None  # a validator cannot know
+
+    def resync(self, nonces: Mapping[str, int]) -> None:
+        self.sealed_nonces = dict(nonces)
+
+    # --- publishing and collecting ---------------------------------------------------------------
+    def _run(self, phase: str, task_id: str, expected: list[str],
+             body: Callable[[int, list[str], dict[str, int]], dict[str, Any]]) -> dict[str, Transaction | None]:
+        if self._view is None:
+            raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
+        trial = copy.deepcopy(self._view())
+        nonces = {address: trial.nonces.get(address, -1) + 1 for address in expected}
+        with self._cond:
+            self._work_id += 1
+            started = self.clock()
+            self._phase = _Phase(self._work_id, phase, task_id, body(self._work_id, expected, nonces), expected,
+                                 trial, started, last_answer=started)
+            self.counters.add(f"work.{phase}")
+            deadline = started + self.timeout
+            current = self._phase
+            try:
+                while len(current.answers) < len(expected):
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        break
+                    self._cond.wait(timeout=left)
+            finally:
+                current.open = False
+            missing = len(expected) - len(current.answers)
+            if missing:
+                self.counters.add("work.timed_out_edges", missing)
+            self._busy += current.last_answer - current.started
+            return dict(current.answers)
+
+    def current(self) -> dict[str, Any]:
+        """The work item edges see on ``GET /work``."""
+        with self._cond:
+            phase = self._phase
+            if phase is None or not phase.open:
+                return idle_json(phase.work_id if phase else self._work_id)
+            return dict(phase.body)
+
+    @property
+    def work_id(self) -> int:
+        return self._work_id
+
+    # --- admission -------------------------------------------------------------------------------
+    def offer(self, sender: str, work_id: int, tx: Transaction | None) -> Refusal | None:
+        """Admit ``sender``'s answer to work item ``work_id``, or say why not (nothing changes then)."""
+        refusal = self._check_sender(sender, tx)
+        if refusal is None:
+            with self._cond:
+                refusal = self._check_phase(sender, work_id, tx)
+        if refusal is None and tx is not None:
+            refusal = self._check_objects(tx)
+        if refusal is not None:
+            return refusal
+        with self._cond:
+            refusal = self._check_phase(sender, work_id, tx)  # it may have closed while objects were checked
+            phase = self._phase
+            if refusal is None and phase is not None and tx is not None:
+                try:
+                    apply_transaction(phase.trial, tx)  # all guards run before any change
+                except InvalidTransaction as exc:
+                    refusal = Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
+            if refusal is not None:
+                return refusal
+            assert phase is not None
+            phase.answers[sender] = tx
+            phase.last_answer = self.clock()
+            self.counters.add("work.answers")
+            self._cond.notify_all()
+        return None
+
+    def _check_sender(self, sender: str, tx: Transaction | None) -> Refusal | None:
+        if tx is not None:
+            try:
+                check_transaction_signature(tx)
+            except InvalidTransaction as exc:
+                return Refusal(400, "bad_transaction_signature", f"transaction refused: {exc}")
+            if tx.sender != sender:
+                return Refusal(403, "sender_mismatch", "an edge posts its own transactions: the transaction's sender "
+                                                       "is not the request's signer")
+        if sender not in self._edges:
+            return Refusal(403, "not_an_edge", f"{sender} is not an edge of this ledger")
+        return None
+
+    def _check_phase(self, sender: str, work_id: int, tx: Transaction | None) -> Refusal | None:
+        phase = self._phase
+        if phase is None or not phase.open:
+            return Refusal(409, "no_open_work", "no work item is open")
+        if work_id != phase.work_id:
+            return Refusal(409, "stale_work", f"work item {work_id} is not the open one ({phase.work_id})")
+        if sender not in phase.expected:
+            return Refusal(403, "not_assigned", f"edge {sender[:16]}... is not expected to answer work {work_id}")
+        if sender in phase.answers:
+            return Refusal(409, "already_answered", f"edge {sender[:16]}... already answered work {work_id}")
+        if tx is not None and tx.kind != TX_KIND[phase.phase]:
+            return Refusal(400, "wrong_kind", f"work {work_id} takes a {TX_KIND[phase.phase]}, not a {tx.kind}")
+        return None
+
+    def _check_objects(self, tx: Transaction) -> Refusal | None:
+        """Every well-formed entry must name stored bytes with its digest (malformed ones the ledger refuses)."""
+        entries = tx.payload.get("results" if tx.kind == "commitment" else "updates")
+        for entry in entries if isinstance(entries, list) else []:
+            cid, digest = (entry.get("cid"), entry.get("digest")) if isinstance(entry, dict) else (None, None)
+            if not isinstance(cid, str) or not isinstance(digest, str) or (cid, digest) in self._verified:
+                continue
+            try:
+                data = self.store.get(cid)
+            except ObjectNotFound:
+                return Refusal(400, "missing_object", f"committed object {cid} is not in storage: upload first")
+            except (StorageError, ValueError) as exc:
+                return Refusal(400, "missing_object", f"committed object {cid} cannot be read: {exc}")
+            if digest_of(data) != digest:
+                return Refusal(400, "digest_mismatch", f"the bytes of {cid} do not have the committed digest")
+            self._verified.add((cid, digest))
+        return None

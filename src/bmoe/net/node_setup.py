@@ -1,0 +1,141 @@
+"""What every deployed process does before it serves: read the run config, check its key, trust its peers.
+
+Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe publish``:
+
+* :func:`load_run_config` reads a ``RunConfig`` JSON file (the same format as a run directory's
+  ``config.json``), one-line :class:`SetupError` if it is unreadable or invalid;
+* :func:`check_identity` refuses a key that is not the one the genesis names for a role. Today a
+  :class:`~bmoe.protocol.session.Session` derives every participant's key from the run seed
+  (``derive_identities``), so a deployed participant must hold exactly that key;
+* :func:`trusted_stores` asks each storage node's ``/health`` who it is and keeps the answer only if
+  the reply is signed by an enrolled key, giving the ``node_addresses`` an ``HttpBlobStore`` checks
+  every later reply against;
+* :func:`shape_only_dataset` is the ``Dataset`` a validator hands to ``Session``: the shapes and the
+  classes, no samples (the validator decodes every task's ``x`` and ``y`` from the task blob).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+import torch
+
+from bmoe.data import DataError, Dataset, load_dataset
+from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
+from bmoe.ledger.keys import Identity
+from bmoe.net.auth import SignedAuth
+from bmoe.net.errors import NetError, UnauthenticResponse
+from bmoe.net.placement import normalize_url
+from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+
+
+class SetupError(NetError, ValueError):
+    """A deployed process cannot start: a bad file, a wrong key, an unreachable peer (one-line reason)."""
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """The ``RunConfig`` stored as JSON at ``path``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SetupError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SetupError(f"config file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise SetupError(f"config file {path}: expected a JSON object of settings")
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise SetupError(f"config file {path}: {exc}") from None
+
+
+def check_identity(identity: Identity, expected: Identity, role: str) -> None:
+    """Refuse a key other than the one the genesis records for ``role``."""
+    if identity.address != expected.address:
+        raise SetupError(f"the key given for {role} has address {identity.address[:16]}..., but the run's genesis "
+                         f"names {expected.address[:16]}... (keys are derived from the config's seed: "
+                         f"derive_identity(seed, {expected.name!r}))")
+
+
+def parse_urls(text: str, what: str = "--stores") -> tuple[str, ...]:
+    """Comma-separated URLs, normalised; at least one."""
+    try:
+        urls = tuple(dict.fromkeys(normalize_url(part.strip()) for part in text.split(",") if part.strip()))
+    except ValueError as exc:
+        raise SetupError(f"{what}: {exc}") from None
+    if not urls:
+        raise SetupError(f"{what}: give at least one URL")
+    return urls
+
+
+def trusted_stores(urls: Sequence[str], identity: Identity, enrolled: Mapping[str, str],
+                   timeout: float = 5.0) -> dict[str, str]:
+    """URL -> address of each storage node, from its signed ``/health`` reply (signed by an enrolled key)."""
+    trusted: dict[str, str] = {}
+    auth = SignedAuth(identity, trusted=set(enrolled.values()))
+    with httpx.Client(auth=auth, timeout=timeout) as client:
+        for url in urls:
+            try:
+                reply = client.get(f"{url}/health")
+                address = reply.json().get("address") if reply.status_code == 200 else None
+            except (httpx.HTTPError, UnauthenticResponse, ValueError, AttributeError) as exc:
+                raise SetupError(f"storage node {url} did not answer as an enrolled node: {exc}") from None
+            if address != reply.headers.get("x-bmoe-address"):
+                raise SetupError(f"storage node {url} claims {address} but signs as another key")
+            trusted[url] = str(address)
+    return trusted
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,8,8"`` -> ``(1, 8, 8)``."""
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SetupError(f"--input-shape must be positive integers separated by commas, got {text!r}") from None
+    if not shape or any(d < 1 for d in shape):
+        raise SetupError(f"--input-shape must be positive integers separated by commas, got {text!r}")
+    return shape
+
+
+def dataset_shape(config: RunConfig) -> tuple[tuple[int, ...], int]:
+    """``(input shape, classes)`` of the config's dataset, loaded once (digits and synthetic are offline)."""
+    try:
+        data = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
+                            config.limit_train, config.limit_test)
+    except DataError as exc:
+        raise SetupError(str(exc)) from None
+    return data.input_shape, data.num_classes
+
+
+def shape_only_dataset(name: str, input_shape: Sequence[int], num_classes: int) -> Dataset:
+    """A ``Dataset`` with empty splits: ``Session`` reads only its shapes and classes in a deployment."""
+    if num_classes < 2:
+        raise SetupError(f"--classes must be >= 2, got {num_classes}")
+    empty_x = torch.empty((0, *input_shape), dtype=torch.float32)  # (0, C, H, W)
+    empty_y = torch.empty((0,), dtype=torch.int64)
+    return Dataset(name, empty_x, empty_y, empty_x.clone(), empty_y.clone(), num_classes)
+
+
+def make_edge_behaviour(name: str, params: Mapping[str, float]) -> EdgeBehaviour:
+    """A registered behaviour (honest or an attack) with its parameters, one-line error otherwise."""
+    try:
+        return make_behaviour(name, **dict(params))
+    except (ValueError, TypeError) as exc:
+        raise SetupError(str(exc)) from None
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, float]:
+    """``["probability=1", "noise_std=0.5"]`` -> ``{"probability": 1.0, "noise_std": 0.5}``."""
+    params: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SetupError(f"--attack-param must look like NAME=NUMBER, got {pair!r}")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise SetupError(f"--attack-param {key}: {value!r} is not a number") from None
+    return params

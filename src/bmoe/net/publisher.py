@@ -1,0 +1,241 @@
+"""The task publisher of a deployment: store and sign each task, post it to the validator, wait until sealed.
+
+Owns :func:`publish_training` (the rounds of ``Session.train``, in the same data order, through
+``publish_task`` of ``protocol/round.py``), :func:`publish_inference` (the test set, as
+``Session.infer_test_set`` serves it), the small signed client they use (:class:`ValidatorClient`),
+and ``bmoe publish`` (``python -m bmoe.net.publisher``):
+
+    python -m bmoe.net.publisher --cluster-dir D --rounds 3
+    python -m bmoe.net.publisher --cluster-dir D --infer --limit 200
+
+The publisher continues from the ledger: its first round is the validator's count of sealed
+training tasks, its first nonce the sealed one plus 1 (``GET /head``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from bmoe.data import Dataset, load_dataset, task_batches
+from bmoe.ledger.keys import Identity, load_identity
+from bmoe.ledger.node import Signer
+from bmoe.ledger.transactions import Transaction, tx_to_dict
+from bmoe.moe.payloads import decode_result
+from bmoe.net.auth import SignedAuth
+from bmoe.net.cli_support import run_command
+from bmoe.net.cluster_file import load_cluster
+from bmoe.net.errors import NetError
+from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.node_setup import check_identity, load_run_config, parse_urls
+from bmoe.net.tcp import client_transport
+from bmoe.protocol.config import RunConfig
+from bmoe.protocol.round import publish_task
+from bmoe.protocol.setup import derive_identities
+from bmoe.storage import BlobStore
+
+DEFAULT_TASK_TIMEOUT_S = 300.0
+RoundCallback = Callable[[dict[str, Any]], None]
+
+
+class PublishError(NetError):
+    """The validator refused a task, the task failed, or it was not sealed in time (one-line reason)."""
+
+
+class ValidatorClient:
+    """Signed requests to a validator; its replies must be signed by ``validator_address`` (when given)."""
+
+    def __init__(self, url: str, identity: Identity, validator_address: str | None = None,
+                 timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        trusted = None if validator_address is None else [validator_address]
+        self.client = httpx.Client(auth=SignedAuth(identity, trusted), timeout=httpx.Timeout(timeout, connect=2.0),
+                                   transport=client_transport())
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> ValidatorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: str) -> httpx.Response:
+        try:
+            return self.client.get(f"{self.url}{path}", params=params)
+        except httpx.HTTPError as exc:
+            raise PublishError(f"validator {self.url} unreachable: {exc}") from None
+
+    def head(self) -> dict[str, Any]:
+        reply = self._get("/head")
+        if reply.status_code != 200:
+            raise PublishError(f"GET /head: {reply.status_code} {reply.text[:200]}")
+        return dict(reply.json())
+
+    def submit(self, tx: Transaction) -> dict[str, Any]:
+        try:
+            reply = self.client.post(f"{self.url}/tasks", json=tx_to_dict(tx))
+        except httpx.HTTPError as exc:
+            raise PublishError(f"validator {self.url} unreachable: {exc}") from None
+        if reply.status_code != 202:
+            raise PublishError(f"task {tx.payload.get('task_id')} refused: {reply.status_code} {reply.text[:300]}")
+        return dict(reply.json())
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        reply = self._get(f"/tasks/{task_id}")
+        if reply.status_code != 200:
+            raise PublishError(f"GET /tasks/{task_id}: {reply.status_code} {reply.text[:200]}")
+        return dict(reply.json())
+
+    def wait_sealed(self, task_id: str, timeout: float = DEFAULT_TASK_TIMEOUT_S, poll: float = 0.02) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.task(task_id)
+            if status["status"] == "sealed":
+                return status
+            if status["status"] == "failed":
+                raise PublishError(f"task {task_id} failed at the validator: {status.get('error')}")
+            if time.monotonic() > deadline:
+                raise PublishError(f"task {task_id} not sealed within {timeout:g} s (status {status['status']})")
+            time.sleep(poll)
+
+
+def _store(stores: BlobStore | Sequence[str], identity: Identity) -> tuple[BlobStore, bool]:
+    if isinstance(stores, BlobStore):
+        return stores, False
+    return HttpBlobStore(list(stores), identity), True
+
+
+def publish_training(validator_url: str, stores: BlobStore | Sequence[str], publisher_identity: Identity,
+                     config: RunConfig, dataset: Dataset, rounds: int, *, on_round: RoundCallback | None = None,
+                     timeout: float = DEFAULT_TASK_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Publish ``rounds`` more training rounds (``Session.train``'s data order) and wait for each to be sealed."""
+    validator = derive_identities(config).validator.address
+    store, owned = _store(stores, publisher_identity)
+    records = []
+    try:
+        with ValidatorClient(validator_url, publisher_identity, validator) as client:
+            head = client.head()
+            start = int(head["train_tasks"])
+            signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
+            for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
+                if round_index < start:
+                    continue
+                tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
+                                  train=True)
+                client.submit(tx)
+                record = client.wait_sealed(str(tx.payload["task_id"]), timeout)
+                records.append(record)
+                if on_round is not None:
+                    on_round(record)
+    finally:
+        if owned:
+            store.close()  # type: ignore[attr-defined]
+    return records
+
+
+def publish_inference(validator_url: str, stores: BlobStore | Sequence[str], publisher_identity: Identity,
+                      config: RunConfig, dataset: Dataset, *, batch_size: int | None = None, limit: int | None = None,
+                      on_round: RoundCallback | None = None, timeout: float = DEFAULT_TASK_TIMEOUT_S) -> float:
+    """Serve the test set (or its first ``limit`` samples) through the deployment; the framework's accuracy."""
+    validator = derive_identities(config).validator.address
+    store, owned = _store(stores, publisher_identity)
+    size = batch_size or config.batch_size
+    total = dataset.num_test if limit is None else min(limit, dataset.num_test)
+    correct = 0
+    try:
+        with ValidatorClient(validator_url, publisher_identity, validator) as client:
+            head = client.head()
+            round_index = int(head["task_count"])
+            signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
+            for begin in range(0, total, size):
+                x = dataset.x_test[begin:min(begin + size, total)]
+                y = dataset.y_test[begin:min(begin + size, total)]
+                tx = publish_task(signer, store, round_index, x, None, train=False)
+                client.submit(tx)
+                record = client.wait_sealed(str(tx.payload["task_id"]), timeout)
+                logits = decode_result(store.get(record["output_cid"]), int(x.shape[0]), dataset.num_classes)
+                correct += int((logits.argmax(1) == y).sum())
+                round_index += 1
+                if on_round is not None:
+                    on_round(record)
+    finally:
+        if owned:
+            store.close()  # type: ignore[attr-defined]
+    return correct / max(total, 1)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    loss = "" if record.get("loss") is None else f", loss {record['loss']:.4f}"
+    times = record.get("times") or {}
+    timing = f", {times['round']:.3f} s" if "round" in times else ""
+    withheld = sum(1 for m in record.get("misbehaviour", []) for r in m.get("records") or []
+                   if r.get("reason") == "withheld")
+    return (f"{record['task_id']}: sealed at height {record['height']}{loss}, accepted {record['accepted']}, "
+            f"rejected {record['rejected']}, misbehaviour records {len(record.get('misbehaviour', []))} "
+            f"({withheld} withheld){timing}")
+
+
+@click.command("publish", help="Publish training rounds (or serve the test set) to a deployed validator.")
+@click.option("--cluster-dir", type=click.Path(path_type=Path), default=None,
+              help="read the settings from DIR/cluster.json (explicit flags override)")
+@click.option("--validator", default=None, help="the validator's URL")
+@click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="the publisher's identity file")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="training rounds to add [default: config]")
+@click.option("--infer", is_flag=True, help="serve the test set instead of training")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="with --infer: the first N test samples")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TASK_TIMEOUT_S, show_default=True,
+              help="seconds to wait for each task to be sealed")
+def publish_command(cluster_dir: Path | None, validator: str | None, stores: str | None, key_file: Path | None,
+                    config_file: Path | None, rounds: int | None, infer: bool, limit: int | None,
+                    timeout: float) -> None:
+    if cluster_dir is not None:
+        cluster = load_cluster(cluster_dir)
+        validator = validator or cluster.validator
+        stores = stores or ",".join(cluster.stores)
+        key_file = key_file or cluster.path(cluster.publisher_key)
+        config_file = config_file or cluster.path(cluster.config)
+    missing = [flag for flag, value in (("--validator", validator), ("--stores", stores), ("--key", key_file),
+                                        ("--config", config_file)) if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
+    assert validator and stores and key_file and config_file
+    config = load_run_config(config_file)
+    identity = load_identity(key_file)
+    check_identity(identity, derive_identities(config).publisher, "publisher")
+    dataset = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
+                           config.limit_train, config.limit_test)
+    store_urls = list(parse_urls(stores))
+    url = parse_urls(validator, "--validator")[0]
+
+    def show(record: dict[str, Any]) -> None:
+        click.echo(_describe(record))
+        sys.stdout.flush()
+
+    if infer:
+        accuracy = publish_inference(url, store_urls, identity, config, dataset, limit=limit, on_round=show,
+                                     timeout=timeout)
+        click.echo(f"inference accuracy {accuracy:.4f}")
+    else:
+        publish_training(url, store_urls, identity, config, dataset, rounds or config.rounds, on_round=show,
+                         timeout=timeout)
+    with ValidatorClient(url, identity, derive_identities(config).validator.address) as client:
+        head = client.head()
+    click.echo(f"head {head['head_hash']} at height {head['height']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(publish_command, argv, "bmoe publish")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""``bmoe validator``: run the single PoW validator of a deployment (``python -m bmoe.net.validator_main``).
+
+Owns the validator's command line: read the settings (from ``--cluster-dir`` and/or explicit flags;
+flags win), check them, open the ``Session`` over the storage nodes with :class:`NetworkEdges` as
+its edges, bind, serve. Bad flags or files print one line and exit 2 before anything is bound.
+
+    python -m bmoe.net.validator_main --cluster-dir D
+    python -m bmoe.net.validator_main --config config.json --key validator-0.key --enrolled enrolled.json \\
+        --stores http://127.0.0.1:7001,http://127.0.0.1:7002 --port 7100 --run-dir runs/v0 --edge-timeout 10
+
+The validator holds no training data: tasks carry their samples. ``Session`` still wants a dataset
+for the input shape and the classes; ``--input-shape``/``--classes`` give them, else the config's
+dataset is loaded once to read them (digits and synthetic are offline and quick).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from bmoe.ledger.keys import load_identity
+from bmoe.net.cli_support import run_command
+from bmoe.net.cluster_file import load_cluster
+from bmoe.net.enrolment import load_enrolment
+from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.network_edges import NetworkEdges
+from bmoe.net.node_setup import (
+    SetupError,
+    check_identity,
+    dataset_shape,
+    load_run_config,
+    parse_shape,
+    parse_urls,
+    shape_only_dataset,
+    trusted_stores,
+)
+from bmoe.net.serve import bind, serve, url_of
+from bmoe.net.stats import Counters
+from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
+from bmoe.protocol.config import RunConfig
+from bmoe.protocol.session import Session
+from bmoe.protocol.setup import derive_identities
+
+DEFAULT_EDGE_TIMEOUT_S = 30.0
+PBFT_UNSUPPORTED = "PBFT across processes is not supported yet: a deployment runs one PoW validator"
+
+
+@dataclass
+class ValidatorArgs:
+    config: Path | None = None
+    key: Path | None = None
+    enrolled: Path | None = None
+    stores: str | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    run_dir: Path | None = None
+    edge_timeout: float | None = None
+    input_shape: str | None = None
+    classes: int | None = None
+
+
+def from_cluster(root: Path) -> ValidatorArgs:
+    """The validator's settings as ``cluster.json`` records them."""
+    cluster = load_cluster(root)
+    record = cluster.by_role("validator")[0]
+    port = int(cluster.validator.rsplit(":", 1)[1])
+    return ValidatorArgs(cluster.path(cluster.config), cluster.path(record.key), cluster.path(cluster.enrolment),
+                         ",".join(cluster.stores), "127.0.0.1", port,
+                         cluster.path(record.data or record.name), cluster.edge_timeout,
+                         ",".join(map(str, cluster.input_shape)), cluster.num_classes)
+
+
+def check_single_validator(config: RunConfig) -> None:
+    if config.consensus != "pow" or config.validators != 1:
+        raise SetupError(PBFT_UNSUPPORTED)
+    if config.framework != "bmoe":
+        raise SetupError("a deployed validator keeps a ledger: framework must be 'bmoe'")
+
+
+@click.command("validator", help="Run the validator: the round's ledger side, edges and publisher over HTTP.")
+@click.option("--cluster-dir", type=click.Path(path_type=Path), default=None,
+              help="read every setting from DIR/cluster.json (explicit flags override)")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="validator-0's identity file")
+@click.option("--enrolled", type=click.Path(path_type=Path), default=None,
+              help="enrolment file: publisher, edges, validators (and the storage nodes)")
+@click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--host", default=None, help="address to listen on [default: 127.0.0.1]")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="0 picks a free port [default: 0]")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="where the chain lives (SQLite)")
+@click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=None,
+              help=f"seconds to wait for edges' answers per step [default: {DEFAULT_EDGE_TIMEOUT_S:g}]")
+@click.option("--input-shape", default=None, help="e.g. 1,8,8 [default: read from the config's dataset]")
+@click.option("--classes", type=click.IntRange(min=2), default=None, help="number of classes")
+@click.option("--max-body", type=click.IntRange(min=1), default=DEFAULT_VALIDATOR_MAX_BODY, show_default=True,
+              help="largest request body in bytes")
+def validator_command(cluster_dir: Path | None, config_file: Path | None, key_file: Path | None,
+                      enrolled: Path | None, stores: str | None, host: str | None, port: int | None,
+                      run_dir: Path | None, edge_timeout: float | None, input_shape: str | None,
+                      classes: int | None, max_body: int) -> None:
+    args = from_cluster(cluster_dir) if cluster_dir is not None else ValidatorArgs()
+    for name, value in (("config", config_file), ("key", key_file), ("enrolled", enrolled), ("stores", stores),
+                        ("host", host), ("port", port), ("run_dir", run_dir), ("edge_timeout", edge_timeout),
+                        ("input_shape", input_shape), ("classes", classes)):
+        if value is not None:
+            setattr(args, name, value)
+    missing = [flag for flag, value in (("--config", args.config), ("--key", args.key), ("--enrolled", args.enrolled),
+                                        ("--stores", args.stores), ("--run-dir", args.run_dir)) if value is None]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
+    assert args.config and args.key and args.enrolled and args.stores and args.run_dir
+    config = load_run_config(args.config)
+    check_single_validator(config)
+    identity = load_identity(args.key)
+    ids = derive_identities(config)
+    check_identity(identity, ids.validator, "validator-0")
+    members = load_enrolment(args.enrolled)
+    absent = [i.name for i in (ids.publisher, *ids.edges) if i.address not in members.values()]
+    if absent:
+        raise SetupError(f"{args.enrolled} does not enrol {', '.join(absent)}: the validator would refuse them")
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise SetupError(f"--run-dir {args.run_dir} exists and is not a directory")
+    if args.input_shape is not None and args.classes is not None:
+        shape, num_classes = parse_shape(args.input_shape), args.classes
+    else:
+        shape, num_classes = dataset_shape(config)
+    store_urls = parse_urls(args.stores)
+    addresses = trusted_stores(store_urls, identity, members)
+    try:
+        sock = bind(args.host, args.port or 0)
+    except OSError as exc:
+        raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    url = url_of(sock)
+    counters = Counters()
+    session_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+    check_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+    edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    try:
+        session = Session(config, dataset=shape_only_dataset(config.dataset, shape, num_classes), run_dir=args.run_dir,
+                          store=session_store, gateway=edges)
+    except BaseException:
+        sock.close()
+        raise
+    edges.bind(lambda: session.node.working)
+    edges.resync(session.node.state.nonces)
+    service = ValidatorService(session, edges, check_store,
+                               ValidatorSettings(identity, members, url, max_body=max_body), counters)
+
+    def announce() -> None:
+        click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
+                   f"height {session.node.state.height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
+        sys.stdout.flush()
+
+    try:
+        serve(service.app(), sock, on_listening=announce)
+    finally:
+        session_store.close()
+        check_store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(validator_command, argv, "bmoe validator")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""The validator process: a Starlette app around one ``Session`` whose edges are :class:`NetworkEdges`.
+
+Owns the validator's routes, its task queue and the worker thread that runs rounds one at a time
+through ``Session.run_published`` (the same round code as the in-process simulation; nothing of the
+round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: every route but
+``/health`` needs a signed request from an enrolled key, and every reply is signed.
+
+=========================  =====================================================================
+``POST /tasks``            body = the publisher's signed ``task`` transaction (``tx_to_dict``);
+                           checked (signature, sender, unique id, the ledger's task rule with the
+                           next nonce, data stored) and queued: 202 ``{"task_id", "status",
+                           "position"}``
+``GET /tasks/{task_id}``   ``{"status": queued | running | sealed | failed, ...}``; a sealed
+                           task adds ``height``, ``block_hash``, ``head_hash``, ``output_cid``,
+                           ``loss``, ``accepted``, ``rejected``, ``misbehaviour`` (from its block)
+                           and, while this process remembers it, ``times`` (seconds per step)
+``GET /work``              the open work item for edges (:mod:`bmoe.net.work_wire`);
+                           ``?after=ID&wait=S`` waits up to S seconds (at most 10) for a newer one
+``POST /txs``              an edge's answer ``{"work_id", "transaction"}`` (see NetworkEdges)
+``GET /head``              the sealed state: height, head hash, task counts, gate and expert CIDs,
+                           nonces, edges' records
+``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "height",
+                           "head_hash"}``
+``GET /stats``             counters (refusals per reason, work items, answers, timeouts), the
+                           queue, when each edge last polled
+=========================  =====================================================================
+
+Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 ``malformed_json`` /
+``malformed_transaction`` / ``bad_transaction_signature`` / ``wrong_kind`` / ``invalid_transaction``
+/ ``missing_object`` / ``digest_mismatch`` / ``bad_query``, 403 ``sender_mismatch`` /
+``not_publisher`` / ``not_an_edge`` / ``not_assigned``, 404 ``unknown_task`` / ``no_route``, 409
+``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered``, 503 ``busy``.
+
+A task that fails (the publisher's data cannot be decoded, say) is marked ``failed`` with a
+one-line error; the pending block is discarded and every signer resynchronised from the sealed
+state, so the validator keeps serving. The chain lives in the Session's run directory (SQLite,
+each block persisted before it is adopted): ``kill -9`` loses only the round in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from bmoe.ledger.errors import InvalidTransaction
+from bmoe.ledger.keys import Identity
+from bmoe.ledger.state import apply_transaction, begin_block
+from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
+from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
+from bmoe.net.guard import SignedRequestGuard
+from bmoe.net.network_edges import NetworkEdges
+from bmoe.net.stats import Counters
+from bmoe.net.task_records import TaskIndex
+from bmoe.net.work_wire import WireError, read_answer
+from bmoe.protocol.round import RoundOutcome
+from bmoe.protocol.session import Session
+from bmoe.storage import BlobStore, StorageError
+
+DEFAULT_VALIDATOR_MAX_BODY = 1024 * 1024  # tasks and answers are small JSON; blobs go to the stores
+MAX_WAIT_S = 10.0
+POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class ValidatorSettings:
+    identity: Identity
+    enrolled: Mapping[str, str]  # name -> address: publisher, edges, validators (and whoever may read)
+    url: str
+    max_body: int = DEFAULT_VALIDATOR_MAX_BODY
+    window: float = DEFAULT_WINDOW_S
+    max_queue: int = 1000
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _times(outcome: RoundOutcome, wall: float) -> dict[str, float]:
+    t = outcome.times
+    return {"gate": t.gate, "compute": t.compute, "verify": t.verify, "loss": t.loss, "update": t.update,
+            "consensus": t.consensus, "mine": outcome.mine_seconds, "edges": outcome.edge_seconds, "round": wall}
+
+
+class ValidatorService:
+    """One validator: its Session, the queue of published tasks, the round worker and the routes."""
+
+    def __init__(self, session: Session, edges: NetworkEdges, admission_store: BlobStore,
+                 settings: ValidatorSettings, counters: Counters) -> None:
+        if session.node.chain is None:
+            raise ValueError("a validator needs a run directory (its chain)")
+        self.session = session
+        self.edges = edges
+        self.admission_store = admission_store  # its own client: checks run beside the round's thread
+        self.settings = settings
+        self.counters = counters
+        self.index = TaskIndex(session.node.chain)
+        self.names = {address: name for name, address in settings.enrolled.items()}
+        self._queue: deque[Transaction] = deque()
+        self._status: dict[str, dict[str, Any]] = {}
+        self._active_nonces: dict[str, int] = {}  # task id -> publisher nonce, queued or running
+        self._seen: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._head = self._sealed_head()
+        self._worker = threading.Thread(target=self._run_tasks, name="rounds", daemon=True)
+
+    # --- the round worker --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._worker.join(timeout=timeout)
+        if not self._worker.is_alive():
+            self.session.close()
+
+    def _run_tasks(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                task = self._queue.popleft()
+                task_id = str(task.payload["task_id"])
+                self._status[task_id] = {"task_id": task_id, "status": "running"}
+            self._run_one(task_id, task)
+
+    def _run_one(self, task_id: str, task: Transaction) -> None:
+        node = self.session.node
+        height = node.state.height
+        started = time.perf_counter()
+        try:
+            outcome = self.session.run_published(task)
+        except Exception as exc:  # a task that cannot run is a failed task, never a dead validator
+            sealed = node.state.height > height
+            if not sealed:
+                node.discard_pending()
+                self.session.participants.resync_nonces()
+            self.counters.add("tasks.failed")
+            status = {"task_id": task_id, "status": "failed", "error": _one_line(exc)}
+            outcome = None
+        else:
+            self.counters.add("tasks.sealed")
+            status = {"task_id": task_id, "status": "sealed", "times": _times(outcome, time.perf_counter() - started)}
+            sealed = True
+        if sealed and node.chain is not None:
+            head = node.chain.head()
+            if head is not None:
+                self.index.add(head)
+        with self._cond:
+            self._head = self._sealed_head()
+            self._status[task_id] = status
+            self._active_nonces.pop(task_id, None)
+
+    def _sealed_head(self) -> dict[str, Any]:
+        node = self.session.node
+        state = node.state
+        return {"height": state.height, "head_hash": node.head_hash, "task_count": state.task_count,
+                "train_tasks": state.train_tasks, "gate_cid": state.gate_cid, "expert_cids": list(state.expert_cids),
+                "nonces": dict(state.nonces),
+                "edge_records": {address: record.to_dict() for address, record in state.edge_records.items()}}
+
+    # --- wiring --------------------------------------------------------------------------------------
+    def app(self) -> ASGIApp:
+        routes = [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/stats", self.stats, methods=["GET"]),
+            Route("/head", self.head, methods=["GET"]),
+            Route("/tasks", self.post_task, methods=["POST"]),
+            Route("/tasks/{task_id}", self.get_task, methods=["GET"]),
+            Route("/work", self.work, methods=["GET"]),
+            Route("/txs", self.post_txs, methods=["POST"]),
+        ]
+        handlers = {HTTPException: self._http_error, Exception: self._internal_error}
+        app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
+        return SignedRequestGuard(app, identity=self.settings.identity, enrolled=set(self.settings.enrolled.values()),
+                                  counters=self.counters, max_body=self.settings.max_body,
+                                  window=self.settings.window)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.start()
+        yield
+        await run_in_threadpool(self.stop)
+
+    def _refuse(self, refusal: Refusal) -> JSONResponse:
+        self.counters.add(f"errors.{refusal.reason}")
+        return JSONResponse(refusal.body(), status_code=refusal.status)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        reason = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return self._refuse(Refusal(exc.status_code, reason, f"{request.method} {request.url.path}: {exc.detail}"))
+
+    async def _internal_error(self, request: Request, exc: Exception) -> Response:
+        return self._refuse(Refusal(500, "internal", f"internal error: {_one_line(exc)}"))
+
+    async def _json(self, request: Request) -> object | Refusal:
+        try:
+            return json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Refusal(400, "malformed_json", f"body is not JSON: {exc}")
+
+    # --- routes ---------------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        with self._cond:
+            head = self._head
+        return JSONResponse({"status": "ok", "name": self.names.get(self.settings.identity.address, "validator"),
+                             "address": self.settings.identity.address, "url": self.settings.url,
+                             "height": head["height"], "head_hash": head["head_hash"]})
+
+    async def stats(self, request: Request) -> Response:
+        now = time.monotonic()
+        with self._cond:
+            queued = len(self._queue)
+            seen = {self.names.get(a, a): round(now - t, 3) for a, t in sorted(self._seen.items())}
+        return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
+                             "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
+                             "edges_last_polled_s_ago": seen, **self.counters.snapshot()})
+
+    async def head(self, request: Request) -> Response:
+        with self._cond:
+            return JSONResponse(self._head)
+
+    async def post_task(self, request: Request) -> Response:
+        body = await self._json(request)
+        if isinstance(body, Refusal):
+            return self._refuse(body)
+        try:
+            tx = tx_from_dict(body)
+            check_transaction_signature(tx)
+        except InvalidTransaction as exc:
+            reason = "bad_transaction_signature" if "bad signature" in str(exc) else "malformed_transaction"
+            return self._refuse(Refusal(400, reason, f"transaction refused: {exc}"))
+        refusal = self._admit_task(request.scope["bmoe.sender"], tx)
+        if refusal is None:
+            refusal = await run_in_threadpool(self._check_task_data, tx)
+        if refusal is None:
+            refusal, position = self._enqueue(tx)
+        if refusal is not None:
+            return self._refuse(refusal)
+        self.counters.add("tasks.queued")
+        return JSONResponse({"task_id": tx.payload["task_id"], "status": "queued", "position": position},
+                            status_code=202)
+
+    def _admit_task(self, sender: str, tx: Transaction) -> Refusal | None:
+        if tx.sender != sender:
+            return Refusal(403, "sender_mismatch", "the transaction's sender is not the request's signer")
+        if tx.kind != "task":
+            return Refusal(400, "wrong_kind", f"POST /tasks takes a task transaction, not a {tx.kind}")
+        state = self.session.node.state
+        if tx.sender != state.publisher:
+            return Refusal(403, "not_publisher", "only the run's publisher submits tasks")
+        task_id = tx.payload.get("task_id")
+        with self._cond:
+            known = isinstance(task_id, str) and (
+                task_id in self.index or self._status.get(task_id, {}).get("status") in ("queued", "running"))
+            expected = max([state.nonces.get(tx.sender, -1) + 1, *(n + 1 for n in self._active_nonces.values())])
+        if known:
+            return Refusal(409, "duplicate_task", f"task {task_id!r} is already queued or sealed")
+        trial = begin_block(state)
+        trial.nonces[tx.sender] = expected - 1
+        try:
+            apply_transaction(trial, tx)  # the ledger's own task rule, with the nonce after the queue
+        except InvalidTransaction as exc:
+            return Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
+        return None
+
+    def _check_task_data(self, tx: Transaction) -> Refusal | None:
+        cid = tx.payload["data_cid"]
+        try:
+            present = self.admission_store.has(cid)
+        except (StorageError, ValueError) as exc:
+            return Refusal(400, "missing_object", f"task data {cid} cannot be checked: {exc}")
+        return None if present else Refusal(400, "missing_object", f"task data {cid} is not in storage")
+
+    def _enqueue(self, tx: Transaction) -> tuple[Refusal | None, int]:
+        task_id = str(tx.payload["task_id"])
+        with self._cond:
+            if len(self._queue) >= self.settings.max_queue:
+                return Refusal(503, "busy", f"{len(self._queue)} tasks are queued; retry later"), 0
+            if task_id in self._active_nonces or task_id in self.index:
+                return Refusal(409, "duplicate_task", f"task {task_id!r} is already queued or sealed"), 0
+            self._queue.append(tx)
+            self._active_nonces[task_id] = tx.nonce
+            self._status[task_id] = {"task_id": task_id, "status": "queued"}
+            self._cond.notify_all()
+            return None, len(self._queue)
+
+    async def get_task(self, request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        with self._cond:
+            status = dict(self._status.get(task_id, {}))
+            head_hash = self._head["head_hash"]
+        if status.get("status") in (None, "sealed"):
+            record = await run_in_threadpool(self.index.record, task_id)
+            if record is not None:
+                status = {**record, **status, "head_hash": head_hash}
+        if not status:
+            return self._refuse(Refusal(404, "unknown_task", f"no task {task_id!r} here"))
+        return JSONResponse(status)
+
+    async def work(self, request: Request) -> Response:
+        try:
+            after = int(request.query_params.get("after", "-1"))
+            wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT_S)
+        except ValueError as exc:
+            return self._refuse(Refusal(400, "bad_query", f"bad work query: {exc}"))
+        with self._cond:
+            self._seen[request.scope["bmoe.sender"]] = time.monotonic()
+        deadline = time.monotonic() + max(0.0, wait)
+        while self.edges.work_id <= after and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)
+        return JSONResponse(self.edges.current())
+
+    async def post_txs(self, request: Request) -> Response:
+        body = await self._json(request)
+        if isinstance(body, Refusal):
+            return self._refuse(body)
+        try:
+            work_id, tx = read_answer(body)
+        except (WireError, InvalidTransaction) as exc:
+            return self._refuse(Refusal(400, "malformed_transaction", f"answer refused: {exc}"))
+        refusal = await run_in_threadpool(self.edges.offer, request.scope["bmoe.sender"], work_id, tx)
+        if refusal is not None:
+            return self._refuse(refusal)
+        return JSONResponse({"accepted": True, "work_id": work_id})

@@ -1,0 +1,107 @@
+"""The wire form of the work a validator hands its edges (``GET /work``) and of their answers (``POST /txs``).
+
+Owns the JSON shapes only; who publishes and who collects is :mod:`bmoe.net.network_edges`.
+
+A work item, as the validator publishes it::
+
+    {"work_id": 7, "open": true, "phase": "result" | "update" | "idle",
+     "round": 3, "task_id": "train-000003", "train": true,
+     "task_cid": ..., "activation_cid": ...,            # phase result
+     "gradient_cids": {"0": cid, ...}, "lr": 0.1,       # phase update
+     "assignments": {address: [experts]}, "expert_cids": [...],
+     "expected": [addresses that must answer], "nonces": {address: next nonce}}
+
+``work_id`` grows by one per published work item and never repeats in a validator's life (it
+starts from the wall clock, so a restarted validator does not reuse ids its edges saw). An answer
+is ``{"work_id": 7, "transaction": <tx_to_dict(tx)> | null}``: ``null`` says "nothing to send"
+(a withholding edge, or one with nothing to update), so the validator need not wait for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
+from bmoe.protocol.edges import ResultWork, UpdateWork
+
+PHASE_RESULT = "result"
+PHASE_UPDATE = "update"
+PHASE_IDLE = "idle"
+TX_KIND = {PHASE_RESULT: "commitment", PHASE_UPDATE: "expert_update"}
+
+
+class WireError(ValueError):
+    """A work item or an answer that does not have the expected shape (one-line reason)."""
+
+
+def result_work_json(work_id: int, work: ResultWork, expected: list[str], nonces: Mapping[str, int]) -> dict[str, Any]:
+    return {"work_id": work_id, "open": True, "phase": PHASE_RESULT, "round": work.round_index,
+            "task_id": work.task_id, "train": work.train, "task_cid": work.task_cid,
+            "activation_cid": work.activation_cid, "assignments": dict(work.assignments),
+            "expert_cids": list(work.expert_cids), "expected": expected, "nonces": dict(nonces)}
+
+
+def update_work_json(work_id: int, work: UpdateWork, expected: list[str], nonces: Mapping[str, int]) -> dict[str, Any]:
+    return {"work_id": work_id, "open": True, "phase": PHASE_UPDATE, "round": work.round_index,
+            "task_id": work.task_id, "train": True, "gradient_cids": {str(e): c for e, c in work.gradient_cids.items()},
+            "lr": work.lr, "assignments": dict(work.assignments), "expert_cids": list(work.expert_cids),
+            "expected": expected, "nonces": dict(nonces)}
+
+
+def idle_json(work_id: int) -> dict[str, Any]:
+    return {"work_id": work_id, "open": False, "phase": PHASE_IDLE}
+
+
+@dataclass(frozen=True)
+class EdgeTask:
+    """A work item as an edge reads it: what it must do, for whom, with which next nonce."""
+
+    work_id: int
+    phase: str
+    round_index: int
+    task_id: str
+    train: bool
+    experts: list[int]  # the experts assigned to this edge
+    expert_cids: list[str]
+    nonce: int
+    task_cid: str = ""
+    activation_cid: str = ""
+    gradient_cids: dict[int, str] | None = None
+    lr: float = 0.0
+
+
+def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
+    """This edge's part of an open work item, or None when the item is closed or does not expect it."""
+    try:
+        if not item.get("open") or address not in item["expected"]:
+            return None
+        phase = item["phase"]
+        if phase not in TX_KIND:
+            raise WireError(f"unknown phase {phase!r}")
+        common = {"work_id": int(item["work_id"]), "phase": phase, "round_index": int(item["round"]),
+                  "task_id": str(item["task_id"]), "train": bool(item["train"]),
+                  "experts": [int(e) for e in item["assignments"][address]],
+                  "expert_cids": [str(c) for c in item["expert_cids"]], "nonce": int(item["nonces"][address])}
+        if phase == PHASE_RESULT:
+            return EdgeTask(**common, task_cid=str(item["task_cid"]), activation_cid=str(item["activation_cid"]))
+        gradients = {int(e): str(c) for e, c in item["gradient_cids"].items()}
+        return EdgeTask(**common, gradient_cids=gradients, lr=float(item["lr"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WireError(f"malformed work item: {type(exc).__name__}: {exc}") from None
+
+
+def answer_json(work_id: int, tx: Transaction | None) -> dict[str, Any]:
+    return {"work_id": work_id, "transaction": None if tx is None else tx_to_dict(tx)}
+
+
+def read_answer(body: object) -> tuple[int, Transaction | None]:
+    """``(work_id, transaction or None)`` from a posted answer; :class:`WireError` or ``InvalidTransaction``."""
+    if not isinstance(body, dict) or set(body) != {"work_id", "transaction"}:
+        raise WireError('expected a JSON object {"work_id": int, "transaction": object or null}')
+    work_id = body["work_id"]
+    if isinstance(work_id, bool) or not isinstance(work_id, int):
+        raise WireError("work_id must be an integer")
+    raw = body["transaction"]
+    return work_id, None if raw is None else tx_from_dict(raw)
