@@ -37,7 +37,7 @@ def test_pbft_seals_the_same_results_as_pow(reference, tiny_data) -> None:  # ty
     pow_run = Session(small_config(malicious_ratio=0.4), dataset=tiny_data)
     pow_run.train(rounds=ROUNDS)
     assert accepted_results(pow_run) == accepted_results(reference)
-    assert reference.cluster is not None and reference.cluster.view_changes == 0
+    assert reference.pbft is not None and reference.pbft.view_changes == 0
 
 
 @pytest.mark.parametrize("attack", ["tamper", "silent", "equivocate", "garbage", "replay"])
@@ -46,7 +46,7 @@ def test_one_byzantine_validator_of_four_changes_no_result(attack: str, referenc
                                    validator_attack=attack), dataset=tiny_data)
     session.train(rounds=ROUNDS)
     assert accepted_results(session) == accepted_results(reference)
-    cluster = session.cluster
+    cluster = session.pbft
     assert cluster is not None and "validator-0" in cluster.byzantine  # the first primary misbehaves
     roots = {state_root(view.state) for view in cluster.views.values()}
     assert roots == {state_root(session.node.state)}  # honest validators hold the same state as the chain

@@ -100,14 +100,12 @@ class PbftCluster:
                 self.views[identity.name] = view
                 replicas.append(PbftReplica(identity, self.validators, view.validate, config))
         self.sim = Simulator(replicas, seed=seed, delay=delay)
-        self.identities = {identity.name: identity for identity in identities}
         self.view_changes = 0
         self.patience = 1000 * delay  # simulated seconds to wait for a block before giving up
         self._started: dict[int, float] = {}
 
     def _byzantine(self, identity: Identity, config: PbftConfig, seed: int) -> ConsensusReplica:
-        validate = permissive  # a Byzantine validator votes for anything
-        inner = PbftReplica(identity, self.validators, validate, config)
+        inner = PbftReplica(identity, self.validators, permissive, config)  # it votes for anything
         peers = [name for name in sorted(self.validators) if name != identity.name]
         if self.attack == "silent":
             return Silent(inner)
@@ -136,9 +134,6 @@ class PbftCluster:
         replicas = [self.sim.replicas[name] for name in self.honest]
         active = [r for r in replicas if r.active] or replicas  # type: ignore[attr-defined]
         return max(active, key=lambda r: r.view).primary  # type: ignore[attr-defined]
-
-    def proposer(self) -> Identity:
-        return self.identities[self.primary()]
 
     def seal(self, proposal: Proposal) -> tuple[Block, float]:
         """Propose the block; return it with its commit certificate and the simulated seconds taken,

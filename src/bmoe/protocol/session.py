@@ -115,9 +115,9 @@ class Session:
             gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
-        self.cluster = None
+        self.pbft: PbftCluster | None = None
         if config.consensus == "pbft" and config.framework == "bmoe":
-            self.cluster = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
+            self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
         self.history: list[dict[str, Any]] = []
         self.keep_objects = keep_objects
 
