@@ -7,7 +7,7 @@ Owns the file's format. Paths inside are relative to the cluster directory::
      "publisher_key": "keys/publisher.key",
      "processes": [{"name": "store-0", "role": "store", "url": ..., "address": ..., "key": "keys/store-0.key",
                     "log": "logs/store-0.log", "pid": 1234, "start_time": 5678, "argv": [...],
-                    "index": null, "behaviour": null, "data": "store-0"}, ...]}
+                    "index": null, "behaviour": null, "data": "store-0", "host": null, "wrap": []}, ...]}
 
 ``start_time`` is the process's start in clock ticks since boot (``/proc/PID/stat``), so a later
 ``status`` or ``down`` never mistakes a recycled pid for one of the cluster's processes.
@@ -44,6 +44,8 @@ class ProcessRecord:
     index: int | None = None  # edges: the edge's index in the genesis
     behaviour: dict[str, Any] | None = None  # edges: {"name": ..., params...}
     data: str | None = None  # stores: data directory; validator: run directory
+    host: str | None = None  # the address a store or the validator listens on (None: 127.0.0.1)
+    wrap: list[str] = field(default_factory=list)  # a prefix ``argv`` starts with, e.g. ``ip netns exec NAME``
 
 
 @dataclass

@@ -6,6 +6,11 @@ nodes are ``store-J``), so a cluster run is comparable with an in-process run of
 Every process is started detached, by its explicit command line (recorded in ``cluster.json``),
 with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
 ``cluster down`` can always stop what was started, even after a failed ``up``.
+
+By default everything listens on 127.0.0.1. :func:`plan` also takes, per process name, the address
+a store or the validator listens on (``hosts``) and a prefix for its command line (``wrap``, e.g.
+``ip netns exec NS``), so the same cluster can run across network namespaces or hosts; the health
+checks of :func:`start` are then made from wherever the caller runs, which must reach those addresses.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -70,9 +75,20 @@ def _behaviour_flags(behaviour: EdgeBehaviour) -> list[str]:
     return flags
 
 
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classes: int, stores: int,
-         replication: int, edge_timeout: float, base_port: int) -> ClusterDescription:
-    """Write keys, enrolment and config under ``root``; the description of every process (none started)."""
+         replication: int, edge_timeout: float, base_port: int, *, hosts: Mapping[str, str] | None = None,
+         wrap: Mapping[str, Sequence[str]] | None = None) -> ClusterDescription:
+    """Write keys, enrolment and config under ``root``; the description of every process (none started).
+
+    ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
+    listens on and is reached at (default 127.0.0.1); ``wrap`` maps any process's name to a command
+    prefix its command line starts with (default none)."""
+    hosts = dict(hosts or {})
+    wraps = {name: list(prefix) for name, prefix in (wrap or {}).items()}
     root.mkdir(parents=True, exist_ok=True)
     (root / "keys").mkdir(exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
@@ -84,35 +100,41 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
     (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     ports = list(range(base_port, base_port + stores + 1)) if base_port else free_ports(stores + 1)
-    store_urls = [f"http://{HOST}:{port}" for port in ports[:stores]]
-    validator_url = f"http://{HOST}:{ports[stores]}"
+    store_hosts = [hosts.get(identity.name, HOST) for identity in store_ids]
+    store_urls = [_url(host, port) for host, port in zip(store_hosts, ports[:stores], strict=True)]
+    validator = ids.validator
+    validator_host = hosts.get(validator.name, HOST)
+    validator_url = _url(validator_host, ports[stores])
     py = [sys.executable, "-m"]
     shape = ",".join(map(str, input_shape))
     common = ["--enrolled", str(root / ENROLMENT_FILE)]
     processes = []
     for j, (identity, url) in enumerate(zip(store_ids, store_urls, strict=True)):
         peers = ",".join(u for u in store_urls if u != url)
-        argv = [*py, "bmoe.net.store_main", "--host", HOST, "--port", url.rsplit(":", 1)[1],
+        prefix = wraps.get(identity.name, [])
+        argv = [*prefix, *py, "bmoe.net.store_main", "--host", store_hosts[j], "--port", url.rsplit(":", 1)[1],
                 "--data-dir", str(root / identity.name), "--key", str(root / "keys" / f"{identity.name}.key"),
                 *common, "--replication", str(replication), *(["--peers", peers] if peers else [])]
         processes.append(ProcessRecord(identity.name, "store", url, identity.address, f"keys/{identity.name}.key",
-                                       f"logs/{identity.name}.log", argv=argv, index=j, data=identity.name))
-    validator = ids.validator
-    argv = [*py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
+                                       f"logs/{identity.name}.log", argv=argv, index=j, data=identity.name,
+                                       host=store_hosts[j], wrap=prefix))
+    prefix = wraps.get(validator.name, [])
+    argv = [*prefix, *py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
             "--key", str(root / "keys" / f"{validator.name}.key"), *common, "--stores", ",".join(store_urls),
-            "--host", HOST, "--port", validator_url.rsplit(":", 1)[1], "--run-dir", str(root / validator.name),
+            "--host", validator_host, "--port", str(ports[stores]), "--run-dir", str(root / validator.name),
             "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes)]
     processes.append(ProcessRecord(validator.name, "validator", validator_url, validator.address,
                                    f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
-                                   data=validator.name))
+                                   data=validator.name, host=validator_host, wrap=prefix))
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
-        argv = [*py, "bmoe.net.edge_main", "--index", str(index), "--validator", validator_url,
+        prefix = wraps.get(identity.name, [])
+        argv = [*prefix, *py, "bmoe.net.edge_main", "--index", str(index), "--validator", validator_url,
                 "--stores", ",".join(store_urls), "--key", str(root / "keys" / f"{identity.name}.key"),
                 "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),
                 *_behaviour_flags(behaviour)]
         processes.append(ProcessRecord(identity.name, "edge", None, identity.address, f"keys/{identity.name}.key",
                                        f"logs/{identity.name}.log", argv=argv, index=index,
-                                       behaviour=_behaviour_record(behaviour)))
+                                       behaviour=_behaviour_record(behaviour), wrap=prefix))
     return ClusterDescription(root, config.seed, CONFIG_FILE, list(input_shape), num_classes, edge_timeout,
                               ENROLMENT_FILE, store_urls, validator_url, f"keys/{ids.publisher.name}.key", processes)
 
