@@ -35,8 +35,8 @@ def one_line_error(run: Callable[[list[str]], None], args: list[str], capsys: py
 
 
 @pytest.mark.parametrize(("needle", "args"), [
-    ("PBFT across processes is not supported yet", ["--validators", "4"]),
-    ("PBFT across processes is not supported yet", ["--consensus", "pbft"]),
+    ("one PoW validator, or n >= 4 PBFT validators", ["--validators", "4"]),
+    ("one PoW validator, or n >= 4 PBFT validators", ["--consensus", "pbft"]),
     ("malicious ratio", ["--malicious", "2"]),
     ("unknown attack", ["--attack", "nonsense"]),
     ("--attack-param must look like", ["--attack-param", "probability"]),
@@ -77,7 +77,7 @@ def test_validator_refuses_bad_flags_before_binding(files: dict[str, Path], tmp_
             str(files["enrolled"]), "--stores", "http://127.0.0.1:9", "--run-dir", str(tmp_path / "run")]
     cases = {
         "missing --config": good[2:],
-        "PBFT across processes is not supported yet": ["--config", str(files["pbft"]), *good[2:]],
+        "--peers must name every validator": ["--config", str(files["pbft"]), *good[2:]],
         "genesis names": [*good, "--key", str(files["stranger"])],
         "does not enrol edge-0, edge-1, edge-2": [*good, "--enrolled", str(files["partial"])],
         "cannot read config file": [*good, "--config", str(tmp_path / "none.json")],

@@ -54,7 +54,9 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     changes = {CONFIG_FLAGS[flag]: value for flag, value in settings.items() if value is not None}
     if attack_params:
         changes["attack_params"] = parse_params(attack_params)
-    if changes.get("validators", values["validators"]) != 1 or changes.get("consensus", values["consensus"]) != "pow":
+    validators = changes.get("validators", values["validators"])
+    consensus = changes.get("consensus", values["consensus"])
+    if not ((validators == 1 and consensus == "pow") or (validators >= 4 and consensus == "pbft")):
         raise SetupError(PBFT_UNSUPPORTED)
     try:
         config = from_dict({**values, **changes})
@@ -97,8 +99,9 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") ->
 @click.option("--rule", default=None, help="acceptance rule [majority]")
 @click.option("--rounds", type=int, default=None, help="default rounds for `publish` [100]")
 @click.option("--threads", type=int, default=None, help="torch threads per process [1]")
-@click.option("--consensus", default=None, help="pow only: PBFT across processes is not supported yet")
-@click.option("--validators", type=int, default=None, help="1 only: PBFT across processes is not supported yet")
+@click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
+@click.option("--validators", type=int, default=None,
+              help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")
 @click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
               help="seconds the validator waits for edges per step")
 @click.option("--base-port", type=click.IntRange(0, 65000), default=0, show_default=True,

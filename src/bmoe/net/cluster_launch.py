@@ -99,12 +99,15 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         save_identity(root / "keys" / f"{identity.name}.key", identity)
     save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
     (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    ports = list(range(base_port, base_port + stores + 1)) if base_port else free_ports(stores + 1)
+    n_validators = len(ids.validators) if config.consensus == "pbft" else 1
+    ports = (list(range(base_port, base_port + stores + n_validators)) if base_port
+             else free_ports(stores + n_validators))
     store_hosts = [hosts.get(identity.name, HOST) for identity in store_ids]
     store_urls = [_url(host, port) for host, port in zip(store_hosts, ports[:stores], strict=True)]
-    validator = ids.validator
-    validator_host = hosts.get(validator.name, HOST)
-    validator_url = _url(validator_host, ports[stores])
+    validators = list(ids.validators[:n_validators])
+    validator_hosts = [hosts.get(v.name, HOST) for v in validators]
+    validator_urls = [_url(h, ports[stores + i]) for i, h in enumerate(validator_hosts)]
+    validator_url = validator_urls[0]
     py = [sys.executable, "-m"]
     shape = ",".join(map(str, input_shape))
     common = ["--enrolled", str(root / ENROLMENT_FILE)]
@@ -118,17 +121,22 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         processes.append(ProcessRecord(identity.name, "store", url, identity.address, f"keys/{identity.name}.key",
                                        f"logs/{identity.name}.log", argv=argv, index=j, data=identity.name,
                                        host=store_hosts[j], wrap=prefix))
-    prefix = wraps.get(validator.name, [])
-    argv = [*prefix, *py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
-            "--key", str(root / "keys" / f"{validator.name}.key"), *common, "--stores", ",".join(store_urls),
-            "--host", validator_host, "--port", str(ports[stores]), "--run-dir", str(root / validator.name),
-            "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes)]
-    processes.append(ProcessRecord(validator.name, "validator", validator_url, validator.address,
-                                   f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
-                                   data=validator.name, host=validator_host, wrap=prefix))
+    peers = ",".join(f"{v.name}={u}" for v, u in zip(validators, validator_urls, strict=True))
+    for i, validator in enumerate(validators):
+        prefix = wraps.get(validator.name, [])
+        argv = [*prefix, *py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
+                "--key", str(root / "keys" / f"{validator.name}.key"), *common, "--stores", ",".join(store_urls),
+                "--host", validator_hosts[i], "--port", str(ports[stores + i]),
+                "--run-dir", str(root / validator.name),
+                "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes),
+                *(["--peers", peers, "--task-timeout", repr(max(10.0, 3 * edge_timeout))] if n_validators > 1 else [])]
+        processes.append(ProcessRecord(validator.name, "validator", validator_urls[i], validator.address,
+                                       f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
+                                       data=validator.name, host=validator_hosts[i], wrap=prefix))
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
         prefix = wraps.get(identity.name, [])
-        argv = [*prefix, *py, "bmoe.net.edge_main", "--index", str(index), "--validator", validator_url,
+        argv = [*prefix, *py, "bmoe.net.edge_main", "--index", str(index),
+                "--validator", ",".join(validator_urls),
                 "--stores", ",".join(store_urls), "--key", str(root / "keys" / f"{identity.name}.key"),
                 "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),
                 *_behaviour_flags(behaviour)]

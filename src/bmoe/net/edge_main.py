@@ -128,7 +128,8 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
     addresses = args.store_addresses or None
     if args.enrolled is not None and not addresses:
         addresses = trusted_stores(store_urls, identity, load_enrolment(args.enrolled))
-    validator_url = parse_urls(args.validator, "--validator")[0]
+    validator_urls = parse_urls(args.validator, "--validator")
+    validator_url = validator_urls[0]
     torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
     store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
     spec = ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden)
@@ -136,7 +137,7 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
     worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
     log = _log(f"edge-{index}")
     loop = EdgeLoop(EdgeNode(worker, runtime, store, config.num_experts), validator_url, ids.validator.address,
-                    log=log)
+                    log=log, validator_urls=validator_urls, trusted=[v.address for v in ids.validators])
     click.echo(f"bmoe edge: edge-{index} {identity.address} polling {validator_url}, behaviour "
                f"{behaviour.describe()}, {len(store_urls)} storage node(s)")
     sys.stdout.flush()

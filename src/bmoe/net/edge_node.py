@@ -68,10 +68,16 @@ class EdgeLoop:
     """Poll the validator for work, answer it; runs until ``stop()`` returns True."""
 
     def __init__(self, node: EdgeNode, validator_url: str, validator_address: str,
-                 log: Callable[[str], None] = print, timeout: float = 30.0) -> None:
+                 log: Callable[[str], None] = print, timeout: float = 30.0,
+                 validator_urls: list[str] | None = None, trusted: list[str] | None = None) -> None:
+        """``validator_urls`` (PBFT): every validator; the edge works for the current primary, which any of
+        them names at ``GET /primary``; ``trusted``: the addresses whose signed replies are accepted."""
         self.node = node
         self.url = validator_url.rstrip("/")
-        auth = SignedAuth(node.worker.signer.identity, trusted=[validator_address])
+        self.urls = [u.rstrip("/") for u in validator_urls or [validator_url]]
+        self._ask = 0
+        self._last: dict[str, int] = {}
+        auth = SignedAuth(node.worker.signer.identity, trusted=trusted or [validator_address])
         self.client = httpx.Client(auth=auth, timeout=httpx.Timeout(timeout, connect=2.0), transport=client_transport())
         self.log = log
         self.last_work = -1
@@ -80,9 +86,28 @@ class EdgeLoop:
     def close(self) -> None:
         self.client.close()
 
+    def _locate_primary(self) -> None:
+        """Several validators (PBFT): work for the primary that the next one asked names."""
+        url = self.urls[self._ask % len(self.urls)]
+        self._ask += 1
+        try:
+            reply = self.client.get(f"{url}/primary", timeout=2.0)
+        except (httpx.HTTPError, UnauthenticResponse):
+            return
+        if reply.status_code == 200:
+            primary = str(reply.json().get("primary_url", url)).rstrip("/")
+            if primary != self.url:
+                self._last[self.url] = self.last_work
+                self.url = primary
+                self.last_work = self._last.get(primary, -1)
+
     def poll_once(self) -> bool:
         """One long poll; True when a work item was answered."""
-        reply = self.client.get(f"{self.url}/work", params={"after": str(self.last_work), "wait": str(LONG_POLL_S)})
+        wait = LONG_POLL_S
+        if len(self.urls) > 1:
+            self._locate_primary()
+            wait = 1.0
+        reply = self.client.get(f"{self.url}/work", params={"after": str(self.last_work), "wait": str(wait)})
         if reply.status_code != 200:
             self.log(f"GET /work refused: {reply.status_code} {reply.text[:200]}")
             time.sleep(0.5)

@@ -52,9 +52,10 @@ class ValidatorClient:
     """Signed requests to a validator; its replies must be signed by ``validator_address`` (when given)."""
 
     def __init__(self, url: str, identity: Identity, validator_address: str | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, trusted_all: list[str] | None = None) -> None:
         self.url = url.rstrip("/")
-        trusted = None if validator_address is None else [validator_address]
+        trusted = trusted_all if validator_address is None and trusted_all else (
+            None if validator_address is None else [validator_address])
         self.client = httpx.Client(auth=SignedAuth(identity, trusted), timeout=httpx.Timeout(timeout, connect=2.0),
                                    transport=client_transport())
 
@@ -113,32 +114,63 @@ def _store(stores: BlobStore | Sequence[str], identity: Identity) -> tuple[BlobS
     return HttpBlobStore(list(stores), identity), True
 
 
-def publish_training(validator_url: str, stores: BlobStore | Sequence[str], publisher_identity: Identity,
-                     config: RunConfig, dataset: Dataset, rounds: int, *, on_round: RoundCallback | None = None,
+def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
+                     publisher_identity: Identity, config: RunConfig, dataset: Dataset, rounds: int, *,
+                     on_round: RoundCallback | None = None,
                      timeout: float = DEFAULT_TASK_TIMEOUT_S) -> list[dict[str, Any]]:
-    """Publish ``rounds`` more training rounds (``Session.train``'s data order) and wait for each to be sealed."""
-    validator = derive_identities(config).validator.address
+    """Publish ``rounds`` more training rounds (``Session.train``'s data order) and wait for each to be sealed.
+
+    Several URLs (PBFT validators): each task goes to every validator that answers, and is waited for at
+    whichever answers; the primary runs it, the others seal it by consensus."""
+    urls = [validator_url] if isinstance(validator_url, str) else list(validator_url)
+    ids = derive_identities(config)
+    trusted = ids.validator.address if len(urls) == 1 else None
     store, owned = _store(stores, publisher_identity)
     records = []
+    clients = [ValidatorClient(url, publisher_identity, trusted, trusted_all=[v.address for v in ids.validators])
+               for url in urls]
     try:
-        with ValidatorClient(validator_url, publisher_identity, validator) as client:
-            head = client.head()
-            start = int(head["train_tasks"])
-            signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
-            for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
-                if round_index < start:
-                    continue
-                tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
-                                  train=True)
-                client.submit(tx)
-                record = client.wait_sealed(str(tx.payload["task_id"]), timeout)
-                records.append(record)
-                if on_round is not None:
-                    on_round(record)
+        head = _first(clients, lambda c: c.head())
+        start = int(head["train_tasks"])
+        signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
+        for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
+            if round_index < start:
+                continue
+            tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
+                              train=True)
+            if len(clients) == 1:
+                clients[0].submit(tx)
+            else:
+                _first(clients, lambda c, tx=tx: c.submit(tx), every=True)  # type: ignore[misc]
+            task_id = str(tx.payload["task_id"])
+            record = _first(clients, lambda c, t=task_id: c.wait_sealed(t, timeout))  # type: ignore[misc]
+            records.append(record)
+            if on_round is not None:
+                on_round(record)
     finally:
+        for client in clients:
+            client.close()
         if owned:
             store.close()  # type: ignore[attr-defined]
     return records
+
+
+def _first(clients: list[ValidatorClient], call: Callable[[ValidatorClient], Any], every: bool = False) -> Any:
+    """``call`` on the first client that answers (``every``: on each one; at least one must answer)."""
+    result, errors = None, []
+    for client in clients:
+        try:
+            result = call(client)
+        except PublishError as exc:  # a dead validator, or (every) one still catching up that refuses
+            if len(clients) == 1 or not (every or "unreachable" in str(exc)):
+                raise
+            errors.append(str(exc))
+            continue
+        if not every:
+            return result
+    if len(errors) == len(clients):
+        raise PublishError("; ".join(errors))
+    return result
 
 
 def publish_inference(validator_url: str, stores: BlobStore | Sequence[str], publisher_identity: Identity,

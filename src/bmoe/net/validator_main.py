@@ -37,6 +37,7 @@ from bmoe.net.node_setup import (
     shape_only_dataset,
     trusted_stores,
 )
+from bmoe.net.pbft_validator import PbftValidatorService
 from bmoe.net.serve import bind, serve, url_of
 from bmoe.net.stats import Counters
 from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
@@ -45,7 +46,19 @@ from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
-PBFT_UNSUPPORTED = "PBFT across processes is not supported yet: a deployment runs one PoW validator"
+PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
+                    "--validators 4 or more)")
+
+
+def parse_peers(text: str) -> dict[str, str]:
+    """``validator-0=http://...,validator-1=http://...`` -> {name: url}."""
+    peers = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url.startswith("http"):
+            raise SetupError(f"--peers: {item!r} is not NAME=URL")
+        peers[name] = url.rstrip("/")
+    return peers
 
 
 @dataclass
@@ -74,7 +87,9 @@ def from_cluster(root: Path) -> ValidatorArgs:
 
 
 def check_single_validator(config: RunConfig) -> None:
-    if config.consensus != "pow" or config.validators != 1:
+    if config.consensus == "pbft" and config.validators >= 4:
+        pass  # n validator processes, one PBFT replica each (``--peers``)
+    elif config.consensus != "pow" or config.validators != 1:
         raise SetupError(PBFT_UNSUPPORTED)
     if config.framework != "bmoe":
         raise SetupError("a deployed validator keeps a ledger: framework must be 'bmoe'")
@@ -95,12 +110,18 @@ def check_single_validator(config: RunConfig) -> None:
               help=f"seconds to wait for edges' answers per step [default: {DEFAULT_EDGE_TIMEOUT_S:g}]")
 @click.option("--input-shape", default=None, help="e.g. 1,8,8 [default: read from the config's dataset]")
 @click.option("--classes", type=click.IntRange(min=2), default=None, help="number of classes")
+@click.option("--peers", default=None, help="PBFT: every validator as NAME=URL, comma-separated (itself included)")
+@click.option("--pbft-timeout", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="PBFT: the replica's request timer, in seconds")
+@click.option("--task-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="PBFT: a backup votes the primary out when a published task is unsealed this long")
 @click.option("--max-body", type=click.IntRange(min=1), default=DEFAULT_VALIDATOR_MAX_BODY, show_default=True,
               help="largest request body in bytes")
 def validator_command(cluster_dir: Path | None, config_file: Path | None, key_file: Path | None,
                       enrolled: Path | None, stores: str | None, host: str | None, port: int | None,
                       run_dir: Path | None, edge_timeout: float | None, input_shape: str | None,
-                      classes: int | None, max_body: int) -> None:
+                      classes: int | None, peers: str | None, pbft_timeout: float, task_timeout: float,
+                      max_body: int) -> None:
     args = from_cluster(cluster_dir) if cluster_dir is not None else ValidatorArgs()
     for name, value in (("config", config_file), ("key", key_file), ("enrolled", enrolled), ("stores", stores),
                         ("host", host), ("port", port), ("run_dir", run_dir), ("edge_timeout", edge_timeout),
@@ -116,7 +137,16 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     check_single_validator(config)
     identity = load_identity(args.key)
     ids = derive_identities(config)
-    check_identity(identity, ids.validator, "validator-0")
+    pbft = config.consensus == "pbft"
+    if pbft:
+        mine = [v for v in ids.validators if v.address == identity.address]
+        if not mine:
+            raise SetupError(f"{args.key} is not one of the run's validators")
+        peer_urls = parse_peers(peers or "")
+        if set(peer_urls) != {v.name for v in ids.validators}:
+            raise SetupError(f"--peers must name every validator: {', '.join(v.name for v in ids.validators)}")
+    else:
+        check_identity(identity, ids.validator, "validator-0")
     members = load_enrolment(args.enrolled)
     absent = [i.name for i in (ids.publisher, *ids.edges) if i.address not in members.values()]
     if absent:
@@ -140,14 +170,21 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     try:
         session = Session(config, dataset=shape_only_dataset(config.dataset, shape, num_classes), run_dir=args.run_dir,
-                          store=session_store, gateway=edges)
+                          store=session_store, gateway=edges, external_consensus=pbft)
     except BaseException:
         sock.close()
         raise
     edges.bind(lambda: session.node.working)
     edges.resync(session.node.state.nonces)
-    service = ValidatorService(session, edges, check_store,
-                               ValidatorSettings(identity, members, url, max_body=max_body), counters)
+    settings = ValidatorSettings(identity, members, url, max_body=max_body)
+    reexec_store = None
+    if pbft:
+        reexec_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+        service: ValidatorService = PbftValidatorService(session, edges, check_store, reexec_store, settings, counters,
+                                                         peer_urls, pbft_timeout=pbft_timeout,
+                                                         task_timeout=task_timeout)
+    else:
+        service = ValidatorService(session, edges, check_store, settings, counters)
 
     def announce() -> None:
         click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
@@ -159,6 +196,8 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     finally:
         session_store.close()
         check_store.close()
+        if reexec_store is not None:
+            reexec_store.close()
 
 
 def main(argv: list[str] | None = None) -> None:

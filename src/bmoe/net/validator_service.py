@@ -180,8 +180,8 @@ class ValidatorService:
                 "edge_records": {address: record.to_dict() for address, record in state.edge_records.items()}}
 
     # --- wiring --------------------------------------------------------------------------------------
-    def app(self) -> ASGIApp:
-        routes = [
+    def routes(self) -> list[Route]:
+        return [
             Route("/health", self.health, methods=["GET"]),
             Route("/stats", self.stats, methods=["GET"]),
             Route("/head", self.head, methods=["GET"]),
@@ -190,6 +190,9 @@ class ValidatorService:
             Route("/work", self.work, methods=["GET"]),
             Route("/txs", self.post_txs, methods=["POST"]),
         ]
+
+    def app(self) -> ASGIApp:
+        routes = self.routes()
         handlers = {HTTPException: self._http_error, Exception: self._internal_error}
         app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
         return SignedRequestGuard(app, identity=self.settings.identity, enrolled=set(self.settings.enrolled.values()),

@@ -63,11 +63,15 @@ class Session:
 
     ``keep_objects=False`` runs like a pruned node: after each round the store keeps only what the
     state names (the gate and the experts), so long experiments do not fill the disk; such a run's
-    history can no longer be audited against its objects."""
+    history can no longer be audited against its objects.
+
+    ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
+    sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
-                 keep_objects: bool = True, gateway: EdgeGateway | None = None) -> None:
+                 keep_objects: bool = True, gateway: EdgeGateway | None = None,
+                 external_consensus: bool = False) -> None:
         self.config = config.validate()
         torch.set_num_threads(config.threads)
         self.dataset = dataset if dataset is not None else load_dataset(
@@ -90,7 +94,7 @@ class Session:
             node = LedgerNode.open(ids.validator, config.difficulty, chain)
             try:
                 self._check_genesis(node)
-                if config.consensus == "pbft" and node.state.height > 0:
+                if config.consensus == "pbft" and node.state.height > 0 and not external_consensus:
                     raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
             except ConfigError:
                 chain.close()
@@ -116,7 +120,7 @@ class Session:
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
         self.pbft: PbftCluster | None = None
-        if config.consensus == "pbft" and config.framework == "bmoe":
+        if config.consensus == "pbft" and config.framework == "bmoe" and not external_consensus:
             self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
         self.history: list[dict[str, Any]] = []
         self.keep_objects = keep_objects

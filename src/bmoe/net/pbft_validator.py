@@ -1,0 +1,233 @@
+"""A validator process under PBFT: one replica of n, hosted by :class:`~bmoe.net.pbft_transport.PbftNetworkHost`.
+
+Owns what differs from the single PoW validator (:class:`ValidatorService`):
+
+- ``POST /consensus``: a peer validator's replica message (raw bytes, signed request); 202 at once, the
+  replica handles it in the host's receiver thread. ``GET /primary``: this replica's view, its primary
+  and the primary's URL (edges and publishers find the round runner there).
+- Every validator queues every published task. The current primary runs the round
+  (``Session.run_published``, the same round code) with its edges; its sealer proposes the block to its
+  replica and waits for the commit. A backup waits; if a task stays unsealed for ``task_timeout`` s in
+  one view, it votes the primary out, and the new primary runs the round again from the same task.
+- ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s re-execution against this
+  validator's own state. Heights this validator already holds on disk (a restarted one catching up
+  from its peers) are judged by comparison with its own chain.
+- On ``Committed`` the block with its commit certificate is appended to this validator's SQLite chain
+  (by the round worker, in height order; the primary's own block through ``LedgerNode.seal``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bmoe.consensus.engine import Committed
+from bmoe.consensus.pbft import PbftConfig, PbftReplica
+from bmoe.ledger.blocks import Block, block_from_bytes, block_hash, proposal_bytes
+from bmoe.ledger.node import Proposal
+from bmoe.ledger.state import apply_block, begin_block
+from bmoe.net.auth import Refusal
+from bmoe.net.network_edges import NetworkEdges
+from bmoe.net.pbft_transport import PbftNetworkHost
+from bmoe.net.stats import Counters
+from bmoe.net.validator_service import ValidatorService, ValidatorSettings, _one_line, _times
+from bmoe.protocol.pbft_sealing import _ValidatorView, unsealed_pbft_block
+from bmoe.protocol.reexecute import Reexecutor
+from bmoe.protocol.session import Session
+from bmoe.storage import BlobStore
+
+DEFAULT_PBFT_TIMEOUT_S = 2.0
+DEFAULT_TASK_TIMEOUT_S = 30.0
+SEAL_PATIENCE_S = 120.0
+
+
+class NotPrimary(Exception):
+    """This validator is (no longer) the primary: the round is left to the one that is."""
+
+
+class PbftValidatorService(ValidatorService):
+    def __init__(self, session: Session, edges: NetworkEdges, admission_store: BlobStore, reexec_store: BlobStore,
+                 settings: ValidatorSettings, counters: Counters, peers: Mapping[str, str],
+                 pbft_timeout: float = DEFAULT_PBFT_TIMEOUT_S, task_timeout: float = DEFAULT_TASK_TIMEOUT_S) -> None:
+        super().__init__(session, edges, admission_store, settings, counters)
+        self.name = next(i.name for i in session.ids.validators if i.address == settings.identity.address)
+        self.peer_urls = dict(peers)
+        self.task_timeout = task_timeout
+        validators = {i.name: i.address for i in session.ids.validators}
+        dataset = session.dataset
+        self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes), validators)
+        node = session.node
+        self.view.state, self.view.head = node.state, node.head_hash
+        self.disk_height = node.state.height  # heights up to this are judged against the chain on disk
+        self.commits: dict[int, Block] = {}
+        replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
+        self.host = PbftNetworkHost(replica, settings.identity, self.peer_urls, self._on_commit)
+        node.sealer = self._seal
+        session.participants.primary = lambda: self.name  # this process only ever proposes as itself
+        self._waiting: dict[tuple[str, int], float] = {}
+
+    # --- the replica's host side (called under the host's lock) -----------------------------------
+    def _validate(self, height: int, payload: bytes) -> str | None:
+        if height <= self.disk_height:
+            chain = self.session.node.chain
+            assert chain is not None
+            return None if proposal_bytes(chain.block_at(height)) == payload else "differs from this validator's chain"
+        return self.view.validate(height, payload)
+
+    def _on_commit(self, committed: Committed) -> None:
+        if committed.height <= self.disk_height:
+            return
+        block = block_from_bytes(committed.payload)
+        sealed = Block(block.header, block.transactions, block.proposer_signature, dict(committed.proof))
+        self.view.adopt(sealed)
+        self.commits[committed.height] = sealed
+        self.counters.add("pbft.committed")
+
+    # --- sealing at the primary -------------------------------------------------------------------
+    def _is_primary(self) -> bool:
+        r = self.host.replica
+        return r.active and r.primary == self.name
+
+    def _seal(self, proposal: Proposal) -> tuple[Block, float]:
+        started = time.perf_counter()
+        with self.host.lock:
+            if not self._is_primary():
+                raise NotPrimary(f"{self.name} is not the primary of view {self.host.replica.view}")
+        self.host.propose(proposal_bytes(unsealed_pbft_block(proposal)))
+        height = proposal.height
+        with self.host.changed:
+            self.host.changed.wait_for(lambda: height in self.commits or not self._is_primary() or self._stopping,
+                                       timeout=SEAL_PATIENCE_S)
+            sealed = self.commits.get(height)
+        if sealed is None:
+            raise NotPrimary(f"block {height} not sealed by {self.name}: view {self.host.replica.view}")
+        return sealed, time.perf_counter() - started
+
+    # --- the round worker -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.host.start()
+        super().start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        with self.host.changed:
+            self.host.changed.notify_all()
+        self.host.stop()
+        super().stop(timeout)
+
+    def _apply_commits(self) -> None:
+        """Bring the node (and its chain on disk) up to what the replica committed, in height order."""
+        node = self.session.node
+        applied = False
+        while True:
+            with self.host.lock:
+                block = self.commits.get(node.state.height + 1)
+                for h in [h for h in self.commits if h <= node.state.height]:
+                    del self.commits[h]
+            if block is None:
+                break
+            assert node.chain is not None
+            node.chain.append(block)
+            node.state = apply_block(node.state, block)
+            node.head_hash = block_hash(block)
+            node.pending, node.working = [], begin_block(node.state)
+            self.index.add(block)
+            applied = True
+        if applied:
+            self.session.participants.resync_nonces()
+            with self._cond:
+                self._head = self._sealed_head()
+
+    def _run_tasks(self) -> None:
+        while not self._stopping:
+            self._apply_commits()
+            with self._cond:
+                task = self._queue[0] if self._queue else None
+            if task is None:
+                with self._cond:
+                    self._cond.wait(0.05)
+                continue
+            task_id = str(task.payload["task_id"])
+            if task_id in self.index:
+                self._finish(task_id, {"task_id": task_id, "status": "sealed"})
+                continue
+            with self.host.lock:
+                ready = self._is_primary() and self.host.replica.executed == self.session.node.state.height
+                view = self.host.replica.view
+            if ready:
+                self._run_as_primary(task_id, task)
+                continue
+            since = self._waiting.setdefault((task_id, view), time.monotonic())
+            if time.monotonic() - since > self.task_timeout and self.host.force_view_change(view):
+                self.counters.add("pbft.task_timeouts")
+            time.sleep(0.02)
+
+    def _finish(self, task_id: str, status: dict[str, Any]) -> None:
+        with self._cond:
+            if self._queue and str(self._queue[0].payload["task_id"]) == task_id:
+                self._queue.popleft()
+            self._status[task_id] = status
+            self._active_nonces.pop(task_id, None)
+            self._head = self._sealed_head()
+
+    def _run_as_primary(self, task_id: str, task: Any) -> None:
+        node = self.session.node
+        started = time.perf_counter()
+        with self._cond:
+            self._status[task_id] = {"task_id": task_id, "status": "running"}
+        try:
+            outcome = self.session.run_published(task)
+        except NotPrimary:
+            node.discard_pending()
+            self.session.participants.resync_nonces()
+            self.counters.add("pbft.not_primary")
+            with self._cond:
+                self._status[task_id] = {"task_id": task_id, "status": "queued"}
+            return
+        except Exception as exc:  # a task that cannot run is a failed task, never a dead validator
+            node.discard_pending()
+            self.session.participants.resync_nonces()
+            self.counters.add("tasks.failed")
+            self._finish(task_id, {"task_id": task_id, "status": "failed", "error": _one_line(exc)})
+            return
+        self.counters.add("tasks.sealed")
+        head = node.chain.head() if node.chain is not None else None
+        if head is not None:
+            self.index.add(head)
+        self._finish(task_id, {"task_id": task_id, "status": "sealed",
+                               "times": _times(outcome, time.perf_counter() - started)})
+
+    # --- routes -----------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        return [*super().routes(), Route("/consensus", self.post_consensus, methods=["POST"]),
+                Route("/primary", self.primary, methods=["GET"])]
+
+    async def post_consensus(self, request: Request) -> Response:
+        sender = self.names.get(request.scope["bmoe.sender"])
+        if sender not in self.host.replica.validators or sender == self.name:
+            return self._refuse(Refusal(403, "not_a_validator", "only peer validators speak consensus"))
+        self.host.enqueue(sender, await request.body())
+        self.counters.add("pbft.received")
+        return JSONResponse({"accepted": True}, status_code=202)
+
+    async def primary(self, request: Request) -> Response:
+        snap = await run_in_threadpool(self.host.snapshot)
+        primary = str(snap["primary"])
+        return JSONResponse({**snap, "primary_url": self.peer_urls.get(primary, self.settings.url)
+                             if primary != self.name else self.settings.url})
+
+    async def stats(self, request: Request) -> Response:
+        base = await super().stats(request)
+        body = json.loads(bytes(base.body))
+        body["pbft"] = await run_in_threadpool(self.host.snapshot)
+        return JSONResponse(body)
+

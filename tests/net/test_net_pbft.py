@@ -1,0 +1,95 @@
+"""PBFT across 4 validator processes (``bmoe cluster up --consensus pbft --validators 4``).
+
+The rounds seal with identical chains on every validator, each chain passes the audit with its commit
+certificates; ``kill -9`` of a backup does not stop the rounds (f = 1), and once restarted it catches up
+from its peers to the same head.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from bmoe.data import load_dataset
+from bmoe.ledger.audit import audit
+from bmoe.ledger.chainstore import ChainStore
+from bmoe.net.auth import SignedAuth
+from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.publisher import publish_training
+from bmoe.protocol.pbft_sealing import certificate_checker
+from bmoe.protocol.setup import derive_identities
+from tests.net.deploy import LocalCluster
+
+EDGE_TIMEOUT_S = 6.0
+
+
+@pytest.fixture(scope="module")
+def pbft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("pbft") / "cluster", EDGE_TIMEOUT_S)
+    try:
+        cluster.up("--consensus", "pbft", "--validators", "4")
+        yield cluster
+    finally:
+        left = cluster.stop_everything()
+        assert left == [], f"processes left behind: {left}"
+
+
+def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    trusted = [v.address for v in derive_identities(cluster.config).validators]
+    out = {}
+    with httpx.Client(auth=SignedAuth(cluster.publisher, trusted), timeout=10.0) as client:
+        for record in cluster.description.by_role("validator"):
+            if names is not None and record.name not in names:
+                continue
+            head = client.get(f"{record.url}/head").json()
+            out[record.name] = (head["height"], head["head_hash"])
+    return out
+
+
+def publish(cluster: LocalCluster, rounds: int) -> list[dict[str, object]]:
+    config = cluster.config
+    data = load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
+    urls = [r.url for r in cluster.description.by_role("validator") if r.url]
+    return publish_training(urls, cluster.description.stores, cluster.publisher, config, data, rounds, timeout=90)
+
+
+def wait_heads_equal(cluster: LocalCluster, height: int, timeout: float = 30.0) -> dict[str, tuple[int, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = heads(cluster)
+        if len(set(seen.values())) == 1 and next(iter(seen.values()))[0] == height:
+            return seen
+        assert time.monotonic() < deadline, f"{seen}\n{cluster.logs()}"
+        time.sleep(0.2)
+
+
+def audit_chain(cluster: LocalCluster, name: str) -> None:
+    with ChainStore(cluster.root / name / "chain.sqlite") as chain, \
+            HttpBlobStore(cluster.description.stores, cluster.publisher) as store:
+        report = audit(chain, store, certificate_checks=certificate_checker)
+    assert report.pbft_blocks == chain_height(cluster, name) == report.height, report
+
+
+def chain_height(cluster: LocalCluster, name: str) -> int:
+    return heads(cluster, [name])[name][0]
+
+
+def test_four_validators_seal_identical_chains(pbft: LocalCluster) -> None:
+    records = publish(pbft, 3)
+    assert [r["height"] for r in records] == [1, 2, 3]
+    seen = wait_heads_equal(pbft, 3)
+    for name in seen:
+        audit_chain(pbft, name)
+
+
+def test_a_killed_backup_does_not_stop_the_rounds(pbft: LocalCluster) -> None:
+    pbft.kill("validator-3")  # view 0's primary is validator-0: validator-3 is a backup
+    records = publish(pbft, 2)
+    assert [r["height"] for r in records] == [4, 5]
+    live = heads(pbft, ["validator-0", "validator-1", "validator-2"])
+    assert len(set(live.values())) == 1 and next(iter(live.values()))[0] == 5, live
+    for name in live:
+        audit_chain(pbft, name)
