@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import select
 import signal
@@ -20,6 +19,7 @@ from bmoe.net.auth import sign_request
 from bmoe.net.placement import responsible_nodes
 from bmoe.net.store_main import main as store_main
 from bmoe.storage import cid_of
+from tests.net import raw_http
 from tests.net.cluster import Cluster, identity
 
 LIMIT = 1024 * 1024
@@ -115,16 +115,8 @@ def assert_refused(reply: httpx.Response | tuple[int, bytes], status: int, reaso
 
 
 def declared_too_large(port: int) -> tuple[int, bytes]:
-    """Announce a body over the limit and send none of it: the node must answer from the headers alone."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.putrequest("PUT", "/blobs")
-        conn.putheader("Content-Length", str(LIMIT + 1))
-        conn.endheaders()
-        reply = conn.getresponse()
-        return reply.status, reply.read()
-    finally:
-        conn.close()
+    """A PUT announcing a body over the limit, and sending none of it."""
+    return raw_http.declared_too_large("127.0.0.1", port, "PUT", "/blobs", LIMIT + 1)
 
 
 def test_bad_messages_are_refused_counted_and_the_node_keeps_serving(cluster: Cluster, signed: httpx.Client) -> None:

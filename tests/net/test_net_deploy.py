@@ -8,7 +8,6 @@ fixture kills everything the cluster started, whatever happened, and checks noth
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
@@ -27,6 +26,7 @@ from bmoe.net.publisher import PublishError, ValidatorClient
 from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY
 from bmoe.protocol.session import Session
 from bmoe.storage import cid_of
+from tests.net import raw_http
 from tests.net.deploy import LocalCluster, processes_naming, run_module
 
 EDGE_TIMEOUT_S = 6.0  # generous: an honest edge that times out would change the ledger
@@ -79,16 +79,9 @@ def refused(reply: httpx.Response | tuple[int, bytes], status: int, reason: str)
 
 
 def declared_too_large(url: str) -> tuple[int, bytes]:
+    """A task POST announcing a body over the validator's limit, and sending none of it."""
     host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.putrequest("POST", "/tasks")
-        conn.putheader("Content-Length", str(DEFAULT_VALIDATOR_MAX_BODY + 1))
-        conn.endheaders()
-        reply = conn.getresponse()
-        return reply.status, reply.read()
-    finally:
-        conn.close()
+    return raw_http.declared_too_large(host, int(port), "POST", "/tasks", DEFAULT_VALIDATOR_MAX_BODY + 1)
 
 
 def test_bad_messages_are_refused_counted_and_the_validator_keeps_serving(deployed: LocalCluster) -> None:
