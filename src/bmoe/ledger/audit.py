@@ -81,7 +81,8 @@ def audit(chain: ChainStore, store: BlobStore, min_difficulty: int | None = None
     """
     certificate_check = None
     if certificate_checks is not None and chain.height() >= 0:
-        genesis = chain.block_at(0).transactions[0].payload if chain.block_at(0).transactions else {}
+        first = chain.block_at(0).transactions
+        genesis = first[0].payload if first else {}
         section = genesis.get("consensus") if isinstance(genesis, dict) else None
         if isinstance(section, dict) and section.get("engine") == "pbft":
             certificate_check = certificate_checks(section)

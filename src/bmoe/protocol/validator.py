@@ -93,11 +93,11 @@ class Validator:
             status, output, digest, cid = "no_quorum", None, None, None
             if verdict.digest is not None:
                 digest = verdict.digest
-                cid = self._verified_cid(digest, [committed[edge][1] for edge in verdict.supporters])
+                cid, data = self._verified_object(digest, [committed[edge][1] for edge in verdict.supporters])
                 status = "accepted" if cid is not None else "malformed"
-                if phase == "result" and cid is not None:
+                if phase == "result" and data is not None:
                     try:
-                        output = decode_result(self.store.get(cid), n_rows, self.num_classes)
+                        output = decode_result(data, n_rows, self.num_classes)
                     except PayloadError:
                         status, cid = "malformed", None
             decisions[expert] = Decision(verdict, status, output)
@@ -124,16 +124,18 @@ class Validator:
                                                          "records": records}))
         return PhaseDecisions(decisions, txs, logits)
 
-    def _verified_cid(self, digest: str, cids: list[str]) -> str | None:
-        """The first of the supporters' CIDs whose stored bytes have ``digest``: an edge that repeats
-        the majority's digest under a CID of other (or no) bytes cannot make its CID the accepted one."""
+    def _verified_object(self, digest: str, cids: list[str]) -> tuple[str | None, bytes | None]:
+        """The first of the supporters' CIDs whose stored bytes have ``digest``, with those bytes: an edge
+        that repeats the majority's digest under a CID of other (or no) bytes cannot make its CID the
+        accepted one. (None, None) when no supporter's bytes check out."""
         for cid in dict.fromkeys(cids):
             try:
-                if digest_of(self.store.get(cid)) == digest:
-                    return cid
+                data = self.store.get(cid)
             except StorageError:
                 continue
-        return None
+            if digest_of(data) == digest:
+                return cid, data
+        return None, None
 
     def aggregate(self, routing: Routing, groups: dict[int, torch.Tensor],
                   outputs: dict[int, torch.Tensor]) -> torch.Tensor:
