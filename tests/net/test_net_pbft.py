@@ -1,8 +1,10 @@
 """PBFT across 4 validator processes (``bmoe cluster up --consensus pbft --validators 4``).
 
 The rounds seal with identical chains on every validator, each chain passes the audit with its commit
-certificates; ``kill -9`` of a backup does not stop the rounds (f = 1), and once restarted it catches up
-from its peers to the same head.
+certificates. ``kill -9`` of a backup does not stop the rounds (f = 1), and once restarted it catches up
+from its peers to the same head. ``kill -9`` of the primary: the backups vote it out after the task
+timeout and the new primary runs the round; restarted, the old primary learns the new view from its
+peers, catches up and seals the next round with them.
 """
 
 from __future__ import annotations
@@ -56,14 +58,21 @@ def publish(cluster: LocalCluster, rounds: int) -> list[dict[str, object]]:
     return publish_training(urls, cluster.description.stores, cluster.publisher, config, data, rounds, timeout=90)
 
 
-def wait_heads_equal(cluster: LocalCluster, height: int, timeout: float = 30.0) -> dict[str, tuple[int, str]]:
+def wait_heads_equal(cluster: LocalCluster, height: int, timeout: float = 30.0,
+                     names: list[str] | None = None) -> dict[str, tuple[int, str]]:
     deadline = time.monotonic() + timeout
     while True:
-        seen = heads(cluster)
+        seen = heads(cluster, names)
         if len(set(seen.values())) == 1 and next(iter(seen.values()))[0] == height:
             return seen
         assert time.monotonic() < deadline, f"{seen}\n{cluster.logs()}"
         time.sleep(0.2)
+
+
+def view_of(cluster: LocalCluster, name: str) -> int:
+    record = cluster.description.process(name)
+    with httpx.Client(auth=SignedAuth(cluster.publisher, [record.address]), timeout=10.0) as client:
+        return int(client.get(f"{record.url}/primary").json()["view"])
 
 
 def audit_chain(cluster: LocalCluster, name: str) -> None:
@@ -92,4 +101,33 @@ def test_a_killed_backup_does_not_stop_the_rounds(pbft: LocalCluster) -> None:
     live = heads(pbft, ["validator-0", "validator-1", "validator-2"])
     assert len(set(live.values())) == 1 and next(iter(live.values()))[0] == 5, live
     for name in live:
+        audit_chain(pbft, name)
+
+
+def test_a_restarted_backup_catches_up_from_its_peers(pbft: LocalCluster) -> None:
+    pbft.restart("validator-3")  # down for blocks 4 and 5; its chain on disk ends at 3
+    wait_heads_equal(pbft, 5)
+    audit_chain(pbft, "validator-3")
+    records = publish(pbft, 1)
+    assert [r["height"] for r in records] == [6]
+    wait_heads_equal(pbft, 6)
+
+
+def test_a_killed_primary_is_voted_out_and_the_round_completes(pbft: LocalCluster) -> None:
+    pbft.kill("validator-0")  # view 0's primary: the backups see the task go unsealed, and change view
+    records = publish(pbft, 1)
+    assert [r["height"] for r in records] == [7]
+    live = wait_heads_equal(pbft, 7, names=["validator-1", "validator-2", "validator-3"])
+    for name in live:
+        audit_chain(pbft, name)
+    assert all(view_of(pbft, name) >= 1 for name in live)
+
+
+def test_the_restarted_old_primary_joins_the_new_view_and_catches_up(pbft: LocalCluster) -> None:
+    pbft.restart("validator-0")  # it comes back believing it leads view 0; its peers tell it otherwise
+    wait_heads_equal(pbft, 7)
+    assert view_of(pbft, "validator-0") == view_of(pbft, "validator-1") >= 1
+    records = publish(pbft, 1)
+    assert [r["height"] for r in records] == [8]
+    for name in wait_heads_equal(pbft, 8):
         audit_chain(pbft, name)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,6 +252,55 @@ class PbftReplica:
                 raise Rejected(Reason.MALFORMED, f"unknown event {type(event).__name__}")
         except Rejected as rejection:
             self._stats.reject(rejection)
+        self._arm_timer()
+        out, self._out = self._out, []
+        return out
+
+    # -- host controls (outside the message flow) ----------------------------------------------
+
+    def restore(self, decided: Sequence[tuple[bytes, Mapping[str, Any]]], status_seq: int = 0) -> None:
+        """Resume from the host's durable log, before the first event (a restarted process).
+
+        ``decided`` holds heights 1, 2, … in order, each ``(payload, certificate)`` exactly as a
+        ``Committed`` action gave them. ``status_seq`` must exceed every STATUS sequence number an
+        earlier incarnation sent, or peers refuse its STATUS as a replay (a host passes its wall-clock
+        time in nanoseconds). Raises ``ValueError`` on a log that does not chain."""
+        if self.executed or self._stats.accepted or self.slots:
+            raise ValueError("restore() must come before any event")
+        state, digests = GENESIS_DIGEST, {0: GENESIS_DIGEST}
+        kept: dict[int, DecidedBlock] = {}
+        for height, (payload, cert) in enumerate(decided, start=1):
+            digest = sha256_hex(payload)
+            if cert.get("height") != height or cert.get("payload_hash") != digest:
+                raise ValueError(f"decided block {height} does not match its certificate")
+            state = chain_digest(state, height, digest)
+            if height % self.config.checkpoint_interval == 0:
+                digests[height] = state
+            kept[height] = DecidedBlock(digest, bytes(payload), dict(cert))
+        self.executed = len(kept)
+        self.state_digest = state
+        keep_from = self.executed - self.config.retain_decided
+        self.decided = {h: b for h, b in kept.items() if h > keep_from}
+        self.decided_hashes = {b.payload_hash: h for h, b in self.decided.items()}
+        self.digests_at = {h: d for h, d in digests.items() if h == 0 or h > keep_from}
+        self.status_seq = max(self.status_seq, status_seq)
+
+    def ask_peers(self) -> list[Action]:
+        """Broadcast STATUS now: peers answer with the decided blocks, NEW-VIEW or votes this replica
+        lacks (a restarted replica learns its view and the heights it missed without waiting for work)."""
+        self._out = []
+        self._stats.events["status_request"] += 1
+        self._send_status()
+        out, self._out = self._out, []
+        return out
+
+    def suspect_primary(self, view: int) -> list[Action]:
+        """Vote the primary of ``view`` out on the host's word: it saw a request go unserved that never
+        reached this replica (the primary died before proposing). Nothing if the view has moved on."""
+        if view != self.view or not self.active:
+            return []
+        self._out = []
+        self._start_view_change(self.view + 1)
         self._arm_timer()
         out, self._out = self._out, []
         return out

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bmoe.consensus.engine import Committed, ConsensusReplica, Deliver, Event, Propose, Send, SetTimer, Tick
+from bmoe.consensus.engine import Action, Committed, ConsensusReplica, Deliver, Event, Propose, Send, SetTimer, Tick
 
 Delay = float | tuple[float, float]
 
@@ -133,6 +133,24 @@ class Simulator:
             self.schedule(self.now, name, Tick(self.now))
         self._control(at, apply)
 
+    def replace(self, replica: ConsensusReplica, *, at: float | None = None,
+                start: Callable[[ConsensusReplica], list[Action]] | None = None) -> None:
+        """A restart that loses memory: ``replica`` (a new object with the same name, restored by the
+        caller from what the old one made durable) takes the old one's place; ``start`` gives its first
+        actions (for example ``PbftReplica.ask_peers``)."""
+        name = replica.name
+        if name not in self.replicas:
+            raise KeyError(f"no replica {name!r}")
+
+        def apply() -> None:
+            self.replicas[name] = replica
+            self.down.discard(name)
+            self._note(f"replace {name}")
+            self._handle(name, Tick(self.now))
+            if start is not None:
+                self._perform(name, start(replica))
+        self._control(at, apply)
+
     def _control(self, at: float | None, apply: Callable[[], None]) -> None:
         if at is None or at <= self.now:
             apply()
@@ -179,6 +197,9 @@ class Simulator:
             self.counters["delivered" if isinstance(event, Deliver) else "proposed"] += 1
         actions = self.replicas[name].handle(event)
         self._note(f"{name}<{_describe(event)}")
+        self._perform(name, actions)
+
+    def _perform(self, name: str, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 self._send(name, action)

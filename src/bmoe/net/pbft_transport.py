@@ -102,6 +102,7 @@ class PbftNetworkHost:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+        self.ask_peers()
 
     def stop(self) -> None:
         self._stopping = True
@@ -167,17 +168,16 @@ class PbftNetworkHost:
         The replica only accuses a primary that owes it a proposal it knows of; a task that never reached
         a pre-prepare (the primary died while running the round) is known only to the host."""
         with self.lock:
-            replica = self.replica
-            if replica.view != from_view or not replica.active:
-                return False
-            replica.handle(Tick(self.now()))
-            replica._out = []  # the replica's own view-change step, collected as handle() would
-            replica._start_view_change(replica.view + 1)
-            replica._arm_timer()
-            actions, replica._out = replica._out, []
-            self._dispatch(actions)
+            self._dispatch(self.replica.handle(Tick(self.now())))
+            accused = self.replica.suspect_primary(from_view)
+            self._dispatch(accused)
             self.changed.notify_all()
-            return True
+            return bool(accused)
+
+    def ask_peers(self) -> None:
+        """Broadcast this replica's STATUS (at start: a restarted replica learns what it missed)."""
+        with self.lock:
+            self._dispatch(self.replica.ask_peers())
 
     def _dispatch(self, actions: list[Action]) -> None:
         for action in actions:
@@ -196,5 +196,6 @@ class PbftNetworkHost:
             r = self.replica
             return {"name": r.name, "view": r.view, "active": r.active, "primary": r.primary, "executed": r.executed,
                     "stats": r.stats.as_dict(),
+                    "refused": [{"height": h, "digest": d, "reason": why} for h, d, why in list(r.invalid_log)[-8:]],
                     "peers": {p.name: {"sent": p.sent, "failed": p.failed, "dropped": p.dropped,
                                        "queued": len(p.outbox)} for p in self.peers.values()}}

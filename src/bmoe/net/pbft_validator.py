@@ -10,8 +10,10 @@ Owns what differs from the single PoW validator (:class:`ValidatorService`):
   replica and waits for the commit. A backup waits; if a task stays unsealed for ``task_timeout`` s in
   one view, it votes the primary out, and the new primary runs the round again from the same task.
 - ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s re-execution against this
-  validator's own state. Heights this validator already holds on disk (a restarted one catching up
-  from its peers) are judged by comparison with its own chain.
+  validator's own state.
+- A restarted validator's replica resumes from the chain on disk (``PbftReplica.restore``) and asks its
+  peers at once (STATUS) for the blocks it missed; they arrive with their commit certificates, are
+  re-executed like any proposal and appended in height order.
 - On ``Committed`` the block with its commit certificate is appended to this validator's SQLite chain
   (by the round worker, in height order; the primary's own block through ``LedgerNode.seal``).
 """
@@ -31,6 +33,7 @@ from starlette.routing import Route
 from bmoe.consensus.engine import Committed
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.ledger.blocks import Block, block_from_bytes, block_hash, proposal_bytes
+from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import Proposal
 from bmoe.ledger.state import apply_block, begin_block
 from bmoe.net.auth import Refusal
@@ -46,6 +49,21 @@ from bmoe.storage import BlobStore
 DEFAULT_PBFT_TIMEOUT_S = 2.0
 DEFAULT_TASK_TIMEOUT_S = 30.0
 SEAL_PATIENCE_S = 120.0
+
+
+def _decided_on_disk(chain: ChainStore | None) -> list[tuple[bytes, dict[str, Any]]]:
+    """Heights 1, 2, … of this validator's own chain as its replica committed them (a restarted process
+    resumes at its height and asks its peers only for what it missed)."""
+    if chain is None:
+        return []
+    decided = []
+    for block in chain.iter_blocks():
+        if block.header.height == 0:
+            continue  # the founding block, mined before consensus
+        if block.certificate is None:
+            raise ValueError(f"block {block.header.height} on disk has no commit certificate: not a PBFT chain")
+        decided.append((proposal_bytes(block), block.certificate))
+    return decided
 
 
 class NotPrimary(Exception):
@@ -65,9 +83,9 @@ class PbftValidatorService(ValidatorService):
         self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes), validators)
         node = session.node
         self.view.state, self.view.head = node.state, node.head_hash
-        self.disk_height = node.state.height  # heights up to this are judged against the chain on disk
         self.commits: dict[int, Block] = {}
         replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
+        replica.restore(_decided_on_disk(node.chain), status_seq=time.time_ns())
         self.host = PbftNetworkHost(replica, settings.identity, self.peer_urls, self._on_commit)
         node.sealer = self._seal
         session.participants.primary = lambda: self.name  # this process only ever proposes as itself
@@ -75,15 +93,9 @@ class PbftValidatorService(ValidatorService):
 
     # --- the replica's host side (called under the host's lock) -----------------------------------
     def _validate(self, height: int, payload: bytes) -> str | None:
-        if height <= self.disk_height:
-            chain = self.session.node.chain
-            assert chain is not None
-            return None if proposal_bytes(chain.block_at(height)) == payload else "differs from this validator's chain"
         return self.view.validate(height, payload)
 
     def _on_commit(self, committed: Committed) -> None:
-        if committed.height <= self.disk_height:
-            return
         block = block_from_bytes(committed.payload)
         sealed = Block(block.header, block.transactions, block.proposer_signature, dict(committed.proof))
         self.view.adopt(sealed)

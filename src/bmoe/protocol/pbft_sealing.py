@@ -51,7 +51,9 @@ class _ValidatorView:
         self.addresses = set(validators.values())
         self.state = LedgerState()
         self.head = ""
-        self.checked: dict[str, LedgerState] = {}  # payload hash -> state after it
+        # block hash -> state after it, for accepted blocks not yet adopted: a replica may execute height h
+        # and judge h + 1 in one step (catch-up), before its host has adopted h
+        self.checked: dict[str, LedgerState] = {}
 
     def validate(self, height: int, payload: bytes) -> str | None:
         try:
@@ -59,7 +61,8 @@ class _ValidatorView:
         except LedgerError as err:
             return f"not a block: {err}"
         header = block.header
-        if header.height != height or header.prev_hash != self.head:
+        base = self.state if header.prev_hash == self.head else self.checked.get(header.prev_hash)
+        if header.height != height or base is None or base.height != height - 1:
             return f"block {header.height} does not extend this validator's head at {self.state.height}"
         if header.consensus != "pbft" or block.certificate is not None:
             return "not an unsealed PBFT block"
@@ -68,7 +71,7 @@ class _ValidatorView:
         if not verify_signature(header.proposer, bytes.fromhex(header_hash(header)), block.proposer_signature):
             return "bad proposer signature"
         try:
-            self.checked[block_hash(block)] = self.reexecutor.check(self.state, block)
+            self.checked[block_hash(block)] = self.reexecutor.check(base, block)
         except LedgerError as err:
             return str(err)
         return None
@@ -77,7 +80,7 @@ class _ValidatorView:
         key = block_hash(block)
         self.state = self.checked.pop(key) if key in self.checked else self.reexecutor.check(self.state, block)
         self.head = key
-        self.checked.clear()
+        self.checked = {k: after for k, after in self.checked.items() if after.height > self.state.height}
 
 
 class PbftCluster:
