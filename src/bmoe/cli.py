@@ -208,9 +208,13 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
 @click.option("--consensus", default="pow", show_default=True, help="pow | pbft: the engine sealing B-MoE's blocks")
 @click.option("--validators", type=int, default=4, show_default=True, help="PBFT validators")
 @click.option("--message-delay", type=float, default=0.01, show_default=True, help="PBFT one-way delay (s)")
+@click.option("--cluster", is_flag=True,
+              help="Fig. 4b: also measure both frameworks on a local cluster of processes (fig4b_cluster.*)")
+@click.option("--cluster-rounds", type=int, default=None, help="training rounds per framework on the cluster [10; "
+              "--quick: 5]")
 def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out: Path | None, rounds: int | None,
               workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float,
-              consensus: str, validators: int, message_delay: float) -> None:
+              consensus: str, validators: int, message_delay: float, cluster: bool, cluster_rounds: int | None) -> None:
     """Reproduce the paper's figures 2, 4a, 4b and 4c with plots, CSV/JSON and REPORT.md; resumes."""
     import dataclasses
 
@@ -227,6 +231,12 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
         _fail("--bandwidth-mbps must be > 0, --block-interval and --noise-std >= 0")
     if consensus not in ("pow", "pbft") or validators < 1 or message_delay <= 0:
         _fail("--consensus must be pow or pbft, --validators >= 1 and --message-delay > 0")
+    if (cluster or cluster_rounds is not None) and figure not in ("fig4b", "all"):
+        _fail("--cluster measures Fig. 4b: use it with fig4b or all")
+    if cluster_rounds is not None and (not cluster or cluster_rounds < 2):
+        _fail("--cluster-rounds needs --cluster and at least 2 rounds (round 1 pays for start-up)")
+    if cluster and consensus == "pbft" and validators < 4:
+        _fail("--cluster with --consensus pbft needs --validators 4 or more (one process each)")
     settings = ReproSettings(dataset=dataset, data_dir=None if data_dir is None else str(data_dir), seed=seed,
                              workers=workers, noise_std=noise_std, consensus=consensus, validators=validators,
                              message_delay=message_delay, latency=LatencyModel(bandwidth_mbps, block_interval))
@@ -240,7 +250,8 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
     _check_run_dir_free(target)
     figures = FIGURES if figure == "all" else (figure,)
     command = "bmoe reproduce " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bmoe reproduce"
-    claims = run_reproduction(settings, figures, target, err_console, command)
+    measured_rounds = (cluster_rounds or (5 if quick else 10)) if cluster else None
+    claims = run_reproduction(settings, figures, target, err_console, command, cluster_rounds=measured_rounds)
     console.print(f"figures, tables and REPORT.md in {target}")
     for name, ok in claims.get("checks", {}).items():
         console.print(f"  [{'green' if ok else 'red'}]{'holds' if ok else 'FAILS'}[/]  {name}")

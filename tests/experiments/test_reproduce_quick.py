@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import assert_user_error, bmoe
+from tests.net.deploy import processes_naming
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 DATASET = "fashion-mnist" if FASHION.is_dir() else "digits"
@@ -64,3 +65,23 @@ def test_reproduce_without_data_says_so(tmp_path: Path) -> None:
                            "--out", tmp_path / "out"), "cifar10")
     assert_user_error(bmoe("reproduce", "fig9"), "fig9")
     assert not (tmp_path / "out").exists()
+
+
+def test_fig4b_measured_on_a_local_cluster(quick_run: Path) -> None:
+    """Both frameworks on real processes (2 rounds each), beside the in-process figures; the finished
+    in-process runs are reused, and the clusters leave no process behind."""
+    stamps = {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")}
+    result = bmoe("reproduce", "fig4b", "--dataset", DATASET, "--quick", "--out", quick_run, "--cluster",
+                  "--cluster-rounds", "2", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")} == stamps
+    rows = {(r["framework"], r["where"]): r for r in json.loads((quick_run / "fig4b_cluster.json").read_text())}
+    assert set(rows) == {(f, w) for f in ("bmoe", "traditional") for w in ("cluster", "in-process")}
+    for (framework, where), row in rows.items():
+        assert row["total"] > 0 and len(row["rounds"]) == 2
+        if where == "cluster":
+            assert row["edge compute"] > 0 and row["communication"] > 0
+            assert (row["consensus"] > 0) == (framework == "bmoe")  # only B-MoE seals blocks
+    assert (quick_run / "fig4b_cluster.png").stat().st_size > 10_000
+    assert "## Fig. 4b on a local cluster" in (quick_run / "REPORT.md").read_text()
+    assert processes_naming("bmoe-fig4b-") == []

@@ -8,14 +8,18 @@ by pid and by scanning ``/proc`` for any process that names the cluster's direct
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_file import ClusterDescription, load_cluster
@@ -71,8 +75,6 @@ class LocalCluster:
 
     @property
     def config(self) -> RunConfig:
-        import json
-
         return from_dict(json.loads((self.root / "config.json").read_text()))
 
     @property
@@ -142,3 +144,20 @@ class LocalCluster:
         for pid in processes_naming(str(self.root)):
             kill_now(pid)
         return processes_naming(str(self.root))
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, edge_timeout: float, *extra: str) -> Iterator[tuple[LocalCluster, str]]:
+    """``cluster up`` (with ``extra`` flags) for a test module: the cluster and what ``up`` printed; afterwards
+    every process it started is killed, and none may be left."""
+    cluster = LocalCluster(root, edge_timeout)
+    try:
+        yield cluster, cluster.up(*extra).stdout
+    finally:
+        left = cluster.stop_everything()
+        assert left == [], f"processes left behind: {left}"
+
+
+def cluster_data(cluster: LocalCluster) -> Dataset:
+    config = cluster.config
+    return load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bmoe.data import Dataset, load_dataset
+from bmoe.data import Dataset
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.transactions import sign_transaction, tx_to_dict
 from bmoe.net.auth import SignedAuth, sign_request
@@ -27,26 +27,20 @@ from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY
 from bmoe.protocol.session import Session
 from bmoe.storage import cid_of
 from tests.net import raw_http
-from tests.net.deploy import LocalCluster, processes_naming, run_module
+from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0  # generous: an honest edge that times out would change the ledger
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("deploy") / "cluster", EDGE_TIMEOUT_S)
-    try:
-        cluster.up()
+    with running_cluster(tmp_path_factory.mktemp("deploy") / "cluster", EDGE_TIMEOUT_S) as (cluster, _):
         yield cluster
-    finally:
-        left = cluster.stop_everything()
-        assert left == [], f"processes left behind: {left}"
 
 
 @pytest.fixture(scope="module")
 def data(deployed: LocalCluster) -> Dataset:
-    config = deployed.config
-    return load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
+    return cluster_data(deployed)
 
 
 def in_process_head(cluster: LocalCluster, data: Dataset, rounds: int) -> str:
@@ -106,6 +100,8 @@ def test_bad_messages_are_refused_counted_and_the_validator_keeps_serving(deploy
         refused(as_edge.post(f"{url}/txs", content=b"\xff\xfe"), 400, "malformed_json")
         refused(as_edge.post(f"{url}/txs", json={"work_id": 1, "transaction": {"kind": 1}}), 400,
                 "malformed_transaction")
+        refused(as_edge.post(f"{url}/txs", json={"work_id": 1, "transaction": None, "compute_s": -1}), 400,
+                "malformed_transaction")  # an edge's measured seconds must be a duration
         commitment = sign_transaction(edge, "commitment", {"task_id": "train-000003", "results": []}, 3)
         answer = {"work_id": 1, "transaction": tx_to_dict(commitment)}
         refused(signed.post(f"{url}/txs", json=answer), 403, "sender_mismatch")  # the publisher relays an edge's
@@ -130,7 +126,7 @@ def test_bad_messages_are_refused_counted_and_the_validator_keeps_serving(deploy
         client.wait_sealed("train-888888", timeout=30)  # a task that cannot run fails alone
     after = deployed.get("/stats")["errors"]
     expected = {"unknown_key": 1, "bad_signature": 1, "replayed": 1, "too_large": 1, "malformed_json": 2,
-                "malformed_transaction": 2, "invalid_transaction": 1, "sender_mismatch": 1, "not_an_edge": 1,
+                "malformed_transaction": 3, "invalid_transaction": 1, "sender_mismatch": 1, "not_an_edge": 1,
                 "no_open_work": 1, "unknown_task": 1, "bad_query": 1, "missing_object": 1, "duplicate_task": 1}
     assert {reason: after.get(reason, 0) - before.get(reason, 0) for reason in expected} == expected
     assert deployed.get("/head")["height"] == 3  # still serving; nothing the abuse sent was queued or sealed

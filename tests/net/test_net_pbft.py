@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bmoe.data import load_dataset
 from bmoe.ledger.audit import audit
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.auth import SignedAuth
@@ -23,20 +22,16 @@ from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.publisher import publish_training
 from bmoe.protocol.pbft_sealing import certificate_checker
 from bmoe.protocol.setup import derive_identities
-from tests.net.deploy import LocalCluster
+from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
 
 
 @pytest.fixture(scope="module")
 def pbft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("pbft") / "cluster", EDGE_TIMEOUT_S)
-    try:
-        cluster.up("--consensus", "pbft", "--validators", "4")
+    with running_cluster(tmp_path_factory.mktemp("pbft") / "cluster", EDGE_TIMEOUT_S,
+                         "--consensus", "pbft", "--validators", "4") as (cluster, _):
         yield cluster
-    finally:
-        left = cluster.stop_everything()
-        assert left == [], f"processes left behind: {left}"
 
 
 def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tuple[int, str]]:
@@ -52,10 +47,9 @@ def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tu
 
 
 def publish(cluster: LocalCluster, rounds: int) -> list[dict[str, object]]:
-    config = cluster.config
-    data = load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
     urls = [r.url for r in cluster.description.by_role("validator") if r.url]
-    return publish_training(urls, cluster.description.stores, cluster.publisher, config, data, rounds, timeout=90)
+    return publish_training(urls, cluster.description.stores, cluster.publisher, cluster.config, cluster_data(cluster),
+                            rounds, timeout=90)
 
 
 def wait_heads_equal(cluster: LocalCluster, height: int, timeout: float = 30.0,
@@ -131,3 +125,14 @@ def test_the_restarted_old_primary_joins_the_new_view_and_catches_up(pbft: Local
     assert [r["height"] for r in records] == [8]
     for name in wait_heads_equal(pbft, 8):
         audit_chain(pbft, name)
+
+
+def test_publish_infer_and_status_address_every_validator(pbft: LocalCluster) -> None:
+    served = run_module("bmoe.net.publisher", "--cluster-dir", pbft.root, "--infer", "--limit", "32", timeout=120)
+    assert served.returncode == 0, served.stdout + served.stderr
+    assert "inference accuracy" in served.stdout and "sealed at height 9" in served.stdout
+    status = run_module("bmoe.net.cluster", "status", "--dir", pbft.root, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    heads_shown = [line for line in status.stdout.splitlines() if ": head " in line]
+    assert [line.split(":")[0] for line in heads_shown] == ["validator-0", "validator-1", "validator-2", "validator-3"]
+    assert all("at height 9, view 1 (primary validator-1)" in line for line in heads_shown), status.stdout

@@ -108,6 +108,7 @@ class LedgerNode:
         self.pending: list[Transaction] = []
         self.working = begin_block(self.state)
         self.last_seal: SealStats | None = None
+        self.last_transactions: tuple[Transaction, ...] = ()  # of the last sealed (or, unsealed, recorded) round
 
     @classmethod
     def open(cls, proposer: Identity, difficulty: int, chain: ChainStore, sealer: Sealer | None = None) -> LedgerNode:
@@ -154,6 +155,7 @@ class LedgerNode:
             self.head_hash = block_hash(block)
             self.last_seal = SealStats(len(block.transactions), seconds, len(data))
         self.state = self.working
+        self.last_transactions = block.transactions if block is not None else tuple(self.pending)
         self.pending = []
         self.working = begin_block(self.state)
         return block

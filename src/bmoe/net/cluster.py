@@ -10,7 +10,9 @@ before anything is written), then :mod:`bmoe.net.cluster_launch` to lay it out a
     bmoe cluster status --dir D
     bmoe cluster down --dir D
 
-One validator mines every block (PoW). PBFT among validator processes is not supported yet.
+One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
+replica per validator process. ``--framework traditional`` runs the paper's baseline instead: one
+server without a ledger or verification, edge i hosting expert i (for latency comparisons).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "limit_train": "limit_train", "limit_test": "limit_test", "expert": "expert", "hidden": "hidden",
                 "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
                 "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
-                "validators": "validators"}
+                "validators": "validators", "framework": "framework"}
 
 
 @click.group("cluster", help="A local deployment: storage nodes, one validator and M edges as processes.")
@@ -99,6 +101,9 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") ->
 @click.option("--rule", default=None, help="acceptance rule [majority]")
 @click.option("--rounds", type=int, default=None, help="default rounds for `publish` [100]")
 @click.option("--threads", type=int, default=None, help="torch threads per process [1]")
+@click.option("--framework", type=click.Choice(["bmoe", "traditional"]), default=None,
+              help="bmoe, or traditional: one server (no ledger, no verification), edge i hosts expert i "
+                   "[config: bmoe]")
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")
@@ -122,10 +127,13 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
     cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port)
     cluster.save()
     attackers = config.malicious_edges
-    click.echo(f"bmoe cluster: starting {stores} storage node(s), 1 validator, {config.num_edges} edges "
+    validators = len(cluster.by_role("validator"))
+    ledger = ("1 server (traditional: no ledger)" if config.framework == "traditional"
+              else f"{validators} validator(s) ({config.consensus})")
+    click.echo(f"bmoe cluster: starting {stores} storage node(s), {ledger}, {config.edges_in_play} edges "
                f"({attackers} running {config.attack if attackers else 'no attack'}) in {cluster.root}")
     publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                           trusted=[derive_identities(config).validator.address])
+                           trusted=[v.address for v in derive_identities(config).validators])
 
     def announce(record: ProcessRecord) -> None:
         click.echo(_row(record, cluster, "ready  "))
@@ -137,16 +145,19 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
                f"stop with `bmoe cluster down --dir {cluster.root}`")
 
 
-@cluster_group.command("status", help="Each process's state and health, and the validator's head.")
+@cluster_group.command("status", help="Each process's state and health, and every validator's head.")
 @click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
 def status_command(root: Path) -> None:
     cluster = load_cluster(root)
     config = load_run_config(cluster.path(cluster.config))
     auth = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                      trusted=[derive_identities(config).validator.address])
+                      trusted=[v.address for v in derive_identities(config).validators])
     down = 0
+    validators = cluster.by_role("validator")
     with httpx.Client(auth=auth, timeout=2.0) as client:
-        polled = _validator_get(client, f"{cluster.validator}/stats").get("edges_last_polled_s_ago", {})
+        polled: dict[str, float] = {}
+        for validator in validators:
+            polled.update(_validator_get(client, f"{validator.url}/stats").get("edges_last_polled_s_ago", {}))
         for record in cluster.processes:
             running = alive(record.pid, record.start_time)
             down += not running
@@ -156,12 +167,19 @@ def status_command(root: Path) -> None:
             elif running and record.name in polled:
                 state += f", polled {polled[record.name]:.1f} s ago"
             click.echo(_row(record, cluster, f"{state:<28} "))
-        head = _validator_get(client, f"{cluster.validator}/head")
-    if head:
-        click.echo(f"head {head['head_hash']} at height {head['height']}: {head['train_tasks']} training and "
-                   f"{head['task_count'] - head['train_tasks']} inference tasks sealed")
-    else:
-        click.echo("validator not answering")
+        for validator in validators:
+            head = _validator_get(client, f"{validator.url}/head")
+            if not head:
+                click.echo(f"{validator.name}: not answering")
+                continue
+            where = ""
+            if len(validators) > 1:
+                primary = _validator_get(client, f"{validator.url}/primary")
+                where = f", view {primary.get('view')} (primary {primary.get('primary')})" if primary else ""
+            done = "recorded (no ledger)" if config.framework == "traditional" else "sealed"
+            click.echo(f"{validator.name}: head {head['head_hash']} at height {head['height']}{where}: "
+                       f"{head['train_tasks']} training and {head['task_count'] - head['train_tasks']} "
+                       f"inference tasks {done}")
     if down:
         sys.exit(1)
 

@@ -41,14 +41,23 @@ class EdgeNode:
 
     def __post_init__(self) -> None:
         self._inputs: TaskInputs | None = None
+        self.last_compute_s = 0.0
 
     @property
     def address(self) -> str:
         return self.worker.address
 
     def handle(self, task: EdgeTask) -> Transaction | None:
-        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send)."""
+        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send).
+        ``last_compute_s`` is then the compute time it took (forward passes or SGD steps, measured)."""
         self.worker.signer.next_nonce = task.nonce
+        before = 0.0 if task.phase == PHASE_RESULT else self.worker.busy_seconds
+        try:
+            return self._answer(task)
+        finally:
+            self.last_compute_s = max(0.0, self.worker.busy_seconds - before)
+
+    def _answer(self, task: EdgeTask) -> Transaction | None:
         if task.phase == PHASE_RESULT:
             self.runtime.new_round()
             self._inputs = self.runtime.task_inputs(
@@ -130,7 +139,7 @@ class EdgeLoop:
         except (StorageError, PayloadError, ValueError, KeyError) as exc:
             self.log(f"work {work_id} ({task.phase} of {task.task_id}): cannot compute: {exc}; answering nothing")
             tx = None
-        answer = self.client.post(f"{self.url}/txs", json=answer_json(work_id, tx))
+        answer = self.client.post(f"{self.url}/txs", json=answer_json(work_id, tx, self.node.last_compute_s))
         if answer.status_code != 200:
             self.log(f"work {work_id}: answer refused: {answer.status_code} {answer.text[:300]}")
             return False

@@ -62,6 +62,7 @@ class _Phase:
     trial: LedgerState  # the working state plus every admitted answer
     started: float
     answers: dict[str, Transaction | None] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)  # seconds each edge says it computed
     last_answer: float = 0.0
     open: bool = True
 
@@ -85,6 +86,7 @@ class NetworkEdges:
         self._work_id = time.time_ns() // 1_000_000  # never reused by a restarted validator
         self._committed: set[str] = set()
         self._busy = 0.0
+        self._compute = 0.0
         self._verified: set[tuple[str, str]] = set()  # (cid, digest) pairs already checked this round
 
     def bind(self, view: LedgerView) -> None:
@@ -95,6 +97,7 @@ class NetworkEdges:
     # --- EdgeGateway ---------------------------------------------------------------------------
     def results(self, work: ResultWork) -> list[Transaction]:
         self._busy = 0.0
+        self._compute = 0.0
         self._committed = set()
         self._verified = set()
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
@@ -112,6 +115,11 @@ class NetworkEdges:
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
     def busiest_seconds(self) -> float:
+        """The busiest edge's compute seconds, as the edges reported them, summed over steps 2 and 5
+        (edges work in parallel); the rest of those steps' wall time is transfer (see ``exchange_seconds``)."""
+        return self._compute
+
+    def exchange_seconds(self) -> float:
         """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5."""
         return self._busy
 
@@ -148,6 +156,7 @@ class NetworkEdges:
             if missing:
                 self.counters.add("work.timed_out_edges", missing)
             self._busy += current.last_answer - current.started
+            self._compute += max(current.compute.values(), default=0.0)
             return dict(current.answers)
 
     def current(self) -> dict[str, Any]:
@@ -163,8 +172,10 @@ class NetworkEdges:
         return self._work_id
 
     # --- admission -------------------------------------------------------------------------------
-    def offer(self, sender: str, work_id: int, tx: Transaction | None) -> Refusal | None:
-        """Admit ``sender``'s answer to work item ``work_id``, or say why not (nothing changes then)."""
+    def offer(self, sender: str, work_id: int, tx: Transaction | None, compute_s: float = 0.0) -> Refusal | None:
+        """Admit ``sender``'s answer to work item ``work_id``, or say why not (nothing changes then).
+
+        ``compute_s``: the seconds the edge says it computed, kept for the latency split only."""
         refusal = self._check_sender(sender, tx)
         if refusal is None:
             with self._cond:
@@ -185,6 +196,7 @@ class NetworkEdges:
                 return refusal
             assert phase is not None
             phase.answers[sender] = tx
+            phase.compute[sender] = compute_s
             phase.last_answer = self.clock()
             self.counters.add("work.answers")
             self._cond.notify_all()

@@ -99,7 +99,7 @@ class ValidatorClient:
         deadline = time.monotonic() + timeout
         while True:
             status = self.task(task_id)
-            if status["status"] == "sealed":
+            if status["status"] in ("sealed", "done"):  # done: a traditional server, no ledger
                 return status
             if status["status"] == "failed":
                 raise PublishError(f"task {task_id} failed at the validator: {status.get('error')}")
@@ -114,6 +114,59 @@ def _store(stores: BlobStore | Sequence[str], identity: Identity) -> tuple[BlobS
     return HttpBlobStore(list(stores), identity), True
 
 
+class Validators:
+    """The validators a publisher talks to: one (PoW), or every PBFT validator. A task goes to each
+    one that answers; its status is read from the first that answers (a dead one is skipped)."""
+
+    def __init__(self, urls: str | Sequence[str], identity: Identity, config: RunConfig) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise PublishError("no validator URL given")
+        ids = derive_identities(config)
+        trusted = ids.validator.address if len(self.urls) == 1 else None
+        self.clients = [ValidatorClient(url, identity, trusted, trusted_all=[v.address for v in ids.validators])
+                        for url in self.urls]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+    def __enter__(self) -> Validators:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def head(self) -> dict[str, Any]:
+        return dict(self._first(lambda c: c.head()))
+
+    def submit(self, tx: Transaction) -> None:
+        if len(self.clients) == 1:
+            self.clients[0].submit(tx)
+        else:
+            self._first(lambda c: c.submit(tx), every=True)
+
+    def wait_sealed(self, task_id: str, timeout: float) -> dict[str, Any]:
+        return dict(self._first(lambda c: c.wait_sealed(task_id, timeout)))
+
+    def _first(self, call: Callable[[ValidatorClient], Any], every: bool = False) -> Any:
+        """``call`` on the first client that answers (``every``: on each one; at least one must answer)."""
+        result, errors = None, []
+        for client in self.clients:
+            try:
+                result = call(client)
+            except PublishError as exc:  # a dead validator, or (every) one still catching up that refuses
+                if len(self.clients) == 1 or not (every or "unreachable" in str(exc)):
+                    raise
+                errors.append(str(exc))
+                continue
+            if not every:
+                return result
+        if len(errors) == len(self.clients):
+            raise PublishError("; ".join(errors))
+        return result
+
+
 def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
                      publisher_identity: Identity, config: RunConfig, dataset: Dataset, rounds: int, *,
                      on_round: RoundCallback | None = None,
@@ -122,77 +175,50 @@ def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Seq
 
     Several URLs (PBFT validators): each task goes to every validator that answers, and is waited for at
     whichever answers; the primary runs it, the others seal it by consensus."""
-    urls = [validator_url] if isinstance(validator_url, str) else list(validator_url)
-    ids = derive_identities(config)
-    trusted = ids.validator.address if len(urls) == 1 else None
     store, owned = _store(stores, publisher_identity)
     records = []
-    clients = [ValidatorClient(url, publisher_identity, trusted, trusted_all=[v.address for v in ids.validators])
-               for url in urls]
     try:
-        head = _first(clients, lambda c: c.head())
-        start = int(head["train_tasks"])
-        signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
-        for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
-            if round_index < start:
-                continue
-            tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
-                              train=True)
-            if len(clients) == 1:
-                clients[0].submit(tx)
-            else:
-                _first(clients, lambda c, tx=tx: c.submit(tx), every=True)  # type: ignore[misc]
-            task_id = str(tx.payload["task_id"])
-            record = _first(clients, lambda c, t=task_id: c.wait_sealed(t, timeout))  # type: ignore[misc]
-            records.append(record)
-            if on_round is not None:
-                on_round(record)
+        with Validators(validator_url, publisher_identity, config) as validators:
+            head = validators.head()
+            start = int(head["train_tasks"])
+            signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
+            for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
+                if round_index < start:
+                    continue
+                tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
+                                  train=True)
+                validators.submit(tx)
+                record = validators.wait_sealed(str(tx.payload["task_id"]), timeout)
+                records.append(record)
+                if on_round is not None:
+                    on_round(record)
     finally:
-        for client in clients:
-            client.close()
         if owned:
             store.close()  # type: ignore[attr-defined]
     return records
 
 
-def _first(clients: list[ValidatorClient], call: Callable[[ValidatorClient], Any], every: bool = False) -> Any:
-    """``call`` on the first client that answers (``every``: on each one; at least one must answer)."""
-    result, errors = None, []
-    for client in clients:
-        try:
-            result = call(client)
-        except PublishError as exc:  # a dead validator, or (every) one still catching up that refuses
-            if len(clients) == 1 or not (every or "unreachable" in str(exc)):
-                raise
-            errors.append(str(exc))
-            continue
-        if not every:
-            return result
-    if len(errors) == len(clients):
-        raise PublishError("; ".join(errors))
-    return result
-
-
-def publish_inference(validator_url: str, stores: BlobStore | Sequence[str], publisher_identity: Identity,
-                      config: RunConfig, dataset: Dataset, *, batch_size: int | None = None, limit: int | None = None,
-                      on_round: RoundCallback | None = None, timeout: float = DEFAULT_TASK_TIMEOUT_S) -> float:
-    """Serve the test set (or its first ``limit`` samples) through the deployment; the framework's accuracy."""
-    validator = derive_identities(config).validator.address
+def publish_inference(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
+                      publisher_identity: Identity, config: RunConfig, dataset: Dataset, *,
+                      batch_size: int | None = None, limit: int | None = None, on_round: RoundCallback | None = None,
+                      timeout: float = DEFAULT_TASK_TIMEOUT_S) -> float:
+    """Serve the test set (or its first ``limit`` samples) through the deployment; the framework's accuracy.
+    Several URLs: as :func:`publish_training`."""
     store, owned = _store(stores, publisher_identity)
     size = batch_size or config.batch_size
     total = dataset.num_test if limit is None else min(limit, dataset.num_test)
     correct = 0
     try:
-        with ValidatorClient(validator_url, publisher_identity, validator) as client:
-            head = client.head()
+        with Validators(validator_url, publisher_identity, config) as validators:
+            head = validators.head()
             round_index = int(head["task_count"])
             signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
             for begin in range(0, total, size):
                 x = dataset.x_test[begin:min(begin + size, total)]
                 y = dataset.y_test[begin:min(begin + size, total)]
                 tx = publish_task(signer, store, round_index, x, None, train=False)
-                client.submit(tx)
-                record = client.wait_sealed(str(tx.payload["task_id"]), timeout)
+                validators.submit(tx)
+                record = validators.wait_sealed(str(tx.payload["task_id"]), timeout)
                 logits = decode_result(store.get(record["output_cid"]), int(x.shape[0]), dataset.num_classes)
                 correct += int((logits.argmax(1) == y).sum())
                 round_index += 1
@@ -210,7 +236,8 @@ def _describe(record: dict[str, Any]) -> str:
     timing = f", {times['round']:.3f} s" if "round" in times else ""
     withheld = sum(1 for m in record.get("misbehaviour", []) for r in m.get("records") or []
                    if r.get("reason") == "withheld")
-    return (f"{record['task_id']}: sealed at height {record['height']}{loss}, accepted {record['accepted']}, "
+    where = "done (no ledger)" if record.get("status") == "done" else f"sealed at height {record['height']}"
+    return (f"{record['task_id']}: {where}{loss}, accepted {record['accepted']}, "
             f"rejected {record['rejected']}, misbehaviour records {len(record.get('misbehaviour', []))} "
             f"({withheld} withheld){timing}")
 
@@ -218,7 +245,7 @@ def _describe(record: dict[str, Any]) -> str:
 @click.command("publish", help="Publish training rounds (or serve the test set) to a deployed validator.")
 @click.option("--cluster-dir", type=click.Path(path_type=Path), default=None,
               help="read the settings from DIR/cluster.json (explicit flags override)")
-@click.option("--validator", default=None, help="the validator's URL")
+@click.option("--validator", default=None, help="the validator's URL (PBFT: every validator's, comma-separated)")
 @click.option("--stores", default=None, help="comma-separated storage node URLs")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="the publisher's identity file")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
@@ -232,7 +259,7 @@ def publish_command(cluster_dir: Path | None, validator: str | None, stores: str
                     timeout: float) -> None:
     if cluster_dir is not None:
         cluster = load_cluster(cluster_dir)
-        validator = validator or cluster.validator
+        validator = validator or ",".join(r.url for r in cluster.by_role("validator") if r.url)
         stores = stores or ",".join(cluster.stores)
         key_file = key_file or cluster.path(cluster.publisher_key)
         config_file = config_file or cluster.path(cluster.config)
@@ -247,21 +274,21 @@ def publish_command(cluster_dir: Path | None, validator: str | None, stores: str
     dataset = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
                            config.limit_train, config.limit_test)
     store_urls = list(parse_urls(stores))
-    url = parse_urls(validator, "--validator")[0]
+    urls = list(parse_urls(validator, "--validator"))
 
     def show(record: dict[str, Any]) -> None:
         click.echo(_describe(record))
         sys.stdout.flush()
 
     if infer:
-        accuracy = publish_inference(url, store_urls, identity, config, dataset, limit=limit, on_round=show,
+        accuracy = publish_inference(urls, store_urls, identity, config, dataset, limit=limit, on_round=show,
                                      timeout=timeout)
         click.echo(f"inference accuracy {accuracy:.4f}")
     else:
-        publish_training(url, store_urls, identity, config, dataset, rounds or config.rounds, on_round=show,
+        publish_training(urls, store_urls, identity, config, dataset, rounds or config.rounds, on_round=show,
                          timeout=timeout)
-    with ValidatorClient(url, identity, derive_identities(config).validator.address) as client:
-        head = client.head()
+    with Validators(urls, identity, config) as validators:
+        head = validators.head()
     click.echo(f"head {head['head_hash']} at height {head['height']}")
 
 

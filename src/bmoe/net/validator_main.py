@@ -91,8 +91,9 @@ def check_single_validator(config: RunConfig) -> None:
         pass  # n validator processes, one PBFT replica each (``--peers``)
     elif config.consensus != "pow" or config.validators != 1:
         raise SetupError(PBFT_UNSUPPORTED)
-    if config.framework != "bmoe":
-        raise SetupError("a deployed validator keeps a ledger: framework must be 'bmoe'")
+    if config.framework == "traditional" and config.consensus != "pow":
+        raise SetupError("the traditional framework has one server and no consensus: use --consensus pow "
+                         "(ignored) with one validator")
 
 
 @click.command("validator", help="Run the validator: the round's ledger side, edges and publisher over HTTP.")

@@ -10,10 +10,12 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: ev
                            checked (signature, sender, unique id, the ledger's task rule with the
                            next nonce, data stored) and queued: 202 ``{"task_id", "status",
                            "position"}``
-``GET /tasks/{task_id}``   ``{"status": queued | running | sealed | failed, ...}``; a sealed
-                           task adds ``height``, ``block_hash``, ``head_hash``, ``output_cid``,
-                           ``loss``, ``accepted``, ``rejected``, ``misbehaviour`` (from its block)
-                           and, while this process remembers it, ``times`` (seconds per step)
+``GET /tasks/{task_id}``   ``{"status": queued | running | sealed | done | failed, ...}``; a
+                           sealed task adds ``height``, ``block_hash``, ``head_hash``,
+                           ``output_cid``, ``loss``, ``accepted``, ``rejected``, ``misbehaviour``
+                           (from its block) and, while this process remembers it, ``times``
+                           (seconds per step); ``done``: the same from a traditional server,
+                           which keeps no ledger (no height, no block)
 ``GET /work``              the open work item for edges (:mod:`bmoe.net.work_wire`);
                            ``?after=ID&wait=S`` waits up to S seconds (at most 10) for a newer one
 ``POST /txs``              an edge's answer ``{"work_id", "transaction"}`` (see NetworkEdges)
@@ -102,7 +104,7 @@ class ValidatorService:
 
     def __init__(self, session: Session, edges: NetworkEdges, admission_store: BlobStore,
                  settings: ValidatorSettings, counters: Counters) -> None:
-        if session.node.chain is None:
+        if session.node.chain is None and session.node.seals:
             raise ValueError("a validator needs a run directory (its chain)")
         self.session = session
         self.edges = edges
@@ -159,9 +161,12 @@ class ValidatorService:
             status = {"task_id": task_id, "status": "failed", "error": _one_line(exc)}
             outcome = None
         else:
-            self.counters.add("tasks.sealed")
-            status = {"task_id": task_id, "status": "sealed", "times": _times(outcome, time.perf_counter() - started)}
+            done = "sealed" if node.seals else "done"
+            self.counters.add(f"tasks.{done}")
+            status = {"task_id": task_id, "status": done, "times": _times(outcome, time.perf_counter() - started)}
             sealed = True
+            if not node.seals:
+                self.index.add_done(node.last_transactions)
         if sealed and node.chain is not None:
             head = node.chain.head()
             if head is not None:
@@ -314,7 +319,7 @@ class ValidatorService:
         with self._cond:
             status = dict(self._status.get(task_id, {}))
             head_hash = self._head["head_hash"]
-        if status.get("status") in (None, "sealed"):
+        if status.get("status") in (None, "sealed", "done"):
             record = await run_in_threadpool(self.index.record, task_id)
             if record is not None:
                 status = {**record, **status, "head_hash": head_hash}
@@ -340,10 +345,12 @@ class ValidatorService:
         if isinstance(body, Refusal):
             return self._refuse(body)
         try:
-            work_id, tx = read_answer(body)
+            answer = read_answer(body)
         except (WireError, InvalidTransaction) as exc:
             return self._refuse(Refusal(400, "malformed_transaction", f"answer refused: {exc}"))
-        refusal = await run_in_threadpool(self.edges.offer, request.scope["bmoe.sender"], work_id, tx)
+        work_id = answer.work_id
+        refusal = await run_in_threadpool(self.edges.offer, request.scope["bmoe.sender"], work_id, answer.transaction,
+                                          answer.compute_s)
         if refusal is not None:
             return self._refuse(refusal)
         return JSONResponse({"accepted": True, "work_id": work_id})

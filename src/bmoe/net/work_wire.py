@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
@@ -92,16 +92,36 @@ def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
         raise WireError(f"malformed work item: {type(exc).__name__}: {exc}") from None
 
 
-def answer_json(work_id: int, tx: Transaction | None) -> dict[str, Any]:
-    return {"work_id": work_id, "transaction": None if tx is None else tx_to_dict(tx)}
+class Answer(NamedTuple):
+    """An edge's posted answer: the work item, its signed transaction (or None), and the seconds it
+    says it computed (measurement only: it feeds the latency split, never a decision)."""
+
+    work_id: int
+    transaction: Transaction | None
+    compute_s: float
 
 
-def read_answer(body: object) -> tuple[int, Transaction | None]:
-    """``(work_id, transaction or None)`` from a posted answer; :class:`WireError` or ``InvalidTransaction``."""
-    if not isinstance(body, dict) or set(body) != {"work_id", "transaction"}:
-        raise WireError('expected a JSON object {"work_id": int, "transaction": object or null}')
+MAX_COMPUTE_S = 86_400.0
+
+
+def answer_json(work_id: int, tx: Transaction | None, compute_s: float | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"work_id": work_id, "transaction": None if tx is None else tx_to_dict(tx)}
+    if compute_s is not None:
+        body["compute_s"] = compute_s
+    return body
+
+
+def read_answer(body: object) -> Answer:
+    """The posted answer; :class:`WireError` or ``InvalidTransaction``."""
+    if not isinstance(body, dict) or not {"work_id", "transaction"} <= set(body) <= {"work_id", "transaction",
+                                                                                   "compute_s"}:
+        raise WireError('expected a JSON object {"work_id": int, "transaction": object or null, '
+                        '"compute_s": seconds (optional)}')
     work_id = body["work_id"]
     if isinstance(work_id, bool) or not isinstance(work_id, int):
         raise WireError("work_id must be an integer")
+    compute_s = body.get("compute_s", 0.0)
+    if isinstance(compute_s, bool) or not isinstance(compute_s, int | float) or not 0 <= compute_s <= MAX_COMPUTE_S:
+        raise WireError(f"compute_s must be a number of seconds in [0, {MAX_COMPUTE_S:g}]")
     raw = body["transaction"]
-    return work_id, None if raw is None else tx_from_dict(raw)
+    return Answer(work_id, None if raw is None else tx_from_dict(raw), float(compute_s))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bmoe.experiments.reproduction.claims import summary
+from bmoe.experiments.reproduction.cluster_latency import cluster_rows, report_section
 from bmoe.experiments.reproduction.figures import FIGURE_BUILDERS, write_table
 from bmoe.experiments.reproduction.report import render
 from bmoe.experiments.reproduction.runner import run_units
@@ -22,10 +23,11 @@ def reproduction_wall_seconds(results: list[dict[str, Any]], workers: int) -> fl
 
 
 def reproduce(settings: ReproSettings, figures: tuple[str, ...], out: Path, console: Any,
-              command: str = "bmoe reproduce") -> dict[str, Any]:
-    """Everything the figures need, with resume; returns the claims summary."""
+              command: str = "bmoe reproduce", cluster_rounds: int | None = None) -> dict[str, Any]:
+    """Everything the figures need, with resume; returns the claims summary. ``cluster_rounds``: also
+    measure Fig. 4b on a local cluster, that many rounds per framework (REPORT.md gets a section)."""
     figures = figures or FIGURES
-    load_data(settings)  # fail fast, in one line, on missing or corrupt data
+    data = load_data(settings)  # fail fast, in one line, on missing or corrupt data
     out.mkdir(parents=True, exist_ok=True)
     units = units_for(figures, settings)
     results = run_units(settings, units, out, console)
@@ -41,6 +43,9 @@ def reproduce(settings: ReproSettings, figures: tuple[str, ...], out: Path, cons
         write_table(out, figure, tables[figure])
         plot(tables[figure], out / f"{figure}.png", settings.dataset)
     report = render(results, settings, figures, wall, tables, command)
+    if cluster_rounds is not None:
+        rows = cluster_rows(settings, data, cluster_rounds, out, lambda line: console.print(line, highlight=False))
+        report += report_section(rows, cluster_rounds, settings.latency.bandwidth_mbps)
     (out / "REPORT.md").write_text(report)
     claims = summary(results, settings) if set(figures) >= {"fig2", "fig4a", "fig4c"} else {}
     (out / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
