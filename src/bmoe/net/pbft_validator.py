@@ -34,6 +34,7 @@ from bmoe.consensus.engine import Committed
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.ledger.blocks import Block, block_from_bytes, block_hash, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.errors import ChainIntegrityError
 from bmoe.ledger.node import Proposal
 from bmoe.ledger.state import apply_block, begin_block
 from bmoe.net.auth import Refusal
@@ -61,7 +62,7 @@ def _decided_on_disk(chain: ChainStore | None) -> list[tuple[bytes, dict[str, An
         if block.header.height == 0:
             continue  # the founding block, mined before consensus
         if block.certificate is None:
-            raise ValueError(f"block {block.header.height} on disk has no commit certificate: not a PBFT chain")
+            raise ChainIntegrityError(block.header.height, "no commit certificate: not this PBFT run's chain")
         decided.append((proposal_bytes(block), block.certificate))
     return decided
 

@@ -177,7 +177,9 @@ def report_section(rows: Sequence[Mapping[str, Any]], rounds: int, bandwidth_mbp
     cluster_ratio = by[("bmoe", "cluster")]["total"] / by[("traditional", "cluster")]["total"]
     local_ratio = by[("bmoe", "in-process")]["total"] / by[("traditional", "in-process")]["total"]
     lines += ["", f"B-MoE / traditional: **{cluster_ratio:.2f}** on the cluster, {local_ratio:.2f} in process. "
-              "In process, B-MoE's redundant computations are shared (computed once, reused by every edge), "
-              "and edges do not contend for cores; on the cluster each edge process computes every activated "
-              "expert itself, and all processes share the machine's cores.", ""]
+              "In process, each expert computation is timed once and charged to every edge that computes it, "
+              "as if every edge had a machine of its own; on the cluster all edge processes compute at once on "
+              "this machine's cores, so an edge's compute includes waiting for a core. On the cluster, "
+              "communication is mostly the storage nodes' fsync'd, replicated writes and the signed HTTP "
+              "exchanges, not bandwidth.", ""]
     return "\n".join(lines)
