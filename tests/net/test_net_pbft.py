@@ -1,10 +1,11 @@
 """PBFT across 4 validator processes (``bmoe cluster up --consensus pbft --validators 4``).
 
-The rounds seal with identical chains on every validator, each chain passes the audit with its commit
-certificates. ``kill -9`` of a backup does not stop the rounds (f = 1), and once restarted it catches up
-from its peers to the same head. ``kill -9`` of the primary: the backups vote it out after the task
-timeout and the new primary runs the round; restarted, the old primary learns the new view from its
-peers, catches up and seals the next round with them.
+The rounds seal with identical chains on every validator, the same head hash as an in-process PBFT
+run, and each chain passes the audit with its commit certificates. ``kill -9`` of a backup does not
+stop the rounds (f = 1), and once restarted it catches up from its peers to the same head.
+``kill -9`` of the primary: the backups vote it out after the task timeout and the new primary runs
+the round; restarted, the old primary learns the new view from its peers, catches up and seals the
+next round with them. The publisher, inference and ``cluster status`` address every validator.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.publisher import publish_training
 from bmoe.protocol.pbft_sealing import certificate_checker
+from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
 from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
@@ -80,12 +82,15 @@ def chain_height(cluster: LocalCluster, name: str) -> int:
     return heads(cluster, [name])[name][0]
 
 
-def test_four_validators_seal_identical_chains(pbft: LocalCluster) -> None:
+def test_four_validators_seal_identical_chains_equal_to_an_in_process_pbft_run(pbft: LocalCluster) -> None:
     records = publish(pbft, 3)
     assert [r["height"] for r in records] == [1, 2, 3]
     seen = wait_heads_equal(pbft, 3)
     for name in seen:
         audit_chain(pbft, name)
+    with Session(pbft.config, dataset=cluster_data(pbft)) as session:  # 4 simulated PBFT validators
+        session.train(rounds=3)
+        assert {head for _, head in seen.values()} == {session.head_hash}
 
 
 def test_a_killed_backup_does_not_stop_the_rounds(pbft: LocalCluster) -> None:
