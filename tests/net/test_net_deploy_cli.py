@@ -42,6 +42,8 @@ def one_line_error(run: Callable[[list[str]], None], args: list[str], capsys: py
     ("--attack-param must look like", ["--attack-param", "probability"]),
     ("needs at least 3 storage nodes", ["--stores", "2", "--replication", "3"]),
     ("not a directory", ["--dir-is-a-file"]),
+    ("expected NAME=ADDRESS with NAME one of store-0, store-1, validator-0", ["--listen", "edge-0=127.0.0.2"]),
+    ("'localhost' is not an IP address", ["--listen", "store-0=localhost"]),
     ("No such option", ["--colour"]),
 ])
 def test_cluster_up_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], needle: str,

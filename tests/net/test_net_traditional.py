@@ -1,8 +1,9 @@
 """The paper's baseline as processes: ``bmoe cluster up --framework traditional``.
 
 One server (the validator process, keeping no ledger), 4 edges each hosting one expert, the last one
-attacking. Its rounds end ``done`` (no block), its answers are the in-process traditional run's
-(same gate and expert CIDs after training), and the attacker's results are taken unverified.
+attacking; one storage node listens on 127.0.0.2 (``--listen``). Its rounds end ``done`` (no block),
+its answers are the in-process traditional run's (same gate and expert CIDs after training), and the
+attacker's results are taken unverified.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ EDGE_TIMEOUT_S = 6.0
 @pytest.fixture(scope="module")
 def traditional(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with running_cluster(tmp_path_factory.mktemp("traditional") / "cluster", EDGE_TIMEOUT_S,
-                         "--framework", "traditional") as (cluster, printed):
+                         "--framework", "traditional", "--listen", "store-1=127.0.0.2") as (cluster, printed):
         assert "1 server (traditional: no ledger)" in printed
+        assert cluster.description.process("store-1").url.startswith("http://127.0.0.2:")  # type: ignore[union-attr]
         yield cluster
 
 

@@ -17,6 +17,7 @@ server without a ledger or verification, edge i hosting expert i (for latency co
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,23 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     return config
 
 
+def _listen_addresses(values: tuple[str, ...], config: RunConfig, stores: int) -> dict[str, str]:
+    """``--listen NAME=ADDRESS`` for the processes that listen: stores and validators."""
+    validators = len(derive_identities(config).validators) if config.consensus == "pbft" else 1
+    names = [*(f"store-{j}" for j in range(stores)), *(f"validator-{i}" for i in range(validators))]
+    hosts = {}
+    for value in values:
+        name, sep, address = value.partition("=")
+        if not sep or name not in names:
+            raise SetupError(f"--listen {value!r}: expected NAME=ADDRESS with NAME one of {', '.join(names)}")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise SetupError(f"--listen {value!r}: {address!r} is not an IP address") from None
+        hosts[name] = address
+    return hosts
+
+
 def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") -> str:
     where = record.url or "-"
     return f"  {record.name:<12} {record.role:<9} {where:<24} pid {record.pid!s:<8} {state}{cluster.path(record.log)}"
@@ -113,10 +131,14 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") ->
               help="stores on PORT.., the validator after them (0: free ports)")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="seconds each process has to become ready")
+@click.option("--listen", "listen", multiple=True, metavar="NAME=ADDRESS",
+              help="where a store or validator listens and is reached (e.g. store-1=127.0.0.2), repeatable "
+                   "[127.0.0.1]")
 def up_command(root: Path, base_config: Path | None, stores: int, replication: int | None,
                attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
-               **settings: Any) -> None:
+               listen: tuple[str, ...], **settings: Any) -> None:
     config = _config(base_config, settings, attack_params)
+    hosts = _listen_addresses(listen, config, stores)
     replication = replication if replication is not None else min(2, stores)
     if replication > stores:
         raise SetupError(f"--replication {replication} needs at least {replication} storage nodes, got {stores}")
@@ -124,7 +146,8 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
         raise SetupError(f"--dir {root} exists and is not a directory")
     refuse_running(root)
     shape, num_classes = dataset_shape(config)
-    cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port)
+    cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port,
+                   hosts=hosts)
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
