@@ -38,6 +38,8 @@ def one_line_error(run: Callable[[list[str]], None], args: list[str], capsys: py
     ("one PoW validator, or n >= 4 PBFT validators", ["--validators", "4"]),
     ("one PoW validator, or n >= 4 PBFT validators", ["--consensus", "pbft"]),
     ("malicious ratio", ["--malicious", "2"]),
+    ("the traditional framework has one server and no consensus",
+     ["--framework", "traditional", "--consensus", "pbft", "--validators", "4"]),
     ("unknown attack", ["--attack", "nonsense"]),
     ("--attack-param must look like", ["--attack-param", "probability"]),
     ("needs at least 3 storage nodes", ["--stores", "2", "--replication", "3"]),

@@ -88,8 +88,7 @@ def measure_on_cluster(config: RunConfig, data: Dataset, rounds: int, root: Path
         start(cluster, SignedAuth(publisher, trusted=validators), 120.0,
               lambda record: log(f"  {record.name} ready at {record.url or 'its validator'}"))
         urls = [r.url for r in cluster.by_role("validator") if r.url]
-        records = publish_training(urls if len(urls) > 1 else urls[0], cluster.stores, publisher, config, data,
-                                   rounds, timeout=600.0,
+        records = publish_training(urls, cluster.stores, publisher, config, data, rounds, timeout=600.0,
                                    on_round=lambda r: log(f"  round {r.get('round')}: {r['times']['round']:.3f} s"))
     finally:
         left = stop([(r.pid, r.start_time) for r in cluster.processes], grace=5.0)
