@@ -163,7 +163,8 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
         sys.stdout.flush()
 
     start(cluster, publisher, start_timeout, announce)
-    click.echo(f"ready: validator {cluster.validator}; publish with "
+    urls = ", ".join(r.url for r in cluster.by_role("validator") if r.url)
+    click.echo(f"ready: {'server' if config.framework == 'traditional' else 'validator'}(s) {urls}; publish with "
                f"`bmoe train --cluster {cluster.root} --rounds N`; "
                f"stop with `bmoe cluster down --dir {cluster.root}`")
 
