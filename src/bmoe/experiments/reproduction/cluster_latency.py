@@ -21,7 +21,6 @@ communication modelled at ``bandwidth_mbps``. Means are over rounds 2..R: round 
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bmoe.data import Dataset
+from bmoe.experiments.reproduction.figures import FRAMEWORK_LABEL, stacked_bars, write_table
 from bmoe.experiments.reproduction.latency import COMPONENTS, round_latency
 from bmoe.experiments.reproduction.settings import ReproSettings
 from bmoe.ledger.keys import load_identity
@@ -117,7 +117,7 @@ def cluster_rows(settings: ReproSettings, data: Dataset, rounds: int, out: Path,
             measured = measure_on_cluster(config, data, rounds, Path(tmp) / "cluster", log)
         split = [cluster_split(t, framework) for t in measured]
         rows.append({"framework": framework, "where": "cluster", **_mean(split, CLUSTER_PARTS),
-                     "total": statistics.fmean(t["round"] for t in (measured[1:] or measured)),
+                     "total": _mean(measured, ["round"])["round"],
                      "rounds": [dict(t) for t in measured]})
         log(f"{framework}: the same rounds in process")
         local = measure_in_process(config, data, rounds, settings)
@@ -126,30 +126,14 @@ def cluster_rows(settings: ReproSettings, data: Dataset, rounds: int, out: Path,
                      "edge compute": parts["edge compute"], "communication": parts["communication"],
                      "verification": None, "server": parts["server / validators"], "consensus": parts["consensus"],
                      "total": sum(parts.values()), "rounds": local})
-    (out / "fig4b_cluster.json").write_text(json.dumps(rows, indent=2) + "\n")
-    write_csv(out / "fig4b_cluster.csv", rows)
+    write_table(out, "fig4b_cluster", rows, ["framework", "where", *CLUSTER_PARTS, "total"])
     plot_cluster(rows, out / "fig4b_cluster.png", settings.dataset)
     return rows
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    columns = ["framework", "where", *CLUSTER_PARTS, "total"]
-    lines = [",".join(columns)]
-    for row in rows:
-        lines.append(",".join("" if row[c] is None else (f"{row[c]:.6f}" if isinstance(row[c], float) else str(row[c]))
-                              for c in columns))
-    path.write_text("\n".join(lines) + "\n")
-
-
 def plot_cluster(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
-    labels = [f"{'B-MoE' if r['framework'] == 'bmoe' else 'traditional'}\n{r['where']}" for r in rows]
-    bottom = [0.0] * len(rows)
-    for part in CLUSTER_PARTS:
-        heights = [r[part] or 0.0 for r in rows]
-        ax.bar(range(len(rows)), heights, bottom=bottom, label=part)
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set_xticks(range(len(rows)), labels, fontsize=9)
+    stacked_bars(ax, rows, CLUSTER_PARTS, [f"{FRAMEWORK_LABEL[r['framework']]}\n{r['where']}" for r in rows])
     ax.set_ylabel("seconds per training round (mean, rounds 2..R)")
     ax.set_title(f"Fig. 4b measured on a local cluster vs in process ({dataset})")
     ax.legend(fontsize=8)
@@ -171,8 +155,8 @@ def report_section(rows: Sequence[Mapping[str, Any]], rounds: int, bandwidth_mbp
              "|---|---|" + "---|" * (len(CLUSTER_PARTS) + 1)]
     for row in rows:
         cells = ["-" if row[p] is None else f"{row[p]:.3f}" for p in CLUSTER_PARTS]
-        label = "B-MoE" if row["framework"] == "bmoe" else "traditional"
-        lines.append(f"| {label} | {row['where']} | " + " | ".join(cells) + f" | **{row['total']:.3f}** |")
+        lines.append(f"| {FRAMEWORK_LABEL[row['framework']]} | {row['where']} | " + " | ".join(cells)
+                     + f" | **{row['total']:.3f}** |")
     cluster_ratio = by[("bmoe", "cluster")]["total"] / by[("traditional", "cluster")]["total"]
     local_ratio = by[("bmoe", "in-process")]["total"] / by[("traditional", "in-process")]["total"]
     lines += ["", f"B-MoE / traditional: **{cluster_ratio:.2f}** on the cluster, {local_ratio:.2f} in process. "

@@ -79,12 +79,23 @@ def fig4c_rows(results: Results, settings: ReproSettings) -> list[dict[str, Any]
     return rows
 
 
-def write_table(out: Path, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_table(out: Path, name: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """``name``.json with the rows whole, ``name``.csv with ``columns`` (default: every key of the first row)."""
     (out / f"{name}.json").write_text(json.dumps(list(rows), indent=1) + "\n")
     with (out / f"{name}.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(columns or rows[0]), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def stacked_bars(ax: Any, rows: Sequence[Mapping[str, Any]], parts: Sequence[str], labels: Sequence[str]) -> None:
+    """One bar per row, stacked from its ``parts`` (a missing part counts 0)."""
+    bottom = [0.0] * len(rows)
+    for part in parts:
+        heights = [r[part] or 0.0 for r in rows]
+        ax.bar(range(len(rows)), heights, bottom=bottom, label=part)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
 
 
 def plot_fig2(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
@@ -128,13 +139,7 @@ def plot_fig4a(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> N
 
 def plot_fig4b(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5))
-    labels = [f"{FRAMEWORK_LABEL[r['framework']]}\n{r['malicious_ratio']:.1f}" for r in rows]
-    bottom = [0.0] * len(rows)
-    for part in COMPONENTS:
-        heights = [r[part] for r in rows]
-        ax.bar(range(len(rows)), heights, bottom=bottom, label=part)
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    stacked_bars(ax, rows, COMPONENTS, [f"{FRAMEWORK_LABEL[r['framework']]}\n{r['malicious_ratio']:.1f}" for r in rows])
     ax.set_xlabel("framework / malicious ratio")
     ax.set_ylabel("seconds per training round")
     ax.set_title(f"Fig. 4b: latency per training round ({dataset})")
