@@ -91,15 +91,18 @@ class LocalCluster:
         assert reply.status_code == 200, reply.text
         return dict(reply.json())
 
-    def publish(self, rounds: int, data: Any) -> list[dict[str, Any]]:
-        cluster = self.description
-        return publish_training(cluster.validator, cluster.stores, self.publisher, self.config, data, rounds,
-                                timeout=60)
+    @property
+    def validator_urls(self) -> list[str]:
+        """Every validator's URL (one under PoW): the publisher posts to each."""
+        return [r.url for r in self.description.by_role("validator") if r.url]
+
+    def publish(self, rounds: int, data: Any, timeout: float = 60) -> list[dict[str, Any]]:
+        return publish_training(self.validator_urls, self.description.stores, self.publisher, self.config, data,
+                                rounds, timeout=timeout)
 
     def infer(self, data: Any, limit: int) -> float:
-        cluster = self.description
-        return publish_inference(cluster.validator, cluster.stores, self.publisher, self.config, data, limit=limit,
-                                 timeout=60)
+        return publish_inference(self.validator_urls, self.description.stores, self.publisher, self.config, data,
+                                 limit=limit, timeout=60)
 
     def kill(self, name: str) -> None:
         """``kill -9`` one process (its whole group)."""

@@ -20,7 +20,6 @@ from bmoe.ledger.audit import audit
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.publisher import publish_training
 from bmoe.protocol.pbft_sealing import certificate_checker
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
@@ -46,12 +45,6 @@ def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tu
             head = client.get(f"{record.url}/head").json()
             out[record.name] = (head["height"], head["head_hash"])
     return out
-
-
-def publish(cluster: LocalCluster, rounds: int) -> list[dict[str, object]]:
-    urls = [r.url for r in cluster.description.by_role("validator") if r.url]
-    return publish_training(urls, cluster.description.stores, cluster.publisher, cluster.config, cluster_data(cluster),
-                            rounds, timeout=90)
 
 
 def wait_heads_equal(cluster: LocalCluster, height: int, timeout: float = 30.0,
@@ -83,7 +76,7 @@ def chain_height(cluster: LocalCluster, name: str) -> int:
 
 
 def test_four_validators_seal_identical_chains_equal_to_an_in_process_pbft_run(pbft: LocalCluster) -> None:
-    records = publish(pbft, 3)
+    records = pbft.publish(3, cluster_data(pbft), timeout=90)
     assert [r["height"] for r in records] == [1, 2, 3]
     seen = wait_heads_equal(pbft, 3)
     for name in seen:
@@ -95,7 +88,7 @@ def test_four_validators_seal_identical_chains_equal_to_an_in_process_pbft_run(p
 
 def test_a_killed_backup_does_not_stop_the_rounds(pbft: LocalCluster) -> None:
     pbft.kill("validator-3")  # view 0's primary is validator-0: validator-3 is a backup
-    records = publish(pbft, 2)
+    records = pbft.publish(2, cluster_data(pbft), timeout=90)
     assert [r["height"] for r in records] == [4, 5]
     live = heads(pbft, ["validator-0", "validator-1", "validator-2"])
     assert len(set(live.values())) == 1 and next(iter(live.values()))[0] == 5, live
@@ -107,14 +100,14 @@ def test_a_restarted_backup_catches_up_from_its_peers(pbft: LocalCluster) -> Non
     pbft.restart("validator-3")  # down for blocks 4 and 5; its chain on disk ends at 3
     wait_heads_equal(pbft, 5)
     audit_chain(pbft, "validator-3")
-    records = publish(pbft, 1)
+    records = pbft.publish(1, cluster_data(pbft), timeout=90)
     assert [r["height"] for r in records] == [6]
     wait_heads_equal(pbft, 6)
 
 
 def test_a_killed_primary_is_voted_out_and_the_round_completes(pbft: LocalCluster) -> None:
     pbft.kill("validator-0")  # view 0's primary: the backups see the task go unsealed, and change view
-    records = publish(pbft, 1)
+    records = pbft.publish(1, cluster_data(pbft), timeout=90)
     assert [r["height"] for r in records] == [7]
     live = wait_heads_equal(pbft, 7, names=["validator-1", "validator-2", "validator-3"])
     for name in live:
@@ -126,7 +119,7 @@ def test_the_restarted_old_primary_joins_the_new_view_and_catches_up(pbft: Local
     pbft.restart("validator-0")  # it comes back believing it leads view 0; its peers tell it otherwise
     wait_heads_equal(pbft, 7)
     assert view_of(pbft, "validator-0") == view_of(pbft, "validator-1") >= 1
-    records = publish(pbft, 1)
+    records = pbft.publish(1, cluster_data(pbft), timeout=90)
     assert [r["height"] for r in records] == [8]
     for name in wait_heads_equal(pbft, 8):
         audit_chain(pbft, name)
