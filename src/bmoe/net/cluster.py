@@ -30,7 +30,7 @@ from bmoe.ledger.keys import load_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
-from bmoe.net.cluster_launch import plan, refuse_running, start
+from bmoe.net.cluster_launch import plan, refuse_running, start, validator_processes
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
 from bmoe.net.processes import DEFAULT_GRACE_S, alive, stop
@@ -72,8 +72,7 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
 
 def _listen_addresses(values: tuple[str, ...], config: RunConfig, stores: int) -> dict[str, str]:
     """``--listen NAME=ADDRESS`` for the processes that listen: stores and validators."""
-    validators = len(derive_identities(config).validators) if config.consensus == "pbft" else 1
-    names = [*(f"store-{j}" for j in range(stores)), *(f"validator-{i}" for i in range(validators))]
+    names = [*(f"store-{j}" for j in range(stores)), *(f"validator-{i}" for i in range(validator_processes(config)))]
     hosts = {}
     for value in values:
         name, sep, address = value.partition("=")

@@ -75,6 +75,11 @@ def _behaviour_flags(behaviour: EdgeBehaviour) -> list[str]:
     return flags
 
 
+def validator_processes(config: RunConfig) -> int:
+    """Validator processes a deployment of ``config`` runs: every PBFT validator, or the one PoW validator."""
+    return config.validators if config.consensus == "pbft" else 1
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -99,7 +104,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         save_identity(root / "keys" / f"{identity.name}.key", identity)
     save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
     (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    n_validators = len(ids.validators) if config.consensus == "pbft" else 1
+    n_validators = validator_processes(config)
     ports = (list(range(base_port, base_port + stores + n_validators)) if base_port
              else free_ports(stores + n_validators))
     store_hosts = [hosts.get(identity.name, HOST) for identity in store_ids]
