@@ -385,14 +385,16 @@ def audit(run_dir: Path) -> None:
 @app.command()
 @click.argument("file", type=click.Path(path_type=Path))
 def cid(file: Path) -> None:
-    """Print the CID that `ipfs add --cid-version 1 --only-hash FILE` prints."""
-    from bmoe.storage import cid_of
+    """Print the CID that `ipfs add --cid-version 1 --only-hash FILE` prints (FILE: a regular file)."""
+    from bmoe.fileio import open_regular_file
+    from bmoe.storage import cid_of_stream
 
     try:
-        data = file.read_bytes()
+        with open_regular_file(file) as handle:  # a FIFO or a device is refused before it is opened
+            text = cid_of_stream(handle)  # read 256 KiB at a time: memory stays bounded
     except OSError as err:
         _fail(f"{file}: {err.strerror or err}")
-    console.print(cid_of(data), highlight=False)
+    console.print(text, highlight=False)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.signing
 
+from bmoe.fileio import read_regular_text
 from bmoe.ledger.errors import LedgerError
 
 KEY_DOMAIN = b"bmoe-key-v1"
@@ -138,7 +139,7 @@ def load_identity(path: str | os.PathLike[str]) -> Identity:
     """
     target = Path(path)
     try:
-        body = json.loads(target.read_text(encoding="utf-8"))
+        body = json.loads(read_regular_text(target))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise LedgerError(f"cannot read identity file {target}: {exc}") from None
     if not isinstance(body, dict) or set(body) != {"version", "name", "seed", "address"}:

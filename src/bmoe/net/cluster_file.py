@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bmoe.fileio import read_regular_text
 from bmoe.net.node_setup import SetupError
 
 CLUSTER_FILE = "cluster.json"
@@ -102,7 +103,7 @@ def load_cluster(root: Path) -> ClusterDescription:
     """Read ``root/cluster.json``; :class:`SetupError` with a one-line reason if it is missing or malformed."""
     path = root / CLUSTER_FILE
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(read_regular_text(path))
     except FileNotFoundError:
         raise SetupError(f"{path} does not exist: start a cluster with `bmoe cluster up --dir {root}`") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import is_address
 from bmoe.net.errors import EnrolmentError
 
@@ -38,7 +39,7 @@ def load_enrolment(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read an enrolment file; :class:`EnrolmentError` with a one-line reason if it is bad."""
     target = Path(path)
     try:
-        entries = json.loads(target.read_text(encoding="utf-8"))
+        entries = json.loads(read_regular_text(target))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise EnrolmentError(f"cannot read enrolment file {target}: {exc}") from None
     return check_enrolment(entries, f"enrolment file {target}")

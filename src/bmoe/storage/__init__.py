@@ -10,7 +10,7 @@ imports nothing else from ``bmoe``.
 * :mod:`~bmoe.storage.errors` - the exceptions.
 """
 
-from bmoe.storage.cid import CHUNK_SIZE, MAX_LINKS, cid_of, dag_blocks, parse_cid, verify_cid
+from bmoe.storage.cid import CHUNK_SIZE, MAX_LINKS, cid_of, cid_of_stream, dag_blocks, parse_cid, verify_cid
 from bmoe.storage.directory import DirectoryStore
 from bmoe.storage.errors import CorruptObject, InvalidCID, ObjectNotFound, StorageError
 from bmoe.storage.memory import MemoryStore
@@ -29,6 +29,7 @@ __all__ = [
     "ObjectNotFound",
     "StorageError",
     "cid_of",
+    "cid_of_stream",
     "dag_blocks",
     "deserialize_tensors",
     "digest_of",

@@ -22,6 +22,7 @@ import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from multiformats import CID, multihash
 
@@ -164,6 +165,68 @@ def cid_of(data: bytes, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LI
     ``chunk_size`` and ``max_links`` default to kubo's values and exist for tests of deep trees.
     """
     return str(_build(data, chunk_size, max_links, None))
+
+
+class Readable(Protocol):
+    """What :func:`cid_of_stream` reads from: a binary file or anything with ``readinto``."""
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int | None: ...
+
+
+def _read_chunk(stream: Readable, chunk_size: int) -> bytes:
+    """The next ``chunk_size`` bytes of ``stream`` (fewer only at its end); short reads are retried."""
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < chunk_size:
+        got = stream.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return bytes(view[:filled])
+
+
+def cid_of_stream(stream: Readable, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> str:
+    """:func:`cid_of` of everything ``stream`` yields, read ``chunk_size`` bytes at a time.
+
+    Memory stays bounded whatever the length: one chunk, plus fewer than ``max_links`` pending
+    nodes per tree level. Each level is grouped into parents as soon as it holds ``max_links``
+    nodes, which are exactly the groups the level-by-level build of :func:`_build` forms; at the
+    end the ragged groups are closed from the bottom up. ``test_storage_cid_stream`` keeps the two
+    equal around the chunk and link boundaries.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if max_links < 2:
+        raise ValueError(f"max_links must be at least 2, got {max_links}")
+    levels: list[list[_Node]] = [[]]
+
+    def push(level: int, node: _Node) -> None:
+        if level == len(levels):
+            levels.append([])
+        levels[level].append(node)
+        if len(levels[level]) == max_links:
+            group, levels[level] = levels[level], []
+            push(level + 1, _parent(group, None))
+
+    chunk = _read_chunk(stream, chunk_size)
+    while True:
+        following = _read_chunk(stream, chunk_size) if len(chunk) == chunk_size else b""
+        if not following and not levels[0] and len(levels) == 1:
+            return str(_make_cid(RAW_CODEC, chunk))  # the whole blob is one chunk (or empty)
+        push(0, _Node(_make_cid(RAW_CODEC, chunk), len(chunk), len(chunk)))
+        if not following:
+            break
+        chunk = following
+    level = 0
+    while True:
+        above = any(levels[level + 1 :])
+        if len(levels[level]) == 1 and not above:
+            return str(levels[level][0].cid)
+        if levels[level]:
+            group, levels[level] = levels[level], []
+            push(level + 1, _parent(group, None))
+        level += 1
 
 
 def dag_blocks(
