@@ -85,9 +85,10 @@ def test_only_assigned_enrolled_senders_and_fresh_nonces(mid_round) -> None:  # 
                    "already committed")
     stale = Signer(edge.signer.identity, next_nonce=0)
     expect_refused(session, stale.sign("commitment", {"task_id": "t", "results": [entry]}), "nonce 0")
-    expect_refused(session, resync(session, edge.signer).sign("task", {"task_id": "u", "kind": "train", "data_cid": "x",
-                                                      "samples": 1, "round": 1}), "only the publisher")
-    expect_refused(session, resync(session).sign("genesis", {}), "genesis only once")
+    task = {"task_id": "u", "kind": "train", "data_cid": entry["cid"], "samples": 1, "round": 1}
+    expect_refused(session, resync(session, edge.signer).sign("task", task), "only the publisher")
+    genesis = dict(session.node.state.genesis or {})
+    expect_refused(session, resync(session).sign("genesis", genesis), "genesis only once")
 
 
 def test_misbehaviour_evidence_must_match_the_commitment(mid_round) -> None:  # type: ignore[no-untyped-def]

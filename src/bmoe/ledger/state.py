@@ -20,6 +20,7 @@ from typing import Any
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.verify.acceptance import AcceptanceRule, Verdict, decide
 
@@ -136,7 +137,15 @@ def state_root(state: LedgerState) -> str:
 
 def _require(condition: bool, tx: Transaction, reason: str) -> None:
     if not condition:
-        raise InvalidTransaction(tx_hash(tx), f"{tx.kind}: {reason}")
+        raise InvalidTransaction(_hash_or_none(tx), f"{tx.kind}: {reason}")
+
+
+def _hash_or_none(tx: Transaction) -> str | None:
+    """The transaction's hash, or None when its payload is not even canonical JSON (NaN, say)."""
+    try:
+        return tx_hash(tx)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _field(tx: Transaction, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -196,6 +205,7 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
     except (KeyError, TypeError, ValueError) as err:
         raise InvalidTransaction(tx_hash(tx), f"genesis: bad acceptance rule ({err})") from None
     _require(len(set(payload["edges"])) == len(payload["edges"]), tx, "duplicate edge keys")
+    _require(payload.get("num_experts") == len(payload["expert_cids"]), tx, "num_experts must equal len(expert_cids)")
     state.genesis = payload
     state.gate_cid = payload["gate_cid"]
     state.expert_cids = list(payload["expert_cids"])
@@ -404,13 +414,23 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
 }
 
 
+def _limits(state: LedgerState) -> Limits:
+    """The schema's bounds: the run's N and M once the genesis fixed them."""
+    if state.genesis is None:
+        return Limits()
+    return Limits(experts=len(state.expert_cids), edges=len(state.edges))
+
+
 def apply_transaction(state: LedgerState, tx: Transaction) -> None:
     """Apply one transaction to ``state`` in place, or raise InvalidTransaction changing nothing.
 
-    Every handler runs all its guard clauses before its first mutation, so a rejected
-    transaction leaves the state exactly as it was.
+    The payload must first match its kind's exact schema (``ledger/schemas.py``). Every handler
+    runs all its guard clauses before its first mutation, so a rejected transaction leaves the
+    state exactly as it was.
     """
     _require(tx.kind in HANDLERS, tx, "unknown kind")
+    reason = payload_error(tx.kind, tx.payload, _limits(state))
+    _require(reason is None, tx, f"schema: {reason}")
     expected = state.nonces.get(tx.sender, -1) + 1
     _require(tx.nonce == expected, tx, f"nonce {tx.nonce} from {tx.sender[:8]}, expected {expected}")
     if tx.kind != "genesis":
@@ -460,10 +480,12 @@ def apply_block(state: LedgerState, block: Block) -> LedgerState:
     height = block.header.height
     if height != state.height + 1:
         raise InvalidBlock(height, f"expected height {state.height + 1}")
+    if not block.header.state_root:
+        raise InvalidBlock(height, "the header has no state root (every sealed block carries one)")
     working = begin_block(state)
     for tx in block.transactions:
         apply_transaction(working, tx)
     finish_block(working, height)
-    if block.header.state_root and block.header.state_root != state_root(working):
+    if block.header.state_root != state_root(working):
         raise InvalidBlock(height, "state root differs from the replayed state")
     return working

@@ -1,0 +1,243 @@
+"""The exact payload schema of every transaction kind, checked before any rule of the state machine.
+
+Owns what a payload may hold: for each kind exactly these fields (none unknown, none missing), each
+of a stated shape and bounded size (CIDs, 64-hex digests and keys, task ids, lists no longer than
+the run's N experts, finite numbers in range), and a cap on the whole payload's canonical JSON. So
+nothing unbounded or unchecked is ever sealed into every copy of the chain. The meaning of the
+fields (who may send them, what they must equal) stays with the handlers of ``ledger/state.py``.
+
+Each field's check is a small function ``(value, limits) -> reason or None``; a kind's schema is a
+table of them. Must not know: PyTorch, storage backends, the round.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bmoe.ledger.encoding import canonical_json, is_hex64
+from bmoe.verify.acceptance import RULES
+from bmoe.verify.comparison import COMPARISONS
+
+MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
+MAX_EXPERTS = 1024  # N; the paper uses 10
+MAX_EDGES = 1024  # M; the paper uses 10
+MAX_VALIDATORS = 128  # PBFT replicas; all-to-all messages make more impractical
+MAX_SAMPLES = 1 << 20  # samples in one task (the paper's tasks hold 1000)
+MAX_INT = 1 << 53  # rounds and similar counters: exact in every JSON reader
+MAX_SHAPE_DIMS = 8  # an expert's input shape: (C, H, W) in the presets
+
+_CID = re.compile(r"baf(?:krei|ybei)[a-z2-7]{52}")  # CIDv1, base32, raw or dag-pb, sha2-256 (storage/cid.py)
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}")  # presets, validator names
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that depend on the run: N experts and M edges once the genesis is recorded."""
+
+    experts: int = MAX_EXPERTS
+    edges: int = MAX_EDGES
+
+
+Check = Callable[[object, Limits], str | None]
+
+
+# ---------------------------------------------------------------- field checks
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(low: int, high: int | Callable[[Limits], int]) -> Check:
+    """An int in [low, high]; ``high`` may depend on the run's limits."""
+    def check(value: object, limits: Limits) -> str | None:
+        top = high(limits) if callable(high) else high
+        if not _is_int(value):
+            return f"must be an integer, got {type(value).__name__}"
+        return None if low <= value <= top else f"must be in [{low}, {top}], got {value}"  # type: ignore[operator]
+    return check
+
+
+def number(low: float, high: float, *, low_open: bool = False) -> Check:
+    """A finite JSON number in [low, high] (or (low, high] when ``low_open``)."""
+    def check(value: object, limits: Limits) -> str | None:
+        if not (_is_int(value) or isinstance(value, float)):
+            return f"must be a number, got {type(value).__name__}"
+        as_float = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(as_float):
+            return "must be finite"
+        above = as_float > low if low_open else as_float >= low
+        return None if above and as_float <= high else f"must be in {'(' if low_open else '['}{low}, {high}]"
+    return check
+
+
+def matches(pattern: re.Pattern[str], what: str) -> Check:
+    def check(value: object, limits: Limits) -> str | None:
+        if isinstance(value, str) and pattern.fullmatch(value) is not None:
+            return None
+        return f"must be {what}"
+    return check
+
+
+def hex64(value: object, limits: Limits) -> str | None:
+    return None if is_hex64(value) else "must be 64 lower-case hex characters"
+
+
+cid = matches(_CID, "a CIDv1 (base32, raw or dag-pb, sha2-256)")
+task_id = matches(_TASK_ID, "a task id of 1 to 64 characters [A-Za-z0-9._:-]")
+name = matches(_NAME, "a name of 1 to 64 characters [A-Za-z0-9._:+-]")
+
+
+def one_of(*values: str) -> Check:
+    def check(value: object, limits: Limits) -> str | None:
+        return None if isinstance(value, str) and value in values else f"must be one of {list(values)}"
+    return check
+
+
+def nullable(inner: Check) -> Check:
+    def check(value: object, limits: Limits) -> str | None:
+        return None if value is None else inner(value, limits)
+    return check
+
+
+def expert(value: object, limits: Limits) -> str | None:
+    return integer(0, lambda lim: lim.experts - 1)(value, limits)
+
+
+def list_of(item: Check, low: int, high: Callable[[Limits], int]) -> Check:
+    """A list of ``low`` to ``high(limits)`` items, each passing ``item``."""
+    def check(value: object, limits: Limits) -> str | None:
+        top = high(limits)
+        if not isinstance(value, list):
+            return f"must be a list, got {type(value).__name__}"
+        if not low <= len(value) <= top:
+            return f"must hold {low} to {top} items, got {len(value)}"
+        for index, entry in enumerate(value):
+            reason = item(entry, limits)
+            if reason is not None:
+                return f"[{index}] {reason}"
+        return None
+    return check
+
+
+def mapping(key: Check, item: Check, high: Callable[[Limits], int]) -> Check:
+    """A JSON object of at most ``high(limits)`` entries, keys and values each checked."""
+    def check(value: object, limits: Limits) -> str | None:
+        if not isinstance(value, dict):
+            return f"must be an object, got {type(value).__name__}"
+        if len(value) > high(limits):
+            return f"must hold at most {high(limits)} entries, got {len(value)}"
+        for k, v in value.items():
+            reason = key(k, limits) or item(v, limits)
+            if reason is not None:
+                return f"[{str(k)[:16]!r}] {reason}"
+        return None
+    return check
+
+
+def record(fields: Mapping[str, Check]) -> Check:
+    """A JSON object with exactly ``fields``, each checked."""
+    def check(value: object, limits: Limits) -> str | None:
+        if not isinstance(value, dict):
+            return f"must be an object, got {type(value).__name__}"
+        return fields_error(fields, value, limits)
+    return check
+
+
+def tagged(tag: str, variants: Mapping[str, Check]) -> Check:
+    """An object whose ``tag`` field picks which of ``variants`` it must match."""
+    def check(value: object, limits: Limits) -> str | None:
+        variant = variants.get(value.get(tag)) if isinstance(value, dict) else None  # type: ignore[arg-type]
+        if variant is None:
+            return f"must be an object with {tag!r} one of {sorted(variants)}"
+        return variant(value, limits)
+    return check
+
+
+def fields_error(fields: Mapping[str, Check], value: Mapping[str, object], limits: Limits) -> str | None:
+    """Why ``value`` does not hold exactly ``fields`` (unknown and missing named), or None."""
+    unknown = sorted(str(key)[:32] for key in value if key not in fields)
+    missing = sorted(key for key in fields if key not in value)
+    if unknown or missing:
+        parts = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
+        return "fields: " + "; ".join(parts)
+    for key, check in fields.items():
+        reason = check(value[key], limits)
+        if reason is not None:
+            return f"{key}: {reason}"
+    return None
+
+
+def _experts(limits: Limits) -> int:
+    return limits.experts
+
+
+# ---------------------------------------------------------------- the table
+
+_RESULT = record({"expert": expert, "digest": hex64, "cid": cid})
+_UPDATE = record({"expert": expert, "base_cid": cid, "digest": hex64, "cid": cid})
+_DECISION = record({"expert": expert, "status": one_of("accepted", "no_quorum", "malformed"),
+                    "digest": nullable(hex64), "cid": nullable(cid)})
+_RECORD = record({"expert": expert, "reason": one_of("dissent", "withheld"), "evidence": nullable(hex64)})
+_DECISIONS = list_of(_DECISION, 1, _experts)
+
+_CONSENSUS = tagged("engine", {
+    "pow": record({"engine": one_of("pow"), "difficulty": integer(0, 256)}),
+    "pbft": record({"engine": one_of("pbft"),
+                    "validators": mapping(name, hex64, lambda _: MAX_VALIDATORS),
+                    "f": integer(0, MAX_VALIDATORS)}),
+})
+_EXPERT_SPEC = record({"preset": name, "input_shape": list_of(integer(1, MAX_INT), 1, lambda _: MAX_SHAPE_DIMS),
+                       "num_classes": integer(1, 1 << 20), "hidden": integer(1, 1 << 24)})
+
+SCHEMAS: Mapping[str, Mapping[str, Check]] = {
+    "genesis": {
+        "framework": one_of("bmoe", "traditional"),
+        "config_hash": hex64,
+        "num_experts": integer(1, MAX_EXPERTS),
+        "top_k": integer(1, MAX_EXPERTS),
+        "lr": number(0.0, math.inf, low_open=True),
+        "balance": number(0.0, math.inf),
+        "edges": list_of(hex64, 1, lambda _: MAX_EDGES),
+        "validators": list_of(hex64, 1, lambda _: MAX_VALIDATORS),
+        "consensus": _CONSENSUS,
+        "publisher": hex64,
+        "assignment": one_of("all", "host"),
+        "rule": record({"name": one_of(*RULES), "fraction": number(0.0, 1.0, low_open=True)}),
+        "comparison": one_of(*COMPARISONS),
+        "expert_spec": _EXPERT_SPEC,
+        "gate_cid": cid,
+        "expert_cids": list_of(cid, 1, lambda _: MAX_EXPERTS),
+    },
+    "task": {"task_id": task_id, "kind": one_of("train", "infer"), "data_cid": cid,
+             "samples": integer(1, MAX_SAMPLES), "round": integer(0, MAX_INT)},
+    "activation": {"task_id": task_id, "gate_cid": cid, "activation_cid": cid,
+                   "counts": list_of(integer(0, MAX_EXPERTS * MAX_SAMPLES), 1, _experts)},
+    "commitment": {"task_id": task_id, "results": list_of(_RESULT, 1, _experts)},
+    "expert_update": {"task_id": task_id, "updates": list_of(_UPDATE, 1, _experts)},
+    "acceptance": {"task_id": task_id, "decisions": _DECISIONS, "output_cid": cid},
+    "update_acceptance": {"task_id": task_id, "decisions": _DECISIONS},
+    "misbehaviour": {"task_id": task_id, "phase": one_of("result", "update"), "edge": hex64,
+                     "records": list_of(_RECORD, 1, _experts)},
+    "gate_update": {"task_id": task_id, "loss": number(0.0, math.inf), "gate_cid": cid,
+                    "gradient_cids": mapping(matches(re.compile(r"0|[1-9][0-9]{0,5}"), "an expert index"), cid,
+                                             _experts)},
+}
+
+
+def payload_error(kind: str, payload: Mapping[str, object], limits: Limits) -> str | None:
+    """Why ``payload`` is not a valid ``kind`` payload (size first, then the schema), or None."""
+    schema = SCHEMAS.get(kind)
+    if schema is None:
+        return f"no schema for kind {kind!r}"
+    try:
+        size = len(canonical_json(dict(payload)))
+    except (TypeError, ValueError, RecursionError):
+        return "payload is not canonical JSON"
+    if size > MAX_PAYLOAD_BYTES:
+        return f"payload is {size} bytes of canonical JSON, more than the cap of {MAX_PAYLOAD_BYTES}"
+    return fields_error(schema, payload, limits)
