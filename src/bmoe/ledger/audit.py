@@ -1,25 +1,34 @@
 """Audit: replay a chain from genesis and check everything it claims.
 
 Checks, in chain order, stopping at the first failure and naming it: every block's stored hash,
-height, previous-hash link, Merkle root, proof of work and proposer signature; every
+height, previous-hash link, Merkle root and proposer signature; its seal against the rules the
+genesis fixes (engine, enrolled validators, difficulty, PBFT commit certificates: see
+``seal_rules``), never against a header's own claims or a file beside the chain; every
 transaction's signature; the replayed state machine (every acceptance must be what the rule
 decides, every state root must match); and every object the chain names must be in the store
 with bytes that match its CID. Objects the state depends on (gate, experts, tasks, activations,
-accepted results, gradients) are required; the edges' own commitments outside the accepted
-group are evidence, checked when present and counted when absent.
+accepted results, gradients) are required, and so is the evidence behind every misbehaviour
+record (the accused edge's committed result); other commitments outside the accepted group are
+checked when present and counted when absent.
+
+A chain proves only that it is self-consistent; what it is anchored to says whose chain it is.
+An empty chain is a fault, and :class:`Anchors` let the caller require block hashes recorded
+elsewhere (``--expect-head``, the head a run recorded in ``metrics.json``) and genesis fields
+(the config hash, the participants' addresses), so a truncated or substituted chain fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bmoe.ledger.blocks import Block
-from bmoe.ledger.chain_check import CertificateCheck, check_chain
+from bmoe.ledger.chain_check import check_chain
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.state import LedgerState, apply_block
+from bmoe.ledger.errors import LedgerError, short_hash
+from bmoe.ledger.seal_rules import CertificateCheckFactory, SealRules, genesis_seal_rules, seal_error
+from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.storage import BlobStore, StorageError
 
@@ -40,6 +49,11 @@ class AuditReport:
     evidence_missing: int
     state: LedgerState
     pbft_blocks: int = 0  # blocks sealed by a PBFT commit certificate (checked)
+    genesis_hash: str = ""
+    seal_rules: str = ""  # what the genesis fixes, in words
+    anchored_to: list[str] = field(default_factory=list)  # each anchor that held, in words
+    evidence_required: int = 0  # evidence objects behind misbehaviour records (all present and intact)
+    block_hashes: list[str] = field(default_factory=list)  # by height
 
 
 def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
@@ -69,51 +83,149 @@ def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
             yield f"gradient_cids[{expert}]", cid, True
 
 
-CertificateCheckFactory = Callable[[dict[str, Any]], CertificateCheck]
+@dataclass(frozen=True)
+class BlockAnchor:
+    """A block the chain must contain: its hash, optionally its height, and where the hash came from."""
+
+    block_hash: str
+    height: int | None
+    source: str
 
 
-def audit(chain: ChainStore, store: BlobStore, min_difficulty: int | None = None,
-          certificate_checks: CertificateCheckFactory | None = None) -> AuditReport:
+@dataclass(frozen=True)
+class Anchors:
+    """What the audited chain must agree with beyond itself.
+
+    ``blocks``: hashes recorded elsewhere (the user's ``--expect-head``, a run's ``metrics.json``);
+    ``genesis``: fields the genesis payload must hold (the config hash, the participants' addresses)
+    with the source they were read from.
+    """
+
+    blocks: tuple[BlockAnchor, ...] = ()
+    genesis: Mapping[str, Any] = field(default_factory=dict)
+    genesis_source: str = ""
+
+
+def evidence_objects(task: TaskState) -> dict[str, str]:
+    """CID -> description for the committed result behind each misbehaviour record of ``task``.
+
+    A ``withheld`` record has no object; a ``dissent`` record's evidence is the digest the edge
+    committed, and the object under that commitment's CID is what proves it.
+    """
+    found: dict[str, str] = {}
+    for edge, expert, phase in sorted(task.accusations):
+        committed = task.commitments[phase].get(expert, {}).get(edge)
+        if committed is not None:
+            found.setdefault(committed[1], f"evidence of the misbehaviour record against edge {short_hash(edge)} "
+                                           f"(task {task.task_id}, expert {expert}, {phase})")
+    return found
+
+
+class _GenesisSeal:
+    """The seal check of ``check_chain``: rules taken from block 0's genesis, applied to every block."""
+
+    def __init__(self, certificate_checks: CertificateCheckFactory | None) -> None:
+        self.certificate_checks = certificate_checks
+        self.rules: SealRules | None = None
+
+    def __call__(self, block: Block) -> str | None:
+        if block.header.height == 0:
+            try:
+                self.rules = genesis_seal_rules(block, self.certificate_checks)
+            except LedgerError as err:
+                return getattr(err, "reason", str(err))
+        if self.rules is None:  # unreachable: check_chain visits block 0 first
+            return "no genesis rules"
+        return seal_error(self.rules, block)
+
+    def certificate(self, block: Block) -> str | None:
+        if self.rules is None or self.rules.certificate_check is None:
+            return "the genesis does not fix PBFT"
+        return self.rules.certificate_check(block)
+
+
+def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str | None:
+    for name, expected in sorted(anchors.genesis.items()):
+        if genesis.get(name) != expected:
+            return (f"the genesis's {name} differs from {anchors.genesis_source}: a chain of another run, "
+                    "or a file edited")
+    return None
+
+
+def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCheckFactory | None = None,
+          anchors: Anchors | None = None) -> AuditReport:
     """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault.
 
     ``certificate_checks`` builds, from the genesis's ``consensus`` section, the check of each PBFT
     block's commit certificate (the ledger does not know the consensus engines' formats).
+    ``anchors``: block hashes and genesis fields the chain must agree with.
     """
-    certificate_check = None
-    if certificate_checks is not None and chain.height() >= 0:
-        first = chain.block_at(0).transactions
-        genesis = first[0].payload if first else {}
-        section = genesis.get("consensus") if isinstance(genesis, dict) else None
-        if isinstance(section, dict) and section.get("engine") == "pbft":
-            certificate_check = certificate_checks(section)
+    anchors = anchors if anchors is not None else Anchors()
+    seal = _GenesisSeal(certificate_checks)
     state = LedgerState()
-    counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0}
+    counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0, "required_evidence": 0}
     verified: set[str] = set()
+    heights: dict[str, int] = {}
+    hashes: list[str] = []
 
-    def on_block(block: Block, _hash: str) -> None:
+    def check_object(where: str, cid: str, required: bool, why: str) -> None:
+        try:
+            present = store.has(cid)
+            if present and not store.verify(cid):
+                raise AuditFailure(f"{where}: object {cid} is corrupt (bytes do not match the CID){why}")
+        except StorageError as err:
+            raise AuditFailure(f"{where}: {err}") from None
+        if not present:
+            if required:
+                raise AuditFailure(f"{where}: object {cid} is missing from the store{why}")
+            counts["missing"] += 1
+            return
+        verified.add(cid)
+
+    def on_block(block: Block, block_hash: str) -> None:
         nonlocal state
         state = apply_block(state, block)
+        if block.header.height == 0 and state.genesis is not None:
+            reason = _check_genesis_anchor(state.genesis, anchors)
+            if reason is not None:
+                raise AuditFailure(reason)
+        heights[block_hash] = block.header.height
+        hashes.append(block_hash)
         counts["pbft"] += block.header.consensus == "pbft"
+        evidence: dict[str, str] = {}
+        for task in state.tasks.values():
+            evidence.update(evidence_objects(task))
         for index, tx in enumerate(block.transactions):
-            for field, cid, required in named_objects(tx):
-                where = f"transaction {index} ({tx_hash(tx)[:16]}…) {field}"
-                if cid in verified:
-                    continue
-                try:
-                    present = store.has(cid)
-                    if present and not store.verify(cid):
-                        raise AuditFailure(f"{where}: object {cid} is corrupt (bytes do not match the CID)")
-                except StorageError as err:
-                    raise AuditFailure(f"{where}: {err}") from None
-                if not present:
-                    if required:
-                        raise AuditFailure(f"{where}: object {cid} is missing from the store")
-                    counts["missing"] += 1
-                    continue
-                verified.add(cid)
-                counts["objects" if required else "evidence"] += 1
+            for name, cid, required in named_objects(tx):
+                why = evidence.pop(cid, None)
+                if cid not in verified:
+                    check_object(f"transaction {index} ({tx_hash(tx)[:16]}…) {name}", cid,
+                                 required or why is not None, f" ({why})" if why else "")
+                    if cid not in verified:  # an absent commitment that nothing accuses: counted
+                        continue
+                    counts["objects" if required else "evidence"] += 1
+                counts["required_evidence"] += why is not None
 
-    report = check_chain(chain.iter_raw(), min_difficulty=min_difficulty, on_block=on_block,
-                         certificate_check=certificate_check)
+    report = check_chain(chain.iter_raw(), on_block=on_block, certificate_check=seal.certificate,
+                         seal_check=seal)
+    if report.blocks == 0:
+        raise AuditFailure("the chain is empty: no genesis block (rows deleted, or a write-ahead log lost?)")
+    genesis_hash = hashes[0]
+    anchored = [f"genesis block {genesis_hash}"]
+    if anchors.genesis:
+        anchored.append(f"genesis fields {', '.join(sorted(anchors.genesis))} from {anchors.genesis_source}")
+    for anchor in anchors.blocks:
+        height = heights.get(anchor.block_hash)
+        if height is None:
+            raise AuditFailure(f"block {short_hash(anchor.block_hash)} from {anchor.source} is not in the chain "
+                               f"(head {short_hash(report.head_hash or '')} at height {report.height}): "
+                               "the chain was truncated or replaced")
+        if anchor.height is not None and anchor.height != height:
+            raise AuditFailure(f"block {short_hash(anchor.block_hash)} from {anchor.source} is at height {height}, "
+                               f"not {anchor.height}")
+        anchored.append(f"block {anchor.block_hash} at height {height} from {anchor.source}")
+    assert seal.rules is not None
     return AuditReport(report.height, report.head_hash, report.blocks, report.transactions, report.signatures,
-                       counts["objects"], counts["evidence"], counts["missing"], state, counts["pbft"])
+                       counts["objects"], counts["evidence"], counts["missing"], state, counts["pbft"],
+                       genesis_hash=genesis_hash, seal_rules=seal.rules.describe(), anchored_to=anchored,
+                       evidence_required=counts["required_evidence"], block_hashes=hashes)

@@ -41,11 +41,14 @@ class ChainReport:
 
 
 CertificateCheck = Callable[[Block], "str | None"]
+SealCheck = Callable[[Block], "str | None"]
+"""``seal_check(block)``: why the block's seal breaks the chain's own rules (who may seal, by which
+engine), or None.  An auditor builds it from the genesis (:mod:`bmoe.ledger.seal_rules`)."""
 
 
 def _check_block(
     height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None,
-    certificate_check: CertificateCheck | None = None,
+    certificate_check: CertificateCheck | None = None, seal_check: SealCheck | None = None,
 ) -> tuple[Block, str, int]:
     """Verify one stored row; return (block, hash, signatures checked)."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -77,6 +80,10 @@ def _check_block(
             raise ChainIntegrityError(height, "bad signature", tx_index=index, tx_hash=h)
     if not verify_signature(header.proposer, bytes.fromhex(digest), block.proposer_signature):
         raise ChainIntegrityError(height, f"bad proposer signature (proposer {short_hash(header.proposer)})")
+    if seal_check is not None:
+        reason = seal_check(block)
+        if reason is not None:
+            raise ChainIntegrityError(height, f"seal: {reason}")
     if header.consensus == "pbft":
         if certificate_check is None:
             raise ChainIntegrityError(height, "a PBFT block, but no validator set to check its certificate against")
@@ -99,12 +106,14 @@ def check_chain(
     min_difficulty: int | None = None,
     on_block: BlockHook | None = None,
     certificate_check: CertificateCheck | None = None,
+    seal_check: SealCheck | None = None,
 ) -> ChainReport:
     """Verify stored rows (e.g. ``ChainStore.iter_raw()``) from genesis; return a report.
 
     ``min_difficulty``: if given, every header must declare at least this difficulty
     (a header's own ``difficulty`` is otherwise trusted: the consensus-required value
-    belongs to the caller).  Raises :class:`ChainIntegrityError` on the first failure.
+    belongs to the caller; ``seal_check`` is where an auditor enforces the genesis's rules).
+    Raises :class:`ChainIntegrityError` on the first failure.
     """
     expected_height = 0
     prev_hash = GENESIS_PREV_HASH
@@ -117,7 +126,7 @@ def check_chain(
         if isinstance(height, bool) or height != expected_height:
             raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
         block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty,
-                                                 certificate_check)
+                                                 certificate_check, seal_check)
         if on_block is not None:
             try:
                 on_block(block, prev_hash)

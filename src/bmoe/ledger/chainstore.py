@@ -56,14 +56,23 @@ class ChainStore:
     Thread-safe (one connection guarded by a lock).  Opening runs ``PRAGMA
     quick_check`` so a non-SQLite or corrupted file fails fast with
     :class:`ChainStoreError`.
+
+    ``readonly=True`` opens an existing chain for reading only: no schema is created, a missing
+    table is an error, and appends fail.  SQLite still creates ``-wal``/``-shm`` files beside a
+    read-only WAL database, so an auditor opens a private copy (:func:`bmoe.ledger.snapshot.chain_snapshot`).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if readonly:
+                conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise ChainStoreError(f"cannot open chain store {self.path}: {_one_line(exc)}") from None
         try:
@@ -80,18 +89,25 @@ class ChainStore:
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 10000")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise ChainStoreError(f"cannot open chain store {self.path}: WAL mode unavailable ({mode})")
-        conn.execute("PRAGMA synchronous = FULL")
+        if not self.readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ChainStoreError(f"cannot open chain store {self.path}: WAL mode unavailable ({mode})")
+            conn.execute("PRAGMA synchronous = FULL")
         check = conn.execute("PRAGMA quick_check").fetchall()
         if check != [("ok",)]:
             detail = "; ".join(str(row[0]) for row in check[:3])
             raise ChainStoreError(f"cannot open chain store {self.path}: database is corrupted ({detail})")
-        for statement in _SCHEMA:
-            conn.execute(statement)
+        if not self.readonly:
+            for statement in _SCHEMA:
+                conn.execute(statement)
         for table, expected in _EXPECTED_COLUMNS.items():
             columns = [(row[1], str(row[2]).upper()) for row in conn.execute(f"PRAGMA table_info({table})")]
+            if not columns and self.readonly:
+                if table == "meta":  # run metadata only; nothing sealed lives there
+                    continue
+                raise ChainStoreError(f"chain store {self.path} has no {table!r} table: not a bmoe chain, "
+                                      "or its table was dropped")
             if columns != expected:
                 raise ChainStoreError(
                     f"cannot open chain store {self.path}: table {table!r} has columns {columns}, "

@@ -45,11 +45,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 class DirectoryStore(BlobStore):
-    """Blobs stored as files under ``root``; survives restarts."""
+    """Blobs stored as files under ``root``; survives restarts.
 
-    def __init__(self, root: Path | str) -> None:
+    ``create=False`` opens an existing store without creating ``root`` (an auditor reads, never
+    writes); a missing root then holds no objects.
+    """
+
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, cid: str) -> Path:
         """The file that holds (or would hold) ``cid``."""

@@ -1,0 +1,195 @@
+"""``bmoe audit``: check a run directory's chain, or a deployment's chains against its storage nodes.
+
+Owns what the audit is anchored to, beyond the chain itself (``ledger/audit.py`` does the replay):
+
+- the genesis's rules (engine, validators, difficulty), always: nothing is read from ``config.json``
+  to decide whether a block's seal is good;
+- the run's ``config.json``, when present: its settings hash and the participants it derives must be
+  the genesis's (a chain of another run fails);
+- the head the run recorded in ``metrics.json``, when present: it must be in the chain at its height
+  (a truncated chain fails);
+- ``--expect-head HASH`` (repeatable): a block hash the user recorded must be in the chain (a whole
+  substituted run directory fails);
+- with ``--cluster DIR``: the cluster's ``config.json`` and enrolment file, every validator's chain
+  (they must agree), and the objects on the storage nodes.
+
+It never writes: the chain is read from a private copy, the store is opened without creating it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bmoe.console import console
+from bmoe.fileio import read_regular_text
+from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
+from bmoe.ledger.encoding import is_hex64
+from bmoe.ledger.snapshot import chain_snapshot
+from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.pbft_sealing import certificate_checker
+from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
+from bmoe.protocol.setup import derive_identities
+from bmoe.storage import BlobStore, DirectoryStore
+
+METRICS_FILE = "metrics.json"
+
+
+class AuditSetupError(ConfigError):
+    """The audit's inputs are unusable (not a run directory, an unreadable anchor file, a bad flag)."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(read_regular_text(path))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise AuditSetupError(f"{path}: cannot read {what}: {err}") from None
+
+
+def config_anchor(path: Path) -> tuple[dict[str, Any], str] | None:
+    """Genesis fields a ``config.json`` implies (settings hash, participants' addresses), or None if absent."""
+    if not path.exists():
+        return None
+    body = _read_json(path, "the run's settings")
+    if not isinstance(body, dict):
+        raise AuditSetupError(f"{path}: the run's settings must be a JSON object, got {type(body).__name__}")
+    try:
+        config: RunConfig = from_dict(body)
+    except (ConfigError, TypeError, ValueError) as err:
+        raise AuditSetupError(f"{path}: {err}") from None
+    ids = derive_identities(config)
+    return ({"config_hash": config.hash(), "publisher": ids.publisher.address,
+             "validators": [v.address for v in ids.validators], "edges": [e.address for e in ids.edges]},
+            str(path))
+
+
+def metrics_anchor(path: Path) -> BlockAnchor | None:
+    """The head a finished run recorded in ``metrics.json``, or None if the file is absent."""
+    if not path.exists():
+        return None
+    body = _read_json(path, "the run's metrics")
+    summary = body.get("summary") if isinstance(body, dict) else None
+    head = summary.get("head_hash") if isinstance(summary, dict) else None
+    height = summary.get("height") if isinstance(summary, dict) else None
+    if head is None and isinstance(summary, dict) and "head_hash" in summary:
+        return None  # a framework that keeps no ledger recorded no head
+    if not is_hex64(head) or not isinstance(height, int) or isinstance(height, bool):
+        raise AuditFailure(f"{path}: summary.head_hash / summary.height are not a block hash and a height")
+    return BlockAnchor(str(head), height, str(path))
+
+
+def expected_heads(values: tuple[str, ...]) -> tuple[BlockAnchor, ...]:
+    anchors = []
+    for value in values:
+        if not is_hex64(value):
+            raise AuditSetupError(f"--expect-head must be a 64-character lower-case hex block hash, got {value!r}")
+        anchors.append(BlockAnchor(value, None, "--expect-head"))
+    return tuple(anchors)
+
+
+def _chain_path(directory: Path) -> Path:
+    if not directory.is_dir():
+        raise AuditSetupError(f"run directory {directory} does not exist or is not a directory")
+    path = directory / CHAIN_FILE
+    if not path.exists():
+        raise AuditSetupError(f"{directory} has no {CHAIN_FILE}: not a B-MoE run directory")
+    return path
+
+
+def _run_store(run_dir: Path) -> BlobStore:
+    root = run_dir / STORE_DIR
+    if root.exists() and not root.is_dir():
+        raise AuditSetupError(f"{root} is not a directory: the run's object store is missing")
+    return DirectoryStore(root, create=False)
+
+
+def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...]) -> AuditReport:
+    """Audit one run directory against its own anchors and the user's."""
+    chain_path = _chain_path(run_dir)
+    genesis = config_anchor(run_dir / CONFIG_FILE)
+    recorded = metrics_anchor(run_dir / METRICS_FILE)
+    anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
+                      genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
+    with chain_snapshot(chain_path) as chain:
+        return audit(chain, _run_store(run_dir), certificate_checker, anchors)
+
+
+@contextmanager
+def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors]]:
+    """The storage nodes (read with the publisher's key), the validators' chain files, the cluster's anchors."""
+    from bmoe.ledger.keys import load_identity
+    from bmoe.net.cluster_file import load_cluster
+    from bmoe.net.enrolment import load_enrolment
+    from bmoe.net.http_store import HttpBlobStore
+    from bmoe.net.node_setup import trusted_stores
+
+    cluster = load_cluster(root)
+    chains = [_chain_path(cluster.path(record.data or record.name)) for record in cluster.by_role("validator")]
+    if not chains:
+        raise AuditSetupError(f"{root}: the cluster has no validator, so no chain (a traditional deployment?)")
+    identity = load_identity(cluster.path(cluster.publisher_key))
+    enrolled = load_enrolment(cluster.path(cluster.enrolment))
+    genesis = config_anchor(cluster.path(cluster.config))
+    fields: dict[str, Any] = dict(genesis[0]) if genesis else {}
+    names = [name for name in enrolled if name.startswith(("validator-", "edge-"))]
+    if fields and any(enrolled.get(n) not in (*fields["validators"], *fields["edges"]) for n in names):
+        raise AuditFailure(f"{cluster.path(cluster.enrolment)} enrols keys that {cluster.config} does not derive")
+    addresses = trusted_stores(cluster.stores, identity, enrolled)
+    with HttpBlobStore(cluster.stores, identity, node_addresses=addresses) as store:
+        yield store, chains, Anchors(genesis=fields, genesis_source=genesis[1] if genesis else "")
+
+
+def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path, AuditReport]]:
+    """Audit every validator's chain of the cluster in ``root`` against its storage nodes; they must agree."""
+    reports: list[tuple[Path, AuditReport]] = []
+    with _cluster_store(root) as (store, chains, anchors):
+        for path in chains:
+            with chain_snapshot(path) as chain:
+                report = audit(chain, store, certificate_checker,
+                               Anchors(heads, anchors.genesis, anchors.genesis_source))
+            reports.append((path, report))
+    _check_agreement(reports)
+    return reports
+
+
+def _check_agreement(reports: list[tuple[Path, AuditReport]]) -> None:
+    """Every validator's chain is a prefix of the longest one (replicas may lag, never fork)."""
+    longest_path, longest = max(reports, key=lambda item: item[1].height)
+    for path, report in reports:
+        if report.head_hash != longest.block_hashes[report.height]:
+            raise AuditFailure(f"{path} forks from {longest_path} at or below height {report.height}")
+
+
+def _print(report: AuditReport, where: Path) -> None:
+    console.print(f"OK: {where}: {report.blocks} blocks (height {report.height}), head {report.head_hash}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
+                  f"seals ({report.seal_rules}), state roots by replay, "
+                  f"{report.objects_checked} required objects, {report.evidence_required} evidence objects behind "
+                  f"misbehaviour records, {report.evidence_checked} other commitments "
+                  f"({report.evidence_missing} absent)", highlight=False, soft_wrap=True)
+    console.print("anchored to: " + "; ".join(report.anchored_to), highlight=False, soft_wrap=True)
+
+
+@click.command("audit")
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--cluster", type=click.Path(path_type=Path), default=None,
+              help="audit the local deployment in this directory: every validator's chain, objects on its stores")
+@click.option("--expect-head", "expect_head", multiple=True, metavar="HASH",
+              help="a block hash the chain must contain, e.g. the head you recorded (repeatable)")
+def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...]) -> None:
+    """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""
+    if (run_dir is None) == (cluster is None):
+        raise AuditSetupError("give a RUN_DIR or --cluster DIR (one of them)")
+    heads = expected_heads(expect_head)
+    if cluster is not None:
+        for path, report in audit_cluster(cluster, heads):
+            _print(report, path)
+        return
+    assert run_dir is not None
+    _print(audit_run_dir(run_dir, heads), run_dir)

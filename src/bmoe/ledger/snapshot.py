@@ -1,0 +1,56 @@
+"""A private, read-only copy of a chain file, for auditors.
+
+Owns one promise: reading a chain never writes into what is read. SQLite creates ``-wal`` and
+``-shm`` files beside a WAL database even for a read-only connection, so the auditor copies the
+database and its write-ahead log (the log holds committed blocks not yet checkpointed) into a
+temporary directory and opens the copy read-only. Audit a stopped run: a copy taken while a writer
+appends may miss the newest block, never shows a torn one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.errors import ChainStoreError
+
+WAL_SUFFIX = "-wal"
+
+
+def _regular_file(path: Path, what: str) -> bool:
+    """True when ``path`` is a regular file; False when absent; ChainStoreError for anything else."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ChainStoreError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise ChainStoreError(f"{what} {path} is not a regular file")
+    return True
+
+
+@contextmanager
+def chain_snapshot(path: Path) -> Iterator[ChainStore]:
+    """Open a read-only copy of the chain at ``path`` (and its WAL); the original is never opened for writing."""
+    if not _regular_file(path, "chain file"):
+        raise ChainStoreError(f"chain file {path} does not exist")
+    wal = path.with_name(path.name + WAL_SUFFIX)
+    with tempfile.TemporaryDirectory(prefix="bmoe-audit-") as scratch:
+        copy = Path(scratch) / path.name
+        try:
+            shutil.copyfile(path, copy)
+            if _regular_file(wal, "write-ahead log"):
+                shutil.copyfile(wal, copy.with_name(copy.name + WAL_SUFFIX))
+        except OSError as exc:
+            raise ChainStoreError(f"cannot read chain file {path}: {exc.strerror or exc}") from None
+        try:
+            with ChainStore(copy, readonly=True) as chain:
+                yield chain
+        except ChainStoreError as exc:  # name the user's file, not the private copy
+            raise ChainStoreError(str(exc).replace(str(copy), str(path))) from None
