@@ -282,12 +282,14 @@ def keygen(name: str, out: Path, enrolment: Path | None) -> None:
 
 
 def _add_service_commands() -> None:
+    from bmoe.audit_command import audit_command
     from bmoe.net.cluster import cluster_group
     from bmoe.net.edge_main import edge_command
     from bmoe.net.publisher import publish_command
     from bmoe.net.store_main import store_command
     from bmoe.net.validator_main import validator_command
 
+    app.add_command(audit_command, "audit")
     app.add_command(store_command, "store")
     app.add_command(validator_command, "validator")
     app.add_command(edge_command, "edge")
@@ -351,35 +353,6 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
                "attack": deployed.attack if deployed.malicious_edges else "none",
                "test_accuracy": accuracy, "head_hash": session.head_hash}
     console.print(results_table(f"inference: {run_dir}", [row], [SUMMARY_COLUMNS[i] for i in (0, 1, 2, 4, 7)]))
-
-
-@app.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def audit(run_dir: Path) -> None:
-    """Replay the chain and check every hash, signature, Merkle root, PoW, state root and stored object."""
-    from bmoe.ledger.audit import audit as run_audit
-    from bmoe.ledger.chainstore import ChainStore
-    from bmoe.protocol.session import CHAIN_FILE, STORE_DIR
-    from bmoe.storage import DirectoryStore
-
-    if not run_dir.is_dir():
-        _fail(f"run directory {run_dir} does not exist or is not a directory")
-    chain_path = run_dir / CHAIN_FILE
-    if not chain_path.is_file():
-        _fail(f"{run_dir} has no {CHAIN_FILE}: not a B-MoE run directory")
-    min_difficulty = None
-    if (run_dir / "config.json").exists():
-        min_difficulty = _load_run_config(run_dir).difficulty
-    from bmoe.protocol.pbft_sealing import certificate_checker
-
-    with ChainStore(chain_path) as chain:
-        report = run_audit(chain, DirectoryStore(run_dir / STORE_DIR), min_difficulty, certificate_checker)
-    console.print(f"OK: {report.blocks} blocks (height {report.height}), head {report.head_hash}")
-    consensus = "PBFT commit certificates" if report.pbft_blocks else f"proof of work (>= {min_difficulty or 0} bits)"
-    console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
-                  f"{consensus}, state roots by replay, "
-                  f"{report.objects_checked} required objects, {report.evidence_checked} evidence objects "
-                  f"({report.evidence_missing} evidence objects absent)")
 
 
 @app.command()
