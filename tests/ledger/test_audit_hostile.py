@@ -291,3 +291,15 @@ def test_the_audit_writes_nothing_into_what_it_audits(run: Path, how: str) -> No
         report = None
     assert tree_state(run) == before
     assert (report is not None) == (how in ("clean", "table meta dropped"))
+
+
+def test_a_pruned_run_keeps_the_evidence_behind_every_accusation(tmp_path: Path, tiny_data: Dataset) -> None:
+    run_dir = tmp_path / "run"
+    with Session(small_config(rounds=ROUNDS, **ATTACKED), dataset=tiny_data, run_dir=run_dir,
+                 keep_objects=False) as session:
+        session.train()
+        kept = set(session.store.cids())
+        state = session.node.state
+    evidence = accused_cids(run_dir)
+    assert evidence and set(evidence) <= kept
+    assert kept == {state.gate_cid, *state.expert_cids, *evidence}  # everything else was pruned

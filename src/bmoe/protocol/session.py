@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bmoe.data import Dataset, load_dataset, task_batches
+from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
@@ -62,8 +63,9 @@ class Session:
     (:class:`InProcessEdges`), a deployment passes a network gateway instead.
 
     ``keep_objects=False`` runs like a pruned node: after each round the store keeps only what the
-    state names (the gate and the experts), so long experiments do not fill the disk; such a run's
-    history can no longer be audited against its objects.
+    state names (the gate and the experts) and the evidence behind every misbehaviour record (pinned as
+    long as the accusation it proves), so long experiments do not fill the disk; such a run's history
+    can no longer be audited against its objects.
 
     ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
     sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
@@ -124,6 +126,7 @@ class Session:
             self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
         self.history: list[dict[str, Any]] = []
         self.keep_objects = keep_objects
+        self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
 
     def _validators(self, first: Signer) -> dict[str, Validator]:
         """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
@@ -225,7 +228,9 @@ class Session:
         if self.keep_objects:
             return
         state = self.node.state
-        keep = {state.gate_cid, *state.expert_cids}
+        for task in state.tasks.values():
+            self.evidence.update(evidence_objects(task))
+        keep = {state.gate_cid, *state.expert_cids, *self.evidence}
         for cid in list(self.store.cids()):
             if cid not in keep:
                 self.store.delete(cid)
