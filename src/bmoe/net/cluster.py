@@ -1,13 +1,16 @@
-"""``bmoe cluster up | status | down``: a whole deployment on this machine (``python -m bmoe.net.cluster``).
+"""``bmoe cluster up | status | restart | down``: a whole deployment on this machine (``python -m bmoe.net.cluster``).
 
 Owns the command line of a local cluster: checking the settings (one line and exit 2 on bad input,
 before anything is written), then :mod:`bmoe.net.cluster_launch` to lay it out and start it,
-``status`` to report each process and the validator's head, ``down`` to stop everything it started
-(SIGTERM, then SIGKILL after a grace period) and check that nothing is left.
+``status`` to report each process and the validator's head, ``restart NAME`` to start one process
+again by its recorded command line, ``down`` to stop everything (SIGTERM, then SIGKILL after a
+grace period) and check that nothing is left. ``status``, ``restart`` and ``down`` find a process
+someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
 
     bmoe cluster up --dir D --edges 10 --stores 2 --malicious 0.3 --attack gaussian --seed 0
     bmoe train --cluster D --rounds 20          (= bmoe publish --cluster-dir D --rounds 20)
     bmoe cluster status --dir D
+    bmoe cluster restart --dir D store-0
     bmoe cluster down --dir D
 
 One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
@@ -30,10 +33,11 @@ from bmoe.ledger.keys import load_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
-from bmoe.net.cluster_launch import plan, refuse_running, start, validator_processes
+from bmoe.net.cluster_launch import plan, refuse_running, restart, start, validator_processes
+from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
-from bmoe.net.processes import DEFAULT_GRACE_S, alive, stop
+from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.protocol.setup import derive_identities
@@ -86,9 +90,16 @@ def _listen_addresses(values: tuple[str, ...], config: RunConfig, stores: int) -
     return hosts
 
 
-def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "") -> str:
+def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "", pid: int | None = None) -> str:
     where = record.url or "-"
-    return f"  {record.name:<12} {record.role:<9} {where:<24} pid {record.pid!s:<8} {state}{cluster.path(record.log)}"
+    pid = record.pid if pid is None else pid
+    return f"  {record.name:<12} {record.role:<9} {where:<24} pid {pid!s:<8} {state}{cluster.path(record.log)}"
+
+
+def _publisher(cluster: ClusterDescription) -> SignedAuth:
+    config = load_run_config(cluster.path(cluster.config))
+    return SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
+                      trusted=[v.address for v in derive_identities(config).validators])
 
 
 @cluster_group.command("up", help="Lay out keys, enrolment and config in DIR, then start stores, validator, edges.")
@@ -173,23 +184,24 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
 def status_command(root: Path) -> None:
     cluster = load_cluster(root)
     config = load_run_config(cluster.path(cluster.config))
-    auth = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                      trusted=[v.address for v in derive_identities(config).validators])
     down = 0
     validators = cluster.by_role("validator")
-    with httpx.Client(auth=auth, timeout=2.0) as client:
+    found: dict[str, Running] = {}
+    for running in find_running(cluster):
+        found.setdefault(running.name, running)
+    with httpx.Client(auth=_publisher(cluster), timeout=2.0) as client:
         polled: dict[str, float] = {}
         for validator in validators:
             polled.update(_validator_get(client, f"{validator.url}/stats").get("edges_last_polled_s_ago", {}))
         for record in cluster.processes:
-            running = alive(record.pid, record.start_time)
-            down += not running
-            state = "running" if running else "stopped"
-            if running and record.url:
+            process = found.get(record.name)
+            down += process is None
+            state = "stopped" if process is None else "running" if process.recorded else "running (by hand)"
+            if process and record.url:
                 state += ", healthy" if _health(record.url) else ", not answering"
-            elif running and record.name in polled:
+            elif process and record.name in polled:
                 state += f", polled {polled[record.name]:.1f} s ago"
-            click.echo(_row(record, cluster, f"{state:<28} "))
+            click.echo(_row(record, cluster, f"{state:<37} ", process.pid if process else None))
         for validator in validators:
             head = _validator_get(client, f"{validator.url}/head")
             if not head:
@@ -228,9 +240,11 @@ def _validator_get(client: httpx.Client, url: str) -> dict[str, Any]:
               help="seconds between SIGTERM and SIGKILL")
 def down_command(root: Path, grace: float) -> None:
     cluster = load_cluster(root)
-    order = [*cluster.by_role("edge"), *cluster.by_role("validator"), *cluster.by_role("store")]
-    running = [r for r in order if alive(r.pid, r.start_time)]
-    left = stop([(r.pid, r.start_time) for r in running], grace)
+    found = find_running(cluster)  # the recorded processes, and any restarted by hand
+    rank = {"edge": 0, "validator": 1, "store": 2}
+    roles = {record.name: record.role for record in cluster.processes}
+    running = sorted(found, key=lambda process: rank.get(roles[process.name], 0))
+    left = stop([(process.pid, process.start_time) for process in running], grace)
     if left:
         click.echo(f"error: still running after SIGKILL: pids {', '.join(map(str, left))}", err=True)
         sys.exit(1)
@@ -238,6 +252,22 @@ def down_command(root: Path, grace: float) -> None:
         record.pid, record.start_time = None, None
     cluster.save()
     click.echo(f"bmoe cluster: stopped {len(running)} process(es) in {cluster.root}; none left")
+
+
+@cluster_group.command("restart", help="Stop NAME if it runs, start it again with its recorded command line, "
+                                       "record its new pid, wait until it is ready.")
+@click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
+@click.argument("name")
+@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
+              help="seconds between SIGTERM and SIGKILL, if NAME is running")
+@click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="seconds NAME has to become ready")
+def restart_command(root: Path, name: str, grace: float, start_timeout: float) -> None:
+    cluster = load_cluster(root)
+    record = cluster.process(name)
+    stopped = restart(cluster, record, _publisher(cluster), start_timeout, grace)
+    was = f" (stopped pid {', '.join(map(str, stopped))})" if stopped else ""
+    click.echo(_row(record, cluster, "ready  ") + was)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,8 @@ with the names ``derive_identities`` uses (``publisher``, ``validator-0``, ``edg
 nodes are ``store-J``), so a cluster run is comparable with an in-process run of the same config.
 Every process is started detached, by its explicit command line (recorded in ``cluster.json``),
 with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
-``cluster down`` can always stop what was started, even after a failed ``up``.
+``cluster down`` can always stop what was started, even after a failed ``up``. :func:`restart`
+starts one process again by its recorded command line (``bmoe cluster restart NAME``).
 
 By default everything listens on 127.0.0.1. :func:`plan` also takes, per process name, the address
 a store or the validator listens on (``hosts``) and a prefix for its command line (``wrap``, e.g.
@@ -28,6 +29,7 @@ from bmoe.edge.behaviour import EdgeBehaviour
 from bmoe.ledger.keys import derive_identity, save_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
+from bmoe.net.cluster_pids import find_running
 from bmoe.net.enrolment import save_enrolment
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.node_setup import SetupError
@@ -55,10 +57,10 @@ def free_ports(count: int) -> list[int]:
 
 
 def refuse_running(root: Path) -> None:
-    """A directory whose cluster still has live processes cannot be brought up again."""
+    """A directory whose cluster still has live processes (restarted by hand or not) cannot be brought up again."""
     if not (root / CLUSTER_FILE).exists():
         return
-    running = [r.name for r in load_cluster(root).processes if alive(r.pid, r.start_time)]
+    running = sorted({found.name for found in find_running(load_cluster(root))})
     if running:
         raise SetupError(f"a cluster is running in {root} ({', '.join(running)}); run `bmoe cluster down --dir {root}`")
 
@@ -220,3 +222,41 @@ def start(cluster: ClusterDescription, publisher: SignedAuth, timeout: float,
     except BaseException:
         stop([(r.pid, r.start_time) for r in cluster.processes], grace=3.0)
         raise
+
+
+def _polled_since(cluster: ClusterDescription, client: httpx.Client, name: str, started: float) -> Callable[[], bool]:
+    """Whether edge ``name`` has polled some validator since ``started`` (``time.monotonic()``)."""
+    def check() -> bool:
+        for validator in cluster.by_role("validator"):
+            try:
+                reply = client.get(f"{validator.url}/stats")
+            except (httpx.HTTPError, UnauthenticResponse):
+                continue
+            ago = reply.json().get("edges_last_polled_s_ago", {}).get(name) if reply.status_code == 200 else None
+            if ago is not None and ago < time.monotonic() - started:
+                return True
+        return False
+
+    return check
+
+
+def restart(cluster: ClusterDescription, record: ProcessRecord, publisher: SignedAuth, timeout: float,
+            grace: float) -> list[int]:
+    """Stop whatever runs as ``record`` (its recorded pid, or a process restarted by hand), start it again
+    with its recorded command line, record its new pid and start time, and wait until it is ready.
+
+    Returns the pids stopped first. A process that does not become ready is left running (and
+    recorded) for its log to be read; :class:`SetupError` says so."""
+    previous = [found for found in find_running(cluster) if found.name == record.name]
+    left = stop([(found.pid, found.start_time) for found in previous], grace)
+    if left:
+        raise SetupError(f"{record.name} still running after SIGKILL: pids {', '.join(map(str, left))}")
+    started = time.monotonic()
+    record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
+    cluster.save()
+    if record.url is not None:
+        _wait(cluster, record, _healthy(record.url, record.address), timeout)
+    else:
+        with httpx.Client(auth=publisher, timeout=2.0) as client:
+            _wait(cluster, record, _polled_since(cluster, client, record.name, started), timeout)
+    return [found.pid for found in previous]
