@@ -54,7 +54,11 @@ def load_dataset(name: str, data_dir: Path | None = None, seed: int = 0,
         raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     _check_limit(name, "limit_train", limit_train)
     _check_limit(name, "limit_test", limit_test)
-    ds = _load(name, None if data_dir is None else Path(data_dir), seed)
+    return apply_limits(_load(name, None if data_dir is None else Path(data_dir), seed), seed, limit_train, limit_test)
+
+
+def apply_limits(ds: Dataset, seed: int, limit_train: int | None, limit_test: int | None) -> Dataset:
+    """``ds`` with each limited split cut to a seeded random sample (see the module docstring)."""
     if limit_train is None and limit_test is None:
         return ds
     gen = torch.Generator().manual_seed(seed)

@@ -76,21 +76,33 @@ class Attack(EdgeBehaviour):
 
     malicious: ClassVar[bool] = True
     defaults: ClassVar[dict[str, float]] = {}
+    # [low, high] of each parameter; the default keeps a value finite and far from float32 overflow
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {}
 
     def __init__(self, probability: float = 0.2, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ValueError(f"attack {self.name!r} has no parameter(s) {', '.join(unknown)}")
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"attack probability must be in [0, 1], got {probability}")
-        self.probability = probability
-        self.params = {**self.defaults, **{key: float(value) for key, value in params.items()}}
+        self.probability = _param(self.name, "probability", probability, (0.0, 1.0))
+        self.params = {**self.defaults, **{key: _param(self.name, key, value, self.ranges.get(key, PARAM_RANGE))
+                                           for key, value in params.items()}}
 
     def strikes(self, ctx: AttackContext) -> bool:
         return ctx.uniform("strike") < self.probability
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "probability": self.probability, **self.params}
+
+
+PARAM_RANGE = (-1e6, 1e6)
+
+
+def _param(attack: str, name: str, value: Any, bounds: tuple[float, float]) -> float:
+    """A finite number in ``bounds``, or a one-line ValueError naming the attack and the parameter."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ValueError(f"attack {attack!r}: {name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
 
 
 BEHAVIOURS: dict[str, type[EdgeBehaviour]] = {"honest": EdgeBehaviour}

@@ -16,20 +16,21 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 import torch
 
-from bmoe.data import DataError, Dataset, load_dataset
+from bmoe.data import DataError, Dataset
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
 from bmoe.ledger.keys import Identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import NetError, UnauthenticResponse
 from bmoe.net.placement import normalize_url
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.protocol.fit import check_fits, load_run_dataset
+from bmoe.protocol.run_dir import read_config_file
 
 
 class SetupError(NetError, ValueError):
@@ -37,19 +38,11 @@ class SetupError(NetError, ValueError):
 
 
 def load_run_config(path: Path) -> RunConfig:
-    """The ``RunConfig`` stored as JSON at ``path``."""
+    """The ``RunConfig`` stored as JSON at ``path`` (validated as a whole, as every run's settings are)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SetupError(f"cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise SetupError(f"config file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise SetupError(f"config file {path}: expected a JSON object of settings")
-    try:
-        return from_dict(data)
+        return read_config_file(path)
     except ConfigError as exc:
-        raise SetupError(f"config file {path}: {exc}") from None
+        raise SetupError(f"config file {exc}") from None
 
 
 def check_identity(identity: Identity, expected: Identity, role: str) -> None:
@@ -103,9 +96,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def dataset_shape(config: RunConfig) -> tuple[tuple[int, ...], int]:
     """``(input shape, classes)`` of the config's dataset, loaded once (digits and synthetic are offline)."""
     try:
-        data = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
-                            config.limit_train, config.limit_test)
-    except DataError as exc:
+        data = load_run_dataset(config)
+        check_fits(config, data)
+    except (DataError, ConfigError) as exc:
         raise SetupError(str(exc)) from None
     return data.input_shape, data.num_classes
 

@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmoe.ledger.encoding import canonical_json, sha256_hex
-from bmoe.verify.acceptance import RULES
+from bmoe.protocol.config_checks import (
+    CONSENSUS_ENGINES,
+    FRAMEWORKS,
+    SETTINGS,
+    VALIDATOR_ATTACKS,
+    ConfigError,
+    check_settings,
+)
 
-FRAMEWORKS = ("bmoe", "traditional")
-CONSENSUS_ENGINES = ("pow", "pbft")
-VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
 EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir"})
-
-
-class ConfigError(ValueError):
-    """A setting is out of range or unknown; the message names it."""
+__all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
+           "from_dict"]
 
 
 @dataclass(frozen=True)
@@ -61,37 +63,8 @@ class RunConfig:
     threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
 
     def validate(self) -> RunConfig:
-        checks: list[tuple[bool, str]] = [
-            (self.framework in FRAMEWORKS, f"framework must be one of {', '.join(FRAMEWORKS)}"),
-            (self.num_experts >= 1, "number of experts N must be >= 1"),
-            (1 <= self.top_k <= self.num_experts, f"K={self.top_k} must be in [1, N={self.num_experts}]"),
-            (self.num_edges >= 1, f"number of edges M must be >= 1, got {self.num_edges}"),
-            (0.0 <= self.malicious_ratio < 1.0, f"malicious ratio must be in [0, 1), got {self.malicious_ratio}"),
-            (self.rule in RULES, f"rule must be one of {', '.join(RULES)}"),
-            (0.0 < self.rule_fraction <= 1.0, "rule fraction must be in (0, 1]"),
-            (self.comparison == "exact", "comparison must be 'exact'"),
-            (self.rounds >= 1, "rounds must be >= 1"),
-            (self.batch_size >= 1, "batch size must be >= 1"),
-            (self.lr > 0, "learning rate must be > 0"),
-            (self.balance >= 0, "balance weight must be >= 0"),
-            (0 <= self.difficulty <= 32, "difficulty must be in [0, 32] bits"),
-            (self.consensus in CONSENSUS_ENGINES, f"consensus must be one of {', '.join(CONSENSUS_ENGINES)}"),
-            (self.validators >= 1, "validators must be >= 1"),
-            (self.consensus == "pbft" or self.validators == 1, "several validators need --consensus pbft"),
-            (0 <= self.byzantine_validators < self.validators or self.byzantine_validators == 0,
-             "byzantine validators must be fewer than the validators"),
-            (self.validator_attack in VALIDATOR_ATTACKS,
-             f"validator attack must be one of {', '.join(VALIDATOR_ATTACKS)}"),
-            (self.message_delay > 0, "message delay must be > 0"),
-            (self.eval_every >= 1, "eval_every must be >= 1"),
-            (self.threads >= 1, "threads must be >= 1"),
-            (self.expert in ("mlp", "cnn"), "expert must be 'mlp' or 'cnn'"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        if self.framework == "traditional" and self.num_edges < self.num_experts:
-            raise ConfigError(f"traditional needs one edge per expert: M={self.num_edges} < N={self.num_experts}")
+        """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""
+        check_settings(self)
         return self
 
     @property
@@ -117,12 +90,23 @@ class RunConfig:
 
 
 def from_dict(data: Mapping[str, Any]) -> RunConfig:
-    """Build a config, rejecting unknown keys by name."""
+    """Build a validated config from a mapping (a run's config.json), rejecting unknown keys by name.
+
+    Whole numbers given for float settings become floats, so ``"lr": 1`` and ``"lr": 1.0`` hash alike.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"settings must be a mapping of setting names to values, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(key) for key in set(data) - known)
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    try:
-        return RunConfig(**data).validate()
-    except TypeError as err:
-        raise ConfigError(str(err)) from None
+    return RunConfig(**{key: _as_float(key, value) for key, value in data.items()}).validate()
+
+
+def _as_float(key: str, value: Any) -> Any:
+    kind = SETTINGS[key].kind
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "params" and isinstance(value, dict):
+        return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+    return value

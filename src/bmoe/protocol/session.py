@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
-from bmoe.data import Dataset, load_dataset, task_batches
+from bmoe.data import Dataset, task_batches
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
@@ -28,9 +29,19 @@ from bmoe.moe.payloads import decode_task
 from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
+from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
+from bmoe.protocol.run_dir import (
+    CHAIN_FILE,
+    CONFIG_FILE,
+    STORE_DIR,
+    Creation,
+    check_layout,
+    check_recorded,
+    write_config,
+)
 from bmoe.protocol.setup import (
     behaviours,
     derive_identities,
@@ -50,9 +61,7 @@ from bmoe.storage import (
 )
 
 RoundCallback = Callable[[RoundOutcome], None]
-CHAIN_FILE = "chain.sqlite"
-STORE_DIR = "store"
-CONFIG_FILE = "config.json"
+__all__ = ["CHAIN_FILE", "CONFIG_FILE", "STORE_DIR", "RoundCallback", "Session"]
 
 
 class Session:
@@ -75,43 +84,40 @@ class Session:
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
                  external_consensus: bool = False) -> None:
         self.config = config.validate()
+        self.dataset = dataset if dataset is not None else load_run_dataset(config)
+        check_fits(config, self.dataset, custom_experts=expert_factory is not None)
         torch.set_num_threads(config.threads)
-        self.dataset = dataset if dataset is not None else load_dataset(
-            config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
-            config.limit_train, config.limit_test)
         preset = config.expert if expert_factory is None else "custom"
         self.spec = ExpertSpec(preset, tuple(self.dataset.input_shape), self.dataset.num_classes, config.hidden)
         self.factory = expert_factory
         self.run_dir = run_dir
-        chain = None
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            store = store if store is not None else DirectoryStore(run_dir / STORE_DIR)
-            if config.framework == "bmoe":
-                chain = ChainStore(run_dir / CHAIN_FILE)
-        self.store = store if store is not None else MemoryStore()
-        ids = derive_identities(config)
-        self.ids = ids
-        if chain is not None and chain.height() >= 0:
-            node = LedgerNode.open(ids.validator, config.difficulty, chain)
-            try:
-                self._check_genesis(node)
-                if config.consensus == "pbft" and node.state.height > 0 and not external_consensus:
-                    raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
-            except ConfigError:
+        self.ids = derive_identities(config)
+        creation = None
+        if run_dir is not None:  # every check before the first write
+            check_layout(run_dir)
+            creation = Creation(run_dir)
+        chain: ChainStore | None = None
+        try:
+            if run_dir is not None:
+                store = store if store is not None else DirectoryStore(run_dir / STORE_DIR)
+                if config.framework == "bmoe" or (run_dir / CHAIN_FILE).exists():
+                    chain = ChainStore(run_dir / CHAIN_FILE)
+                check_recorded(run_dir, config, _recorded_hash(chain))
+                if config.framework != "bmoe" and chain is not None:
+                    chain.close()  # checked: a traditional run keeps no chain
+                    chain = None
+            self.store = store if store is not None else MemoryStore()
+            genesis = self._open_ledger(chain, external_consensus)
+            if run_dir is not None:  # only once the chain is known to match these settings
+                write_config(run_dir, config)
+        except BaseException:
+            if chain is not None:
                 chain.close()
-                raise
-        else:
-            node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
-        self.node = node
-        nonces = node.state.nonces
-        validator_signer = Signer(ids.validator, nonces.get(ids.validator.address, -1) + 1)
-        genesis = None
-        if node.state.height < 0:
-            genesis = write_genesis(node, self.store, config, ids, self.spec, self.dataset.input_dim,
-                                    expert_factory, validator_signer)
-        if run_dir is not None:  # only once the chain is known to match these settings
-            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+            if creation is not None:
+                creation.undo()
+            raise
+        node, ids = self.node, self.ids
+        validator_signer = Signer(ids.validator, node.state.nonces.get(ids.validator.address, -1) + 1)
         self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
         validators = self._validators(validator_signer)
         self.validator = validators[ids.validator.name]
@@ -127,6 +133,22 @@ class Session:
         self.history: list[dict[str, Any]] = []
         self.keep_objects = keep_objects
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
+
+    def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
+        """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
+        config, ids = self.config, self.ids
+        if chain is not None and chain.height() >= 0:
+            self.node = LedgerNode.open(ids.validator, config.difficulty, chain)
+            self._check_genesis(self.node)
+            if config.consensus == "pbft" and self.node.state.height > 0 and not external_consensus:
+                raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
+        else:
+            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
+        if self.node.state.height >= 0:
+            return None
+        validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
+        return write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim,
+                             self.factory, validator)
 
     def _validators(self, first: Signer) -> dict[str, Validator]:
         """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
@@ -278,6 +300,18 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _recorded_hash(chain: ChainStore | None) -> str | None:
+    """The ``config_hash`` the chain's genesis records, or None without a (readable) genesis."""
+    if chain is None or chain.height() < 0:
+        return None
+    try:
+        payload = chain.block_at(0).transactions[0].payload
+    except (LedgerError, IndexError):
+        return None  # LedgerNode.open names what is wrong with the chain
+    value = payload.get("config_hash")
+    return value if isinstance(value, str) else None
 
 
 def _round_record(outcome: RoundOutcome, y: torch.Tensor) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class GaussianWeightNoise(Attack):
 
     name: ClassVar[str] = "gaussian"
     defaults: ClassVar[dict[str, float]] = {"noise_std": 0.5}  # the paper gives no scale: a setting
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {"noise_std": (0.0, 1e6)}
 
     def tamper_weights(self, ctx: AttackContext, weights: Weights) -> Weights | None:
         if not self.strikes(ctx):

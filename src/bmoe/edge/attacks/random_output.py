@@ -13,6 +13,7 @@ from bmoe.edge.behaviour import Attack, AttackContext, register
 class RandomOutput(Attack):
     name: ClassVar[str] = "random"
     defaults: ClassVar[dict[str, float]] = {"std": 1.0}
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {"std": (0.0, 1e6)}
 
     def tamper_output(self, ctx: AttackContext, output: torch.Tensor) -> torch.Tensor | None:
         if not self.strikes(ctx):

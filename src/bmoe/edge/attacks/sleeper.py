@@ -12,6 +12,7 @@ from bmoe.edge.behaviour import AttackContext, register
 class Sleeper(GaussianWeightNoise):
     name: ClassVar[str] = "sleeper"
     defaults: ClassVar[dict[str, float]] = {"noise_std": 0.5, "wake_round": 5.0}
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {"noise_std": (0.0, 1e6), "wake_round": (0.0, 1e9)}
 
     def strikes(self, ctx: AttackContext) -> bool:
         return ctx.round >= int(self.params["wake_round"]) and super().strikes(ctx)

@@ -1,0 +1,184 @@
+"""Which values each run setting may take: one table, checked as a whole before anything runs.
+
+Owns the type and range of every :class:`~bmoe.protocol.config.RunConfig` field, the sanity limits
+on sizes (so a typo cannot ask for a million experts and hang or exhaust memory), and the rules that
+tie settings together (K <= N, which acceptance rule a framework uses, PBFT validators). Every
+failure is a one-line :class:`ConfigError` naming the setting.
+
+Must not know: the dataset (``fit.py`` checks the settings against it) or the disk (``run_dir.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bmoe.verify.acceptance import RULES
+
+if TYPE_CHECKING:
+    from bmoe.protocol.config import RunConfig
+
+FRAMEWORKS = ("bmoe", "traditional")
+CONSENSUS_ENGINES = ("pow", "pbft")
+VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
+EXPERT_PRESETS = ("mlp", "cnn")
+
+# Sanity limits. The paper runs N = M = 10, K = 3, 256 hidden units, batches of 1000, 1500 rounds;
+# the limits leave two orders of magnitude of room and stop typos that would hang or exhaust memory
+# (the memory a run needs on its dataset is estimated separately, in fit.py).
+MAX_PARTIES = 1024  # N experts, M edges: each edge holds a key and computes every activated expert
+MAX_VALIDATORS = 100  # PBFT exchanges n^2 messages per block
+MAX_HIDDEN = 65_536
+MAX_BATCH = 1_000_000
+MAX_ROUNDS = 10_000_000
+MAX_SAMPLES = 1_000_000_000  # limit_train / limit_test
+MAX_THREADS = 1024
+MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
+MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
+MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
+
+
+class ConfigError(ValueError):
+    """A setting is out of range or unknown; the message names it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one field holds: its kind, an optional numeric range, and whether None is allowed."""
+
+    kind: str  # "int" | "float" | "bool" | "str" | "params"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # (low, high] instead of [low, high]
+    high_open: bool = False  # [low, high) instead of [low, high]
+    nullable: bool = False
+    label: str = ""  # how the docs call it, e.g. "experts N"
+
+    def interval(self) -> str:
+        return f"{'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
+
+
+def _num(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:g}" if isinstance(value, float) else f"{value}"
+
+
+SETTINGS: dict[str, Setting] = {
+    "framework": Setting("str"),
+    "dataset": Setting("str"),
+    "data_dir": Setting("str", nullable=True),
+    "limit_train": Setting("int", 1, MAX_SAMPLES, nullable=True),
+    "limit_test": Setting("int", 1, MAX_SAMPLES, nullable=True),
+    "num_experts": Setting("int", 1, MAX_PARTIES, label="experts N"),
+    "top_k": Setting("int", 1, MAX_PARTIES, label="K"),
+    "num_edges": Setting("int", 1, MAX_PARTIES, label="edges M"),
+    "expert": Setting("str"),
+    "hidden": Setting("int", 1, MAX_HIDDEN, label="hidden units"),
+    "rounds": Setting("int", 1, MAX_ROUNDS),
+    "batch_size": Setting("int", 1, MAX_BATCH, label="batch size"),
+    "lr": Setting("float", 0.0, MAX_STEP, low_open=True, label="learning rate"),
+    "balance": Setting("float", 0.0, MAX_STEP, label="balance weight"),
+    "malicious_ratio": Setting("float", 0.0, 1.0, high_open=True, label="malicious ratio"),
+    "attack": Setting("str"),
+    "attack_params": Setting("params"),
+    "collude": Setting("bool"),
+    "rule": Setting("str"),
+    "rule_fraction": Setting("float", 0.0, 1.0, low_open=True, label="rule fraction"),
+    "comparison": Setting("str"),
+    "difficulty": Setting("int", 0, 32, label="PoW difficulty bits"),
+    "consensus": Setting("str"),
+    "validators": Setting("int", 1, MAX_VALIDATORS),
+    "byzantine_validators": Setting("int", 0, MAX_VALIDATORS),
+    "validator_attack": Setting("str"),
+    "message_delay": Setting("float", 0.0, MAX_DELAY_S, low_open=True, label="message delay (s)"),
+    "share_compute": Setting("bool"),
+    "eval_every": Setting("int", 1, MAX_ROUNDS),
+    "seed": Setting("int", 0, MAX_SEED),
+    "threads": Setting("int", 1, MAX_THREADS),
+}
+
+
+def check_value(name: str, value: Any) -> None:
+    """Refuse a value of the wrong type, not finite, or outside the setting's range."""
+    setting = SETTINGS[name]
+    title = f"{name} ({setting.label})" if setting.label else name
+    if value is None and setting.nullable:
+        return
+    if setting.kind == "params":
+        _check_params(value)
+        return
+    if setting.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{title} must be true or false, got {value!r}")
+        return
+    if setting.kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{title} must be a string, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{title} must be {'an integer' if setting.kind == 'int' else 'a number'}, got {value!r}")
+    if setting.kind == "int" and not isinstance(value, int):
+        raise ConfigError(f"{title} must be an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{title} must be a finite number, got {value!r}")
+    low_ok = setting.low is None or (value > setting.low if setting.low_open else value >= setting.low)
+    high_ok = setting.high is None or (value < setting.high if setting.high_open else value <= setting.high)
+    if not (low_ok and high_ok):
+        raise ConfigError(f"{title} must be in {setting.interval()}, got {value!r}")
+
+
+def _check_params(params: Any) -> None:
+    if not isinstance(params, dict):
+        raise ConfigError(f"attack_params must be a mapping of NAME to number, got {params!r}")
+    for key, value in params.items():
+        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"attack_params must map names to numbers, got {key!r}: {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"attack_params {key} must be a finite number, got {value!r}")
+
+
+def check_settings(config: RunConfig) -> None:
+    """Every field on its own (type, finiteness, range), then the rules that tie fields together."""
+    for field in dataclasses.fields(config):
+        check_value(field.name, getattr(config, field.name))
+    _check_choices(config)
+    _check_together(config)
+    _check_attack(config)
+
+
+def _check_choices(config: RunConfig) -> None:
+    choices = [("framework", FRAMEWORKS), ("rule", RULES), ("consensus", CONSENSUS_ENGINES),
+               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", ("exact",))]
+    for name, allowed in choices:
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name.replace('_', ' ')} must be one of {', '.join(allowed)}, "
+                              f"got {getattr(config, name)!r}")
+
+
+def _check_together(config: RunConfig) -> None:
+    n, k, m = config.num_experts, config.top_k, config.num_edges
+    if k > n:
+        raise ConfigError(f"K={k} must be in [1, N={n}]")
+    if config.framework == "bmoe" and config.rule == "sole":
+        raise ConfigError("rule 'sole' accepts one edge's result unverified; B-MoE compares every edge's "
+                          "result: use majority, fraction or plurality")
+    if config.framework == "traditional" and config.rule not in ("majority", "sole"):
+        raise ConfigError(f"rule {config.rule!r} does not apply to traditional, which accepts each expert's "
+                          "one result unverified (rule sole)")
+    if config.framework == "traditional" and m < n:
+        raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
+    if config.consensus != "pbft" and config.validators != 1:
+        raise ConfigError("several validators need --consensus pbft")
+    if config.byzantine_validators and config.byzantine_validators >= config.validators:
+        raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
+                          f"validators ({config.validators})")
+
+
+def _check_attack(config: RunConfig) -> None:
+    from bmoe.edge.behaviour import make_behaviour
+
+    try:
+        make_behaviour(config.attack, **config.attack_params)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
