@@ -4,6 +4,11 @@ task: the samples ``x`` (B, ...) and, for training, labels ``y`` (B,);
 activation: the gate's top-K choice ``experts`` (B, K) and ``weights`` (B, K);
 result: an expert's ``output`` (n_e, C) on its routed samples;
 gradient: dL/d(output) (n_e, C) sent back to the edges in training.
+
+No non-finite number travels: every floating-point tensor is checked when it is encoded by its
+author (the publisher's task) and when it is decoded by its reader, and one NaN or inf raises
+:class:`NonFiniteValue` naming the tensor and the first bad position. A task with such data is
+refused before anything about it is recorded, so no edge ever computes on it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,21 @@ class PayloadError(ValueError):
     """Bytes that do not hold the expected tensors."""
 
 
+class NonFiniteValue(PayloadError):
+    """A tensor that must be finite holds NaN or inf; the message names it and where."""
+
+
+def require_finite(what: str, tensor: torch.Tensor) -> None:
+    """Raise :class:`NonFiniteValue` unless every value of ``tensor`` is finite (integers always are)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return
+    bad = ~torch.isfinite(tensor.detach())
+    if bool(bad.any()):
+        first = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise NonFiniteValue(f"{what}: {int(bad.sum())} non-finite value(s) (NaN or inf), the first at index "
+                             f"{first}")
+
+
 def _load(data: bytes, names: tuple[str, ...], what: str) -> dict[str, torch.Tensor]:
     try:
         tensors, _ = deserialize_tensors(data)
@@ -28,7 +48,21 @@ def _load(data: bytes, names: tuple[str, ...], what: str) -> dict[str, torch.Ten
     return tensors
 
 
+def check_task(x: torch.Tensor, y: torch.Tensor | None) -> None:
+    """A task's samples ``x`` (B, ...) and labels ``y`` (B,): at least one sample, finite values,
+    integer labels, one per sample; else :class:`PayloadError` (NonFiniteValue for NaN or inf)."""
+    if x.dim() < 1 or x.shape[0] < 1:
+        raise PayloadError(f"task: x must hold at least one sample, got shape {tuple(x.shape)}")
+    require_finite("task data x", x)
+    if y is None:
+        return
+    if y.is_floating_point() or y.is_complex() or tuple(y.shape) != (x.shape[0],):
+        raise PayloadError(f"task: y must be one integer label per sample ({x.shape[0]},), got {y.dtype} "
+                           f"{tuple(y.shape)}")
+
+
 def encode_task(x: torch.Tensor, y: torch.Tensor | None) -> bytes:
+    check_task(x, y)
     tensors = {"x": x.contiguous()}
     if y is not None:
         tensors["y"] = y.contiguous()
@@ -36,8 +70,16 @@ def encode_task(x: torch.Tensor, y: torch.Tensor | None) -> bytes:
 
 
 def decode_task(data: bytes) -> tuple[torch.Tensor, torch.Tensor | None]:
-    tensors, _ = deserialize_tensors(data)
-    return tensors["x"], tensors.get("y")
+    """The task's ``x`` and ``y`` (None for inference), checked by :func:`check_task`."""
+    try:
+        tensors, _ = deserialize_tensors(data)
+    except Exception as err:  # the publisher's bytes are untrusted too
+        raise PayloadError(f"task: not a safetensors object ({err})") from None
+    if set(tensors) not in ({"x"}, {"x", "y"}):
+        raise PayloadError(f"task: expected tensors ['x'] or ['x', 'y'], got {sorted(tensors)}")
+    x, y = tensors["x"], tensors.get("y")
+    check_task(x, y)
+    return x, y
 
 
 def encode_activation(experts: torch.Tensor, weights: torch.Tensor) -> bytes:
@@ -46,6 +88,7 @@ def encode_activation(experts: torch.Tensor, weights: torch.Tensor) -> bytes:
 
 def decode_activation(data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
     tensors = _load(data, ("experts", "weights"), "activation")
+    require_finite("activation weights", tensors["weights"])
     return tensors["experts"], tensors["weights"]
 
 
@@ -67,8 +110,7 @@ def decode_result(data: bytes, rows: int, classes: int) -> torch.Tensor:
     if output.dtype != torch.float32 or tuple(output.shape) != (rows, classes):
         raise PayloadError(f"result: expected float32 ({rows}, {classes}), got {output.dtype} "
                            f"{tuple(output.shape)}")
-    if not torch.isfinite(output).all():
-        raise PayloadError("result: non-finite values")
+    require_finite("result", output)
     return output
 
 
@@ -77,4 +119,6 @@ def encode_gradient(grad: torch.Tensor) -> bytes:
 
 
 def decode_gradient(data: bytes) -> torch.Tensor:
-    return _load(data, ("grad",), "gradient")["grad"]
+    grad = _load(data, ("grad",), "gradient")["grad"]
+    require_finite("gradient", grad)
+    return grad

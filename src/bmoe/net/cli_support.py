@@ -14,12 +14,13 @@ import click
 
 from bmoe.data import DataError
 from bmoe.ledger.errors import LedgerError
+from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError
 from bmoe.storage import StorageError
 
 EXIT_USAGE = 2
-USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError)
+USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError, PayloadError)  # PayloadError: NaN data
 
 
 def run_command(command: click.Command, argv: list[str] | None, prog: str) -> None:

@@ -19,6 +19,7 @@ is ``{"work_id": 7, "transaction": <tx_to_dict(tx)> | null}``: ``null`` says "no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -87,7 +88,10 @@ def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
         if phase == PHASE_RESULT:
             return EdgeTask(**common, task_cid=str(item["task_cid"]), activation_cid=str(item["activation_cid"]))
         gradients = {int(e): str(c) for e, c in item["gradient_cids"].items()}
-        return EdgeTask(**common, gradient_cids=gradients, lr=float(item["lr"]))
+        lr = float(item["lr"])
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the learning rate must be a finite positive number, got {lr}")
+        return EdgeTask(**common, gradient_cids=gradients, lr=lr)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise WireError(f"malformed work item: {type(exc).__name__}: {exc}") from None
 

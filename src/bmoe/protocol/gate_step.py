@@ -3,6 +3,10 @@
 A proposer computes them to build a round; every other validator recomputes them to check a proposed
 block (``protocol/reexecute.py``). Same inputs, same torch build and thread count: same bytes, so
 the results are compared by CID.
+
+No validator records a non-finite number: when the gate's routing weights, the loss, the new gate
+or a gradient is NaN or inf (training diverged, say with a learning rate far too large), the rule
+raises :class:`RoundDiverged` and the round fails before anything of it is sealed.
 """
 
 from __future__ import annotations
@@ -15,10 +19,26 @@ import torch.nn.functional as F
 
 from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.gate import LinearGate, Routing, load_balancing_loss, route_top_k
-from bmoe.moe.payloads import encode_activation, encode_gradient
+from bmoe.moe.payloads import NonFiniteValue, encode_activation, encode_gradient, require_finite
 from bmoe.storage import serialize_tensors
 
 Weights = dict[str, torch.Tensor]
+
+
+class RoundDiverged(NonFiniteValue):
+    """A value the validators compute (or the edges agree on) is NaN or inf: nothing of the round is
+    sealed. The message names the value and the likely cause."""
+
+
+def require_finite_round(what: str, tensor: torch.Tensor, hint: str = "") -> None:
+    """Raise :class:`RoundDiverged` unless ``tensor`` is finite."""
+    try:
+        require_finite(what, tensor)
+    except NonFiniteValue as err:
+        raise RoundDiverged(f"round diverged: {err}{'; ' + hint if hint else ''}; nothing is sealed") from None
+
+
+DIVERGED_HINT = "training diverged (is the learning rate too large?)"
 
 
 def load_gate(weights: Weights, input_dim: int, num_experts: int) -> LinearGate:
@@ -38,6 +58,8 @@ def evaluate_gate(gate: LinearGate, x: torch.Tensor, top_k: int, num_experts: in
     """Step 1: the gate's top-K choice for every sample of the task."""
     with torch.set_grad_enabled(train):
         routing = route_top_k(gate(x), top_k)  # (B, K) each
+    require_finite_round("the gate's routing weights", routing.weights,
+                         "the gate's weights or the task's inputs are too large for float32")
     return Activation(routing, routed_samples(routing.experts, num_experts),
                       encode_activation(routing.experts, routing.weights))
 
@@ -59,12 +81,18 @@ def update_gate(gate: LinearGate, routing: Routing, groups: Mapping[int, torch.T
     logits = combine(routing.experts, routing.weights, leaves, groups, num_classes)  # (B, C)
     loss = F.cross_entropy(logits, y)
     gate.zero_grad(set_to_none=True)
-    (loss + balance * load_balancing_loss(routing) if balance > 0 else loss).backward()
+    total = loss + balance * load_balancing_loss(routing) if balance > 0 else loss
+    if total.requires_grad:  # nothing accepted and no balance term: the gate has no gradient this round
+        total.backward()
     with torch.no_grad():
         new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
                     for name, p in gate.state_dict(keep_vars=True).items()}
+    require_finite_round("the loss", loss.detach(), DIVERGED_HINT)
+    for name, weights in sorted(new_gate.items()):
+        require_finite_round(f"the new gate's {name}", weights, DIVERGED_HINT)
     gradients = {}
     for expert, leaf in sorted(leaves.items()):
         grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+        require_finite_round(f"dL/d(output) of expert {expert}", grad, DIVERGED_HINT)
         gradients[expert] = (encode_gradient(grad), grad)
     return GateUpdate(float(loss.item()), serialize_tensors(new_gate), gradients)

@@ -21,7 +21,7 @@ import torch
 
 from bmoe.ledger.node import ConsensusStalled, LedgerNode, ProposalRejected, Signer
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.payloads import encode_task
+from bmoe.moe.payloads import check_task, encode_task
 from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore
@@ -124,7 +124,14 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
 
     When consensus rejects the block (a PBFT view change voted its proposer out), the round is built
     again, from the same task, by the new proposer; at most once per validator.
+
+    Task data with NaN or inf is refused here, before anything is stored or recorded
+    (``NonFiniteValue``); a round that fails later (``RoundDiverged``, say) leaves nothing pending,
+    so the next round starts from the sealed state.
     """
+    check_task(x, y if train else None)
+    if train and y is None:
+        raise ValueError("a training round needs labels")
     task = task if task is not None else publish_task(p.publisher, p.store, round_index, x, y, train)
     for _ in range(max(1, len(p.validators))):
         try:
@@ -132,6 +139,10 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
         except ProposalRejected:
             p.node.discard_pending()
             p.resync_nonces()
+        except BaseException:
+            p.node.discard_pending()  # a failed round leaves nothing pending behind it
+            p.resync_nonces()
+            raise
     raise ConsensusStalled(f"no proposer could seal round {round_index}")
 
 

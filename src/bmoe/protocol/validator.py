@@ -5,6 +5,11 @@ The validator holds the gate by CID. It evaluates the gate and records the top-K
 and aggregates the accepted results (step 3), and in training computes the loss, the gate's SGD
 step and the gradients the edges need (step 4), then decides the experts' updates (step 5).
 The rules themselves are the ledger's: a decision the ledger would not derive is refused there.
+
+Nothing non-finite is sealed. Edges that agree bit for bit on a non-finite result or update
+computed the same overflow: that is the model diverging (or inputs too large for float32), not
+misbehaviour, so the round fails with :class:`RoundDiverged` and nobody is accused. A lone edge's
+non-finite bytes (the unverified ``sole`` rule) are malformed, as any bad bytes are.
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.dispatch import activation_counts, combine
 from bmoe.moe.gate import LinearGate, Routing
-from bmoe.moe.payloads import PayloadError, decode_result, encode_result
-from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
+from bmoe.moe.payloads import NonFiniteValue, PayloadError, decode_result, encode_result, require_finite
+from bmoe.protocol.gate_step import (
+    DIVERGED_HINT,
+    RoundDiverged,
+    evaluate_gate,
+    load_gate,
+    require_finite_round,
+    update_gate,
+)
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors, digest_of
 from bmoe.verify.acceptance import Verdict, decide
 
@@ -95,9 +107,11 @@ class Validator:
                 digest = verdict.digest
                 cid, data = self._verified_object(digest, [committed[edge][1] for edge in verdict.supporters])
                 status = "accepted" if cid is not None else "malformed"
-                if phase == "result" and data is not None:
+                if data is not None:
                     try:
-                        output = decode_result(data, n_rows, self.num_classes)
+                        output = _decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters))
+                    except RoundDiverged:
+                        raise
                     except PayloadError:
                         status, cid = "malformed", None
             decisions[expert] = Decision(verdict, status, output)
@@ -115,6 +129,7 @@ class Validator:
                 raise ValueError("phase 'result' needs the routing and groups to aggregate")
             outputs = {e: d.output for e, d in decisions.items() if d.output is not None}
             logits = self.aggregate(routing, groups, outputs).detach()  # (B, C)
+            require_finite_round("the aggregated MoE output", logits, "the accepted results overflow float32")
             payload["output_cid"] = self.store.put(encode_result(logits))
         kind = "acceptance" if phase == "result" else "update_acceptance"
         txs = [self.signer.sign(kind, payload)]
@@ -155,3 +170,26 @@ class Validator:
             "gradient_cids": {str(e): cid for e, (cid, _) in gradients.items()},
         })
         return update.loss, gradients, tx
+
+
+def _decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int) -> torch.Tensor | None:
+    """The agreed result (phase "result") or None (phase "update", whose weights are only checked).
+
+    PayloadError for bytes that are not a finite result or update of the right form. Non-finite
+    values that several edges agree on bit for bit raise :class:`RoundDiverged` instead: honest
+    replicas computed the same overflow, so the round fails and no edge is accused."""
+    try:
+        if phase == "result":
+            return decode_result(data, rows, classes)
+        for name, weights in sorted(deserialize_tensors(data)[0].items()):
+            require_finite(f"updated weights {name}", weights)
+        return None
+    except NonFiniteValue as err:
+        if supporters > 1:
+            raise RoundDiverged(f"round diverged: {supporters} edges agree on a non-finite {phase} ({err}); "
+                                f"{DIVERGED_HINT}; nothing is sealed") from None
+        raise
+    except PayloadError:
+        raise
+    except Exception as err:  # corrupt bytes from an untrusted edge are data, not a crash
+        raise PayloadError(f"{phase}: not a safetensors object ({err})") from None
