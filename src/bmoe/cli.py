@@ -16,6 +16,7 @@ from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.data import DataError
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.node import ConsensusStalled
+from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.storage import StorageError
@@ -367,7 +368,7 @@ def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
         app.main(standalone_mode=False)
-    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError) as err:
+    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError, PayloadError) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False)
         sys.exit(EXIT_USAGE)
     except ConsensusStalled as err:

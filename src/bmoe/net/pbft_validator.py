@@ -38,6 +38,7 @@ from bmoe.ledger.errors import ChainIntegrityError
 from bmoe.ledger.node import Proposal
 from bmoe.ledger.state import apply_block, begin_block
 from bmoe.net.auth import Refusal
+from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth
 from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.pbft_transport import PbftNetworkHost
 from bmoe.net.stats import Counters
@@ -228,7 +229,10 @@ class PbftValidatorService(ValidatorService):
         sender = self.names.get(request.scope["bmoe.sender"])
         if sender not in self.host.replica.validators or sender == self.name:
             return self._refuse(Refusal(403, "not_a_validator", "only peer validators speak consensus"))
-        self.host.enqueue(sender, await request.body())
+        body = await request.body()
+        if json_depth(body) > MAX_JSON_DEPTH:
+            return self._refuse(Refusal(400, "json_too_deep", f"body nests JSON deeper than {MAX_JSON_DEPTH} levels"))
+        self.host.enqueue(sender, body)
         self.counters.add("pbft.received")
         return JSONResponse({"accepted": True}, status_code=202)
 

@@ -29,7 +29,8 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: ev
 
 Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 ``malformed_json`` /
 ``malformed_transaction`` / ``bad_transaction_signature`` / ``wrong_kind`` / ``invalid_transaction``
-/ ``missing_object`` / ``digest_mismatch`` / ``bad_query``, 403 ``sender_mismatch`` /
+/ ``missing_object`` / ``bad_task_data`` (not finite, or not what the task declares) /
+``json_too_deep`` / ``digest_mismatch`` / ``bad_query``, 403 ``sender_mismatch`` /
 ``not_publisher`` / ``not_an_edge`` / ``not_assigned``, 404 ``unknown_task`` / ``no_route``, 409
 ``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered``, 503 ``busy``.
 
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 from collections import deque
@@ -63,8 +63,10 @@ from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
+from bmoe.moe.payloads import PayloadError, decode_task
 from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
 from bmoe.net.guard import SignedRequestGuard
+from bmoe.net.json_body import read_json
 from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.stats import Counters
 from bmoe.net.task_records import TaskIndex
@@ -223,10 +225,7 @@ class ValidatorService:
         return self._refuse(Refusal(500, "internal", f"internal error: {_one_line(exc)}"))
 
     async def _json(self, request: Request) -> object | Refusal:
-        try:
-            return json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError) as exc:
-            return Refusal(400, "malformed_json", f"body is not JSON: {exc}")
+        return read_json(await request.body())
 
     # --- routes ---------------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -294,12 +293,24 @@ class ValidatorService:
         return None
 
     def _check_task_data(self, tx: Transaction) -> Refusal | None:
+        """The task's data must be stored and hold what the task says: finite samples (no NaN or inf,
+        which would poison the gate and frame every honest edge), as many as it declares, labels for
+        training. Refused here, before anything about the task is recorded."""
         cid = tx.payload["data_cid"]
         try:
-            present = self.admission_store.has(cid)
+            if not self.admission_store.has(cid):
+                return Refusal(400, "missing_object", f"task data {cid} is not in storage")
+            x, y = decode_task(self.admission_store.get(cid))
         except (StorageError, ValueError) as exc:
+            if isinstance(exc, PayloadError):
+                return Refusal(400, "bad_task_data", f"task data {cid} refused: {exc}")
             return Refusal(400, "missing_object", f"task data {cid} cannot be checked: {exc}")
-        return None if present else Refusal(400, "missing_object", f"task data {cid} is not in storage")
+        train = tx.payload["kind"] == "train"
+        if x.shape[0] != tx.payload["samples"] or (y is None) == train:
+            return Refusal(400, "bad_task_data", f"task data {cid} holds {x.shape[0]} samples "
+                           f"{'with' if y is not None else 'without'} labels; the task declares "
+                           f"{tx.payload['samples']} {tx.payload['kind']} samples")
+        return None
 
     def _enqueue(self, tx: Transaction) -> tuple[Refusal | None, int]:
         task_id = str(tx.payload["task_id"])
