@@ -43,14 +43,15 @@ def test_sharing_computes_each_distinct_replica_once(tiny_data) -> None:  # type
     assert sum(r.forward_passes for r in separate.runtimes) == 5 * activated
 
 
-def test_pruned_run_keeps_only_the_state_and_the_same_ledger(tiny_data) -> None:  # type: ignore[no-untyped-def]
+def test_pruned_run_keeps_only_the_state_its_evidence_and_the_same_ledger(tiny_data) -> None:  # type: ignore[no-untyped-def]
     full = Session(small_config(malicious_ratio=0.4), dataset=tiny_data)
     full.train()
     pruned = Session(small_config(malicious_ratio=0.4), dataset=tiny_data, keep_objects=False)
     pruned.train()
     assert pruned.head_hash == full.head_hash
     state = pruned.node.state
-    assert set(pruned.store.cids()) == {state.gate_cid, *state.expert_cids}
+    assert pruned.evidence  # the attackers were accused: the proof of each accusation is pinned
+    assert set(pruned.store.cids()) == {state.gate_cid, *state.expert_cids, *pruned.evidence}
     assert len(list(full.store.cids())) > len(list(pruned.store.cids()))
 
 
