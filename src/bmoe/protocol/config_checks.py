@@ -152,7 +152,7 @@ def _check_choices(config: RunConfig) -> None:
                ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", ("exact",))]
     for name, allowed in choices:
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"{name.replace('_', ' ')} must be one of {', '.join(allowed)}, "
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
                               f"got {getattr(config, name)!r}")
 
 

@@ -56,8 +56,9 @@ def check_layout(run_dir: Path) -> None:
     for parent in (run_dir, *run_dir.parents):
         if parent.exists():
             if not parent.is_dir():
-                where = "is" if parent == run_dir else f"lies under {parent}, which is"
-                raise RunDirError(f"run directory {run_dir} {where} not a directory")
+                if parent == run_dir:
+                    raise RunDirError(f"run directory {run_dir} is not a directory")
+                raise RunDirError(f"run directory {run_dir}: {parent.name!r} above it is a file, not a directory")
             break
     for name, is_dir in LAYOUT.items():
         entry = run_dir / name
@@ -74,7 +75,7 @@ def differences(old: RunConfig, new: RunConfig) -> list[str]:
 
 
 def check_recorded(run_dir: Path, config: RunConfig, genesis_hash: str | None) -> None:
-    """Refuse to reopen ``run_dir`` with recorded settings other than its run's; only execution settings may change.
+    """Refuse to reopen ``run_dir`` with recorded settings other than its run's (execution settings may change).
 
     ``genesis_hash``: the ``config_hash`` the chain's genesis records, or None without a genesis.
     """
@@ -90,8 +91,8 @@ def check_recorded(run_dir: Path, config: RunConfig, genesis_hash: str | None) -
         if genesis_hash == config.hash():
             return
         if stored is not None and stored.hash() == genesis_hash:
-            raise RunDirError(f"resume: the run was made with other settings: {'; '.join(differences(stored, config))}; "
-                             "use a new --run-dir")
+            changed = "; ".join(differences(stored, config))
+            raise RunDirError(f"resume: the run was made with other settings: {changed}; use a new --run-dir")
         why = problem or (f"{path} is missing" if stored is None else f"{path} was edited after the run began")
         raise RunDirError(f"resume: the settings differ from those the chain's genesis records (config_hash "
                           f"{genesis_hash[:12]}...), and {why}, so the setting cannot be named; use a new --run-dir")
