@@ -42,7 +42,7 @@ def load_run_config(path: Path) -> RunConfig:
     try:
         return read_config_file(path)
     except ConfigError as exc:
-        raise SetupError(f"config file {exc}") from None
+        raise SetupError(str(exc)) from None
 
 
 def check_identity(identity: Identity, expected: Identity, role: str) -> None:

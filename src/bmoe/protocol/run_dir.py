@@ -38,17 +38,17 @@ def read_config_file(path: Path) -> RunConfig:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the run's config ({err.strerror or err})") from None
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise ConfigError(f"config file {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object of settings, got {type(data).__name__}")
+        raise ConfigError(f"config file {path}: expected a JSON object of settings, got {type(data).__name__}")
     try:
         return from_dict(data)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"config file {path}: {err}") from None
 
 
 def check_layout(run_dir: Path) -> None:
