@@ -64,6 +64,16 @@ def test_three_rounds_over_the_network_seal_the_in_process_ledger(deployed: Loca
     assert set(task["times"]) >= {"gate", "compute", "verify", "loss", "update", "consensus", "round"}
 
 
+def test_the_deployments_chain_audits_against_its_storage_nodes(deployed: LocalCluster) -> None:
+    head = deployed.get("/head")["head_hash"]
+    result = run_module("bmoe", "audit", "--cluster", deployed.root, "--expect-head", head, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"head {head}" in result.stdout and "evidence objects behind misbehaviour records" in result.stdout
+    assert "anchored to:" in result.stdout and "config.json" in result.stdout
+    unknown = run_module("bmoe", "audit", "--cluster", deployed.root, "--expect-head", "ab" * 32, timeout=120)
+    assert unknown.returncode == 2 and "not in the chain" in unknown.stderr, unknown.stderr
+
+
 def refused(reply: httpx.Response | tuple[int, bytes], status: int, reason: str) -> None:
     code, content = (reply.status_code, reply.content) if isinstance(reply, httpx.Response) else reply
     assert code == status, content

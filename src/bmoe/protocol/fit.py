@@ -35,8 +35,12 @@ def load_run_dataset(config: RunConfig) -> Dataset:
 
 
 def check_fits(config: RunConfig, dataset: Dataset, custom_experts: bool = False) -> None:
-    """Refuse settings the dataset cannot serve or this machine cannot hold."""
-    if config.batch_size > dataset.num_train:
+    """Refuse settings the dataset cannot serve or this machine cannot hold.
+
+    A dataset with no training samples is a deployment validator's shape-only stand-in: its tasks come
+    from a publisher, which checks the batch against its own data.
+    """
+    if dataset.num_train and config.batch_size > dataset.num_train:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the {dataset.num_train} training "
                           f"samples of {dataset.name}")
     if config.expert == "cnn" and not custom_experts and len(dataset.input_shape) != 3:
