@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..fileio import open_regular_file
 from .dataset import Dataset, labels_tensor, normalise
 from .errors import DataError
 
@@ -72,7 +73,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one batch file safely; return ``(images uint8 (n, 3, 32, 32), labels int64 (n,))``."""
     try:
-        with path.open("rb") as f:
+        with open_regular_file(path) as f:  # a FIFO or a device is refused before it is opened
             obj = RestrictedUnpickler(f, path).load()
     except DataError:
         raise

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import read_regular_file
 from .errors import DataError
 
 #: IDX dtype code -> big-endian numpy dtype.
@@ -31,9 +32,12 @@ _CODES: dict[str, int] = {dt.str[1:]: code for code, dt in IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+MAX_IDX_BYTES = 1 << 30  # Fashion-MNIST's largest file is 47 MB; a FIFO or /dev/zero is refused, not read
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_IDX_BYTES)
         return _gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -20,6 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
+from bmoe.fileio import read_regular_text
 from bmoe.protocol.config import EXECUTION_SETTINGS, ConfigError, RunConfig, from_dict
 
 CHAIN_FILE = "chain.sqlite"
@@ -36,7 +37,7 @@ class RunDirError(ConfigError):
 def read_config_file(path: Path) -> RunConfig:
     """The ``RunConfig`` in a JSON file; ConfigError naming the file for any unusable content."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))  # a FIFO or a device is refused, never read
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path}: not UTF-8 text") from None
     except OSError as err:
