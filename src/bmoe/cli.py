@@ -58,6 +58,13 @@ def _config(**settings: object) -> RunConfig:
     return from_dict(settings)
 
 
+def _check_in_process(config: RunConfig) -> None:
+    """Refuse a fleet profile that only an edge process can honour (it sets environment variables)."""
+    from bmoe.protocol.setup import in_process_profiles
+
+    in_process_profiles(config)
+
+
 def _check_run_dir_free(run_dir: Path) -> None:
     """Refuse a run directory that is (or lies under) a file, or holds an entry of the wrong kind."""
     from bmoe.protocol.run_dir import check_layout
@@ -77,11 +84,14 @@ SUMMARY_COLUMNS = [("framework", "framework"), ("malicious_ratio", "malicious"),
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="where the four run directories go")
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
+@click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
+              "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
+def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data)."""
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
-    base = DEMO_DEFAULTS.replace(rounds=rounds, seed=seed)
+    base = DEMO_DEFAULTS.replace(rounds=rounds, seed=seed, fleet=fleet)
+    _check_in_process(base)
     if not 0 < malicious_ratio < 1:
         _fail(f"--malicious-ratio must be in (0, 1) for the demo, got {malicious_ratio}")
     _check_run_dir_free(out)
@@ -150,13 +160,15 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True,
               help="torch threads (bit-exact agreement needs equal counts on every edge)")
+@click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
+              "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
           attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
-          limit_test: int | None, seed: int, threads: int) -> None:
+          limit_test: int | None, seed: int, threads: int, fleet: str) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
 
@@ -177,7 +189,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
-                     threads=threads)
+                     threads=threads, fleet=fleet)
+    _check_in_process(config)
     _check_run_dir_free(run_dir)
     from bmoe.protocol.fit import load_run_dataset
     from bmoe.protocol.session import Session
@@ -314,16 +327,18 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 @click.option("--malicious-ratio", type=float, default=None, help="deploy among this share of attackers")
 @click.option("--attack", default=None, help="the attackers' behaviour")
 @click.option("--limit", type=int, default=None, help="serve only the first N test samples")
+@click.option("--fleet", default=None, help="serve on edges with these numeric profiles, PROFILE=COUNT,... "
+              "[the run's]")
 def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | None, attack: str | None,
-          limit: int | None) -> None:
+          limit: int | None, fleet: str | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
     from bmoe.protocol.session import Session
 
     if cluster is not None:
         from bmoe.net.publisher import publish_command
 
-        if malicious_ratio is not None or attack is not None:
-            _fail("on a cluster the edges' behaviours are set by `bmoe cluster up`")
+        if malicious_ratio is not None or attack is not None or fleet is not None:
+            _fail("on a cluster the edges' behaviours and profiles are set by `bmoe cluster up`")
         click.get_current_context().invoke(publish_command, cluster_dir=cluster, infer=True, limit=limit)
         return
     if run_dir is None:
@@ -336,12 +351,13 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     if not (run_dir / "chain.sqlite").exists():
         _fail(f"{run_dir} has no chain.sqlite: not a B-MoE run directory")
     deployed = config.replace(**{k: v for k, v in {"malicious_ratio": malicious_ratio,
-                                                    "attack": attack}.items() if v is not None})
-    _config(**deployed.to_dict())
+                                                    "attack": attack, "fleet": fleet}.items() if v is not None})
+    _check_in_process(_config(**deployed.to_dict()))
     if limit is not None and limit < 1:
         _fail(f"--limit must be >= 1, got {limit}")
     with Session(config.replace(limit_test=limit) if limit else config, run_dir=run_dir) as session:
         session.set_edge_behaviours(deployed)
+        session.set_edge_profiles(deployed)
         accuracy = session.infer_test_set()
         row = {"framework": config.framework, "malicious_ratio": deployed.malicious_ratio,
                "attack": deployed.attack if deployed.malicious_edges else "none",

@@ -6,6 +6,10 @@ computes each (weights, input) once and hands every such replica the same result
 weights have another CID and are computed separately. ``share=False`` gives each edge its own
 runtime: the same code path, every replica computed independently. A test proves the ledger
 head hash is identical either way.
+
+A runtime computes under one numeric profile (``edge/profiles.py``: threads, oneDNN, float64
+accumulation, chunked rows, device), and its memo keys carry the profile's name: edges share a
+computation only when their profile, weights CID and input are all identical.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.payloads import encode_result
 from bmoe.storage import BlobStore, cid_of, deserialize_tensors, digest_of, serialize_tensors
@@ -52,9 +57,10 @@ class Encoded:
 class Forward:
     """One expert's forward pass on its routed samples, kept for the backward pass."""
 
-    key: tuple[str, str, str, int]
+    key: tuple[str, str, str, int, str]  # weights CID, task CID, activation CID, expert, profile
     module: nn.Module
     output: torch.Tensor  # (n_e, C), attached to the graph in training
+    dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # the stored weights' dtypes
     seconds: float = 0.0  # measured time of this forward pass (whoever of the replicas ran it)
     result: Encoded | None = None  # the untampered output, encoded on first use
     updates: dict[tuple[str, float], Encoded] = field(default_factory=dict)
@@ -69,11 +75,13 @@ class Forward:
 class ExpertRuntime:
     """Builds experts from stored weights and runs them; memoises per round by content."""
 
-    def __init__(self, store: BlobStore, spec: ExpertSpec, factory: ExpertFactory | None = None) -> None:
+    def __init__(self, store: BlobStore, spec: ExpertSpec, factory: ExpertFactory | None = None,
+                 profile: NumericProfile | None = None) -> None:
         self.store = store
         self.spec = spec
         self.factory = factory
-        self._forwards: dict[tuple[str, str, str, int], Forward] = {}
+        self.profile = profile if profile is not None else get_profile(DEFAULT)
+        self._forwards: dict[tuple[str, str, str, int, str], Forward] = {}
         self._weights: dict[str, Weights] = {}
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self.forward_passes = 0
@@ -104,20 +112,20 @@ class ExpertRuntime:
     def forward(self, weights_cid: str, weights: Weights, task: TaskInputs, expert: int,
                 train: bool) -> Forward:
         """The expert with ``weights`` on its routed samples of ``task`` (memoised)."""
-        key = (weights_cid, task.task_cid, task.activation_cid, expert)
+        profile = self.profile
+        key = (weights_cid, task.task_cid, task.activation_cid, expert, profile.name)
         if key not in self._forwards:
             started = time.perf_counter()
             with torch.device("meta"):  # no random init: the weights are assigned right away
                 module = build_expert(self.spec, self.factory)
             module.load_state_dict(weights, assign=True)
+            module = profile.prepare(module)
             module.train(train)
             x_e = task.x[task.groups[expert]]  # (n_e, *input_shape)
-            if train:
-                output = module(x_e)  # (n_e, C)
-            else:
-                with torch.no_grad():
-                    output = module(x_e)
-            self._forwards[key] = Forward(key, module, output, time.perf_counter() - started)
+            with profile.computing(), torch.set_grad_enabled(train):
+                output = profile.forward(module, x_e)  # (n_e, C) float32
+            dtypes = {name: tensor.dtype for name, tensor in weights.items()}
+            self._forwards[key] = Forward(key, module, output, dtypes, time.perf_counter() - started)
             self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
@@ -129,9 +137,11 @@ class ExpertRuntime:
         if memo not in forward.updates:
             started = time.perf_counter()
             forward.module.zero_grad(set_to_none=True)
-            forward.output.backward(grad)
-            with torch.no_grad():
-                new = {name: (p - lr * p.grad) if p.grad is not None else p.detach().clone()
+            with self.profile.computing():
+                forward.output.backward(grad)
+            with torch.no_grad():  # stepped in the profile's precision, stored in the weights' own dtype
+                new = {name: ((p - lr * p.grad) if p.grad is not None else p.detach().clone()).to(
+                           device="cpu", dtype=forward.dtypes.get(name, p.dtype))
                        for name, p in forward.module.state_dict(keep_vars=True).items()}
             forward.updates[memo] = Encoded.of(serialize_tensors(new))
             forward.update_seconds[memo] = time.perf_counter() - started

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bmoe.edge.profiles import is_default_fleet, parse_fleet
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.protocol.config_checks import (
     CONSENSUS_ENGINES,
@@ -61,6 +62,7 @@ class RunConfig:
     eval_every: int = 10  # rounds between test-set evaluations
     seed: int = 0  # fixes data order, initial weights, attacks and keys
     threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
+    fleet: str = ""  # edges' numeric profiles, "PROFILE=COUNT,..." in edge order (edge/profiles); "": all default
 
     def validate(self) -> RunConfig:
         """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""
@@ -77,12 +79,19 @@ class RunConfig:
     def edges_in_play(self) -> int:
         return self.num_experts if self.framework == "traditional" else self.num_edges
 
+    @property
+    def edge_profiles(self) -> tuple[str, ...]:
+        """Each edge's numeric profile name, in edge order."""
+        return parse_fleet(self.fleet, self.edges_in_play)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
         """SHA-256 of the settings that shape the ledger (all but :data:`EXECUTION_SETTINGS`)."""
         recorded = {key: value for key, value in self.to_dict().items() if key not in EXECUTION_SETTINGS}
+        if is_default_fleet(self.fleet):  # a homogeneous default fleet hashes as before the setting existed
+            del recorded["fleet"]
         return sha256_hex(canonical_json(recorded))
 
     def replace(self, **changes: Any) -> RunConfig:

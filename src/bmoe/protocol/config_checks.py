@@ -96,6 +96,7 @@ SETTINGS: dict[str, Setting] = {
     "eval_every": Setting("int", 1, MAX_ROUNDS),
     "seed": Setting("int", 0, MAX_SEED),
     "threads": Setting("int", 1, MAX_THREADS),
+    "fleet": Setting("str", label="edge numeric profiles"),
 }
 
 
@@ -145,6 +146,7 @@ def check_settings(config: RunConfig) -> None:
     _check_choices(config)
     _check_together(config)
     _check_attack(config)
+    _check_fleet(config)
 
 
 def _check_choices(config: RunConfig) -> None:
@@ -173,6 +175,15 @@ def _check_together(config: RunConfig) -> None:
     if config.byzantine_validators and config.byzantine_validators >= config.validators:
         raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
                           f"validators ({config.validators})")
+
+
+def _check_fleet(config: RunConfig) -> None:
+    from bmoe.edge.profiles import FleetError, parse_fleet
+
+    try:
+        parse_fleet(config.fleet, config.edges_in_play)
+    except FleetError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_attack(config: RunConfig) -> None:

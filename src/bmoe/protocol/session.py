@@ -45,7 +45,10 @@ from bmoe.protocol.run_dir import (
 from bmoe.protocol.setup import (
     behaviours,
     derive_identities,
+    distinct,
+    edge_runtimes,
     genesis_payload,
+    in_process_profiles,
     initial_weights,
     make_edges,
     write_genesis,
@@ -86,6 +89,8 @@ class Session:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
+        if gateway is None:
+            in_process_profiles(config)  # a profile only an edge process can honour is refused before any write
         torch.set_num_threads(config.threads)
         preset = config.expert if expert_factory is None else "custom"
         self.spec = ExpertSpec(preset, tuple(self.dataset.input_shape), self.dataset.num_classes, config.hidden)
@@ -266,6 +271,13 @@ class Session:
         for edge, behaviour in zip(self.edges, behaviours(config), strict=True):
             edge.behaviour = behaviour
             edge.collude = config.collude
+
+    def set_edge_profiles(self, config: RunConfig) -> None:
+        """Give the edges the numeric profiles ``config.fleet`` names (deploying on another fleet)."""
+        runtimes = edge_runtimes(config, self.store, self.spec, self.factory)
+        for edge, runtime in zip(self.edges, runtimes, strict=True):
+            edge.runtime = runtime
+        self.runtimes[:] = distinct(runtimes)  # the in-process gateway holds this same list
 
     # ------------------------------------------------------------------ the model on the ledger
 

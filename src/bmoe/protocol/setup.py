@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
+from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.blocks import Block
@@ -18,7 +19,7 @@ from bmoe.ledger.keys import Identity, derive_identity
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
-from bmoe.protocol.config import RunConfig
+from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
 
@@ -102,16 +103,42 @@ def write_genesis(node: LedgerNode, store: BlobStore, config: RunConfig, ids: Id
     return node.seal(timestamp=0)
 
 
+def in_process_profiles(config: RunConfig) -> list[NumericProfile]:
+    """Each edge's numeric profile; refuses one that only an edge process can honour (environment variables)."""
+    profiles = [get_profile(name) for name in config.edge_profiles]
+    for profile in profiles:
+        if not profile.in_process:
+            raise ConfigError(f"fleet profile {profile.name} sets {', '.join(k for k, _ in profile.env)} before "
+                              "torch loads, which only an edge process can do: use it with bmoe cluster up --fleet")
+    return profiles
+
+
+def edge_runtimes(config: RunConfig, store: BlobStore, spec: ExpertSpec,
+                  factory: ExpertFactory | None) -> list[ExpertRuntime]:
+    """One runtime per edge, computing under the edge's numeric profile. With ``share_compute`` the
+    edges of one profile share one runtime (one memo), else every edge has its own."""
+    shared: dict[str, ExpertRuntime] = {}
+    runtimes = []
+    for profile in in_process_profiles(config):
+        runtime = shared.get(profile.name) if config.share_compute else None
+        if runtime is None:
+            runtime = ExpertRuntime(store, spec, factory, profile)
+            if config.share_compute:
+                shared[profile.name] = runtime
+        runtimes.append(runtime)
+    return runtimes
+
+
+def distinct(runtimes: list[ExpertRuntime]) -> list[ExpertRuntime]:
+    return list({id(runtime): runtime for runtime in runtimes}.values())
+
+
 def make_edges(config: RunConfig, ids: Identities, node: LedgerNode, store: BlobStore, spec: ExpertSpec,
                factory: ExpertFactory | None) -> tuple[list[EdgeWorker], list[ExpertRuntime]]:
-    """The edge workers; with ``share_compute`` they share one runtime (one memo), else one each."""
-    shared = ExpertRuntime(store, spec, factory) if config.share_compute else None
-    runtimes = [shared] if shared is not None else []
+    """The edge workers, each with its runtime (:func:`edge_runtimes`), and the distinct runtimes."""
+    runtimes = edge_runtimes(config, store, spec, factory)
     edges = []
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
-        runtime = shared if shared is not None else ExpertRuntime(store, spec, factory)
-        if shared is None:
-            runtimes.append(runtime)
         signer = Signer(identity, node.state.nonces.get(identity.address, -1) + 1)
-        edges.append(EdgeWorker(index, signer, behaviour, runtime, store, config.seed, config.collude))
-    return edges, runtimes
+        edges.append(EdgeWorker(index, signer, behaviour, runtimes[index], store, config.seed, config.collude))
+    return edges, distinct(runtimes)

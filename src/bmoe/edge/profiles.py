@@ -1,0 +1,146 @@
+"""Edge numeric profiles: how an honest edge's float results differ, the way real hardware differs.
+
+A profile names what an edge computes under: its torch thread count, whether oneDNN is on, float64
+accumulation (compute in float64, cast the result to float32), routed rows computed in chunks of a
+stated size (a batch split), the device, and environment variables that must be set before torch
+loads (MKL's code path, ``MKL_CBWR``). :meth:`NumericProfile.forward` and :meth:`computing` make a
+forward or backward pass truly compute under the profile in this process; a profile with
+environment variables takes effect only in an edge process started with them (:meth:`check_process`
+refuses a process that was not).
+
+A fleet is ``PROFILE=COUNT,...`` (edges in order: the first COUNT edges get PROFILE, and so on);
+:func:`parse_fleet` turns it into one profile name per edge or raises :class:`FleetError` naming
+the problem. Measured differences on this project's machine are in docs/verification.md.
+
+Must not know: the ledger, the round, or how results are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+DEFAULT = "default"
+# torch.set_num_threads and the oneDNN switch are process-wide: one profile computes at a time.
+_COMPUTE_LOCK = threading.RLock()
+
+
+class FleetError(ValueError):
+    """A fleet or profile name is malformed or unknown; the message names it."""
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """What an edge computes under. Unset fields leave the process's own setting in force."""
+
+    name: str
+    summary: str
+    threads: int | None = None  # torch.set_num_threads while computing (None: the process's --threads)
+    onednn: bool = True  # torch.backends.mkldnn.enabled (convolutions run on oneDNN when on)
+    float64: bool = False  # compute in float64, then cast the result (and new weights) to float32
+    chunk_rows: int | None = None  # the routed rows computed this many at a time, then concatenated
+    device: str = "cpu"
+    env: tuple[tuple[str, str], ...] = ()  # set before torch loads: only an edge process can honour them
+
+    @property
+    def in_process(self) -> bool:
+        """Whether this process can compute under the profile (no environment variables needed)."""
+        return not self.env
+
+    @contextmanager
+    def computing(self) -> Iterator[None]:
+        """Run the enclosed forward or backward pass under the profile's threads and oneDNN switch."""
+        with _COMPUTE_LOCK:
+            threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+            if self.threads is not None and self.threads != threads:
+                torch.set_num_threads(self.threads)
+            torch.backends.mkldnn.enabled = onednn and self.onednn
+            try:
+                yield
+            finally:
+                torch.backends.mkldnn.enabled = onednn
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """The module in the profile's precision and on its device; the tensors it was loaded from are untouched."""
+        if self.float64:
+            module = module.double()
+        return module.to(self.device) if self.device != "cpu" else module
+
+    def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``module`` (already :meth:`prepare`d) on ``x`` (n, *shape): (n, C) float32 on the CPU."""
+        x = x.to(device=self.device, dtype=torch.float64 if self.float64 else x.dtype)
+        if self.chunk_rows is not None and x.shape[0] > self.chunk_rows:
+            output = torch.cat([module(part) for part in x.split(self.chunk_rows)])  # (n, C)
+        else:
+            output = module(x)  # (n, C)
+        return output.to(device="cpu", dtype=torch.float32)
+
+    def check_process(self) -> None:
+        """Refuse to run in a process whose environment lacks the profile's variables."""
+        wrong = [f"{key}={value}" for key, value in self.env if os.environ.get(key) != value]
+        if wrong:
+            raise FleetError(f"profile {self.name} needs {' '.join(wrong)} in the environment before torch "
+                             "loads: start the edge process with it (bmoe cluster up --fleet does)")
+
+
+def _registry() -> dict[str, NumericProfile]:
+    profiles = [
+        NumericProfile(DEFAULT, "the process's own settings (--threads, oneDNN on, float32, all rows at once)"),
+        NumericProfile("threads1", "one torch thread", threads=1),
+        NumericProfile("threads2", "two torch threads (GEMM reductions split differently)", threads=2),
+        NumericProfile("f64", "float64 accumulation, result cast to float32", float64=True),
+        NumericProfile("chunked", "routed rows computed 16 at a time (a batch split)", chunk_rows=16),
+        NumericProfile("nodnn", "oneDNN off: convolutions on torch's native kernels", onednn=False),
+        NumericProfile("mkl-compat", "MKL's conditional-numerical-reproducibility path MKL_CBWR=COMPATIBLE",
+                       env=(("MKL_CBWR", "COMPATIBLE"),)),
+        NumericProfile("mkl-avx2", "MKL's AVX2 code path MKL_CBWR=AVX2 (differs only on a CPU with AVX-512)",
+                       env=(("MKL_CBWR", "AVX2"),)),
+    ]
+    if torch.cuda.is_available():
+        profiles.append(NumericProfile("cuda", "the GPU (float32, cuBLAS/cuDNN kernels)", device="cuda"))
+    return {profile.name: profile for profile in profiles}
+
+
+PROFILES: dict[str, NumericProfile] = _registry()
+
+
+def get_profile(name: str) -> NumericProfile:
+    if name not in PROFILES:
+        hint = "; this machine has no GPU" if name == "cuda" else ""
+        raise FleetError(f"unknown numeric profile {name!r} (known: {', '.join(PROFILES)}){hint}")
+    return PROFILES[name]
+
+
+def parse_fleet(text: str, edges: int) -> tuple[str, ...]:
+    """``PROFILE=COUNT,...`` as one profile name per edge, in edge order; ``""`` is all ``default``."""
+    if text == "":
+        return (DEFAULT,) * edges
+    names: list[str] = []
+    seen: set[str] = set()
+    for entry in text.split(","):
+        name, sep, count = (part.strip() for part in entry.partition("="))
+        if not sep or not name:
+            raise FleetError(f"fleet entry {entry!r} must look like PROFILE=COUNT")
+        get_profile(name)
+        if name in seen:
+            raise FleetError(f"fleet names profile {name} twice")
+        seen.add(name)
+        if not count.isdecimal() or int(count) < 1:
+            raise FleetError(f"fleet entry {entry!r}: COUNT must be a whole number >= 1")
+        names += [name] * int(count)
+    if len(names) != edges:
+        raise FleetError(f"fleet counts sum to {len(names)}, but there are {edges} edges (M)")
+    return tuple(names)
+
+
+def is_default_fleet(text: str) -> bool:
+    """Whether ``text`` describes a fleet where every edge has the ``default`` profile."""
+    return all(entry.partition("=")[0].strip() == DEFAULT for entry in text.split(",")) if text else True
