@@ -1,6 +1,7 @@
-"""The validator service's door, served over signed HTTP in this process: task data holding NaN or inf is
-refused before it is queued (nothing recorded, no edge accused, nothing sealed), a deeply nested body is
-a 400 ``json_too_deep``, both are counted, and the next honest task is sealed as usual."""
+"""The validator service's door, served over signed HTTP in this process: task data holding NaN or inf,
+or not fitting the model (dtype, sample shape, labels), is refused before it is queued (nothing recorded, no
+edge accused, nothing sealed), a deeply nested body is a 400 ``json_too_deep``, both are counted, and the
+next honest task is sealed as usual."""
 
 from __future__ import annotations
 
@@ -77,6 +78,16 @@ def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(
             reply = client.post(f"{url}/tasks", json=tx_to_dict(task))
             assert (reply.status_code, reply.json()["reason"]) == (400, "bad_task_data"), (name, reply.text)
             assert "non-finite" in reply.json()["error"]
+        misfits = {"float64 samples": (x.double(), y), "another sample shape": (x.reshape(32, -1), y),
+                    "a label past the classes": (x, torch.full_like(y, tiny_data.num_classes)),
+                    "a negative label": (x, torch.full_like(y, -1))}
+        for index, (name, (bad_x, bad_y)) in enumerate(misfits.items()):
+            cid = session.store.put(serialize_tensors({"x": bad_x.contiguous(), "y": bad_y.contiguous()}))
+            publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
+            task = publisher.sign("task", {"task_id": f"train-{950 + index:06d}", "kind": "train", "data_cid": cid,
+                                           "samples": 32, "round": 950 + index})
+            reply = client.post(f"{url}/tasks", json=tx_to_dict(task))
+            assert (reply.status_code, reply.json()["reason"]) == (400, "bad_task_data"), (name, reply.text)
         nonce = session.node.state.nonces.get(ids.publisher.address, -1) + 1
         eight = publish_task(Signer(ids.publisher, nonce), session.store, 7, x[:8], y[:8], True)
         mismatch = Signer(ids.publisher, nonce).sign("task", {**eight.payload, "samples": 9})  # declares 9, holds 8
@@ -86,7 +97,7 @@ def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(
         assert (reply.status_code, reply.json()["reason"]) == (400, "json_too_deep")
         assert head(client, url) == before  # nothing recorded, nobody accused, nothing sealed
         counted = stats(client, url)
-        assert counted.get("bad_task_data", 0) - errors.get("bad_task_data", 0) == 4
+        assert counted.get("bad_task_data", 0) - errors.get("bad_task_data", 0) == 4 + len(misfits)
         assert counted.get("json_too_deep", 0) - errors.get("json_too_deep", 0) == 1
     publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
     honest = publish_task(publisher, session.store, 1, x, y, True)

@@ -19,7 +19,7 @@ from bmoe.protocol.config_checks import MAX_SEED, SETTINGS, ConfigError
 
 FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 NUMERIC = [name for name in FIELDS if SETTINGS[name].kind in ("int", "float")]
-HOSTILE_NUMBERS: list[Any] = [math.nan, math.inf, -math.inf, 0, 0.0, -1, -1e-9, 10**30, 2**64, "4", True, [1]]
+HOSTILE_NUMBERS: list[Any] = [math.nan, math.inf, -math.inf, 0, 0.0, -1, -1e-9, 10**30, 2**64, 10**400, "4", True, [1]]
 # values outside a field's own table that are nevertheless legitimate (everything else must be refused)
 LEGITIMATE = [("balance", 0), ("balance", 0.0), ("malicious_ratio", 0), ("malicious_ratio", 0.0), ("difficulty", 0),
               ("byzantine_validators", 0), ("seed", 0)]
@@ -71,7 +71,7 @@ def test_an_unknown_choice_is_refused_naming_the_setting(name: str) -> None:
     ({"probability": math.nan}, "probability"), ({"probability": math.inf}, "probability"),
     ({"probability": -0.1}, "probability"), ({"probability": 1.5}, "probability"),
     ({"noise_std": math.nan}, "noise_std"), ({"noise_std": math.inf}, "noise_std"),
-    ({"noise_std": -1.0}, "noise_std"), ({"noise_std": 1e300}, "noise_std"),
+    ({"noise_std": -1.0}, "noise_std"), ({"noise_std": 1e300}, "noise_std"), ({"noise_std": 10**400}, "noise_std"),
     ({"noise_std": "big"}, "attack_params"), ({"probability": True}, "attack_params"),
     ({"nosuch": 1.0}, "no parameter"),
 ])

@@ -61,6 +61,17 @@ def check_task(x: torch.Tensor, y: torch.Tensor | None) -> None:
                            f"{tuple(y.shape)}")
 
 
+def check_task_fits(x: torch.Tensor, y: torch.Tensor | None, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """:func:`check_task`, and the task fits the run's model: float32 samples of ``input_shape``, labels in
+    [0, ``num_classes``). Else :class:`PayloadError`, before anything about the task is recorded."""
+    check_task(x, y)
+    if x.dtype != torch.float32 or tuple(x.shape[1:]) != tuple(input_shape):
+        raise PayloadError(f"task: x must be float32 samples of shape {tuple(input_shape)}, got {x.dtype} "
+                           f"{tuple(x.shape[1:])}")
+    if y is not None and y.numel() and not (int(y.min()) >= 0 and int(y.max()) < num_classes):
+        raise PayloadError(f"task: labels must be in [0, {num_classes}), got [{int(y.min())}, {int(y.max())}]")
+
+
 def encode_task(x: torch.Tensor, y: torch.Tensor | None) -> bytes:
     check_task(x, y)
     tensors = {"x": x.contiguous()}

@@ -63,7 +63,7 @@ from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
-from bmoe.moe.payloads import PayloadError, decode_task
+from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
 from bmoe.net.guard import SignedRequestGuard
 from bmoe.net.json_body import read_json
@@ -301,6 +301,8 @@ class ValidatorService:
             if not self.admission_store.has(cid):
                 return Refusal(400, "missing_object", f"task data {cid} is not in storage")
             x, y = decode_task(self.admission_store.get(cid))
+            dataset = self.session.dataset
+            check_task_fits(x, y, tuple(dataset.input_shape), dataset.num_classes)
         except (StorageError, ValueError) as exc:
             if isinstance(exc, PayloadError):
                 return Refusal(400, "bad_task_data", f"task data {cid} refused: {exc}")

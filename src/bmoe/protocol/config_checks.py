@@ -121,12 +121,18 @@ def check_value(name: str, value: Any) -> None:
         raise ConfigError(f"{title} must be {'an integer' if setting.kind == 'int' else 'a number'}, got {value!r}")
     if setting.kind == "int" and not isinstance(value, int):
         raise ConfigError(f"{title} must be an integer, got {value!r}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # an int is exact, however large: range-checked
         raise ConfigError(f"{title} must be a finite number, got {value!r}")
     low_ok = setting.low is None or (value > setting.low if setting.low_open else value >= setting.low)
     high_ok = setting.high is None or (value < setting.high if setting.high_open else value <= setting.high)
     if not (low_ok and high_ok):
-        raise ConfigError(f"{title} must be in {setting.interval()}, got {value!r}")
+        raise ConfigError(f"{title} must be in {setting.interval()}, got {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """``value`` for a one-line message: a 400-digit number is shown by its size, not spelled out."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def _check_params(params: Any) -> None:
@@ -135,7 +141,9 @@ def _check_params(params: Any) -> None:
     for key, value in params.items():
         if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"attack_params must map names to numbers, got {key!r}: {value!r}")
-        if not math.isfinite(value):
+        if isinstance(value, int) and abs(value) > 2**53:  # beyond a float's exact integers
+            raise ConfigError(f"attack_params {key} must be a finite number of at most 2**53, got {_shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"attack_params {key} must be a finite number, got {value!r}")
 
 

@@ -25,7 +25,7 @@ from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
-from bmoe.moe.payloads import decode_task
+from bmoe.moe.payloads import check_task_fits, decode_task
 from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
@@ -222,6 +222,7 @@ class Session:
     def run_published(self, task: Transaction) -> RoundOutcome:
         """Run the round of a task a publisher signed and stored elsewhere (a deployment's validator)."""
         x, y = decode_task(self.store.get(task.payload["data_cid"]))
+        check_task_fits(x, y, tuple(self.dataset.input_shape), self.dataset.num_classes)
         train = task.payload.get("kind") == "train"
         outcome = run_round(self.participants, int(task.payload["round"]), x, y, train=train, lr=self.config.lr,
                             balance=self.config.balance, task=task)
@@ -230,6 +231,7 @@ class Session:
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
         """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
+        check_task_fits(x, None, tuple(self.dataset.input_shape), self.dataset.num_classes)
         outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
                             lr=self.config.lr)
         self._prune()
