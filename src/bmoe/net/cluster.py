@@ -48,7 +48,8 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "limit_train": "limit_train", "limit_test": "limit_test", "expert": "expert", "hidden": "hidden",
                 "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
                 "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
-                "validators": "validators", "framework": "framework"}
+                "validators": "validators", "framework": "framework",
+                "fleet": "fleet"}
 
 
 @click.group("cluster", help="A local deployment: storage nodes, one validator and M edges as processes.")
@@ -132,6 +133,8 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--framework", type=click.Choice(["bmoe", "traditional"]), default=None,
               help="bmoe, or traditional: one server (no ledger, no verification), edge i hosts expert i "
                    "[config: bmoe]")
+@click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order; each edge "
+              "process starts with its profile's environment and --profile [every edge 'default']")
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")

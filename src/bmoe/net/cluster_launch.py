@@ -3,7 +3,9 @@
 Owns what ``bmoe cluster up`` does once its flags are checked. Keys are derived from the run seed
 with the names ``derive_identities`` uses (``publisher``, ``validator-0``, ``edge-I``; storage
 nodes are ``store-J``), so a cluster run is comparable with an in-process run of the same config.
-Every process is started detached, by its explicit command line (recorded in ``cluster.json``),
+An edge process starts with its numeric profile (``--profile NAME``, and ``env VAR=VALUE`` before
+Python for a profile such as ``mkl-compat`` that must be set before torch loads). Every process is
+started detached, by its explicit command line (recorded in ``cluster.json``),
 with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
 ``cluster down`` can always stop what was started, even after a failed ``up``. :func:`restart`
 starts one process again by its recorded command line (``bmoe cluster restart NAME``).
@@ -26,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from bmoe.edge.behaviour import EdgeBehaviour
+from bmoe.edge.profiles import get_profile
 from bmoe.ledger.keys import derive_identity, save_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
@@ -142,7 +145,9 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
                                        data=validator.name, host=validator_hosts[i], wrap=prefix))
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
         prefix = wraps.get(identity.name, [])
-        argv = [*prefix, *py, "bmoe.net.edge_main", "--index", str(index),
+        profile = get_profile(config.edge_profiles[index])
+        environment = ["env", *(f"{key}={value}" for key, value in profile.env)] if profile.env else []
+        argv = [*prefix, *environment, *py, "bmoe.net.edge_main", "--index", str(index), "--profile", profile.name,
                 "--validator", ",".join(validator_urls),
                 "--stores", ",".join(store_urls), "--key", str(root / "keys" / f"{identity.name}.key"),
                 "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),

@@ -7,6 +7,9 @@ check against the genesis, the behaviour, then :class:`~bmoe.net.edge_node.EdgeL
     python -m bmoe.net.edge_main --validator http://127.0.0.1:7100 --stores http://127.0.0.1:7001 \\
         --key edge-3.key --index 3 --config config.json [--attack gaussian --attack-param probability=1]
 
+Numeric profile: ``--profile NAME``, else the config's ``fleet`` entry for this edge; a profile
+that sets environment variables (``mkl-compat``) is refused unless the process was started with them.
+
 Behaviour: ``--attack NAME`` (``honest`` or any attack registered in ``bmoe.edge.behaviour``) with
 ``--attack-param k=v``; else the cluster description's entry for this edge; else what the config
 says for edge ``index`` (the last ``malicious_ratio`` x M edges attack). With ``--enrolled`` (or a
@@ -25,6 +28,7 @@ from pathlib import Path
 import click
 import torch
 
+from bmoe.edge.profiles import FleetError, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.keys import load_identity
@@ -93,9 +97,12 @@ def _log(name: str) -> Callable[[str], None]:
 @click.option("--attack-param", "attack_params", multiple=True, help="NAME=NUMBER, repeatable")
 @click.option("--input-shape", default=None, help="e.g. 1,8,8 [default: read from the config's dataset]")
 @click.option("--classes", type=click.IntRange(min=2), default=None, help="number of classes")
+@click.option("--profile", "profile_name", default=None,
+              help="numeric profile (edge/profiles.py) [the config's fleet entry for this edge]")
 def edge_command(cluster_dir: Path | None, index: int, validator: str | None, stores: str | None,
                  key_file: Path | None, config_file: Path | None, enrolled: Path | None, attack: str | None,
-                 attack_params: tuple[str, ...], input_shape: str | None, classes: int | None) -> None:
+                 attack_params: tuple[str, ...], input_shape: str | None, classes: int | None,
+                 profile_name: str | None) -> None:
     args = from_cluster(cluster_dir, index) if cluster_dir is not None else EdgeArgs()
     for name, value in (("validator", validator), ("stores", stores), ("key", key_file), ("config", config_file),
                         ("enrolled", enrolled), ("input_shape", input_shape), ("classes", classes)):
@@ -120,6 +127,11 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         behaviour = make_edge_behaviour(name, {k: float(v) for k, v in described.items()})  # type: ignore[arg-type]
     else:
         behaviour = behaviours(config)[index]
+    try:
+        profile = get_profile(profile_name if profile_name is not None else config.edge_profiles[index])
+        profile.check_process()  # MKL_CBWR and the like act only if set before torch loaded
+    except FleetError as exc:
+        raise SetupError(str(exc)) from None
     if args.input_shape is not None and args.classes is not None:
         shape, num_classes = parse_shape(args.input_shape), args.classes
     else:
@@ -133,13 +145,13 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
     torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
     store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
     spec = ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden)
-    runtime = ExpertRuntime(store, spec)
+    runtime = ExpertRuntime(store, spec, profile=profile)
     worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
     log = _log(f"edge-{index}")
     loop = EdgeLoop(EdgeNode(worker, runtime, store, config.num_experts), validator_url, ids.validator.address,
                     log=log, validator_urls=validator_urls, trusted=[v.address for v in ids.validators])
     click.echo(f"bmoe edge: edge-{index} {identity.address} polling {validator_url}, behaviour "
-               f"{behaviour.describe()}, {len(store_urls)} storage node(s)")
+               f"{behaviour.describe()}, profile {profile.name}, {len(store_urls)} storage node(s)")
     sys.stdout.flush()
     try:
         loop.run()
