@@ -76,8 +76,6 @@ def metrics_anchor(path: Path) -> BlockAnchor | None:
     summary = body.get("summary") if isinstance(body, dict) else None
     head = summary.get("head_hash") if isinstance(summary, dict) else None
     height = summary.get("height") if isinstance(summary, dict) else None
-    if head is None and isinstance(summary, dict) and "head_hash" in summary:
-        return None  # a framework that keeps no ledger recorded no head
     if not is_hex64(head) or not isinstance(height, int) or isinstance(height, bool):
         raise AuditFailure(f"{path}: summary.head_hash / summary.height are not a block hash and a height")
     return BlockAnchor(str(head), height, str(path))
@@ -116,7 +114,10 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...]) -> AuditReport:
     anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
     with chain_snapshot(chain_path) as chain:
-        return audit(chain, _run_store(run_dir), certificate_checker, anchors)
+        report = audit(chain, _run_store(run_dir), certificate_checker, anchors)
+    report.unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded))
+                         if used is None]
+    return report
 
 
 @contextmanager
@@ -174,6 +175,9 @@ def _print(report: AuditReport, where: Path) -> None:
                   f"misbehaviour records, {report.evidence_checked} other commitments "
                   f"({report.evidence_missing} absent)", highlight=False, soft_wrap=True)
     console.print("anchored to: " + "; ".join(report.anchored_to), highlight=False, soft_wrap=True)
+    if report.unanchored:
+        console.print("not anchored by: " + "; ".join(report.unanchored) + " (give --expect-head HASH to anchor it)",
+                      highlight=False, soft_wrap=True)
 
 
 @click.command("audit")

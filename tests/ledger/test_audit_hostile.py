@@ -21,10 +21,11 @@ from bmoe.audit_command import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.audit import AuditReport, BlockAnchor
-from bmoe.ledger.blocks import BlockHeader, header_hash
+from bmoe.ledger.blocks import Block, BlockHeader, header_hash
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import derive_identity
-from bmoe.ledger.state import LedgerState
+from bmoe.ledger.merkle import merkle_root
+from bmoe.ledger.state import LedgerState, apply_block, begin_block, finish_block, state_root
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.session import Session
 from bmoe.storage import DirectoryStore
@@ -96,30 +97,59 @@ HEADER_CHANGES: dict[str, Callable[[BlockHeader], BlockHeader]] = {
 }
 
 
+def outsider_reason(change: str, height: int) -> str:
+    """The seal rule an outsider's re-sealed block breaks first."""
+    if height == 0:
+        return "not by the genesis signer"
+    return "sealed by pbft, but the genesis fixes pow" if change == "claims PBFT" else \
+        "is not a validator enrolled in the genesis"
+
+
 @pytest.mark.parametrize("height", [0, 1, ROUNDS])
 @pytest.mark.parametrize("change", sorted(HEADER_CHANGES))
 def test_an_outsider_who_reseals_any_block_and_relinks_the_rest_is_caught(run: Path, change: str,
                                                                          height: int) -> None:
     head = reseal_from(run / "chain.sqlite", height, OUTSIDER, HEADER_CHANGES[change])  # type: ignore[arg-type]
     record_head(run, head, ROUNDS)
-    fails(run, f"block {height}")
+    fails(run, f"block {height}: seal:", outsider_reason(change, height))
 
 
-@pytest.mark.parametrize("change", ["difficulty 0", "no state root", "claims PBFT"])
+INSIDER_REASONS = {"difficulty 0": "seal: declares difficulty 0, the genesis fixes 4",
+                   "no state root": "state root", "claims PBFT": "seal: sealed by pbft, but the genesis fixes pow"}
+
+
+@pytest.mark.parametrize("change", sorted(INSIDER_REASONS))
 def test_even_a_validator_key_cannot_seal_outside_the_genesis_rules(run: Path, change: str) -> None:
     head = reseal_from(run / "chain.sqlite", 2, insider(run), HEADER_CHANGES[change])  # type: ignore[arg-type]
     record_head(run, head, ROUNDS)
-    fails(run, "block 2")
+    fails(run, "block 2", INSIDER_REASONS[change])
 
 
-def test_a_block_appended_by_an_outsider_is_caught(run: Path) -> None:
-    chain = run / "chain.sqlite"
-    last = blocks_of(chain)[-1]
+def empty_block_on_top(chain: Path, signer: object) -> Block:
+    """A well-formed empty block after the head (right Merkle and state roots), sealed by ``signer``."""
+    blocks = blocks_of(chain)
+    state = LedgerState()
+    for block in blocks:
+        state = apply_block(state, block)
+    working = begin_block(state)
+    finish_block(working, state.height + 1)
+    last = blocks[-1]
     empty = dataclasses.replace(last, transactions=())
-    block = reseal(empty, OUTSIDER, header_hash(last.header),
-                   lambda h: dataclasses.replace(h, height=h.height + 1, merkle_root=h.merkle_root))
+    return reseal(empty, signer, header_hash(last.header),  # type: ignore[arg-type]
+                  lambda h: dataclasses.replace(h, height=h.height + 1, merkle_root=merkle_root([]),
+                                                state_root=state_root(working)))
+
+
+@pytest.mark.parametrize("who", ["outsider", "validator"])
+def test_a_block_appended_by_an_outsider_is_caught_and_the_same_block_by_the_validator_is_not(run: Path,
+                                                                                             who: str) -> None:
+    chain = run / "chain.sqlite"
+    block = empty_block_on_top(chain, OUTSIDER if who == "outsider" else insider(run))
     record_head(run, append_block(chain, block), ROUNDS + 1)
-    fails(run, f"block {ROUNDS + 1}")
+    if who == "validator":  # the control: the block itself is well formed
+        assert audit_run_dir(run, ()).height == ROUNDS + 1
+    else:
+        fails(run, f"block {ROUNDS + 1}: seal: proposer", "is not a validator enrolled in the genesis")
 
 
 @pytest.mark.parametrize("edit", ["delete", "difficulty 0", "not an object", "another lr"])
@@ -303,3 +333,19 @@ def test_a_pruned_run_keeps_the_evidence_behind_every_accusation(tmp_path: Path,
     evidence = accused_cids(run_dir)
     assert evidence and set(evidence) <= kept
     assert kept == {state.gate_cid, *state.expert_cids, *evidence}  # everything else was pruned
+
+
+def test_a_recorded_head_erased_from_metrics_json_is_a_fault_not_a_missing_anchor(run: Path) -> None:
+    rows = read_rows(run / "chain.sqlite")
+    write_rows(run / "chain.sqlite", rows[:-1])  # type: ignore[arg-type]
+    body = json.loads((run / "metrics.json").read_text())
+    body["summary"]["head_hash"] = None
+    (run / "metrics.json").write_text(json.dumps(body))
+    fails(run, "metrics.json", "not a block hash")
+
+
+def test_the_report_says_which_anchors_were_absent(run: Path) -> None:
+    assert audit_run_dir(run, ()).unanchored == []
+    (run / "metrics.json").unlink()
+    (run / "config.json").unlink()
+    assert audit_run_dir(run, ()).unanchored == ["config.json absent", "metrics.json absent"]

@@ -54,6 +54,7 @@ class AuditReport:
     anchored_to: list[str] = field(default_factory=list)  # each anchor that held, in words
     evidence_required: int = 0  # evidence objects behind misbehaviour records (all present and intact)
     block_hashes: list[str] = field(default_factory=list)  # by height
+    unanchored: list[str] = field(default_factory=list)  # anchors the caller looked for and did not find
 
 
 def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
