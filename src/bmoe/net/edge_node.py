@@ -1,12 +1,11 @@
-"""An edge process's work: the same ``EdgeWorker`` and ``ExpertRuntime`` as in-process, fed by work items.
+"""An edge process's work: the same :class:`~bmoe.edge.work.WorkHandler` as in-process, fed over HTTP.
 
-Owns two things. :class:`EdgeNode` turns one work item (:class:`~bmoe.net.work_wire.EdgeTask`) into
-the edge's signed transaction, or None: step 2 decodes the task and activation, computes every
-assigned expert (``EdgeWorker.compute``); step 5 backpropagates the validator's gradients through
-the forward passes it kept (``EdgeWorker.update``). It sets its signer's nonce from the work item,
-which the validator reads from the ledger. :class:`EdgeLoop` is the transport: it long-polls
-``GET /work``, hands the item to the node and posts the answer to ``POST /txs``; every reply must be
-signed by the validator's key.
+Owns two things. :class:`EdgeNode` hands one work item (:class:`~bmoe.net.work_wire.EdgeTask`) to the
+edge's work handler, the one the in-process gateway uses too, and returns its signed transaction, or
+None. What it adds is the process's part: it sets its signer's nonce from the work item (which the
+validator reads from the ledger) and starts its runtime's round at step 2. :class:`EdgeLoop` is the
+transport: it long-polls ``GET /work``, hands the item to the node and posts the answer to
+``POST /txs``; every reply must be signed by the validator's key.
 """
 
 from __future__ import annotations
@@ -17,14 +16,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from bmoe.edge.runtime import ExpertRuntime, TaskInputs
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.work import PHASE_RESULT, WorkHandler
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.payloads import PayloadError, decode_gradient, decode_task_for_edge
+from bmoe.moe.payloads import PayloadError
 from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.tcp import client_transport
-from bmoe.net.work_wire import PHASE_RESULT, EdgeTask, WireError, answer_json, edge_task
+from bmoe.net.work_wire import EdgeTask, WireError, answer_json, edge_task
 from bmoe.storage import BlobStore, StorageError
 
 LONG_POLL_S = 5.0  # the validator holds a GET /work this long when nothing is new
@@ -32,7 +32,7 @@ LONG_POLL_S = 5.0  # the validator holds a GET /work this long when nothing is n
 
 @dataclass
 class EdgeNode:
-    """One edge's compute: its worker (signer, behaviour, runtime) and what it kept from step 2."""
+    """One edge process: its worker (signer, behaviour, runtime) behind the shared work handler."""
 
     worker: EdgeWorker
     runtime: ExpertRuntime
@@ -40,37 +40,23 @@ class EdgeNode:
     num_experts: int
 
     def __post_init__(self) -> None:
-        self._inputs: TaskInputs | None = None
-        self.last_compute_s = 0.0
+        self.handler = WorkHandler(self.worker, self.store, self.num_experts)
 
     @property
     def address(self) -> str:
         return self.worker.address
 
-    def handle(self, task: EdgeTask) -> Transaction | None:
-        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send).
-        ``last_compute_s`` is then the compute time it took (forward passes or SGD steps, measured)."""
-        self.worker.signer.next_nonce = task.nonce
-        before = 0.0 if task.phase == PHASE_RESULT else self.worker.busy_seconds
-        try:
-            return self._answer(task)
-        finally:
-            self.last_compute_s = max(0.0, self.worker.busy_seconds - before)
+    @property
+    def last_compute_s(self) -> float:
+        """The last item's measured compute time (forward passes or SGD steps)."""
+        return self.handler.last_compute_s
 
-    def _answer(self, task: EdgeTask) -> Transaction | None:
-        if task.phase == PHASE_RESULT:
-            self.runtime.new_round()
-            self._inputs = self.runtime.task_inputs(
-                task.task_id, task.task_cid, task.activation_cid,
-                lambda t, a: decode_task_for_edge(t, a, self.num_experts))
-            txs = self.worker.compute(task.round_index, self._inputs, task.experts, task.expert_cids, task.train)
-        else:
-            if self._inputs is None or self._inputs.task_id != task.task_id:
-                return None  # no forward pass of this task here (restarted, or missed step 2)
-            mine = {e: cid for e, cid in (task.gradient_cids or {}).items() if e in task.experts}
-            gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in mine.items()}
-            txs = self.worker.update(task.round_index, self._inputs, gradients, task.expert_cids, task.lr)
-        return txs[0] if txs else None
+    def handle(self, task: EdgeTask) -> Transaction | None:
+        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send)."""
+        self.worker.signer.next_nonce = task.nonce
+        if task.item.phase == PHASE_RESULT:
+            self.runtime.new_round()  # this process's runtime serves this edge alone
+        return self.handler.handle(task.item)
 
 
 class EdgeLoop:
@@ -137,14 +123,15 @@ class EdgeLoop:
         try:
             tx = self.node.handle(task)
         except (StorageError, PayloadError, ValueError, KeyError) as exc:
-            self.log(f"work {work_id} ({task.phase} of {task.task_id}): cannot compute: {exc}; answering nothing")
+            what = f"{task.item.phase} of {task.item.task_id}"
+            self.log(f"work {work_id} ({what}): cannot compute: {exc}; answering nothing")
             tx = None
         answer = self.client.post(f"{self.url}/txs", json=answer_json(work_id, tx, self.node.last_compute_s))
         if answer.status_code != 200:
             self.log(f"work {work_id}: answer refused: {answer.status_code} {answer.text[:300]}")
             return False
         self.answered += 1
-        self.log(f"work {work_id}: {task.phase} of {task.task_id}: sent {tx.kind if tx else 'nothing'}")
+        self.log(f"work {work_id}: {task.item.phase} of {task.item.task_id}: sent {tx.kind if tx else 'nothing'}")
         return True
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:

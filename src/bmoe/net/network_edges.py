@@ -123,9 +123,6 @@ class NetworkEdges:
         """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5."""
         return self._busy
 
-    def honest(self) -> set[str] | None:
-        return None  # a validator cannot know
-
     def resync(self, nonces: Mapping[str, int]) -> None:
         self.sealed_nonces = dict(nonces)
 

@@ -24,11 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkItem
 from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
 
-PHASE_RESULT = "result"
-PHASE_UPDATE = "update"
+__all__ = ["PHASE_IDLE", "PHASE_RESULT", "PHASE_UPDATE", "TX_KIND", "Answer", "EdgeTask", "WireError", "answer_json",
+           "edge_task", "idle_json", "read_answer", "result_work_json", "update_work_json"]
+
 PHASE_IDLE = "idle"
 TX_KIND = {PHASE_RESULT: "commitment", PHASE_UPDATE: "expert_update"}
 
@@ -57,20 +59,12 @@ def idle_json(work_id: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class EdgeTask:
-    """A work item as an edge reads it: what it must do, for whom, with which next nonce."""
+    """A work item as an edge reads it: its part of the work (the same :class:`WorkItem` the
+    in-process gateway hands its edges), the item's id and the edge's next nonce."""
 
     work_id: int
-    phase: str
-    round_index: int
-    task_id: str
-    train: bool
-    experts: list[int]  # the experts assigned to this edge
-    expert_cids: list[str]
     nonce: int
-    task_cid: str = ""
-    activation_cid: str = ""
-    gradient_cids: dict[int, str] | None = None
-    lr: float = 0.0
+    item: WorkItem
 
 
 def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
@@ -81,17 +75,18 @@ def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
         phase = item["phase"]
         if phase not in TX_KIND:
             raise WireError(f"unknown phase {phase!r}")
-        common = {"work_id": int(item["work_id"]), "phase": phase, "round_index": int(item["round"]),
-                  "task_id": str(item["task_id"]), "train": bool(item["train"]),
-                  "experts": [int(e) for e in item["assignments"][address]],
-                  "expert_cids": [str(c) for c in item["expert_cids"]], "nonce": int(item["nonces"][address])}
+        work_id, nonce = int(item["work_id"]), int(item["nonces"][address])
+        common = {"phase": phase, "round_index": int(item["round"]), "task_id": str(item["task_id"]),
+                  "train": bool(item["train"]), "experts": [int(e) for e in item["assignments"][address]],
+                  "expert_cids": [str(c) for c in item["expert_cids"]]}
         if phase == PHASE_RESULT:
-            return EdgeTask(**common, task_cid=str(item["task_cid"]), activation_cid=str(item["activation_cid"]))
+            return EdgeTask(work_id, nonce, WorkItem(**common, task_cid=str(item["task_cid"]),
+                                                     activation_cid=str(item["activation_cid"])))
         gradients = {int(e): str(c) for e, c in item["gradient_cids"].items()}
         lr = float(item["lr"])
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"the learning rate must be a finite positive number, got {lr}")
-        return EdgeTask(**common, gradient_cids=gradients, lr=lr)
+        return EdgeTask(work_id, nonce, WorkItem(**common, gradient_cids=gradients, lr=lr))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise WireError(f"malformed work item: {type(exc).__name__}: {exc}") from None
 

@@ -1,23 +1,28 @@
 """How the round reaches its edges: the work it hands out and the signed transactions it gets back.
 
 Steps 2 and 5 of a round need every assigned edge's commitments. :class:`EdgeGateway` is that seam:
-``InProcessEdges`` calls the edge workers directly (the simulator and every test), a network gateway
-posts the same work to edge processes and collects what arrives before a timeout (the deployment).
-Either way an edge that does not answer is just absent from the returned transactions: the ledger
-records it as withheld.
+``InProcessEdges`` hands each edge's :class:`~bmoe.edge.work.WorkItem` to its
+:class:`~bmoe.edge.work.WorkHandler` directly (the simulator and every test), a network gateway
+posts the same work to edge processes, whose ``EdgeNode`` runs the same handler, and collects what
+arrives before a timeout (the deployment). Either way an edge that does not answer is just absent
+from the returned transactions: the ledger records it as withheld.
+
+The simulator's oracle lives here, not in the round: in-process, the gateway knows which edges
+behave honestly, so it fails loudly (:class:`HonestDisagreement`) when they split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from bmoe.edge.runtime import ExpertRuntime, TaskInputs
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkHandler, WorkItem
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.payloads import decode_gradient, decode_task_for_edge
 from bmoe.storage import BlobStore
+from bmoe.verify.comparison import HonestDisagreement
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,11 @@ class ResultWork:
     expert_cids: list[str]
     train: bool
 
+    def item(self, address: str) -> WorkItem:
+        """This edge's part of the work."""
+        return WorkItem(PHASE_RESULT, self.round_index, self.task_id, self.train, list(self.assignments[address]),
+                        list(self.expert_cids), task_cid=self.task_cid, activation_cid=self.activation_cid)
+
 
 @dataclass(frozen=True)
 class UpdateWork:
@@ -44,6 +54,11 @@ class UpdateWork:
     expert_cids: list[str]
     lr: float
 
+    def item(self, address: str) -> WorkItem:
+        """This edge's part of the work (the handler keeps the gradients of its own experts)."""
+        return WorkItem(PHASE_UPDATE, self.round_index, self.task_id, True, list(self.assignments[address]),
+                        list(self.expert_cids), gradient_cids=dict(self.gradient_cids), lr=self.lr)
+
 
 class EdgeGateway(Protocol):
     def results(self, work: ResultWork) -> list[Transaction]: ...
@@ -54,10 +69,6 @@ class EdgeGateway(Protocol):
         """The busiest edge's compute time in the last round (edges work in parallel)."""
         ...
 
-    def honest(self) -> set[str] | None:
-        """Edges known to be honest (the simulator knows), else None."""
-        ...
-
     def resync(self, nonces: Mapping[str, int]) -> None:
         """Continue every edge's signing from the sealed state's nonces."""
         ...
@@ -65,48 +76,60 @@ class EdgeGateway(Protocol):
 
 @dataclass
 class InProcessEdges:
-    """The edges as objects in this process, sharing (or not) a compute runtime."""
+    """The edges as objects in this process, sharing (or not) a compute runtime.
+
+    ``check_honest``: raise :class:`HonestDisagreement` when edges that behave honestly commit
+    different digests for one expert (exact comparison's conditions broke)."""
 
     edges: list[EdgeWorker]
     runtimes: list[ExpertRuntime]
     store: BlobStore
     num_experts: int
-    _inputs: dict[str, TaskInputs] = field(default_factory=dict)
-    _active: list[str] = field(default_factory=list)
+    check_honest: bool = True
 
     def __post_init__(self) -> None:
         self._by_address = {edge.address: edge for edge in self.edges}
+        self._handlers = {edge.address: WorkHandler(edge, self.store, self.num_experts) for edge in self.edges}
+        self._busy: dict[str, float] = {}  # this round: each edge's measured compute, steps 2 and 5
 
     def edge(self, address: str) -> EdgeWorker:
         return self._by_address[address]
 
     def results(self, work: ResultWork) -> list[Transaction]:
         for runtime in self.runtimes:
-            runtime.new_round()
-        self._inputs, self._active = {}, list(work.assignments)
-        txs = []
-        for address, experts in work.assignments.items():
-            edge = self.edge(address)
-            inputs = edge.runtime.task_inputs(work.task_id, work.task_cid, work.activation_cid,
-                                              lambda t, a: decode_task_for_edge(t, a, self.num_experts))
-            self._inputs[address] = inputs
-            txs.extend(edge.compute(work.round_index, inputs, experts, work.expert_cids, work.train))
-        return txs
+            runtime.new_round()  # this process's memo starts the round once, for every edge it serves
+        self._busy = {}
+        return self._answers(work.task_id, work.assignments, work.item, "results")
 
     def updates(self, work: UpdateWork) -> list[Transaction]:
-        gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in work.gradient_cids.items()}
+        return self._answers(work.task_id, work.assignments, work.item, "updates")
+
+    def _answers(self, task_id: str, assignments: Mapping[str, list[int]], item: Callable[[str], WorkItem],
+                 entries: str) -> list[Transaction]:
         txs = []
-        for address, experts in work.assignments.items():
-            mine = {e: gradients[e] for e in experts if e in gradients}
-            txs.extend(self.edge(address).update(work.round_index, self._inputs[address], mine, work.expert_cids,
-                                                 work.lr))
+        for address in assignments:
+            handler = self._handlers[address]
+            tx = handler.handle(item(address))
+            self._busy[address] = self._busy.get(address, 0.0) + handler.last_compute_s
+            if tx is not None:
+                txs.append(tx)
+        if self.check_honest:
+            self._check_honest(task_id, txs, entries)
         return txs
 
-    def busiest_seconds(self) -> float:
-        return max((self.edge(address).busy_seconds for address in self._active), default=0.0)
+    def _check_honest(self, task_id: str, txs: list[Transaction], entries: str) -> None:
+        """Fail loudly when edges that behave honestly split on an expert."""
+        honest: dict[int, dict[str, str]] = {}
+        for tx in txs:
+            if not self.edge(tx.sender).behaviour.malicious:
+                for entry in tx.payload[entries]:
+                    honest.setdefault(int(entry["expert"]), {})[tx.sender] = entry["digest"]
+        for expert, digests in sorted(honest.items()):
+            if len(set(digests.values())) > 1:
+                raise HonestDisagreement(task_id, expert, digests)
 
-    def honest(self) -> set[str] | None:
-        return {edge.address for edge in self.edges if not edge.behaviour.malicious}
+    def busiest_seconds(self) -> float:
+        return max(self._busy.values(), default=0.0)
 
     def resync(self, nonces: Mapping[str, int]) -> None:
         for edge in self.edges:

@@ -1,0 +1,80 @@
+"""One edge's work handler: a work item of step 2 or 5 in, the edge's signed answer out.
+
+Owns the edge's side of steps 2 and 5 for every host. The in-process gateway
+(:class:`~bmoe.protocol.edges.InProcessEdges`) and the network edge (:class:`~bmoe.net.edge_node.EdgeNode`)
+hand the same :class:`WorkItem` to the same :class:`WorkHandler`, so they produce the same bytes;
+they differ only in transport. Step 2 decodes the task and activation and computes every assigned
+expert (``EdgeWorker.compute``), keeping the inputs; step 5 backpropagates the validators' output
+gradients through the forward passes it kept (``EdgeWorker.update``).
+
+Must not know how the item arrived (a call or signed HTTP), where the signer's next nonce comes
+from, or when the process's runtime starts a round (``ExpertRuntime.new_round``: a runtime may
+serve several edges, so its host decides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bmoe.edge.runtime import TaskInputs
+from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.transactions import Transaction
+from bmoe.moe.payloads import decode_gradient, decode_task_for_edge
+from bmoe.storage import BlobStore
+
+PHASE_RESULT = "result"  # step 2: expert results, answered by a commitment
+PHASE_UPDATE = "update"  # step 5: expert updates, answered by an expert_update
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One edge's part of a step: what to compute, for which task, with which experts."""
+
+    phase: str
+    round_index: int
+    task_id: str
+    train: bool
+    experts: list[int]  # the experts assigned to this edge
+    expert_cids: list[str]  # the ledger's current CID of every expert
+    task_cid: str = ""  # phase result
+    activation_cid: str = ""  # phase result
+    gradient_cids: dict[int, str] | None = None  # phase update: expert -> CID of dL/d(output)
+    lr: float = 0.0  # phase update
+
+
+class WorkHandler:
+    """An edge's answers to its work items; keeps step 2's inputs for step 5 of the same task."""
+
+    def __init__(self, worker: EdgeWorker, store: BlobStore, num_experts: int) -> None:
+        self.worker = worker
+        self.store = store  # where the validators' gradients are read
+        self.num_experts = num_experts
+        self._inputs: TaskInputs | None = None
+        self.last_compute_s = 0.0  # the last item's measured compute (forward passes or SGD steps)
+
+    @property
+    def address(self) -> str:
+        return self.worker.address
+
+    def handle(self, item: WorkItem) -> Transaction | None:
+        """The signed commitment / expert update answering ``item``, or None (nothing to send).
+        ``last_compute_s`` is then the compute time it took, also when it raised."""
+        before = 0.0 if item.phase == PHASE_RESULT else self.worker.busy_seconds
+        try:
+            txs = self._results(item) if item.phase == PHASE_RESULT else self._updates(item)
+        finally:
+            self.last_compute_s = max(0.0, self.worker.busy_seconds - before)
+        return txs[0] if txs else None
+
+    def _results(self, item: WorkItem) -> list[Transaction]:
+        runtime = self.worker.runtime
+        self._inputs = runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
+                                           lambda t, a: decode_task_for_edge(t, a, self.num_experts))
+        return self.worker.compute(item.round_index, self._inputs, item.experts, item.expert_cids, item.train)
+
+    def _updates(self, item: WorkItem) -> list[Transaction]:
+        if self._inputs is None or self._inputs.task_id != item.task_id:
+            return []  # no forward pass of this task here (restarted, or missed step 2)
+        mine = {e: cid for e, cid in (item.gradient_cids or {}).items() if e in item.experts}
+        gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in mine.items()}
+        return self.worker.update(item.round_index, self._inputs, gradients, item.expert_cids, item.lr)

@@ -1,0 +1,109 @@
+"""Measurement of a round, as an observer: seconds per step, bytes each edge moves, sealing costs.
+
+Owns what a round costs, never what it decides. ``run_round`` calls :class:`RoundObserver`'s hooks
+as its steps go (``begin``, ``step``, ``work_out``, ``answer_in``, ``sealed``) and copies the
+measured values into its ``RoundOutcome``; nothing measured here feeds back into a decision, so a
+round's transactions, blocks and head hash do not depend on it. Must not know the round's rules,
+the ledger's state or PyTorch: it sees work items, signed transactions, CIDs and seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from bmoe.ledger.node import SealStats
+from bmoe.ledger.transactions import Transaction
+from bmoe.protocol.edges import ResultWork, UpdateWork
+from bmoe.storage import BlobStore
+
+STEPS = ("gate", "compute", "verify", "loss", "update", "consensus")
+
+
+@dataclass
+class RoundTimes:
+    """Seconds spent per component of a round (measured, not modelled)."""
+
+    gate: float = 0.0
+    compute: float = 0.0
+    verify: float = 0.0
+    loss: float = 0.0
+    update: float = 0.0
+    consensus: float = 0.0
+
+    def total(self) -> float:
+        return self.gate + self.compute + self.verify + self.loss + self.update + self.consensus
+
+
+@dataclass
+class Traffic:
+    """Bytes each edge downloads and uploads in a round (the input of the communication model)."""
+
+    down: dict[str, int] = field(default_factory=dict)
+    up: dict[str, int] = field(default_factory=dict)
+
+    def add(self, edge: str, down: int = 0, up: int = 0) -> None:
+        self.down[edge] = self.down.get(edge, 0) + down
+        self.up[edge] = self.up.get(edge, 0) + up
+
+    @property
+    def total(self) -> int:
+        return sum(self.down.values()) + sum(self.up.values())
+
+    @property
+    def max_edge(self) -> int:
+        """The busiest edge's bytes: edges transfer in parallel, so it bounds the round."""
+        edges = set(self.down) | set(self.up)
+        return max((self.down.get(e, 0) + self.up.get(e, 0) for e in edges), default=0)
+
+
+class RoundObserver:
+    """Times a round's steps and counts the bytes its edges move (object sizes read from ``store``)."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.begin()
+
+    def begin(self) -> None:
+        """An attempt at the round starts: everything measured so far is dropped (a rejected
+        proposal's attempt is not part of the round that seals)."""
+        self.times = RoundTimes()
+        self.traffic = Traffic()
+        self.edge_seconds = 0.0  # the busiest edge's measured compute time (edges work in parallel)
+        self.mine_seconds = 0.0  # the part of the consensus time spent on proof of work
+        self.block_bytes = 0
+        self._sizes: dict[str, int] = {}
+        self._clock = time.perf_counter()
+
+    def step(self, part: str) -> None:
+        """Step ``part`` (one of :data:`STEPS`) ended: the time since the last one is its."""
+        assert part in STEPS, part
+        now = time.perf_counter()
+        setattr(self.times, part, getattr(self.times, part) + now - self._clock)
+        self._clock = now
+
+    def work_out(self, work: ResultWork | UpdateWork) -> None:
+        """Work handed to the edges: each assigned edge downloads what it names."""
+        for address, experts in work.assignments.items():
+            if isinstance(work, ResultWork):
+                cids = [work.task_cid, work.activation_cid, *(work.expert_cids[e] for e in experts)]
+            else:
+                cids = [work.gradient_cids[e] for e in experts if e in work.gradient_cids]
+            self.traffic.add(address, down=sum(self._size(cid) for cid in cids))
+
+    def answer_in(self, tx: Transaction) -> None:
+        """An edge's signed answer: it uploaded every object it names."""
+        entries = tx.payload["results" if tx.kind == "commitment" else "updates"]
+        self.traffic.add(tx.sender, up=sum(self._size(entry["cid"]) for entry in entries))
+
+    def sealed(self, seal: SealStats | None, edge_seconds: float) -> None:
+        """The block is sealed (``seal`` None when blocks are not persisted); the edges' compute time."""
+        self.edge_seconds = edge_seconds
+        self.mine_seconds = seal.mine_seconds if seal else 0.0
+        self.block_bytes = seal.block_bytes if seal else 0
+
+    def _size(self, cid: str) -> int:
+        """Object sizes by CID, read once per round."""
+        if cid not in self._sizes:
+            self._sizes[cid] = self.store.size(cid)
+        return self._sizes[cid]
