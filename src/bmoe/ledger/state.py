@@ -5,9 +5,10 @@ digests, CIDs and small numbers, never tensors. Everything a participant trusts 
 the experts' CIDs, accepted results, each edge's record) is what :func:`apply_block` derives by
 replaying sealed blocks; nothing else is authoritative.
 
-The verification of a round lives here: an ``acceptance`` or ``update_acceptance`` is valid only
-if it equals what the run's acceptance rule decides over the commitments already recorded, and a
-``misbehaviour`` record only if its evidence is what the accused edge committed.
+The verification of a round is checked here: an ``acceptance`` or ``update_acceptance`` is valid
+only if it equals what the run's acceptance rule decides over the commitments already recorded, and a
+``misbehaviour`` record only if its evidence is what the accused edge committed. The rules themselves
+are ``verify/phase.py``'s, the same functions the proposer builds with.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash
-from bmoe.verify.acceptance import AcceptanceRule, Verdict, decide
+from bmoe.verify.acceptance import AcceptanceRule, Verdict
+from bmoe.verify.comparison import Comparison, make_comparison
+from bmoe.verify.phase import PHASES as PHASE_TABLE
+from bmoe.verify.phase import accusation_error, decision_error, status_of, verdict_of
 
 ASSIGNMENTS = ("all", "host")  # all: every edge computes every activated expert; host: edge e % M only
-PHASES = ("result", "update")
+PHASES = tuple(PHASE_TABLE)  # result, update
 
 
 @dataclass
@@ -99,6 +103,10 @@ class LedgerState:
     @property
     def rule(self) -> AcceptanceRule:
         return AcceptanceRule.from_dict(self._genesis["rule"])
+
+    @property
+    def comparison(self) -> Comparison:
+        return make_comparison(self._genesis["comparison"])
 
     @property
     def _genesis(self) -> dict[str, Any]:
@@ -254,8 +262,7 @@ def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
     task = _task(state, tx)
     _require(tx.sender in state.edge_records, tx, "sender is not an enrolled edge")
     _require(not task.verdicts[phase], tx, f"{phase}s of this task are already decided")
-    entries = _entries(tx, "results" if phase == "result" else "updates",
-                       RESULT_FIELDS if phase == "result" else UPDATE_FIELDS)
+    entries = _entries(tx, PHASE_TABLE[phase].commit_entries, RESULT_FIELDS if phase == "result" else UPDATE_FIELDS)
     if phase == "update":
         _require(task.gate_updated, tx, "update before the loss and gradients were recorded")
     else:
@@ -289,25 +296,10 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     """Check one decision against the rule; return the verdict and the accepted CID (or None)."""
     expert = entry["expert"]
     commitments = task.commitments[phase].get(expert, {})
-    verdict = decide(state.rule, {edge: digest for edge, (digest, _) in commitments.items()},
-                     state.assigned_edges(expert))
-    status, digest, cid = entry["status"], entry["digest"], entry["cid"]
-    if status == "malformed":
-        # The chosen group's bytes were not a valid result of the right shape: only a holder of the
-        # bytes can see that; the ledger checks the digest is the one the rule picked.
-        _require(verdict.digest is not None and digest == verdict.digest and cid is None, tx,
-                 f"expert {expert}: malformed names the wrong digest")
-        return verdict, None
-    if status == "accepted":
-        _require(verdict.digest is not None and digest == verdict.digest, tx,
-                 f"expert {expert}: rule {state.rule.name} accepts {verdict.digest}, not {digest}")
-        _require(cid in {commitments[edge][1] for edge in verdict.supporters}, tx,
-                 f"expert {expert}: cid is none of the accepted group's committed CIDs")
-        return verdict, cid
-    decided = f"digest {verdict.digest}" if verdict.digest else "no quorum"
-    _require(status == "no_quorum" and verdict.digest is None and digest is None and cid is None, tx,
-             f"expert {expert}: rule {state.rule.name} decides {decided}")
-    return verdict, None
+    verdict = verdict_of(state.rule, commitments, state.assigned_edges(expert))
+    reason = decision_error(state.rule, verdict, commitments, entry)
+    _require(reason is None, tx, str(reason))
+    return verdict, entry["cid"] if entry["status"] == "accepted" else None
 
 
 def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
@@ -366,16 +358,9 @@ def apply_misbehaviour(state: LedgerState, tx: Transaction) -> None:
         verdict = task.verdicts[phase].get(expert)
         _require(verdict is not None, tx, f"expert {expert}: misbehaviour before the verdict")
         _require((edge, expert, phase) not in task.accusations, tx, f"expert {expert}: already recorded")
-        committed = task.commitments[phase].get(expert, {}).get(edge)
-        if entry["reason"] == "withheld":
-            _require(edge in verdict.missing and entry["evidence"] is None, tx, f"expert {expert}: edge did commit")
-        else:
-            malformed_group = task.accepted_cids[phase][expert] is None and edge in verdict.supporters
-            _require(entry["reason"] == "dissent", tx, "reason must be 'dissent' or 'withheld'")
-            _require(edge in verdict.dissenters or malformed_group, tx,
-                     f"expert {expert}: edge is in the accepted group")
-            _require(committed is not None and entry["evidence"] == committed[0], tx,
-                     f"expert {expert}: evidence is not the edge's digest")
+        status = status_of(verdict, task.accepted_cids[phase][expert])
+        reason = accusation_error(edge, entry, verdict, status, task.commitments[phase].get(expert, {}))
+        _require(reason is None, tx, str(reason))
     record = state.edge_records[edge]
     for entry in entries:
         task.accusations.add((edge, entry["expert"], phase))

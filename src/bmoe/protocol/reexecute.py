@@ -22,7 +22,8 @@ from bmoe.moe.dispatch import combine
 from bmoe.moe.gate import LinearGate, Routing
 from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
 from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
-from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors, digest_of
+from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+from bmoe.verify.phase import build_decision, supporter_cids
 
 
 @dataclass
@@ -98,23 +99,32 @@ class Reexecutor:
             ctx.routing, ctx.groups = activation.routing, activation.groups
         elif tx.kind == "acceptance":
             ctx = tasks[payload["task_id"]]
+            task = state.tasks[payload["task_id"]]
             for entry in payload["decisions"]:
                 expert, rows = entry["expert"], int(ctx.groups[entry["expert"]].numel())
                 if entry["status"] == "accepted":
                     data = self.store.get(entry["cid"])
-                    _same(f"expert {expert}: digest of the accepted CID's bytes", digest_of(data), entry["digest"])
+                    _same(f"expert {expert}: digest of the accepted CID's bytes", state.comparison.key(data),
+                          entry["digest"])
                     ctx.outputs[expert] = decode_result(data, rows, self.num_classes)
                 elif entry["status"] == "malformed":
-                    committed = state.tasks[payload["task_id"]].commitments["result"][expert]
-                    for cid in {c for d, c in committed.values() if d == entry["digest"]}:
-                        data = self.store.get(cid) if self.store.has(cid) else None
-                        if data is not None and digest_of(data) == entry["digest"] and _decodes(
-                                data, rows, self.num_classes):
-                            raise _Differs(f"expert {expert}: a valid result is marked malformed")
+                    verdict = task.verdicts["result"][expert]
+                    committed = task.commitments["result"][expert]
+                    valid = self._first_valid_result(state, supporter_cids(verdict, committed), entry["digest"], rows)
+                    if build_decision(expert, verdict, valid).status != "malformed":
+                        raise _Differs(f"expert {expert}: a valid result is marked malformed")
             assert ctx.routing is not None
             logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
                              self.num_classes).detach()
             _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
+
+    def _first_valid_result(self, state: LedgerState, cids: list[str], digest: str, rows: int) -> str | None:
+        """The first of ``cids`` whose stored bytes (when present) have ``digest`` and decode to a result."""
+        for cid in cids:
+            data = self.store.get(cid) if self.store.has(cid) else None
+            if data is not None and state.comparison.matches(data, digest) and _decodes(data, rows, self.num_classes):
+                return cid
+        return None
 
 
 class _Differs(Exception):

@@ -4,7 +4,8 @@ The validator holds the gate by CID. It evaluates the gate and records the top-K
 (step 1), decides every activated expert by the acceptance rule over the recorded commitments
 and aggregates the accepted results (step 3), and in training computes the loss, the gate's SGD
 step and the gradients the edges need (step 4), then decides the experts' updates (step 5).
-The rules themselves are the ledger's: a decision the ledger would not derive is refused there.
+The rules themselves are ``verify/phase.py``'s, the same functions the ledger checks with: a decision
+the ledger would not derive is refused there.
 
 Nothing non-finite is sealed. Edges that agree bit for bit on a non-finite result or update
 computed the same overflow: that is the model diverging (or inputs too large for float32), not
@@ -31,8 +32,17 @@ from bmoe.protocol.gate_step import (
     require_finite_round,
     update_gate,
 )
-from bmoe.storage import BlobStore, StorageError, deserialize_tensors, digest_of
-from bmoe.verify.acceptance import Verdict, decide
+from bmoe.storage import BlobStore, StorageError, deserialize_tensors
+from bmoe.verify.acceptance import Verdict
+from bmoe.verify.comparison import Comparison
+from bmoe.verify.phase import (
+    PHASES,
+    build_accusations,
+    build_decision,
+    misbehaviour_records,
+    supporter_cids,
+    verdict_of,
+)
 
 
 @dataclass
@@ -97,31 +107,25 @@ class Validator:
         task = state.tasks[task_id]
         decisions: dict[int, Decision] = {}
         entries = []
-        accused: dict[str, list[dict[str, object]]] = {}
+        accusations = []
         for expert, n_rows in sorted(rows.items()):
             committed = task.commitments[phase].get(expert, {})
-            verdict = decide(state.rule, {edge: digest for edge, (digest, _) in committed.items()},
-                             state.assigned_edges(expert))
-            status, output, digest, cid = "no_quorum", None, None, None
+            verdict = verdict_of(state.rule, committed, state.assigned_edges(expert))
+            output, valid_cid = None, None
             if verdict.digest is not None:
-                digest = verdict.digest
-                cid, data = self._verified_object(digest, [committed[edge][1] for edge in verdict.supporters])
-                status = "accepted" if cid is not None else "malformed"
+                cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
                 if data is not None:
                     try:
                         output = _decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters))
+                        valid_cid = cid
                     except RoundDiverged:
                         raise
                     except PayloadError:
-                        status, cid = "malformed", None
-            decisions[expert] = Decision(verdict, status, output)
-            entries.append({"expert": expert, "status": status, "digest": digest, "cid": cid})
-            dissenters = verdict.dissenters + (verdict.supporters if status == "malformed" else ())
-            for edge in dissenters:
-                accused.setdefault(edge, []).append(
-                    {"expert": expert, "reason": "dissent", "evidence": committed[edge][0]})
-            for edge in verdict.missing:
-                accused.setdefault(edge, []).append({"expert": expert, "reason": "withheld", "evidence": None})
+                        pass
+            decision = build_decision(expert, verdict, valid_cid)
+            decisions[expert] = Decision(verdict, decision.status, output)
+            entries.append(decision.to_dict())
+            accusations += build_accusations(decision, verdict, committed)
         payload: dict[str, object] = {"task_id": task_id, "decisions": entries}
         logits = None
         if phase == "result":
@@ -131,24 +135,23 @@ class Validator:
             logits = self.aggregate(routing, groups, outputs).detach()  # (B, C)
             require_finite_round("the aggregated MoE output", logits, "the accepted results overflow float32")
             payload["output_cid"] = self.store.put(encode_result(logits))
-        kind = "acceptance" if phase == "result" else "update_acceptance"
-        txs = [self.signer.sign(kind, payload)]
-        for edge, records in sorted(accused.items()):
-            records.sort(key=lambda record: int(record["expert"]))  # type: ignore[call-overload]
+        txs = [self.signer.sign(PHASES[phase].decision_kind, payload)]
+        for edge, records in misbehaviour_records(accusations).items():
             txs.append(self.signer.sign("misbehaviour", {"task_id": task_id, "phase": phase, "edge": edge,
                                                          "records": records}))
         return PhaseDecisions(decisions, txs, logits)
 
-    def _verified_object(self, digest: str, cids: list[str]) -> tuple[str | None, bytes | None]:
-        """The first of the supporters' CIDs whose stored bytes have ``digest``, with those bytes: an edge
-        that repeats the majority's digest under a CID of other (or no) bytes cannot make its CID the
-        accepted one. (None, None) when no supporter's bytes check out."""
-        for cid in dict.fromkeys(cids):
+    def _verified_object(self, comparison: Comparison, digest: str, cids: list[str]) -> tuple[
+            str | None, bytes | None]:
+        """The first of the supporters' CIDs whose stored bytes have ``digest`` under the comparison in
+        force, with those bytes: an edge that repeats the majority's digest under a CID of other (or no)
+        bytes cannot make its CID the accepted one. (None, None) when no supporter's bytes check out."""
+        for cid in cids:
             try:
                 data = self.store.get(cid)
             except StorageError:
                 continue
-            if digest_of(data) == digest:
+            if comparison.matches(data, digest):
                 return cid, data
         return None, None
 

@@ -1,7 +1,20 @@
-"""The comparison rule in force: how two edges' results are judged "the same".
+"""The comparison in force: how two edges' results are judged "the same".
 
-``exact``: equal digests of canonical bytes (safetensors, sorted keys). Honest edges agree bit for
-bit only under stated conditions: the same torch build and CPU kernels, the same thread count
+Owns the ``Comparison`` seam and its registry. A comparison says two things:
+
+- ``key(data)``: what an edge commits for its result and what the ledger groups commitments by;
+- ``same(a, b)``: what validators and audit check on the bytes themselves.
+
+Its ``name`` and ``params`` are recorded in the genesis (``spec()``): a comparison without
+parameters by its name alone (``"exact"``, as every chain so far records it), one with parameters
+as ``{"name": ..., "params": {...}}``. A new comparison is one frozen dataclass (its fields are its
+parameters) and one entry in :data:`COMPARISONS`.
+
+Must not know tensors, the ledger or I/O: it sees bytes and returns strings and booleans.
+
+``exact``: equal canonical bytes (safetensors, sorted keys), keyed by their SHA-256 digest (the
+same digest as ``storage.digest_of``; a test keeps them equal). Honest edges agree bit for bit only
+under stated conditions: the same torch build and CPU kernels, the same thread count
 (``torch.set_num_threads``), and the same batch composition (the same samples in the same order,
 which the recorded activation fixes). Under ``exact`` a disagreement between honest edges is not
 tolerated silently: the round raises :class:`HonestDisagreement` (see protocol) when edges known to
@@ -10,7 +23,83 @@ be honest split, and the ledger records the split as a failed verification eithe
 
 from __future__ import annotations
 
-COMPARISONS = ("exact",)
+import dataclasses
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class ComparisonError(ValueError):
+    """A comparison spec names no known comparison, or gives it bad parameters (one line)."""
+
+
+class Comparison(ABC):
+    """How results are compared; subclasses are frozen dataclasses whose fields are the parameters."""
+
+    name: ClassVar[str]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters recorded in the genesis (empty for ``exact``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @abstractmethod
+    def key(self, data: bytes) -> str:
+        """What an edge commits for ``data`` and the ledger groups by."""
+
+    @abstractmethod
+    def same(self, a: bytes, b: bytes) -> bool:
+        """Whether two results count as the same."""
+
+    def matches(self, data: bytes, key: str) -> bool:
+        """Whether ``data`` are what was committed under ``key``."""
+        return self.key(data) == key
+
+    def spec(self) -> str | dict[str, Any]:
+        """The genesis encoding: the name alone when there are no parameters."""
+        params = self.params
+        return {"name": self.name, "params": params} if params else self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact(Comparison):
+    """Equal bytes; the key is their SHA-256 digest (hex)."""
+
+    name: ClassVar[str] = "exact"
+
+    def key(self, data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    def same(self, a: bytes, b: bytes) -> bool:
+        return a == b
+
+
+COMPARISONS: Mapping[str, type[Comparison]] = {"exact": Exact}
+EXACT = Exact()
+
+
+def make_comparison(spec: object) -> Comparison:
+    """The comparison a genesis (or a config) records: a name, or ``{"name": ..., "params": {...}}``.
+
+    Only the canonical encoding is accepted (a comparison without parameters is its name alone), so
+    one comparison has one genesis encoding.
+    """
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, Mapping) and set(spec) == {"name", "params"} and isinstance(spec["params"], Mapping):
+        name, params = spec["name"], dict(spec["params"])
+    else:
+        raise ComparisonError(f"comparison must be a name or {{'name': ..., 'params': {{...}}}}, got {spec!r}")
+    if not isinstance(name, str) or name not in COMPARISONS:
+        raise ComparisonError(f"comparison must be one of {', '.join(COMPARISONS)}, got {name!r}")
+    try:
+        comparison = COMPARISONS[name](**params)
+    except TypeError as err:
+        raise ComparisonError(f"comparison {name}: bad parameters {params!r} ({err})") from None
+    if comparison.spec() != spec:
+        raise ComparisonError(f"comparison {name}: record it as {comparison.spec()!r}, not {spec!r}")
+    return comparison
 
 
 class HonestDisagreement(RuntimeError):

@@ -1,0 +1,180 @@
+"""Phase decisions: the round's verification rules, written once.
+
+Owns, for one expert in one phase (an edge's result, or its updated weights):
+
+- the **verdict** from the recorded commitments and the assigned edges (the acceptance rule);
+- the **decision** the proposer writes (``accepted``, ``no_quorum`` or ``malformed``, digest, CID);
+- the **accusations** that follow from a verdict and that decision (``dissent`` with the committed
+  digest as evidence, ``withheld``; the supporters of a malformed group dissent too);
+- the **checks** that a claimed decision or accusation is what these rules give, each refusal a
+  named reason.
+
+The proposer builds with :func:`build_decision` and :func:`build_accusations`; the state machine
+and the re-executor check with :func:`decision_error` and :func:`accusation_error` (as
+execution-specs shares ``apply_body`` between building and validating a block). Whether the agreed
+bytes are a valid result only a holder of the bytes can tell: the proposer passes that in as
+``valid_cid``, and the ledger accepts either outcome for a group the rule picked.
+
+Must not know tensors, storage or transactions: it sees digests, CIDs, edges and verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bmoe.verify.acceptance import AcceptanceRule, Verdict, decide
+
+Commitments = Mapping[str, tuple[str, str]]  # edge -> (digest, CID) it committed for one expert
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One verified phase of a round: who commits in which transaction, who decides in which."""
+
+    name: str
+    commit_kind: str  # the edges' transaction
+    commit_entries: str  # its list of (expert, digest, CID) entries
+    decision_kind: str  # the validators' transaction
+
+
+PHASES: Mapping[str, Phase] = {
+    "result": Phase("result", "commitment", "results", "acceptance"),
+    "update": Phase("update", "expert_update", "updates", "update_acceptance"),
+}
+STATUSES = ("accepted", "no_quorum", "malformed")
+REASONS = ("dissent", "withheld")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One expert's recorded decision: an entry of an ``acceptance`` or ``update_acceptance``."""
+
+    expert: int
+    status: str  # accepted | no_quorum | malformed
+    digest: str | None  # the rule's digest (accepted, malformed), else None
+    cid: str | None  # the accepted bytes' CID (accepted), else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expert": self.expert, "status": self.status, "digest": self.digest, "cid": self.cid}
+
+
+@dataclass(frozen=True)
+class Accusation:
+    """One misbehaviour record against ``edge``: a record of a ``misbehaviour`` transaction."""
+
+    edge: str
+    expert: int
+    reason: str  # dissent | withheld
+    evidence: str | None  # the digest the edge committed (dissent), None (withheld)
+
+    def record(self) -> dict[str, Any]:
+        return {"expert": self.expert, "reason": self.reason, "evidence": self.evidence}
+
+
+def verdict_of(rule: AcceptanceRule, commitments: Commitments, assigned: tuple[str, ...]) -> Verdict:
+    """The acceptance rule over the recorded commitments of one expert."""
+    return decide(rule, {edge: digest for edge, (digest, _) in commitments.items()}, assigned)
+
+
+def supporter_cids(verdict: Verdict, commitments: Commitments) -> list[str]:
+    """The CIDs the accepted group committed, in supporter order, each once: where the agreed bytes are."""
+    return list(dict.fromkeys(commitments[edge][1] for edge in verdict.supporters))
+
+
+# ---------------------------------------------------------------- building (the proposer)
+
+
+def build_decision(expert: int, verdict: Verdict, valid_cid: str | None) -> Decision:
+    """The decision the proposer records. ``valid_cid``: the first of :func:`supporter_cids` whose
+    bytes have the verdict's digest and are a valid result, or None when none are."""
+    if verdict.digest is None:
+        return Decision(expert, "no_quorum", None, None)
+    if valid_cid is None:
+        return Decision(expert, "malformed", verdict.digest, None)
+    return Decision(expert, "accepted", verdict.digest, valid_cid)
+
+
+def build_accusations(decision: Decision, verdict: Verdict, commitments: Commitments) -> list[Accusation]:
+    """The misbehaviour records that follow from ``decision``: every dissenter (and every supporter of
+    a malformed group) with the digest it committed, every assigned edge that committed nothing."""
+    dissenting = verdict.dissenters + (verdict.supporters if decision.status == "malformed" else ())
+    return ([Accusation(edge, decision.expert, "dissent", commitments[edge][0]) for edge in dissenting]
+            + [Accusation(edge, decision.expert, "withheld", None) for edge in verdict.missing])
+
+
+def misbehaviour_records(accusations: list[Accusation]) -> dict[str, list[dict[str, Any]]]:
+    """Accusations grouped by edge (sorted), each edge's records in expert order: one ``misbehaviour``
+    transaction per edge."""
+    by_edge: dict[str, list[Accusation]] = {}
+    for accusation in accusations:
+        by_edge.setdefault(accusation.edge, []).append(accusation)
+    return {edge: [a.record() for a in sorted(found, key=lambda a: a.expert)]
+            for edge, found in sorted(by_edge.items())}
+
+
+# ---------------------------------------------------------------- checking (ledger, re-executor)
+
+
+def status_of(verdict: Verdict, accepted_cid: str | None) -> str:
+    """The recorded status, from the verdict and the accepted CID the ledger kept."""
+    if verdict.digest is None:
+        return "no_quorum"
+    return "accepted" if accepted_cid is not None else "malformed"
+
+
+def decision_error(rule: AcceptanceRule, verdict: Verdict, commitments: Commitments,
+                   claimed: Mapping[str, Any]) -> str | None:
+    """Why ``claimed`` (an entry with expert, status, digest, cid) is not what the rule gives, or None.
+
+    A group the rule picked may be ``accepted`` under any CID its supporters committed, or
+    ``malformed``; only a holder of the bytes can tell which, and the re-executor checks that.
+    """
+    expert, status, digest, cid = claimed["expert"], claimed["status"], claimed["digest"], claimed["cid"]
+    if status not in STATUSES:
+        return f"expert {expert}: status must be one of {', '.join(STATUSES)}"
+    if verdict.digest is None and status != "no_quorum":
+        return f"expert {expert}: rule {rule.name} decides no quorum"
+    if status == "malformed":
+        if digest != verdict.digest:
+            return f"expert {expert}: malformed names the wrong digest"
+        if cid is not None:
+            return f"expert {expert}: a malformed decision records no cid"
+        return None
+    if status == "accepted":
+        if digest != verdict.digest:
+            return f"expert {expert}: rule {rule.name} accepts {verdict.digest}, not {digest}"
+        if cid not in supporter_cids(verdict, commitments):
+            return f"expert {expert}: cid is none of the accepted group's committed CIDs"
+        return None
+    if verdict.digest is not None:
+        return f"expert {expert}: rule {rule.name} decides digest {verdict.digest}"
+    if digest is not None or cid is not None:
+        return f"expert {expert}: a no_quorum decision records no digest and no cid"
+    return None
+
+
+def accusation_error(edge: str, claimed: Mapping[str, Any], verdict: Verdict, status: str,
+                     commitments: Commitments) -> str | None:
+    """Why ``claimed`` (a record with expert, reason, evidence against ``edge``) does not follow from
+    ``verdict`` and the recorded ``status``, or None. Honest edges cannot be framed."""
+    expert, reason, evidence = claimed["expert"], claimed["reason"], claimed["evidence"]
+    if edge not in verdict.supporters + verdict.dissenters + verdict.missing:
+        return f"expert {expert}: edge is not assigned this expert"
+    if reason == "withheld":
+        if edge not in verdict.missing:
+            return f"expert {expert}: edge did commit"
+        if evidence is not None:
+            return f"expert {expert}: a withheld record carries no evidence"
+        return None
+    if reason != "dissent":
+        return f"expert {expert}: reason must be 'dissent' or 'withheld'"
+    malformed_group = status == "malformed" and edge in verdict.supporters
+    if edge in verdict.missing:
+        return f"expert {expert}: edge committed nothing"
+    if edge not in verdict.dissenters and not malformed_group:
+        return f"expert {expert}: edge is in the accepted group"
+    if evidence != commitments[edge][0]:
+        return f"expert {expert}: evidence is not the edge's digest"
+    return None
