@@ -24,7 +24,8 @@ from torch import nn
 from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.payloads import encode_result
-from bmoe.storage import BlobStore, cid_of, deserialize_tensors, digest_of, serialize_tensors
+from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
+from bmoe.verify.comparison import EXACT
 
 Weights = dict[str, torch.Tensor]
 
@@ -50,7 +51,7 @@ class Encoded:
 
     @staticmethod
     def of(data: bytes) -> Encoded:
-        return Encoded(data, cid_of(data), digest_of(data))
+        return Encoded(data, cid_of(data), EXACT.key(data))  # the key edges commit (exact: the one comparison)
 
 
 @dataclass
