@@ -131,3 +131,14 @@ def test_edges_agreeing_on_a_non_finite_result_fail_the_round_and_nobody_is_accu
     with pytest.raises(RoundDiverged, match="5 edges agree on a non-finite result"):
         session.train(rounds=1)
     assert ledger_view(session) == before and not session.node.pending
+
+
+def test_a_lone_edge_whose_accepted_result_overflows_fails_the_round_and_is_not_accused(tiny_data) -> None:  # type: ignore[no-untyped-def]
+    """M = 1 under majority: the one edge's result is what the rule accepts, so its overflow is divergence."""
+    session = Session(small_config(num_edges=1), dataset=tiny_data)
+    session.edges[0].behaviour = NonFiniteOutput()
+    before = ledger_view(session)
+    with pytest.raises(RoundDiverged, match="1 edges agree on a non-finite result"):
+        session.train(rounds=1)
+    assert ledger_view(session) == before and not session.node.pending
+    assert session.node.state.edge_records[session.edges[0].signer.address].dissent == 0

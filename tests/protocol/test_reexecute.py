@@ -74,6 +74,10 @@ def other_cid(_: object) -> str:
      "gradient_cids differs"),
     ("acceptance", lambda p: {**p, "decisions": [{**p["decisions"][0], "status": "no_quorum", "digest": None,
                                                   "cid": None}, *p["decisions"][1:]]}, "rule majority decides"),
+    ("acceptance", lambda p: {**p, "decisions": [{**p["decisions"][0], "status": "malformed", "cid": None},
+                                                 *p["decisions"][1:]]}, "a valid result is marked malformed"),
+    ("update_acceptance", lambda p: {**p, "decisions": [{**p["decisions"][0], "status": "malformed", "cid": None},
+                                                        *p["decisions"][1:]]}, "a valid update is marked malformed"),
 ])
 def test_a_tampering_proposer_is_caught_and_named(chain, kind, change, named) -> None:  # type: ignore[no-untyped-def]
     session, blocks = chain

@@ -21,7 +21,8 @@ from bmoe.ledger.transactions import Transaction
 from bmoe.moe.dispatch import combine
 from bmoe.moe.gate import LinearGate, Routing
 from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
-from bmoe.protocol.gate_step import evaluate_gate, load_gate, update_gate
+from bmoe.protocol.gate_step import RoundDiverged, evaluate_gate, load_gate, update_gate
+from bmoe.protocol.validator import decode_agreed
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
 from bmoe.verify.phase import build_decision, supporter_cids
 
@@ -97,32 +98,52 @@ class Reexecutor:
             activation = evaluate_gate(ctx.gate, ctx.x, top_k, len(state.expert_cids), ctx.train)
             _same("activation_cid", cid_of(activation.data), payload["activation_cid"])
             ctx.routing, ctx.groups = activation.routing, activation.groups
-        elif tx.kind == "acceptance":
+        elif tx.kind in ("acceptance", "update_acceptance"):
+            phase = "result" if tx.kind == "acceptance" else "update"
             ctx = tasks[payload["task_id"]]
             task = state.tasks[payload["task_id"]]
             for entry in payload["decisions"]:
                 expert, rows = entry["expert"], int(ctx.groups[entry["expert"]].numel())
+                verdict = task.verdicts[phase][expert]
                 if entry["status"] == "accepted":
                     data = self.store.get(entry["cid"])
                     _same(f"expert {expert}: digest of the accepted CID's bytes", state.comparison.key(data),
                           entry["digest"])
-                    ctx.outputs[expert] = decode_result(data, rows, self.num_classes)
+                    if not self._agreed_valid(state, phase, expert, data, rows, len(verdict.supporters)):
+                        raise _Differs(f"expert {expert}: the accepted {phase} is not a valid {phase}")
+                    if phase == "result":
+                        ctx.outputs[expert] = decode_result(data, rows, self.num_classes)
                 elif entry["status"] == "malformed":
-                    verdict = task.verdicts["result"][expert]
-                    committed = task.commitments["result"][expert]
-                    valid = self._first_valid_result(state, supporter_cids(verdict, committed), entry["digest"], rows)
+                    committed = task.commitments[phase][expert]
+                    valid = self._first_valid(state, phase, expert, supporter_cids(verdict, committed),
+                                              entry["digest"], rows, len(verdict.supporters))
                     if build_decision(expert, verdict, valid).status != "malformed":
-                        raise _Differs(f"expert {expert}: a valid result is marked malformed")
-            assert ctx.routing is not None
-            logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
-                             self.num_classes).detach()
-            _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
+                        raise _Differs(f"expert {expert}: a valid {phase} is marked malformed")
+            if phase == "result":
+                assert ctx.routing is not None
+                logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
+                                 self.num_classes).detach()
+                _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
 
-    def _first_valid_result(self, state: LedgerState, cids: list[str], digest: str, rows: int) -> str | None:
-        """The first of ``cids`` whose stored bytes (when present) have ``digest`` and decode to a result."""
+    def _agreed_valid(self, state: LedgerState, phase: str, expert: int, data: bytes, rows: int,
+                      supporters: int) -> bool:
+        """Whether the agreed bytes are a valid ``phase`` object, judged as the proposer must judge them."""
+        try:
+            decode_agreed(phase, data, rows, self.num_classes, supporters, verified=state.rule.name != "sole")
+        except RoundDiverged:
+            raise _Differs(f"expert {expert}: the agreed {phase} is non-finite: the round must fail, "
+                           "not seal") from None
+        except PayloadError:
+            return False
+        return True
+
+    def _first_valid(self, state: LedgerState, phase: str, expert: int, cids: list[str], digest: str, rows: int,
+                     supporters: int) -> str | None:
+        """The first of ``cids`` whose stored bytes (when present) have ``digest`` and are a valid ``phase`` object."""
         for cid in cids:
             data = self.store.get(cid) if self.store.has(cid) else None
-            if data is not None and state.comparison.matches(data, digest) and _decodes(data, rows, self.num_classes):
+            if data is not None and state.comparison.matches(data, digest) and self._agreed_valid(
+                    state, phase, expert, data, rows, supporters):
                 return cid
         return None
 
@@ -140,11 +161,3 @@ def _same(name: str, recomputed: object, claimed: object) -> None:
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _decodes(data: bytes, rows: int, classes: int) -> bool:
-    try:
-        decode_result(data, rows, classes)
-    except PayloadError:
-        return False
-    return True

@@ -9,8 +9,10 @@ the ledger would not derive is refused there.
 
 Nothing non-finite is sealed. Edges that agree bit for bit on a non-finite result or update
 computed the same overflow: that is the model diverging (or inputs too large for float32), not
-misbehaviour, so the round fails with :class:`RoundDiverged` and nobody is accused. A lone edge's
-non-finite bytes (the unverified ``sole`` rule) are malformed, as any bad bytes are.
+misbehaviour, so the round fails with :class:`RoundDiverged` and nobody is accused; this holds for any
+group the rule accepts, even of one edge. Only under the unverified ``sole`` rule are an edge's
+non-finite bytes malformed, as any bad bytes are. (The price: edges that win the vote with non-finite
+bytes stall the round instead of being accused; with an honest majority they cannot win it.)
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ class Validator:
                 cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
                 if data is not None:
                     try:
-                        output = _decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters))
+                        output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
+                                                verified=state.rule.name != "sole")
                         valid_cid = cid
                     except RoundDiverged:
                         raise
@@ -175,12 +178,15 @@ class Validator:
         return update.loss, gradients, tx
 
 
-def _decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int) -> torch.Tensor | None:
+def decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int,
+                   verified: bool) -> torch.Tensor | None:
     """The agreed result (phase "result") or None (phase "update", whose weights are only checked).
 
     PayloadError for bytes that are not a finite result or update of the right form. Non-finite
-    values that several edges agree on bit for bit raise :class:`RoundDiverged` instead: honest
-    replicas computed the same overflow, so the round fails and no edge is accused."""
+    values in a group the acceptance rule accepted (``verified``: any rule but ``sole``, even a group of
+    one edge, e.g. M = 1) raise :class:`RoundDiverged` instead: the agreed computation overflowed, so the
+    round fails and no edge is accused. Under ``sole`` a lone edge's bytes are unverified, and
+    non-finite ones are malformed like any bad bytes."""
     try:
         if phase == "result":
             return decode_result(data, rows, classes)
@@ -188,7 +194,7 @@ def _decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters:
             require_finite(f"updated weights {name}", weights)
         return None
     except NonFiniteValue as err:
-        if supporters > 1:
+        if verified:
             raise RoundDiverged(f"round diverged: {supporters} edges agree on a non-finite {phase} ({err}); "
                                 f"{DIVERGED_HINT}; nothing is sealed") from None
         raise
