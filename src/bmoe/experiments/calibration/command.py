@@ -35,6 +35,8 @@ WEAKER_NOISE_STDS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)  # fraud far below the 
 class CalibrationError(click.ClickException):
     """Bad input to ``bmoe calibrate``: one line, exit status 2."""
 
+    exit_code = 2
+
 
 def fleet_profiles(fleet: str) -> tuple[str, ...]:
     """The distinct profiles of ``fleet`` (PROFILE=COUNT,...), ``default`` first as the reference."""
