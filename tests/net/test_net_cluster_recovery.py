@@ -91,10 +91,11 @@ def test_status_and_down_find_a_store_and_a_validator_restarted_by_hand(deployed
     deployed.kill("store-0")
     deployed.kill("validator-0")
     store = by_hand(deployed, "store-0")
-    validator = by_hand(deployed, "validator-0", as_bmoe_command=True)
+    validator: subprocess.Popen[bytes] | None = None
     try:
-        for name, proc in (("store-0", store), ("validator-0", validator)):
-            wait_healthy(deployed, name, proc)
+        wait_healthy(deployed, "store-0", store)  # the validator checks its stores as it starts
+        validator = by_hand(deployed, "validator-0", as_bmoe_command=True)
+        wait_healthy(deployed, "validator-0", validator)
         code, lines = status_lines(deployed)
         assert code == 0, lines
         for name, proc in (("store-0", store), ("validator-0", validator)):
@@ -105,7 +106,7 @@ def test_status_and_down_find_a_store_and_a_validator_restarted_by_hand(deployed
         assert processes_naming(str(deployed.root)) == []
     finally:
         for proc in (store, validator):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
