@@ -60,6 +60,16 @@ def head(client: httpx.Client, url: str) -> tuple[object, ...]:
     return body["height"], body["head_hash"], body["gate_cid"], body["edge_records"]
 
 
+def post_task(client: httpx.Client, url: str, session: Session, x: torch.Tensor, y: torch.Tensor,
+              number: int) -> httpx.Response:
+    """Store ``x, y`` as they are (no encoder check) and POST a signed 32-sample training task naming them."""
+    cid = session.store.put(serialize_tensors({"x": x.contiguous(), "y": y.contiguous()}))
+    publisher = Signer(session.ids.publisher, session.node.state.nonces.get(session.ids.publisher.address, -1) + 1)
+    task = publisher.sign("task", {"task_id": f"train-{number:06d}", "kind": "train", "data_cid": cid,
+                                   "samples": 32, "round": number})
+    return client.post(f"{url}/tasks", json=tx_to_dict(task))
+
+
 def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(validator, tiny_data) -> None:  # type: ignore[no-untyped-def]
     url, session = validator
     ids = session.ids
@@ -71,22 +81,14 @@ def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(
             bad = x.clone()
             generator = torch.Generator().manual_seed(seed)
             bad.view(-1)[int(torch.randint(bad.numel(), (1,), generator=generator))] = value
-            cid = session.store.put(serialize_tensors({"x": bad.contiguous(), "y": y.contiguous()}))
-            publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
-            task = publisher.sign("task", {"task_id": f"train-{900 + seed:06d}", "kind": "train", "data_cid": cid,
-                                           "samples": 32, "round": 900 + seed})
-            reply = client.post(f"{url}/tasks", json=tx_to_dict(task))
+            reply = post_task(client, url, session, bad, y, 900 + seed)
             assert (reply.status_code, reply.json()["reason"]) == (400, "bad_task_data"), (name, reply.text)
             assert "non-finite" in reply.json()["error"]
         misfits = {"float64 samples": (x.double(), y), "another sample shape": (x.reshape(32, -1), y),
                     "a label past the classes": (x, torch.full_like(y, tiny_data.num_classes)),
                     "a negative label": (x, torch.full_like(y, -1))}
         for index, (name, (bad_x, bad_y)) in enumerate(misfits.items()):
-            cid = session.store.put(serialize_tensors({"x": bad_x.contiguous(), "y": bad_y.contiguous()}))
-            publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
-            task = publisher.sign("task", {"task_id": f"train-{950 + index:06d}", "kind": "train", "data_cid": cid,
-                                           "samples": 32, "round": 950 + index})
-            reply = client.post(f"{url}/tasks", json=tx_to_dict(task))
+            reply = post_task(client, url, session, bad_x, bad_y, 950 + index)
             assert (reply.status_code, reply.json()["reason"]) == (400, "bad_task_data"), (name, reply.text)
         nonce = session.node.state.nonces.get(ids.publisher.address, -1) + 1
         eight = publish_task(Signer(ids.publisher, nonce), session.store, 7, x[:8], y[:8], True)
