@@ -24,6 +24,7 @@ HUGE = "x" * (MAX_PAYLOAD_BYTES + 1)
 BAD_VALUES: dict[str, object] = {
     "none": None, "huge": HUGE, "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"),
     "bool": True, "negative": -1, "empty": "", "object": {"nested": [1]}, "long list": [0] * 5000,
+    "beyond float": 10**400,
 }
 # Wrong for every field of a list entry (entries' digest, cid and evidence may be null).
 BAD_ENTRY_VALUES = {name: value for name, value in BAD_VALUES.items() if name != "none"}
@@ -112,7 +113,7 @@ def test_lists_are_bounded_by_the_runs_number_of_experts(honest) -> None:  # typ
 
 def test_the_loss_must_be_finite_and_not_negative(honest) -> None:  # type: ignore[no-untyped-def]
     state, tx = honest["gate_update"]
-    for loss in (float("nan"), float("inf"), -0.5, "0.3", None):
+    for loss in (float("nan"), float("inf"), -0.5, "0.3", None, 10**400):
         assert "schema" in refused(state, dataclasses.replace(tx, payload={**tx.payload, "loss": loss}))
 
 

@@ -67,11 +67,16 @@ def number(low: float, high: float, *, low_open: bool = False) -> Check:
     def check(value: object, limits: Limits) -> str | None:
         if not (_is_int(value) or isinstance(value, float)):
             return f"must be a number, got {type(value).__name__}"
-        as_float = float(value)  # type: ignore[arg-type]
+        try:
+            as_float = float(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int beyond float range (10**400): not a finite float either
+            return "must be finite"
         if not math.isfinite(as_float):
             return "must be finite"
         above = as_float > low if low_open else as_float >= low
-        return None if above and as_float <= high else f"must be in {'(' if low_open else '['}{low}, {high}]"
+        if above and as_float <= high:
+            return None
+        return f"must be in {'(' if low_open else '['}{low}, {high}]"
     return check
 
 
