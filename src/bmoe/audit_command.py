@@ -31,8 +31,9 @@ from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
 from bmoe.ledger.encoding import is_hex64
 from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.config import ConfigError
 from bmoe.protocol.pbft_sealing import certificate_checker
+from bmoe.protocol.run_dir import read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.protocol.setup import derive_identities
 from bmoe.storage import BlobStore, DirectoryStore
@@ -55,13 +56,7 @@ def config_anchor(path: Path) -> tuple[dict[str, Any], str] | None:
     """Genesis fields a ``config.json`` implies (settings hash, participants' addresses), or None if absent."""
     if not path.exists():
         return None
-    body = _read_json(path, "the run's settings")
-    if not isinstance(body, dict):
-        raise AuditSetupError(f"{path}: the run's settings must be a JSON object, got {type(body).__name__}")
-    try:
-        config: RunConfig = from_dict(body)
-    except (ConfigError, TypeError, ValueError) as err:
-        raise AuditSetupError(f"{path}: {err}") from None
+    config = read_config_file(path)  # a regular file holding a JSON object of valid settings, or ConfigError
     ids = derive_identities(config)
     return ({"config_hash": config.hash(), "publisher": ids.publisher.address,
              "validators": [v.address for v in ids.validators], "edges": [e.address for e in ids.edges]},

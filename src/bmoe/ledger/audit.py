@@ -49,12 +49,15 @@ class AuditReport:
     evidence_missing: int
     state: LedgerState
     pbft_blocks: int = 0  # blocks sealed by a PBFT commit certificate (checked)
-    genesis_hash: str = ""
     seal_rules: str = ""  # what the genesis fixes, in words
     anchored_to: list[str] = field(default_factory=list)  # each anchor that held, in words
     evidence_required: int = 0  # evidence objects behind misbehaviour records (all present and intact)
     block_hashes: list[str] = field(default_factory=list)  # by height
     unanchored: list[str] = field(default_factory=list)  # anchors the caller looked for and did not find
+
+    @property
+    def genesis_hash(self) -> str:
+        return self.block_hashes[0]
 
 
 def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
@@ -166,8 +169,7 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
     state = LedgerState()
     counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0, "required_evidence": 0}
     verified: set[str] = set()
-    heights: dict[str, int] = {}
-    hashes: list[str] = []
+    hashes: list[str] = []  # by height
 
     def check_object(where: str, cid: str, required: bool, why: str) -> None:
         try:
@@ -190,7 +192,6 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
             reason = _check_genesis_anchor(state.genesis, anchors)
             if reason is not None:
                 raise AuditFailure(reason)
-        heights[block_hash] = block.header.height
         hashes.append(block_hash)
         counts["pbft"] += block.header.consensus == "pbft"
         evidence: dict[str, str] = {}
@@ -211,8 +212,8 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
                          seal_check=seal)
     if report.blocks == 0:
         raise AuditFailure("the chain is empty: no genesis block (rows deleted, or a write-ahead log lost?)")
-    genesis_hash = hashes[0]
-    anchored = [f"genesis block {genesis_hash}"]
+    heights = {block_hash: height for height, block_hash in enumerate(hashes)}
+    anchored = [f"genesis block {hashes[0]}"]
     if anchors.genesis:
         anchored.append(f"genesis fields {', '.join(sorted(anchors.genesis))} from {anchors.genesis_source}")
     for anchor in anchors.blocks:
@@ -228,5 +229,5 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
     assert seal.rules is not None
     return AuditReport(report.height, report.head_hash, report.blocks, report.transactions, report.signatures,
                        counts["objects"], counts["evidence"], counts["missing"], state, counts["pbft"],
-                       genesis_hash=genesis_hash, seal_rules=seal.rules.describe(), anchored_to=anchored,
+                       seal_rules=seal.rules.describe(), anchored_to=anchored,
                        evidence_required=counts["required_evidence"], block_hashes=hashes)
