@@ -10,45 +10,38 @@ appends may miss the newest block, never shows a torn one.
 from __future__ import annotations
 
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bmoe.fileio import open_regular_file
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainStoreError
 
 WAL_SUFFIX = "-wal"
 
 
-def _regular_file(path: Path, what: str) -> bool:
-    """True when ``path`` is a regular file; False when absent; ChainStoreError for anything else."""
+def _copy(source: Path, target: Path, what: str) -> None:
+    """Copy the regular file ``source`` through fileio's checked reader: a FIFO or device is refused unopened."""
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return False
+        with open_regular_file(source) as handle, open(target, "wb") as out:
+            shutil.copyfileobj(handle, out)
     except OSError as exc:
-        raise ChainStoreError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(mode):
-        raise ChainStoreError(f"{what} {path} is not a regular file")
-    return True
+        raise ChainStoreError(f"cannot read {what} {source}: {exc.strerror or exc}") from None
 
 
 @contextmanager
 def chain_snapshot(path: Path) -> Iterator[ChainStore]:
     """Open a read-only copy of the chain at ``path`` (and its WAL); the original is never opened for writing."""
-    if not _regular_file(path, "chain file"):
+    if not path.exists():
         raise ChainStoreError(f"chain file {path} does not exist")
     wal = path.with_name(path.name + WAL_SUFFIX)
     with tempfile.TemporaryDirectory(prefix="bmoe-audit-") as scratch:
         copy = Path(scratch) / path.name
-        try:
-            shutil.copyfile(path, copy)
-            if _regular_file(wal, "write-ahead log"):
-                shutil.copyfile(wal, copy.with_name(copy.name + WAL_SUFFIX))
-        except OSError as exc:
-            raise ChainStoreError(f"cannot read chain file {path}: {exc.strerror or exc}") from None
+        _copy(path, copy, "chain file")
+        if wal.exists():
+            _copy(wal, copy.with_name(copy.name + WAL_SUFFIX), "write-ahead log")
         try:
             with ChainStore(copy, readonly=True) as chain:
                 yield chain
