@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -56,6 +57,46 @@ def _parse_params(pairs: list[str]) -> dict[str, float]:
 def _config(**settings: object) -> RunConfig:
     """A config validated as a whole: every setting, how they combine, the attack's parameters."""
     return from_dict(settings)
+
+
+def comparison_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--comparison``, ``--bound``, ``--update-bound`` and ``--bound-from``, shared by train and demo."""
+    options = [
+        click.option("--comparison", default=None, help="exact | tolerance | integer: how edges' answers are "
+                     "judged the same (default exact; the demo: tolerance)"),
+        click.option("--bound", type=float, default=None, help="tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results"),
+        click.option("--update-bound", type=float, default=None, help="tolerance: element-wise |Δ| of updated weights"),
+        click.option("--bound-from", type=click.Path(path_type=Path), default=None,
+                     help="tolerance: both bounds from a calibration.json written by bmoe calibrate"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def comparison_settings(comparison: str | None, bound: float | None, update_bound: float | None,
+                        bound_from: Path | None, default: str = "exact") -> dict[str, object]:
+    """The config settings the comparison flags give; bounds without a tolerance comparison are refused."""
+    from bmoe.experiments.calibration.report import BoundFileError, read_bounds
+
+    chosen = comparison if comparison is not None else default
+    given = [flag for flag, value in (("--bound", bound), ("--update-bound", update_bound),
+                                      ("--bound-from", bound_from)) if value is not None]
+    if given and chosen != "tolerance":
+        _fail(f"{', '.join(given)} need --comparison tolerance (the comparison in force is {chosen})")
+    if bound_from is not None and (bound is not None or update_bound is not None):
+        _fail("--bound-from sets both bounds: give it or --bound/--update-bound, not both")
+    settings: dict[str, object] = {"comparison": chosen}
+    if bound_from is not None:
+        try:
+            settings["result_bound"], settings["update_bound"] = read_bounds(bound_from)
+        except BoundFileError as err:
+            _fail(str(err))
+    if bound is not None:
+        settings["result_bound"] = bound
+    if update_bound is not None:
+        settings["update_bound"] = update_bound
+    return settings
 
 
 def _check_in_process(config: RunConfig) -> None:
@@ -162,13 +203,15 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str) 
               help="torch threads (bit-exact agreement needs equal counts on every edge)")
 @click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
               "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
+@comparison_options
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
           attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
-          limit_test: int | None, seed: int, threads: int, fleet: str) -> None:
+          limit_test: int | None, seed: int, threads: int, fleet: str, comparison: str | None,
+          bound: float | None, update_bound: float | None, bound_from: Path | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
 
@@ -189,7 +232,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
-                     threads=threads, fleet=fleet)
+                     threads=threads, fleet=fleet,
+                     **comparison_settings(comparison, bound, update_bound, bound_from))
     _check_in_process(config)
     _check_run_dir_free(run_dir)
     from bmoe.protocol.fit import load_run_dataset

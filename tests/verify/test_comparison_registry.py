@@ -9,7 +9,7 @@ from bmoe.ledger.schemas import SCHEMAS, Limits
 from bmoe.ledger.state import LedgerState
 from bmoe.protocol.config import RunConfig
 from bmoe.storage import digest_of
-from bmoe.verify.comparison import COMPARISONS, EXACT, ComparisonError, Exact, make_comparison
+from bmoe.verify.comparison import COMPARISONS, EXACT, ComparisonError, Exact, Tolerance, make_comparison
 
 SAMPLES = [b"", b"\x00", b"result bytes", bytes(range(256)) * 100]
 
@@ -21,9 +21,19 @@ def test_exact_keys_by_the_storage_digest(data: bytes) -> None:
     assert not EXACT.matches(data + b"!", digest_of(data))
 
 
-def test_exact_counts_only_equal_bytes_as_the_same() -> None:
-    assert EXACT.same(b"abc", b"abc")
-    assert not EXACT.same(b"abc", b"abd")
+def test_only_tolerance_records_groups() -> None:
+    assert [name for name, kind in COMPARISONS.items() if kind.records_groups] == ["tolerance"]
+
+
+def test_tolerance_is_recorded_with_every_parameter() -> None:
+    comparison = make_comparison({"name": "tolerance", "params": {
+        "result_bound": 2e-5, "update_bound": 1e-6, "norm_floor": 0.1}})
+    assert isinstance(comparison, Tolerance)
+    assert comparison.bound("result") == 2e-5 and comparison.bound("update") == 1e-6
+    assert comparison.spec() == {"name": "tolerance", "params": {
+        "result_bound": 2e-5, "update_bound": 1e-6, "norm_floor": 0.1}}
+    assert make_comparison(Tolerance().spec()) == Tolerance()
+    assert make_comparison("integer").name == "integer"
 
 
 def test_exact_is_recorded_by_its_name_alone() -> None:
@@ -34,8 +44,18 @@ def test_exact_is_recorded_by_its_name_alone() -> None:
 
 
 @pytest.mark.parametrize(("spec", "needle"), [
-    ("nonsense", "comparison must be one of exact, got 'nonsense'"),
-    ({"name": "nonsense", "params": {}}, "comparison must be one of exact, got 'nonsense'"),
+    ("nonsense", "comparison must be one of exact, tolerance, integer, got 'nonsense'"),
+    ({"name": "nonsense", "params": {}}, "comparison must be one of exact, tolerance, integer, got 'nonsense'"),
+    ("tolerance", "comparison tolerance: record it as"),
+    ({"name": "tolerance", "params": {"result_bound": 0.0, "update_bound": 1e-6, "norm_floor": 0.1}},
+     "result_bound must be a finite number > 0, got 0.0"),
+    ({"name": "tolerance", "params": {"result_bound": float("nan"), "update_bound": 1e-6, "norm_floor": 0.1}},
+     "result_bound must be a finite number > 0, got nan"),
+    ({"name": "tolerance", "params": {"result_bound": 1e-4, "update_bound": -1.0, "norm_floor": 0.1}},
+     "update_bound must be a finite number > 0"),
+    ({"name": "tolerance", "params": {"result_bound": 1, "update_bound": 1e-6, "norm_floor": 0.1}},
+     "result_bound must be a finite number > 0, got 1"),
+    ({"name": "tolerance", "params": {"atol": 1e-4}}, "comparison tolerance: bad parameters"),
     (3, "comparison must be a name or"),
     ({"name": "exact"}, "comparison must be a name or"),
     ({"name": "exact", "params": {"atol": 0.1}}, "comparison exact: bad parameters"),
@@ -50,8 +70,9 @@ def test_a_bad_comparison_is_refused_in_one_line(spec: object, needle: str) -> N
 
 def test_the_genesis_schema_allows_exactly_the_registered_comparisons() -> None:
     check = SCHEMAS["genesis"]["comparison"]
-    for name in COMPARISONS:
-        assert check(name, Limits()) is None
+    assert check("exact", Limits()) is None and check("integer", Limits()) is None
+    assert check(Tolerance().spec(), Limits()) is None
+    assert check("tolerance", Limits()) is not None  # a comparison with parameters is recorded with them
     assert check("nonsense", Limits()) is not None
 
 

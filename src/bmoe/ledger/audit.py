@@ -19,7 +19,7 @@ elsewhere (``--expect-head``, the head a run recorded in ``metrics.json``) and g
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,13 +110,20 @@ class Anchors:
     genesis_source: str = ""
 
 
-def evidence_objects(task: TaskState) -> dict[str, str]:
+def evidence_objects(task: TaskState, grouped: bool = False) -> dict[str, str]:
     """CID -> description for the committed result behind each misbehaviour record of ``task``.
 
     A ``withheld`` record has no object; a ``dissent`` record's evidence is the digest the edge
-    committed, and the object under that commitment's CID is what proves it.
+    committed, and the object under that commitment's CID is what proves it. Under a comparison that
+    records groups (``grouped``), every decided answer is evidence: the groups are re-derived from them.
     """
     found: dict[str, str] = {}
+    if grouped:
+        for phase, experts in task.verdicts.items():
+            for expert in sorted(experts):
+                for edge, (_, cid) in sorted(task.commitments[phase].get(expert, {}).items()):
+                    found.setdefault(cid, f"an answer the recorded groups were derived from (edge {short_hash(edge)}, "
+                                          f"task {task.task_id}, expert {expert}, {phase})")
     for edge, expert, phase in sorted(task.accusations):
         committed = task.commitments[phase].get(expert, {}).get(edge)
         if committed is not None:
@@ -156,13 +163,18 @@ def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str |
     return None
 
 
+BlockCheck = Callable[[LedgerState, Block], str | None]  # why an applied block's objects contradict it, or None
+
+
 def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCheckFactory | None = None,
-          anchors: Anchors | None = None) -> AuditReport:
+          anchors: Anchors | None = None, block_check: BlockCheck | None = None) -> AuditReport:
     """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault.
 
     ``certificate_checks`` builds, from the genesis's ``consensus`` section, the check of each PBFT
     block's commit certificate (the ledger does not know the consensus engines' formats).
     ``anchors``: block hashes and genesis fields the chain must agree with.
+    ``block_check``: what the objects say of each applied block beyond the state machine (under a
+    comparison that records groups: the groups, accepted values and distances, re-derived).
     """
     anchors = anchors if anchors is not None else Anchors()
     seal = _GenesisSeal(certificate_checks)
@@ -196,7 +208,7 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
         counts["pbft"] += block.header.consensus == "pbft"
         evidence: dict[str, str] = {}
         for task in state.tasks.values():
-            evidence.update(evidence_objects(task))
+            evidence.update(evidence_objects(task, state.comparison.records_groups))
         for index, tx in enumerate(block.transactions):
             for name, cid, required in named_objects(tx):
                 why = evidence.pop(cid, None)
@@ -207,6 +219,9 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
                         continue
                     counts["objects" if required else "evidence"] += 1
                 counts["required_evidence"] += why is not None
+        reason = block_check(state, block) if block_check is not None else None
+        if reason is not None:
+            raise AuditFailure(f"block {block.header.height}: {reason}")
 
     report = check_chain(chain.iter_raw(), on_block=on_block, certificate_check=seal.certificate,
                          seal_check=seal)

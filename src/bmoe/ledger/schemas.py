@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.verify.acceptance import RULES
-from bmoe.verify.comparison import COMPARISONS
+from bmoe.verify.comparison import ComparisonError, make_comparison
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
 MAX_EXPERTS = 1024  # N; the paper uses 10
@@ -40,6 +40,7 @@ class Limits:
 
     experts: int = MAX_EXPERTS
     edges: int = MAX_EDGES
+    grouped: bool = False  # the comparison in force records groups (decisions) and distances (dissent)
 
 
 Check = Callable[[object, Limits], str | None]
@@ -181,13 +182,37 @@ def _experts(limits: Limits) -> int:
     return limits.experts
 
 
+def _edges(limits: Limits) -> int:
+    return limits.edges
+
+
+def by_grouping(plain: Check, grouped: Check) -> Check:
+    """``grouped`` when the comparison in force records groups, else ``plain``."""
+    def check(value: object, limits: Limits) -> str | None:
+        return (grouped if limits.grouped else plain)(value, limits)
+    return check
+
+
+def comparison_spec(value: object, limits: Limits) -> str | None:
+    """A comparison's canonical genesis encoding (``verify/comparison.py``)."""
+    try:
+        make_comparison(value)
+    except ComparisonError as err:
+        return str(err)
+    return None
+
+
 # ---------------------------------------------------------------- the table
 
 _RESULT = record({"expert": expert, "digest": hex64, "cid": cid})
 _UPDATE = record({"expert": expert, "base_cid": cid, "digest": hex64, "cid": cid})
-_DECISION = record({"expert": expert, "status": one_of("accepted", "no_quorum", "malformed"),
-                    "digest": nullable(hex64), "cid": nullable(cid)})
-_RECORD = record({"expert": expert, "reason": one_of("dissent", "withheld"), "evidence": nullable(hex64)})
+_DECISION_FIELDS: Mapping[str, Check] = {"expert": expert, "status": one_of("accepted", "no_quorum", "malformed"),
+                                          "digest": nullable(hex64), "cid": nullable(cid)}
+_DECISION = by_grouping(record(_DECISION_FIELDS), record({**_DECISION_FIELDS, "groups": list_of(
+    list_of(hex64, 1, _edges), 0, _edges)}))
+_RECORD_FIELDS: Mapping[str, Check] = {"expert": expert, "reason": one_of("dissent", "withheld"),
+                                       "evidence": nullable(hex64)}
+_RECORD = by_grouping(record(_RECORD_FIELDS), record({**_RECORD_FIELDS, "distance": nullable(number(0.0, math.inf))}))
 _DECISIONS = list_of(_DECISION, 1, _experts)
 
 _CONSENSUS = tagged("engine", {
@@ -213,7 +238,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "publisher": hex64,
         "assignment": one_of("all", "host"),
         "rule": record({"name": one_of(*RULES), "fraction": number(0.0, 1.0, low_open=True)}),
-        "comparison": one_of(*COMPARISONS),
+        "comparison": comparison_spec,
         "expert_spec": _EXPERT_SPEC,
         "gate_cid": cid,
         "expert_cids": list_of(cid, 1, lambda _: MAX_EXPERTS),

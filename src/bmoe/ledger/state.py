@@ -14,6 +14,7 @@ are ``verify/phase.py``'s, the same functions the proposer builds with.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,15 @@ from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
 from bmoe.verify.comparison import Comparison, make_comparison
 from bmoe.verify.phase import PHASES as PHASE_TABLE
-from bmoe.verify.phase import accusation_error, decision_error, status_of, verdict_of
+from bmoe.verify.phase import (
+    accusation_error,
+    decision_error,
+    grouped_decision_error,
+    grouped_verdict,
+    groups_error,
+    status_of,
+    verdict_of,
+)
 
 ASSIGNMENTS = ("all", "host")  # all: every edge computes every activated expert; host: edge e % M only
 PHASES = tuple(PHASE_TABLE)  # result, update
@@ -65,6 +74,7 @@ class TaskState:
         default_factory=lambda: {phase: {} for phase in PHASES}
     )
     accusations: set[tuple[str, int, str]] = field(default_factory=set)
+    update_bases: dict[int, str] = field(default_factory=dict)  # expert -> the CID its updates start from
     output_cid: str | None = None  # the aggregated MoE output, recorded with the result decisions
     gate_updated: bool = False
 
@@ -169,21 +179,13 @@ def _task(state: LedgerState, tx: Transaction) -> TaskState:
     return state.tasks[task_id]
 
 
-def _entries(tx: Transaction, name: str, fields: Mapping[str, type | tuple[type, ...]]) -> list[dict[str, Any]]:
-    """A non-empty list of records with exactly ``fields`` (None allowed where the type says so),
-    in strictly increasing ``expert`` order."""
-    entries = tx.payload.get(name)
-    _require(isinstance(entries, list) and len(entries) > 0, tx, f"{name!r} must be a non-empty list")
-    last = -1
-    for entry in entries:
-        _require(isinstance(entry, dict) and set(entry) == set(fields), tx,
-                 f"each entry of {name!r} needs exactly {sorted(fields)}")
-        for key, kind in fields.items():
-            value = entry[key]
-            _require(isinstance(value, kind) and not isinstance(value, bool), tx,
-                     f"{name}.{key} has the wrong type")
-        _require(entry["expert"] > last, tx, f"{name!r} must be in strictly increasing expert order")
-        last = entry["expert"]
+def _entries(tx: Transaction, name: str) -> list[dict[str, Any]]:
+    """The payload's list ``name`` (its records' fields and types are the schema's, checked before
+    any handler runs), in strictly increasing ``expert`` order."""
+    entries = tx.payload[name]
+    experts = [entry["expert"] for entry in entries]
+    _require(all(a < b for a, b in itertools.pairwise(experts)), tx,
+             f"{name!r} must be in strictly increasing expert order")
     return entries
 
 
@@ -249,20 +251,12 @@ def apply_activation(state: LedgerState, tx: Transaction) -> None:
     task.activation_cid = activation_cid
 
 
-RESULT_FIELDS: Mapping[str, type | tuple[type, ...]] = {"expert": int, "digest": str, "cid": str}
-UPDATE_FIELDS: Mapping[str, type | tuple[type, ...]] = {"expert": int, "base_cid": str, "digest": str, "cid": str}
-DECISION_FIELDS: Mapping[str, type | tuple[type, ...]] = {
-    "expert": int, "status": str, "digest": (str, type(None)), "cid": (str, type(None))}
-RECORD_FIELDS: Mapping[str, type | tuple[type, ...]] = {
-    "expert": int, "reason": str, "evidence": (str, type(None))}
-
-
 def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
     """An edge's signed (digest, CID) per expert it computed (phase result) or updated (update)."""
     task = _task(state, tx)
     _require(tx.sender in state.edge_records, tx, "sender is not an enrolled edge")
     _require(not task.verdicts[phase], tx, f"{phase}s of this task are already decided")
-    entries = _entries(tx, PHASE_TABLE[phase].commit_entries, RESULT_FIELDS if phase == "result" else UPDATE_FIELDS)
+    entries = _entries(tx, PHASE_TABLE[phase].commit_entries)
     if phase == "update":
         _require(task.gate_updated, tx, "update before the loss and gradients were recorded")
     else:
@@ -280,6 +274,8 @@ def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
                      f"base_cid of expert {expert} is not its current CID")
     for entry in entries:
         task.commitments[phase].setdefault(entry["expert"], {})[tx.sender] = (entry["digest"], entry["cid"])
+        if phase == "update":
+            task.update_bases[entry["expert"]] = entry["base_cid"]
     state.edge_records[tx.sender].committed += len(entries)
 
 
@@ -296,8 +292,16 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     """Check one decision against the rule; return the verdict and the accepted CID (or None)."""
     expert = entry["expert"]
     commitments = task.commitments[phase].get(expert, {})
-    verdict = verdict_of(state.rule, commitments, state.assigned_edges(expert))
-    reason = decision_error(state.rule, verdict, commitments, entry)
+    assigned = state.assigned_edges(expert)
+    if "groups" in entry:  # the comparison in force records groups (the schema requires them then)
+        reason = groups_error(entry["groups"], commitments, assigned)
+        _require(reason is None, tx, f"expert {expert}: {reason}")
+        groups = [tuple(group) for group in entry["groups"]]
+        verdict = grouped_verdict(state.rule, commitments, assigned, groups)
+        reason = grouped_decision_error(verdict, groups, commitments, entry)
+    else:
+        verdict = verdict_of(state.rule, commitments, assigned)
+        reason = decision_error(state.rule, verdict, commitments, entry)
     _require(reason is None, tx, str(reason))
     return verdict, entry["cid"] if entry["status"] == "accepted" else None
 
@@ -313,7 +317,7 @@ def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
     else:
         _require(task.counts is not None, tx, "acceptance before activation")
         expected = task.activated()
-    entries = _entries(tx, "decisions", DECISION_FIELDS)
+    entries = _entries(tx, "decisions")
     _require([entry["expert"] for entry in entries] == expected, tx,
              f"decisions must cover exactly experts {expected}")
     allowed = {"task_id", "decisions", "output_cid"} if phase == "result" else {"task_id", "decisions"}
@@ -352,7 +356,7 @@ def apply_misbehaviour(state: LedgerState, tx: Transaction) -> None:
     _require(phase in PHASES, tx, f"phase must be one of {PHASES}")
     edge = _field(tx, "edge", str)
     _require(edge in state.edge_records, tx, "accused edge is not enrolled")
-    entries = _entries(tx, "records", RECORD_FIELDS)
+    entries = _entries(tx, "records")
     for entry in entries:
         expert = entry["expert"]
         verdict = task.verdicts[phase].get(expert)
@@ -403,7 +407,7 @@ def _limits(state: LedgerState) -> Limits:
     """The schema's bounds: the run's N and M once the genesis fixed them."""
     if state.genesis is None:
         return Limits()
-    return Limits(experts=len(state.expert_cids), edges=len(state.edges))
+    return Limits(experts=len(state.expert_cids), edges=len(state.edges), grouped=state.comparison.records_groups)
 
 
 def apply_transaction(state: LedgerState, tx: Transaction) -> None:

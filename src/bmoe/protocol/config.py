@@ -21,6 +21,7 @@ from bmoe.protocol.config_checks import (
     ConfigError,
     check_settings,
 )
+from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
@@ -51,7 +52,9 @@ class RunConfig:
     collude: bool = True  # paper: malicious edges in B-MoE publish identical manipulated results
     rule: str = "majority"  # acceptance rule (B-MoE Sec. III-C: majority)
     rule_fraction: float = 2 / 3  # for rule "fraction"
-    comparison: str = "exact"  # digests of canonical bytes must match
+    comparison: str = "exact"  # exact | tolerance | integer (verify/comparison.py)
+    result_bound: float = DEFAULT_RESULT_BOUND  # tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results
+    update_bound: float = DEFAULT_UPDATE_BOUND  # tolerance: element-wise |Δ| of updated weights
     difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
     consensus: str = "pow"  # "pow" (the paper's; one proposer mines) or "pbft" (validators vote)
     validators: int = 1  # PBFT: n validators, tolerating f = (n - 1) // 3 Byzantine ones
@@ -84,6 +87,12 @@ class RunConfig:
         """Each edge's numeric profile name, in edge order."""
         return parse_fleet(self.fleet, self.edges_in_play)
 
+    def comparison_spec(self) -> str | dict[str, Any]:
+        """The comparison in force, as the genesis records it (its bounds when it has any)."""
+        if self.comparison == "tolerance":
+            return Tolerance(result_bound=self.result_bound, update_bound=self.update_bound).spec()
+        return make_comparison(self.comparison).spec()
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -92,6 +101,8 @@ class RunConfig:
         recorded = {key: value for key, value in self.to_dict().items() if key not in EXECUTION_SETTINGS}
         if is_default_fleet(self.fleet):  # a homogeneous default fleet hashes as before the setting existed
             del recorded["fleet"]
+        if self.comparison != "tolerance":  # bounds only a tolerance comparison reads hash as before they existed
+            del recorded["result_bound"], recorded["update_bound"]
         return sha256_hex(canonical_json(recorded))
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bmoe.verify.acceptance import RULES
+from bmoe.verify.comparison import COMPARISONS
 
 if TYPE_CHECKING:
     from bmoe.protocol.config import RunConfig
@@ -37,6 +38,7 @@ MAX_SAMPLES = 1_000_000_000  # limit_train / limit_test
 MAX_THREADS = 1024
 MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
 MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
+MAX_BOUND = 1e6  # tolerance bounds: a relative error past this accepts anything
 MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
 
 
@@ -86,6 +88,8 @@ SETTINGS: dict[str, Setting] = {
     "rule": Setting("str"),
     "rule_fraction": Setting("float", 0.0, 1.0, low_open=True, label="rule fraction"),
     "comparison": Setting("str"),
+    "result_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of results"),
+    "update_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of updates"),
     "difficulty": Setting("int", 0, 32, label="PoW difficulty bits"),
     "consensus": Setting("str"),
     "validators": Setting("int", 1, MAX_VALIDATORS),
@@ -159,7 +163,7 @@ def check_settings(config: RunConfig) -> None:
 
 def _check_choices(config: RunConfig) -> None:
     choices = [("framework", FRAMEWORKS), ("rule", RULES), ("consensus", CONSENSUS_ENGINES),
-               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", ("exact",))]
+               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", tuple(COMPARISONS))]
     for name, allowed in choices:
         if getattr(config, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "

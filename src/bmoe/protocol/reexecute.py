@@ -22,6 +22,7 @@ from bmoe.moe.dispatch import combine
 from bmoe.moe.gate import LinearGate, Routing
 from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
 from bmoe.protocol.gate_step import RoundDiverged, evaluate_gate, load_gate, update_gate
+from bmoe.protocol.grouped_check import GroupedDecisions
 from bmoe.protocol.validator import decode_agreed
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
 from bmoe.verify.phase import build_decision, supporter_cids
@@ -53,12 +54,14 @@ class Reexecutor:
             raise InvalidBlock(height, f"expected height {state.height + 1}")
         working = begin_block(state)
         tasks: dict[str, _TaskContext] = {}
+        grouped = GroupedDecisions(self.store)
         for index, tx in enumerate(block.transactions):
             where = f"transaction {index} ({tx.kind})"
             try:
                 self._tensor_rules_before(working, tx, tasks)
                 apply_transaction(working, tx)
                 self._tensor_rules_after(working, tx, tasks)
+                _grouped_rules(grouped, working, tx)
             except InvalidTransaction as err:
                 raise InvalidBlock(height, f"{where}: {err.reason}") from None
             except (StorageError, PayloadError) as err:
@@ -146,6 +149,23 @@ class Reexecutor:
                     state, phase, expert, data, rows, supporters):
                 return cid
         return None
+
+
+def _grouped_rules(grouped: GroupedDecisions, state: LedgerState, tx: Transaction) -> None:
+    """Under a comparison that records groups: the groups, accepted values and distances re-derived."""
+    if not state.comparison.records_groups:
+        return
+    task = state.tasks.get(tx.payload.get("task_id", ""))
+    if task is None:
+        return
+    reason = None
+    if tx.kind in ("acceptance", "update_acceptance"):
+        phase = "result" if tx.kind == "acceptance" else "update"
+        reason = grouped.decisions_error(state, task, phase, tx.payload["decisions"])
+    elif tx.kind == "misbehaviour":
+        reason = grouped.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
+    if reason is not None:
+        raise _Differs(reason)
 
 
 class _Differs(Exception):

@@ -62,6 +62,7 @@ from bmoe.storage import (
     deserialize_tensors,
     serialize_tensors,
 )
+from bmoe.verify.comparison import make_comparison
 
 RoundCallback = Callable[[RoundOutcome], None]
 __all__ = ["CHAIN_FILE", "CONFIG_FILE", "STORE_DIR", "RoundCallback", "Session"]
@@ -129,7 +130,9 @@ class Session:
         self.edges, self.runtimes = [], []
         if gateway is None:
             self.edges, self.runtimes = make_edges(config, ids, node, self.store, self.spec, expert_factory)
-            gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts)
+            # the simulator's oracle: honest edges splitting is an error where the comparison needs equal bytes
+            gateway = InProcessEdges(self.edges, self.runtimes, self.store, config.num_experts,
+                                     check_honest=not make_comparison(config.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
         self.pbft: PbftCluster | None = None
@@ -258,7 +261,7 @@ class Session:
             return
         state = self.node.state
         for task in state.tasks.values():
-            self.evidence.update(evidence_objects(task))
+            self.evidence.update(evidence_objects(task, state.comparison.records_groups))
         keep = {state.gate_cid, *state.expert_cids, *self.evidence}
         for cid in list(self.store.cids()):
             if cid not in keep:

@@ -77,7 +77,7 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "publisher": ids.publisher.address,
         "assignment": "host" if framework_traditional else "all",
         "rule": rule.to_dict(),
-        "comparison": config.comparison,
+        "comparison": config.comparison_spec(),
         "expert_spec": spec.to_dict(),
         "gate_cid": gate_cid,
         "expert_cids": expert_cids,

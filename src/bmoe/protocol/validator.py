@@ -17,11 +17,13 @@ bytes stall the round instead of being accused; with an honest majority they can
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.dispatch import activation_counts, combine
 from bmoe.moe.gate import LinearGate, Routing
@@ -34,17 +36,22 @@ from bmoe.protocol.gate_step import (
     require_finite_round,
     update_gate,
 )
+from bmoe.protocol.grouped_check import accepted_object, answers_of, regroup
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 from bmoe.verify.acceptance import Verdict
-from bmoe.verify.comparison import Comparison
+from bmoe.verify.comparison import Comparison, Tolerance
 from bmoe.verify.phase import (
     PHASES,
+    Accusation,
     build_accusations,
     build_decision,
+    build_grouped_decision,
+    grouped_verdict,
     misbehaviour_records,
     supporter_cids,
     verdict_of,
 )
+from bmoe.verify.phase import Decision as PhaseDecision
 
 
 @dataclass
@@ -111,24 +118,11 @@ class Validator:
         entries = []
         accusations = []
         for expert, n_rows in sorted(rows.items()):
-            committed = task.commitments[phase].get(expert, {})
-            verdict = verdict_of(state.rule, committed, state.assigned_edges(expert))
-            output, valid_cid = None, None
-            if verdict.digest is not None:
-                cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
-                if data is not None:
-                    try:
-                        output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
-                                                verified=state.rule.name != "sole")
-                        valid_cid = cid
-                    except RoundDiverged:
-                        raise
-                    except PayloadError:
-                        pass
-            decision = build_decision(expert, verdict, valid_cid)
+            decide = self._decide_grouped if state.comparison.records_groups else self._decide_exact
+            decision, verdict, output, found = decide(state, task, phase, expert, n_rows)
             decisions[expert] = Decision(verdict, decision.status, output)
             entries.append(decision.to_dict())
-            accusations += build_accusations(decision, verdict, committed)
+            accusations += found
         payload: dict[str, object] = {"task_id": task_id, "decisions": entries}
         logits = None
         if phase == "result":
@@ -143,6 +137,51 @@ class Validator:
             txs.append(self.signer.sign("misbehaviour", {"task_id": task_id, "phase": phase, "edge": edge,
                                                          "records": records}))
         return PhaseDecisions(decisions, txs, logits)
+
+    def _decide_exact(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[
+            PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
+        """Grouped by digest: the accepted bytes are the first supporter's that have the group's digest."""
+        committed = task.commitments[phase].get(expert, {})
+        verdict = verdict_of(state.rule, committed, state.assigned_edges(expert))
+        output, valid_cid = None, None
+        if verdict.digest is not None:
+            cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
+            if data is not None:
+                try:
+                    output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
+                                           verified=state.rule.name != "sole")
+                    valid_cid = cid
+                except PayloadError:  # RoundDiverged is not a PayloadError: it propagates
+                    pass
+        decision = build_decision(expert, verdict, valid_cid)
+        return decision, verdict, output, build_accusations(decision, verdict, committed)
+
+    def _decide_grouped(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[
+            PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
+        """Grouped within the bound from the answers' bytes (``protocol/grouping.py``); the accepted value
+        is the first group's element-wise median, stored under its own CID."""
+        comparison = state.comparison
+        assert isinstance(comparison, Tolerance)
+        committed = task.commitments[phase].get(expert, {})
+        grouping = regroup(self.store, comparison, state, task, phase, expert)
+        groups = grouping.edges()
+        verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert), groups)
+        output, accepted, malformed = None, None, None
+        if verdict.digest is not None:
+            winner = grouping.groups[0]
+            if winner.valid:
+                data = accepted_object(grouping, committed, phase)
+                output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters), verified=True)
+                accepted = (comparison.key(data), self.store.put(data))
+            else:  # identical bytes that are not a valid answer: non-finite ones stop the round
+                found = [a.data for a in answers_of(self.store, comparison, committed)
+                         if a.edge in winner.edges and a.data is not None]
+                if found:
+                    with contextlib.suppress(PayloadError):
+                        decode_agreed(phase, found[0], n_rows, self.num_classes, len(winner.edges), verified=True)
+                malformed = winner.digest
+        decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
+        return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
 
     def _verified_object(self, comparison: Comparison, digest: str, cids: list[str]) -> tuple[
             str | None, bytes | None]:

@@ -10,6 +10,17 @@ parameters by its name alone (``"exact"``, as every chain so far records it), on
 as ``{"name": ..., "params": {...}}``. A new comparison is one frozen dataclass (its fields are its
 parameters) and one entry in :data:`COMPARISONS`.
 
+``tolerance``: results and updates are the same when they are within a stated bound (its
+parameters); the key is still the SHA-256 digest, and equal digests are the fast path. Closeness is
+not transitive, so a tolerance comparison *records groups*: the proposer groups the answers from
+their bytes (``protocol/grouping.py``), the ledger checks the recorded groups' structure and applies
+the acceptance rule to their sizes, and the re-executor and ``bmoe audit`` re-derive the groups and
+the accepted value from the stored objects.
+
+``integer``: experts computed in integer arithmetic (``moe/fixed_point.py``), so honest edges agree
+bit for bit on any hardware; it compares like ``exact`` and is recorded under its own name, so a
+chain says its experts were integer.
+
 Must not know tensors, the ledger or I/O: it sees bytes and returns strings and booleans.
 
 ``exact``: equal canonical bytes (safetensors, sorted keys), keyed by their SHA-256 digest (the
@@ -25,7 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from abc import ABC, abstractmethod
+import math
+from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -44,13 +56,11 @@ class Comparison(ABC):
         """The parameters recorded in the genesis (empty for ``exact``)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
-    @abstractmethod
-    def key(self, data: bytes) -> str:
-        """What an edge commits for ``data`` and the ledger groups by."""
+    records_groups: ClassVar[bool] = False  # True: groups come from the bytes and are recorded per decision
 
-    @abstractmethod
-    def same(self, a: bytes, b: bytes) -> bool:
-        """Whether two results count as the same."""
+    def key(self, data: bytes) -> str:
+        """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex)."""
+        return hashlib.sha256(data).hexdigest()
 
     def matches(self, data: bytes, key: str) -> bool:
         """Whether ``data`` are what was committed under ``key``."""
@@ -68,14 +78,44 @@ class Exact(Comparison):
 
     name: ClassVar[str] = "exact"
 
-    def key(self, data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
 
-    def same(self, a: bytes, b: bytes) -> bool:
-        return a == b
+@dataclasses.dataclass(frozen=True)
+class Integer(Exact):
+    """Equal bytes of experts computed in integer arithmetic (bit-identical on any hardware)."""
+
+    name: ClassVar[str] = "integer"
 
 
-COMPARISONS: Mapping[str, type[Comparison]] = {"exact": Exact}
+DEFAULT_RESULT_BOUND = 1e-4  # per-sample; calibrated honest maxima are ~1.5e-6 (docs/verification.md)
+DEFAULT_UPDATE_BOUND = 1e-5  # |Δw|; calibrated honest maxima are 1.5e-8 (MLP) to 9.8e-7 (CNN, oneDNN off)
+NORM_FLOOR = 0.1  # rows with a smaller norm are compared in absolute terms
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance(Comparison):
+    """Within a bound. A result (S, C) is the same as another when every row's
+    ‖a - b‖₂ / max(‖a‖₂, ‖b‖₂, norm_floor) is at most ``result_bound`` (the calibrated ``per_sample``
+    metric); updated weights when every element's |a - b| is at most ``update_bound``."""
+
+    name: ClassVar[str] = "tolerance"
+    records_groups: ClassVar[bool] = True
+    result_bound: float = DEFAULT_RESULT_BOUND
+    update_bound: float = DEFAULT_UPDATE_BOUND
+    norm_floor: float = NORM_FLOOR
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value) or value <= 0:
+                raise ComparisonError(f"comparison tolerance: {field.name} must be a finite number > 0, "
+                                      f"got {value!r}")
+
+    def bound(self, phase: str) -> float:
+        """The bound of ``phase`` ("result" or "update")."""
+        return self.result_bound if phase == "result" else self.update_bound
+
+
+COMPARISONS: Mapping[str, type[Comparison]] = {"exact": Exact, "tolerance": Tolerance, "integer": Integer}
 EXACT = Exact()
 
 
@@ -95,6 +135,8 @@ def make_comparison(spec: object) -> Comparison:
         raise ComparisonError(f"comparison must be one of {', '.join(COMPARISONS)}, got {name!r}")
     try:
         comparison = COMPARISONS[name](**params)
+    except ComparisonError:
+        raise
     except TypeError as err:
         raise ComparisonError(f"comparison {name}: bad parameters {params!r} ({err})") from None
     if comparison.spec() != spec:

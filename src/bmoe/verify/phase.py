@@ -15,6 +15,13 @@ execution-specs shares ``apply_body`` between building and validating a block). 
 bytes are a valid result only a holder of the bytes can tell: the proposer passes that in as
 ``valid_cid``, and the ledger accepts either outcome for a group the rule picked.
 
+Under a comparison that records groups (``tolerance``), answers are not grouped by digest: the
+proposer groups them from their bytes and records the groups in each decision (largest first), and
+the rule applies to the recorded groups' sizes (:func:`grouped_verdict`). The ledger checks that the
+groups partition exactly the edges that committed (:func:`groups_error`) and that the decision
+follows from them; the accepted value (a new object, the group's element-wise median) and each
+dissenter's recorded distance are re-derived from the bytes by the re-executor and audit.
+
 Must not know tensors, storage or transactions: it sees digests, CIDs, edges and verdicts.
 """
 
@@ -55,9 +62,14 @@ class Decision:
     status: str  # accepted | no_quorum | malformed
     digest: str | None  # the rule's digest (accepted, malformed), else None
     cid: str | None  # the accepted bytes' CID (accepted), else None
+    groups: tuple[tuple[str, ...], ...] | None = None  # recorded groups (a grouping comparison), else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"expert": self.expert, "status": self.status, "digest": self.digest, "cid": self.cid}
+        entry: dict[str, Any] = {"expert": self.expert, "status": self.status, "digest": self.digest,
+                                 "cid": self.cid}
+        if self.groups is not None:
+            entry["groups"] = [list(group) for group in self.groups]
+        return entry
 
 
 @dataclass(frozen=True)
@@ -68,14 +80,49 @@ class Accusation:
     expert: int
     reason: str  # dissent | withheld
     evidence: str | None  # the digest the edge committed (dissent), None (withheld)
+    grouped: bool = False  # a grouping comparison: the record carries the measured distance
+    distance: float | None = None  # to the first group's medoid; None: withheld, or not comparable
 
     def record(self) -> dict[str, Any]:
-        return {"expert": self.expert, "reason": self.reason, "evidence": self.evidence}
+        record: dict[str, Any] = {"expert": self.expert, "reason": self.reason, "evidence": self.evidence}
+        if self.grouped:
+            record["distance"] = self.distance
+        return record
 
 
 def verdict_of(rule: AcceptanceRule, commitments: Commitments, assigned: tuple[str, ...]) -> Verdict:
     """The acceptance rule over the recorded commitments of one expert."""
     return decide(rule, {edge: digest for edge, (digest, _) in commitments.items()}, assigned)
+
+
+GROUP_LABEL = "group-{:04d}"  # a grouped verdict's ``digest``: the winning group's position
+
+
+def grouped_verdict(rule: AcceptanceRule, commitments: Commitments, assigned: tuple[str, ...],
+                    groups: list[tuple[str, ...]]) -> Verdict:
+    """The acceptance rule over recorded ``groups`` (checked by :func:`groups_error` first): each edge
+    votes for its group, so the rule sees the groups' sizes; ties between equal groups go to the one
+    recorded first. The verdict's ``digest`` is the winning group's label (``group-0000``), not a digest."""
+    labels = {edge: GROUP_LABEL.format(index) for index, group in enumerate(groups) for edge in group}
+    return decide(rule, {edge: labels[edge] for edge in commitments if edge in labels}, assigned)
+
+
+def groups_error(groups: object, commitments: Commitments, assigned: tuple[str, ...]) -> str | None:
+    """Why recorded ``groups`` are not a grouping of the committed answers, or None: every group a
+    sorted, non-empty list of distinct edges, together exactly the assigned edges that committed, each
+    once, largest group first."""
+    if not isinstance(groups, list) or not all(isinstance(group, list) and group for group in groups):
+        return "groups must be a list of non-empty lists of edges"
+    seen = [edge for group in groups for edge in group]
+    committed = sorted(edge for edge in commitments if edge in assigned)
+    if sorted(seen) != committed:
+        return "groups must hold exactly the edges that committed, each once"
+    if any(group != sorted(group) for group in groups):
+        return "each group must list its edges in sorted order"
+    sizes = [len(group) for group in groups]
+    if sizes != sorted(sizes, reverse=True):
+        return "groups must be recorded largest first"
+    return None
 
 
 def supporter_cids(verdict: Verdict, commitments: Commitments) -> list[str]:
@@ -96,12 +143,30 @@ def build_decision(expert: int, verdict: Verdict, valid_cid: str | None) -> Deci
     return Decision(expert, "accepted", verdict.digest, valid_cid)
 
 
-def build_accusations(decision: Decision, verdict: Verdict, commitments: Commitments) -> list[Accusation]:
+def build_grouped_decision(expert: int, verdict: Verdict, groups: list[tuple[str, ...]],
+                           accepted: tuple[str, str] | None, malformed_digest: str | None) -> Decision:
+    """The decision under a grouping comparison: ``accepted`` is the (digest, CID) of the accepted
+    value the proposer stored; ``malformed_digest`` the winning group's one digest when its bytes are
+    not a valid result (then ``accepted`` is None)."""
+    recorded = tuple(groups)
+    if verdict.digest is None:
+        return Decision(expert, "no_quorum", None, None, recorded)
+    if accepted is None:
+        return Decision(expert, "malformed", malformed_digest, None, recorded)
+    return Decision(expert, "accepted", accepted[0], accepted[1], recorded)
+
+
+def build_accusations(decision: Decision, verdict: Verdict, commitments: Commitments,
+                      distances: Mapping[str, float | None] | None = None) -> list[Accusation]:
     """The misbehaviour records that follow from ``decision``: every dissenter (and every supporter of
-    a malformed group) with the digest it committed, every assigned edge that committed nothing."""
+    a malformed group) with the digest it committed, every assigned edge that committed nothing.
+    ``distances`` (a grouping comparison): each edge's measured distance, recorded with its dissent."""
+    grouped = distances is not None
+    measured = distances or {}
     dissenting = verdict.dissenters + (verdict.supporters if decision.status == "malformed" else ())
-    return ([Accusation(edge, decision.expert, "dissent", commitments[edge][0]) for edge in dissenting]
-            + [Accusation(edge, decision.expert, "withheld", None) for edge in verdict.missing])
+    return ([Accusation(edge, decision.expert, "dissent", commitments[edge][0], grouped, measured.get(edge))
+             for edge in dissenting]
+            + [Accusation(edge, decision.expert, "withheld", None, grouped) for edge in verdict.missing])
 
 
 def misbehaviour_records(accusations: list[Accusation]) -> dict[str, list[dict[str, Any]]]:
@@ -152,6 +217,32 @@ def decision_error(rule: AcceptanceRule, verdict: Verdict, commitments: Commitme
         return f"expert {expert}: rule {rule.name} decides digest {verdict.digest}"
     if digest is not None or cid is not None:
         return f"expert {expert}: a no_quorum decision records no digest and no cid"
+    return None
+
+
+def grouped_decision_error(verdict: Verdict, groups: list[tuple[str, ...]], commitments: Commitments,
+                           claimed: Mapping[str, Any]) -> str | None:
+    """Why ``claimed`` does not follow from the recorded groups' verdict, or None. The ledger cannot
+    tell the accepted value's digest and CID (the group's median, re-derived by the re-executor and
+    audit); a malformed group's answers must all be the same bytes (only identical invalid answers
+    group), and the decision names that digest."""
+    expert, status, digest, cid = claimed["expert"], claimed["status"], claimed["digest"], claimed["cid"]
+    if status not in STATUSES:
+        return f"expert {expert}: status must be one of {', '.join(STATUSES)}"
+    if verdict.digest is None:
+        if status != "no_quorum" or digest is not None or cid is not None:
+            return (f"expert {expert}: no recorded group meets the rule: the decision is no_quorum, "
+                    "without digest or cid")
+        return None
+    if status == "no_quorum":
+        return f"expert {expert}: the first recorded group meets the rule"
+    if status == "accepted":
+        return None if digest is not None and cid is not None else f"expert {expert}: accepted needs a digest and a cid"
+    digests = {commitments[edge][0] for edge in verdict.supporters}
+    if len(digests) != 1 or digest not in digests:
+        return f"expert {expert}: only a group of identical answers can be malformed, under its digest"
+    if cid is not None:
+        return f"expert {expert}: a malformed decision records no cid"
     return None
 
 

@@ -1,0 +1,137 @@
+"""Re-deriving recorded groups from the stored objects: what the proposer, every re-executing
+replica and ``bmoe audit`` compute alike under a comparison that records groups.
+
+The ledger checks a grouped decision's structure only (``verify/phase.py``); it holds no tensors.
+:func:`regroup` fetches one expert's committed answers from the store and groups them
+(``protocol/grouping.py``); :class:`GroupedDecisions` compares a block's recorded groups, accepted
+values and dissenters' distances with that, and names the first that differs.
+
+Must not know how blocks are sealed or replayed: it is handed the state after a decision was applied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bmoe.ledger.blocks import Block
+from bmoe.ledger.state import LedgerState, TaskState
+from bmoe.protocol.grouping import Answer, Expected, Grouping, accepted_value, group_answers
+from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+from bmoe.verify.comparison import Comparison, Tolerance
+
+DISTANCE_RTOL = 1e-9  # recorded distances are float64 sums; another machine may round the last bits
+
+
+def answers_of(store: BlobStore, comparison: Comparison, committed: Mapping[str, tuple[str, str]]) -> list[Answer]:
+    """Each committing edge's answer: the bytes under its CID when present and what its digest names."""
+    answers = []
+    for edge, (digest, cid) in sorted(committed.items()):
+        try:
+            data: bytes | None = store.get(cid) if store.has(cid) else None
+        except StorageError:
+            data = None
+        answers.append(Answer(edge, digest, data if data is not None and comparison.matches(data, digest) else None))
+    return answers
+
+
+def expected_of(store: BlobStore, task: TaskState, phase: str, expert: int, num_classes: int) -> Expected:
+    """What a comparable answer holds: a result of the routed rows, or weights like the base expert's."""
+    if phase == "result":
+        assert task.counts is not None
+        return Expected("result", rows=task.counts[expert], classes=num_classes)
+    return Expected.update_like(deserialize_tensors(store.get(task.update_bases[expert]))[0])
+
+
+def regroup(store: BlobStore, comparison: Tolerance, state: LedgerState, task: TaskState, phase: str,
+            expert: int) -> Grouping:
+    """The grouping of ``expert``'s committed answers in ``phase``, from the stored objects."""
+    num_classes = int(state.genesis["expert_spec"]["num_classes"])  # type: ignore[index]
+    committed = {edge: c for edge, c in task.commitments[phase].get(expert, {}).items()
+                 if edge in state.assigned_edges(expert)}
+    return group_answers(answers_of(store, comparison, committed),
+                         expected_of(store, task, phase, expert, num_classes), comparison)
+
+
+def accepted_object(grouping: Grouping, committed: Mapping[str, tuple[str, str]], phase: str) -> bytes:
+    """The first group's accepted value (its element-wise median), encoded."""
+    return accepted_value(grouping, grouping.groups[0], {edge: c[0] for edge, c in committed.items()}, phase)
+
+
+class GroupedDecisions:
+    """Checks recorded grouped decisions and dissent distances against the store, one block at a time."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._groupings: dict[tuple[str, str, int], Grouping] = {}
+
+    def decisions_error(self, state: LedgerState, task: TaskState, phase: str,
+                        entries: list[Mapping[str, Any]]) -> str | None:
+        """Why a recorded decision's groups or accepted value are not what the objects give, or None.
+        ``state`` is the state after the decisions were applied."""
+        comparison = state.comparison
+        if not isinstance(comparison, Tolerance):
+            return None
+        for entry in entries:
+            expert = entry["expert"]
+            grouping = regroup(self.store, comparison, state, task, phase, expert)
+            self._groupings[(task.task_id, phase, expert)] = grouping
+            recorded = [tuple(group) for group in entry["groups"]]
+            if recorded != grouping.edges():
+                return (f"expert {expert}: the recorded {phase} groups {_sizes(recorded)} differ from the groups "
+                        f"the objects give {_sizes(grouping.edges())}")
+            if entry["status"] == "accepted":
+                data = accepted_object(grouping, task.commitments[phase][expert], phase)
+                if cid_of(data) != entry["cid"] or comparison.key(data) != entry["digest"]:
+                    return (f"expert {expert}: the accepted {phase} {entry['cid']} is not the first group's median "
+                            f"({cid_of(data)})")
+            if entry["status"] == "malformed" and grouping.groups[0].valid:
+                return f"expert {expert}: the first {phase} group is a valid {phase}, marked malformed"
+        return None
+
+    def records_error(self, task: TaskState, phase: str, records: list[Mapping[str, Any]], edge: str) -> str | None:
+        """Why a dissent record's distance is not the measured one, or None."""
+        for record in records:
+            if record["reason"] != "dissent" or "distance" not in record:
+                continue
+            grouping = self._groupings.get((task.task_id, phase, record["expert"]))
+            if grouping is None:
+                return f"expert {record['expert']}: a distance recorded before its decision was re-derived"
+            measured, claimed = grouping.distances.get(edge), record["distance"]
+            if (measured is None) != (claimed is None) or (
+                    measured is not None and not math.isclose(measured, claimed, rel_tol=DISTANCE_RTOL, abs_tol=0.0)):
+                return (f"expert {record['expert']}: the recorded distance of edge {edge[:8]} ({claimed}) is not the "
+                        f"measured {measured}")
+        return None
+
+
+def block_check(store: BlobStore) -> Callable[[LedgerState, Block], str | None]:
+    """For ``bmoe audit``: a check of one applied block's grouped decisions and distances (``state``
+    is the state after the block), naming the first transaction that differs."""
+    def check(state: LedgerState, block: Block) -> str | None:
+        if not state.comparison.records_groups:
+            return None
+        grouped = GroupedDecisions(store)
+        for index, tx in enumerate(block.transactions):
+            task = state.tasks.get(str(tx.payload.get("task_id", "")))
+            if task is None:
+                continue
+            try:
+                if tx.kind in ("acceptance", "update_acceptance"):
+                    phase = "result" if tx.kind == "acceptance" else "update"
+                    reason = grouped.decisions_error(state, task, phase, tx.payload["decisions"])
+                elif tx.kind == "misbehaviour":
+                    reason = grouped.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
+                else:
+                    reason = None
+            except StorageError as err:
+                reason = f"cannot re-derive its groups: {err}"
+            if reason is not None:
+                return f"transaction {index} ({tx.kind}): {reason}"
+        return None
+    return check
+
+
+def _sizes(groups: list[tuple[str, ...]]) -> str:
+    return "[" + ", ".join(str(len(group)) for group in groups) + "]"
