@@ -166,11 +166,15 @@ def _check_agreement(reports: list[tuple[Path, AuditReport]]) -> None:
 def _print(report: AuditReport, where: Path) -> None:
     console.print(f"OK: {where}: {report.blocks} blocks (height {report.height}), head {report.head_hash}",
                   highlight=False, soft_wrap=True)
+    if report.state.comparison.records_groups:
+        evidence = (f"{report.evidence_required} committed answers, from which every recorded group, accepted value "
+                    f"and distance was re-derived ({report.state.comparison.name})")
+    else:
+        evidence = (f"{report.evidence_required} evidence objects behind misbehaviour records, "
+                    f"{report.evidence_checked} other commitments ({report.evidence_missing} absent)")
     console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
                   f"seals ({report.seal_rules}), state roots by replay, "
-                  f"{report.objects_checked} required objects, {report.evidence_required} evidence objects behind "
-                  f"misbehaviour records, {report.evidence_checked} other commitments "
-                  f"({report.evidence_missing} absent)", highlight=False, soft_wrap=True)
+                  f"{report.objects_checked} required objects, {evidence}", highlight=False, soft_wrap=True)
     console.print("anchored to: " + "; ".join(report.anchored_to), highlight=False, soft_wrap=True)
     if report.unanchored:
         console.print("not anchored by: " + "; ".join(report.unanchored) + " (give --expect-head HASH to anchor it)",

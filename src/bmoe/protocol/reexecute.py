@@ -4,7 +4,9 @@ From the previous state, every transaction goes through the ledger's state machi
 senders, nonces, the acceptance rule over the recorded commitments, misbehaviour evidence), and the
 tensor rules are recomputed from the stored objects: the gate's top-K activation, the validity of
 accepted (and malformed-marked) results, the aggregated MoE output, the loss, the gate update and
-the gradients sent to the edges. Finally the block's state root must equal the replayed state's.
+the gradients sent to the edges. Under a comparison that records groups, every recorded group,
+accepted value (the group's median) and dissenter's distance is re-derived from the committed answers
+(``protocol/grouped_check.py``). Finally the block's state root must equal the replayed state's.
 The first difference is named: ``block 12: transaction 5 (acceptance): output_cid differs ...``.
 """
 
@@ -60,8 +62,8 @@ class Reexecutor:
             try:
                 self._tensor_rules_before(working, tx, tasks)
                 apply_transaction(working, tx)
+                _grouped_rules(grouped, working, tx)  # first: it names the recorded group or value that differs
                 self._tensor_rules_after(working, tx, tasks)
-                _grouped_rules(grouped, working, tx)
             except InvalidTransaction as err:
                 raise InvalidBlock(height, f"{where}: {err.reason}") from None
             except (StorageError, PayloadError) as err:
