@@ -9,7 +9,9 @@ head hash is identical either way.
 
 A runtime computes under one numeric profile (``edge/profiles.py``: threads, oneDNN, float64
 accumulation, chunked rows, device), and its memo keys carry the profile's name: edges share a
-computation only when their profile, weights CID and input are all identical.
+computation only when their profile, weights CID and input are all identical. An integer expert
+(``moe/fixed_point.py``) takes its own exact SGD step instead of autograd, so its bytes are the same
+under every profile.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 
 from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
+from bmoe.moe.fixed_point import IntegerExpert
 from bmoe.moe.payloads import encode_result
 from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
 from bmoe.verify.comparison import EXACT
@@ -61,6 +64,7 @@ class Forward:
     key: tuple[str, str, str, int, str]  # weights CID, task CID, activation CID, expert, profile
     module: nn.Module
     output: torch.Tensor  # (n_e, C), attached to the graph in training
+    inputs: torch.Tensor  # (n_e, *input_shape) the routed samples (an integer expert's step reads them)
     dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # the stored weights' dtypes
     seconds: float = 0.0  # measured time of this forward pass (whoever of the replicas ran it)
     result: Encoded | None = None  # the untampered output, encoded on first use
@@ -126,7 +130,7 @@ class ExpertRuntime:
             with profile.computing(), torch.set_grad_enabled(train):
                 output = profile.forward(module, x_e)  # (n_e, C) float32
             dtypes = {name: tensor.dtype for name, tensor in weights.items()}
-            self._forwards[key] = Forward(key, module, output, dtypes, time.perf_counter() - started)
+            self._forwards[key] = Forward(key, module, output, x_e, dtypes, time.perf_counter() - started)
             self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
@@ -137,18 +141,25 @@ class ExpertRuntime:
         memo = (grad_cid, lr)
         if memo not in forward.updates:
             started = time.perf_counter()
-            forward.module.zero_grad(set_to_none=True)
-            with self.profile.computing():
-                forward.output.backward(grad)
-            with torch.no_grad():  # stepped in the profile's precision, stored in the weights' own dtype
-                new = {name: ((p - lr * p.grad) if p.grad is not None else p.detach().clone()).to(
-                           device="cpu", dtype=forward.dtypes.get(name, p.dtype))
-                       for name, p in forward.module.state_dict(keep_vars=True).items()}
+            if isinstance(forward.module, IntegerExpert):  # exact integers: the same bytes under any profile
+                with self.profile.computing():
+                    new = forward.module.integer_update(forward.inputs, grad, lr)
+            else:
+                new = self._float_step(forward, grad, lr)
             forward.updates[memo] = Encoded.of(serialize_tensors(new))
             forward.update_seconds[memo] = time.perf_counter() - started
             self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1
         return forward.updates[memo], forward.update_seconds[memo]
+
+    def _float_step(self, forward: Forward, grad: torch.Tensor, lr: float) -> Weights:
+        forward.module.zero_grad(set_to_none=True)
+        with self.profile.computing():
+            forward.output.backward(grad)
+        with torch.no_grad():  # stepped in the profile's precision, stored in the weights' own dtype
+            return {name: ((p - lr * p.grad) if p.grad is not None else p.detach().clone()).to(
+                        device="cpu", dtype=forward.dtypes.get(name, p.dtype))
+                    for name, p in forward.module.state_dict(keep_vars=True).items()}
 
 
 def weights_cid(weights: Weights) -> str:

@@ -1,8 +1,10 @@
-"""Expert networks: the paper's MLP and CNN presets, and the spec that rebuilds any expert.
+"""Expert networks: the paper's MLP and CNN presets, the integer MLP, and the spec that rebuilds any expert.
 
 An expert is any ``nn.Module`` mapping a batch of inputs ``(B, *input_shape)`` to logits
 ``(B, num_classes)``. Edges receive experts as bytes (safetensors) plus an :class:`ExpertSpec`
-naming the architecture, so they can rebuild the module and load the weights.
+naming the architecture, so they can rebuild the module and load the weights. The ``mlp-int``
+preset computes in exact integer arithmetic (``moe/fixed_point.py``), so honest edges agree bit for
+bit on any hardware; :data:`INTEGER_PRESETS` names such presets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from bmoe.moe.fixed_point import IntegerMLPExpert
 
 ExpertFactory = Callable[[], nn.Module]
 
@@ -51,14 +55,15 @@ class CNNExpert(nn.Module):
         return self.fc2(torch.relu(self.fc1(h.flatten(1))))  # (B, num_classes)
 
 
-PRESETS = ("mlp", "cnn")
+INTEGER_PRESETS = ("mlp-int",)  # computed in integers: bit-identical results and updates on any hardware
+PRESETS = ("mlp", "cnn", *INTEGER_PRESETS)
 
 
 @dataclass(frozen=True)
 class ExpertSpec:
     """What an edge needs to rebuild an expert before loading its weights."""
 
-    preset: str  # "mlp", "cnn", or a user-chosen name for a custom factory
+    preset: str  # "mlp", "cnn", "mlp-int", or a user-chosen name for a custom factory
     input_shape: tuple[int, ...]
     num_classes: int
     hidden: int = 256  # paper, Sec. V: MLP hidden width
@@ -81,6 +86,8 @@ def build_expert(spec: ExpertSpec, factory: ExpertFactory | None = None) -> nn.M
         input_dim *= size
     if spec.preset == "mlp":
         return MLPExpert(input_dim, spec.num_classes, spec.hidden)
+    if spec.preset == "mlp-int":  # the mlp's initial weights, rounded to fixed point
+        return IntegerMLPExpert(MLPExpert(input_dim, spec.num_classes, spec.hidden))
     if spec.preset == "cnn":
         if len(spec.input_shape) != 3:
             raise ValueError(f"cnn experts need (C, H, W) inputs, got shape {spec.input_shape}")
