@@ -8,13 +8,16 @@ grace period) and check that nothing is left. ``status``, ``restart`` and ``down
 someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
 
     bmoe cluster up --dir D --edges 10 --stores 2 --malicious 0.3 --attack gaussian --seed 0
+    bmoe cluster up --dir D --edges 4 --fleet default=2,f64=1,mkl-compat=1 --comparison tolerance
     bmoe train --cluster D --rounds 20          (= bmoe publish --cluster-dir D --rounds 20)
     bmoe cluster status --dir D
     bmoe cluster restart --dir D store-0
     bmoe cluster down --dir D
 
 One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
-replica per validator process. ``--framework traditional`` runs the paper's baseline instead: one
+replica per validator process. Edges whose numeric profiles (``--fleet``) compute differently need
+``--comparison tolerance``: under exact comparison such a fleet is refused before anything is
+written (:mod:`bmoe.net.fleet_check`). ``--framework traditional`` runs the paper's baseline instead: one
 server without a ledger or verification, edge i hosting expert i (for latency comparisons).
 """
 
@@ -36,6 +39,7 @@ from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluste
 from bmoe.net.cluster_launch import plan, refuse_running, restart, start, validator_processes
 from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.fleet_check import MixedFleet, check_fleet
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
 from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
@@ -50,6 +54,7 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
                 "validators": "validators", "framework": "framework",
                 "fleet": "fleet"}
+COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from")  # bmoe.cli.comparison_settings's order
 
 
 @click.group("cluster", help="A local deployment: storage nodes, one validator and M edges as processes.")
@@ -57,9 +62,31 @@ def cluster_group() -> None:
     pass
 
 
+def _comparison_options(command: Any) -> Any:
+    """``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from``: the flags ``bmoe train`` has.
+
+    Imported here, not at the top: ``bmoe.cli`` imports this module while it registers its commands."""
+    from bmoe.cli import comparison_options
+
+    return comparison_options(command)
+
+
+def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: float | None,
+                        update_bound: float | None, bound_from: Path | None) -> dict[str, Any]:
+    """The config changes the comparison flags give; the base config's comparison when none is named."""
+    from bmoe.cli import UserError, comparison_settings
+
+    try:
+        return comparison_settings(comparison, bound, update_bound, bound_from, default=values["comparison"])
+    except UserError as exc:  # `python -m bmoe.net.cluster` reports SetupError in one line, exit 2
+        raise SetupError(str(exc)) from None
+
+
 def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[str, ...]) -> RunConfig:
     values = load_run_config(base).to_dict() if base is not None else RunConfig().to_dict()
-    changes = {CONFIG_FLAGS[flag]: value for flag, value in settings.items() if value is not None}
+    changes = _comparison_changes(values, *(settings[flag] for flag in COMPARISON_FLAGS))
+    changes.update({CONFIG_FLAGS[flag]: value for flag, value in settings.items()
+                    if value is not None and flag not in COMPARISON_FLAGS})
     if attack_params:
         changes["attack_params"] = parse_params(attack_params)
     validators = changes.get("validators", values["validators"])
@@ -72,6 +99,10 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     except (ConfigError, ValueError, TypeError) as exc:
         raise SetupError(str(exc)) from None
     check_single_validator(config)
+    try:
+        check_fleet(config)  # honest edges that cannot agree bit for bit under exact: refused, not recorded
+    except MixedFleet as exc:
+        raise SetupError(str(exc)) from None
     return config
 
 
@@ -134,7 +165,9 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               help="bmoe, or traditional: one server (no ledger, no verification), edge i hosts expert i "
                    "[config: bmoe]")
 @click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order; each edge "
-              "process starts with its profile's environment and --profile [every edge 'default']")
+              "process starts with its profile's environment and --profile [every edge 'default']; "
+              "profiles that compute differently need --comparison tolerance")
+@_comparison_options
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")

@@ -9,6 +9,8 @@ check against the genesis, the behaviour, then :class:`~bmoe.net.edge_node.EdgeL
 
 Numeric profile: ``--profile NAME``, else the config's ``fleet`` entry for this edge; a profile
 that sets environment variables (``mkl-compat``) is refused unless the process was started with them.
+The edge declares its profile in every poll, so a validator under exact comparison refuses tasks
+while the enrolled edges' profiles compute differently (:mod:`bmoe.net.fleet_check`).
 
 Behaviour: ``--attack NAME`` (``honest`` or any attack registered in ``bmoe.edge.behaviour``) with
 ``--attack-param k=v``; else the cluster description's entry for this edge; else what the config
@@ -38,6 +40,7 @@ from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.edge_node import EdgeLoop, EdgeNode
 from bmoe.net.enrolment import load_enrolment
+from bmoe.net.fleet_check import numerics_of
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.node_setup import (
     SetupError,
@@ -50,6 +53,7 @@ from bmoe.net.node_setup import (
     parse_urls,
     trusted_stores,
 )
+from bmoe.net.work_wire import declaration_query
 from bmoe.protocol.setup import behaviours, derive_identities
 
 
@@ -149,7 +153,8 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
     worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
     log = _log(f"edge-{index}")
     loop = EdgeLoop(EdgeNode(worker, runtime, store, config.num_experts), validator_url, ids.validator.address,
-                    log=log, validator_urls=validator_urls, trusted=[v.address for v in ids.validators])
+                    log=log, validator_urls=validator_urls, trusted=[v.address for v in ids.validators],
+                    declared=declaration_query(profile.name, numerics_of(profile, config.threads)))
     click.echo(f"bmoe edge: edge-{index} {identity.address} polling {validator_url}, behaviour "
                f"{behaviour.describe()}, profile {profile.name}, {len(store_urls)} storage node(s)")
     sys.stdout.flush()

@@ -11,7 +11,7 @@ transport: it long-polls ``GET /work``, hands the item to the node and posts the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -64,9 +64,11 @@ class EdgeLoop:
 
     def __init__(self, node: EdgeNode, validator_url: str, validator_address: str,
                  log: Callable[[str], None] = print, timeout: float = 30.0,
-                 validator_urls: list[str] | None = None, trusted: list[str] | None = None) -> None:
+                 validator_urls: list[str] | None = None, trusted: list[str] | None = None,
+                 declared: Mapping[str, str] | None = None) -> None:
         """``validator_urls`` (PBFT): every validator; the edge works for the current primary, which any of
-        them names at ``GET /primary``; ``trusted``: the addresses whose signed replies are accepted."""
+        them names at ``GET /primary``; ``trusted``: the addresses whose signed replies are accepted;
+        ``declared``: query parameters sent with every poll (its profile, :func:`declaration_query`)."""
         self.node = node
         self.url = validator_url.rstrip("/")
         self.urls = [u.rstrip("/") for u in validator_urls or [validator_url]]
@@ -75,6 +77,7 @@ class EdgeLoop:
         auth = SignedAuth(node.worker.signer.identity, trusted=trusted or [validator_address])
         self.client = httpx.Client(auth=auth, timeout=httpx.Timeout(timeout, connect=2.0), transport=client_transport())
         self.log = log
+        self.declared = dict(declared or {})
         self.last_work = -1
         self.answered = 0
 
@@ -102,7 +105,8 @@ class EdgeLoop:
         if len(self.urls) > 1:
             self._locate_primary()
             wait = 1.0
-        reply = self.client.get(f"{self.url}/work", params={"after": str(self.last_work), "wait": str(wait)})
+        query = {"after": str(self.last_work), "wait": str(wait), **self.declared}
+        reply = self.client.get(f"{self.url}/work", params=query)
         if reply.status_code != 200:
             self.log(f"GET /work refused: {reply.status_code} {reply.text[:200]}")
             time.sleep(0.5)

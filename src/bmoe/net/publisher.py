@@ -86,7 +86,7 @@ class ValidatorClient:
         except httpx.HTTPError as exc:
             raise PublishError(f"validator {self.url} unreachable: {exc}") from None
         if reply.status_code != 202:
-            raise PublishError(f"task {tx.payload.get('task_id')} refused: {reply.status_code} {reply.text[:300]}")
+            raise PublishError(f"task {tx.payload.get('task_id')} refused: {reply.status_code} {_refusal(reply)}")
         return dict(reply.json())
 
     def task(self, task_id: str) -> dict[str, Any]:
@@ -228,6 +228,17 @@ def publish_inference(validator_url: str | Sequence[str], stores: BlobStore | Se
         if owned:
             store.close()  # type: ignore[attr-defined]
     return correct / max(total, 1)
+
+
+def _refusal(reply: httpx.Response) -> str:
+    """A validator's refusal as ``reason: error`` (its whole one-line reason), else the start of the body."""
+    try:
+        body = reply.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("reason"), str) and isinstance(body.get("error"), str):
+        return f"{body['reason']}: {body['error'][:1000]}"
+    return reply.text[:300]
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -17,14 +17,15 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: ev
                            (seconds per step); ``done``: the same from a traditional server,
                            which keeps no ledger (no height, no block)
 ``GET /work``              the open work item for edges (:mod:`bmoe.net.work_wire`);
-                           ``?after=ID&wait=S`` waits up to S seconds (at most 10) for a newer one
+                           ``?after=ID&wait=S`` waits up to S seconds (at most 10) for a newer one;
+                           ``&profile=NAME&numerics=...`` declares what the edge computes under
 ``POST /txs``              an edge's answer ``{"work_id", "transaction"}`` (see NetworkEdges)
 ``GET /head``              the sealed state: height, head hash, task counts, gate and expert CIDs,
                            nonces, edges' records
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "height",
                            "head_hash"}``
 ``GET /stats``             counters (refusals per reason, work items, answers, timeouts), the
-                           queue, when each edge last polled
+                           queue, when each edge last polled, each edge's declared profile
 =========================  =====================================================================
 
 Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 ``malformed_json`` /
@@ -32,7 +33,9 @@ Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 `
 / ``missing_object`` / ``bad_task_data`` (not finite, or not what the task declares) /
 ``json_too_deep`` / ``digest_mismatch`` / ``bad_query``, 403 ``sender_mismatch`` /
 ``not_publisher`` / ``not_an_edge`` / ``not_assigned``, 404 ``unknown_task`` / ``no_route``, 409
-``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered``, 503 ``busy``.
+``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered`` / ``mixed_fleet`` (a
+task under exact comparison while the honest edges' declared profiles compute differently: see
+:mod:`bmoe.net.fleet_check`), 503 ``busy``.
 
 A task that fails (the publisher's data cannot be decoded, say) is marked ``failed`` with a
 one-line error; the pending block is discarded and every signer resynchronised from the sealed
@@ -65,14 +68,16 @@ from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
 from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
+from bmoe.net.fleet_check import MixedFleet, check_declared
 from bmoe.net.guard import SignedRequestGuard
 from bmoe.net.json_body import read_json
 from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.stats import Counters
 from bmoe.net.task_records import TaskIndex
-from bmoe.net.work_wire import WireError, read_answer
+from bmoe.net.work_wire import WireError, read_answer, read_declaration
 from bmoe.protocol.round import RoundOutcome
 from bmoe.protocol.session import Session
+from bmoe.protocol.setup import behaviours
 from bmoe.storage import BlobStore, StorageError
 
 DEFAULT_VALIDATOR_MAX_BODY = 1024 * 1024  # tasks and answers are small JSON; blobs go to the stores
@@ -119,6 +124,7 @@ class ValidatorService:
         self._status: dict[str, dict[str, Any]] = {}
         self._active_nonces: dict[str, int] = {}  # task id -> publisher nonce, queued or running
         self._seen: dict[str, float] = {}
+        self._declared: dict[str, tuple[str, str]] = {}  # edge address -> (profile, numerics) from its polls
         self._cond = threading.Condition()
         self._stopping = False
         self._head = self._sealed_head()
@@ -240,9 +246,10 @@ class ValidatorService:
         with self._cond:
             queued = len(self._queue)
             seen = {self.names.get(a, a): round(now - t, 3) for a, t in sorted(self._seen.items())}
+            profiles = {self.names.get(a, a): profile for a, (profile, _) in sorted(self._declared.items())}
         return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
                              "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
-                             "edges_last_polled_s_ago": seen, **self.counters.snapshot()})
+                             "edges_last_polled_s_ago": seen, "edge_profiles": profiles, **self.counters.snapshot()})
 
     async def head(self, request: Request) -> Response:
         with self._cond:
@@ -259,6 +266,8 @@ class ValidatorService:
             reason = "bad_transaction_signature" if "bad signature" in str(exc) else "malformed_transaction"
             return self._refuse(Refusal(400, reason, f"transaction refused: {exc}"))
         refusal = self._admit_task(request.scope["bmoe.sender"], tx)
+        if refusal is None:
+            refusal = self._check_fleet()
         if refusal is None:
             refusal = await run_in_threadpool(self._check_task_data, tx)
         if refusal is None:
@@ -290,6 +299,20 @@ class ValidatorService:
             apply_transaction(trial, tx)  # the ledger's own task rule, with the nonce after the queue
         except InvalidTransaction as exc:
             return Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
+        return None
+
+    def _check_fleet(self) -> Refusal | None:
+        """Under a comparison that needs equal bytes, the honest edges' declared profiles must compute alike
+        (the config's attackers, the last ones, are left out: their bytes differ anyway)."""
+        config = self.session.config
+        honest = {address for address, behaviour in zip(self.session.node.state.edges, behaviours(config),
+                                                        strict=False) if not behaviour.malicious}
+        with self._cond:
+            declared = {self.names.get(a, a): d for a, d in sorted(self._declared.items()) if a in honest}
+        try:
+            check_declared(config, declared)
+        except MixedFleet as exc:
+            return Refusal(409, "mixed_fleet", str(exc))
         return None
 
     def _check_task_data(self, tx: Transaction) -> Refusal | None:
@@ -344,10 +367,13 @@ class ValidatorService:
         try:
             after = int(request.query_params.get("after", "-1"))
             wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT_S)
-        except ValueError as exc:
+            declared = read_declaration(request.query_params)
+        except ValueError as exc:  # WireError is one
             return self._refuse(Refusal(400, "bad_query", f"bad work query: {exc}"))
         with self._cond:
             self._seen[request.scope["bmoe.sender"]] = time.monotonic()
+            if declared is not None:
+                self._declared[request.scope["bmoe.sender"]] = declared
         deadline = time.monotonic() + max(0.0, wait)
         while self.edges.work_id <= after and time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)

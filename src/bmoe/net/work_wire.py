@@ -15,6 +15,11 @@ A work item, as the validator publishes it::
 starts from the wall clock, so a restarted validator does not reuse ids its edges saw). An answer
 is ``{"work_id": 7, "transaction": <tx_to_dict(tx)> | null}``: ``null`` says "nothing to send"
 (a withholding edge, or one with nothing to update), so the validator need not wait for it.
+
+An edge declares what it computes under in every poll, ``GET /work?after=7&wait=5&profile=f64&
+numerics=threads%3D1+...`` (:func:`declaration_query`): its numeric profile's name and the effective
+settings that decide its float bytes (:func:`bmoe.net.fleet_check.numerics_of`), so a validator can
+refuse tasks under exact comparison when the enrolled edges cannot agree bit for bit. Both or neither.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
 
 __all__ = ["PHASE_IDLE", "PHASE_RESULT", "PHASE_UPDATE", "TX_KIND", "Answer", "EdgeTask", "WireError", "answer_json",
-           "edge_task", "idle_json", "read_answer", "result_work_json", "update_work_json"]
+           "declaration_query", "edge_task", "idle_json", "read_answer", "read_declaration", "result_work_json",
+           "update_work_json"]
 
 PHASE_IDLE = "idle"
 TX_KIND = {PHASE_RESULT: "commitment", PHASE_UPDATE: "expert_update"}
+MAX_DECLARATION = 200  # characters of a declared profile name or numerics string
 
 
 class WireError(ValueError):
@@ -124,3 +131,21 @@ def read_answer(body: object) -> Answer:
         raise WireError(f"compute_s must be a number of seconds in [0, {MAX_COMPUTE_S:g}]")
     raw = body["transaction"]
     return Answer(work_id, None if raw is None else tx_from_dict(raw), float(compute_s))
+
+
+def declaration_query(profile: str, numerics: str) -> dict[str, str]:
+    """The query parameters an edge adds to ``GET /work`` to declare what it computes under."""
+    return {"profile": profile, "numerics": numerics}
+
+
+def read_declaration(query: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(profile, numerics)`` declared in a ``GET /work`` query, or None when the edge declares nothing."""
+    profile, numerics = query.get("profile"), query.get("numerics")
+    if profile is None and numerics is None:
+        return None
+    if profile is None or numerics is None:
+        raise WireError("a declaration needs both profile and numerics")
+    for name, value in (("profile", profile), ("numerics", numerics)):
+        if not value or len(value) > MAX_DECLARATION or not value.isprintable():
+            raise WireError(f"declared {name} must be 1 to {MAX_DECLARATION} printable characters")
+    return profile, numerics
