@@ -125,13 +125,18 @@ SUMMARY_COLUMNS = [("framework", "framework"), ("malicious_ratio", "malicious"),
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="where the four run directories go")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
-              "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
-def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str) -> None:
-    """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data)."""
+@click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order "
+              "[default: threads1=3,f64=3,chunked=2,threads2=2, a mixed fleet]")
+@comparison_options
+def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str | None, comparison: str | None,
+         bound: float | None, update_bound: float | None, bound_from: Path | None) -> None:
+    """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data,
+    a mixed fleet, tolerance comparison)."""
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
-    base = DEMO_DEFAULTS.replace(rounds=rounds, seed=seed, fleet=fleet)
+    settings = comparison_settings(comparison, bound, update_bound, bound_from, default=DEMO_DEFAULTS.comparison)
+    base = _config(**{**DEMO_DEFAULTS.to_dict(), "rounds": rounds, "seed": seed,
+                      "fleet": DEMO_DEFAULTS.fleet if fleet is None else fleet, **settings})
     _check_in_process(base)
     if not 0 < malicious_ratio < 1:
         _fail(f"--malicious-ratio must be in (0, 1) for the demo, got {malicious_ratio}")
@@ -140,10 +145,12 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str) 
         _fail(f"{out} already exists; remove it or pass --out to a new directory")
     with round_progress() as track:
         rows = run_demo(base, malicious_ratio, out, track)
-    columns = [("framework", "framework"), ("malicious_ratio", "trained among"), ("test_accuracy", "test acc"),
+    columns = [("framework", "framework"), ("comparison", "comparison"), ("malicious_ratio", "trained among"),
+               ("test_accuracy", "test acc"),
                ("served_among_attackers", "served (p=0.2)"), ("served_among_always_on_attackers", "served (p=1)"),
                ("misbehaviour_records", "misbehaviour"), ("head_hash", "head hash")]
-    console.print(results_table("B-MoE vs traditional distributed MoE (digits, N=10, K=3, M=10)", rows, columns))
+    title = f"B-MoE vs traditional distributed MoE (digits, N=10, K=3, M=10, fleet {base.fleet or 'default'})"
+    console.print(results_table(title, rows, columns))
     by_name = {row["name"]: row for row in rows}
     attacked = f"r{malicious_ratio:.1f}"
     b_clean, b_att = by_name["bmoe-r0.0"], by_name[f"bmoe-{attacked}"]
@@ -173,7 +180,7 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str) 
 @click.option("--experts", "-n", type=int, default=10, show_default=True, help="number of experts N")
 @click.option("--top-k", "-k", type=int, default=3, show_default=True, help="experts per sample K")
 @click.option("--edges", "-m", type=int, default=10, show_default=True, help="number of edges M")
-@click.option("--expert", default="mlp", show_default=True, help="mlp | cnn")
+@click.option("--expert", default="mlp", show_default=True, help="mlp | cnn | mlp-int (integer arithmetic)")
 @click.option("--lr", type=float, default=0.1, show_default=True, help="SGD learning rate")
 @click.option("--balance", type=float, default=0.01, show_default=True, help="load-balancing loss weight")
 @click.option("--malicious-ratio", type=float, default=0.0, show_default=True, help="share of malicious edges")
@@ -431,16 +438,16 @@ def main() -> None:
     try:
         app.main(standalone_mode=False)
     except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError, PayloadError) as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False)
+        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except ConsensusStalled as err:
-        err_console.print(f"error: consensus stalled: {err}", highlight=False, markup=False)
+        err_console.print(f"error: consensus stalled: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
     except HonestDisagreement as err:
-        err_console.print(f"error: {err}", highlight=False, markup=False)
+        err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
     except click.ClickException as err:
-        err_console.print(f"error: {err.format_message()}", highlight=False, markup=False)
+        err_console.print(f"error: {err.format_message()}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         err_console.print("aborted")

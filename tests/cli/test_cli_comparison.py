@@ -30,6 +30,8 @@ def test_a_mixed_fleet_trains_under_tolerance_with_the_bounds_of_a_calibration_a
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--comparison", "fuzzy"], "comparison must be one of exact, tolerance, integer, got 'fuzzy'"),
+    (["--comparison", "integer"], "comparison integer needs an expert computed in integers (mlp-int); expert 'mlp'"),
+    (["--comparison", "integer", "--expert", "cnn"], "expert 'cnn' computes in floating point and cannot be quantised"),
     (["--comparison", "tolerance", "--bound", "0"], "result_bound (tolerance bound of results) must be in (0, 1e+06]"),
     (["--comparison", "tolerance", "--bound", "-1"], "must be in (0, 1e+06]"),
     (["--comparison", "tolerance", "--bound", "nan"], "must be a finite number"),

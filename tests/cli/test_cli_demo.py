@@ -1,4 +1,5 @@
-"""``bmoe demo`` end to end (few rounds): four runs, a table, demo.json, and B-MoE exact under attack."""
+"""``bmoe demo`` end to end (few rounds): four runs on a mixed fleet under the tolerance comparison, a
+table, demo.json, and B-MoE unmoved by attackers and accusing no honest edge."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def test_demo_runs_and_bmoe_is_unmoved_by_attackers(tmp_path: Path) -> None:
     assert set(rows) == {"bmoe-r0.0", "bmoe-r0.3", "traditional-r0.0", "traditional-r0.3"}
     assert rows["bmoe-r0.3"]["test_accuracy"] == rows["bmoe-r0.0"]["test_accuracy"]
     assert rows["bmoe-r0.3"]["misbehaviour_records"] > 0
+    assert rows["bmoe-r0.0"]["misbehaviour_records"] == 0  # a mixed honest fleet: nobody accused
+    assert {row["comparison"] for row in rows.values()} == {"tolerance"}
+    config = json.loads((out / "bmoe-r0.0" / "config.json").read_text())
+    assert len({part.split("=")[0] for part in config["fleet"].split(",")}) > 1 and "tolerance" in result.stdout
     assert rows["bmoe-r0.0"]["served_among_always_on_attackers"] == rows["bmoe-r0.0"]["test_accuracy"]
     assert "B-MoE vs traditional" in result.stdout
     assert bmoe("audit", out / "bmoe-r0.3").returncode == 0

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bmoe.moe.experts import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.comparison import COMPARISONS
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 FRAMEWORKS = ("bmoe", "traditional")
 CONSENSUS_ENGINES = ("pow", "pbft")
 VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
-EXPERT_PRESETS = ("mlp", "cnn")
+EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/experts.py)
 
 # Sanity limits. The paper runs N = M = 10, K = 3, 256 hidden units, batches of 1000, 1500 rounds;
 # the limits leave two orders of magnitude of room and stop typos that would hang or exhaust memory
@@ -184,6 +185,10 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus != "pbft" and config.validators != 1:
         raise ConfigError("several validators need --consensus pbft")
+    if config.comparison == "integer" and config.expert not in INTEGER_PRESETS:
+        raise ConfigError(f"comparison integer needs an expert computed in integers ({', '.join(INTEGER_PRESETS)}); "
+                          f"expert {config.expert!r} computes in floating point and cannot be quantised by this "
+                          "setting: use --expert mlp-int, or --comparison tolerance for float experts")
     if config.byzantine_validators and config.byzantine_validators >= config.validators:
         raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
                           f"validators ({config.validators})")

@@ -178,7 +178,8 @@ class Validator:
                          if a.edge in winner.edges and a.data is not None]
                 if found:
                     with contextlib.suppress(PayloadError):
-                        decode_agreed(phase, found[0], n_rows, self.num_classes, len(winner.edges), verified=True)
+                        decode_agreed(phase, found[0], n_rows, self.num_classes, len(winner.edges),
+                                      verified=state.rule.name != "sole")
                 malformed = winner.digest
         decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
         return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
