@@ -10,7 +10,7 @@ from bmoe.edge.behaviour import BEHAVIOURS, AttackContext, make_behaviour
 from bmoe.protocol.session import Session
 from tests.conftest import small_config
 
-ATTACKS = ["gaussian", "sign_flip", "scale", "random", "replay", "withhold", "sleeper"]
+ATTACKS = ["gaussian", "sign_flip", "scale", "random", "replay", "withhold", "sleeper", "bound_hug"]
 
 
 def trained(tiny_data, **changes: object) -> Session:  # type: ignore[no-untyped-def]

@@ -65,7 +65,8 @@ def test_a_mixed_honest_fleet_is_never_split_for_an_attacking_minority(tiny_data
 
 ATTACKS = [("gaussian", {"probability": 1.0}), ("random", {"probability": 1.0}), ("scale", {"probability": 1.0}),
            ("sign_flip", {"probability": 1.0}), ("replay", {"probability": 1.0}),
-           ("sleeper", {"probability": 1.0, "wake_round": 2}), ("withhold", {"probability": 1.0})]
+           ("sleeper", {"probability": 1.0, "wake_round": 2}), ("withhold", {"probability": 1.0}),
+           ("bound_hug", {"probability": 1.0, "margin": 10.0})]  # margin < 1: tests/edge/test_bound_hug.py
 
 
 @pytest.mark.parametrize(("attack", "params"), ATTACKS, ids=[a for a, _ in ATTACKS])

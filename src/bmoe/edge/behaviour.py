@@ -1,6 +1,7 @@
 """Edge behaviours: what an edge does to the experts and results it handles.
 
-An honest edge computes what it is told. An attack is a subclass overriding one or more hooks;
+An honest edge computes what it is told. An attack is a subclass overriding one or more hooks
+(withhold, tamper with the weights it computes with, with its outputs, or with its updated weights);
 the protocol only calls the hooks, so a new attack is one file under ``edge/attacks`` and touches
 nothing else. Every random choice comes from :class:`AttackContext`, derived from the run seed:
 colluding attackers share the seed of a round (so they publish identical manipulated results),
@@ -65,6 +66,10 @@ class EdgeBehaviour:
 
     def tamper_output(self, ctx: AttackContext, output: torch.Tensor) -> torch.Tensor | None:
         """Replace the expert's output before committing it."""
+        return None
+
+    def tamper_update(self, ctx: AttackContext, base: Weights, updated: Weights) -> Weights | None:
+        """Replace the updated weights (the SGD step from ``base``) before committing them."""
         return None
 
     def describe(self) -> dict[str, Any]:

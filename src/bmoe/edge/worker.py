@@ -1,7 +1,7 @@
 """The edge worker: downloads a task and its activated experts, computes, commits, updates.
 
 An edge signs what it sends. Its behaviour (honest or an attack) may tamper with the weights it
-computes with, tamper with its outputs, or withhold; the worker itself is the same for all.
+computes with, its outputs or its updated weights, or withhold; the worker itself is the same for all.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bmoe.edge.runtime import Encoded, ExpertRuntime, Forward, TaskInputs, weigh
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import encode_result
-from bmoe.storage import BlobStore
+from bmoe.storage import BlobStore, deserialize_tensors, serialize_tensors
 
 
 @dataclass
@@ -69,6 +69,15 @@ class EdgeWorker:
             return []
         return [self.signer.sign("commitment", {"task_id": task.task_id, "results": results})]
 
+    def _tampered_update(self, round_index: int, expert: int, base_cid: str, encoded: Encoded) -> Encoded:
+        """The updated weights the behaviour sends instead of ``encoded``, or ``encoded`` itself."""
+        if not self.behaviour.malicious:  # an honest edge sends its step as computed (no decoding)
+            return encoded
+        updated, _ = deserialize_tensors(encoded.data)
+        tampered = self.behaviour.tamper_update(self._context(round_index, expert), self.runtime.weights(base_cid),
+                                                updated)
+        return encoded if tampered is None else Encoded.of(serialize_tensors(tampered))
+
     def _upload(self, encoded: Encoded) -> None:
         """Upload to storage unless the store already holds that CID (content-addressed dedup, as an
         IPFS client asks ``has`` before sending a block)."""
@@ -85,6 +94,7 @@ class EdgeWorker:
                 continue
             encoded, seconds = self.runtime.update(forward, grad_cid, grad, lr)
             self.busy_seconds += seconds
+            encoded = self._tampered_update(round_index, expert, expert_cids[expert], encoded)
             self._upload(encoded)
             updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": encoded.digest,
                             "cid": encoded.cid})

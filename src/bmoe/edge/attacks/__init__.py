@@ -1,6 +1,7 @@
 """The bundled attacks; importing this package registers them all."""
 
 from bmoe.edge.attacks import (  # noqa: F401
+    bound_hug,
     gaussian,
     random_output,
     replay,
