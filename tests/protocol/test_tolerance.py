@@ -4,6 +4,8 @@ deterministic, and the ledger's groups are what the objects give."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from bmoe.data import Dataset
@@ -90,18 +92,46 @@ def test_the_same_seeded_mixed_fleet_run_gives_the_same_head_with_sharing_on_and
     assert heads[0] == heads[1] == heads[2]
 
 
-def test_a_hundred_training_rounds_on_a_mixed_fleet_accept_everything_and_match_the_homogeneous_fleet() -> None:
-    data = load_dataset("digits", seed=0)
-    base = RunConfig(dataset="digits", num_experts=6, top_k=2, num_edges=5, hidden=64, rounds=100, batch_size=64,
-                     eval_every=1000, seed=3)
-    accuracy = {}
-    for name, config in (("homogeneous", base), ("mixed", base.replace(fleet=MIXED, comparison="tolerance"))):
-        with Session(config, dataset=data) as session:
-            session.train()
-            accuracy[name] = session.evaluate()
-            if name == "mixed":
-                assert sum(records(session).values()) == 0
-                assert sum(record["rejected"] for record in session.history) == 0
-                assert len(session.history) == 100
-    assert accuracy["homogeneous"] > 0.8
-    assert abs(accuracy["mixed"] - accuracy["homogeneous"]) <= 0.01, accuracy
+LONG = RunConfig(dataset="digits", num_experts=6, top_k=2, num_edges=5, hidden=64, rounds=100, batch_size=64,
+                 eval_every=1000, seed=3)
+
+
+@dataclass(frozen=True)
+class Trained:
+    accuracy: float
+    expert_cids: list[str]
+    records: int
+    rejected: int
+
+
+def train_long(config: RunConfig) -> Trained:
+    with Session(config, dataset=load_dataset("digits", seed=0)) as session:
+        session.train()
+        assert len(session.history) == config.rounds
+        return Trained(session.evaluate(), list(session.node.state.expert_cids), sum(records(session).values()),
+                       sum(record["rejected"] for record in session.history))
+
+
+@pytest.fixture(scope="module")
+def homogeneous() -> Trained:
+    """The homogeneous float fleet under exact comparison: the accuracy to match."""
+    trained = train_long(LONG)
+    assert trained.accuracy > 0.8
+    return trained
+
+
+def test_a_hundred_training_rounds_on_a_mixed_fleet_accept_everything_and_match_the_homogeneous_fleet(
+        homogeneous: Trained) -> None:
+    mixed = train_long(LONG.replace(fleet=MIXED, comparison="tolerance"))
+    assert (mixed.records, mixed.rejected) == (0, 0)
+    assert abs(mixed.accuracy - homogeneous.accuracy) <= 0.01, (mixed, homogeneous)
+
+
+def test_integer_experts_on_a_mixed_fleet_agree_bit_for_bit_for_a_hundred_rounds(homogeneous: Trained) -> None:
+    """Under ``--comparison integer`` the simulator's oracle raises on any honest split, so a run that
+    finishes had every honest answer identical: the mixed fleet trains the homogeneous one's weights."""
+    integer = LONG.replace(expert="mlp-int", comparison="integer")
+    alone, mixed = train_long(integer), train_long(integer.replace(fleet=MIXED))
+    assert (mixed.records, mixed.rejected) == (0, 0)
+    assert mixed.expert_cids == alone.expert_cids and mixed.accuracy == alone.accuracy
+    assert abs(mixed.accuracy - homogeneous.accuracy) <= 0.01, (mixed, homogeneous)

@@ -238,3 +238,8 @@ class IntegerMLPExpert(IntegerExpert):
 def quantize_weights(w: torch.Tensor) -> torch.Tensor:
     """Float weights as Q.28 int32, saturated to [-8, 8) (works on the meta device too)."""
     return torch.round(w.detach().to(torch.float64) * 2.0**W_FRAC).clamp(*INT32).to(torch.int32)
+
+
+def dequantize_weights(w: torch.Tensor) -> torch.Tensor:
+    """Q.28 int32 weights as the real numbers they hold (float64, exact)."""
+    return w.to(torch.float64) * 2.0**-W_FRAC

@@ -7,13 +7,16 @@ from typing import ClassVar
 import torch
 
 from bmoe.edge.behaviour import Attack, AttackContext, Weights, register
+from bmoe.moe.fixed_point import dequantize_weights, quantize_weights
 
 
 @register
 class GaussianWeightNoise(Attack):
     """With ``probability`` per round, add N(0, ``noise_std``²) to every weight of the expert.
 
-    The noise changes both the results and, in training, the updated weights the edge uploads.
+    The noise changes both the results and, in training, the updated weights the edge uploads. An
+    integer expert's fixed-point weights (``moe/fixed_point.py``) get the same noise in real units,
+    rounded to their format.
     """
 
     name: ClassVar[str] = "gaussian"
@@ -28,5 +31,9 @@ class GaussianWeightNoise(Attack):
         noisy: Weights = {}
         for key in sorted(weights):
             value = weights[key]
-            noisy[key] = value + std * torch.randn(value.shape, generator=gen, dtype=value.dtype)
+            if value.is_floating_point():
+                noisy[key] = value + std * torch.randn(value.shape, generator=gen, dtype=value.dtype)
+            else:
+                noise = std * torch.randn(value.shape, generator=gen, dtype=torch.float64)
+                noisy[key] = quantize_weights(dequantize_weights(value) + noise)
         return noisy
