@@ -25,15 +25,25 @@ DISTANCE_RTOL = 1e-9  # recorded distances are float64 sums; another machine may
 
 
 def answers_of(store: BlobStore, comparison: Comparison, committed: Mapping[str, tuple[str, str]]) -> list[Answer]:
-    """Each committing edge's answer: the bytes under its CID when present and what its digest names."""
-    answers = []
+    """Each committing edge's answer. Edges that committed one digest share one answer's bytes: the first
+    of their CIDs (in edge order) whose stored bytes are what the digest names, fetched once; None when
+    none are (an edge repeating a digest under a CID of other bytes still committed that digest)."""
+    by_digest: dict[str, list[tuple[str, str]]] = {}
     for edge, (digest, cid) in sorted(committed.items()):
-        try:
-            data: bytes | None = store.get(cid) if store.has(cid) else None
-        except StorageError:
-            data = None
-        answers.append(Answer(edge, digest, data if data is not None and comparison.matches(data, digest) else None))
+        by_digest.setdefault(digest, []).append((edge, cid))
+    answers = []
+    for digest, edges in sorted(by_digest.items()):
+        data = next((found for _, cid in edges if (found := _fetch(store, cid)) is not None
+                     and comparison.matches(found, digest)), None)
+        answers += [Answer(edge, digest, data) for edge, _ in edges]
     return answers
+
+
+def _fetch(store: BlobStore, cid: str) -> bytes | None:
+    try:
+        return store.get(cid) if store.has(cid) else None
+    except StorageError:
+        return None
 
 
 def expected_of(store: BlobStore, task: TaskState, phase: str, expert: int, num_classes: int) -> Expected:

@@ -5,9 +5,9 @@ Owns, for one expert in one phase, from the answers' bytes:
 - **validity**: an answer is comparable when its bytes are a finite result (n_e, C) or updated
   weights with the base expert's names, shapes and dtypes; anything else (missing, corrupt,
   non-finite, the wrong shape) is grouped only with byte-identical answers;
-- **distance** between two comparable answers (float64): results, the largest per-row
-  ‖a - b‖₂ / max(‖a‖₂, ‖b‖₂, floor) (the calibrated ``per_sample`` metric: every sample must be
-  close); updates, the largest element-wise |a - b|;
+- **distance** between two comparable answers: results, the largest per-row
+  ‖a - b‖₂ / max(‖a‖₂, ‖b‖₂, floor) in float64 (the calibrated ``per_sample`` metric: every sample
+  must be close); updates, the largest element-wise |a - b|;
 - **grouping**, deterministic for any set of answers: answers with equal digests are one value (the
   fast path: no distance is computed between equal bytes). Among the values not yet grouped, each
   candidate medoid gathers every answer within the bound of it; the candidate gathering the most
@@ -114,8 +114,17 @@ def distance(a: Weights, b: Weights, phase: str, comparison: Tolerance) -> float
             return 0.0
         scale = torch.maximum(x.norm(dim=1), y.norm(dim=1)).clamp(min=comparison.norm_floor)  # (S,)
         return float(((x - y).norm(dim=1) / scale).max())
-    return max((float((a[name].double() - b[name].double()).abs().max()) if a[name].numel() else 0.0
-                for name in sorted(a)), default=0.0)
+    return max((_largest_difference(a[name], b[name]) for name in sorted(a)), default=0.0)
+
+
+def _largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b|: in the tensors' own float type (one correctly rounded subtraction per element, the
+    same on every machine, no float64 copies), or in int64 for integer tensors."""
+    if a.numel() == 0:
+        return 0.0
+    if not a.is_floating_point():
+        a, b = a.long(), b.long()
+    return float((a - b).abs().max())
 
 
 def group_answers(answers: list[Answer], expected: Expected, comparison: Tolerance) -> Grouping:
@@ -168,10 +177,24 @@ def group_answers(answers: list[Answer], expected: Expected, comparison: Toleran
 
 
 def accepted_value(grouping: Grouping, group: Group, edge_digests: Mapping[str, str], phase: str) -> bytes:
-    """The element-wise lower median of ``group``'s answers (one per edge), canonically encoded."""
-    stacks = [grouping.values[edge_digests[edge]] for edge in group.edges]
-    median = {}
-    for name in sorted(stacks[0]):
-        stacked = torch.stack([tensors[name] for tensors in stacks])  # (n, *shape)
-        median[name] = stacked.sort(dim=0).values[(len(stacks) - 1) // 2].contiguous()
+    """The element-wise lower median of ``group``'s answers (one per edge), canonically encoded; the
+    one value itself when every member answered the same bytes."""
+    counts: dict[str, int] = {}
+    for edge in group.edges:
+        counts[edge_digests[edge]] = counts.get(edge_digests[edge], 0) + 1
+    distinct = sorted(counts)
+    values = [grouping.values[digest] for digest in distinct]
+    median = values[0] if len(distinct) == 1 else {
+        name: lower_median(torch.stack([v[name] for v in values]), torch.tensor([counts[d] for d in distinct]))
+        for name in sorted(values[0])}
     return encode_result(median["output"]) if phase == "result" else serialize_tensors(median)
+
+
+def lower_median(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The element-wise lower median of ``values`` (k, *shape), value i repeated ``counts[i]`` times: the
+    (n+1)//2-th smallest of the n = sum(counts). Equal to the median of the n answers stacked, computed
+    over the k distinct ones only."""
+    ordered, index = values.sort(dim=0)  # (k, *shape)
+    seen = counts[index].cumsum(dim=0)  # (k, *shape): answers at or below each ordered value
+    position = (seen < (int(counts.sum()) + 1) // 2).sum(dim=0, keepdim=True)  # (1, *shape)
+    return ordered.gather(0, position)[0].contiguous()
