@@ -210,6 +210,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
               help="torch threads (bit-exact agreement needs equal counts on every edge)")
 @click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
               "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
+@click.option("--validator-fleet", default="", help="PBFT validators' numeric profiles PROFILE=COUNT,... in "
+              "validator order (in-process profiles; default: every validator 'default')")
 @comparison_options
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
@@ -217,7 +219,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
-          limit_test: int | None, seed: int, threads: int, fleet: str, comparison: str | None,
+          limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
           bound: float | None, update_bound: float | None, bound_from: Path | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import train_run
@@ -239,7 +241,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
-                     threads=threads, fleet=fleet,
+                     threads=threads, fleet=fleet, validator_fleet=validator_fleet,
                      **comparison_settings(comparison, bound, update_bound, bound_from))
     _check_in_process(config)
     _check_run_dir_free(run_dir)

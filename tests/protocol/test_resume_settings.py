@@ -27,9 +27,12 @@ CHANGES: dict[str, dict[str, Any]] = {
     "consensus": {"consensus": "pbft"}, "validators": {"consensus": "pbft", "validators": 4},
     "byzantine_validators": {"consensus": "pbft", "validators": 4, "byzantine_validators": 1},
     "validator_attack": {"validator_attack": "silent"}, "message_delay": {"message_delay": 0.02}, "seed": {"seed": 1},
-    "fleet": {"fleet": "default=4,f64=1"},
+    "fleet": {"fleet": "default=4,f64=1"}, "comparison": {"comparison": "tolerance"},
+    "result_bound": {"comparison": "tolerance", "result_bound": 1e-3},
+    "update_bound": {"comparison": "tolerance", "update_bound": 1e-3},
+    "validator_fleet": {"consensus": "pbft", "validators": 4, "validator_fleet": "default=3,f64=1"},
 }
-UNCHANGEABLE = {"comparison"}  # one value is valid today ("exact")
+UNCHANGEABLE: set[str] = set()
 EXECUTION_CHANGES: dict[str, Any] = {"threads": 2, "rounds": 2, "eval_every": 1, "share_compute": False,
                                      "limit_test": 50, "data_dir": "/nonexistent-but-unused"}
 

@@ -135,3 +135,17 @@ def test_integer_experts_on_a_mixed_fleet_agree_bit_for_bit_for_a_hundred_rounds
     assert (mixed.records, mixed.rejected) == (0, 0)
     assert mixed.expert_cids == alone.expert_cids and mixed.accuracy == alone.accuracy
     assert abs(mixed.accuracy - homogeneous.accuracy) <= 0.01, (mixed, homogeneous)
+
+
+def test_a_diverging_mixed_fleet_fails_the_round_instead_of_splitting_on_overflows(tiny_data: Dataset) -> None:
+    """Honest overflows differ in their bytes on a mixed fleet; counted together they meet the rule, so
+    the round fails (RoundDiverged) and nothing non-finite is sealed."""
+    from bmoe.protocol.gate_step import RoundDiverged
+    from bmoe.protocol.round import run_round
+
+    session = Session(tolerant(), dataset=tiny_data)
+    x, y = tiny_data.x_train[:32], tiny_data.y_train[:32]
+    with pytest.raises(RoundDiverged, match="edges computed a non-finite"):
+        for round_index in range(6):
+            run_round(session.participants, round_index, x, y, train=True, lr=1e20, balance=0.01)
+    assert not session.node.pending and session.node.state.height < 6

@@ -66,6 +66,7 @@ class RunConfig:
     seed: int = 0  # fixes data order, initial weights, attacks and keys
     threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
     fleet: str = ""  # edges' numeric profiles, "PROFILE=COUNT,..." in edge order (edge/profiles); "": all default
+    validator_fleet: str = ""  # the validators' numeric profiles (in-process ones), in validator order; "": default
 
     def validate(self) -> RunConfig:
         """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""
@@ -87,6 +88,11 @@ class RunConfig:
         """Each edge's numeric profile name, in edge order."""
         return parse_fleet(self.fleet, self.edges_in_play)
 
+    @property
+    def validator_profiles(self) -> tuple[str, ...]:
+        """Each validator's numeric profile, in validator order (validator-0 first)."""
+        return parse_fleet(self.validator_fleet, self.validators)
+
     def comparison_spec(self) -> str | dict[str, Any]:
         """The comparison in force, as the genesis records it (its bounds when it has any)."""
         if self.comparison == "tolerance":
@@ -99,8 +105,9 @@ class RunConfig:
     def hash(self) -> str:
         """SHA-256 of the settings that shape the ledger (all but :data:`EXECUTION_SETTINGS`)."""
         recorded = {key: value for key, value in self.to_dict().items() if key not in EXECUTION_SETTINGS}
-        if is_default_fleet(self.fleet):  # a homogeneous default fleet hashes as before the setting existed
-            del recorded["fleet"]
+        for fleet in ("fleet", "validator_fleet"):  # a homogeneous default fleet hashes as before the setting existed
+            if is_default_fleet(recorded[fleet]):
+                del recorded[fleet]
         if self.comparison != "tolerance":  # bounds only a tolerance comparison reads hash as before they existed
             del recorded["result_bound"], recorded["update_bound"]
         return sha256_hex(canonical_json(recorded))

@@ -102,6 +102,7 @@ SETTINGS: dict[str, Setting] = {
     "seed": Setting("int", 0, MAX_SEED),
     "threads": Setting("int", 1, MAX_THREADS),
     "fleet": Setting("str", label="edge numeric profiles"),
+    "validator_fleet": Setting("str", label="validator numeric profiles"),
 }
 
 
@@ -195,12 +196,20 @@ def _check_together(config: RunConfig) -> None:
 
 
 def _check_fleet(config: RunConfig) -> None:
-    from bmoe.edge.profiles import FleetError, parse_fleet
+    from bmoe.edge.profiles import FleetError, get_profile, parse_fleet
 
     try:
         parse_fleet(config.fleet, config.edges_in_play)
     except FleetError as err:
         raise ConfigError(str(err)) from None
+    try:
+        validators = parse_fleet(config.validator_fleet, config.validators)
+    except FleetError as err:
+        raise ConfigError(f"validator fleet (--validator-fleet, one profile per validator): {err}") from None
+    for name in validators:
+        if not get_profile(name).in_process:
+            raise ConfigError(f"validator fleet: profile {name} sets environment variables before torch loads, "
+                              "which in-process validators cannot do")
 
 
 def _check_attack(config: RunConfig) -> None:

@@ -11,12 +11,13 @@ raises :class:`RoundDiverged` and the round fails before anything of it is seale
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from bmoe.edge.profiles import NumericProfile
 from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.gate import LinearGate, Routing, load_balancing_loss, route_top_k
 from bmoe.moe.payloads import NonFiniteValue, encode_activation, encode_gradient, require_finite
@@ -47,6 +48,15 @@ def load_gate(weights: Weights, input_dim: int, num_experts: int) -> LinearGate:
     return gate
 
 
+def logits_under(profile: NumericProfile) -> Callable[[LinearGate, torch.Tensor], torch.Tensor]:
+    """``forward(gate, x)`` computing the gate's logits (B, N) float32 under ``profile`` (a validator's
+    numerics), attached to the gate's graph."""
+    def forward(gate: LinearGate, x: torch.Tensor) -> torch.Tensor:
+        with profile.computing():
+            return profile.forward(profile.prepare(gate), x)
+    return forward
+
+
 @dataclass(frozen=True)
 class Activation:
     routing: Routing
@@ -54,10 +64,12 @@ class Activation:
     data: bytes  # the encoded activation, stored under its CID
 
 
-def evaluate_gate(gate: LinearGate, x: torch.Tensor, top_k: int, num_experts: int, train: bool) -> Activation:
-    """Step 1: the gate's top-K choice for every sample of the task."""
+def evaluate_gate(gate: LinearGate, x: torch.Tensor, top_k: int, num_experts: int, train: bool,
+                  forward: Callable[[LinearGate, torch.Tensor], torch.Tensor] | None = None) -> Activation:
+    """Step 1: the gate's top-K choice for every sample of the task. ``forward(gate, x)`` computes the
+    logits (B, N) on other numerics (a re-executing replica's profile); by default ``gate(x)``."""
     with torch.set_grad_enabled(train):
-        routing = route_top_k(gate(x), top_k)  # (B, K) each
+        routing = route_top_k(gate(x) if forward is None else forward(gate, x), top_k)  # (B, K) each
     require_finite_round("the gate's routing weights", routing.weights,
                          "the gate's weights or the task's inputs are too large for float32")
     return Activation(routing, routed_samples(routing.experts, num_experts),
@@ -85,8 +97,8 @@ def update_gate(gate: LinearGate, routing: Routing, groups: Mapping[int, torch.T
     if total.requires_grad:  # nothing accepted and no balance term: the gate has no gradient this round
         total.backward()
     with torch.no_grad():
-        new_gate = {name: p - lr * p.grad if p.grad is not None else p.detach().clone()
-                    for name, p in gate.state_dict(keep_vars=True).items()}
+        new_gate = {name: (p - lr * p.grad if p.grad is not None else p.detach().clone()).to(torch.float32)
+                    for name, p in gate.state_dict(keep_vars=True).items()}  # float32, whatever the numerics
     require_finite_round("the loss", loss.detach(), DIVERGED_HINT)
     for name, weights in sorted(new_gate.items()):
         require_finite_round(f"the new gate's {name}", weights, DIVERGED_HINT)

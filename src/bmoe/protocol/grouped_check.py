@@ -19,6 +19,7 @@ from bmoe.ledger.blocks import Block
 from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.protocol.grouping import Answer, Expected, Grouping, accepted_value, group_answers
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+from bmoe.verify.acceptance import meets_rule
 from bmoe.verify.comparison import Comparison, Tolerance
 
 DISTANCE_RTOL = 1e-9  # recorded distances are float64 sums; another machine may round the last bits
@@ -64,6 +65,19 @@ def regroup(store: BlobStore, comparison: Tolerance, state: LedgerState, task: T
                          expected_of(store, task, phase, expert, num_classes), comparison)
 
 
+def diverged(state: LedgerState, grouping: Grouping, expert: int, phase: str) -> str | None:
+    """Why the round must fail rather than seal, or None: the edges whose answers are non-finite (of the
+    right form), counted as one group, meet the acceptance rule. Under ``exact`` such edges agree bit for
+    bit; on a mixed fleet their overflows differ in bytes but are the same divergence, not misbehaviour."""
+    count = len(grouping.non_finite)
+    if count == 0 or state.rule.name == "sole":
+        return None
+    others = [len([e for e in g.edges if e not in grouping.non_finite]) for g in grouping.groups]
+    if not meets_rule(state.rule, count, len(state.assigned_edges(expert)), max(others, default=0)):
+        return None
+    return f"round diverged: {count} edges computed a non-finite {phase} for expert {expert}"
+
+
 def accepted_object(grouping: Grouping, committed: Mapping[str, tuple[str, str]], phase: str) -> bytes:
     """The first group's accepted value (its element-wise median), encoded."""
     return accepted_value(grouping, grouping.groups[0], {edge: c[0] for edge, c in committed.items()}, phase)
@@ -87,6 +101,9 @@ class GroupedDecisions:
             expert = entry["expert"]
             grouping = regroup(self.store, comparison, state, task, phase, expert)
             self._groupings[(task.task_id, phase, expert)] = grouping
+            stop = diverged(state, grouping, expert, phase)
+            if stop is not None:
+                return f"{stop}: the round must fail, not seal"
             recorded = [tuple(group) for group in entry["groups"]]
             if recorded != grouping.edges():
                 return (f"expert {expert}: the recorded {phase} groups {_sizes(recorded)} differ from the groups "

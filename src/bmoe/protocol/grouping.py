@@ -7,7 +7,8 @@ Owns, for one expert in one phase, from the answers' bytes:
   non-finite, the wrong shape) is grouped only with byte-identical answers;
 - **distance** between two comparable answers: results, the largest per-row
   ‖a - b‖₂ / max(‖a‖₂, ‖b‖₂, floor) in float64 (the calibrated ``per_sample`` metric: every sample
-  must be close); updates, the largest element-wise |a - b|;
+  must be close); updates, the largest element-wise |a - b| / max(1, |a|, |b|) (absolute for weights
+  up to 1, relative above);
 - **grouping**, deterministic for any set of answers: answers with equal digests are one value (the
   fast path: no distance is computed between equal bytes). Among the values not yet grouped, each
   candidate medoid gathers every answer within the bound of it; the candidate gathering the most
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bmoe.moe.payloads import PayloadError, decode_result, encode_result, require_finite
+from bmoe.moe.payloads import NonFiniteValue, PayloadError, decode_result, encode_result, require_finite
 from bmoe.storage import deserialize_tensors, serialize_tensors
 from bmoe.verify.comparison import Tolerance
 
@@ -74,6 +75,7 @@ class Grouping:
     groups: list[Group]
     distances: dict[str, float | None]  # edge -> distance to the first group's medoid
     values: dict[str, Weights]  # digest -> decoded tensors, for the comparable values
+    non_finite: tuple[str, ...] = ()  # edges whose answer has the right form but holds NaN or inf
 
     def edges(self) -> list[tuple[str, ...]]:
         """The groups as the ledger records them."""
@@ -82,12 +84,32 @@ class Grouping:
 
 def decode_answer(data: bytes | None, expected: Expected) -> Weights | None:
     """The answer's tensors when it is comparable, else None."""
+    try:
+        return _decoded(data, expected)
+    except NonFiniteValue:
+        return None
+
+
+def is_non_finite(data: bytes | None, expected: Expected) -> bool:
+    """Whether the answer has the expected form but holds NaN or inf (a diverging computation)."""
+    try:
+        _decoded(data, expected)
+    except NonFiniteValue:
+        return True
+    return False
+
+
+def _decoded(data: bytes | None, expected: Expected) -> Weights | None:
+    """The answer's tensors, None when it is not of the expected form, NonFiniteValue when it is but
+    holds NaN or inf."""
     if data is None:
         return None
     try:
         if expected.phase == "result":
             return {"output": decode_result(data, expected.rows, expected.classes)}
         tensors, _ = deserialize_tensors(data)
+    except NonFiniteValue:
+        raise
     except PayloadError:
         return None
     except Exception:  # corrupt bytes from an untrusted edge are data, not a crash
@@ -99,10 +121,8 @@ def decode_answer(data: bytes | None, expected: Expected) -> Weights | None:
         shape, dtype = template[name]
         if tuple(tensor.shape) != shape or tensor.dtype != dtype:
             return None
-        try:
-            require_finite(name, tensor)
-        except PayloadError:
-            return None
+    for name, tensor in sorted(tensors.items()):
+        require_finite(name, tensor)
     return tensors
 
 
@@ -118,13 +138,16 @@ def distance(a: Weights, b: Weights, phase: str, comparison: Tolerance) -> float
 
 
 def _largest_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b|: in the tensors' own float type (one correctly rounded subtraction per element, the
-    same on every machine, no float64 copies), or in int64 for integer tensors."""
+    """max |a - b| / max(1, |a|, |b|): absolute for weights up to 1 (all of a trained model's, in
+    practice), relative above, so honest last-bit differences of large weights stay in the bound. In
+    the tensors' own float type (correctly rounded element-wise operations, the same on every machine,
+    no float64 copies), in float64 for integer tensors."""
     if a.numel() == 0:
         return 0.0
     if not a.is_floating_point():
-        a, b = a.long(), b.long()
-    return float((a - b).abs().max())
+        a, b = a.double(), b.double()
+    scale = torch.maximum(a.abs(), b.abs()).clamp(min=1.0)
+    return float(((a - b).abs() / scale).max())
 
 
 def group_answers(answers: list[Answer], expected: Expected, comparison: Tolerance) -> Grouping:
@@ -173,7 +196,12 @@ def group_answers(answers: list[Answer], expected: Expected, comparison: Toleran
         comparable = first is not None and first.valid and digest in values
         for edge in edges:
             distances[edge] = far(first.digest, digest) if comparable and first is not None else None
-    return Grouping(groups, distances, values)
+    invalid: dict[str, bytes | None] = {}
+    for answer in answers:
+        if answer.digest not in values and invalid.get(answer.digest) is None:
+            invalid[answer.digest] = answer.data
+    non_finite = {digest for digest, data in invalid.items() if is_non_finite(data, expected)}
+    return Grouping(groups, distances, values, tuple(sorted(e for d in non_finite for e in by_digest[d])))
 
 
 def accepted_value(grouping: Grouping, group: Group, edge_digests: Mapping[str, str], phase: str) -> bytes:

@@ -54,8 +54,13 @@ class _ValidatorView:
         # block hash -> state after it, for accepted blocks not yet adopted: a replica may execute height h
         # and judge h + 1 in one step (catch-up), before its host has adopted h
         self.checked: dict[str, LedgerState] = {}
+        self.last_refusal: str | None = None  # why this validator last refused a proposed block
 
     def validate(self, height: int, payload: bytes) -> str | None:
+        self.last_refusal = self._refusal(height, payload)
+        return self.last_refusal
+
+    def _refusal(self, height: int, payload: bytes) -> str | None:
         try:
             block = block_from_bytes(payload)
         except LedgerError as err:
@@ -87,7 +92,7 @@ class PbftCluster:
     """n PBFT validators in a simulated network; seals one block per call."""
 
     def __init__(self, identities: tuple[Identity, ...], byzantine: int, attack: str,
-                 make_reexecutor: Callable[[], Reexecutor], seed: int, delay: float) -> None:
+                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float) -> None:
         self.validators = {identity.name: identity.address for identity in identities}
         names = [identity.name for identity in identities]
         self.byzantine = set(names[:byzantine])  # the first: view 0's primary is Byzantine, the harder case
@@ -99,13 +104,18 @@ class PbftCluster:
             if identity.name in self.byzantine:
                 replicas.append(self._byzantine(identity, config, seed))
             else:
-                view = _ValidatorView(make_reexecutor(), self.validators)
+                view = _ValidatorView(make_reexecutor(identity.name), self.validators)  # its own numerics
                 self.views[identity.name] = view
                 replicas.append(PbftReplica(identity, self.validators, view.validate, config))
         self.sim = Simulator(replicas, seed=seed, delay=delay)
         self.view_changes = 0
         self.patience = 1000 * delay  # simulated seconds to wait for a block before giving up
         self._started: dict[int, float] = {}
+
+    def refusals(self) -> str:
+        """Why honest validators last refused a proposal (for a stalled round's message), or ""."""
+        found = [f"{name}: {view.last_refusal}" for name, view in sorted(self.views.items()) if view.last_refusal]
+        return "; ".join(found)
 
     def _byzantine(self, identity: Identity, config: PbftConfig, seed: int) -> ConsensusReplica:
         inner = PbftReplica(identity, self.validators, permissive, config)  # it votes for anything
@@ -164,8 +174,14 @@ class PbftCluster:
         committed = commits[0]
         sealed = block_from_bytes(committed.payload)
         sealed = Block(sealed.header, sealed.transactions, sealed.proposer_signature, dict(committed.proof))
-        for view in self.views.values():
-            view.adopt(sealed)
+        for name, view in sorted(self.views.items()):
+            try:
+                view.adopt(sealed)
+            except LedgerError as err:  # an honest replica that cannot follow what 2f + 1 sealed
+                raise ConsensusStalled(f"validator {name} cannot follow the chain the others sealed ({err}): "
+                                       "honest validators disagree on a block (under --comparison exact, "
+                                       "validators on other numerics do; --comparison tolerance checks within "
+                                       "a bound)") from None
         self._started.pop(height, None)
         return sealed, self.sim.now - started
 

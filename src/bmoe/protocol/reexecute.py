@@ -12,21 +12,40 @@ The first difference is named: ``block 12: transaction 5 (acceptance): output_ci
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
+from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction, begin_block, finish_block, state_root
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.dispatch import combine
+from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.gate import LinearGate, Routing
-from bmoe.moe.payloads import PayloadError, decode_result, decode_task, encode_result
-from bmoe.protocol.gate_step import RoundDiverged, evaluate_gate, load_gate, update_gate
+from bmoe.moe.payloads import (
+    PayloadError,
+    decode_activation,
+    decode_gradient,
+    decode_result,
+    decode_task,
+    encode_result,
+)
+from bmoe.protocol.gate_step import (
+    GateUpdate,
+    RoundDiverged,
+    evaluate_gate,
+    load_gate,
+    logits_under,
+    update_gate,
+)
 from bmoe.protocol.grouped_check import GroupedDecisions
+from bmoe.protocol.replica_checks import activation_error, loss_error, result_error, weights_error
 from bmoe.protocol.validator import decode_agreed
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
+from bmoe.verify.comparison import Tolerance
 from bmoe.verify.phase import build_decision, supporter_cids
 
 
@@ -44,10 +63,12 @@ class _TaskContext:
 class Reexecutor:
     """Checks blocks against the objects in ``store``; the model's shapes come from the genesis."""
 
-    def __init__(self, store: BlobStore, input_dim: int, num_classes: int) -> None:
+    def __init__(self, store: BlobStore, input_dim: int, num_classes: int,
+                 profile: NumericProfile | None = None) -> None:
         self.store = store
         self.input_dim = input_dim
         self.num_classes = num_classes
+        self.profile = profile if profile is not None else get_profile(DEFAULT)  # this replica's numerics
 
     def check(self, state: LedgerState, block: Block) -> LedgerState:
         """The state after ``block``, or InvalidBlock naming the first thing that differs."""
@@ -82,8 +103,13 @@ class Reexecutor:
             ctx = tasks[payload["task_id"]]
             if ctx.gate is None or ctx.routing is None or ctx.y is None:
                 raise _Differs("gate update for a task without a training activation")
-            update = update_gate(ctx.gate, ctx.routing, ctx.groups, ctx.outputs, ctx.y, self.num_classes,
-                                 float(state.genesis["lr"]), float(state.genesis["balance"]))  # type: ignore[index]
+            with self.profile.computing():
+                update = update_gate(ctx.gate, ctx.routing, ctx.groups, ctx.outputs, ctx.y, self.num_classes,
+                                     float(state.genesis["lr"]), float(state.genesis["balance"]))  # type: ignore[index]
+            comparison = state.comparison
+            if isinstance(comparison, Tolerance):
+                _within(tolerant_gate_update(self.store, update, payload, comparison))
+                return
             _same("loss", update.loss, payload.get("loss"))
             _same("gate_cid", cid_of(update.gate_data), payload.get("gate_cid"))
             expected = {str(e): cid_of(data) for e, (data, _) in update.gradients.items()}
@@ -100,7 +126,13 @@ class Reexecutor:
             weights = deserialize_tensors(self.store.get(payload["gate_cid"]))[0]
             ctx.gate = load_gate(weights, self.input_dim, len(state.expert_cids))
             top_k = int(state.genesis["top_k"])  # type: ignore[index]
-            activation = evaluate_gate(ctx.gate, ctx.x, top_k, len(state.expert_cids), ctx.train)
+            activation = evaluate_gate(ctx.gate, ctx.x, top_k, len(state.expert_cids), ctx.train,
+                                       logits_under(self.profile))
+            comparison = state.comparison
+            if isinstance(comparison, Tolerance):  # the recorded choice, checked within the bound, routes the round
+                ctx.routing, ctx.groups = tolerant_activation(self.store.get(payload["activation_cid"]),
+                                                              activation.routing, len(state.expert_cids), comparison)
+                return
             _same("activation_cid", cid_of(activation.data), payload["activation_cid"])
             ctx.routing, ctx.groups = activation.routing, activation.groups
         elif tx.kind in ("acceptance", "update_acceptance"):
@@ -128,6 +160,11 @@ class Reexecutor:
                 assert ctx.routing is not None
                 logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
                                  self.num_classes).detach()
+                comparison = state.comparison
+                if isinstance(comparison, Tolerance):
+                    recorded = decode_result(self.store.get(payload["output_cid"]), *logits.shape)
+                    _within(result_error("the recorded MoE output", recorded, logits, comparison))
+                    return
                 _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
 
     def _agreed_valid(self, state: LedgerState, phase: str, expert: int, data: bytes, rows: int,
@@ -172,6 +209,37 @@ def _grouped_rules(grouped: GroupedDecisions, state: LedgerState, tx: Transactio
 
 class _Differs(Exception):
     """A recomputed value differs from the block's."""
+
+
+def tolerant_activation(recorded: bytes, replica: Routing, num_experts: int, comparison: Tolerance) -> tuple[
+        Routing, dict[int, torch.Tensor]]:
+    """The recorded activation, checked against the replica's gate within the bound, as the routing of
+    the round: its experts, and weights recomputed from the replica's logits (attached to the gate)."""
+    experts, weights = decode_activation(recorded)
+    _within(activation_error(experts, weights, replica.logits.detach(), comparison))
+    chosen = torch.softmax(replica.logits.gather(1, experts.long()), dim=1)  # (B, K), on the gate's graph
+    return Routing(experts.long(), chosen, replica.logits), routed_samples(experts.long(), num_experts)
+
+
+def tolerant_gate_update(store: BlobStore, update: GateUpdate, payload: Mapping[str, Any],
+                         comparison: Tolerance) -> str | None:
+    """Why the recorded loss, gate and gradients are not the replica's within the bounds, or None."""
+    found = loss_error(float(payload["loss"]), update.loss, comparison)
+    if found is None:
+        recorded_gate = deserialize_tensors(store.get(payload["gate_cid"]))[0]
+        found = weights_error("the recorded gate", recorded_gate, deserialize_tensors(update.gate_data)[0], comparison)
+    if found is None and set(payload["gradient_cids"]) != {str(e) for e in update.gradients}:
+        found = "gradient_cids: not the accepted experts"
+    for expert, (_, grad) in sorted(update.gradients.items()):
+        if found is None:
+            recorded = decode_gradient(store.get(payload["gradient_cids"][str(expert)]))
+            found = result_error(f"the recorded dL/d(output) of expert {expert}", recorded, grad, comparison)
+    return found
+
+
+def _within(reason: str | None) -> None:
+    if reason is not None:
+        raise _Differs(reason)
 
 
 def _same(name: str, recomputed: object, claimed: object) -> None:

@@ -65,6 +65,7 @@ class RoundParticipants:
     num_experts: int
     validators: dict[str, Validator] = field(default_factory=dict)  # by name; PBFT picks the primary's
     primary: Callable[[], str] | None = None  # the current proposer's name (None: ``validator`` proposes)
+    refusals: Callable[[], str] | None = None  # why validators refused the last proposals (PBFT), for a stall
 
     def proposer(self) -> Validator:
         return self.validator if self.primary is None else self.validators[self.primary()]
@@ -115,7 +116,9 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
             p.node.discard_pending()  # a failed round leaves nothing pending behind it
             p.resync_nonces()
             raise
-    raise ConsensusStalled(f"no proposer could seal round {round_index}")
+    why = p.refusals() if p.refusals is not None else ""
+    raise ConsensusStalled(f"no proposer could seal round {round_index}" + (f"; validators refused: {why}" if why
+                                                                             else ""))
 
 
 def _run_round_once(p: RoundParticipants, validator: Validator, task: Transaction, round_index: int,

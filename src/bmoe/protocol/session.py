@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bmoe.data import Dataset, task_batches
+from bmoe.edge.profiles import get_profile
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
@@ -167,17 +168,21 @@ class Session:
             byzantine = index < config.byzantine_validators  # the first: view 0's primary is one
             kind = TamperingValidator if byzantine and config.validator_attack == "tamper" else Validator
             validators[identity.name] = kind(signer, self.node, self.store, self.dataset.input_dim,
-                                             config.num_experts, config.top_k, self.dataset.num_classes)
+                                             config.num_experts, config.top_k, self.dataset.num_classes,
+                                             get_profile(config.validator_profiles[index]))
         return validators
 
     def _pbft_cluster(self, sealed: list[Block]) -> PbftCluster:
         config = self.config
+        profiles = {v.name: name for v, name in zip(self.ids.validators, config.validator_profiles, strict=True)}
         cluster = PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
-                              lambda: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes),
+                              lambda name: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes,
+                                                      get_profile(profiles[name])),
                               config.seed, config.message_delay)
         cluster.adopt_chain(sealed)
         self.node.sealer = cluster.seal
         self.participants.primary = cluster.primary
+        self.participants.refusals = cluster.refusals
         return cluster
 
     def _check_genesis(self, node: LedgerNode) -> None:

@@ -17,11 +17,11 @@ bytes stall the round instead of being accused; with an honest majority they can
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
+from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
@@ -33,10 +33,11 @@ from bmoe.protocol.gate_step import (
     RoundDiverged,
     evaluate_gate,
     load_gate,
+    logits_under,
     require_finite_round,
     update_gate,
 )
-from bmoe.protocol.grouped_check import accepted_object, answers_of, regroup
+from bmoe.protocol.grouped_check import accepted_object, answers_of, diverged, regroup
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 from bmoe.verify.acceptance import Verdict
 from bmoe.verify.comparison import Comparison, Tolerance
@@ -78,7 +79,7 @@ class PhaseDecisions:
 
 class Validator:
     def __init__(self, signer: Signer, node: LedgerNode, store: BlobStore, input_dim: int,
-                 num_experts: int, top_k: int, num_classes: int) -> None:
+                 num_experts: int, top_k: int, num_classes: int, profile: NumericProfile | None = None) -> None:
         self.signer = signer
         self.node = node
         self.store = store
@@ -87,6 +88,7 @@ class Validator:
         self.top_k = top_k
         self.num_classes = num_classes
         self._gate: tuple[str, LinearGate] | None = None
+        self.profile = profile if profile is not None else get_profile(DEFAULT)  # this validator's numerics
 
     def gate(self, cid: str) -> LinearGate:
         if self._gate is None or self._gate[0] != cid:
@@ -98,7 +100,8 @@ class Validator:
             Routing, dict[int, torch.Tensor], Transaction]:
         """Step 1: gate, top-K, the activation recorded by CID with per-expert counts."""
         gate_cid = self.node.working.gate_cid
-        activation = evaluate_gate(self.gate(gate_cid), x, self.top_k, self.num_experts, train)
+        activation = evaluate_gate(self.gate(gate_cid), x, self.top_k, self.num_experts, train,
+                                   logits_under(self.profile))
         activation_cid = self.store.put(activation.data)
         tx = self.signer.sign("activation", {
             "task_id": task_id, "gate_cid": gate_cid, "activation_cid": activation_cid,
@@ -151,7 +154,9 @@ class Validator:
                     output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
                                            verified=state.rule.name != "sole")
                     valid_cid = cid
-                except PayloadError:  # RoundDiverged is not a PayloadError: it propagates
+                except RoundDiverged:  # a PayloadError too, but the round fails: nobody is accused
+                    raise
+                except PayloadError:
                     pass
         decision = build_decision(expert, verdict, valid_cid)
         return decision, verdict, output, build_accusations(decision, verdict, committed)
@@ -164,6 +169,9 @@ class Validator:
         assert isinstance(comparison, Tolerance)
         committed = task.commitments[phase].get(expert, {})
         grouping = regroup(self.store, comparison, state, task, phase, expert)
+        stop = diverged(state, grouping, expert, phase)
+        if stop is not None:
+            raise RoundDiverged(f"{stop}; {DIVERGED_HINT}; nothing is sealed")
         groups = grouping.edges()
         verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert), groups)
         output, accepted, malformed = None, None, None
@@ -177,9 +185,13 @@ class Validator:
                 found = [a.data for a in answers_of(self.store, comparison, committed)
                          if a.edge in winner.edges and a.data is not None]
                 if found:
-                    with contextlib.suppress(PayloadError):
+                    try:  # RoundDiverged (a PayloadError too) propagates: the round fails
                         decode_agreed(phase, found[0], n_rows, self.num_classes, len(winner.edges),
                                       verified=state.rule.name != "sole")
+                    except RoundDiverged:
+                        raise
+                    except PayloadError:
+                        pass
                 malformed = winner.digest
         decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
         return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
@@ -207,8 +219,9 @@ class Validator:
                              outputs: dict[int, torch.Tensor], y: torch.Tensor, lr: float,
                              balance: float) -> tuple[float, dict[int, tuple[str, torch.Tensor]], Transaction]:
         """Step 4: loss, the gate's SGD step and dL/d(output) for each accepted expert, stored by CID."""
-        update = update_gate(self.gate(self.node.working.gate_cid), routing, groups, outputs, y,
-                             self.num_classes, lr, balance)
+        with self.profile.computing():
+            update = update_gate(self.gate(self.node.working.gate_cid), routing, groups, outputs, y,
+                                 self.num_classes, lr, balance)
         gate_cid = self.store.put(update.gate_data)
         gradients = {e: (self.store.put(data), grad) for e, (data, grad) in update.gradients.items()}
         tx = self.signer.sign("gate_update", {

@@ -97,3 +97,13 @@ def _winner(rule: AcceptanceRule, sizes: Mapping[str, int], assigned: int) -> st
         tied = len(ranked) > 1 and ranked[1][1] == best_size
         return None if tied else best_digest
     return best_digest if best_size >= required_votes(rule, assigned) else None
+
+
+def meets_rule(rule: AcceptanceRule, size: int, assigned: int, largest_other: int) -> bool:
+    """Whether a group of ``size`` among ``assigned`` edges meets ``rule`` when the largest other group
+    has ``largest_other`` edges."""
+    if rule.name == "sole":
+        return assigned == 1 and size == 1
+    if rule.name == "plurality":
+        return size > largest_other
+    return size >= required_votes(rule, assigned)

@@ -87,7 +87,7 @@ class Integer(Exact):
 
 
 DEFAULT_RESULT_BOUND = 1e-4  # per-sample; calibrated honest maxima are ~1.5e-6 (docs/verification.md)
-DEFAULT_UPDATE_BOUND = 1e-5  # |Δw|; calibrated honest maxima are 1.5e-8 (MLP) to 9.8e-7 (CNN, oneDNN off)
+DEFAULT_UPDATE_BOUND = 1e-5  # |Δw| (weights up to 1); calibrated honest maxima: 1.5e-8 (MLP), 9.8e-7 (CNN, no oneDNN)
 NORM_FLOOR = 0.1  # rows with a smaller norm are compared in absolute terms
 
 
@@ -95,7 +95,8 @@ NORM_FLOOR = 0.1  # rows with a smaller norm are compared in absolute terms
 class Tolerance(Comparison):
     """Within a bound. A result (S, C) is the same as another when every row's
     ‖a - b‖₂ / max(‖a‖₂, ‖b‖₂, norm_floor) is at most ``result_bound`` (the calibrated ``per_sample``
-    metric); updated weights when every element's |a - b| is at most ``update_bound``."""
+    metric); updated weights when every element's |a - b| / max(1, |a|, |b|) is at most ``update_bound``
+    (absolute for weights up to 1, relative above)."""
 
     name: ClassVar[str] = "tolerance"
     records_groups: ClassVar[bool] = True
