@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bmoe.moe import experts
 from bmoe.net.fleet_check import MixedFleet, check_fleet
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 
@@ -28,14 +27,7 @@ def test_fleets_whose_honest_edges_can_be_accepted_pass(settings: dict[str, obje
     check_fleet(config(**settings))
 
 
-def test_integer_comparison_needs_an_integer_expert_to_accept_a_mixed_fleet() -> None:
-    with pytest.raises(MixedFleet, match="comparison integer"):
-        check_fleet(config(fleet="default=2,f64=2", comparison="integer"))
-    presets = getattr(experts, "INTEGER_PRESETS", ())
-    try:
-        integer = config(fleet="default=2,f64=2", comparison="integer", expert=presets[0]) if presets else None
-    except ConfigError:
-        integer = None
-    if integer is None:
-        pytest.skip("no integer expert preset a config accepts in this tree")
-    check_fleet(integer)
+def test_integer_comparison_accepts_a_mixed_fleet_of_integer_experts_and_refuses_float_ones() -> None:
+    check_fleet(config(fleet="default=2,f64=2", comparison="integer", expert="mlp-int"))  # equal bytes anyway
+    with pytest.raises(ConfigError, match="comparison integer needs an expert computed in integers"):
+        config(fleet="default=2,f64=2", comparison="integer")  # refused before any fleet check

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bmoe.edge.profiles import NumericProfile, get_profile
-from bmoe.moe import experts
+from bmoe.moe.experts import INTEGER_PRESETS
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.setup import behaviours
 from bmoe.verify.comparison import make_comparison
@@ -42,8 +42,7 @@ def needs_equal_bytes(config: RunConfig) -> bool:
         return False
     if make_comparison(config.comparison_spec()).records_groups:  # tolerance: groups within a bound
         return False
-    integer_presets = getattr(experts, "INTEGER_PRESETS", ())  # integer arithmetic is identical everywhere
-    return not (config.comparison == "integer" and config.expert in integer_presets)
+    return not (config.comparison == "integer" and config.expert in INTEGER_PRESETS)  # identical everywhere
 
 
 def check_declared(config: RunConfig, declared: Mapping[str, tuple[str, str]]) -> None:
