@@ -348,6 +348,7 @@ def keygen(name: str, out: Path, enrolment: Path | None) -> None:
 
 def _add_service_commands() -> None:
     from bmoe.audit_command import audit_command
+    from bmoe.bound_command import bound_command
     from bmoe.experiments.calibration.command import calibrate_command
     from bmoe.net.cluster import cluster_group
     from bmoe.net.edge_main import edge_command
@@ -362,6 +363,7 @@ def _add_service_commands() -> None:
     app.add_command(publish_command, "publish")
     app.add_command(cluster_group, "cluster")
     app.add_command(calibrate_command, "calibrate")
+    app.add_command(bound_command, "bound")
 
 
 _add_service_commands()
