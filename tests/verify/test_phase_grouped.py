@@ -53,15 +53,15 @@ def test_a_decision_must_follow_from_the_groups() -> None:
     verdict = grouped_verdict(MAJORITY, COMMITTED, tuple(E), groups)
     accepted = build_grouped_decision(0, verdict, groups, (D[4], CID), None).to_dict()
     assert accepted["groups"] == [list(g) for g in groups]
-    assert grouped_decision_error(verdict, groups, COMMITTED, accepted) is None
+    assert grouped_decision_error(verdict, COMMITTED, accepted) is None
     assert "first recorded group meets the rule" in str(grouped_decision_error(
-        verdict, groups, COMMITTED, {**accepted, "status": "no_quorum", "digest": None, "cid": None}))
+        verdict, COMMITTED, {**accepted, "status": "no_quorum", "digest": None, "cid": None}))
     # a malformed group must be identical bytes: these three committed three digests
     assert "only a group of identical answers" in str(grouped_decision_error(
-        verdict, groups, COMMITTED, {**accepted, "status": "malformed", "digest": D[0], "cid": None}))
+        verdict, COMMITTED, {**accepted, "status": "malformed", "digest": D[0], "cid": None}))
     split = [(E[0], E[1]), (E[2], E[3])]
     none = grouped_verdict(MAJORITY, COMMITTED, tuple(E), split)
-    assert "decision is no_quorum" in str(grouped_decision_error(none, split, COMMITTED, accepted))
+    assert "decision is no_quorum" in str(grouped_decision_error(none, COMMITTED, accepted))
 
 
 def test_dissent_records_carry_the_measured_distance() -> None:

@@ -298,7 +298,7 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
         _require(reason is None, tx, f"expert {expert}: {reason}")
         groups = [tuple(group) for group in entry["groups"]]
         verdict = grouped_verdict(state.rule, commitments, assigned, groups)
-        reason = grouped_decision_error(verdict, groups, commitments, entry)
+        reason = grouped_decision_error(verdict, commitments, entry)
     else:
         verdict = verdict_of(state.rule, commitments, assigned)
         reason = decision_error(state.rule, verdict, commitments, entry)

@@ -220,8 +220,7 @@ def decision_error(rule: AcceptanceRule, verdict: Verdict, commitments: Commitme
     return None
 
 
-def grouped_decision_error(verdict: Verdict, groups: list[tuple[str, ...]], commitments: Commitments,
-                           claimed: Mapping[str, Any]) -> str | None:
+def grouped_decision_error(verdict: Verdict, commitments: Commitments, claimed: Mapping[str, Any]) -> str | None:
     """Why ``claimed`` does not follow from the recorded groups' verdict, or None. The ledger cannot
     tell the accepted value's digest and CID (the group's median, re-derived by the re-executor and
     audit); a malformed group's answers must all be the same bytes (only identical invalid answers
