@@ -189,6 +189,9 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 @click.option("--attack-param", multiple=True, help="NAME=NUMBER, e.g. probability=0.2 (repeatable)")
 @click.option("--collude/--no-collude", default=True, show_default=True,
               help="malicious edges share their random choices")
+@click.option("--assignment", default="all", show_default=True,
+              help="all (every edge computes every activated expert) | sampled (r edges per expert)")
+@click.option("--replicas", type=int, default=3, show_default=True, help="r for --assignment sampled")
 @click.option("--rule", default="majority", show_default=True, help="majority | fraction | plurality")
 @click.option("--rule-fraction", type=float, default=2 / 3, help="quorum for --rule fraction (default 2/3)")
 @click.option("--difficulty", type=int, default=8, show_default=True, help="PoW difficulty in leading zero bits")
@@ -216,7 +219,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
-          attack: str, attack_param: tuple[str, ...], collude: bool, rule: str, rule_fraction: float,
+          attack: str, attack_param: tuple[str, ...], collude: bool, assignment: str, replicas: int, rule: str,
+          rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
@@ -236,7 +240,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     config = _config(framework=framework, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
                      rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
                      expert=expert, lr=lr, balance=balance, malicious_ratio=malicious_ratio, attack=attack,
-                     attack_params=_parse_params(list(attack_param)), collude=collude, rule=rule,
+                     attack_params=_parse_params(list(attack_param)), collude=collude, assignment=assignment,
+                     replicas=replicas, rule=rule,
                      rule_fraction=rule_fraction, difficulty=difficulty, consensus=consensus, validators=validators,
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,

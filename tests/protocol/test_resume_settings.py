@@ -31,6 +31,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "result_bound": {"comparison": "tolerance", "result_bound": 1e-3},
     "update_bound": {"comparison": "tolerance", "update_bound": 1e-3},
     "validator_fleet": {"consensus": "pbft", "validators": 4, "validator_fleet": "default=3,f64=1"},
+    "assignment": {"assignment": "sampled"}, "replicas": {"assignment": "sampled", "replicas": 2},
 }
 UNCHANGEABLE: set[str] = set()
 EXECUTION_CHANGES: dict[str, Any] = {"threads": 2, "rounds": 2, "eval_every": 1, "share_compute": False,

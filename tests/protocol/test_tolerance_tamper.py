@@ -38,7 +38,7 @@ def split_an_honest_edge_off(validator: Validator, state: LedgerState, task: Tas
     first, *rest = decision.groups
     groups = [first[:-1], *rest, first[-1:]]
     committed = task.commitments["result"][expert]
-    verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert), groups)
+    verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert, task), groups)
     changed = dataclasses.replace(decision, groups=tuple(groups))
     return changed, verdict, output, build_accusations(changed, verdict, committed,
                                                        {edge: 0.5 for edge in committed})

@@ -153,6 +153,7 @@ class LedgerNode:
             if self.chain is not None:
                 self.chain.append(block)
             self.head_hash = block_hash(block)
+            self.working.head = self.head_hash  # the next block's tasks draw their samples from it
             self.last_seal = SealStats(len(block.transactions), seconds, len(data))
         self.state = self.working
         self.last_transactions = block.transactions if block is not None else tuple(self.pending)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.verify.acceptance import RULES
+from bmoe.verify.assignment import AssignmentError, make_assignment
 from bmoe.verify.comparison import ComparisonError, make_comparison
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
@@ -193,6 +194,15 @@ def by_grouping(plain: Check, grouped: Check) -> Check:
     return check
 
 
+def assignment_spec(value: object, limits: Limits) -> str | None:
+    """An assignment policy's canonical genesis encoding (``verify/assignment.py``)."""
+    try:
+        make_assignment(value)
+    except AssignmentError as err:
+        return str(err)
+    return None
+
+
 def comparison_spec(value: object, limits: Limits) -> str | None:
     """A comparison's canonical genesis encoding (``verify/comparison.py``)."""
     try:
@@ -236,7 +246,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "validators": list_of(hex64, 1, lambda _: MAX_VALIDATORS),
         "consensus": _CONSENSUS,
         "publisher": hex64,
-        "assignment": one_of("all", "host"),
+        "assignment": assignment_spec,
         "rule": record({"name": one_of(*RULES), "fraction": number(0.0, 1.0, low_open=True)}),
         "comparison": comparison_spec,
         "expert_spec": _EXPERT_SPEC,

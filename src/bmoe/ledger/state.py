@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bmoe.ledger.blocks import Block
+from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
+from bmoe.verify.assignment import Assignment, AssignmentError, make_assignment, task_seed
 from bmoe.verify.comparison import Comparison, make_comparison
 from bmoe.verify.phase import PHASES as PHASE_TABLE
 from bmoe.verify.phase import (
@@ -37,7 +38,6 @@ from bmoe.verify.phase import (
     verdict_of,
 )
 
-ASSIGNMENTS = ("all", "host")  # all: every edge computes every activated expert; host: edge e % M only
 PHASES = tuple(PHASE_TABLE)  # result, update
 
 
@@ -75,6 +75,7 @@ class TaskState:
     )
     accusations: set[tuple[str, int, str]] = field(default_factory=set)
     update_bases: dict[int, str] = field(default_factory=dict)  # expert -> the CID its updates start from
+    seed: bytes = b""  # the assignment's seed: the previous block's hash and the activation CID
     output_cid: str | None = None  # the aggregated MoE output, recorded with the result decisions
     gate_updated: bool = False
 
@@ -87,6 +88,7 @@ class LedgerState:
     """Everything derived from the chain so far."""
 
     height: int = -1
+    head: str = GENESIS_PREV_HASH  # the hash of the last block applied (a task's sample derives from it)
     genesis: dict[str, Any] | None = None
     gate_cid: str = ""
     expert_cids: list[str] = field(default_factory=list)
@@ -124,12 +126,14 @@ class LedgerState:
             raise InvalidTransaction(None, "no genesis recorded yet")
         return self.genesis
 
-    def assigned_edges(self, expert: int) -> tuple[str, ...]:
-        """The edges that must compute ``expert`` (all edges in B-MoE, its host in traditional)."""
-        edges = self.edges
-        if self._genesis["assignment"] == "host":
-            return (edges[expert % len(edges)],)
-        return edges
+    @property
+    def assignment(self) -> Assignment:
+        return make_assignment(self._genesis["assignment"])
+
+    def assigned_edges(self, expert: int, task: TaskState) -> tuple[str, ...]:
+        """The edges that must compute ``expert`` in ``task`` under the genesis's policy (all edges in
+        B-MoE, its host in traditional, r of them drawn from the task's seed when sampled)."""
+        return self.assignment.assigned(self.edges, expert, tuple(task.activated()), task.seed)
 
     def summary(self) -> dict[str, Any]:
         """The compact, hashable part of the state (what the state root commits to)."""
@@ -206,7 +210,10 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
         _require(isinstance(payload.get(name), list) and payload[name], tx, f"{name} must be a non-empty list")
     _require(isinstance(payload.get("publisher"), str), tx, "publisher missing")
     _require(tx.sender in payload["validators"], tx, "genesis must be signed by a validator")
-    _require(payload.get("assignment") in ASSIGNMENTS, tx, f"assignment must be one of {ASSIGNMENTS}")
+    try:
+        make_assignment(payload.get("assignment")).check(len(payload["edges"]))
+    except AssignmentError as err:
+        raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     _require(isinstance(payload.get("gate_cid"), str), tx, "gate_cid missing")
     _require(isinstance(payload.get("top_k"), int) and 1 <= payload["top_k"] <= len(payload["expert_cids"]),
              tx, "top_k must be in [1, N]")
@@ -249,6 +256,7 @@ def apply_activation(state: LedgerState, tx: Transaction) -> None:
     activation_cid = _field(tx, "activation_cid", str)
     task.counts = counts
     task.activation_cid = activation_cid
+    task.seed = task_seed(state.head, activation_cid)
 
 
 def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
@@ -264,7 +272,7 @@ def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
     for entry in entries:
         expert = entry["expert"]
         _activated_expert(state, tx, task, expert)
-        _require(tx.sender in state.assigned_edges(expert), tx, f"sender is not assigned expert {expert}")
+        _require(tx.sender in state.assigned_edges(expert, task), tx, f"sender is not assigned expert {expert}")
         _require(tx.sender not in task.commitments[phase].get(expert, {}), tx,
                  f"edge already committed for expert {expert}")
         if phase == "update":
@@ -292,7 +300,7 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     """Check one decision against the rule; return the verdict and the accepted CID (or None)."""
     expert = entry["expert"]
     commitments = task.commitments[phase].get(expert, {})
-    assigned = state.assigned_edges(expert)
+    assigned = state.assigned_edges(expert, task)
     if "groups" in entry:  # the comparison in force records groups (the schema requires them then)
         reason = groups_error(entry["groups"], commitments, assigned)
         _require(reason is None, tx, f"expert {expert}: {reason}")
@@ -477,4 +485,5 @@ def apply_block(state: LedgerState, block: Block) -> LedgerState:
     finish_block(working, height)
     if block.header.state_root != state_root(working):
         raise InvalidBlock(height, "state root differs from the replayed state")
+    working.head = block_hash(block)
     return working

@@ -21,6 +21,7 @@ from bmoe.protocol.config_checks import (
     ConfigError,
     check_settings,
 )
+from bmoe.verify.assignment import Sampled
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
@@ -50,6 +51,8 @@ class RunConfig:
     attack: str = "gaussian"  # the paper's attack; any registered behaviour name
     attack_params: dict[str, float] = field(default_factory=dict)  # probability, noise_std, ...
     collude: bool = True  # paper: malicious edges in B-MoE publish identical manipulated results
+    assignment: str = "all"  # B-MoE: "all" (the paper: every edge computes every activated expert) | "sampled"
+    replicas: int = 3  # "sampled": r of the M edges per (task, expert), drawn from the chain (verify/assignment)
     rule: str = "majority"  # acceptance rule (B-MoE Sec. III-C: majority)
     rule_fraction: float = 2 / 3  # for rule "fraction"
     comparison: str = "exact"  # exact | tolerance | integer (verify/comparison.py)
@@ -93,6 +96,12 @@ class RunConfig:
         """Each validator's numeric profile, in validator order (validator-0 first)."""
         return parse_fleet(self.validator_fleet, self.validators)
 
+    def assignment_spec(self) -> str | dict[str, Any]:
+        """The assignment policy, as the genesis records it: traditional hosts expert i on edge i."""
+        if self.framework == "traditional":
+            return "host"
+        return Sampled(self.replicas).spec() if self.assignment == "sampled" else "all"
+
     def comparison_spec(self) -> str | dict[str, Any]:
         """The comparison in force, as the genesis records it (its bounds when it has any)."""
         if self.comparison == "tolerance":
@@ -108,6 +117,8 @@ class RunConfig:
         for fleet in ("fleet", "validator_fleet"):  # a homogeneous default fleet hashes as before the setting existed
             if is_default_fleet(recorded[fleet]):
                 del recorded[fleet]
+        if self.assignment == "all":  # the paper's policy hashes as before the setting existed
+            del recorded["assignment"], recorded["replicas"]
         if self.comparison != "tolerance":  # bounds only a tolerance comparison reads hash as before they existed
             del recorded["result_bound"], recorded["update_bound"]
         return sha256_hex(canonical_json(recorded))

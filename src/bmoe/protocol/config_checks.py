@@ -86,6 +86,8 @@ SETTINGS: dict[str, Setting] = {
     "attack": Setting("str"),
     "attack_params": Setting("params"),
     "collude": Setting("bool"),
+    "assignment": Setting("str"),
+    "replicas": Setting("int", 1, MAX_PARTIES, label="sampled replicas r"),
     "rule": Setting("str"),
     "rule_fraction": Setting("float", 0.0, 1.0, low_open=True, label="rule fraction"),
     "comparison": Setting("str"),
@@ -186,6 +188,12 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus != "pbft" and config.validators != 1:
         raise ConfigError("several validators need --consensus pbft")
+    if config.assignment not in ("all", "sampled"):
+        raise ConfigError(f"assignment must be one of all, sampled, got {config.assignment!r}")
+    if config.assignment == "sampled" and config.framework == "traditional":
+        raise ConfigError("assignment sampled applies to B-MoE; traditional hosts each expert on one edge")
+    if config.assignment == "sampled" and config.replicas > m:
+        raise ConfigError(f"sampled replicas r = {config.replicas} must be at most M = {m} edges")
     if config.comparison == "integer" and config.expert not in INTEGER_PRESETS:
         raise ConfigError(f"comparison integer needs an expert computed in integers ({', '.join(INTEGER_PRESETS)}); "
                           f"expert {config.expert!r} computes in floating point and cannot be quantised by this "

@@ -60,12 +60,12 @@ def regroup(store: BlobStore, comparison: Tolerance, state: LedgerState, task: T
     """The grouping of ``expert``'s committed answers in ``phase``, from the stored objects."""
     num_classes = int(state.genesis["expert_spec"]["num_classes"])  # type: ignore[index]
     committed = {edge: c for edge, c in task.commitments[phase].get(expert, {}).items()
-                 if edge in state.assigned_edges(expert)}
+                 if edge in state.assigned_edges(expert, task)}
     return group_answers(answers_of(store, comparison, committed),
                          expected_of(store, task, phase, expert, num_classes), comparison)
 
 
-def diverged(state: LedgerState, grouping: Grouping, expert: int, phase: str) -> str | None:
+def diverged(state: LedgerState, task: TaskState, grouping: Grouping, expert: int, phase: str) -> str | None:
     """Why the round must fail rather than seal, or None: the edges whose answers are non-finite (of the
     right form), counted as one group, meet the acceptance rule. Under ``exact`` such edges agree bit for
     bit; on a mixed fleet their overflows differ in bytes but are the same divergence, not misbehaviour."""
@@ -73,7 +73,7 @@ def diverged(state: LedgerState, grouping: Grouping, expert: int, phase: str) ->
     if count == 0 or state.rule.name == "sole":
         return None
     others = [len([e for e in g.edges if e not in grouping.non_finite]) for g in grouping.groups]
-    if not meets_rule(state.rule, count, len(state.assigned_edges(expert)), max(others, default=0)):
+    if not meets_rule(state.rule, count, len(state.assigned_edges(expert, task)), max(others, default=0)):
         return None
     return f"round diverged: {count} edges computed a non-finite {phase} for expert {expert}"
 
@@ -101,7 +101,7 @@ class GroupedDecisions:
             expert = entry["expert"]
             grouping = regroup(self.store, comparison, state, task, phase, expert)
             self._groupings[(task.task_id, phase, expert)] = grouping
-            stop = diverged(state, grouping, expert, phase)
+            stop = diverged(state, task, grouping, expert, phase)
             if stop is not None:
                 return f"{stop}: the round must fail, not seal"
             recorded = [tuple(group) for group in entry["groups"]]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
-from bmoe.ledger.blocks import Block
+from bmoe.ledger.blocks import Block, block_hash
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction, begin_block, finish_block, state_root
 from bmoe.ledger.transactions import Transaction
@@ -94,6 +94,7 @@ class Reexecutor:
         finish_block(working, height)
         if block.header.state_root != state_root(working):
             raise InvalidBlock(height, "state root differs from the re-executed state")
+        working.head = block_hash(block)
         return working
 
     # Checks that need the state before the transaction (the gate before its update).

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bmoe.ledger.node import ConsensusStalled, LedgerNode, ProposalRejected, Signer
-from bmoe.ledger.state import LedgerState
+from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import check_task, encode_task
 from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
@@ -136,7 +136,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
     # Step 2: every assigned edge computes every activated expert it is assigned, and commits.
     state = p.node.working
     work = ResultWork(round_index, task_id, task.payload["data_cid"], activation_tx.payload["activation_cid"],
-                      _assignments(state, sorted(groups)), list(state.expert_cids), train)
+                      _assignments(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
     watch.work_out(work)
     _submit_answers(p, watch, p.gateway.results(work))
     watch.step("compute")
@@ -183,11 +183,11 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
                         watch.edge_seconds, watch.mine_seconds, watch.block_bytes)
 
 
-def _assignments(state: LedgerState, experts: list[int]) -> dict[str, list[int]]:
+def _assignments(state: LedgerState, task: TaskState, experts: list[int]) -> dict[str, list[int]]:
     """Edge address -> the activated experts the ledger assigns it, in the genesis's order of edges."""
     assignments: dict[str, list[int]] = {}
     for expert in experts:
-        for address in state.assigned_edges(expert):
+        for address in state.assigned_edges(expert, task):
             assignments.setdefault(address, []).append(expert)
     return assignments
 

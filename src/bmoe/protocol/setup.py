@@ -75,7 +75,7 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "validators": [v.address for v in ids.validators],
         "consensus": consensus_section(config, ids),
         "publisher": ids.publisher.address,
-        "assignment": "host" if framework_traditional else "all",
+        "assignment": config.assignment_spec(),
         "rule": rule.to_dict(),
         "comparison": config.comparison_spec(),
         "expert_spec": spec.to_dict(),

@@ -145,7 +145,7 @@ class Validator:
             PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
         """Grouped by digest: the accepted bytes are the first supporter's that have the group's digest."""
         committed = task.commitments[phase].get(expert, {})
-        verdict = verdict_of(state.rule, committed, state.assigned_edges(expert))
+        verdict = verdict_of(state.rule, committed, state.assigned_edges(expert, task))
         output, valid_cid = None, None
         if verdict.digest is not None:
             cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
@@ -169,11 +169,11 @@ class Validator:
         assert isinstance(comparison, Tolerance)
         committed = task.commitments[phase].get(expert, {})
         grouping = regroup(self.store, comparison, state, task, phase, expert)
-        stop = diverged(state, grouping, expert, phase)
+        stop = diverged(state, task, grouping, expert, phase)
         if stop is not None:
             raise RoundDiverged(f"{stop}; {DIVERGED_HINT}; nothing is sealed")
         groups = grouping.edges()
-        verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert), groups)
+        verdict = grouped_verdict(state.rule, committed, state.assigned_edges(expert, task), groups)
         output, accepted, malformed = None, None, None
         if verdict.digest is not None:
             winner = grouping.groups[0]
