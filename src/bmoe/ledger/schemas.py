@@ -194,22 +194,19 @@ def by_grouping(plain: Check, grouped: Check) -> Check:
     return check
 
 
-def assignment_spec(value: object, limits: Limits) -> str | None:
-    """An assignment policy's canonical genesis encoding (``verify/assignment.py``)."""
-    try:
-        make_assignment(value)
-    except AssignmentError as err:
-        return str(err)
-    return None
+def spec_check(make: Callable[[object], object], error: type[ValueError]) -> Check:
+    """A pluggable rule's canonical genesis encoding, as ``make`` reads it (``verify/specs.py``)."""
+    def check(value: object, limits: Limits) -> str | None:
+        try:
+            make(value)
+        except error as err:
+            return str(err)
+        return None
+    return check
 
 
-def comparison_spec(value: object, limits: Limits) -> str | None:
-    """A comparison's canonical genesis encoding (``verify/comparison.py``)."""
-    try:
-        make_comparison(value)
-    except ComparisonError as err:
-        return str(err)
-    return None
+assignment_spec = spec_check(make_assignment, AssignmentError)
+comparison_spec = spec_check(make_comparison, ComparisonError)
 
 
 # ---------------------------------------------------------------- the table

@@ -24,6 +24,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from bmoe.verify.specs import make_from_spec, spec_of
+
 
 class AssignmentError(ValueError):
     """An assignment spec names no known policy, or gives it bad parameters (one line)."""
@@ -35,13 +37,9 @@ class Assignment(ABC):
     name: ClassVar[str]
     needs_seed: ClassVar[bool] = False  # True: the sample depends on the task's seed
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-
     def spec(self) -> str | dict[str, Any]:
-        params = self.params
-        return {"name": self.name, "params": params} if params else self.name
+        """The genesis encoding: the name alone when there are no parameters."""
+        return spec_of(self)
 
     @abstractmethod
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
@@ -98,23 +96,7 @@ ASSIGNMENTS: Mapping[str, type[Assignment]] = {"all": All, "host": Host, "sample
 
 def make_assignment(spec: object) -> Assignment:
     """The policy a genesis (or a config) records: a name, or ``{"name": ..., "params": {...}}``."""
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and set(spec) == {"name", "params"} and isinstance(spec["params"], Mapping):
-        name, params = spec["name"], dict(spec["params"])
-    else:
-        raise AssignmentError(f"assignment must be a name or {{'name': ..., 'params': {{...}}}}, got {spec!r}")
-    if not isinstance(name, str) or name not in ASSIGNMENTS:
-        raise AssignmentError(f"assignment must be one of {', '.join(ASSIGNMENTS)}, got {name!r}")
-    try:
-        policy = ASSIGNMENTS[name](**params)
-    except AssignmentError:
-        raise
-    except TypeError as err:
-        raise AssignmentError(f"assignment {name}: bad parameters {params!r} ({err})") from None
-    if policy.spec() != spec:
-        raise AssignmentError(f"assignment {name}: record it as {policy.spec()!r}, not {spec!r}")
-    return policy
+    return make_from_spec(spec, ASSIGNMENTS, "assignment", AssignmentError)
 
 
 def task_seed(previous_block_hash: str, activation_cid: str) -> bytes:

@@ -41,6 +41,8 @@ from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from bmoe.verify.specs import make_from_spec, spec_of
+
 
 class ComparisonError(ValueError):
     """A comparison spec names no known comparison, or gives it bad parameters (one line)."""
@@ -68,8 +70,7 @@ class Comparison(ABC):
 
     def spec(self) -> str | dict[str, Any]:
         """The genesis encoding: the name alone when there are no parameters."""
-        params = self.params
-        return {"name": self.name, "params": params} if params else self.name
+        return spec_of(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,23 +127,7 @@ def make_comparison(spec: object) -> Comparison:
     Only the canonical encoding is accepted (a comparison without parameters is its name alone), so
     one comparison has one genesis encoding.
     """
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and set(spec) == {"name", "params"} and isinstance(spec["params"], Mapping):
-        name, params = spec["name"], dict(spec["params"])
-    else:
-        raise ComparisonError(f"comparison must be a name or {{'name': ..., 'params': {{...}}}}, got {spec!r}")
-    if not isinstance(name, str) or name not in COMPARISONS:
-        raise ComparisonError(f"comparison must be one of {', '.join(COMPARISONS)}, got {name!r}")
-    try:
-        comparison = COMPARISONS[name](**params)
-    except ComparisonError:
-        raise
-    except TypeError as err:
-        raise ComparisonError(f"comparison {name}: bad parameters {params!r} ({err})") from None
-    if comparison.spec() != spec:
-        raise ComparisonError(f"comparison {name}: record it as {comparison.spec()!r}, not {spec!r}")
-    return comparison
+    return make_from_spec(spec, COMPARISONS, "comparison", ComparisonError)
 
 
 class HonestDisagreement(RuntimeError):
