@@ -53,7 +53,7 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
                 "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
                 "validators": "validators", "framework": "framework",
-                "fleet": "fleet"}
+                "fleet": "fleet", "assignment": "assignment", "replicas": "replicas"}
 COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from")  # bmoe.cli.comparison_settings's order
 
 
@@ -168,6 +168,8 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               "process starts with its profile's environment and --profile [every edge 'default']; "
               "profiles that compute differently need --comparison tolerance")
 @_comparison_options
+@click.option("--assignment", default=None, help="all | sampled: r edges per activated expert [all]")
+@click.option("--replicas", type=int, default=None, help="r for --assignment sampled [3]")
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")

@@ -1,0 +1,30 @@
+"""``bmoe cluster up --assignment sampled``: edge processes compute only the experts the chain samples
+for them, and the deployment seals exactly the in-process ledger and audits clean."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bmoe.protocol.session import Session
+from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path_factory.mktemp("sampled") / "cluster", 6.0, "--assignment", "sampled",
+                         "--replicas", "2") as (cluster, _):
+        yield cluster
+
+
+def test_a_sampled_deployment_seals_the_in_process_ledger_and_audits(sampled: LocalCluster) -> None:
+    assert sampled.config.assignment == "sampled" and sampled.config.replicas == 2
+    result = run_module("bmoe.net.publisher", "--cluster-dir", sampled.root, "--rounds", "2", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr + sampled.logs()
+    head = sampled.get("/head")
+    session = Session(sampled.config, dataset=cluster_data(sampled))
+    session.train(rounds=2)
+    assert head["height"] == 2 and head["head_hash"] == session.head_hash
+    audit = run_module("bmoe", "audit", "--cluster", sampled.root, "--expect-head", head["head_hash"], timeout=120)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
