@@ -17,6 +17,7 @@ from typing import Any
 
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.state import LedgerState, TaskState
+from bmoe.ledger.transactions import Transaction
 from bmoe.protocol.grouping import Answer, Expected, Grouping, accepted_value, group_answers
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
 from bmoe.verify.acceptance import meets_rule
@@ -117,6 +118,21 @@ class GroupedDecisions:
                 return f"expert {expert}: the first {phase} group is a valid {phase}, marked malformed"
         return None
 
+    def transaction_error(self, state: LedgerState, tx: Transaction) -> str | None:
+        """What :meth:`decisions_error` or :meth:`records_error` finds in ``tx`` (an acceptance, an update
+        acceptance or a misbehaviour record; other kinds record no group), or None."""
+        if not state.comparison.records_groups:
+            return None
+        task = state.tasks.get(str(tx.payload.get("task_id", "")))
+        if task is None:
+            return None
+        if tx.kind in ("acceptance", "update_acceptance"):
+            phase = "result" if tx.kind == "acceptance" else "update"
+            return self.decisions_error(state, task, phase, tx.payload["decisions"])
+        if tx.kind == "misbehaviour":
+            return self.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
+        return None
+
     def records_error(self, task: TaskState, phase: str, records: list[Mapping[str, Any]], edge: str) -> str | None:
         """Why a dissent record's distance is not the measured one, or None."""
         for record in records:
@@ -141,17 +157,8 @@ def block_check(store: BlobStore) -> Callable[[LedgerState, Block], str | None]:
             return None
         grouped = GroupedDecisions(store)
         for index, tx in enumerate(block.transactions):
-            task = state.tasks.get(str(tx.payload.get("task_id", "")))
-            if task is None:
-                continue
             try:
-                if tx.kind in ("acceptance", "update_acceptance"):
-                    phase = "result" if tx.kind == "acceptance" else "update"
-                    reason = grouped.decisions_error(state, task, phase, tx.payload["decisions"])
-                elif tx.kind == "misbehaviour":
-                    reason = grouped.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
-                else:
-                    reason = None
+                reason = grouped.transaction_error(state, tx)
             except StorageError as err:
                 reason = f"cannot re-derive its groups: {err}"
             if reason is not None:

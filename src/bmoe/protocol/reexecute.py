@@ -83,7 +83,7 @@ class Reexecutor:
             try:
                 self._tensor_rules_before(working, tx, tasks)
                 apply_transaction(working, tx)
-                _grouped_rules(grouped, working, tx)  # first: it names the recorded group or value that differs
+                _within(grouped.transaction_error(working, tx))  # first: it names the group or value that differs
                 self._tensor_rules_after(working, tx, tasks)
             except InvalidTransaction as err:
                 raise InvalidBlock(height, f"{where}: {err.reason}") from None
@@ -189,23 +189,6 @@ class Reexecutor:
                     state, phase, expert, data, rows, supporters):
                 return cid
         return None
-
-
-def _grouped_rules(grouped: GroupedDecisions, state: LedgerState, tx: Transaction) -> None:
-    """Under a comparison that records groups: the groups, accepted values and distances re-derived."""
-    if not state.comparison.records_groups:
-        return
-    task = state.tasks.get(tx.payload.get("task_id", ""))
-    if task is None:
-        return
-    reason = None
-    if tx.kind in ("acceptance", "update_acceptance"):
-        phase = "result" if tx.kind == "acceptance" else "update"
-        reason = grouped.decisions_error(state, task, phase, tx.payload["decisions"])
-    elif tx.kind == "misbehaviour":
-        reason = grouped.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
-    if reason is not None:
-        raise _Differs(reason)
 
 
 class _Differs(Exception):

@@ -37,7 +37,7 @@ from bmoe.protocol.gate_step import (
     require_finite_round,
     update_gate,
 )
-from bmoe.protocol.grouped_check import accepted_object, answers_of, diverged, regroup
+from bmoe.protocol.grouped_check import accepted_object, diverged, regroup
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 from bmoe.verify.acceptance import Verdict
 from bmoe.verify.comparison import Comparison, Tolerance
@@ -181,17 +181,7 @@ class Validator:
                 data = accepted_object(grouping, committed, phase)
                 output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters), verified=True)
                 accepted = (comparison.key(data), self.store.put(data))
-            else:  # identical bytes that are not a valid answer: non-finite ones stop the round
-                found = [a.data for a in answers_of(self.store, comparison, committed)
-                         if a.edge in winner.edges and a.data is not None]
-                if found:
-                    try:  # RoundDiverged (a PayloadError too) propagates: the round fails
-                        decode_agreed(phase, found[0], n_rows, self.num_classes, len(winner.edges),
-                                      verified=state.rule.name != "sole")
-                    except RoundDiverged:
-                        raise
-                    except PayloadError:
-                        pass
+            else:  # identical bytes that are not a valid answer (non-finite ones meeting the rule raised above)
                 malformed = winner.digest
         decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
         return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
