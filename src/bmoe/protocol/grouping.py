@@ -90,15 +90,6 @@ def decode_answer(data: bytes | None, expected: Expected) -> Weights | None:
         return None
 
 
-def is_non_finite(data: bytes | None, expected: Expected) -> bool:
-    """Whether the answer has the expected form but holds NaN or inf (a diverging computation)."""
-    try:
-        _decoded(data, expected)
-    except NonFiniteValue:
-        return True
-    return False
-
-
 def _decoded(data: bytes | None, expected: Expected) -> Weights | None:
     """The answer's tensors, None when it is not of the expected form, NonFiniteValue when it is but
     holds NaN or inf."""
@@ -156,11 +147,17 @@ def group_answers(answers: list[Answer], expected: Expected, comparison: Toleran
     for answer in sorted(answers, key=lambda a: a.edge):
         by_digest.setdefault(answer.digest, []).append(answer.edge)
     values: dict[str, Weights] = {}
+    non_finite: set[str] = set()  # digests of answers of the right form holding NaN or inf
     for answer in sorted(answers, key=lambda a: a.edge):
-        if answer.digest not in values:
-            decoded = decode_answer(answer.data, expected)
-            if decoded is not None:
-                values[answer.digest] = decoded
+        if answer.digest in values or answer.digest in non_finite:
+            continue
+        try:
+            decoded = _decoded(answer.data, expected)
+        except NonFiniteValue:
+            non_finite.add(answer.digest)
+            continue
+        if decoded is not None:
+            values[answer.digest] = decoded
     bound = comparison.bound(expected.phase)
     cache: dict[tuple[str, str], float] = {}
 
@@ -193,14 +190,9 @@ def group_answers(answers: list[Answer], expected: Expected, comparison: Toleran
     first = groups[0] if groups else None
     distances: dict[str, float | None] = {}
     for digest, edges in by_digest.items():
-        comparable = first is not None and first.valid and digest in values
+        measured = far(first.digest, digest) if first is not None and first.valid and digest in values else None
         for edge in edges:
-            distances[edge] = far(first.digest, digest) if comparable and first is not None else None
-    invalid: dict[str, bytes | None] = {}
-    for answer in answers:
-        if answer.digest not in values and invalid.get(answer.digest) is None:
-            invalid[answer.digest] = answer.data
-    non_finite = {digest for digest, data in invalid.items() if is_non_finite(data, expected)}
+            distances[edge] = measured
     return Grouping(groups, distances, values, tuple(sorted(e for d in non_finite for e in by_digest[d])))
 
 

@@ -33,7 +33,8 @@ def activation_error(experts: torch.Tensor, weights: torch.Tensor, logits: torch
         return f"the recorded activation's shape {tuple(experts.shape)} does not fit the gate's {tuple(logits.shape)}"
     if bool(((experts < 0) | (experts >= logits.shape[1])).any()):
         return "the recorded activation names an expert that does not exist"
-    if bool((experts.sort(dim=1).values[:, 1:] == experts.sort(dim=1).values[:, :-1]).any()):
+    ordered = experts.sort(dim=1).values  # (B, K)
+    if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
         return "the recorded activation names one expert twice for a sample"
     scores = logits.double()  # (B, N)
     slack = comparison.result_bound * scores.norm(dim=1).clamp(min=comparison.norm_floor)  # (B,)
