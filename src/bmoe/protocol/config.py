@@ -57,7 +57,7 @@ class RunConfig:
     rule_fraction: float = 2 / 3  # for rule "fraction"
     comparison: str = "exact"  # exact | tolerance | integer (verify/comparison.py)
     result_bound: float = DEFAULT_RESULT_BOUND  # tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results
-    update_bound: float = DEFAULT_UPDATE_BOUND  # tolerance: element-wise |Δ| of updated weights
+    update_bound: float = DEFAULT_UPDATE_BOUND  # tolerance: element-wise |Δ| / max(1, |w|) of updated weights
     difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
     consensus: str = "pow"  # "pow" (the paper's; one proposer mines) or "pbft" (validators vote)
     validators: int = 1  # PBFT: n validators, tolerating f = (n - 1) // 3 Byzantine ones
