@@ -46,6 +46,9 @@ class Recording:
     def busiest_seconds(self) -> float:
         return self.inner.busiest_seconds()
 
+    def total_seconds(self) -> float:
+        return self.inner.total_seconds()
+
     def resync(self, nonces: Mapping[str, int]) -> None:
         self.inner.resync(nonces)
 

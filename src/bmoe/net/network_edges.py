@@ -87,6 +87,7 @@ class NetworkEdges:
         self._committed: set[str] = set()
         self._busy = 0.0
         self._compute = 0.0
+        self._compute_total = 0.0
         self._verified: set[tuple[str, str]] = set()  # (cid, digest) pairs already checked this round
 
     def bind(self, view: LedgerView) -> None:
@@ -98,6 +99,7 @@ class NetworkEdges:
     def results(self, work: ResultWork) -> list[Transaction]:
         self._busy = 0.0
         self._compute = 0.0
+        self._compute_total = 0.0
         self._committed = set()
         self._verified = set()
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
@@ -118,6 +120,10 @@ class NetworkEdges:
         """The busiest edge's compute seconds, as the edges reported them, summed over steps 2 and 5
         (edges work in parallel); the rest of those steps' wall time is transfer (see ``exchange_seconds``)."""
         return self._compute
+
+    def total_seconds(self) -> float:
+        """Every edge's reported compute seconds, summed over edges and over steps 2 and 5."""
+        return self._compute_total
 
     def exchange_seconds(self) -> float:
         """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5."""
@@ -154,6 +160,7 @@ class NetworkEdges:
                 self.counters.add("work.timed_out_edges", missing)
             self._busy += current.last_answer - current.started
             self._compute += max(current.compute.values(), default=0.0)
+            self._compute_total += sum(current.compute.values())
             return dict(current.answers)
 
     def current(self) -> dict[str, Any]:

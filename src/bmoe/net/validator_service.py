@@ -103,7 +103,8 @@ def _one_line(exc: BaseException) -> str:
 def _times(outcome: RoundOutcome, wall: float) -> dict[str, float]:
     t = outcome.times
     return {"gate": t.gate, "compute": t.compute, "verify": t.verify, "loss": t.loss, "update": t.update,
-            "consensus": t.consensus, "mine": outcome.mine_seconds, "edges": outcome.edge_seconds, "round": wall}
+            "consensus": t.consensus, "mine": outcome.mine_seconds, "edges": outcome.edge_seconds,
+            "edges_total": outcome.edge_total_seconds, "bytes": float(outcome.traffic.total), "round": wall}
 
 
 class ValidatorService:

@@ -69,6 +69,10 @@ class EdgeGateway(Protocol):
         """The busiest edge's compute time in the last round (edges work in parallel)."""
         ...
 
+    def total_seconds(self) -> float:
+        """The sum of every edge's compute time in the last round: the work a deployment pays for."""
+        ...
+
     def resync(self, nonces: Mapping[str, int]) -> None:
         """Continue every edge's signing from the sealed state's nonces."""
         ...
@@ -130,6 +134,9 @@ class InProcessEdges:
 
     def busiest_seconds(self) -> float:
         return max(self._busy.values(), default=0.0)
+
+    def total_seconds(self) -> float:
+        return sum(self._busy.values())
 
     def resync(self, nonces: Mapping[str, int]) -> None:
         for edge in self.edges:

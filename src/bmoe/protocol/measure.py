@@ -70,6 +70,7 @@ class RoundObserver:
         self.times = RoundTimes()
         self.traffic = Traffic()
         self.edge_seconds = 0.0  # the busiest edge's measured compute time (edges work in parallel)
+        self.edge_total_seconds = 0.0  # every edge's measured compute time, summed: what a deployment pays
         self.mine_seconds = 0.0  # the part of the consensus time spent on proof of work
         self.block_bytes = 0
         self._sizes: dict[str, int] = {}
@@ -96,9 +97,11 @@ class RoundObserver:
         entries = tx.payload["results" if tx.kind == "commitment" else "updates"]
         self.traffic.add(tx.sender, up=sum(self._size(entry["cid"]) for entry in entries))
 
-    def sealed(self, seal: SealStats | None, edge_seconds: float) -> None:
-        """The block is sealed (``seal`` None when blocks are not persisted); the edges' compute time."""
+    def sealed(self, seal: SealStats | None, edge_seconds: float, edge_total_seconds: float = 0.0) -> None:
+        """The block is sealed (``seal`` None when blocks are not persisted); the busiest edge's compute
+        time and the sum over edges."""
         self.edge_seconds = edge_seconds
+        self.edge_total_seconds = edge_total_seconds
         self.mine_seconds = seal.mine_seconds if seal else 0.0
         self.block_bytes = seal.block_bytes if seal else 0
 

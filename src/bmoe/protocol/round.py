@@ -51,6 +51,7 @@ class RoundOutcome:
     edge_seconds: float = 0.0  # the busiest edge's measured compute time (edges work in parallel)
     mine_seconds: float = 0.0  # the part of the consensus time spent on proof of work
     block_bytes: int = 0
+    edge_total_seconds: float = 0.0  # every edge's measured compute time, summed (what the fleet pays)
 
 
 @dataclass
@@ -175,12 +176,12 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
     p.node.seal(timestamp=round_index + 1, proposer=validator.signer.identity)
     p.resync_nonces()  # the sealed block may be another proposer's version of this round
     watch.step("consensus")
-    watch.sealed(p.node.last_seal if p.node.seals else None, p.gateway.busiest_seconds())
+    watch.sealed(p.node.last_seal if p.node.seals else None, p.gateway.busiest_seconds(), p.gateway.total_seconds())
 
     counts = [int(groups[e].numel()) if e in groups else 0 for e in range(p.num_experts)]
     return RoundOutcome(round_index, "train" if train else "infer", logits, loss, len(outputs),
                         len(groups) - len(outputs), counts, misbehaviour, watch.times, watch.traffic,
-                        watch.edge_seconds, watch.mine_seconds, watch.block_bytes)
+                        watch.edge_seconds, watch.mine_seconds, watch.block_bytes, watch.edge_total_seconds)
 
 
 def _assignments(state: LedgerState, task: TaskState, experts: list[int]) -> dict[str, list[int]]:

@@ -344,7 +344,7 @@ def _round_record(outcome: RoundOutcome, y: torch.Tensor) -> dict[str, Any]:
         "accepted": outcome.accepted, "rejected": outcome.rejected, "misbehaviour": outcome.misbehaviour,
         "time_gate": times.gate, "time_compute": times.compute, "time_verify": times.verify, "time_loss": times.loss,
         "time_update": times.update, "time_consensus": times.consensus, "time_mine": outcome.mine_seconds,
-        "time_edge": outcome.edge_seconds,
+        "time_edge": outcome.edge_seconds, "time_edge_total": outcome.edge_total_seconds,
         "bytes_total": outcome.traffic.total, "bytes_max_edge": outcome.traffic.max_edge,
         "block_bytes": outcome.block_bytes, "counts": outcome.counts,
     }
