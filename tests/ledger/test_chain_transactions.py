@@ -41,6 +41,7 @@ def test_tx_kinds_is_a_tuple_with_every_kind() -> None:
         "expert_update",
         "update_acceptance",
         "misbehaviour",
+        "dispute",
         "gate_update",
     )
 

@@ -34,7 +34,8 @@ BAD_ENTRY_VALUES = {name: value for name, value in BAD_VALUES.items() if name !=
 def honest(tiny_data, tmp_path_factory) -> dict[str, tuple[LedgerState, Transaction]]:  # type: ignore[no-untyped-def]
     """The first sealed transaction of each kind, with the state just before it."""
     run_dir: Path = tmp_path_factory.mktemp("run")
-    config = small_config(malicious_ratio=0.4, attack_params={"probability": 1.0})
+    # sampled, r = 3 of 5 with two attackers: every round splits a sample, so it has a dispute too
+    config = small_config(malicious_ratio=0.4, attack_params={"probability": 1.0}, assignment="sampled", replicas=3)
     with Session(config, dataset=tiny_data, run_dir=run_dir) as session:
         session.train(rounds=1)
         assert session.node.chain is not None

@@ -1,5 +1,7 @@
 """``bmoe cluster up --assignment sampled``: edge processes compute only the experts the chain samples
-for them, and the deployment seals exactly the in-process ledger and audits clean."""
+for them, and the deployment seals exactly the in-process ledger and audits clean; with colluders, split
+samples are disputed over the network (more work of the same round to the other edges, and escalated
+updates to edges that never ran the forward pass) and the deployment still seals the in-process ledger."""
 
 from __future__ import annotations
 
@@ -28,3 +30,18 @@ def test_a_sampled_deployment_seals_the_in_process_ledger_and_audits(sampled: Lo
     assert head["height"] == 2 and head["head_hash"] == session.head_hash
     audit = run_module("bmoe", "audit", "--cluster", sampled.root, "--expect-head", head["head_hash"], timeout=120)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_disputes_over_the_network_seal_the_in_process_ledger(tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("disputes") / "cluster"
+    with running_cluster(root, 6.0, "--edges", "5", "--assignment", "sampled", "--replicas", "3", "--malicious", "0.4",
+                         "--attack", "gaussian", "--attack-param", "probability=1.0", "--collude") as (cluster, _):
+        result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "2", timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
+        head = cluster.get("/head")
+        with Session(cluster.config, dataset=cluster_data(cluster)) as session:
+            session.train(rounds=2)
+            assert any(task.escalated for task in session.node.state.tasks.values())
+            assert head["height"] == 2 and head["head_hash"] == session.head_hash
+        audit = run_module("bmoe", "audit", "--cluster", cluster.root, "--expect-head", head["head_hash"], timeout=120)
+        assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -5,7 +5,9 @@ Owns the edge's side of steps 2 and 5 for every host. The in-process gateway
 hand the same :class:`WorkItem` to the same :class:`WorkHandler`, so they produce the same bytes;
 they differ only in transport. Step 2 decodes the task and activation and computes every assigned
 expert (``EdgeWorker.compute``), keeping the inputs; step 5 backpropagates the validators' output
-gradients through the forward passes it kept (``EdgeWorker.update``).
+gradients through the forward passes it kept (``EdgeWorker.update``). A dispute sends an edge more work
+of the same task (``escalation``): it keeps what it computed, and an update of an expert it never ran
+forward first runs that forward pass from the task and activation the item names.
 
 Must not know how the item arrived (a call or signed HTTP), where the signer's next nonce comes
 from, or when the process's runtime starts a round (``ExpertRuntime.new_round``: a runtime may
@@ -36,10 +38,11 @@ class WorkItem:
     train: bool
     experts: list[int]  # the experts assigned to this edge
     expert_cids: list[str]  # the ledger's current CID of every expert
-    task_cid: str = ""  # phase result
-    activation_cid: str = ""  # phase result
+    task_cid: str = ""  # phase result; phase update when escalated (to compute forward passes it lacks)
+    activation_cid: str = ""  # as task_cid
     gradient_cids: dict[int, str] | None = None  # phase update: expert -> CID of dL/d(output)
     lr: float = 0.0  # phase update
+    escalation: bool = False  # more work of the same task and phase: disputed experts escalated to this edge
 
 
 class WorkHandler:
@@ -59,22 +62,33 @@ class WorkHandler:
     def handle(self, item: WorkItem) -> Transaction | None:
         """The signed commitment / expert update answering ``item``, or None (nothing to send).
         ``last_compute_s`` is then the compute time it took, also when it raised."""
-        before = 0.0 if item.phase == PHASE_RESULT else self.worker.busy_seconds
+        if item.phase == PHASE_RESULT and not self._same_task(item):
+            self.worker.begin_task()
+        before = self.worker.busy_seconds
         try:
             txs = self._results(item) if item.phase == PHASE_RESULT else self._updates(item)
         finally:
             self.last_compute_s = max(0.0, self.worker.busy_seconds - before)
         return txs[0] if txs else None
 
+    def _same_task(self, item: WorkItem) -> bool:
+        return item.escalation and self._inputs is not None and self._inputs.task_id == item.task_id
+
+    def _load_inputs(self, item: WorkItem) -> TaskInputs:
+        return self.worker.runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
+                                               lambda t, a: decode_task_for_edge(t, a, self.num_experts))
+
     def _results(self, item: WorkItem) -> list[Transaction]:
-        runtime = self.worker.runtime
-        self._inputs = runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
-                                           lambda t, a: decode_task_for_edge(t, a, self.num_experts))
+        self._inputs = self._load_inputs(item)
         return self.worker.compute(item.round_index, self._inputs, item.experts, item.expert_cids, item.train)
 
     def _updates(self, item: WorkItem) -> list[Transaction]:
+        if item.escalation and not self._same_task(item):
+            self.worker.begin_task()
+            self._inputs = self._load_inputs(item)  # escalated to an update without its forward pass here
         if self._inputs is None or self._inputs.task_id != item.task_id:
             return []  # no forward pass of this task here (restarted, or missed step 2)
         mine = {e: cid for e, cid in (item.gradient_cids or {}).items() if e in item.experts}
         gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in mine.items()}
-        return self.worker.update(item.round_index, self._inputs, gradients, item.expert_cids, item.lr)
+        return self.worker.update(item.round_index, self._inputs, gradients, item.expert_cids, item.lr,
+                                  forward_missing=item.escalation)

@@ -41,26 +41,37 @@ class EdgeWorker:
     def _context(self, round_index: int, expert: int) -> AttackContext:
         return AttackContext(round_index, expert, self.index, self.run_seed, self.collude)
 
+    def begin_task(self) -> None:
+        """A new task: the forward passes and compute time of the last one are dropped. (More work of
+        the same task, a dispute's escalation, keeps them.)"""
+        self._forwards = {}
+        self.busy_seconds = 0.0
+
+    def _forward(self, ctx: AttackContext, task: TaskInputs, expert: int, expert_cids: list[str],
+                 train: bool) -> Forward:
+        """The forward pass of ``expert`` on the weights the behaviour computes with, kept for step 5."""
+        cid = expert_cids[expert]
+        weights = self.runtime.weights(cid)
+        tampered = self.behaviour.tamper_weights(ctx, weights)
+        if tampered is not None:
+            weights = tampered
+            cid = weights_cid(tampered)
+        forward = self.runtime.forward(cid, weights, task, expert, train)
+        self._forwards[expert] = forward
+        self.busy_seconds += forward.seconds
+        return forward
+
     def compute(self, round_index: int, task: TaskInputs, experts: list[int],
                 expert_cids: list[str], train: bool) -> list[Transaction]:
         """Step 2: compute every expert in ``experts``; one signed commitment of each result's
-        (digest, CID), or nothing when the edge withholds everything."""
-        self._forwards = {}
-        self.busy_seconds = 0.0
+        (digest, CID), or nothing when the edge withholds everything. Call :meth:`begin_task` first
+        for a new task."""
         results = []
         for expert in experts:
             ctx = self._context(round_index, expert)
             if self.behaviour.withholds(ctx):
                 continue
-            cid = expert_cids[expert]
-            weights = self.runtime.weights(cid)
-            tampered = self.behaviour.tamper_weights(ctx, weights)
-            if tampered is not None:
-                weights = tampered
-                cid = weights_cid(tampered)
-            forward = self.runtime.forward(cid, weights, task, expert, train)
-            self._forwards[expert] = forward
-            self.busy_seconds += forward.seconds
+            forward = self._forward(ctx, task, expert, expert_cids, train)
             output = self.behaviour.tamper_output(ctx, forward.output.detach())
             encoded = forward.encoded_result() if output is None else Encoded.of(encode_result(output))
             self._upload(encoded)
@@ -85,12 +96,18 @@ class EdgeWorker:
             self.store.put(encoded.data)
 
     def update(self, round_index: int, task: TaskInputs, gradients: dict[int, tuple[str, torch.Tensor]],
-               expert_cids: list[str], lr: float) -> list[Transaction]:
-        """Step 5: one SGD step per expert it computed, from the validators' output gradients."""
+               expert_cids: list[str], lr: float, forward_missing: bool = False) -> list[Transaction]:
+        """Step 5: one SGD step per expert it computed, from the validators' output gradients;
+        ``forward_missing`` (an escalated update): first run the forward pass of an expert it lacks."""
         updates: list[dict[str, object]] = []
         for expert, (grad_cid, grad) in sorted(gradients.items()):
+            ctx = self._context(round_index, expert)
+            if self.behaviour.withholds(ctx):
+                continue
             forward = self._forwards.get(expert)
-            if forward is None or self.behaviour.withholds(self._context(round_index, expert)):
+            if forward is None and forward_missing:
+                forward = self._forward(ctx, task, expert, expert_cids, True)
+            if forward is None:
                 continue
             encoded, seconds = self.runtime.update(forward, grad_cid, grad, lr)
             self.busy_seconds += seconds
@@ -98,7 +115,6 @@ class EdgeWorker:
             self._upload(encoded)
             updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": encoded.digest,
                             "cid": encoded.cid})
-        self._forwards = {}
         if not updates:
             return []
         return [self.signer.sign("expert_update", {"task_id": task.task_id, "updates": updates})]

@@ -221,6 +221,8 @@ _RECORD_FIELDS: Mapping[str, Check] = {"expert": expert, "reason": one_of("disse
                                        "evidence": nullable(hex64)}
 _RECORD = by_grouping(record(_RECORD_FIELDS), record({**_RECORD_FIELDS, "distance": nullable(number(0.0, math.inf))}))
 _DECISIONS = list_of(_DECISION, 1, _experts)
+_DISPUTE = by_grouping(record({"expert": expert}), record({"expert": expert, "groups": list_of(
+    list_of(hex64, 1, _edges), 0, _edges)}))
 
 _CONSENSUS = tagged("engine", {
     "pow": record({"engine": one_of("pow"), "difficulty": integer(0, 256)}),
@@ -260,6 +262,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
     "update_acceptance": {"task_id": task_id, "decisions": _DECISIONS},
     "misbehaviour": {"task_id": task_id, "phase": one_of("result", "update"), "edge": hex64,
                      "records": list_of(_RECORD, 1, _experts)},
+    "dispute": {"task_id": task_id, "phase": one_of("result", "update"), "disputes": list_of(_DISPUTE, 1, _experts)},
     "gate_update": {"task_id": task_id, "loss": number(0.0, math.inf), "gate_cid": cid,
                     "gradient_cids": mapping(matches(re.compile(r"0|[1-9][0-9]{0,5}"), "an expert index"), cid,
                                              _experts)},

@@ -34,6 +34,7 @@ from bmoe.verify.phase import (
     grouped_decision_error,
     grouped_verdict,
     groups_error,
+    sample_split,
     status_of,
     verdict_of,
 )
@@ -76,6 +77,7 @@ class TaskState:
     accusations: set[tuple[str, int, str]] = field(default_factory=set)
     update_bases: dict[int, str] = field(default_factory=dict)  # expert -> the CID its updates start from
     seed: bytes = b""  # the assignment's seed: the previous block's hash and the activation CID
+    escalated: dict[int, str] = field(default_factory=dict)  # disputed expert -> the phase it was disputed in
     output_cid: str | None = None  # the aggregated MoE output, recorded with the result decisions
     gate_updated: bool = False
 
@@ -132,8 +134,27 @@ class LedgerState:
 
     def assigned_edges(self, expert: int, task: TaskState) -> tuple[str, ...]:
         """The edges that must compute ``expert`` in ``task`` under the genesis's policy (all edges in
-        B-MoE, its host in traditional, r of them drawn from the task's seed when sampled)."""
+        B-MoE, its host in traditional, r of them drawn from the task's seed when sampled); every edge
+        once the expert was disputed in this task (for the rest of the task: its update too)."""
+        if expert in task.escalated:
+            return self.edges
+        return self.sampled_edges(expert, task)
+
+    def sampled_edges(self, expert: int, task: TaskState) -> tuple[str, ...]:
+        """The policy's own edges for ``expert`` in ``task``, before any dispute."""
         return self.assignment.assigned(self.edges, expert, tuple(task.activated()), task.seed)
+
+    def undisputed_split(self, expert: int, task: TaskState, phase: str,
+                         groups: list[tuple[str, ...]] | None = None) -> str | None:
+        """Why ``expert``'s sample in ``phase`` must be disputed before it is decided, or None: the
+        policy escalates, the sample is not every edge, the expert was not escalated, and the sample
+        is split or incomplete (:func:`~bmoe.verify.phase.sample_split`)."""
+        if not self.assignment.escalates or expert in task.escalated:
+            return None
+        sample = self.sampled_edges(expert, task)
+        if len(sample) == len(self.edges):
+            return None
+        return sample_split(task.commitments[phase].get(expert, {}), sample, groups)
 
     def summary(self) -> dict[str, Any]:
         """The compact, hashable part of the state (what the state root commits to)."""
@@ -301,10 +322,15 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     expert = entry["expert"]
     commitments = task.commitments[phase].get(expert, {})
     assigned = state.assigned_edges(expert, task)
+    groups = None
     if "groups" in entry:  # the comparison in force records groups (the schema requires them then)
         reason = groups_error(entry["groups"], commitments, assigned)
         _require(reason is None, tx, f"expert {expert}: {reason}")
         groups = [tuple(group) for group in entry["groups"]]
+    split = state.undisputed_split(expert, task, phase, groups)
+    _require(split is None, tx, f"expert {expert}: {split}: the sample must be disputed (escalated to every "
+                                "edge) before it is decided")
+    if groups is not None:
         verdict = grouped_verdict(state.rule, commitments, assigned, groups)
         reason = grouped_decision_error(verdict, commitments, entry)
     else:
@@ -382,6 +408,42 @@ def apply_misbehaviour(state: LedgerState, tx: Transaction) -> None:
             record.dissent += 1
 
 
+def apply_dispute(state: LedgerState, tx: Transaction) -> None:
+    """The validators escalate experts whose sample is split or incomplete to every edge, in this phase
+    of this task and for the rest of the task. The evidence is the sample's own commitments: a sampled
+    edge that committed nothing, or answers that differ (under a grouping comparison, the recorded groups
+    of the sample, which the re-executor and audit re-derive from the objects)."""
+    _from_validator(state, tx)
+    task = _task(state, tx)
+    phase = _field(tx, "phase", str)
+    _require(phase in PHASES, tx, f"phase must be one of {PHASES}")
+    _require(state.assignment.escalates, tx, f"assignment {state.assignment.name} has no disputes")
+    _require(not task.verdicts[phase], tx, f"{phase}s of this task are already decided")
+    if phase == "update":
+        _require(task.gate_updated, tx, "update dispute before the gate update")
+    else:
+        _require(task.counts is not None, tx, "dispute before activation")
+    for entry in _entries(tx, "disputes"):
+        expert = entry["expert"]
+        _activated_expert(state, tx, task, expert)
+        if phase == "update":
+            _require(task.accepted_cids["result"].get(expert) is not None, tx,
+                     f"expert {expert} had no accepted result to update from")
+        _require(expert not in task.escalated, tx, f"expert {expert} is already escalated to every edge")
+        sample = state.sampled_edges(expert, task)
+        _require(len(sample) < len(state.edges), tx, f"expert {expert}: its sample is already every edge")
+        commitments = task.commitments[phase].get(expert, {})
+        groups = None
+        if "groups" in entry:
+            reason = groups_error(entry["groups"], commitments, sample)
+            _require(reason is None, tx, f"expert {expert}: {reason}")
+            groups = [tuple(group) for group in entry["groups"]]
+        _require(sample_split(commitments, sample, groups) is not None, tx,
+                 f"expert {expert}: its sample is unanimous: nothing to dispute")
+    for entry in tx.payload["disputes"]:
+        task.escalated[entry["expert"]] = phase
+
+
 def apply_gate_update(state: LedgerState, tx: Transaction) -> None:
     _from_validator(state, tx)
     task = _task(state, tx)
@@ -407,6 +469,7 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "expert_update": apply_expert_update,
     "update_acceptance": apply_update_acceptance,
     "misbehaviour": apply_misbehaviour,
+    "dispute": apply_dispute,
     "gate_update": apply_gate_update,
 }
 

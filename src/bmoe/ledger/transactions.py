@@ -29,6 +29,7 @@ TX_KINDS: tuple[str, ...] = (
     "expert_update",
     "update_acceptance",
     "misbehaviour",
+    "dispute",
     "gate_update",
 )
 

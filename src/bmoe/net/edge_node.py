@@ -54,7 +54,7 @@ class EdgeNode:
     def handle(self, task: EdgeTask) -> Transaction | None:
         """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send)."""
         self.worker.signer.next_nonce = task.nonce
-        if task.item.phase == PHASE_RESULT:
+        if task.item.phase == PHASE_RESULT and not task.item.escalation:
             self.runtime.new_round()  # this process's runtime serves this edge alone
         return self.handler.handle(task.item)
 

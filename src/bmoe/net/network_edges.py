@@ -19,7 +19,9 @@ order of edges), whatever order they arrived in, so the block is the one an in-p
 Nonces in each work item come from the working state (for step 2 that is the sealed state, which
 :meth:`resync` also records; for step 5 it includes the commitments of step 2). Only edges that
 committed in step 2 are expected in step 5: an edge without a forward pass has nothing to update,
-exactly as :class:`~bmoe.edge.worker.EdgeWorker.update` returns nothing in-process.
+exactly as :class:`~bmoe.edge.worker.EdgeWorker.update` returns nothing in-process; an escalated update
+(a dispute) expects every edge it names, which computes the forward pass it lacks. A dispute's result
+escalation is more work of the same round: it adds to the round's measurements.
 """
 
 from __future__ import annotations
@@ -97,19 +99,21 @@ class NetworkEdges:
 
     # --- EdgeGateway ---------------------------------------------------------------------------
     def results(self, work: ResultWork) -> list[Transaction]:
-        self._busy = 0.0
-        self._compute = 0.0
-        self._compute_total = 0.0
-        self._committed = set()
-        self._verified = set()
+        if not work.escalation:  # a new round; a dispute's escalation adds to the round's
+            self._busy = 0.0
+            self._compute = 0.0
+            self._compute_total = 0.0
+            self._committed = set()
+            self._verified = set()
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
                             lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces))
-        self._committed = {address for address, tx in answers.items() if tx is not None}
+        self._committed |= {address for address, tx in answers.items() if tx is not None}
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
     def updates(self, work: UpdateWork) -> list[Transaction]:
         expected = [address for address, experts in work.assignments.items()
-                    if address in self._committed and any(e in work.gradient_cids for e in experts)]
+                    if (address in self._committed or work.escalation)
+                    and any(e in work.gradient_cids for e in experts)]
         if not expected:
             return []
         answers = self._run(PHASE_UPDATE, work.task_id, expected,

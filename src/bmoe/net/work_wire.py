@@ -9,7 +9,9 @@ A work item, as the validator publishes it::
      "task_cid": ..., "activation_cid": ...,            # phase result
      "gradient_cids": {"0": cid, ...}, "lr": 0.1,       # phase update
      "assignments": {address: [experts]}, "expert_cids": [...],
-     "expected": [addresses that must answer], "nonces": {address: next nonce}}
+     "expected": [addresses that must answer], "nonces": {address: next nonce},
+     "escalation": false}                                # true: a dispute's more work of the same task
+                                                        # (an escalated update names task_cid, activation_cid)
 
 ``work_id`` grows by one per published work item and never repeats in a validator's life (it
 starts from the wall clock, so a restarted validator does not reuse ids its edges saw). An answer
@@ -50,14 +52,18 @@ def result_work_json(work_id: int, work: ResultWork, expected: list[str], nonces
     return {"work_id": work_id, "open": True, "phase": PHASE_RESULT, "round": work.round_index,
             "task_id": work.task_id, "train": work.train, "task_cid": work.task_cid,
             "activation_cid": work.activation_cid, "assignments": dict(work.assignments),
-            "expert_cids": list(work.expert_cids), "expected": expected, "nonces": dict(nonces)}
+            "expert_cids": list(work.expert_cids), "expected": expected, "nonces": dict(nonces),
+            "escalation": work.escalation}
 
 
 def update_work_json(work_id: int, work: UpdateWork, expected: list[str], nonces: Mapping[str, int]) -> dict[str, Any]:
-    return {"work_id": work_id, "open": True, "phase": PHASE_UPDATE, "round": work.round_index,
+    body = {"work_id": work_id, "open": True, "phase": PHASE_UPDATE, "round": work.round_index,
             "task_id": work.task_id, "train": True, "gradient_cids": {str(e): c for e, c in work.gradient_cids.items()},
             "lr": work.lr, "assignments": dict(work.assignments), "expert_cids": list(work.expert_cids),
-            "expected": expected, "nonces": dict(nonces)}
+            "expected": expected, "nonces": dict(nonces), "escalation": work.escalation}
+    if work.escalation:
+        body.update(task_cid=work.task_cid, activation_cid=work.activation_cid)
+    return body
 
 
 def idle_json(work_id: int) -> dict[str, Any]:
@@ -86,9 +92,14 @@ def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
         common = {"phase": phase, "round_index": int(item["round"]), "task_id": str(item["task_id"]),
                   "train": bool(item["train"]), "experts": [int(e) for e in item["assignments"][address]],
                   "expert_cids": [str(c) for c in item["expert_cids"]]}
+        escalation = item.get("escalation", False)
+        if not isinstance(escalation, bool):
+            raise ValueError("escalation must be true or false")
+        if phase == PHASE_RESULT or escalation:
+            common.update(task_cid=str(item["task_cid"]), activation_cid=str(item["activation_cid"]),
+                          escalation=escalation)
         if phase == PHASE_RESULT:
-            return EdgeTask(work_id, nonce, WorkItem(**common, task_cid=str(item["task_cid"]),
-                                                     activation_cid=str(item["activation_cid"])))
+            return EdgeTask(work_id, nonce, WorkItem(**common))
         gradients = {int(e): str(c) for e, c in item["gradient_cids"].items()}
         lr = float(item["lr"])
         if not (math.isfinite(lr) and lr > 0):

@@ -1,6 +1,7 @@
 """How the round reaches its edges: the work it hands out and the signed transactions it gets back.
 
-Steps 2 and 5 of a round need every assigned edge's commitments. :class:`EdgeGateway` is that seam:
+Steps 2 and 5 of a round need every assigned edge's commitments; a dispute hands the same step's
+disputed experts to more edges (``escalation``) within the round. :class:`EdgeGateway` is that seam:
 ``InProcessEdges`` hands each edge's :class:`~bmoe.edge.work.WorkItem` to its
 :class:`~bmoe.edge.work.WorkHandler` directly (the simulator and every test), a network gateway
 posts the same work to edge processes, whose ``EdgeNode`` runs the same handler, and collects what
@@ -36,11 +37,13 @@ class ResultWork:
     assignments: dict[str, list[int]]  # edge address -> experts
     expert_cids: list[str]
     train: bool
+    escalation: bool = False  # disputed experts, escalated to the edges that were not sampled for them
 
     def item(self, address: str) -> WorkItem:
         """This edge's part of the work."""
         return WorkItem(PHASE_RESULT, self.round_index, self.task_id, self.train, list(self.assignments[address]),
-                        list(self.expert_cids), task_cid=self.task_cid, activation_cid=self.activation_cid)
+                        list(self.expert_cids), task_cid=self.task_cid, activation_cid=self.activation_cid,
+                        escalation=self.escalation)
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,18 @@ class UpdateWork:
     assignments: dict[str, list[int]]
     expert_cids: list[str]
     lr: float
+    task_cid: str = ""  # escalation only: where an edge without the forward pass computes it from
+    activation_cid: str = ""
+
+    @property
+    def escalation(self) -> bool:
+        return bool(self.task_cid)
 
     def item(self, address: str) -> WorkItem:
         """This edge's part of the work (the handler keeps the gradients of its own experts)."""
         return WorkItem(PHASE_UPDATE, self.round_index, self.task_id, True, list(self.assignments[address]),
-                        list(self.expert_cids), gradient_cids=dict(self.gradient_cids), lr=self.lr)
+                        list(self.expert_cids), gradient_cids=dict(self.gradient_cids), lr=self.lr,
+                        task_cid=self.task_cid, activation_cid=self.activation_cid, escalation=self.escalation)
 
 
 class EdgeGateway(Protocol):
@@ -100,9 +110,10 @@ class InProcessEdges:
         return self._by_address[address]
 
     def results(self, work: ResultWork) -> list[Transaction]:
-        for runtime in self.runtimes:
-            runtime.new_round()  # this process's memo starts the round once, for every edge it serves
-        self._busy = {}
+        if not work.escalation:
+            for runtime in self.runtimes:
+                runtime.new_round()  # this process's memo starts the round once, for every edge it serves
+            self._busy = {}
         return self._answers(work.task_id, work.assignments, work.item, "results")
 
     def updates(self, work: UpdateWork) -> list[Transaction]:

@@ -57,11 +57,12 @@ def expected_of(store: BlobStore, task: TaskState, phase: str, expert: int, num_
 
 
 def regroup(store: BlobStore, comparison: Tolerance, state: LedgerState, task: TaskState, phase: str,
-            expert: int) -> Grouping:
-    """The grouping of ``expert``'s committed answers in ``phase``, from the stored objects."""
+            expert: int, edges: tuple[str, ...] | None = None) -> Grouping:
+    """The grouping of ``expert``'s committed answers in ``phase``, from the stored objects: those of its
+    assigned edges, or of ``edges`` (a dispute's sample, as it stood when it was disputed)."""
     num_classes = int(state.genesis["expert_spec"]["num_classes"])  # type: ignore[index]
-    committed = {edge: c for edge, c in task.commitments[phase].get(expert, {}).items()
-                 if edge in state.assigned_edges(expert, task)}
+    among = state.assigned_edges(expert, task) if edges is None else edges
+    committed = {edge: c for edge, c in task.commitments[phase].get(expert, {}).items() if edge in among}
     return group_answers(answers_of(store, comparison, committed),
                          expected_of(store, task, phase, expert, num_classes), comparison)
 
@@ -119,8 +120,9 @@ class GroupedDecisions:
         return None
 
     def transaction_error(self, state: LedgerState, tx: Transaction) -> str | None:
-        """What :meth:`decisions_error` or :meth:`records_error` finds in ``tx`` (an acceptance, an update
-        acceptance or a misbehaviour record; other kinds record no group), or None."""
+        """What :meth:`decisions_error`, :meth:`records_error` or :meth:`dispute_error` finds in ``tx`` (an
+        acceptance, an update acceptance, a misbehaviour record or a dispute; other kinds record no group),
+        or None."""
         if not state.comparison.records_groups:
             return None
         task = state.tasks.get(str(tx.payload.get("task_id", "")))
@@ -131,6 +133,24 @@ class GroupedDecisions:
             return self.decisions_error(state, task, phase, tx.payload["decisions"])
         if tx.kind == "misbehaviour":
             return self.records_error(task, tx.payload["phase"], tx.payload["records"], tx.payload["edge"])
+        if tx.kind == "dispute":
+            return self.dispute_error(state, task, tx.payload["phase"], tx.payload["disputes"])
+        return None
+
+    def dispute_error(self, state: LedgerState, task: TaskState, phase: str,
+                      entries: list[Mapping[str, Any]]) -> str | None:
+        """Why a dispute's recorded groups of a sample are not what the sample's objects give, or None
+        (the edges grouped are the recorded ones: those of the sample that had committed by then)."""
+        comparison = state.comparison
+        assert isinstance(comparison, Tolerance)
+        for entry in entries:
+            expert = entry["expert"]
+            recorded = [tuple(group) for group in entry["groups"]]
+            edges = tuple(edge for group in recorded for edge in group)
+            measured = regroup(self.store, comparison, state, task, phase, expert, edges).edges()
+            if recorded != measured:
+                return (f"expert {expert}: the disputed sample's {phase} groups {_sizes(recorded)} differ from the "
+                        f"groups the objects give {_sizes(measured)}")
         return None
 
     def records_error(self, task: TaskState, phase: str, records: list[Mapping[str, Any]], edge: str) -> str | None:

@@ -90,6 +90,8 @@ class RoundObserver:
                 cids = [work.task_cid, work.activation_cid, *(work.expert_cids[e] for e in experts)]
             else:
                 cids = [work.gradient_cids[e] for e in experts if e in work.gradient_cids]
+                if work.escalation:  # an escalated update runs its forward pass first
+                    cids += [work.task_cid, work.activation_cid, *(work.expert_cids[e] for e in experts)]
             self.traffic.add(address, down=sum(self._size(cid) for cid in cids))
 
     def answer_in(self, tx: Transaction) -> None:

@@ -2,7 +2,8 @@
 
 Training runs steps 1-6; inference runs 1-3 and 6 (B-MoE, Sec. III):
 1. the validator evaluates the gate and records the top-K activation;
-2. every assigned edge computes every activated expert and commits (digest, CID), signed;
+2. every assigned edge computes every activated expert and commits (digest, CID), signed; under a
+   sampled policy a split or incomplete sample is disputed and its expert escalated to every edge;
 3. each expert is decided across edges by the acceptance rule; accepted results are aggregated;
 4. (train) loss and gate update at the validator, output gradients to the edges;
 5. (train) edges update their experts; updates are decided by digest, new CIDs recorded;
@@ -18,6 +19,7 @@ the in-process gateway, the simulator, knows that).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -140,6 +142,8 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
                       _assignments(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
     watch.work_out(work)
     _submit_answers(p, watch, p.gateway.results(work))
+    _escalate(p, validator, watch, task_id, "result", sorted(groups),
+              lambda extra: dataclasses.replace(work, assignments=extra, escalation=True))
     watch.step("compute")
 
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
@@ -162,10 +166,14 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
         watch.step("loss")
 
         # Step 5: the edges update; each update is decided by digest.
-        update = UpdateWork(round_index, task_id, {e: cid for e, (cid, _) in gradients.items()}, work.assignments,
-                            work.expert_cids, lr)
+        state = p.node.working
+        update = UpdateWork(round_index, task_id, {e: cid for e, (cid, _) in gradients.items()},
+                            _assignments(state, state.tasks[task_id], sorted(groups)), work.expert_cids, lr)
         watch.work_out(update)
         _submit_answers(p, watch, p.gateway.updates(update))
+        _escalate(p, validator, watch, task_id, "update", sorted(gradients),
+                  lambda extra: dataclasses.replace(update, assignments=extra, task_cid=work.task_cid,
+                                                    activation_cid=work.activation_cid))
         if gradients:
             decided = validator.decide(task_id, "update", {e: int(groups[e].numel()) for e in gradients})
             _submit(p, decided.transactions)
@@ -191,6 +199,28 @@ def _assignments(state: LedgerState, task: TaskState, experts: list[int]) -> dic
         for address in state.assigned_edges(expert, task):
             assignments.setdefault(address, []).append(expert)
     return assignments
+
+
+def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
+              experts: list[int], more_work: Callable[[dict[str, list[int]]], ResultWork | UpdateWork]) -> None:
+    """A dispute, when a sample is split or incomplete: the disputed experts go, in this round, to every
+    edge that was not sampled for them, and their answers join the sample's before the decision."""
+    dispute = validator.dispute(task_id, phase, experts)
+    if dispute is None:
+        return
+    before = {e: set(p.node.working.assigned_edges(e, p.node.working.tasks[task_id])) for e in experts}
+    p.node.submit(dispute)
+    state = p.node.working
+    task = state.tasks[task_id]
+    extra: dict[str, list[int]] = {}
+    for entry in dispute.payload["disputes"]:
+        expert = entry["expert"]
+        for address in state.assigned_edges(expert, task):
+            if address not in before[expert]:
+                extra.setdefault(address, []).append(expert)
+    more = more_work({address: extra[address] for address in state.edges if address in extra})
+    watch.work_out(more)
+    _submit_answers(p, watch, p.gateway.results(more) if isinstance(more, ResultWork) else p.gateway.updates(more))
 
 
 def _submit_answers(p: RoundParticipants, watch: RoundObserver, answers: list[Transaction]) -> None:

@@ -141,6 +141,27 @@ class Validator:
                                                          "records": records}))
         return PhaseDecisions(decisions, txs, logits)
 
+    def dispute(self, task_id: str, phase: str, experts: list[int]) -> Transaction | None:
+        """After a sampled phase's commitments: one ``dispute`` escalating every expert of ``experts``
+        whose sample is split or incomplete to every edge, or None when every sample is unanimous (or
+        the policy has no samples). Under a grouping comparison the sample's groups are its evidence."""
+        state = self.node.working
+        task = state.tasks[task_id]
+        entries: list[dict[str, object]] = []
+        for expert in sorted(experts):
+            groups = None
+            comparison = state.comparison
+            if isinstance(comparison, Tolerance) and state.assignment.escalates and expert not in task.escalated:
+                groups = regroup(self.store, comparison, state, task, phase, expert).edges()
+            if state.undisputed_split(expert, task, phase, groups) is not None:
+                entry: dict[str, object] = {"expert": expert}
+                if groups is not None:
+                    entry["groups"] = [list(group) for group in groups]
+                entries.append(entry)
+        if not entries:
+            return None
+        return self.signer.sign("dispute", {"task_id": task_id, "phase": phase, "disputes": entries})
+
     def _decide_exact(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[
             PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
         """Grouped by digest: the accepted bytes are the first supporter's that have the group's digest."""

@@ -7,7 +7,10 @@
   CID. The ledger derives it from the chain itself, so every replica and ``bmoe audit`` recompute the
   same sample, and a commitment from an edge outside it is refused. The load is spread evenly: the
   edges are put in a seeded order and the task's activated experts take consecutive runs of r edges
-  from it, so within a task no edge holds more than one expert more than another.
+  from it, so within a task no edge holds more than one expert more than another. A sample that is not
+  unanimous (an edge withholds, or the answers differ) is disputed: the validators record a ``dispute``
+  and the expert is escalated, in the same round, to every edge, and decided by the acceptance rule
+  among all M answers (the ledger refuses a decision on a split sample that was not disputed).
 
 Recorded in the genesis like a comparison: a policy without parameters by its name (``"all"``,
 ``"host"``, as every earlier chain records it), ``sampled`` as ``{"name": "sampled", "params":
@@ -36,6 +39,7 @@ class Assignment(ABC):
 
     name: ClassVar[str]
     needs_seed: ClassVar[bool] = False  # True: the sample depends on the task's seed
+    escalates: ClassVar[bool] = False  # True: a split sample is disputed, escalated to every edge
 
     def spec(self) -> str | dict[str, Any]:
         """The genesis encoding: the name alone when there are no parameters."""
@@ -73,6 +77,7 @@ class Host(Assignment):
 class Sampled(Assignment):
     name: ClassVar[str] = "sampled"
     needs_seed: ClassVar[bool] = True
+    escalates: ClassVar[bool] = True
     replicas: int = 3
 
     def __post_init__(self) -> None:

@@ -125,6 +125,20 @@ def groups_error(groups: object, commitments: Commitments, assigned: tuple[str, 
     return None
 
 
+def sample_split(commitments: Commitments, assigned: tuple[str, ...],
+                 groups: list[tuple[str, ...]] | None = None) -> str | None:
+    """Why a sample of ``assigned`` edges is not unanimous, or None when every one of them committed and
+    all agree: one digest, or (a grouping comparison) one recorded group, checked by
+    :func:`groups_error` first. A split or incomplete sample is disputed (escalated to every edge)."""
+    missing = [edge for edge in assigned if edge not in commitments]
+    if missing:
+        return f"{len(missing)} of its {len(assigned)} sampled edges committed nothing"
+    if groups is not None:
+        return None if len(groups) <= 1 else f"its {len(assigned)} sampled answers fall in {len(groups)} groups"
+    digests = {commitments[edge][0] for edge in assigned}
+    return None if len(digests) <= 1 else f"its {len(assigned)} sampled edges committed {len(digests)} digests"
+
+
 def supporter_cids(verdict: Verdict, commitments: Commitments) -> list[str]:
     """The CIDs the accepted group committed, in supporter order, each once: where the agreed bytes are."""
     return list(dict.fromkeys(commitments[edge][1] for edge in verdict.supporters))
