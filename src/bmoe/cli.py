@@ -355,6 +355,7 @@ def _add_service_commands() -> None:
     from bmoe.audit_command import audit_command
     from bmoe.bound_command import bound_command
     from bmoe.experiments.calibration.command import calibrate_command
+    from bmoe.experiments.sampling_sweep.command import sweep_sampling_command
     from bmoe.net.cluster import cluster_group
     from bmoe.net.edge_main import edge_command
     from bmoe.net.publisher import publish_command
@@ -369,6 +370,7 @@ def _add_service_commands() -> None:
     app.add_command(cluster_group, "cluster")
     app.add_command(calibrate_command, "calibrate")
     app.add_command(bound_command, "bound")
+    app.add_command(sweep_sampling_command, "sweep-sampling")
 
 
 _add_service_commands()
