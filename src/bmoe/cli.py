@@ -190,8 +190,19 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 @click.option("--collude/--no-collude", default=True, show_default=True,
               help="malicious edges share their random choices")
 @click.option("--assignment", default="all", show_default=True,
-              help="all (every edge computes every activated expert) | sampled (r edges per expert)")
-@click.option("--replicas", type=int, default=3, show_default=True, help="r for --assignment sampled")
+              help="all (every edge computes every activated expert) | sampled (r edges per expert) | adaptive "
+              "(fewer where the drawn edges are trusted)")
+@click.option("--replicas", type=int, default=3, show_default=True, help="r for --assignment sampled or adaptive")
+@click.option("--trusted-replicas", type=int, default=2, show_default=True,
+              help="adaptive: the sample when the edges drawn are all trusted (at least 2)")
+@click.option("--trust-after", type=int, default=20, show_default=True,
+              help="adaptive: accepted answers in a row, since an edge's last accusation, that earn it trust")
+@click.option("--stake", type=int, default=0, show_default=True,
+              help="each edge's stake at enrolment, whole units (0: no stake, rewards or slashing)")
+@click.option("--reward", type=int, default=1, show_default=True, help="units per answer in an accepted group")
+@click.option("--slash", type=int, default=100, show_default=True, help="units taken per proven dissent")
+@click.option("--min-stake", type=int, default=0, show_default=True,
+              help="an edge holding less is no longer assigned")
 @click.option("--rule", default="majority", show_default=True, help="majority | fraction | plurality")
 @click.option("--rule-fraction", type=float, default=2 / 3, help="quorum for --rule fraction (default 2/3)")
 @click.option("--difficulty", type=int, default=8, show_default=True, help="PoW difficulty in leading zero bits")
@@ -219,7 +230,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
           experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
-          attack: str, attack_param: tuple[str, ...], collude: bool, assignment: str, replicas: int, rule: str,
+          attack: str, attack_param: tuple[str, ...], collude: bool, assignment: str, replicas: int,
+          trusted_replicas: int, trust_after: int, stake: int, reward: int, slash: int, min_stake: int, rule: str,
           rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
@@ -241,7 +253,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
                      expert=expert, lr=lr, balance=balance, malicious_ratio=malicious_ratio, attack=attack,
                      attack_params=_parse_params(list(attack_param)), collude=collude, assignment=assignment,
-                     replicas=replicas, rule=rule,
+                     replicas=replicas, trusted_replicas=trusted_replicas, trust_after=trust_after, stake=stake,
+                     reward=reward, slash=slash, min_stake=min_stake, rule=rule,
                      rule_fraction=rule_fraction, difficulty=difficulty, consensus=consensus, validators=validators,
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,
@@ -277,8 +290,9 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
 @click.option("--validators", type=int, default=4, show_default=True, help="PBFT validators")
 @click.option("--message-delay", type=float, default=0.01, show_default=True, help="PBFT one-way delay (s)")
 @click.option("--cluster", is_flag=True,
-              help="Fig. 4b: also measure both frameworks on a local cluster of processes (fig4b_cluster.*)")
-@click.option("--cluster-rounds", type=int, default=None, help="training rounds per framework on the cluster [10; "
+              help="Fig. 4b: also measure B-MoE (all, sampled r = 2 and 3) and traditional on a local cluster "
+              "of processes (fig4b_cluster.*)")
+@click.option("--cluster-rounds", type=int, default=None, help="training rounds per variant on the cluster [10; "
               "--quick: 5]")
 def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out: Path | None, rounds: int | None,
               workers: int, seed: int, noise_std: float, bandwidth_mbps: float, block_interval: float,
@@ -361,6 +375,7 @@ def _add_service_commands() -> None:
     from bmoe.net.publisher import publish_command
     from bmoe.net.store_main import store_command
     from bmoe.net.validator_main import validator_command
+    from bmoe.records_command import records_command
 
     app.add_command(audit_command, "audit")
     app.add_command(store_command, "store")
@@ -370,6 +385,7 @@ def _add_service_commands() -> None:
     app.add_command(cluster_group, "cluster")
     app.add_command(calibrate_command, "calibrate")
     app.add_command(bound_command, "bound")
+    app.add_command(records_command, "records")
     app.add_command(sweep_sampling_command, "sweep-sampling")
 
 

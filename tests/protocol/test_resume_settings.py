@@ -32,6 +32,10 @@ CHANGES: dict[str, dict[str, Any]] = {
     "update_bound": {"comparison": "tolerance", "update_bound": 1e-3},
     "validator_fleet": {"consensus": "pbft", "validators": 4, "validator_fleet": "default=3,f64=1"},
     "assignment": {"assignment": "sampled"}, "replicas": {"assignment": "sampled", "replicas": 2},
+    "trusted_replicas": {"assignment": "adaptive", "trusted_replicas": 3},
+    "trust_after": {"assignment": "adaptive", "trust_after": 5},
+    "stake": {"stake": 100}, "reward": {"stake": 100, "reward": 2}, "slash": {"stake": 100, "slash": 50},
+    "min_stake": {"stake": 100, "min_stake": 10},
 }
 UNCHANGEABLE: set[str] = set()
 EXECUTION_CHANGES: dict[str, Any] = {"threads": 2, "rounds": 2, "eval_every": 1, "share_compute": False,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
@@ -165,14 +166,25 @@ def tagged(tag: str, variants: Mapping[str, Check]) -> Check:
     return check
 
 
+def optional(inner: Check) -> Check:
+    """A field that may be absent (a section only some runs record); when present, ``inner`` checks it."""
+    def check(value: object, limits: Limits) -> str | None:
+        return inner(value, limits)
+    check.optional = True  # type: ignore[attr-defined]
+    return check
+
+
 def fields_error(fields: Mapping[str, Check], value: Mapping[str, object], limits: Limits) -> str | None:
-    """Why ``value`` does not hold exactly ``fields`` (unknown and missing named), or None."""
+    """Why ``value`` does not hold exactly ``fields`` (unknown and missing named; :func:`optional` ones may
+    be absent), or None."""
     unknown = sorted(str(key)[:32] for key in value if key not in fields)
-    missing = sorted(key for key in fields if key not in value)
+    missing = sorted(key for key, check in fields.items() if key not in value and not getattr(check, "optional", False))
     if unknown or missing:
         parts = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
         return "fields: " + "; ".join(parts)
     for key, check in fields.items():
+        if key not in value:
+            continue
         reason = check(value[key], limits)
         if reason is not None:
             return f"{key}: {reason}"
@@ -251,6 +263,9 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "expert_spec": _EXPERT_SPEC,
         "gate_cid": cid,
         "expert_cids": list_of(cid, 1, lambda _: MAX_EXPERTS),
+        "economics": optional(record({"stakes": mapping(hex64, integer(0, MAX_UNITS), lambda _: MAX_EDGES),
+                                      "reward": integer(0, MAX_UNITS), "slash": integer(0, MAX_UNITS),
+                                      "min_stake": integer(0, MAX_UNITS)})),
     },
     "task": {"task_id": task_id, "kind": one_of("train", "infer"), "data_cid": cid,
              "samples": integer(1, MAX_SAMPLES), "round": integer(0, MAX_INT)},

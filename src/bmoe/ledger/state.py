@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash
+from bmoe.ledger.economics import Balance, Economics, EconomicsError, eligible_edges, opening_balances
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
-from bmoe.verify.assignment import Assignment, AssignmentError, make_assignment, task_seed
+from bmoe.verify.assignment import Adaptive, Assignment, AssignmentError, make_assignment, task_seed
 from bmoe.verify.comparison import Comparison, make_comparison
 from bmoe.verify.phase import PHASES as PHASE_TABLE
 from bmoe.verify.phase import (
@@ -78,6 +79,8 @@ class TaskState:
     update_bases: dict[int, str] = field(default_factory=dict)  # expert -> the CID its updates start from
     seed: bytes = b""  # the assignment's seed: the previous block's hash and the activation CID
     escalated: dict[int, str] = field(default_factory=dict)  # disputed expert -> the phase it was disputed in
+    eligible: tuple[str, ...] | None = None  # economics: the edges holding the minimum stake at activation
+    trusted: frozenset[str] = frozenset()  # adaptive assignment: the edges trusted at activation
     output_cid: str | None = None  # the aggregated MoE output, recorded with the result decisions
     gate_updated: bool = False
 
@@ -100,6 +103,8 @@ class LedgerState:
     task_count: int = 0
     train_tasks: int = 0
     results_root: str = "0" * 64  # running hash over every accepted outcome
+    balances: dict[str, Balance] = field(default_factory=dict)  # economics: each edge's account (else empty)
+    streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
 
     # Read-only views of the genesis parameters.
     @property
@@ -132,17 +137,29 @@ class LedgerState:
     def assignment(self) -> Assignment:
         return make_assignment(self._genesis["assignment"])
 
+    @property
+    def economics(self) -> Economics | None:
+        """Stake, rewards and slashing (``ledger/economics.py``), or None when the run has none."""
+        spec = self._genesis.get("economics")
+        return None if spec is None else Economics.from_spec(spec, self.edges)
+
+    def task_edges(self, task: TaskState) -> tuple[str, ...]:
+        """The edges a task may assign: every edge, or under economics those holding the minimum stake
+        when its activation was recorded."""
+        return self.edges if task.eligible is None else task.eligible
+
     def assigned_edges(self, expert: int, task: TaskState) -> tuple[str, ...]:
         """The edges that must compute ``expert`` in ``task`` under the genesis's policy (all edges in
         B-MoE, its host in traditional, r of them drawn from the task's seed when sampled); every edge
         once the expert was disputed in this task (for the rest of the task: its update too)."""
         if expert in task.escalated:
-            return self.edges
+            return self.task_edges(task)
         return self.sampled_edges(expert, task)
 
     def sampled_edges(self, expert: int, task: TaskState) -> tuple[str, ...]:
         """The policy's own edges for ``expert`` in ``task``, before any dispute."""
-        return self.assignment.assigned(self.edges, expert, tuple(task.activated()), task.seed)
+        return self.assignment.assigned(self.task_edges(task), expert, tuple(task.activated()), task.seed,
+                                        task.trusted)
 
     def undisputed_split(self, expert: int, task: TaskState, phase: str,
                          groups: list[tuple[str, ...]] | None = None) -> str | None:
@@ -152,13 +169,14 @@ class LedgerState:
         if not self.assignment.escalates or expert in task.escalated:
             return None
         sample = self.sampled_edges(expert, task)
-        if len(sample) == len(self.edges):
+        if len(sample) == len(self.task_edges(task)):
             return None
         return sample_split(task.commitments[phase].get(expert, {}), sample, groups)
 
     def summary(self) -> dict[str, Any]:
-        """The compact, hashable part of the state (what the state root commits to)."""
-        return {
+        """The compact, hashable part of the state (what the state root commits to); the balances only
+        when the run has economics, so every earlier chain keeps its roots."""
+        summary = {
             "height": self.height,
             "gate_cid": self.gate_cid,
             "expert_cids": list(self.expert_cids),
@@ -168,6 +186,11 @@ class LedgerState:
             "train_tasks": self.train_tasks,
             "results_root": self.results_root,
         }
+        if self.balances:
+            summary["balances"] = {edge: balance.to_dict() for edge, balance in sorted(self.balances.items())}
+        if self.streaks:
+            summary["streaks"] = dict(sorted(self.streaks.items()))
+        return summary
 
 
 def state_root(state: LedgerState) -> str:
@@ -244,7 +267,16 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
         raise InvalidTransaction(tx_hash(tx), f"genesis: bad acceptance rule ({err})") from None
     _require(len(set(payload["edges"])) == len(payload["edges"]), tx, "duplicate edge keys")
     _require(payload.get("num_experts") == len(payload["expert_cids"]), tx, "num_experts must equal len(expert_cids)")
+    economics = None
+    if "economics" in payload:
+        _require(payload["framework"] == "bmoe", tx, "economics applies to B-MoE, whose answers are verified")
+        try:
+            economics = Economics.from_spec(payload["economics"], tuple(payload["edges"]))
+        except EconomicsError as err:
+            raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     state.genesis = payload
+    state.balances = opening_balances(economics) if economics is not None else {}
+    state.streaks = {edge: 0 for edge in payload["edges"]} if make_assignment(payload["assignment"]).uses_trust else {}
     state.gate_cid = payload["gate_cid"]
     state.expert_cids = list(payload["expert_cids"])
     state.edge_records = {edge: EdgeRecord() for edge in payload["edges"]}
@@ -278,6 +310,12 @@ def apply_activation(state: LedgerState, tx: Transaction) -> None:
     task.counts = counts
     task.activation_cid = activation_cid
     task.seed = task_seed(state.head, activation_cid)
+    economics = state.economics
+    if economics is not None:
+        task.eligible = eligible_edges(state.edges, state.balances, economics.min_stake)
+    assignment = state.assignment
+    if isinstance(assignment, Adaptive):
+        task.trusted = frozenset(edge for edge, streak in state.streaks.items() if streak >= assignment.trust_after)
 
 
 def _commit(state: LedgerState, tx: Transaction, phase: str) -> None:
@@ -358,6 +396,8 @@ def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
     _require(set(tx.payload) == allowed, tx, f"payload must hold exactly {sorted(allowed)}")
     output_cid = _field(tx, "output_cid", str) if phase == "result" else None
     decided = [(entry, *_decide_entry(state, tx, task, phase, entry)) for entry in entries]
+    economics = state.economics
+    reward = economics.reward if economics is not None else 0
     task.output_cid = output_cid if phase == "result" else task.output_cid
     for entry, verdict, accepted_cid in decided:
         expert = entry["expert"]
@@ -366,6 +406,10 @@ def _accept(state: LedgerState, tx: Transaction, phase: str) -> None:
         if accepted_cid is not None:
             for edge in verdict.supporters:
                 state.edge_records[edge].accepted += 1
+                if state.balances:
+                    state.balances[edge].earned += reward
+                if state.streaks:
+                    state.streaks[edge] += 1
             if phase == "update":
                 state.expert_cids[expert] = accepted_cid
     outcome = {"task": task.task_id, "phase": phase, "output_cid": output_cid,
@@ -400,12 +444,17 @@ def apply_misbehaviour(state: LedgerState, tx: Transaction) -> None:
         reason = accusation_error(edge, entry, verdict, status, task.commitments[phase].get(expert, {}))
         _require(reason is None, tx, str(reason))
     record = state.edge_records[edge]
+    economics = state.economics
     for entry in entries:
         task.accusations.add((edge, entry["expert"], phase))
+        if state.streaks:
+            state.streaks[edge] = 0  # accused: checked by the full sample until it earns trust again
         if entry["reason"] == "withheld":
             record.withheld += 1
         else:
             record.dissent += 1
+            if economics is not None:
+                state.balances[edge].slash(economics.slash)  # proven: the evidence is on the ledger
 
 
 def apply_dispute(state: LedgerState, tx: Transaction) -> None:
@@ -431,7 +480,7 @@ def apply_dispute(state: LedgerState, tx: Transaction) -> None:
                      f"expert {expert} had no accepted result to update from")
         _require(expert not in task.escalated, tx, f"expert {expert} is already escalated to every edge")
         sample = state.sampled_edges(expert, task)
-        _require(len(sample) < len(state.edges), tx, f"expert {expert}: its sample is already every edge")
+        _require(len(sample) < len(state.task_edges(task)), tx, f"expert {expert}: its sample is already every edge")
         commitments = task.commitments[phase].get(expert, {})
         groups = None
         if "groups" in entry:

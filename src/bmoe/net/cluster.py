@@ -53,7 +53,9 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
                 "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
                 "validators": "validators", "framework": "framework",
-                "fleet": "fleet", "assignment": "assignment", "replicas": "replicas"}
+                "fleet": "fleet", "assignment": "assignment", "replicas": "replicas",
+                "trusted_replicas": "trusted_replicas", "trust_after": "trust_after", "stake": "stake",
+                "reward": "reward", "slash": "slash", "min_stake": "min_stake"}
 COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from")  # bmoe.cli.comparison_settings's order
 
 
@@ -168,8 +170,14 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               "process starts with its profile's environment and --profile [every edge 'default']; "
               "profiles that compute differently need --comparison tolerance")
 @_comparison_options
-@click.option("--assignment", default=None, help="all | sampled: r edges per activated expert [all]")
-@click.option("--replicas", type=int, default=None, help="r for --assignment sampled [3]")
+@click.option("--assignment", default=None, help="all | sampled | adaptive: r edges per activated expert [all]")
+@click.option("--replicas", type=int, default=None, help="r for --assignment sampled or adaptive [3]")
+@click.option("--trusted-replicas", type=int, default=None, help="adaptive: the sample among trusted edges [2]")
+@click.option("--trust-after", type=int, default=None, help="adaptive: accepted answers that earn trust [20]")
+@click.option("--stake", type=int, default=None, help="each edge's stake, whole units [0: no economics]")
+@click.option("--reward", type=int, default=None, help="units per answer in an accepted group [1]")
+@click.option("--slash", type=int, default=None, help="units taken per proven dissent [100]")
+@click.option("--min-stake", type=int, default=None, help="an edge holding less is no longer assigned [0]")
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")

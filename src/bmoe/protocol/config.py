@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmoe.edge.profiles import is_default_fleet, parse_fleet
+from bmoe.ledger.economics import Economics
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.protocol.config_checks import (
     CONSENSUS_ENGINES,
@@ -21,7 +22,7 @@ from bmoe.protocol.config_checks import (
     ConfigError,
     check_settings,
 )
-from bmoe.verify.assignment import Sampled
+from bmoe.verify.assignment import Adaptive, Sampled
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
@@ -53,6 +54,8 @@ class RunConfig:
     collude: bool = True  # paper: malicious edges in B-MoE publish identical manipulated results
     assignment: str = "all"  # B-MoE: "all" (the paper: every edge computes every activated expert) | "sampled"
     replicas: int = 3  # "sampled": r of the M edges per (task, expert), drawn from the chain (verify/assignment)
+    trusted_replicas: int = 2  # "adaptive": the sample where the drawn edges are all trusted (at least 2)
+    trust_after: int = 20  # "adaptive": accepted answers in a row, since the last accusation, that earn trust
     rule: str = "majority"  # acceptance rule (B-MoE Sec. III-C: majority)
     rule_fraction: float = 2 / 3  # for rule "fraction"
     comparison: str = "exact"  # exact | tolerance | integer (verify/comparison.py)
@@ -70,6 +73,10 @@ class RunConfig:
     threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
     fleet: str = ""  # edges' numeric profiles, "PROFILE=COUNT,..." in edge order (edge/profiles); "": all default
     validator_fleet: str = ""  # the validators' numeric profiles (in-process ones), in validator order; "": default
+    stake: int = 0  # economics (ledger/economics.py): each edge's stake at enrolment, whole units; 0 = none
+    reward: int = 1  # units earned per answer in an accepted group
+    slash: int = 100  # units taken per proven dissent (at most the balance; burned)
+    min_stake: int = 0  # an edge holding less when a task is activated is not assigned it
 
     def validate(self) -> RunConfig:
         """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""
@@ -100,7 +107,15 @@ class RunConfig:
         """The assignment policy, as the genesis records it: traditional hosts expert i on edge i."""
         if self.framework == "traditional":
             return "host"
+        if self.assignment == "adaptive":
+            return Adaptive(self.replicas, self.trusted_replicas, self.trust_after).spec()
         return Sampled(self.replicas).spec() if self.assignment == "sampled" else "all"
+
+    def economics_spec(self, edges: list[str]) -> dict[str, Any] | None:
+        """Stake, rewards and slashing as the genesis records them for ``edges``, or None without a stake."""
+        if not self.stake:
+            return None
+        return Economics({edge: self.stake for edge in edges}, self.reward, self.slash, self.min_stake).spec()
 
     def comparison_spec(self) -> str | dict[str, Any]:
         """The comparison in force, as the genesis records it (its bounds when it has any)."""
@@ -119,8 +134,12 @@ class RunConfig:
                 del recorded[fleet]
         if self.assignment == "all":  # the paper's policy hashes as before the setting existed
             del recorded["assignment"], recorded["replicas"]
+        if self.assignment != "adaptive":  # settings only the adaptive policy reads
+            del recorded["trusted_replicas"], recorded["trust_after"]
         if self.comparison != "tolerance":  # bounds only a tolerance comparison reads hash as before they existed
             del recorded["result_bound"], recorded["update_bound"]
+        if not self.stake:  # a run without economics hashes as before the settings existed
+            del recorded["stake"], recorded["reward"], recorded["slash"], recorded["min_stake"]
         return sha256_hex(canonical_json(recorded))
 
     def replace(self, **changes: Any) -> RunConfig:

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bmoe.ledger.economics import MAX_UNITS
 from bmoe.moe.experts import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.comparison import COMPARISONS
@@ -88,6 +89,8 @@ SETTINGS: dict[str, Setting] = {
     "collude": Setting("bool"),
     "assignment": Setting("str"),
     "replicas": Setting("int", 1, MAX_PARTIES, label="sampled replicas r"),
+    "trusted_replicas": Setting("int", 2, MAX_PARTIES, label="adaptive replicas among trusted edges"),
+    "trust_after": Setting("int", 1, MAX_ROUNDS * MAX_PARTIES, label="accepted answers that earn trust"),
     "rule": Setting("str"),
     "rule_fraction": Setting("float", 0.0, 1.0, low_open=True, label="rule fraction"),
     "comparison": Setting("str"),
@@ -105,6 +108,10 @@ SETTINGS: dict[str, Setting] = {
     "threads": Setting("int", 1, MAX_THREADS),
     "fleet": Setting("str", label="edge numeric profiles"),
     "validator_fleet": Setting("str", label="validator numeric profiles"),
+    "stake": Setting("int", 0, MAX_UNITS, label="stake per edge"),
+    "reward": Setting("int", 0, MAX_UNITS, label="reward per accepted answer"),
+    "slash": Setting("int", 0, MAX_UNITS, label="slash per proven dissent"),
+    "min_stake": Setting("int", 0, MAX_UNITS, label="minimum stake to be assigned"),
 }
 
 
@@ -188,12 +195,17 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus != "pbft" and config.validators != 1:
         raise ConfigError("several validators need --consensus pbft")
-    if config.assignment not in ("all", "sampled"):
-        raise ConfigError(f"assignment must be one of all, sampled, got {config.assignment!r}")
-    if config.assignment == "sampled" and config.framework == "traditional":
-        raise ConfigError("assignment sampled applies to B-MoE; traditional hosts each expert on one edge")
-    if config.assignment == "sampled" and config.replicas > m:
+    if config.assignment not in ("all", "sampled", "adaptive"):
+        raise ConfigError(f"assignment must be one of all, sampled, adaptive, got {config.assignment!r}")
+    if config.assignment != "all" and config.framework == "traditional":
+        raise ConfigError(f"assignment {config.assignment} applies to B-MoE; traditional hosts each expert on one edge")
+    if config.assignment != "all" and config.replicas > m:
         raise ConfigError(f"sampled replicas r = {config.replicas} must be at most M = {m} edges")
+    if config.assignment == "adaptive" and config.trusted_replicas > config.replicas:
+        raise ConfigError(f"adaptive: trusted replicas ({config.trusted_replicas}) must be at most the replicas "
+                          f"r = {config.replicas}")
+    if config.stake:
+        _check_economics(config)
     if config.comparison == "integer" and config.expert not in INTEGER_PRESETS:
         raise ConfigError(f"comparison integer needs an expert computed in integers ({', '.join(INTEGER_PRESETS)}); "
                           f"expert {config.expert!r} computes in floating point and cannot be quantised by this "
@@ -201,6 +213,16 @@ def _check_together(config: RunConfig) -> None:
     if config.byzantine_validators and config.byzantine_validators >= config.validators:
         raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
                           f"validators ({config.validators})")
+
+
+def _check_economics(config: RunConfig) -> None:
+    if config.framework == "traditional":
+        raise ConfigError("stake applies to B-MoE, whose answers are verified; traditional accepts each one unverified")
+    if config.slash > config.stake:
+        raise ConfigError(f"a slash of {config.slash} is larger than the stake of {config.stake}")
+    if config.min_stake > config.stake:
+        raise ConfigError(f"the minimum stake {config.min_stake} is above the stake of {config.stake}: "
+                          "no edge could ever be assigned")
 
 
 def _check_fleet(config: RunConfig) -> None:

@@ -64,7 +64,7 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
                     expert_cids: list[str]) -> dict[str, object]:
     framework_traditional = config.framework == "traditional"
     rule = AcceptanceRule("sole") if framework_traditional else AcceptanceRule(config.rule, config.rule_fraction)
-    return {
+    payload: dict[str, object] = {
         "framework": config.framework,
         "config_hash": config.hash(),
         "num_experts": config.num_experts,
@@ -82,6 +82,10 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "gate_cid": gate_cid,
         "expert_cids": expert_cids,
     }
+    economics = config.economics_spec([edge.address for edge in ids.edges])
+    if economics is not None:
+        payload["economics"] = economics
+    return payload
 
 
 def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:

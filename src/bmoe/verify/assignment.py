@@ -10,7 +10,9 @@
   from it, so within a task no edge holds more than one expert more than another. A sample that is not
   unanimous (an edge withholds, or the answers differ) is disputed: the validators record a ``dispute``
   and the expert is escalated, in the same round, to every edge, and decided by the acceptance rule
-  among all M answers (the ledger refuses a decision on a split sample that was not disputed).
+  among all M answers (the ledger refuses a decision on a split sample that was not disputed);
+- ``adaptive`` (``replicas``, ``trusted_replicas``, ``trust_after``): ``sampled`` whose sample shrinks
+  to ``trusted_replicas`` (at least 2) where the drawn edges have long honest records (:class:`Adaptive`).
 
 Recorded in the genesis like a comparison: a policy without parameters by its name (``"all"``,
 ``"host"``, as every earlier chain records it), ``sampled`` as ``{"name": "sampled", "params":
@@ -40,6 +42,7 @@ class Assignment(ABC):
     name: ClassVar[str]
     needs_seed: ClassVar[bool] = False  # True: the sample depends on the task's seed
     escalates: ClassVar[bool] = False  # True: a split sample is disputed, escalated to every edge
+    uses_trust: ClassVar[bool] = False  # True: the sample depends on which edges are trusted (their records)
 
     def spec(self) -> str | dict[str, Any]:
         """The genesis encoding: the name alone when there are no parameters."""
@@ -47,8 +50,9 @@ class Assignment(ABC):
 
     @abstractmethod
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
-                 seed: bytes) -> tuple[str, ...]:
-        """The edges that must compute ``expert`` (one of the task's ``activated`` experts), in genesis order."""
+                 seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The edges that must compute ``expert`` (one of the task's ``activated`` experts), in genesis order.
+        ``trusted``: the edges whose records earned trust when the task was activated (``adaptive``)."""
 
     def check(self, edges: int) -> None:
         """Refuse parameters that do not fit a fleet of ``edges``."""
@@ -60,7 +64,7 @@ class All(Assignment):
     name: ClassVar[str] = "all"
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
-                 seed: bytes) -> tuple[str, ...]:
+                 seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
         return edges
 
 
@@ -69,7 +73,7 @@ class Host(Assignment):
     name: ClassVar[str] = "host"
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
-                 seed: bytes) -> tuple[str, ...]:
+                 seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
         return (edges[expert % len(edges)],)
 
 
@@ -89,14 +93,75 @@ class Sampled(Assignment):
             raise AssignmentError(f"assignment sampled: replicas r = {self.replicas} must be at most M = {edges}")
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
-                 seed: bytes) -> tuple[str, ...]:
-        order = sorted(edges, key=lambda edge: hashlib.sha256(seed + bytes.fromhex(edge)).digest())
+                 seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        if len(edges) <= self.replicas:  # fewer edges hold the minimum stake than r: every one of them
+            return edges
+        order = seeded_order(edges, seed)
         start = sorted(activated).index(expert) * self.replicas
         chosen = {order[(start + j) % len(order)] for j in range(self.replicas)}
         return tuple(edge for edge in edges if edge in chosen)
 
 
-ASSIGNMENTS: Mapping[str, type[Assignment]] = {"all": All, "host": Host, "sampled": Sampled}
+@dataclasses.dataclass(frozen=True)
+class Adaptive(Assignment):
+    """Sampled replication whose size follows the edges' records (BOINC's adaptive replication, made safe
+    against an edge that can compute its own sample): an expert is computed by ``trusted_replicas`` edges
+    when the first ``trusted_replicas`` edges the seed draws for it are all trusted, else by ``replicas``.
+    An edge is trusted once ``trust_after`` of its answers in a row were accepted since its last dissent or
+    withheld record (the ledger keeps that streak), so newcomers and accused edges are always checked by
+    the full sample, and a trusted edge is still checked by at least one other edge: ``trusted_replicas``
+    is at least 2. (A re-check drawn with probability below 1 from public randomness is one the edge can
+    see coming; it would lie exactly when unchecked.)"""
+
+    name: ClassVar[str] = "adaptive"
+    needs_seed: ClassVar[bool] = True
+    escalates: ClassVar[bool] = True
+    uses_trust: ClassVar[bool] = True
+    replicas: int = 3
+    trusted_replicas: int = 2
+    trust_after: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("replicas", "trusted_replicas", "trust_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AssignmentError(f"assignment adaptive: {name} must be a whole number >= 1, got {value!r}")
+        if not 2 <= self.trusted_replicas <= self.replicas:
+            raise AssignmentError(f"assignment adaptive: trusted replicas must be in [2, replicas = {self.replicas}] "
+                                  f"(a trusted edge is still checked by another), got {self.trusted_replicas}")
+
+    def check(self, edges: int) -> None:
+        if self.replicas > edges:
+            raise AssignmentError(f"assignment adaptive: replicas r = {self.replicas} must be at most M = {edges}")
+
+    def sizes(self, edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
+              trusted: frozenset[str]) -> dict[int, tuple[str, ...]]:
+        """Every activated expert's sample: consecutive runs of the seeded order, each as long as its
+        first ``trusted_replicas`` edges allow, so the load stays spread."""
+        order = seeded_order(edges, seed)
+        samples: dict[int, tuple[str, ...]] = {}
+        cursor = 0
+        for expert in sorted(activated):
+            prefix = [order[(cursor + j) % len(order)] for j in range(min(self.trusted_replicas, len(order)))]
+            size = min(len(order), self.trusted_replicas if all(e in trusted for e in prefix) else self.replicas)
+            chosen = {order[(cursor + j) % len(order)] for j in range(size)}
+            samples[expert] = tuple(edge for edge in edges if edge in chosen)
+            cursor += size
+        return samples
+
+    def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
+                 seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        if not edges:
+            return edges
+        return self.sizes(edges, activated, seed, trusted)[expert]
+
+
+def seeded_order(edges: tuple[str, ...], seed: bytes) -> list[str]:
+    """The edges in the order the task's seed draws them."""
+    return sorted(edges, key=lambda edge: hashlib.sha256(seed + bytes.fromhex(edge)).digest())
+
+
+ASSIGNMENTS: Mapping[str, type[Assignment]] = {"all": All, "host": Host, "sampled": Sampled, "adaptive": Adaptive}
 
 
 def make_assignment(spec: object) -> Assignment:
