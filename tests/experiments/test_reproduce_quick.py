@@ -68,17 +68,19 @@ def test_reproduce_without_data_says_so(tmp_path: Path) -> None:
 
 
 def test_fig4b_measured_on_a_local_cluster(quick_run: Path) -> None:
-    """Both frameworks on real processes (2 rounds each), beside the in-process figures; the finished
-    in-process runs are reused, and the clusters leave no process behind."""
+    """B-MoE (all, sampled r = 2 and 3) and traditional on real processes (2 rounds each), beside the
+    in-process figures; the finished in-process runs are reused, and the clusters leave no process behind."""
     stamps = {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")}
     result = bmoe("reproduce", "fig4b", "--dataset", DATASET, "--quick", "--out", quick_run, "--cluster",
                   "--cluster-rounds", "2", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in (quick_run / "runs").glob("*.json")} == stamps
-    rows = {(r["framework"], r["where"]): r for r in json.loads((quick_run / "fig4b_cluster.json").read_text())}
-    assert set(rows) == {(f, w) for f in ("bmoe", "traditional") for w in ("cluster", "in-process")}
-    for (framework, where), row in rows.items():
-        assert row["total"] > 0 and len(row["rounds"]) == 2
+    rows = {(r["framework"], r["assignment"], r["where"]): r
+            for r in json.loads((quick_run / "fig4b_cluster.json").read_text())}
+    variants = [("bmoe", "all"), ("bmoe", "sampled r=2"), ("bmoe", "sampled r=3"), ("traditional", "host")]
+    assert set(rows) == {(*v, w) for v in variants for w in ("cluster", "in-process")}
+    for (framework, _, where), row in rows.items():
+        assert row["total"] > 0 and len(row["rounds"]) == 2 and row["edges_total"] > 0 and row["bytes"] > 0
         if where == "cluster":
             assert row["edge compute"] > 0 and row["communication"] > 0
             assert (row["consensus"] > 0) == (framework == "bmoe")  # only B-MoE seals blocks

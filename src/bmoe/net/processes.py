@@ -43,6 +43,15 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields and len(fields) > 19 else None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user + system, ``/proc/PID/stat`` fields 14 and 15) the process has used so far, or
+    None if unreadable. Unlike its wall-clock timers, this does not grow while it waits for a core."""
+    fields = _stat(pid) if pid is not None else None
+    if not fields or len(fields) <= 12:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is our child (a no-op otherwise)."""
     with contextlib.suppress(ChildProcessError, OSError):
