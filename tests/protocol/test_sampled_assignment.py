@@ -117,3 +117,27 @@ def test_pbft_replicas_recompute_the_sample_and_seal_every_round(tiny_data: Data
     with Session(config, dataset=tiny_data) as session:
         session.train()
         assert session.node.state.height == 3 and session.pbft is not None and session.pbft.view_changes == 0
+
+
+def test_a_block_whose_samples_do_not_recompute_fails_audit_naming_it(tiny_data: Dataset, tmp_path: Path) -> None:
+    """A validator re-seals block 2 (other timestamp, so another hash) and relinks the rest: block 3's
+    samples, drawn from block 2's hash, are then other edges than those that committed."""
+    import dataclasses
+    import json
+
+    from bmoe.audit_command import audit_run_dir
+    from bmoe.experiments.runs import train_run
+    from bmoe.ledger.errors import LedgerError
+    from bmoe.ledger.keys import derive_identity
+    from tests.ledger.chain_surgery import record_head, reseal_from
+
+    config = SAMPLED.replace(rounds=4)
+    run_dir = tmp_path / "run"
+    with Session(config, dataset=tiny_data, run_dir=run_dir) as session:
+        train_run(config, run_dir, session=session)
+    insider = derive_identity(json.loads((run_dir / "config.json").read_text())["seed"], "validator-0")
+    head = reseal_from(run_dir / "chain.sqlite", 2, insider,
+                       lambda h: dataclasses.replace(h, timestamp=h.timestamp + 7))
+    record_head(run_dir, head, config.rounds)
+    with pytest.raises(LedgerError, match=r"block 3: .*sender is not assigned expert"):
+        audit_run_dir(run_dir, ())

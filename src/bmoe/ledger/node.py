@@ -109,6 +109,9 @@ class LedgerNode:
         self.working = begin_block(self.state)
         self.last_seal: SealStats | None = None
         self.last_transactions: tuple[Transaction, ...] = ()  # of the last sealed (or, unsealed, recorded) round
+        # Called at the end of each round, before its block (if any) is persisted: what makes the objects the
+        # block names durable (a batching store's flush); None when every object is durable as it is written.
+        self.before_persist: Callable[[], object] | None = None
 
     @classmethod
     def open(cls, proposer: Identity, difficulty: int, chain: ChainStore, sealer: Sealer | None = None) -> LedgerNode:
@@ -131,6 +134,13 @@ class LedgerNode:
         self.pending = []
         self.working = begin_block(self.state)
 
+    def persist(self, block: Block) -> None:
+        """Append a sealed ``block`` to the chain, once every object it names is durable."""
+        if self.before_persist is not None:
+            self.before_persist()
+        if self.chain is not None:
+            self.chain.append(block)
+
     def seal(self, timestamp: int, proposer: Identity | None = None) -> Block | None:
         """Seal the pending transactions into a block (persisted first, then adopted).
 
@@ -150,11 +160,12 @@ class LedgerNode:
                 # by the new primary). The chain is what was sealed: adopt its state, not ours.
                 self.working = apply_block(self.state, block)
             data = block_to_bytes(block)
-            if self.chain is not None:
-                self.chain.append(block)
+            self.persist(block)
             self.head_hash = block_hash(block)
             self.working.head = self.head_hash  # the next block's tasks draw their samples from it
             self.last_seal = SealStats(len(block.transactions), seconds, len(data))
+        elif self.before_persist is not None:
+            self.before_persist()  # no block (traditional): the round's objects are durable at its end
         self.state = self.working
         self.last_transactions = block.transactions if block is not None else tuple(self.pending)
         self.pending = []

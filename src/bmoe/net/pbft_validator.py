@@ -150,7 +150,7 @@ class PbftValidatorService(ValidatorService):
             if block is None:
                 break
             assert node.chain is not None
-            node.chain.append(block)
+            node.persist(block)
             node.state = apply_block(node.state, block)
             node.head_hash = block_hash(block)
             node.pending, node.working = [], begin_block(node.state)

@@ -106,7 +106,7 @@ class Session:
         chain: ChainStore | None = None
         try:
             if run_dir is not None:
-                store = store if store is not None else DirectoryStore(run_dir / STORE_DIR)
+                store = store if store is not None else DirectoryStore(run_dir / STORE_DIR, batch=True)
                 if config.framework == "bmoe" or (run_dir / CHAIN_FILE).exists():
                     chain = ChainStore(run_dir / CHAIN_FILE)
                 check_recorded(run_dir, config, _recorded_hash(chain))
@@ -153,6 +153,8 @@ class Session:
                 raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
         else:
             self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
+        if isinstance(self.store, DirectoryStore) and self.store.batch:
+            self.node.before_persist = self.store.flush  # objects are durable before the block naming them
         if self.node.state.height >= 0:
             return None
         validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
@@ -314,6 +316,8 @@ class Session:
         return correct / self.dataset.num_test
 
     def close(self) -> None:
+        if isinstance(self.store, DirectoryStore):
+            self.store.flush()  # anything written after the last block (an evaluation, an unsealed round's objects)
         if self.node.chain is not None:
             self.node.chain.close()
 
