@@ -43,6 +43,9 @@ class Recording:
         self.log.append((work, txs))
         return txs
 
+    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
+        self.inner.uploads(task_id, phase, requests)
+
     def busiest_seconds(self) -> float:
         return self.inner.busiest_seconds()
 

@@ -12,6 +12,10 @@ accumulation, chunked rows, device), and its memo keys carry the profile's name:
 computation only when their profile, weights CID and input are all identical. An integer expert
 (``moe/fixed_point.py``) takes its own exact SGD step instead of autograd, so its bytes are the same
 under every profile.
+
+Experts are kept by CID across rounds (the most recently used :data:`KEEP_WEIGHTS`), and so are the
+updated weights this runtime computed: an edge whose update was accepted already holds the expert's
+next weights and does not download them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tenso
 from bmoe.verify.comparison import EXACT
 
 Weights = dict[str, torch.Tensor]
+KEEP_WEIGHTS = 64  # experts (and own updated weights) kept by CID across rounds, the most recently used
 
 
 @dataclass(frozen=True)
@@ -87,24 +92,34 @@ class ExpertRuntime:
         self.factory = factory
         self.profile = profile if profile is not None else get_profile(DEFAULT)
         self._forwards: dict[tuple[str, str, str, int, str], Forward] = {}
-        self._weights: dict[str, Weights] = {}
+        self._weights: dict[str, Weights] = {}  # by CID, least recently used first
+        self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self.forward_passes = 0
         self.backward_passes = 0
         self.compute_seconds = 0.0  # forward passes and SGD steps actually computed (not memo hits)
 
     def new_round(self) -> None:
-        """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID."""
+        """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID (the most
+        recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
         self._forwards.clear()
         self._tasks.clear()
-        if len(self._weights) > 64:
-            self._weights.clear()
+        for cache in (self._weights, self._own):
+            for cid in list(cache)[:max(0, len(cache) - KEEP_WEIGHTS)]:
+                del cache[cid]
 
     def weights(self, cid: str) -> Weights:
-        if cid not in self._weights:
-            tensors, _ = deserialize_tensors(self.store.get(cid))
-            self._weights[cid] = tensors
-        return self._weights[cid]
+        """The expert's weights by CID: kept, computed here (an own update), or downloaded."""
+        tensors = self._weights.pop(cid, None)
+        if tensors is None:
+            own = self._own.pop(cid, None)
+            tensors, _ = deserialize_tensors(own if own is not None else self.store.get(cid))
+        self._weights[cid] = tensors  # the most recently used last
+        return tensors
+
+    def holds(self, cid: str) -> bool:
+        """Whether the weights of ``cid`` are here without a download."""
+        return cid in self._weights or cid in self._own
 
     def task_inputs(self, task_id: str, task_cid: str, activation_cid: str,
                     decode: Callable[[bytes, bytes], tuple[torch.Tensor, dict[int, torch.Tensor]]]) -> TaskInputs:
@@ -147,6 +162,7 @@ class ExpertRuntime:
             else:
                 new = self._float_step(forward, grad, lr)
             forward.updates[memo] = Encoded.of(serialize_tensors(new))
+            self._own[forward.updates[memo].cid] = forward.updates[memo].data  # the expert's next weights, if accepted
             forward.update_seconds[memo] = time.perf_counter() - started
             self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1

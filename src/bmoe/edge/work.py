@@ -1,4 +1,5 @@
-"""One edge's work handler: a work item of step 2 or 5 in, the edge's signed answer out.
+"""One edge's work handler: a work item of step 2 or 5 in, the edge's signed answer out; an upload request in,
+the requested objects in the store.
 
 Owns the edge's side of steps 2 and 5 for every host. The in-process gateway
 (:class:`~bmoe.protocol.edges.InProcessEdges`) and the network edge (:class:`~bmoe.net.edge_node.EdgeNode`)
@@ -7,7 +8,9 @@ they differ only in transport. Step 2 decodes the task and activation and comput
 expert (``EdgeWorker.compute``), keeping the inputs; step 5 backpropagates the validators' output
 gradients through the forward passes it kept (``EdgeWorker.update``). A dispute sends an edge more work
 of the same task (``escalation``): it keeps what it computed, and an update of an expert it never ran
-forward first runs that forward pass from the task and activation the item names.
+forward first runs that forward pass from the task and activation the item names. Answers are committed
+before their bytes are stored: after a phase the validators ask for the objects they need (``upload``), and
+the edge uploads those of the current task it holds (``EdgeWorker.upload``); one it does not hold it skips.
 
 Must not know how the item arrived (a call or signed HTTP), where the signer's next nonce comes
 from, or when the process's runtime starts a round (``ExpertRuntime.new_round``: a runtime may
@@ -26,6 +29,7 @@ from bmoe.storage import BlobStore
 
 PHASE_RESULT = "result"  # step 2: expert results, answered by a commitment
 PHASE_UPDATE = "update"  # step 5: expert updates, answered by an expert_update
+PHASE_UPLOAD = "upload"  # after step 2 or 5: upload the committed objects asked for; answered by nothing
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,12 @@ class WorkItem:
     gradient_cids: dict[int, str] | None = None  # phase update: expert -> CID of dL/d(output)
     lr: float = 0.0  # phase update
     escalation: bool = False  # more work of the same task and phase: disputed experts escalated to this edge
+    upload_cids: list[str] | None = None  # phase upload: the committed objects to upload
+
+
+def upload_item(task_id: str, cids: list[str]) -> WorkItem:
+    """An upload request: store the objects of ``cids`` (committed for task ``task_id``) that the edge holds."""
+    return WorkItem(PHASE_UPLOAD, 0, task_id, False, [], [], upload_cids=list(cids))
 
 
 class WorkHandler:
@@ -54,6 +64,7 @@ class WorkHandler:
         self.num_experts = num_experts
         self._inputs: TaskInputs | None = None
         self.last_compute_s = 0.0  # the last item's measured compute (forward passes or SGD steps)
+        self.last_uploaded: list[str] = []  # the CIDs the last upload request sent
 
     @property
     def address(self) -> str:
@@ -61,7 +72,12 @@ class WorkHandler:
 
     def handle(self, item: WorkItem) -> Transaction | None:
         """The signed commitment / expert update answering ``item``, or None (nothing to send).
-        ``last_compute_s`` is then the compute time it took, also when it raised."""
+        ``last_compute_s`` is then the compute time it took, also when it raised. An upload request
+        (phase ``upload``) stores the objects it names that the edge holds and answers None."""
+        if item.phase == PHASE_UPLOAD:
+            self.last_compute_s = 0.0
+            self.last_uploaded = self.upload(item.upload_cids or [])
+            return None
         if item.phase == PHASE_RESULT and not self._same_task(item):
             self.worker.begin_task()
         before = self.worker.busy_seconds
@@ -70,6 +86,10 @@ class WorkHandler:
         finally:
             self.last_compute_s = max(0.0, self.worker.busy_seconds - before)
         return txs[0] if txs else None
+
+    def upload(self, cids: list[str]) -> list[str]:
+        """Upload the objects of ``cids`` this edge committed for its current task; the CIDs it sent."""
+        return self.worker.upload(cids)
 
     def _same_task(self, item: WorkItem) -> bool:
         return item.escalation and self._inputs is not None and self._inputs.task_id == item.task_id

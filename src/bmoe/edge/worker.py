@@ -2,6 +2,11 @@
 
 An edge signs what it sends. Its behaviour (honest or an attack) may tamper with the weights it
 computes with, its outputs or its updated weights, or withhold; the worker itself is the same for all.
+
+Commit first, upload on demand: an edge signs the (digest, CID) of each result and updated weights
+without uploading them; it keeps the encoded bytes of its current task in an outbox by CID (dropped
+when the next task begins) and uploads the ones the validators ask for (:meth:`EdgeWorker.upload`).
+With r replicas agreeing, one copy is uploaded instead of r.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class EdgeWorker:
     def __post_init__(self) -> None:
         self._forwards: dict[int, Forward] = {}
         self.busy_seconds = 0.0  # this round: the measured compute time of what this edge computed
+        self.outbox: dict[str, bytes] = {}  # CID -> bytes this edge committed for its current task
 
     @property
     def address(self) -> str:
@@ -42,10 +48,11 @@ class EdgeWorker:
         return AttackContext(round_index, expert, self.index, self.run_seed, self.collude)
 
     def begin_task(self) -> None:
-        """A new task: the forward passes and compute time of the last one are dropped. (More work of
-        the same task, a dispute's escalation, keeps them.)"""
+        """A new task: the forward passes, compute time and outbox of the last one are dropped. (More work
+        of the same task, a dispute's escalation, keeps them.)"""
         self._forwards = {}
         self.busy_seconds = 0.0
+        self.outbox = {}
 
     def _forward(self, ctx: AttackContext, task: TaskInputs, expert: int, expert_cids: list[str],
                  train: bool) -> Forward:
@@ -64,8 +71,8 @@ class EdgeWorker:
     def compute(self, round_index: int, task: TaskInputs, experts: list[int],
                 expert_cids: list[str], train: bool) -> list[Transaction]:
         """Step 2: compute every expert in ``experts``; one signed commitment of each result's
-        (digest, CID), or nothing when the edge withholds everything. Call :meth:`begin_task` first
-        for a new task."""
+        (digest, CID), or nothing when the edge withholds everything. The results stay in the outbox
+        until asked for (:meth:`upload`). Call :meth:`begin_task` first for a new task."""
         results = []
         for expert in experts:
             ctx = self._context(round_index, expert)
@@ -74,7 +81,7 @@ class EdgeWorker:
             forward = self._forward(ctx, task, expert, expert_cids, train)
             output = self.behaviour.tamper_output(ctx, forward.output.detach())
             encoded = forward.encoded_result() if output is None else Encoded.of(encode_result(output))
-            self._upload(encoded)
+            self.outbox[encoded.cid] = encoded.data
             results.append({"expert": expert, "digest": encoded.digest, "cid": encoded.cid})
         if not results:
             return []
@@ -89,16 +96,23 @@ class EdgeWorker:
                                                 updated)
         return encoded if tampered is None else Encoded.of(serialize_tensors(tampered))
 
-    def _upload(self, encoded: Encoded) -> None:
-        """Upload to storage unless the store already holds that CID (content-addressed dedup, as an
-        IPFS client asks ``has`` before sending a block)."""
-        if not self.store.has(encoded.cid):
-            self.store.put(encoded.data)
+    def upload(self, cids: list[str]) -> list[str]:
+        """Upload the objects of ``cids`` this edge holds in its outbox, unless the store already holds
+        them (content-addressed dedup, as an IPFS client asks ``has`` before sending a block); the CIDs
+        whose bytes it sent. A CID it does not hold is skipped: never an error."""
+        sent = []
+        for cid in dict.fromkeys(cids):
+            data = self.outbox.get(cid)
+            if data is not None and not self.store.has(cid):
+                self.store.put(data)
+                sent.append(cid)
+        return sent
 
     def update(self, round_index: int, task: TaskInputs, gradients: dict[int, tuple[str, torch.Tensor]],
                expert_cids: list[str], lr: float, forward_missing: bool = False) -> list[Transaction]:
-        """Step 5: one SGD step per expert it computed, from the validators' output gradients;
-        ``forward_missing`` (an escalated update): first run the forward pass of an expert it lacks."""
+        """Step 5: one SGD step per expert it computed, from the validators' output gradients (the new
+        weights go to the outbox, as results do); ``forward_missing`` (an escalated update): first run
+        the forward pass of an expert it lacks."""
         updates: list[dict[str, object]] = []
         for expert, (grad_cid, grad) in sorted(gradients.items()):
             ctx = self._context(round_index, expert)
@@ -112,7 +126,7 @@ class EdgeWorker:
             encoded, seconds = self.runtime.update(forward, grad_cid, grad, lr)
             self.busy_seconds += seconds
             encoded = self._tampered_update(round_index, expert, expert_cids[expert], encoded)
-            self._upload(encoded)
+            self.outbox[encoded.cid] = encoded.data
             updates.append({"expert": expert, "base_cid": expert_cids[expert], "digest": encoded.digest,
                             "cid": encoded.cid})
         if not updates:

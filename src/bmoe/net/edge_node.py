@@ -5,7 +5,9 @@ edge's work handler, the one the in-process gateway uses too, and returns its si
 None. What it adds is the process's part: it sets its signer's nonce from the work item (which the
 validator reads from the ledger) and starts its runtime's round at step 2. :class:`EdgeLoop` is the
 transport: it long-polls ``GET /work``, hands the item to the node and posts the answer to
-``POST /txs``; every reply must be signed by the validator's key.
+``POST /txs``; every reply must be signed by the validator's key. An upload request (edges commit first
+and upload on demand) is answered the same way: the node puts the objects asked for that it holds into
+the storage nodes, and the loop posts a null answer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from bmoe.edge.runtime import ExpertRuntime
-from bmoe.edge.work import PHASE_RESULT, WorkHandler
+from bmoe.edge.work import PHASE_RESULT, PHASE_UPLOAD, WorkHandler
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import PayloadError
@@ -52,7 +54,10 @@ class EdgeNode:
         return self.handler.last_compute_s
 
     def handle(self, task: EdgeTask) -> Transaction | None:
-        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send)."""
+        """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send,
+        or an upload request, whose objects it stored)."""
+        if task.item.phase == PHASE_UPLOAD:
+            return self.handler.handle(task.item)
         self.worker.signer.next_nonce = task.nonce
         if task.item.phase == PHASE_RESULT and not task.item.escalation:
             self.runtime.new_round()  # this process's runtime serves this edge alone
@@ -135,7 +140,9 @@ class EdgeLoop:
             self.log(f"work {work_id}: answer refused: {answer.status_code} {answer.text[:300]}")
             return False
         self.answered += 1
-        self.log(f"work {work_id}: {task.item.phase} of {task.item.task_id}: sent {tx.kind if tx else 'nothing'}")
+        sent = f"{len(self.node.handler.last_uploaded)} objects" if task.item.phase == PHASE_UPLOAD else (
+            tx.kind if tx else "nothing")
+        self.log(f"work {work_id}: {task.item.phase} of {task.item.task_id}: sent {sent}")
         return True
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:

@@ -9,10 +9,12 @@ not answer is simply absent: the round records it as withheld (failures are data
 Admission of an answer, in order (each refusal is an :class:`~bmoe.net.auth.Refusal`, never an
 exception): the transaction's signature; its sender is the HTTP sender and an edge of the genesis;
 a work item is open and the answer names it; the edge is expected and has not answered yet; the
-kind fits the phase; every (CID, digest) it commits names stored bytes with that digest (an edge
-uploads before it commits, so the validator can always fetch an accepted result); and the ledger's
-own state machine accepts it, tried on a copy of the working state. A transaction admitted here is
-therefore one ``LedgerNode.submit`` accepts, and a bad edge cannot make a round fail.
+kind fits the phase; and the ledger's own state machine accepts it, tried on a copy of the working
+state. A transaction admitted here is therefore one ``LedgerNode.submit`` accepts, and a bad edge
+cannot make a round fail. Edges commit first and upload on demand: the objects a commitment names need
+not be stored yet. After the phase, ``uploads(task_id, phase, requests)`` publishes an upload request
+(phase ``upload``) that the edges it names answer with ``null`` once they have put the objects into the
+storage nodes; the round then records only answers whose objects arrived (``protocol/round.py``).
 
 Determinism: the returned transactions are in the order of ``work.assignments`` (the genesis's
 order of edges), whatever order they arrived in, so the block is the one an in-process run seals.
@@ -41,13 +43,15 @@ from bmoe.net.stats import Counters
 from bmoe.net.work_wire import (
     PHASE_RESULT,
     PHASE_UPDATE,
+    PHASE_UPLOAD,
     TX_KIND,
     idle_json,
     result_work_json,
     update_work_json,
+    upload_work_json,
 )
 from bmoe.protocol.edges import ResultWork, UpdateWork
-from bmoe.storage import BlobStore, ObjectNotFound, StorageError
+from bmoe.storage import BlobStore
 
 LedgerView = Callable[[], LedgerState]
 
@@ -61,7 +65,7 @@ class _Phase:
     task_id: str
     body: dict[str, Any]
     expected: list[str]  # assignment order
-    trial: LedgerState  # the working state plus every admitted answer
+    trial: LedgerState | None  # the working state plus every admitted answer (None: an upload request)
     started: float
     answers: dict[str, Transaction | None] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)  # seconds each edge says it computed
@@ -76,7 +80,7 @@ class NetworkEdges:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if timeout <= 0:
             raise ValueError(f"edge timeout must be positive, got {timeout}")
-        self.store = store  # only for checking committed objects; its own client, not the Session's
+        self.store = store  # the storage nodes the edges upload to (the round reads them through the Session's)
         self.timeout = timeout
         self.counters = counters if counters is not None else Counters()
         self.clock = clock
@@ -90,7 +94,6 @@ class NetworkEdges:
         self._busy = 0.0
         self._compute = 0.0
         self._compute_total = 0.0
-        self._verified: set[tuple[str, str]] = set()  # (cid, digest) pairs already checked this round
 
     def bind(self, view: LedgerView) -> None:
         """Read the working ledger state through ``view`` (``lambda: session.node.working``)."""
@@ -104,7 +107,6 @@ class NetworkEdges:
             self._compute = 0.0
             self._compute_total = 0.0
             self._committed = set()
-            self._verified = set()
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
                             lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces))
         self._committed |= {address for address, tx in answers.items() if tx is not None}
@@ -120,6 +122,13 @@ class NetworkEdges:
                             lambda wid, exp, nonces: update_work_json(wid, work, exp, nonces))
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
+    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
+        """Ask the edges of ``requests`` to upload those objects; returns when each answered or at the timeout."""
+        expected = [address for address, cids in requests.items() if cids and address in self._edges]
+        if expected:
+            self._run(PHASE_UPLOAD, task_id, expected,
+                      lambda wid, exp, _: upload_work_json(wid, task_id, phase, requests, exp), trial=False)
+
     def busiest_seconds(self) -> float:
         """The busiest edge's compute seconds, as the edges reported them, summed over steps 2 and 5
         (edges work in parallel); the rest of those steps' wall time is transfer (see ``exchange_seconds``)."""
@@ -130,7 +139,8 @@ class NetworkEdges:
         return self._compute_total
 
     def exchange_seconds(self) -> float:
-        """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5."""
+        """Wall time from publishing each work item of the round to its last answer, summed over steps 2 and 5
+        and their upload requests."""
         return self._busy
 
     def resync(self, nonces: Mapping[str, int]) -> None:
@@ -138,16 +148,17 @@ class NetworkEdges:
 
     # --- publishing and collecting ---------------------------------------------------------------
     def _run(self, phase: str, task_id: str, expected: list[str],
-             body: Callable[[int, list[str], dict[str, int]], dict[str, Any]]) -> dict[str, Transaction | None]:
+             body: Callable[[int, list[str], dict[str, int]], dict[str, Any]],
+             trial: bool = True) -> dict[str, Transaction | None]:
         if self._view is None:
             raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
-        trial = copy.deepcopy(self._view())
-        nonces = {address: trial.nonces.get(address, -1) + 1 for address in expected}
+        working = copy.deepcopy(self._view()) if trial else None
+        nonces = {address: working.nonces.get(address, -1) + 1 for address in expected} if working else {}
         with self._cond:
             self._work_id += 1
             started = self.clock()
             self._phase = _Phase(self._work_id, phase, task_id, body(self._work_id, expected, nonces), expected,
-                                 trial, started, last_answer=started)
+                                 working, started, last_answer=started)
             self.counters.add(f"work.{phase}")
             deadline = started + self.timeout
             current = self._phase
@@ -185,17 +196,12 @@ class NetworkEdges:
 
         ``compute_s``: the seconds the edge says it computed, kept for the latency split only."""
         refusal = self._check_sender(sender, tx)
-        if refusal is None:
-            with self._cond:
-                refusal = self._check_phase(sender, work_id, tx)
-        if refusal is None and tx is not None:
-            refusal = self._check_objects(tx)
         if refusal is not None:
             return refusal
         with self._cond:
-            refusal = self._check_phase(sender, work_id, tx)  # it may have closed while objects were checked
+            refusal = self._check_phase(sender, work_id, tx)
             phase = self._phase
-            if refusal is None and phase is not None and tx is not None:
+            if refusal is None and phase is not None and phase.trial is not None and tx is not None:
                 try:
                     apply_transaction(phase.trial, tx)  # all guards run before any change
                 except InvalidTransaction as exc:
@@ -233,24 +239,8 @@ class NetworkEdges:
             return Refusal(403, "not_assigned", f"edge {sender[:16]}... is not expected to answer work {work_id}")
         if sender in phase.answers:
             return Refusal(409, "already_answered", f"edge {sender[:16]}... already answered work {work_id}")
+        if tx is not None and phase.phase == PHASE_UPLOAD:
+            return Refusal(400, "wrong_kind", f"work {work_id} is an upload request: it takes no transaction")
         if tx is not None and tx.kind != TX_KIND[phase.phase]:
             return Refusal(400, "wrong_kind", f"work {work_id} takes a {TX_KIND[phase.phase]}, not a {tx.kind}")
-        return None
-
-    def _check_objects(self, tx: Transaction) -> Refusal | None:
-        """Every well-formed entry must name stored bytes with its digest (malformed ones the ledger refuses)."""
-        entries = tx.payload.get("results" if tx.kind == "commitment" else "updates")
-        for entry in entries if isinstance(entries, list) else []:
-            cid, digest = (entry.get("cid"), entry.get("digest")) if isinstance(entry, dict) else (None, None)
-            if not isinstance(cid, str) or not isinstance(digest, str) or (cid, digest) in self._verified:
-                continue
-            try:
-                data = self.store.get(cid)
-            except ObjectNotFound:
-                return Refusal(400, "missing_object", f"committed object {cid} is not in storage: upload first")
-            except (StorageError, ValueError) as exc:
-                return Refusal(400, "missing_object", f"committed object {cid} cannot be read: {exc}")
-            if self._view is None or not self._view().comparison.matches(data, digest):
-                return Refusal(400, "digest_mismatch", f"the bytes of {cid} do not have the committed digest")
-            self._verified.add((cid, digest))
         return None

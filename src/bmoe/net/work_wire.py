@@ -4,7 +4,7 @@ Owns the JSON shapes only; who publishes and who collects is :mod:`bmoe.net.netw
 
 A work item, as the validator publishes it::
 
-    {"work_id": 7, "open": true, "phase": "result" | "update" | "idle",
+    {"work_id": 7, "open": true, "phase": "result" | "update" | "upload" | "idle",
      "round": 3, "task_id": "train-000003", "train": true,
      "task_cid": ..., "activation_cid": ...,            # phase result
      "gradient_cids": {"0": cid, ...}, "lr": 0.1,       # phase update
@@ -12,6 +12,14 @@ A work item, as the validator publishes it::
      "expected": [addresses that must answer], "nonces": {address: next nonce},
      "escalation": false}                                # true: a dispute's more work of the same task
                                                         # (an escalated update names task_cid, activation_cid)
+
+An upload request, after a phase's answers (edges commit first and upload on demand)::
+
+    {"work_id": 8, "open": true, "phase": "upload", "task_id": "train-000003", "of": "result" | "update",
+     "requests": {address: [CIDs to upload]}, "expected": [addresses]}
+
+An edge stores the objects it holds of its CIDs in the storage nodes and answers ``null``. An edge that
+does not know the phase skips the item (it logs it): the validator then sees nothing arrive.
 
 ``work_id`` grows by one per published work item and never repeats in a validator's life (it
 starts from the wall clock, so a restarted validator does not reuse ids its edges saw). An answer
@@ -31,13 +39,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkItem
+from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, PHASE_UPLOAD, WorkItem, upload_item
 from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
 
-__all__ = ["PHASE_IDLE", "PHASE_RESULT", "PHASE_UPDATE", "TX_KIND", "Answer", "EdgeTask", "WireError", "answer_json",
-           "declaration_query", "edge_task", "idle_json", "read_answer", "read_declaration", "result_work_json",
-           "update_work_json"]
+__all__ = ["PHASE_IDLE", "PHASE_RESULT", "PHASE_UPDATE", "PHASE_UPLOAD", "TX_KIND", "Answer", "EdgeTask", "WireError",
+           "answer_json", "declaration_query", "edge_task", "idle_json", "read_answer", "read_declaration",
+           "result_work_json", "update_work_json", "upload_work_json"]
 
 PHASE_IDLE = "idle"
 TX_KIND = {PHASE_RESULT: "commitment", PHASE_UPDATE: "expert_update"}
@@ -66,6 +74,12 @@ def update_work_json(work_id: int, work: UpdateWork, expected: list[str], nonces
     return body
 
 
+def upload_work_json(work_id: int, task_id: str, phase: str, requests: Mapping[str, list[str]],
+                     expected: list[str]) -> dict[str, Any]:
+    return {"work_id": work_id, "open": True, "phase": PHASE_UPLOAD, "task_id": task_id, "of": phase,
+            "requests": {address: list(cids) for address, cids in requests.items()}, "expected": expected}
+
+
 def idle_json(work_id: int) -> dict[str, Any]:
     return {"work_id": work_id, "open": False, "phase": PHASE_IDLE}
 
@@ -73,7 +87,8 @@ def idle_json(work_id: int) -> dict[str, Any]:
 @dataclass(frozen=True)
 class EdgeTask:
     """A work item as an edge reads it: its part of the work (the same :class:`WorkItem` the
-    in-process gateway hands its edges), the item's id and the edge's next nonce."""
+    in-process gateway hands its edges), the item's id and the edge's next nonce (-1 for an upload
+    request, which is answered by nothing)."""
 
     work_id: int
     nonce: int
@@ -86,6 +101,11 @@ def edge_task(item: Mapping[str, Any], address: str) -> EdgeTask | None:
         if not item.get("open") or address not in item["expected"]:
             return None
         phase = item["phase"]
+        if phase == PHASE_UPLOAD:
+            cids = item["requests"][address]
+            if not isinstance(cids, list) or not all(isinstance(cid, str) for cid in cids):
+                raise ValueError("an upload request is a list of CIDs")
+            return EdgeTask(int(item["work_id"]), -1, upload_item(str(item["task_id"]), cids))
         if phase not in TX_KIND:
             raise WireError(f"unknown phase {phase!r}")
         work_id, nonce = int(item["work_id"]), int(item["nonces"][address])

@@ -1,7 +1,9 @@
 """How the round reaches its edges: the work it hands out and the signed transactions it gets back.
 
 Steps 2 and 5 of a round need every assigned edge's commitments; a dispute hands the same step's
-disputed experts to more edges (``escalation``) within the round. :class:`EdgeGateway` is that seam:
+disputed experts to more edges (``escalation``) within the round. Edges commit first and upload on
+demand: after a phase's commitments the round asks, through :meth:`EdgeGateway.uploads`, for exactly the
+objects it needs, each from one edge that committed it. :class:`EdgeGateway` is that seam:
 ``InProcessEdges`` hands each edge's :class:`~bmoe.edge.work.WorkItem` to its
 :class:`~bmoe.edge.work.WorkHandler` directly (the simulator and every test), a network gateway
 posts the same work to edge processes, whose ``EdgeNode`` runs the same handler, and collects what
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bmoe.edge.runtime import ExpertRuntime
-from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkHandler, WorkItem
+from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkHandler, WorkItem, upload_item
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
 from bmoe.storage import BlobStore
@@ -75,6 +77,12 @@ class EdgeGateway(Protocol):
 
     def updates(self, work: UpdateWork) -> list[Transaction]: ...
 
+    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
+        """Each edge of ``requests`` uploads the objects of its CIDs that it committed in ``phase`` of task
+        ``task_id`` and holds; returns when they answered (or, over a network, at the timeout). An edge may
+        upload nothing: the round reads the store to see what arrived."""
+        ...
+
     def busiest_seconds(self) -> float:
         """The busiest edge's compute time in the last round (edges work in parallel)."""
         ...
@@ -118,6 +126,12 @@ class InProcessEdges:
 
     def updates(self, work: UpdateWork) -> list[Transaction]:
         return self._answers(work.task_id, work.assignments, work.item, "updates")
+
+    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
+        for address, cids in requests.items():
+            handler = self._handlers.get(address)
+            if handler is not None and cids:
+                handler.handle(upload_item(task_id, cids))
 
     def _answers(self, task_id: str, assignments: Mapping[str, list[int]], item: Callable[[str], WorkItem],
                  entries: str) -> list[Transaction]:

@@ -1,10 +1,16 @@
 """Measurement of a round, as an observer: seconds per step, bytes each edge moves, sealing costs.
 
 Owns what a round costs, never what it decides. ``run_round`` calls :class:`RoundObserver`'s hooks
-as its steps go (``begin``, ``step``, ``work_out``, ``answer_in``, ``sealed``) and copies the
-measured values into its ``RoundOutcome``; nothing measured here feeds back into a decision, so a
+as its steps go (``begin``, ``step``, ``work_out``, ``answer_in``, ``uploaded``, ``sealed``) and copies
+the measured values into its ``RoundOutcome``; nothing measured here feeds back into a decision, so a
 round's transactions, blocks and head hash do not depend on it. Must not know the round's rules,
 the ledger's state or PyTorch: it sees work items, signed transactions, CIDs and seconds.
+
+Bytes are counted where they move. An edge uploads its signed answer (the transaction's canonical
+JSON) and, later, only the objects the validators ask it for (``uploaded``: commit first, upload on
+demand). It downloads what its work names except what it already holds: the observer remembers, across
+rounds, the CIDs each edge computed, uploaded or downloaded (an edge keeps experts by CID, and its own
+updated weights, so an edge whose update was accepted does not download the expert next round).
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.node import SealStats
-from bmoe.ledger.transactions import Transaction
+from bmoe.ledger.transactions import Transaction, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.storage import BlobStore
 
@@ -62,6 +69,7 @@ class RoundObserver:
 
     def __init__(self, store: BlobStore) -> None:
         self.store = store
+        self._held: dict[str, set[str]] = {}  # edge -> CIDs it holds (computed, uploaded, downloaded), across rounds
         self.begin()
 
     def begin(self) -> None:
@@ -84,7 +92,11 @@ class RoundObserver:
         self._clock = now
 
     def work_out(self, work: ResultWork | UpdateWork) -> None:
-        """Work handed to the edges: each assigned edge downloads what it names."""
+        """Work handed to the edges: each assigned edge downloads what it names and does not hold."""
+        if isinstance(work, ResultWork) and not work.escalation:  # a new task: experts of other CIDs are stale
+            current = set(work.expert_cids)
+            for held in self._held.values():
+                held &= current
         for address, experts in work.assignments.items():
             if isinstance(work, ResultWork):
                 cids = [work.task_cid, work.activation_cid, *(work.expert_cids[e] for e in experts)]
@@ -92,12 +104,21 @@ class RoundObserver:
                 cids = [work.gradient_cids[e] for e in experts if e in work.gradient_cids]
                 if work.escalation:  # an escalated update runs its forward pass first
                     cids += [work.task_cid, work.activation_cid, *(work.expert_cids[e] for e in experts)]
-            self.traffic.add(address, down=sum(self._size(cid) for cid in cids))
+            held = self._held.setdefault(address, set())
+            fetched = [cid for cid in dict.fromkeys(cids) if cid not in held]
+            held.update(fetched)
+            self.traffic.add(address, down=sum(self._size(cid) for cid in fetched))
 
     def answer_in(self, tx: Transaction) -> None:
-        """An edge's signed answer: it uploaded every object it names."""
+        """An edge's signed answer: it uploads the transaction and holds every object it names."""
         entries = tx.payload["results" if tx.kind == "commitment" else "updates"]
-        self.traffic.add(tx.sender, up=sum(self._size(entry["cid"]) for entry in entries))
+        self._held.setdefault(tx.sender, set()).update(str(entry["cid"]) for entry in entries)
+        self.traffic.add(tx.sender, up=len(canonical_json(tx_to_dict(tx))))
+
+    def uploaded(self, edge: str, cids: list[str]) -> None:
+        """``edge`` uploaded the objects of ``cids``, asked for by the validators."""
+        self._held.setdefault(edge, set()).update(cids)
+        self.traffic.add(edge, up=sum(self._size(cid) for cid in cids))
 
     def sealed(self, seal: SealStats | None, edge_seconds: float, edge_total_seconds: float = 0.0) -> None:
         """The block is sealed (``seal`` None when blocks are not persisted); the busiest edge's compute

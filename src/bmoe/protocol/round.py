@@ -2,7 +2,8 @@
 
 Training runs steps 1-6; inference runs 1-3 and 6 (B-MoE, Sec. III):
 1. the validator evaluates the gate and records the top-K activation;
-2. every assigned edge computes every activated expert and commits (digest, CID), signed; under a
+2. every assigned edge computes every activated expert and commits (digest, CID), signed; the objects
+   the validators need are then uploaded, each once (commit first, upload on demand); under a
    sampled policy a split or incomplete sample is disputed and its expert escalated to every edge;
 3. each expert is decided across edges by the acceptance rule; accepted results are aggregated;
 4. (train) loss and gate update at the validator, output gradients to the edges;
@@ -31,7 +32,7 @@ from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import check_task, encode_task
 from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
 from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
-from bmoe.protocol.validator import Validator
+from bmoe.protocol.validator import Validator, committed_cids
 from bmoe.storage import BlobStore
 
 __all__ = ["RoundObserver", "RoundOutcome", "RoundParticipants", "RoundTimes", "Traffic", "publish_task",
@@ -69,6 +70,7 @@ class RoundParticipants:
     validators: dict[str, Validator] = field(default_factory=dict)  # by name; PBFT picks the primary's
     primary: Callable[[], str] | None = None  # the current proposer's name (None: ``validator`` proposes)
     refusals: Callable[[], str] | None = None  # why validators refused the last proposals (PBFT), for a stall
+    observer: RoundObserver | None = None  # measures every round; kept, as it remembers what each edge holds
 
     def proposer(self) -> Validator:
         return self.validator if self.primary is None else self.validators[self.primary()]
@@ -95,7 +97,8 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
               observer: RoundObserver | None = None) -> RoundOutcome:
     """Run one round and seal its block; ``y`` is required when training. ``task`` is the publisher's
     signed task when it came from elsewhere (a publisher process); by default it is made here.
-    ``observer`` measures the round (by default a :class:`RoundObserver` over ``p.store``).
+    ``observer`` measures the round (by default ``p.observer``, a :class:`RoundObserver` over ``p.store``
+    made at the first round and kept).
 
     When consensus rejects the block (a PBFT view change voted its proposer out), the round is built
     again, from the same task, by the new proposer; at most once per validator.
@@ -108,7 +111,11 @@ def run_round(p: RoundParticipants, round_index: int, x: torch.Tensor, y: torch.
     if train and y is None:
         raise ValueError("a training round needs labels")
     task = task if task is not None else publish_task(p.publisher, p.store, round_index, x, y, train)
-    watch = observer if observer is not None else RoundObserver(p.store)
+    if observer is None:
+        if p.observer is None:
+            p.observer = RoundObserver(p.store)
+        observer = p.observer
+    watch = observer
     for _ in range(max(1, len(p.validators))):
         try:
             return _run_round_once(p, p.proposer(), task, round_index, x, y, train, lr, balance, watch)
@@ -141,7 +148,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
     work = ResultWork(round_index, task_id, task.payload["data_cid"], activation_tx.payload["activation_cid"],
                       _assignments(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
     watch.work_out(work)
-    _submit_answers(p, watch, p.gateway.results(work))
+    _submit_answers(p, validator, watch, task_id, "result", p.gateway.results(work))
     _escalate(p, validator, watch, task_id, "result", sorted(groups),
               lambda extra: dataclasses.replace(work, assignments=extra, escalation=True))
     watch.step("compute")
@@ -170,7 +177,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
         update = UpdateWork(round_index, task_id, {e: cid for e, (cid, _) in gradients.items()},
                             _assignments(state, state.tasks[task_id], sorted(groups)), work.expert_cids, lr)
         watch.work_out(update)
-        _submit_answers(p, watch, p.gateway.updates(update))
+        _submit_answers(p, validator, watch, task_id, "update", p.gateway.updates(update))
         _escalate(p, validator, watch, task_id, "update", sorted(gradients),
                   lambda extra: dataclasses.replace(update, assignments=extra, task_cid=work.task_cid,
                                                     activation_cid=work.activation_cid))
@@ -220,13 +227,46 @@ def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, 
                 extra.setdefault(address, []).append(expert)
     more = more_work({address: extra[address] for address in state.edges if address in extra})
     watch.work_out(more)
-    _submit_answers(p, watch, p.gateway.results(more) if isinstance(more, ResultWork) else p.gateway.updates(more))
+    answers = p.gateway.results(more) if isinstance(more, ResultWork) else p.gateway.updates(more)
+    _submit_answers(p, validator, watch, task_id, phase, answers)
 
 
-def _submit_answers(p: RoundParticipants, watch: RoundObserver, answers: list[Transaction]) -> None:
+def _submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
+                    answers: list[Transaction]) -> None:
+    """Record a phase's signed answers once the objects they name are stored (:func:`_upload_needed`). An
+    answer whose object never arrived is not recorded: its edge is withheld, as if it had sent nothing."""
     for tx in answers:
-        p.node.submit(tx)
         watch.answer_in(tx)
+    lost = _upload_needed(p, validator, watch, task_id, phase, answers)
+    recorded = [tx for tx in answers if not lost.intersection(committed_cids(tx))]
+    for tx in recorded:
+        p.node.submit(tx)
+    if len(recorded) < len(answers):
+        p.gateway.resync(p.node.working.nonces)  # an edge whose answer was dropped signs on from the ledger
+
+
+def _upload_needed(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
+                   answers: list[Transaction]) -> set[str]:
+    """Commit first, upload on demand: every object the answers name that is not stored yet is asked of the
+    first edge that committed it; what did not arrive, of the next such edge; and so on. Each request goes
+    to all the edges it names at once. Returns the CIDs no edge delivered."""
+    holders = validator.needed_objects(answers)
+    level = 0
+    while holders:
+        requests: dict[str, list[str]] = {}
+        for cid, edges in holders.items():
+            if level < len(edges):
+                requests.setdefault(edges[level], []).append(cid)
+        if not requests:
+            break
+        p.gateway.uploads(task_id, phase, requests)
+        arrived = validator.stored(cid for cids in requests.values() for cid in cids)
+        for address, cids in requests.items():
+            watch.uploaded(address, [cid for cid in cids if cid in arrived])
+        holders = {cid: edges for cid, edges in holders.items() if cid not in arrived}
+        level += 1
+    return set(holders)
+
 
 
 def _submit(p: RoundParticipants, txs: list[Transaction]) -> None:

@@ -7,6 +7,12 @@ step and the gradients the edges need (step 4), then decides the experts' update
 The rules themselves are ``verify/phase.py``'s, the same functions the ledger checks with: a decision
 the ledger would not derive is refused there.
 
+Edges commit first and upload on demand: after a phase's answers arrive the validator names the
+objects it needs (:meth:`Validator.needed_objects`: every committed object not yet stored, each once,
+with the edges that committed it), the round has them uploaded, and only answers whose objects are
+stored are recorded. With r replicas agreeing that is one upload, not r; the bytes are checked against
+the committed digests where they are read (``_verified_object``, ``answers_of``).
+
 Nothing non-finite is sealed. Edges that agree bit for bit on a non-finite result or update
 computed the same overflow: that is the model diverging (or inputs too large for float32), not
 misbehaviour, so the round fails with :class:`RoundDiverged` and nobody is accused; this holds for any
@@ -17,6 +23,7 @@ bytes stall the round instead of being accused; with an honest majority they can
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -162,6 +169,33 @@ class Validator:
             return None
         return self.signer.sign("dispute", {"task_id": task_id, "phase": phase, "disputes": entries})
 
+    def needed_objects(self, answers: Sequence[Transaction]) -> dict[str, list[str]]:
+        """CID -> the edges that committed it (in the answers' order, each once), for every object the
+        ``answers`` (commitments or expert updates of one phase) name that the store does not hold yet.
+
+        Every committed object is needed once: the accepted group's (its first supporter's, the CID a
+        decision records), each dissenter's (the evidence behind its record), and under a comparison that
+        records groups every answer (the groups are derived from the bytes). Edges that agree commit one
+        CID, so one upload serves them all; when the edge asked first does not deliver, the next one that
+        committed the same CID is asked."""
+        holders: dict[str, list[str]] = {}
+        for tx in answers:
+            for cid in committed_cids(tx):
+                edges = holders.setdefault(cid, [])
+                if tx.sender not in edges:
+                    edges.append(tx.sender)
+        return {cid: edges for cid, edges in holders.items() if not self._stored(cid)}
+
+    def stored(self, cids: Iterable[str]) -> set[str]:
+        """Those of ``cids`` the store holds."""
+        return {cid for cid in cids if self._stored(cid)}
+
+    def _stored(self, cid: str) -> bool:
+        try:
+            return self.store.has(cid)
+        except (StorageError, ValueError):
+            return False
+
     def _decide_exact(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[
             PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
         """Grouped by digest: the accepted bytes are the first supporter's that have the group's digest."""
@@ -240,6 +274,12 @@ class Validator:
             "gradient_cids": {str(e): cid for e, (cid, _) in gradients.items()},
         })
         return update.loss, gradients, tx
+
+
+def committed_cids(tx: Transaction) -> list[str]:
+    """The CIDs an edge's answer (a commitment or an expert update) commits, in entry order."""
+    entries = next((phase.commit_entries for phase in PHASES.values() if phase.commit_kind == tx.kind), None)
+    return [str(entry["cid"]) for entry in tx.payload.get(entries, [])] if entries else []
 
 
 def decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int,
