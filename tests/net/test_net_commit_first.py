@@ -61,12 +61,12 @@ def test_a_node_that_uploads_nothing_is_replaced_by_the_next_and_nothing_honest_
     direct.train(rounds=ROUNDS)
     session, edges = network_session(ATTACKED, tiny_data)
     nodes = edge_nodes(session, ATTACKED)
-    monkeypatch.setattr(nodes[0].worker, "upload", lambda cids: [])  # honest, the first supporter of all
+    monkeypatch.setattr(nodes[0].worker, "upload", lambda cids: [])  # honest, asked for the first object of each phase
     with answering(edges, nodes) as refusals:
         session.train(rounds=ROUNDS)
     assert refusals == []
     assert session.head_hash == direct.head_hash
-    assert edges.counters.get("work.upload") == 4 * ROUNDS  # each phase asked twice: edge 0, then edge 1
+    assert edges.counters.get("work.upload") == 4 * ROUNDS  # each phase asked twice: what edge 0 kept, of another
     records = session.node.state.edge_records
     honest = [node.address for node in nodes if not node.worker.behaviour.malicious]
     assert all(records[address].dissent == records[address].withheld == 0 for address in honest)

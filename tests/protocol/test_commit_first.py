@@ -125,10 +125,16 @@ def test_dissenters_evidence_is_uploaded_and_the_run_audits(tiny_data: Dataset, 
     colluders = {edge.address for edge in session.edges if edge.behaviour.malicious}
     assert all(records[edge].dissent > 0 for edge in colluders)
     assert all(records[edge].dissent == records[edge].withheld == 0 for edge in records if edge not in colluders)
-    # colluders commit one CID between them: one copy of their evidence, one of the honest answer
-    for task_id in {tx.payload["task_id"] for _, _, tx in answers}:
-        asked = [request for task, _, request in gateway.requests if task == task_id]
-        assert len(asked) == 2 and all(len(request) == 2 for request in asked)
+    # colluders commit one CID between them: one copy of their evidence and one of the honest answer per expert
+    for task_id, phase, request in gateway.requests:
+        kind = "commitment" if phase == "result" else "expert_update"
+        txs = [tx for _, _, tx in answers if tx.payload["task_id"] == task_id and tx.kind == kind]
+        experts = {entry["expert"] for tx in txs for entry in tx.payload["results" if phase == "result" else "updates"]}
+        requested = [cid for cids in request.values() for cid in cids]
+        assert sorted(requested) == sorted({cid for tx in txs for cid in committed_cids(tx)})
+        assert len(requested) == 2 * len(experts)
+        assert len(request) > 2  # the uploads are spread over the edges that agree
+    assert len(gateway.requests) == 2 * ROUNDS  # nobody was asked twice
     assert audits(tmp_path / "run", head) > 0
 
 
@@ -137,16 +143,17 @@ def test_a_supporter_that_does_not_upload_is_replaced_by_the_next(
     with Session(ATTACKED, dataset=tiny_data) as reference:
         reference.train(rounds=ROUNDS)
     with Session(ATTACKED, dataset=tiny_data, run_dir=tmp_path / "run") as session:
-        lazy = session.edges[0]  # honest, and the first supporter of every honest answer
+        lazy = session.edges[0]  # honest, and asked first for the first object of every phase
         monkeypatch.setattr(lazy, "upload", lambda cids: [])
         gateway = with_gateway(session, Uploads(session.participants.gateway))
         session.train(rounds=ROUNDS)
         records = session.node.state.edge_records
         head = session.head_hash
     assert head == reference.head_hash
-    second = session.edges[1].address
-    retries = [request for _, _, request in gateway.requests if lazy.address not in request]
-    assert len(retries) == 2 * ROUNDS and all(set(request) == {second} for request in retries)
+    assert len(gateway.requests) == 4 * ROUNDS  # each phase: a request, and one for what the lazy edge kept
+    for first, retry in zip(gateway.requests[::2], gateway.requests[1::2], strict=True):
+        assert first[:2] == retry[:2] and lazy.address in first[2] and lazy.address not in retry[2]
+        assert sorted(cid for cids in retry[2].values() for cid in cids) == sorted(first[2][lazy.address])
     honest = [edge.address for edge in session.edges if not edge.behaviour.malicious]
     assert all(records[edge].dissent == records[edge].withheld == 0 for edge in honest)
     assert audits(tmp_path / "run", head) > 0

@@ -247,9 +247,9 @@ def _submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObse
 
 def _upload_needed(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
                    answers: list[Transaction]) -> set[str]:
-    """Commit first, upload on demand: every object the answers name that is not stored yet is asked of the
-    first edge that committed it; what did not arrive, of the next such edge; and so on. Each request goes
-    to all the edges it names at once. Returns the CIDs no edge delivered."""
+    """Commit first, upload on demand: every object the answers name that is not stored yet is asked of one
+    edge that committed it (:meth:`Validator.needed_objects`); what did not arrive, of the next such edge;
+    and so on. Each request goes to all the edges it names at once. Returns the CIDs no edge delivered."""
     holders = validator.needed_objects(answers)
     level = 0
     while holders:

@@ -9,9 +9,9 @@ the ledger would not derive is refused there.
 
 Edges commit first and upload on demand: after a phase's answers arrive the validator names the
 objects it needs (:meth:`Validator.needed_objects`: every committed object not yet stored, each once,
-with the edges that committed it), the round has them uploaded, and only answers whose objects are
-stored are recorded. With r replicas agreeing that is one upload, not r; the bytes are checked against
-the committed digests where they are read (``_verified_object``, ``answers_of``).
+with the edges that committed it, in the order to ask them), the round has them uploaded, and only
+answers whose objects are stored are recorded. With r replicas agreeing that is one upload, not r; the
+bytes are checked against the committed digests where they are read (``_verified_object``, ``answers_of``).
 
 Nothing non-finite is sealed. Edges that agree bit for bit on a non-finite result or update
 computed the same overflow: that is the model diverging (or inputs too large for float32), not
@@ -170,21 +170,23 @@ class Validator:
         return self.signer.sign("dispute", {"task_id": task_id, "phase": phase, "disputes": entries})
 
     def needed_objects(self, answers: Sequence[Transaction]) -> dict[str, list[str]]:
-        """CID -> the edges that committed it (in the answers' order, each once), for every object the
-        ``answers`` (commitments or expert updates of one phase) name that the store does not hold yet.
+        """CID -> the edges that committed it, in the order to ask them, for every object the ``answers``
+        (commitments or expert updates of one phase) name that the store does not hold yet.
 
-        Every committed object is needed once: the accepted group's (its first supporter's, the CID a
-        decision records), each dissenter's (the evidence behind its record), and under a comparison that
-        records groups every answer (the groups are derived from the bytes). Edges that agree commit one
-        CID, so one upload serves them all; when the edge asked first does not deliver, the next one that
-        committed the same CID is asked."""
+        Every committed object is needed once: the accepted group's (the CID its decision records: edges
+        that agree commit one CID, so one upload serves them all, whoever sends it), each dissenter's (the
+        evidence behind its record), and under a comparison that records groups every answer (the groups
+        are derived from the bytes). The i-th object is asked first of the (i mod n)-th of its n edges (in
+        the answers' order), so the uploads of agreeing edges are spread over them; when that edge does not
+        deliver, the next one is asked. Who uploads never changes what is recorded: the bytes are the CID's."""
         holders: dict[str, list[str]] = {}
         for tx in answers:
             for cid in committed_cids(tx):
                 edges = holders.setdefault(cid, [])
                 if tx.sender not in edges:
                     edges.append(tx.sender)
-        return {cid: edges for cid, edges in holders.items() if not self._stored(cid)}
+        needed = [(cid, edges) for cid, edges in holders.items() if not self._stored(cid)]
+        return {cid: edges[i % len(edges):] + edges[:i % len(edges)] for i, (cid, edges) in enumerate(needed)}
 
     def stored(self, cids: Iterable[str]) -> set[str]:
         """Those of ``cids`` the store holds."""
