@@ -73,11 +73,16 @@ def dataset() -> Dataset:
     return make_synthetic(n_train=20000, n_test=1000, num_classes=10, shape=(1, 28, 28), seed=0)
 
 
-def variant_config(data: Dataset, variant: Variant, rounds: int) -> RunConfig:
-    """Paper scale (tasks of 1000 samples, N = M = 10, K = 3, lr 0.01), the default colluding attack at 0.3."""
+def variant_config(data: Dataset, variant: Variant, rounds: int, economics: Mapping[str, int] | None = None
+                   ) -> RunConfig:
+    """Paper scale (tasks of 1000 samples, N = M = 10, K = 3, lr 0.01), the default colluding attack at 0.3;
+    ``economics`` (stake, slash, min_stake) for the B-MoE variants: caught edges are slashed out of the fleet."""
     base = RunConfig(dataset=data.name, rounds=rounds, batch_size=1000, lr=0.01, eval_every=10**6,
                      malicious_ratio=RATIO, threads=1)
-    return variant.configure(base)
+    config = variant.configure(base)
+    if economics and config.framework == "bmoe":
+        config = config.replace(**economics)
+    return config
 
 
 def _mean(rounds: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -161,6 +166,9 @@ def print_report(result: Mapping[str, Any]) -> None:
     meta = result["meta"]
     print(f"\ndata: {meta['data']}; tasks of 1000 samples, N=10 K=3 M=10, malicious ratio {RATIO} (colluding "
           f"Gaussian, p=0.2); commit {meta['commit']}, {meta['date']}")
+    if meta.get("economics"):
+        print(f"B-MoE variants with economics {meta['economics']}: a colluder slashed below the minimum stake is "
+              "no longer assigned")
     notes = {"cluster": f"mean of rounds 2..{meta['cost_rounds']}",
              "in-process": f"mean of rounds 2..{meta['cost_rounds']}, no sharing; round: the emulation's wall time, "
                            "edges one after another",
@@ -198,7 +206,13 @@ def main() -> None:
     parser.add_argument("--no-cluster", action="store_true", help="skip the local clusters (in process only)")
     parser.add_argument("--json", type=Path, default=None, help="also write every number measured here")
     parser.add_argument("--commit", default=None, help="the commit measured, recorded as given [git describe]")
+    parser.add_argument("--stake", type=int, default=0,
+                        help="B-MoE variants: each edge's stake (0: no economics); with --slash and --min-stake a "
+                             "caught colluder is slashed out of the fleet")
+    parser.add_argument("--slash", type=int, default=250, help="units per proven dissent, with --stake [250]")
+    parser.add_argument("--min-stake", type=int, default=500, help="minimum stake to be assigned, with --stake [500]")
     args = parser.parse_args()
+    economics = ({"stake": args.stake, "slash": args.slash, "min_stake": args.min_stake} if args.stake else None)
     if args.rounds < 1 or args.serve_passes < 1 or args.cost_rounds < 2:
         parser.error("--rounds and --serve-passes must be >= 1, --cost-rounds >= 2 (round 1 pays for start-up)")
     started = time.perf_counter()
@@ -214,21 +228,22 @@ def main() -> None:
     accuracy: dict[str, dict[str, float]] = {}
     for variant, label in labels.items():
         log(f"{label}: {args.cost_rounds} rounds in process, no compute sharing")
-        rounds["in-process"][label] = in_process_costs(variant_config(data, variant, args.cost_rounds), data,
+        rounds["in-process"][label] = in_process_costs(variant_config(data, variant, args.cost_rounds, economics), data,
                                                        args.cost_rounds)
         if not args.no_cluster:
             log(f"{label}: {args.cost_rounds} rounds on a local cluster")
-            rounds["cluster"][label] = cluster_costs(variant_config(data, variant, args.cost_rounds), data,
+            rounds["cluster"][label] = cluster_costs(variant_config(data, variant, args.cost_rounds, economics), data,
                                                      args.cost_rounds, lambda line: log(f"  {line.strip()}"))
         log(f"{label}: {args.rounds} rounds for accuracy under attack")
         accuracy[label], rounds[LONG_RUN][label] = accuracy_under_attack(
-            variant_config(data, variant, args.rounds), data, args.rounds, args.serve_passes)
+            variant_config(data, variant, args.rounds, economics), data, args.rounds, args.serve_passes)
     means = {where: {label: _mean(r) for label, r in per.items()} for where, per in rounds.items()}
     result: dict[str, Any] = {
         "meta": {"data": data.name, "rounds": args.rounds, "serve_passes": args.serve_passes,
                  "cost_rounds": args.cost_rounds,
                  "commit": args.commit or _commit(), "date": datetime.date.today().isoformat(),
-                 "malicious_ratio": RATIO, "seconds": round(time.perf_counter() - started, 1)},
+                 "malicious_ratio": RATIO, "economics": economics,
+                 "seconds": round(time.perf_counter() - started, 1)},
         "means": means, "ratios": {where: ratios(m) for where, m in means.items()},
         "accuracy": accuracy, "rounds": rounds,
     }

@@ -31,7 +31,9 @@ def mid_round(tiny_data):  # type: ignore[no-untyped-def]
     for edge in session.edges:
         inputs = edge.runtime.task_inputs("t", task_cid, act.payload["activation_cid"],
                                           lambda t, a: decode_task_for_edge(t, a, 4))
+        edge.begin_task()
         for tx in edge.compute(0, inputs, sorted(groups), list(p.node.working.expert_cids), True):
+            edge.upload([entry["cid"] for entry in tx.payload["results"]])  # commit first, then upload (as asked)
             p.node.submit(tx)
     return session, (routing, groups)
 
