@@ -9,8 +9,6 @@ edge sent nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 
 from bmoe.data import Dataset
@@ -20,17 +18,17 @@ from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction, tx_to_dict
 from bmoe.net.edge_node import EdgeNode
 from bmoe.net.work_wire import edge_task, result_work_json, update_work_json
-from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
+from bmoe.protocol.edges import EdgeGateway, PassThrough, ResultWork, UpdateWork
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import behaviours
 from tests.conftest import small_config
 
 
-class Recording:
+class Recording(PassThrough):
     """A gateway that passes work through and records each item with the transactions it returned."""
 
     def __init__(self, inner: EdgeGateway) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.log: list[tuple[ResultWork | UpdateWork, list[Transaction]]] = []
 
     def results(self, work: ResultWork) -> list[Transaction]:
@@ -43,17 +41,6 @@ class Recording:
         self.log.append((work, txs))
         return txs
 
-    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
-        self.inner.uploads(task_id, phase, requests)
-
-    def busiest_seconds(self) -> float:
-        return self.inner.busiest_seconds()
-
-    def total_seconds(self) -> float:
-        return self.inner.total_seconds()
-
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        self.inner.resync(nonces)
 
 
 def as_dict(tx: Transaction | None) -> dict[str, object] | None:

@@ -96,6 +96,32 @@ class EdgeGateway(Protocol):
         ...
 
 
+class PassThrough:
+    """An :class:`EdgeGateway` that hands every call to ``inner``: the base of gateways that watch a
+    round (a recorder in the tests, the sampling sweep's honest reference) and override what they watch."""
+
+    def __init__(self, inner: EdgeGateway) -> None:
+        self.inner = inner
+
+    def results(self, work: ResultWork) -> list[Transaction]:
+        return self.inner.results(work)
+
+    def updates(self, work: UpdateWork) -> list[Transaction]:
+        return self.inner.updates(work)
+
+    def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
+        self.inner.uploads(task_id, phase, requests)
+
+    def busiest_seconds(self) -> float:
+        return self.inner.busiest_seconds()
+
+    def total_seconds(self) -> float:
+        return self.inner.total_seconds()
+
+    def resync(self, nonces: Mapping[str, int]) -> None:
+        self.inner.resync(nonces)
+
+
 @dataclass
 class InProcessEdges:
     """The edges as objects in this process, sharing (or not) a compute runtime.

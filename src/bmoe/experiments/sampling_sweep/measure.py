@@ -19,7 +19,6 @@ Must not change the round: it only observes what the gateway returns and what th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.node import Signer
 from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
-from bmoe.protocol.edges import EdgeGateway, ResultWork, UpdateWork
+from bmoe.protocol.edges import EdgeGateway, PassThrough, ResultWork, UpdateWork
 from bmoe.protocol.session import Session
 
 PHASES = ("result", "update")
@@ -47,12 +46,12 @@ class _Discard:
         raise AssertionError("the honest reference uploads nothing")
 
 
-class HonestReference:
+class HonestReference(PassThrough):
     """A gateway that forwards every step to ``inner`` and records, per (task, phase, expert), the CID
-    an honest edge computes. Any other gateway method is forwarded unchanged."""
+    an honest edge computes. Any other gateway method or attribute is forwarded unchanged."""
 
     def __init__(self, inner: EdgeGateway, session: Session) -> None:
-        self.inner = inner
+        super().__init__(inner)
         honest = [edge for edge in session.edges if not edge.behaviour.malicious]
         if not honest:
             raise ValueError("the honest reference needs one honest edge's runtime")
@@ -91,15 +90,6 @@ class HonestReference:
     def forget(self, task_id: str) -> None:
         for key in [key for key in self.cids if key[0] == task_id]:
             del self.cids[key]
-
-    def busiest_seconds(self) -> float:
-        return self.inner.busiest_seconds()
-
-    def total_seconds(self) -> float:
-        return self.inner.total_seconds()
-
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        self.inner.resync(nonces)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
