@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from bmoe.verify.specs import make_from_spec, spec_of
@@ -94,12 +94,8 @@ class Sampled(Assignment):
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
                  seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
-        if len(edges) <= self.replicas:  # fewer edges hold the minimum stake than r: every one of them
-            return edges
-        order = seeded_order(edges, seed)
-        start = sorted(activated).index(expert) * self.replicas
-        chosen = {order[(start + j) % len(order)] for j in range(self.replicas)}
-        return tuple(edge for edge in edges if edge in chosen)
+        # fewer edges than r (some below the minimum stake): every one of them
+        return consecutive_runs(edges, activated, seed, lambda run: self.replicas)[expert]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,24 +132,33 @@ class Adaptive(Assignment):
 
     def sizes(self, edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
               trusted: frozenset[str]) -> dict[int, tuple[str, ...]]:
-        """Every activated expert's sample: consecutive runs of the seeded order, each as long as its
-        first ``trusted_replicas`` edges allow, so the load stays spread."""
-        order = seeded_order(edges, seed)
-        samples: dict[int, tuple[str, ...]] = {}
-        cursor = 0
-        for expert in sorted(activated):
-            prefix = [order[(cursor + j) % len(order)] for j in range(min(self.trusted_replicas, len(order)))]
-            size = min(len(order), self.trusted_replicas if all(e in trusted for e in prefix) else self.replicas)
-            chosen = {order[(cursor + j) % len(order)] for j in range(size)}
-            samples[expert] = tuple(edge for edge in edges if edge in chosen)
-            cursor += size
-        return samples
+        """Every activated expert's sample: the runs of :func:`consecutive_runs`, each as long as its first
+        ``trusted_replicas`` edges allow."""
+        def size(run: list[str]) -> int:
+            trusted_run = all(edge in trusted for edge in run[:self.trusted_replicas])
+            return self.trusted_replicas if trusted_run else self.replicas
+        return consecutive_runs(edges, activated, seed, size)
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
                  seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
-        if not edges:
-            return edges
         return self.sizes(edges, activated, seed, trusted)[expert]
+
+
+def consecutive_runs(edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
+                     size: Callable[[list[str]], int]) -> dict[int, tuple[str, ...]]:
+    """Every activated expert's sample (in genesis order): the experts, in index order, take consecutive
+    runs of the seeded order, wrapping around, each ``size(the order from the run's start)`` edges long
+    (at most every edge), so within a task the load stays spread."""
+    order = seeded_order(edges, seed)
+    samples: dict[int, tuple[str, ...]] = {}
+    cursor = 0
+    for expert in sorted(activated):
+        run = order[cursor % len(order):] + order[:cursor % len(order)] if order else []
+        length = min(len(order), size(run))
+        chosen = set(run[:length])
+        samples[expert] = tuple(edge for edge in edges if edge in chosen)
+        cursor += length
+    return samples
 
 
 def seeded_order(edges: tuple[str, ...], seed: bytes) -> list[str]:
