@@ -21,9 +21,10 @@ leaves a verified object behind, which costs space, not correctness.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bmoe.storage.cid import parse_cid
@@ -52,18 +53,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _syncfs(path: Path) -> bool:
-    """``syncfs(2)`` on the file system holding ``path`` (Linux): every dirty file and directory of it
-    reaches the disk in one call. False where it is unavailable or fails (the caller fsyncs instead)."""
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    """The C library's ``syncfs``, looked up once per process (``find_library`` runs a subprocess), or
+    None where there is none."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     if not name:
-        return False
+        return None
     try:
-        syncfs = ctypes.CDLL(name, use_errno=True).syncfs
+        return ctypes.CDLL(name, use_errno=True).syncfs  # type: ignore[no-any-return]
     except (OSError, AttributeError):
+        return None
+
+
+def _syncfs(path: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``path`` (Linux): every dirty file and directory of it
+    reaches the disk in one call. False where it is unavailable or fails (the caller fsyncs instead)."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
         return False
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
