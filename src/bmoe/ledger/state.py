@@ -255,7 +255,8 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
     _require(isinstance(payload.get("publisher"), str), tx, "publisher missing")
     _require(tx.sender in payload["validators"], tx, "genesis must be signed by a validator")
     try:
-        make_assignment(payload.get("assignment")).check(len(payload["edges"]))
+        assignment = make_assignment(payload.get("assignment"))
+        assignment.check(len(payload["edges"]))
     except AssignmentError as err:
         raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     _require(isinstance(payload.get("gate_cid"), str), tx, "gate_cid missing")
@@ -276,7 +277,7 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
             raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     state.genesis = payload
     state.balances = opening_balances(economics) if economics is not None else {}
-    state.streaks = {edge: 0 for edge in payload["edges"]} if make_assignment(payload["assignment"]).uses_trust else {}
+    state.streaks = {edge: 0 for edge in payload["edges"]} if assignment.uses_trust else {}
     state.gate_cid = payload["gate_cid"]
     state.expert_cids = list(payload["expert_cids"])
     state.edge_records = {edge: EdgeRecord() for edge in payload["edges"]}
