@@ -127,7 +127,7 @@ def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors]
     from bmoe.net.node_setup import trusted_stores
 
     cluster = load_cluster(root)
-    chains = [_chain_path(cluster.path(record.data or record.name)) for record in cluster.by_role("validator")]
+    chains = [_chain_path(cluster.run_dir(record)) for record in cluster.by_role("validator")]
     if not chains:
         raise AuditSetupError(f"{root}: the cluster has no validator, so no chain (a traditional deployment?)")
     identity = load_identity(cluster.path(cluster.publisher_key))

@@ -37,7 +37,7 @@ def chain_paths(path: Path) -> list[Path]:
         return [path / CHAIN_FILE]
     if (path / CLUSTER_FILE).is_file():
         cluster = load_cluster(path)
-        found = [cluster.path(r.data or r.name) / CHAIN_FILE for r in cluster.by_role("validator")]
+        found = [cluster.run_dir(r) / CHAIN_FILE for r in cluster.by_role("validator")]
         found = [p for p in found if p.is_file()]
         if found:
             return found

@@ -72,6 +72,10 @@ class ClusterDescription:
                 return record
         raise SetupError(f"{self.root / CLUSTER_FILE} has no process called {name!r}")
 
+    def run_dir(self, record: ProcessRecord) -> Path:
+        """A validator's run directory (its chain and config), as the cluster records it."""
+        return self.path(record.data or record.name)
+
     def by_role(self, role: str) -> list[ProcessRecord]:
         return [record for record in self.processes if record.role == role]
 

@@ -82,7 +82,7 @@ def from_cluster(root: Path) -> ValidatorArgs:
     port = int(cluster.validator.rsplit(":", 1)[1])
     return ValidatorArgs(cluster.path(cluster.config), cluster.path(record.key), cluster.path(cluster.enrolment),
                          ",".join(cluster.stores), record.host or "127.0.0.1", port,
-                         cluster.path(record.data or record.name), cluster.edge_timeout,
+                         cluster.run_dir(record), cluster.edge_timeout,
                          ",".join(map(str, cluster.input_shape)), cluster.num_classes)
 
 
