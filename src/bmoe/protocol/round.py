@@ -215,15 +215,15 @@ def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, 
     dispute = validator.dispute(task_id, phase, experts)
     if dispute is None:
         return
-    before = {e: set(p.node.working.assigned_edges(e, p.node.working.tasks[task_id])) for e in experts}
     p.node.submit(dispute)
     state = p.node.working
     task = state.tasks[task_id]
     extra: dict[str, list[int]] = {}
     for entry in dispute.payload["disputes"]:
         expert = entry["expert"]
+        sampled = set(state.sampled_edges(expert, task))  # who already answered: the policy's sample
         for address in state.assigned_edges(expert, task):
-            if address not in before[expert]:
+            if address not in sampled:
                 extra.setdefault(address, []).append(expert)
     more = more_work({address: extra[address] for address in state.edges if address in extra})
     watch.work_out(more)
