@@ -33,7 +33,6 @@ from bmoe.ledger.encoding import is_hex64
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
-from bmoe.protocol.pbft_sealing import certificate_checker
 from bmoe.protocol.run_dir import read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.protocol.setup import derive_identities
@@ -111,7 +110,7 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...]) -> AuditReport:
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
     with chain_snapshot(chain_path) as chain:
         store = _run_store(run_dir)
-        report = audit(chain, store, certificate_checker, anchors, block_check(store))
+        report = audit(chain, store, anchors, block_check(store))
     report.unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded))
                          if used is None]
     return report
@@ -148,8 +147,8 @@ def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path
     with _cluster_store(root) as (store, chains, anchors):
         for path in chains:
             with chain_snapshot(path) as chain:
-                report = audit(chain, store, certificate_checker,
-                               Anchors(heads, anchors.genesis, anchors.genesis_source), block_check(store))
+                report = audit(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source),
+                               block_check(store))
             reports.append((path, report))
     _check_agreement(reports)
     return reports

@@ -27,7 +27,7 @@ from bmoe.ledger.blocks import Block
 from bmoe.ledger.chain_check import check_chain
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError, short_hash
-from bmoe.ledger.seal_rules import CertificateCheckFactory, SealRules, genesis_seal_rules, seal_error
+from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.storage import BlobStore, StorageError
@@ -135,24 +135,18 @@ def evidence_objects(task: TaskState, grouped: bool = False) -> dict[str, str]:
 class _GenesisSeal:
     """The seal check of ``check_chain``: rules taken from block 0's genesis, applied to every block."""
 
-    def __init__(self, certificate_checks: CertificateCheckFactory | None) -> None:
-        self.certificate_checks = certificate_checks
+    def __init__(self) -> None:
         self.rules: SealRules | None = None
 
     def __call__(self, block: Block) -> str | None:
         if block.header.height == 0:
             try:
-                self.rules = genesis_seal_rules(block, self.certificate_checks)
+                self.rules = genesis_seal_rules(block)
             except LedgerError as err:
                 return getattr(err, "reason", str(err))
         if self.rules is None:  # unreachable: check_chain visits block 0 first
             return "no genesis rules"
         return seal_error(self.rules, block)
-
-    def certificate(self, block: Block) -> str | None:
-        if self.rules is None or self.rules.certificate_check is None:
-            return "the genesis does not fix PBFT"
-        return self.rules.certificate_check(block)
 
 
 def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str | None:
@@ -166,18 +160,17 @@ def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str |
 BlockCheck = Callable[[LedgerState, Block], str | None]  # why an applied block's objects contradict it, or None
 
 
-def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCheckFactory | None = None,
-          anchors: Anchors | None = None, block_check: BlockCheck | None = None) -> AuditReport:
+def audit(chain: ChainStore, store: BlobStore, anchors: Anchors | None = None,
+          block_check: BlockCheck | None = None) -> AuditReport:
     """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault.
 
-    ``certificate_checks`` builds, from the genesis's ``consensus`` section, the check of each PBFT
-    block's commit certificate (the ledger does not know the consensus engines' formats).
+    Every block's seal is checked by the engine the genesis names (``ledger/sealing``).
     ``anchors``: block hashes and genesis fields the chain must agree with.
     ``block_check``: what the objects say of each applied block beyond the state machine (under a
     comparison that records groups: the groups, accepted values and distances, re-derived).
     """
     anchors = anchors if anchors is not None else Anchors()
-    seal = _GenesisSeal(certificate_checks)
+    seal = _GenesisSeal()
     state = LedgerState()
     counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0, "required_evidence": 0}
     verified: set[str] = set()
@@ -223,8 +216,7 @@ def audit(chain: ChainStore, store: BlobStore, certificate_checks: CertificateCh
         if reason is not None:
             raise AuditFailure(f"block {block.header.height}: {reason}")
 
-    report = check_chain(chain.iter_raw(), on_block=on_block, certificate_check=seal.certificate,
-                         seal_check=seal)
+    report = check_chain(chain.iter_raw(), on_block=on_block, seal_check=seal)
     if report.blocks == 0:
         raise AuditFailure("the chain is empty: no genesis block (rows deleted, or a write-ahead log lost?)")
     heights = {block_hash: height for height, block_hash in enumerate(hashes)}

@@ -19,7 +19,7 @@ from bmoe.ledger.keys import is_address, is_signature_hex
 from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
 
 GENESIS_PREV_HASH = "0" * 64
-CONSENSUS_KINDS: tuple[str, ...] = ("pow", "pbft")
+CONSENSUS_KINDS: tuple[str, ...] = ("pow", "pbft", "ethereum")  # the engines of ledger/sealing
 MAX_DIFFICULTY = 256
 MAX_UINT63 = 2**63 - 1
 MAX_STATE_ROOT_CHARS = 256
@@ -36,7 +36,7 @@ HEADER_FIELDS: tuple[str, ...] = (
     "state_root",
 )
 BLOCK_FIELDS: frozenset[str] = frozenset({"header", "transactions", "proposer_signature"})
-CERTIFIED_BLOCK_FIELDS: frozenset[str] = BLOCK_FIELDS | {"certificate"}  # PBFT: + the commit certificate
+CERTIFIED_BLOCK_FIELDS: frozenset[str] = BLOCK_FIELDS | {"certificate"}  # PBFT, Ethereum: + where it was sealed
 
 _STATE_ROOT = re.compile(r"[0-9a-f]*")
 

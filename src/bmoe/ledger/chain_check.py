@@ -40,7 +40,6 @@ class ChainReport:
     signatures: int
 
 
-CertificateCheck = Callable[[Block], "str | None"]
 SealCheck = Callable[[Block], "str | None"]
 """``seal_check(block)``: why the block's seal breaks the chain's own rules (who may seal, by which
 engine), or None.  An auditor builds it from the genesis (:mod:`bmoe.ledger.seal_rules`)."""
@@ -48,7 +47,7 @@ engine), or None.  An auditor builds it from the genesis (:mod:`bmoe.ledger.seal
 
 def _check_block(
     height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None,
-    certificate_check: CertificateCheck | None = None, seal_check: SealCheck | None = None,
+    seal_check: SealCheck | None = None,
 ) -> tuple[Block, str, int]:
     """Verify one stored row; return (block, hash, signatures checked)."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -80,23 +79,19 @@ def _check_block(
             raise ChainIntegrityError(height, "bad signature", tx_index=index, tx_hash=h)
     if not verify_signature(header.proposer, bytes.fromhex(digest), block.proposer_signature):
         raise ChainIntegrityError(height, f"bad proposer signature (proposer {short_hash(header.proposer)})")
-    if seal_check is not None:
-        reason = seal_check(block)
-        if reason is not None:
-            raise ChainIntegrityError(height, f"seal: {reason}")
-    if header.consensus == "pbft":
-        if certificate_check is None:
-            raise ChainIntegrityError(height, "a PBFT block, but no validator set to check its certificate against")
-        reason = certificate_check(block)
-        if reason is not None:
-            raise ChainIntegrityError(height, f"bad PBFT commit certificate: {reason}")
-    else:
-        if block.certificate is not None:
-            raise ChainIntegrityError(height, "a PoW block must not carry a certificate")
+    if header.consensus == "pow":  # the work a PoW header declares is a property of the block alone
         if not meets_difficulty(digest, header.difficulty):
             raise ChainIntegrityError(height, f"insufficient proof of work for difficulty {header.difficulty}")
         if min_difficulty is not None and header.difficulty < min_difficulty:
             raise ChainIntegrityError(height, f"difficulty {header.difficulty} below required {min_difficulty}")
+        if block.certificate is not None:
+            raise ChainIntegrityError(height, "a PoW block must not carry a certificate")
+    elif seal_check is None:
+        raise ChainIntegrityError(height, f"a {header.consensus} block, but no genesis rules to check its seal against")
+    if seal_check is not None:
+        reason = seal_check(block)
+        if reason is not None:
+            raise ChainIntegrityError(height, f"seal: {reason}")
     return block, digest, len(block.transactions) + 1
 
 
@@ -105,7 +100,6 @@ def check_chain(
     *,
     min_difficulty: int | None = None,
     on_block: BlockHook | None = None,
-    certificate_check: CertificateCheck | None = None,
     seal_check: SealCheck | None = None,
 ) -> ChainReport:
     """Verify stored rows (e.g. ``ChainStore.iter_raw()``) from genesis; return a report.
@@ -126,7 +120,7 @@ def check_chain(
         if isinstance(height, bool) or height != expected_height:
             raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
         block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty,
-                                                 certificate_check, seal_check)
+                                                 seal_check)
         if on_block is not None:
             try:
                 on_block(block, prev_hash)

@@ -8,14 +8,17 @@ node's state. A rejected transaction changes nothing. Knows nothing of tensors.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_bytes
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.keys import Identity
-from bmoe.ledger.pow import seal_block
+from bmoe.ledger.errors import InvalidBlock, LedgerError
+from bmoe.ledger.keys import Identity, verify_signature
+from bmoe.ledger.pow import meets_difficulty, seal_block
+from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
 from bmoe.ledger.state import (
     LedgerState,
     apply_block,
@@ -89,7 +92,7 @@ def pow_sealer(difficulty: int) -> Sealer:
 
 
 class LedgerNode:
-    """State + pending block.
+    """State + pending block: bmoe's own ledger, a :class:`~bmoe.ledger.port.Ledger`.
 
     ``seals``: blocks are mined and signed (B-MoE); False for a framework that keeps no ledger
     (traditional), whose rounds still go through the same state machine. ``chain``: where sealed
@@ -112,6 +115,7 @@ class LedgerNode:
         # Called at the end of each round, before its block (if any) is persisted: what makes the objects the
         # block names durable (a batching store's flush); None when every object is durable as it is written.
         self.before_persist: Callable[[], object] | None = None
+        self.seal_rules: SealRules | None = None  # what block 0's genesis fixes, once it is sealed or adopted
 
     @classmethod
     def open(cls, proposer: Identity, difficulty: int, chain: ChainStore, sealer: Sealer | None = None) -> LedgerNode:
@@ -120,6 +124,8 @@ class LedgerNode:
         for block in chain.iter_blocks():
             node.state = apply_block(node.state, block)
             node.head_hash = block_hash(block)
+            if block.header.height == 0:
+                node.seal_rules = genesis_seal_rules(block)
         node.working = begin_block(node.state)
         return node
 
@@ -128,6 +134,48 @@ class LedgerNode:
         check_transaction_signature(tx)
         apply_transaction(self.working, tx)  # handlers check everything before they mutate
         self.pending.append(tx)
+
+    def check(self, tx: Transaction) -> str | None:
+        """Why ``tx`` would be refused on top of the pending block, or None; changes nothing."""
+        try:
+            check_transaction_signature(tx)
+            apply_transaction(copy.deepcopy(self.working), tx)
+        except LedgerError as err:
+            return str(getattr(err, "reason", err))
+        return None
+
+    def next_nonce(self, address: str) -> int:
+        """The nonce ``address``'s next transaction must carry, counting the pending block."""
+        return self.working.nonces.get(address, -1) + 1
+
+    def view(self) -> LedgerState:
+        """The sealed state (read-only by convention)."""
+        return self.state
+
+    def adopt(self, block: Block) -> None:
+        """Follow ``block``, sealed elsewhere, after checking that it extends the head, its signatures, its
+        seal against the genesis, and its state root by replay; on error (``LedgerError``) nothing changes.
+        The pending block, built on the old head, is dropped."""
+        height = block.header.height
+        if block.header.prev_hash != self.head_hash:
+            raise InvalidBlock(height, "does not extend this node's head")
+        for tx in block.transactions:
+            check_transaction_signature(tx)
+        if not verify_signature(block.header.proposer, bytes.fromhex(block_hash(block)), block.proposer_signature):
+            raise InvalidBlock(height, "bad proposer signature")
+        rules = genesis_seal_rules(block) if height == 0 else self.seal_rules
+        reason = "no genesis rules" if rules is None else seal_error(rules, block)
+        if reason is None and block.header.consensus == "pow" and not meets_difficulty(block_hash(block),
+                                                                                         block.header.difficulty):
+            reason = f"insufficient proof of work for difficulty {block.header.difficulty}"
+        if reason is not None:
+            raise InvalidBlock(height, f"seal: {reason}")
+        state = apply_block(self.state, block)
+        self.persist(block)
+        self.state, self.head_hash, self.seal_rules = state, block_hash(block), rules
+        self.last_transactions = block.transactions
+        self.pending = []
+        self.working = begin_block(self.state)
 
     def discard_pending(self) -> None:
         """Forget the pending block (its proposal was rejected); the sealed state is untouched."""
@@ -162,6 +210,8 @@ class LedgerNode:
             data = block_to_bytes(block)
             self.persist(block)
             self.head_hash = block_hash(block)
+            if height == 0:
+                self.seal_rules = genesis_seal_rules(block)
             self.working.head = self.head_hash  # the next block's tasks draw their samples from it
             self.last_seal = SealStats(len(block.transactions), seconds, len(data))
         elif self.before_persist is not None:

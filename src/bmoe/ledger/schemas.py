@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
+from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
 from bmoe.verify.comparison import ComparisonError, make_comparison
@@ -241,6 +242,10 @@ _CONSENSUS = tagged("engine", {
     "pbft": record({"engine": one_of("pbft"),
                     "validators": mapping(name, hex64, lambda _: MAX_VALIDATORS),
                     "f": integer(0, MAX_VALIDATORS)}),
+    "ethereum": record({"engine": one_of("ethereum"), "chain_id": integer(1, MAX_INT),
+                        "contract": matches(ETH_ADDRESS, "a lower-case 0x-prefixed 20-byte address"),
+                        "accounts": mapping(hex64, matches(ETH_ADDRESS, "a lower-case 0x-prefixed 20-byte address"),
+                                            lambda _: MAX_VALIDATORS)}),
 })
 _EXPERT_SPEC = record({"preset": name, "input_shape": list_of(integer(1, MAX_INT), 1, lambda _: MAX_SHAPE_DIMS),
                        "num_classes": integer(1, 1 << 20), "hidden": integer(1, 1 << 24)})

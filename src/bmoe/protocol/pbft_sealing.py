@@ -184,26 +184,3 @@ class PbftCluster:
                                        "a bound)") from None
         self._started.pop(height, None)
         return sealed, self.sim.now - started
-
-
-def certificate_checker(genesis_consensus: dict[str, object]) -> Callable[[Block], str | None]:
-    """For audit: a block's commit certificate must verify against the genesis validators and
-    certify exactly this block's bytes at this height."""
-    from bmoe.consensus.pbft_rules import verify_certificate
-    from bmoe.ledger.encoding import sha256_hex
-
-    validators = dict(genesis_consensus["validators"])  # type: ignore[call-overload]
-    f = int(genesis_consensus["f"])  # type: ignore[call-overload]
-
-    def check(block: Block) -> str | None:
-        reason = verify_certificate(block.certificate, validators, f)
-        if reason is not None:
-            return reason
-        assert block.certificate is not None
-        if block.certificate["height"] != block.header.height:
-            return "certifies another height"
-        if block.certificate["payload_hash"] != sha256_hex(proposal_bytes(block)):
-            return "certifies other bytes than this block's"
-        return None
-
-    return check
