@@ -5,7 +5,11 @@ imports nothing else from ``bmoe``.
 
 * :mod:`~bmoe.storage.cid` - CIDs as ``ipfs add --cid-version 1`` computes them, DAG blocks;
 * :mod:`~bmoe.storage.store` - the ``BlobStore`` contract;
-* :mod:`~bmoe.storage.memory`, :mod:`~bmoe.storage.directory` - its backends;
+* :mod:`~bmoe.storage.memory`, :mod:`~bmoe.storage.directory` - its embedded backends;
+* :mod:`~bmoe.storage.ipfs` - its backend on an IPFS node (kubo HTTP RPC), :mod:`~bmoe.storage.ipfs_node`
+  - a local js-ipfs node to run it against;
+* :mod:`~bmoe.storage.car` - CAR v1 files of objects (``ipfs dag import``), :mod:`~bmoe.storage.dag` -
+  an object rebuilt from its DAG blocks;
 * :mod:`~bmoe.storage.tensors` - canonical tensor serialisation;
 * :mod:`~bmoe.storage.errors` - the exceptions.
 """

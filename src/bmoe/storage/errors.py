@@ -39,3 +39,17 @@ class CorruptObject(StorageError, ValueError):
     def __init__(self, message: str, cid: str | None = None) -> None:
         self.cid = cid
         super().__init__(message)
+
+
+class IpfsError(StorageError):
+    """An IPFS node's HTTP RPC could not serve a request (unreachable, timed out, refused); the message
+    names the node's URL and the problem in one line. A node that answers with wrong bytes raises
+    :class:`CorruptObject` instead."""
+
+
+class IpfsNodeError(IpfsError):
+    """A local IPFS node could not be started or stopped (engine not installed, no answer by the deadline)."""
+
+
+class InvalidCar(StorageError, ValueError):
+    """A CAR file is malformed, holds a block that does not hash to its CID, or lacks a block its roots need."""
