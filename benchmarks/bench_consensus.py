@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bmoe.consensus.latency import latency_table
+from bmoe.experiments.pow_network.latency import latency_table
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

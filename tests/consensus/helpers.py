@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable, Mapping
 from bmoe.consensus.byzantine import TAMPER_MARK, permissive
 from bmoe.consensus.engine import ConsensusReplica
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
-from bmoe.consensus.pow import PowConfig, PowMiner
-from bmoe.consensus.pow_blocks import Block, Header, NonceSearch, sign_block
 from bmoe.consensus.sim import Delay, Simulator
+from bmoe.experiments.pow_network.blocks import Block, Header, NonceSearch, sign_block
+from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
 from bmoe.ledger.encoding import sha256_hex
 from bmoe.ledger.keys import Identity, derive_identity
 

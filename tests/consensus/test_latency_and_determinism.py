@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bmoe.consensus.byzantine import Garbage
-from bmoe.consensus.latency import measure_latency
-from bmoe.consensus.pow import PowConfig
 from bmoe.consensus.sim import Simulator
+from bmoe.experiments.pow_network.latency import measure_latency
+from bmoe.experiments.pow_network.miner import PowConfig
 from tests.consensus.helpers import SEED, all_committed, payloads, pbft_network, pow_network
 
 

@@ -6,9 +6,9 @@ import random
 from collections import Counter
 
 from bmoe.consensus.engine import Committed, Deliver, Send
-from bmoe.consensus.pow import PowConfig, PowMiner
-from bmoe.consensus.pow_blocks import Block, Header, encode_block, encode_get, sign_block, verify_block_proof
-from bmoe.consensus.pow_reputation import ReputationRule
+from bmoe.experiments.pow_network.blocks import Block, Header, encode_block, encode_get, sign_block, verify_block_proof
+from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
+from bmoe.experiments.pow_network.reputation import ReputationRule
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.keys import derive_identity
 from tests.consensus.helpers import SEED, TAMPER_MARK, honest_validate, identities, mine_block

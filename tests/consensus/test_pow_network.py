@@ -10,12 +10,12 @@ from bmoe.consensus.byzantine import (
     Replay,
     Silent,
     TamperProposals,
-    WithholdingMiner,
     permissive,
 )
 from bmoe.consensus.engine import ConsensusReplica
-from bmoe.consensus.pow import PowConfig, PowMiner
 from bmoe.consensus.sim import Simulator
+from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
+from bmoe.experiments.pow_network.withholding import WithholdingMiner
 from bmoe.ledger.keys import Identity
 from tests.consensus.helpers import SEED, all_committed, assert_safe, committed_payloads, honest_validate, pow_network
 

@@ -6,9 +6,9 @@ import dataclasses
 
 from bmoe.consensus.byzantine import TamperProposals, permissive
 from bmoe.consensus.engine import ConsensusReplica
-from bmoe.consensus.pow import PowConfig, PowMiner
-from bmoe.consensus.pow_reputation import ReputationRule, bonus_bits, effective_difficulty, next_reputation
 from bmoe.consensus.sim import Simulator
+from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
+from bmoe.experiments.pow_network.reputation import ReputationRule, bonus_bits, effective_difficulty, next_reputation
 from bmoe.ledger.keys import Identity
 from tests.consensus.helpers import assert_safe, pow_network
 

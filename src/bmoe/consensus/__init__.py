@@ -1,10 +1,16 @@
-"""Consensus for bmoe: PBFT and PoW as sans-IO replicas, a deterministic simulator, and attacks.
+"""Consensus for bmoe: PBFT as a sans-IO replica, the engine vocabulary, a deterministic simulator, attacks.
 
-B-MoE seals its blocks by proof of work (the paper); PBFT is the alternative. Both engines sit
-behind one interface and know nothing of MoE, tensors or the ledger's state machine: a proposal is
-an opaque ``bytes`` payload (a serialised block body) named by its SHA-256, and the host judges it
-through ``validate(height, payload) -> str | None`` (``None``: valid, else the reason). That is
-where the host re-executes a block before its replica votes for it or mines on it.
+PBFT seals bmoe blocks among re-executing validators (``protocol/pbft_sealing.py`` in the simulator,
+``net/pbft_*.py`` across processes); the ledger judges the seal through its sealing engines
+(``bmoe.ledger.sealing``, where ``pow`` is one proposer mining each block). The engine knows nothing of
+MoE, tensors or the ledger's state machine: a proposal is an opaque ``bytes`` payload (a serialised
+block body) named by its SHA-256, and the host judges it through ``validate(height, payload) -> str |
+None`` (``None``: valid, else the reason). That is where the host re-executes a block before its
+replica votes for it.
+
+The multi-miner PoW network (competing miners, most-work fork choice, reputation-aided difficulty, the
+withholding miner) and the PoW-vs-PBFT latency measurement are an experiment built on this vocabulary:
+``bmoe.experiments.pow_network``. It never seals a bmoe block.
 
 Modules (each opens by saying what it owns and what it must not know)
 ---------------------------------------------------------------------
@@ -15,12 +21,8 @@ Modules (each opens by saying what it owns and what it must not know)
 ``pbft_messages``             the eight PBFT messages: fields, constructors, strict parser
 ``pbft_rules``                pure rules: quorums, primaries, ``verify_certificate``, view-change choice
 ``pbft``                      ``PbftReplica``: the PBFT state machine
-``pow_blocks``                PoW header, hash, work, nonce search, wire format, ``verify_block_proof``
-``pow_reputation``            reputation-aided difficulty (the paper's direction B), pure arithmetic
-``pow``                       ``PowMiner``: block tree, most-work fork choice, k-deep finality, mining
 ``sim``                       ``Simulator``: seeded delays, loss, partitions, crash/restart, records
 ``byzantine``                 attacks as wrappers around honest replicas
-``latency``                   ``measure_latency``: simulated time per sealed block
 ============================  ==========================================================================
 
 The interface (``engine``)
@@ -30,8 +32,8 @@ A replica is a state machine: ``handle(event) -> list[action]``; it never perfor
 clock and never raises on network input (every refusal is counted in ``stats.rejected`` under a
 :class:`Reason`: ``oversized``, ``malformed``, ``unknown_sender``, ``bad_signature``, ``wrong_view``,
 ``wrong_height``, ``replayed``, ``not_primary``, ``equivocation``, ``bad_digest``, ``bad_certificate``,
-``bad_new_view``, ``invalid_payload``, ``rate_limited``, ``insufficient_work``, ``wrong_difficulty``,
-``invalid_parent``, ``bad_evidence``, ``overloaded``).
+``bad_new_view``, ``invalid_payload``, ``rate_limited``, ``overloaded``; and, for the PoW experiment's
+miners, ``insufficient_work``, ``wrong_difficulty``, ``invalid_parent``, ``bad_evidence``).
 
 * Events in: ``Deliver(sender, message: bytes)``, ``Tick(now)``, ``Propose(payload)``.
 * Actions out: ``Send(to | None, message)`` (``None``: every peer), ``Committed(height, payload_hash,
@@ -95,49 +97,7 @@ Guarantees, as the tests show them (``tests/consensus``):
   threshold: quorum intersection needs ``f < n/3``.
 * a replica that missed blocks (crash, partition, loss) catches up from certificates it can verify.
 
-PoW (``pow``)
--------------
-
-Miners with stated hash-power shares. On each ``Tick`` a miner performs ``rate * share * elapsed`` real
-SHA-256 attempts on a header extending its best tip; a header is
-``{height, prev, payload_hash, miner, nonce, difficulty, evidence}``, its hash is SHA-256 of the canonical
-JSON, valid when it has ``difficulty`` leading zero bits; the miner signs
-``b"bmoe-pow-v1\\0" + hash``. Messages: ``{"kind": "block", "header", "sig", "payload", "evidence"}`` and
-``{"kind": "get", "hash"}`` (to fetch a missing parent). Fork choice: most accumulated work,
-``sum(2**difficulty)``, ties to the first seen. A height is reported ``Committed`` once
-``k = confirmations`` blocks' worth of work (``k * 2**difficulty``) lies on top of it; ``proof`` =
-``{hash, header, signature, work, chain_work, work_on_top}``, checked by ``verify_block_proof``. If the
-best chain ever changes a reported height, the miner records a ``finality_violation`` and reports the
-new block at that height again (history was rewritten).
-
-Guarantees, as the tests show them: honest miners (3 to 5) converge on one final prefix; forks (network
-delay close to the block interval) happen and resolve by most work without touching final blocks; a
-partition heals by fetching the other side's blocks; blocks with tampered payloads are refused and never
-final. The paper's threshold: a withholding miner (``byzantine.WithholdingMiner``, mines a private chain
-from genesis and publishes it once it outweighs the public one after the public one made a block final)
-with 70 % of the hash power rewrites a ``k = 6``-final block in every seeded run within 40 simulated
-seconds; with 25 % it never does within that bound (Nakamoto: the catch-up probability falls like
-``(q/p)**k``; at 30 % and ``k = 3`` it is already around 1 in 10, so ``k`` must be chosen for the
-attacker one fears).
-
-Reputation-aided hybrid PoW (the paper's direction B, ``ReputationRule(enabled=True)``): a miner's block
-must meet ``base - min(floor(log2(1 + reputation)), max_bonus_bits)`` bits (never below
-``min_difficulty``), reputation being derived from the chain itself (``+reward`` per block in the chain,
-``-penalty`` per invalid block another miner proves by putting it in its block as evidence). Work stays
-``2**difficulty``, so security still rests on hash power; reputation only changes who seals. Tests: with
-equal hash power, a miner starting at reputation 15 seals about 90 % of the first blocks; the same miner
-mining tampered payloads is refused, proven guilty in the chain, drops to reputation 0 and back to the
-base difficulty.
-
-Measured (``latency.latency_table()``, simulated seconds; one seeded run each)
------------------------------------------------------------------------------
-
-PBFT, fixed one-way delay ``d``: ``3d`` per block (pre-prepare, prepare, commit) for n = 4, 7, 10, both
-queued and one at a time; messages per block ~25 / 88 / 189 (quadratic in n), ~7 / 24 / 52 kB. A silent
-primary adds two timeouts and a view change. PoW: block interval ~ ``2**difficulty / rate`` whatever the
-number of miners (total rate fixed), stale blocks grow when the delay approaches the interval
-(~30 % at 0.125 s blocks and 20-80 ms delay), one request becomes ``k = 3`` deep in about
-``(k + 2)`` intervals.
+Measured time per sealed block, PBFT beside the PoW network: ``bmoe.experiments.pow_network.latency``.
 """
 
 from bmoe.consensus.byzantine import (
@@ -148,7 +108,6 @@ from bmoe.consensus.byzantine import (
     Silent,
     TamperProposals,
     TamperVotes,
-    WithholdingMiner,
 )
 from bmoe.consensus.engine import (
     Action,
@@ -165,12 +124,8 @@ from bmoe.consensus.engine import (
     Tick,
     Validate,
 )
-from bmoe.consensus.latency import LatencyReport, latency_table, measure_latency
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.consensus.pbft_rules import max_faulty, quorum, verify_certificate
-from bmoe.consensus.pow import PowConfig, PowMiner
-from bmoe.consensus.pow_blocks import verify_block_proof
-from bmoe.consensus.pow_reputation import ReputationRule
 from bmoe.consensus.sim import Simulator
 
 __all__ = [
@@ -182,17 +137,13 @@ __all__ = [
     "Equivocate",
     "Event",
     "Garbage",
-    "LatencyReport",
     "PbftConfig",
     "PbftReplica",
-    "PowConfig",
-    "PowMiner",
     "Propose",
     "Reason",
     "Rejected",
     "Replay",
     "ReplicaStats",
-    "ReputationRule",
     "Send",
     "SetTimer",
     "Silent",
@@ -201,11 +152,7 @@ __all__ = [
     "TamperVotes",
     "Tick",
     "Validate",
-    "WithholdingMiner",
-    "latency_table",
     "max_faulty",
-    "measure_latency",
     "quorum",
-    "verify_block_proof",
     "verify_certificate",
 ]

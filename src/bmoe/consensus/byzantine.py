@@ -1,13 +1,14 @@
 """Byzantine behaviours as plug-ins wrapping an honest replica (like ``bmoe.edge.behaviour``).
 
-Owns the attacks the tests run: each wraps an honest replica (PBFT or PoW) and rewrites what goes
-in or out, so the protocol code has no attack paths in it and a new attack is one class here.
+Owns the attacks the tests and PBFT-sealed runs use: each wraps an honest replica and rewrites what
+goes in or out, so the protocol code has no attack paths in it and a new attack is one class here.
 
-Generic (both engines): ``Silent`` (withholds every message), ``Garbage`` (adds random and
+Generic (any ``ConsensusReplica``): ``Silent`` (withholds every message), ``Garbage`` (adds random and
 malformed bytes), ``Replay`` (re-sends old messages), ``TamperProposals`` (proposes / mines a
 modified payload). PBFT: ``TamperVotes`` (prepares and commits a modified digest), ``Equivocate``
-(different pre-prepares and votes to two halves of the honest replicas, in collusion). PoW:
-``WithholdingMiner`` (mines a private chain and publishes it once it outweighs the public one).
+(different pre-prepares and votes to two halves of the honest replicas, in collusion). The
+multi-miner PoW experiment's own attack, ``WithholdingMiner``, is in
+``bmoe.experiments.pow_network.withholding``.
 
 Randomness comes from ``random.Random`` seeded by (seed, name): the same run, the same attack.
 The wrapped replica's ``validate`` is the attacker's business; tests give attackers one that
@@ -32,7 +33,6 @@ from bmoe.consensus.engine import (
     ReplicaStats,
     Send,
     Tick,
-    Validate,
 )
 from bmoe.consensus.pbft_messages import (
     DOMAIN,
@@ -43,7 +43,6 @@ from bmoe.consensus.pbft_messages import (
     parse_message,
     sign_vote,
 )
-from bmoe.consensus.pow import PowConfig, PowMiner
 from bmoe.consensus.wire import SignatureChecker
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.keys import Identity
@@ -334,53 +333,4 @@ class Equivocate(_PbftRewriter):
             forked = self._revote(msg, other[0], other[1])
             assert isinstance(action, Send)
             out.extend(Send(p, forked if p in self.group_b else action.message) for p in self.peers)
-        return out
-
-
-class WithholdingMiner:
-    """Mines a private chain from genesis, hiding it, and publishes it once it outweighs the public chain
-    and the public chain has a block ``k`` deep that the private one replaces (a double spend).
-
-    A shadow miner with no hash power follows the public chain. After publishing, the miner is
-    honest again (it sees and extends the best chain).
-    """
-
-    label = "withholding"
-
-    def __init__(self, identity: Identity, miners: Mapping[str, str], validate: Validate, share: float,
-                 config: PowConfig | None = None) -> None:
-        self.inner = PowMiner(identity, miners, validate, share, config)
-        self.shadow = PowMiner(identity, miners, validate, 0.0, config)
-        self.withheld: list[bytes] = []
-        self.released_at: float | None = None
-        self.now = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def stats(self) -> ReplicaStats:
-        return self.inner.stats
-
-    def handle(self, event: Event) -> list[Action]:
-        if isinstance(event, Tick):
-            self.now = max(self.now, event.now)
-        if self.released_at is not None:
-            return self.inner.handle(event)
-        out: list[Action] = []
-        if isinstance(event, Deliver):  # the public chain: only the shadow sees it
-            out += [a for a in self.shadow.handle(event) if isinstance(a, Send)]
-        else:
-            if isinstance(event, Tick):
-                self.shadow.handle(event)
-            for action in self.inner.handle(event):
-                if isinstance(action, Send):
-                    self.withheld.append(action.message)
-                else:
-                    out.append(action)
-        if self.shadow.last_reported >= 1 and self.inner.tip.total_work > self.shadow.tip.total_work:
-            self.released_at = self.now
-            out += [Send(None, m) for m in self.withheld]
-            self.withheld = []
         return out

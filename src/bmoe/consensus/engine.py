@@ -1,8 +1,9 @@
 """The consensus interface: what a replica takes in, what it gives out, and how it counts refusals.
 
-Owns the vocabulary shared by every engine (PBFT, PoW) and every host (the simulator, a network
-transport): the events (``Deliver``, ``Tick``, ``Propose``), the actions (``Send``, ``Committed``,
-``SetTimer``), the :class:`ConsensusReplica` protocol, the named rejection reasons and the counters.
+Owns the vocabulary shared by every engine (PBFT here, the PoW miners of ``bmoe.experiments.pow_network``)
+and every host (the simulator, a network transport): the events (``Deliver``, ``Tick``, ``Propose``),
+the actions (``Send``, ``Committed``, ``SetTimer``), the :class:`ConsensusReplica` protocol, the named
+rejection reasons and the counters.
 
 Must not know: MoE, tensors, the ledger's state machine, sockets or wall clocks. A proposal is an
 opaque ``bytes`` payload; the host judges it through a ``validate(height, payload)`` callback that

@@ -9,7 +9,7 @@ reports (reputation-aided mining); the message carries those blocks beside it.
 Messages: ``{"kind": "block", "header", "sig", "payload" (base64), "evidence": [block, ...]}`` and
 ``{"kind": "get", "hash"}`` (ask a peer for a block, to fill a gap).
 
-Must not know: chains, fork choice, reputation arithmetic (``pow`` and ``pow_reputation``), or what
+Must not know: chains, fork choice, reputation arithmetic (``miner`` and ``reputation``), or what
 a payload means.
 """
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from bmoe.consensus.engine import ConsensusReplica, Validate
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
-from bmoe.consensus.pow import PowConfig, PowMiner
 from bmoe.consensus.sim import Delay, Simulator
+from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
 from bmoe.ledger.keys import derive_identity
 
 

@@ -14,7 +14,7 @@ history was rewritten.
 
 Optional reputation-aided mining (``ReputationRule.enabled``): the difficulty a miner's block must
 meet depends on its reputation at the parent block; honest miners put evidence of invalid blocks
-they received into their next block, which costs the cheat reputation (``pow_reputation``).
+they received into their next block, which costs the cheat reputation (``reputation``).
 
 Must not know: what payloads mean (``validate``), the network, the clock (only ``Tick``), PBFT.
 """
@@ -43,7 +43,7 @@ from bmoe.consensus.engine import (
     Validate,
     judge,
 )
-from bmoe.consensus.pow_blocks import (
+from bmoe.experiments.pow_network.blocks import (
     MAX_DIFFICULTY,
     Block,
     GetBlock,
@@ -57,7 +57,7 @@ from bmoe.consensus.pow_blocks import (
     sign_block,
     work,
 )
-from bmoe.consensus.pow_reputation import ReputationRule, effective_difficulty, next_reputation
+from bmoe.experiments.pow_network.reputation import ReputationRule, effective_difficulty, next_reputation
 from bmoe.ledger.encoding import sha256_hex
 from bmoe.ledger.keys import Identity, is_address
 
