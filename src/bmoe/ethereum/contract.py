@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
@@ -48,7 +50,12 @@ class LedgerContract:
         self.address = address
         self.chain_id = chain_id
         self.sender = sender
-        self.contract = web3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact().abi)
+        abi = load_artifact().abi
+        self.contract = web3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+        seal_abi = next(entry for entry in abi if entry.get("name") == "sealBlock")
+        # eth_abi directly: web3's encode_abi normalises every value first, ~10x slower for a round's records
+        self._seal_selector = function_abi_to_4byte_selector(seal_abi)
+        self._seal_types = get_abi_input_types(seal_abi)
 
     @classmethod
     def connect(cls, rpc_url: str, chain_id: int, address: str, account: LocalAccount | None = None) -> LedgerContract:
@@ -80,7 +87,7 @@ class LedgerContract:
         """Seal one block: one ``sealBlock`` transaction, mined, or nothing sealed and the contract's reason."""
         if self.sender is None:
             raise ValueError("a read-only LedgerContract cannot seal; connect with an account")
-        data = self.contract.encode_abi("sealBlock", args=records.call_args())
+        data = self._seal_selector + abi_encode(self._seal_types, records.call_args())
         return self.sender.send(f"sealing block {records.header.height}", {"to": self.contract.address, "data": data})
 
     # ---------------------------------------------------------------- views

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
-from bmoe.ethereum.errors import AccountUnfunded, ContractReverted, EthereumError
+from bmoe.ethereum.errors import AccountUnfunded, ContractReverted, EthereumError, NodeUnreachable
 
 TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): the most gas one transaction may use on mainnet
 GAS_MARGIN = 1.25  # on the estimate: warm/cold storage accounting can differ between estimate and block
@@ -62,6 +63,12 @@ class TransactionSender:
 
     def send(self, action: str, call: dict[str, Any]) -> SentTransaction:
         """Estimate, sign, send and wait for ``call`` (``to``/``data``/``value``); ``action`` names it in errors."""
+        try:
+            return self._send(action, call)
+        except requests.RequestException as err:
+            raise NodeUnreachable(f"{action}: the Ethereum node stopped answering: {type(err).__name__}") from None
+
+    def _send(self, action: str, call: dict[str, Any]) -> SentTransaction:
         request = {"from": self.account.address, "chainId": self.chain_id, **call}
         try:
             estimate = int(self.web3.eth.estimate_gas(request))  # type: ignore[arg-type]
@@ -79,7 +86,11 @@ class TransactionSender:
             self.nonce = self.web3.eth.get_transaction_count(self.account.address, "pending")
             raise _rpc_error(action, err, self.address) from None
         self.nonce += 1
-        receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_SECONDS, poll_latency=0.02)
+        try:
+            receipt = self.web3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_SECONDS, poll_latency=0.02)
+        except TimeExhausted:
+            raise EthereumError(f"{action}: transaction 0x{bytes(tx_hash).hex()} was not mined within "
+                                f"{RECEIPT_SECONDS:.0f} s") from None
         if receipt["status"] != 1:
             raise ContractReverted(action, self._replayed_reason(tx, int(receipt["blockNumber"])))
         return SentTransaction("0x" + bytes(tx_hash).hex(), int(receipt["gasUsed"]), int(receipt["blockNumber"]))
