@@ -509,6 +509,7 @@ def _close_decision(height: uint256, slot: bytes32, decision: Decision, count: u
         if exact:
             assert not self._meets(self._largest[slot], assigned), "a group meets the quorum: not no_quorum"
         return
+    assert decision.digest != empty(bytes32), "zero digest"
     assert self._meets(count, assigned), "supporters do not meet the quorum"
     if exact:
         assert self._group[self._key(slot, decision.digest)] == count, \
