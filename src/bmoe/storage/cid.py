@@ -304,6 +304,19 @@ def _parse_cid(text: str) -> str:
     return str(cid.set(base=_BASE))
 
 
+def cid_bytes(cid: str) -> bytes:
+    """The binary form of a CID of this storage layer (what CAR files and dag-pb links hold)."""
+    body = parse_cid(cid)[1:].upper()
+    return base64.b32decode(body + "=" * (-len(body) % 8))
+
+
+def cid_from_bytes(raw: bytes) -> str:
+    """The canonical text of a binary CID; :class:`InvalidCID` unless it is a CIDv1 raw/dag-pb sha2-256 one."""
+    if len(raw) != 36 or raw[:4] not in _CODEC_PREFIX.values():
+        return parse_cid("b" + base64.b32encode(raw).decode("ascii").lower().rstrip("="))  # raises, saying why
+    return str(_BinaryCID(bytes(raw)))
+
+
 def verify_cid(cid: str, data: bytes) -> bool:
     """Whether ``data`` is exactly the content ``cid`` addresses (i.e. ``cid_of(data)``).
 

@@ -23,6 +23,7 @@ problem: unreachable, timed out, or the node's own error message.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ DEFAULT_API = "http://127.0.0.1:5001"  # kubo's default RPC address
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": f"size-{CHUNK_SIZE}", "hash": "sha2-256",
               "pin": "true", "cid-base": "base32", "progress": "false"}
 DEFAULT_MAX_OBJECT = 1 << 31  # bytes a ``cat`` answer may have (2 GiB): a node cannot make us read forever
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # small writes at once, as bmoe.net.tcp (~20 % per add)
 
 
 def _message(reply: httpx.Response) -> str:
@@ -63,6 +65,8 @@ class IpfsStore(BlobStore):
         self.api_url = url
         self.timeout = timeout
         self.max_object = max_object
+        if transport is None:
+            transport = httpx.HTTPTransport(socket_options=_NODELAY)
         self._client = httpx.Client(base_url=f"{url}/api/v0", transport=transport,
                                     timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
@@ -116,6 +120,13 @@ class IpfsStore(BlobStore):
             return f"HTTP {reply.status_code}"
         finally:
             reply.close()
+
+    def ping(self) -> str:
+        """The node's version (``version``); IpfsError if the API does not answer as a kubo RPC does."""
+        answer = self._json("version", {})
+        if not isinstance(answer, dict) or not isinstance(answer.get("Version"), str):
+            raise IpfsError(f"IPFS API {self.api_url}: version answered no Version: not a kubo HTTP RPC")
+        return str(answer["Version"])
 
     # --- BlobStore --------------------------------------------------------------------------------
     def put(self, data: bytes) -> str:

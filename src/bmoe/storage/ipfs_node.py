@@ -191,6 +191,7 @@ def main() -> None:
     """``python -m bmoe.storage.ipfs_node [REPO]``: run one offline node until interrupted, printing its API URL."""
     import sys
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill stops the node too, not just this process
     try:
         node = start_node(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
     except IpfsNodeError as err:
