@@ -13,7 +13,9 @@ Owns what the audit is anchored to, beyond the chain itself (``ledger/audit.py``
 - with ``--cluster DIR``: the cluster's ``config.json`` and enrolment file, every validator's chain
   (they must agree), and the objects on the storage nodes.
 
-It never writes: the chain is read from a private copy, the store is opened without creating it.
+It never writes: the chain is read from a private copy, the store is opened without creating it. A run whose
+objects live on an IPFS node (``--store ipfs``), or any run with ``--ipfs-api URL``, is checked against the
+node's copies, each verified against its CID.
 """
 
 from __future__ import annotations
@@ -94,22 +96,32 @@ def _chain_path(directory: Path) -> Path:
     return path
 
 
-def _run_store(run_dir: Path) -> BlobStore:
+@contextmanager
+def _run_store(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
+    """The run's objects: on the IPFS node given, else on the one the run recorded, else in its ``store/``."""
+    from bmoe.storage.ipfs import DEFAULT_API, IpfsStore
+    from bmoe.store_options import recorded_settings
+
+    recorded = recorded_settings(run_dir) if ipfs_api is None else None
+    if ipfs_api is not None or (recorded is not None and recorded.store == "ipfs"):
+        with IpfsStore(ipfs_api or (recorded and recorded.ipfs_api) or DEFAULT_API) as node:
+            node.ping()  # only reads: pin/ls and cat, every object verified against its CID
+            yield node
+        return
     root = run_dir / STORE_DIR
     if root.exists() and not root.is_dir():
         raise AuditSetupError(f"{root} is not a directory: the run's object store is missing")
-    return DirectoryStore(root, create=False)
+    yield DirectoryStore(root, create=False)
 
 
-def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...]) -> AuditReport:
+def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str | None = None) -> AuditReport:
     """Audit one run directory against its own anchors and the user's."""
     chain_path = _chain_path(run_dir)
     genesis = config_anchor(run_dir / CONFIG_FILE)
     recorded = metrics_anchor(run_dir / METRICS_FILE)
     anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
-    with chain_snapshot(chain_path) as chain:
-        store = _run_store(run_dir)
+    with chain_snapshot(chain_path) as chain, _run_store(run_dir, ipfs_api) as store:
         report = audit(chain, store, anchors, block_check(store))
     report.unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded))
                          if used is None]
@@ -186,14 +198,19 @@ def _print(report: AuditReport, where: Path) -> None:
               help="audit the local deployment in this directory: every validator's chain, objects on its stores")
 @click.option("--expect-head", "expect_head", multiple=True, metavar="HASH",
               help="a block hash the chain must contain, e.g. the head you recorded (repeatable)")
-def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...]) -> None:
+@click.option("--ipfs-api", default=None, metavar="URL",
+              help="read RUN_DIR's objects from this IPFS node's kubo HTTP RPC [the run's store]")
+def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...],
+                  ipfs_api: str | None) -> None:
     """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""
     if (run_dir is None) == (cluster is None):
         raise AuditSetupError("give a RUN_DIR or --cluster DIR (one of them)")
+    if cluster is not None and ipfs_api is not None:
+        raise AuditSetupError("--ipfs-api reads a RUN_DIR's objects; a cluster's are on its storage nodes")
     heads = expected_heads(expect_head)
     if cluster is not None:
         for path, report in audit_cluster(cluster, heads):
             _print(report, path)
         return
     assert run_dir is not None
-    _print(audit_run_dir(run_dir, heads), run_dir)
+    _print(audit_run_dir(run_dir, heads, ipfs_api), run_dir)

@@ -21,6 +21,7 @@ from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.storage import StorageError
+from bmoe.store_options import store_options, store_settings
 from bmoe.verify.comparison import HonestDisagreement
 
 
@@ -226,6 +227,7 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
               "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
 @click.option("--validator-fleet", default="", help="PBFT validators' numeric profiles PROFILE=COUNT,... in "
               "validator order (in-process profiles; default: every validator 'default')")
+@store_options
 @comparison_options
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
@@ -236,9 +238,10 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
-          bound: float | None, update_bound: float | None, bound_from: Path | None) -> None:
+          bound: float | None, update_bound: float | None, bound_from: Path | None, store: str | None,
+          ipfs_api: str | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
-    from bmoe.experiments.runs import train_run
+    from bmoe.experiments.runs import run_store, train_run
 
     if cluster is not None:
         from bmoe.net.publisher import publish_command
@@ -260,14 +263,16 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads, fleet=fleet, validator_fleet=validator_fleet,
-                     **comparison_settings(comparison, bound, update_bound, bound_from))
+                     **comparison_settings(comparison, bound, update_bound, bound_from),
+                     **store_settings(run_dir, store, ipfs_api))
     _check_in_process(config)
     _check_run_dir_free(run_dir)
     from bmoe.protocol.fit import load_run_dataset
     from bmoe.protocol.session import Session
 
     data = load_run_dataset(config)
-    with Session(config, dataset=data, run_dir=run_dir) as session, round_progress() as track:
+    with run_store(config) as objects, Session(config, dataset=data, run_dir=run_dir, store=objects) as session, \
+            round_progress() as track:
         summary = train_run(config, run_dir, track(f"{framework} training", rounds), session=session)
     console.print(results_table(f"training: {run_dir}", [summary], SUMMARY_COLUMNS))
 
@@ -368,6 +373,7 @@ def keygen(name: str, out: Path, enrolment: Path | None) -> None:
 def _add_service_commands() -> None:
     from bmoe.audit_command import audit_command
     from bmoe.bound_command import bound_command
+    from bmoe.car_command import export_car_command, import_car_command
     from bmoe.experiments.calibration.command import calibrate_command
     from bmoe.experiments.sampling_sweep.command import sweep_sampling_command
     from bmoe.net.cluster import cluster_group
@@ -387,6 +393,8 @@ def _add_service_commands() -> None:
     app.add_command(bound_command, "bound")
     app.add_command(records_command, "records")
     app.add_command(sweep_sampling_command, "sweep-sampling")
+    app.add_command(export_car_command, "export-car")
+    app.add_command(import_car_command, "import-car")
 
 
 _add_service_commands()
@@ -409,8 +417,9 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 @click.option("--limit", type=int, default=None, help="serve only the first N test samples")
 @click.option("--fleet", default=None, help="serve on edges with these numeric profiles, PROFILE=COUNT,... "
               "[the run's]")
+@store_options
 def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | None, attack: str | None,
-          limit: int | None, fleet: str | None) -> None:
+          limit: int | None, fleet: str | None, store: str | None, ipfs_api: str | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
     from bmoe.protocol.session import Session
 
@@ -426,6 +435,7 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     assert run_dir is not None
 
     config = _load_run_config(run_dir)
+    config = config.replace(**store_settings(run_dir, store, ipfs_api))
     if config.framework != "bmoe":
         _fail("only B-MoE run directories keep a ledger to serve from")
     if not (run_dir / "chain.sqlite").exists():
@@ -435,7 +445,10 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     _check_in_process(_config(**deployed.to_dict()))
     if limit is not None and limit < 1:
         _fail(f"--limit must be >= 1, got {limit}")
-    with Session(config.replace(limit_test=limit) if limit else config, run_dir=run_dir) as session:
+    from bmoe.experiments.runs import run_store
+
+    with run_store(config) as objects, \
+            Session(config.replace(limit_test=limit) if limit else config, run_dir=run_dir, store=objects) as session:
         session.set_edge_behaviours(deployed)
         session.set_edge_profiles(deployed)
         accuracy = session.infer_test_set()

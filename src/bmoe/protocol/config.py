@@ -27,7 +27,9 @@ from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, T
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
-EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir"})
+# Where the objects live is one of them: the same bytes have the same CID in every store.
+EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir", "store",
+                                "ipfs_api"})
 __all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
            "from_dict"]
 
@@ -77,6 +79,9 @@ class RunConfig:
     reward: int = 1  # units earned per answer in an accepted group
     slash: int = 100  # units taken per proven dissent (at most the balance; burned)
     min_stake: int = 0  # an edge holding less when a task is activated is not assigned it
+    store: str = "directory"  # where a run directory's objects live: "directory" (its store/) | "ipfs" (an IPFS
+    # node); read by the command line (experiments/runs.run_store), not by Session, which takes the store it is given
+    ipfs_api: str | None = None  # store "ipfs": the node's kubo HTTP RPC URL (None: kubo's http://127.0.0.1:5001)
 
     def validate(self) -> RunConfig:
         """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 FRAMEWORKS = ("bmoe", "traditional")
 CONSENSUS_ENGINES = ("pow", "pbft")
 VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
+STORES = ("directory", "ipfs")  # where a run directory's objects live
 EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/experts.py)
 
 # Sanity limits. The paper runs N = M = 10, K = 3, 256 hidden units, batches of 1000, 1500 rounds;
@@ -112,6 +113,8 @@ SETTINGS: dict[str, Setting] = {
     "reward": Setting("int", 0, MAX_UNITS, label="reward per accepted answer"),
     "slash": Setting("int", 0, MAX_UNITS, label="slash per proven dissent"),
     "min_stake": Setting("int", 0, MAX_UNITS, label="minimum stake to be assigned"),
+    "store": Setting("str"),
+    "ipfs_api": Setting("str", nullable=True, label="IPFS HTTP RPC URL"),
 }
 
 
@@ -174,7 +177,8 @@ def check_settings(config: RunConfig) -> None:
 
 def _check_choices(config: RunConfig) -> None:
     choices = [("framework", FRAMEWORKS), ("rule", RULES), ("consensus", CONSENSUS_ENGINES),
-               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", tuple(COMPARISONS))]
+               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", tuple(COMPARISONS)),
+               ("store", STORES)]
     for name, allowed in choices:
         if getattr(config, name) not in allowed:
             raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
@@ -210,6 +214,8 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"comparison integer needs an expert computed in integers ({', '.join(INTEGER_PRESETS)}); "
                           f"expert {config.expert!r} computes in floating point and cannot be quantised by this "
                           "setting: use --expert mlp-int, or --comparison tolerance for float experts")
+    if config.ipfs_api is not None and not config.ipfs_api.startswith(("http://", "https://")):
+        raise ConfigError(f"ipfs_api (IPFS HTTP RPC URL) must be an http:// or https:// URL, got {config.ipfs_api!r}")
     if config.byzantine_validators and config.byzantine_validators >= config.validators:
         raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
                           f"validators ({config.validators})")
