@@ -18,14 +18,7 @@ RPC_TIMEOUT_SECONDS = 30.0
 
 def open_node(rpc_url: str, chain_id: int) -> Web3:
     """A web3 over ``rpc_url``, checked to answer and to serve ``chain_id``."""
-    if not rpc_url.startswith(("http://", "https://")):
-        raise NodeUnreachable(f"Ethereum RPC URL {rpc_url!r} is not an http:// or https:// URL")
-    web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS},
-                                  exception_retry_configuration=None))
-    try:
-        served = web3.eth.chain_id
-    except (requests.RequestException, Web3Exception, OSError, ValueError) as err:
-        raise NodeUnreachable(f"cannot reach an Ethereum node at {rpc_url}: {_first_line(err)}") from None
+    web3, served = _answering(rpc_url)
     if served != chain_id:
         raise WrongChain(f"the Ethereum node at {rpc_url} serves chain id {served}, not {chain_id}")
     return web3
@@ -37,3 +30,19 @@ def _first_line(err: BaseException) -> str:
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"
     return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
+def chain_id_of(rpc_url: str) -> int:
+    """The chain id the node at ``rpc_url`` serves (where a new run deploys its contract)."""
+    return _answering(rpc_url)[1]
+
+
+def _answering(rpc_url: str) -> tuple[Web3, int]:
+    if not rpc_url.startswith(("http://", "https://")):
+        raise NodeUnreachable(f"Ethereum RPC URL {rpc_url!r} is not an http:// or https:// URL")
+    web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS},
+                                  exception_retry_configuration=None))
+    try:
+        return web3, int(web3.eth.chain_id)
+    except (requests.RequestException, Web3Exception, OSError, ValueError) as err:
+        raise NodeUnreachable(f"cannot reach an Ethereum node at {rpc_url}: {_first_line(err)}") from None
