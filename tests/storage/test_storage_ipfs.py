@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bmoe.storage import CHUNK_SIZE, CorruptObject, ObjectNotFound, cid_of
+from bmoe.storage import CHUNK_SIZE, CorruptObject, MemoryStore, ObjectNotFound, cid_of
+from bmoe.storage.car import check_car, import_objects
 from bmoe.storage.errors import IpfsError, IpfsNodeError
 from bmoe.storage.ipfs import IpfsStore
 from bmoe.storage.ipfs_node import BINARY_ENV, INSTALL_COMMAND, IpfsNode, start_node
@@ -40,6 +41,17 @@ def test_put_get_has_delete_list_round_trip_with_the_cids_bmoe_computes(store: I
     with pytest.raises(ObjectNotFound):
         store.get(cid)
     assert store.delete(cid) is False
+
+
+def test_a_car_the_node_exports_imports_here(store: IpfsStore, ipfs_node: IpfsNode, tmp_path: Path) -> None:  # noqa: F811
+    data = os.urandom(3 * CHUNK_SIZE + 11)
+    cid = store.put(data)
+    reply = httpx.post(f"{ipfs_node.api_url}/api/v0/dag/export", params={"arg": cid}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    (tmp_path / "node.car").write_bytes(reply.content)
+    copy = MemoryStore()
+    assert import_objects(check_car(tmp_path / "node.car"), copy) == [cid]
+    assert copy.get(cid) == data
 
 
 def test_a_missing_object_is_not_found_at_once_not_after_the_timeout(store: IpfsStore) -> None:
@@ -72,14 +84,36 @@ def _flip_cat(command: str, body: bytes) -> bytes:
 @pytest.mark.parametrize("size", [1000, 3 * CHUNK_SIZE + 5])
 def test_a_node_that_flips_a_byte_in_cat_is_refused_every_time(ipfs_node: IpfsNode, size: int) -> None:  # noqa: F811
     data = os.urandom(size)
+    with IpfsStore(ipfs_node.api_url) as honest:
+        cid = honest.put(data)
     with IpfsStore(ipfs_node.api_url, transport=_lying(ipfs_node, _flip_cat)) as liar:
-        cid = liar.put(data)  # the add itself is honest
-        for _ in range(2):  # refused, and still refused: nothing is cached from a lying answer
+        for _ in range(2):  # refused, and still refused: nothing from a lying answer is kept
             with pytest.raises(CorruptObject, match=cid):
                 liar.get(cid)
         assert liar.verify(cid) is False
     with IpfsStore(ipfs_node.api_url) as honest:
         assert honest.get(cid) == data
+
+
+def test_verified_objects_are_served_again_without_the_node_until_deleted(ipfs_node: IpfsNode) -> None:  # noqa: F811
+    data = os.urandom(5000)
+    with IpfsStore(ipfs_node.api_url) as store:
+        cid = store.put(data)
+    asked: list[str] = []
+
+    def count(command: str, body: bytes) -> bytes:
+        asked.append(command)
+        return body
+
+    with IpfsStore(ipfs_node.api_url, transport=_lying(ipfs_node, count)) as store:
+        assert store.get(cid) == data and asked == ["pin/ls", "cat"]  # read once, verified
+        assert store.get(cid) == data and asked == ["pin/ls", "cat"]  # then served from the cache
+        assert store.verify(cid) and asked[-1] == "cat"  # verify always reads the node's copy
+        assert store.delete(cid)
+        with pytest.raises(ObjectNotFound):
+            store.get(cid)
+    with IpfsStore(ipfs_node.api_url, cache_bytes=0) as store:
+        assert not store.has(cid)
 
 
 def test_a_node_that_answers_another_cid_on_add_is_refused(ipfs_node: IpfsNode) -> None:  # noqa: F811

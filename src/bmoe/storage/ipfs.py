@@ -10,7 +10,9 @@ Owns the RPC calls, kept to the subset kubo and js-ipfs both serve (``/api/v0/..
 * ``has`` = ``pin/ls`` of the CID (``type=recursive``): an object is in the store while it is pinned;
 * ``get`` = ``has``, then ``cat``, verified against the CID by :meth:`BlobStore.get`: nothing unverified
   leaves this class. Asking first costs a round trip and saves the whole timeout on a missing object
-  (js-ipfs, and kubo online, search the network for a block they lack until the timeout);
+  (js-ipfs, and kubo online, search the network for a block they lack until the timeout). Verified
+  objects, and those this store put (hashed here), are kept in a bounded cache and served again without
+  asking the node: a round reads each expert many times;
 * ``delete`` = ``pin/rm``: the object is gone from this store at once, and the node frees its blocks
   at its next garbage collection;
 * ``cids`` = every recursive pin that is a CID of this storage layer (CIDv0 pins, other codecs: skipped).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +40,7 @@ DEFAULT_API = "http://127.0.0.1:5001"  # kubo's default RPC address
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": f"size-{CHUNK_SIZE}", "hash": "sha2-256",
               "pin": "true", "cid-base": "base32", "progress": "false"}
 DEFAULT_MAX_OBJECT = 1 << 31  # bytes a ``cat`` answer may have (2 GiB): a node cannot make us read forever
+DEFAULT_CACHE = 256 << 20  # bytes of verified objects kept for reads again (a round's experts, gate, answers)
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # small writes at once, as bmoe.net.tcp (~20 % per add)
 
 
@@ -50,21 +54,56 @@ def _message(reply: httpx.Response) -> str:
     return str(text) if text else f"HTTP {reply.status_code}"
 
 
+class _VerifiedCache:
+    """The most recently used verified objects, up to ``limit`` bytes (least recently used dropped first).
+
+    A round reads the same objects many times (the experts, the gate, each answer); each read from the node
+    costs two requests. Objects are immutable and only verified bytes enter, so serving them again is exact.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._objects: OrderedDict[str, bytes] = OrderedDict()
+
+    def find(self, cid: str) -> bytes | None:
+        data = self._objects.get(cid)
+        if data is not None:
+            self._objects.move_to_end(cid)
+        return data
+
+    def keep(self, cid: str, data: bytes) -> None:
+        if len(data) > self.limit // 4 or cid in self._objects:
+            return
+        self._objects[cid] = data
+        self.size += len(data)
+        while self.size > self.limit:
+            self.size -= len(self._objects.popitem(last=False)[1])
+
+    def drop(self, cid: str) -> None:
+        data = self._objects.pop(cid, None)
+        if data is not None:
+            self.size -= len(data)
+
+
 class IpfsStore(BlobStore):
     """Blobs on the IPFS node whose RPC listens at ``api_url``; every read is verified here against its CID.
 
     ``timeout``: seconds one call may take (the node is told the same); ``connect_timeout``: seconds to
-    reach it. ``transport`` replaces the network (tests).
+    reach it; ``cache_bytes``: how many bytes of verified objects ``get`` may serve again without asking
+    the node (0: none). ``transport`` replaces the network (tests).
     """
 
     def __init__(self, api_url: str = DEFAULT_API, *, timeout: float = 30.0, connect_timeout: float = 3.0,
-                 max_object: int = DEFAULT_MAX_OBJECT, transport: httpx.BaseTransport | None = None) -> None:
+                 max_object: int = DEFAULT_MAX_OBJECT, cache_bytes: int = DEFAULT_CACHE,
+                 transport: httpx.BaseTransport | None = None) -> None:
         url = api_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise IpfsError(f"IPFS API {api_url!r} is not an http:// or https:// URL")
         self.api_url = url
         self.timeout = timeout
         self.max_object = max_object
+        self._cache = _VerifiedCache(cache_bytes)
         if transport is None:
             transport = httpx.HTTPTransport(socket_options=_NODELAY)
         self._client = httpx.Client(base_url=f"{url}/api/v0", transport=transport,
@@ -134,7 +173,23 @@ class IpfsStore(BlobStore):
         blob = as_bytes(data)
         cid = cid_of(blob)
         self._write(cid, blob)
+        self._cache.keep(cid, blob)  # hashed here: these bytes are what the CID names
         return cid
+
+    def get(self, cid: str) -> bytes:
+        """The bytes of ``cid``: from this process's cache of verified objects, else read and verified."""
+        key = parse_cid(cid)
+        cached = self._cache.find(key)
+        if cached is not None:
+            return cached
+        data = super().get(key)  # verified against the CID before it is returned, or kept
+        self._cache.keep(key, data)
+        return data
+
+    def delete(self, cid: str) -> bool:
+        key = parse_cid(cid)
+        self._cache.drop(key)
+        return self._remove(key)
 
     def _write(self, cid: str, data: bytes) -> None:
         files = {"file": ("blob", data, "application/octet-stream")}  # js-ipfs refuses a part without a type

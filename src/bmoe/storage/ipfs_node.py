@@ -74,6 +74,14 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
+def _check_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise IpfsNodeError(f"cannot start an IPFS node on 127.0.0.1:{port}: {err.strerror or err}") from None
+
+
 def offline_config(api: int, gateway: int, rpc: int, swarm: int) -> dict[str, object]:
     """The settings merged into js-ipfs' defaults at init: loopback addresses only, every discovery off."""
     return {
@@ -133,17 +141,21 @@ def _log_tail(log: Path, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text[-lines:] if line.strip())
 
 
-def start_node(repo: Path | None = None, *, deadline: float = START_DEADLINE_S) -> IpfsNode:
+def start_node(repo: Path | None = None, *, api_port: int | None = None,
+               deadline: float = START_DEADLINE_S) -> IpfsNode:
     """Start an offline js-ipfs daemon on free loopback ports and wait until its RPC answers.
 
     ``repo``: the node's repository (``IPFS_PATH``); initialised if empty, kept at stop. Without it
-    a temporary one is made and removed at stop.
+    a temporary one is made and removed at stop. ``api_port``: the RPC's port (default: a free one).
     """
     binary = jsipfs_binary()
     owns_repo = repo is None
     root = Path(tempfile.mkdtemp(prefix="bmoe-ipfs-")) if repo is None else repo
     root.mkdir(parents=True, exist_ok=True)
     api, gateway, rpc, swarm = free_ports(4)
+    if api_port is not None:
+        _check_free(api_port)  # else the readiness poll could hear whatever already listens there
+        api = api_port
     config_file = root / "config"
     settings = offline_config(api, gateway, rpc, swarm)
     command = [str(binary), "daemon", "--offline", "--enable-preload=false"]
@@ -188,12 +200,20 @@ def _wait_ready(node: IpfsNode, deadline: float) -> None:
 
 
 def main() -> None:
-    """``python -m bmoe.storage.ipfs_node [REPO]``: run one offline node until interrupted, printing its API URL."""
+    """``python -m bmoe.storage.ipfs_node [--repo DIR] [--api-port N]``: run one offline node until stopped.
+
+    Prints the node's API URL once it answers; SIGTERM or Ctrl-C stops the daemon too.
+    """
+    import argparse
     import sys
 
+    parser = argparse.ArgumentParser(prog="python -m bmoe.storage.ipfs_node", description=main.__doc__)
+    parser.add_argument("--repo", type=Path, default=None, help="the node's repository, kept [a temporary one]")
+    parser.add_argument("--api-port", type=int, default=None, help="the RPC's port on 127.0.0.1 [a free one]")
+    args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain kill stops the node too, not just this process
     try:
-        node = start_node(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+        node = start_node(args.repo, api_port=args.api_port)
     except IpfsNodeError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
