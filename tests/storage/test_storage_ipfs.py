@@ -172,6 +172,17 @@ def test_a_missing_engine_names_the_npm_command(monkeypatch: pytest.MonkeyPatch,
 
 
 @needs_ipfs
+def test_a_taken_api_port_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(IpfsNodeError, match=f"127.0.0.1:{port}: Address already in use"):
+            start_node(tmp_path / "repo", api_port=port)
+    assert not (tmp_path / "repo").exists()
+
+
+@needs_ipfs
 def test_a_kept_repository_restarts_with_its_objects_on_new_ports(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     with start_node(repo) as first, IpfsStore(first.api_url) as store:

@@ -149,13 +149,31 @@ def start_node(repo: Path | None = None, *, api_port: int | None = None,
     a temporary one is made and removed at stop. ``api_port``: the RPC's port (default: a free one).
     """
     binary = jsipfs_binary()
-    owns_repo = repo is None
-    root = Path(tempfile.mkdtemp(prefix="bmoe-ipfs-")) if repo is None else repo
-    root.mkdir(parents=True, exist_ok=True)
-    api, gateway, rpc, swarm = free_ports(4)
     if api_port is not None:
         _check_free(api_port)  # else the readiness poll could hear whatever already listens there
-        api = api_port
+        ports = [api_port, *free_ports(3)]
+    else:
+        ports = free_ports(4)
+    owns_repo = repo is None
+    root = Path(tempfile.mkdtemp(prefix="bmoe-ipfs-")) if repo is None else repo
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        process = _launch(binary, root, *ports)
+    except BaseException:
+        if owns_repo:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    node = IpfsNode(f"http://127.0.0.1:{ports[0]}", root, process, root / LOG_FILE, owns_repo)
+    try:
+        _wait_ready(node, deadline)
+    except BaseException:
+        node.stop(grace=2.0)
+        raise
+    return node
+
+
+def _launch(binary: Path, root: Path, api: int, gateway: int, rpc: int, swarm: int) -> subprocess.Popen[bytes]:
+    """Start ``jsipfs daemon`` on the repository ``root`` (initialised on first start) with these ports."""
     config_file = root / "config"
     settings = offline_config(api, gateway, rpc, swarm)
     command = [str(binary), "daemon", "--offline", "--enable-preload=false"]
@@ -167,18 +185,10 @@ def start_node(repo: Path | None = None, *, api_port: int | None = None,
     else:
         (root / INIT_FILE).write_text(json.dumps(settings))
         command += ["--init-config", str(root / INIT_FILE)]
-    log = root / LOG_FILE
     env = {**os.environ, "IPFS_PATH": str(root)}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    node = IpfsNode(f"http://127.0.0.1:{api}", root, process, log, owns_repo)
-    try:
-        _wait_ready(node, deadline)
-    except BaseException:
-        node.stop(grace=2.0)
-        raise
-    return node
+    with open(root / LOG_FILE, "wb") as out:
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def _wait_ready(node: IpfsNode, deadline: float) -> None:
