@@ -182,7 +182,11 @@ class IpfsStore(BlobStore):
         cached = self._cache.find(key)
         if cached is not None:
             return cached
-        data = super().get(key)  # verified against the CID before it is returned, or kept
+        try:
+            data = super().get(key)  # verified against the CID before it is returned, or kept
+        except CorruptObject:
+            raise CorruptObject(f"IPFS node {self.api_url} answered bytes for {key} that do not match the CID: "
+                                "refused", cid=key) from None
         self._cache.keep(key, data)
         return data
 
