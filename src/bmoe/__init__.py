@@ -14,6 +14,7 @@ from bmoe.moe.experts import ExpertSpec
 from bmoe.moe.model import MoE
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
+from bmoe.recursion import ORIGINAL_LIMIT as _ORIGINAL_RECURSION_LIMIT  # noqa: F401  (before any eth library)
 
 __version__ = "0.1.0"
 

@@ -31,7 +31,10 @@ import click
 from bmoe.console import console
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
+from bmoe.ledger.blocks import block_from_bytes
+from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import is_hex64
+from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
@@ -114,18 +117,52 @@ def _run_store(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
     yield DirectoryStore(root, create=False)
 
 
-def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str | None = None) -> AuditReport:
-    """Audit one run directory against its own anchors and the user's."""
+def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str | None = None,
+                  rpc_url: str | None = None) -> AuditReport:
+    """Audit one run directory against its own anchors and the user's (a chain sealed on Ethereum: the
+    contract's chain, with the run directory's as a copy that must agree)."""
     chain_path = _chain_path(run_dir)
     genesis = config_anchor(run_dir / CONFIG_FILE)
     recorded = metrics_anchor(run_dir / METRICS_FILE)
     anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
+    unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded)) if used is None]
     with chain_snapshot(chain_path) as chain, _run_store(run_dir, ipfs_api) as store:
-        report = audit(chain, store, anchors, block_check(store))
-    report.unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded))
-                         if used is None]
+        section = ethereum_section(chain)
+        url = rpc_url or _recorded_rpc_url(run_dir)
+        if section is not None and url:
+            from bmoe.ethereum.audit_run import audit_on_contract
+
+            report = audit_on_contract(url, section, chain, store, anchors, block_check(store))
+        else:
+            if rpc_url is not None:
+                raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
+            report = audit(chain, store, anchors, block_check(store))
+            if section is not None:
+                unanchored.append("the Ethereum contract that sealed it (give --rpc-url URL)")
+    report.unanchored = unanchored
     return report
+
+
+def ethereum_section(chain: ChainStore) -> dict[str, Any] | None:
+    """The genesis's consensus section when block 0 reads as a genesis sealing on Ethereum, else None (the
+    chain is not trusted yet: a block 0 that does not read is the audit's to name)."""
+    first = next(iter(chain.iter_raw()), None)
+    if first is None or not isinstance(first[2], bytes | bytearray | memoryview):
+        return None
+    try:
+        genesis = block_from_bytes(bytes(first[2])).transactions
+    except LedgerError:
+        return None
+    section = genesis[0].payload.get("consensus") if genesis and genesis[0].kind == "genesis" else None
+    return dict(section) if isinstance(section, dict) and section.get("engine") == "ethereum" else None
+
+
+def _recorded_rpc_url(run_dir: Path) -> str | None:
+    from bmoe.store_options import recorded_settings
+
+    recorded = recorded_settings(run_dir)
+    return None if recorded is None else recorded.rpc_url
 
 
 @contextmanager
@@ -200,17 +237,19 @@ def _print(report: AuditReport, where: Path) -> None:
               help="a block hash the chain must contain, e.g. the head you recorded (repeatable)")
 @click.option("--ipfs-api", default=None, metavar="URL",
               help="read RUN_DIR's objects from this IPFS node's kubo HTTP RPC [the run's store]")
+@click.option("--rpc-url", default=None, metavar="URL",
+              help="a chain sealed on Ethereum: read it from its contract on this node [the run's]")
 def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...],
-                  ipfs_api: str | None) -> None:
+                  ipfs_api: str | None, rpc_url: str | None) -> None:
     """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""
     if (run_dir is None) == (cluster is None):
         raise AuditSetupError("give a RUN_DIR or --cluster DIR (one of them)")
-    if cluster is not None and ipfs_api is not None:
-        raise AuditSetupError("--ipfs-api reads a RUN_DIR's objects; a cluster's are on its storage nodes")
+    if cluster is not None and (ipfs_api is not None or rpc_url is not None):
+        raise AuditSetupError("--ipfs-api and --rpc-url read a RUN_DIR's; a cluster's come from its cluster.json")
     heads = expected_heads(expect_head)
     if cluster is not None:
         for path, report in audit_cluster(cluster, heads):
             _print(report, path)
         return
     assert run_dir is not None
-    _print(audit_run_dir(run_dir, heads, ipfs_api), run_dir)
+    _print(audit_run_dir(run_dir, heads, ipfs_api, rpc_url), run_dir)

@@ -15,8 +15,10 @@ import click
 
 from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.data import DataError
+from bmoe.ethereum.errors import EthereumError
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.node import ConsensusStalled
+from bmoe.ledger_options import ledger_options, ledger_settings
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
@@ -228,6 +230,7 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 @click.option("--validator-fleet", default="", help="PBFT validators' numeric profiles PROFILE=COUNT,... in "
               "validator order (in-process profiles; default: every validator 'default')")
 @store_options
+@ledger_options
 @comparison_options
 def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
           rounds: int, batch_size: int,
@@ -239,7 +242,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
           bound: float | None, update_bound: float | None, bound_from: Path | None, store: str | None,
-          ipfs_api: str | None) -> None:
+          ipfs_api: str | None, ledger: str | None, rpc_url: str | None, eth_key: str | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import run_store, train_run
 
@@ -258,13 +261,14 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      attack_params=_parse_params(list(attack_param)), collude=collude, assignment=assignment,
                      replicas=replicas, trusted_replicas=trusted_replicas, trust_after=trust_after, stake=stake,
                      reward=reward, slash=slash, min_stake=min_stake, rule=rule,
-                     rule_fraction=rule_fraction, difficulty=difficulty, consensus=consensus, validators=validators,
+                     rule_fraction=rule_fraction, difficulty=difficulty, validators=validators,
                      byzantine_validators=byzantine_validators, validator_attack=validator_attack,
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads, fleet=fleet, validator_fleet=validator_fleet,
                      **comparison_settings(comparison, bound, update_bound, bound_from),
-                     **store_settings(run_dir, store, ipfs_api))
+                     **store_settings(run_dir, store, ipfs_api),
+                     **ledger_settings(run_dir, ledger, consensus, rpc_url, eth_key))
     _check_in_process(config)
     _check_run_dir_free(run_dir)
     from bmoe.protocol.fit import load_run_dataset
@@ -418,8 +422,10 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 @click.option("--fleet", default=None, help="serve on edges with these numeric profiles, PROFILE=COUNT,... "
               "[the run's]")
 @store_options
+@ledger_options
 def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | None, attack: str | None,
-          limit: int | None, fleet: str | None, store: str | None, ipfs_api: str | None) -> None:
+          limit: int | None, fleet: str | None, store: str | None, ipfs_api: str | None, ledger: str | None,
+          rpc_url: str | None, eth_key: str | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
     from bmoe.protocol.session import Session
 
@@ -435,7 +441,8 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     assert run_dir is not None
 
     config = _load_run_config(run_dir)
-    config = config.replace(**store_settings(run_dir, store, ipfs_api))
+    config = config.replace(**store_settings(run_dir, store, ipfs_api),
+                            **ledger_settings(run_dir, ledger, None, rpc_url, eth_key))
     if config.framework != "bmoe":
         _fail("only B-MoE run directories keep a ledger to serve from")
     if not (run_dir / "chain.sqlite").exists():
@@ -477,7 +484,8 @@ def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
         app.main(standalone_mode=False)
-    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError, PayloadError) as err:
+    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError, PayloadError,
+            EthereumError) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except ConsensusStalled as err:

@@ -24,3 +24,16 @@ def assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def same_run_twice(root: Path, run: list[str], first: tuple[str, list[str]],
+                   second: tuple[str, list[str]]) -> tuple[Path, Path]:
+    """``bmoe train`` the same seeded ``run`` in two run directories under ``root``, each named with its own
+    extra flags (for example on a real engine and on bmoe's own); both must succeed."""
+    directories = []
+    for name, extra in (first, second):
+        directory = root / name
+        result = bmoe("train", "--run-dir", directory, *extra, *run)
+        assert result.returncode == 0, result.stderr
+        directories.append(directory)
+    return directories[0], directories[1]

@@ -14,7 +14,7 @@ import pytest
 from bmoe.storage import DirectoryStore
 from bmoe.storage.ipfs import IpfsStore
 from bmoe.storage.ipfs_node import IpfsNode
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error, bmoe, same_run_twice
 from tests.engines.ipfs import ipfs_node  # noqa: F401
 
 RUN = ["--rounds", "2", "--limit-train", "200", "--limit-test", "100", "--experts", "4", "--top-k", "2", "--edges",
@@ -32,13 +32,8 @@ def _head(run_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def runs(ipfs_node: IpfsNode, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:  # noqa: F811
     """The same seeded run, once on the IPFS node and once on the run directory's own store."""
-    root = tmp_path_factory.mktemp("ipfs-runs")
-    on_node, on_disk = root / "on-node", root / "on-disk"
-    result = bmoe("train", "--run-dir", on_node, "--store", "ipfs", "--ipfs-api", ipfs_node.api_url, *RUN)
-    assert result.returncode == 0, result.stderr
-    result = bmoe("train", "--run-dir", on_disk, *RUN)
-    assert result.returncode == 0, result.stderr
-    return on_node, on_disk
+    return same_run_twice(tmp_path_factory.mktemp("ipfs-runs"), RUN,
+                          ("on-node", ["--store", "ipfs", "--ipfs-api", ipfs_node.api_url]), ("on-disk", []))
 
 
 def test_a_run_on_the_node_seals_the_same_chain_and_keeps_no_store_directory(runs: tuple[Path, Path]) -> None:

@@ -52,11 +52,15 @@ def cid(label: str) -> ChainCid:
     return digest("object " + label), RAW
 
 
+def dev_sender(node: Anvil) -> TransactionSender:
+    """Transactions from anvil's funded dev account."""
+    return TransactionSender(open_node(node.url, DEV_CHAIN_ID), account_from_key(DEV_KEY), DEV_CHAIN_ID)
+
+
 def funded_account(node: Anvil, name: str, ether: int = 10) -> LocalAccount:
     """A fresh account derived from ``name``, funded from anvil's dev account."""
     account = derive_eth_account(4242, name)
-    dev = TransactionSender(open_node(node.url, DEV_CHAIN_ID), account_from_key(DEV_KEY), DEV_CHAIN_ID)
-    fund(dev, [account.address], ether * ETHER)
+    fund(dev_sender(node), [account.address], ether * ETHER)
     return account
 
 

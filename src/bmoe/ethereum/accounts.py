@@ -20,6 +20,9 @@ from eth_account.signers.local import LocalAccount
 from bmoe.ethereum.errors import AccountKeyError
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import derive_identity
+from bmoe.recursion import restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 ETH_KEY_DOMAIN = b"bmoe-eth-key-v1"
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

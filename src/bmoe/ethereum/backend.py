@@ -30,7 +30,10 @@ from bmoe.ledger.blocks import Block, block_from_bytes
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import LedgerNode
+from bmoe.recursion import restore_recursion_limit
 from bmoe.storage import BlobStore, StorageError
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 
 class LedgerMismatch(EthereumError):

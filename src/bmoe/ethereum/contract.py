@@ -27,6 +27,9 @@ from bmoe.ethereum.sender import SentTransaction, TransactionSender
 from bmoe.ledger.blocks import GENESIS_PREV_HASH
 from bmoe.ledger.economics import Balance
 from bmoe.ledger.state import EdgeRecord
+from bmoe.recursion import restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 SEAL_GAS_FLOOR = 3_000_000  # what a sealing account must afford to connect: about one round at N = M = 10
 DEPLOY_GAS_FLOOR = 5_000_000

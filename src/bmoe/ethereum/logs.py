@@ -28,6 +28,9 @@ from bmoe.ethereum.records import (
     RoundRecord,
     SealHeader,
 )
+from bmoe.recursion import restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 LOG_SPAN = 10_000  # Ethereum blocks per eth_getLogs request (public nodes cap the range)
 

@@ -12,6 +12,9 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from bmoe.ethereum.errors import NodeUnreachable, WrongChain
+from bmoe.recursion import restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 RPC_TIMEOUT_SECONDS = 30.0
 

@@ -4,7 +4,8 @@ Owns :class:`EthereumSealer`, a ``LedgerNode`` sealer (``ledger/node.py``'s ``Se
 proposal it builds the block (header engine ``ethereum``; block 0 is mined by PoW like under every
 engine), puts the block's bytes in the run's store under the CID the contract records (so anyone who
 reads the contract can fetch the block), derives the contract's records by replaying the block on the
-state before it (``records.block_records``), sends them and waits for the receipt. The sealed block
+state before it (``records.block_records``), makes the store durable (``before_post``), sends them and
+waits for the receipt. The sealed block
 carries the certificate ``{"chain_id", "contract", "transaction", "block_number"}``
 (``ledger/sealing/ethereum.py``). A call the contract refuses seals nothing (``ContractReverted``).
 
@@ -42,11 +43,12 @@ class EthereumSealer:
     """Seals each proposal through ``contract``; ``state`` is the node's sealed state (before the block)."""
 
     def __init__(self, contract: LedgerContract, store: BlobStore, state: Callable[[], LedgerState],
-                 genesis_difficulty: int = 0) -> None:
+                 genesis_difficulty: int = 0, before_post: Callable[[], object] | None = None) -> None:
         self.contract = contract
         self.store = store
         self.state = state
         self.genesis_difficulty = genesis_difficulty
+        self.before_post = before_post  # makes the stored objects durable (a batching store's flush)
         self.costs = SealCosts()
 
     def __call__(self, proposal: Proposal) -> tuple[Block, float]:
@@ -71,6 +73,8 @@ class EthereumSealer:
         """Store ``block``'s bytes, send ``records``; the block with its certificate (block 0 carries none)."""
         started = time.perf_counter()
         self.store.put(proposal_bytes(block))
+        if self.before_post is not None:
+            self.before_post()  # the block's objects and bytes are durable before the contract names them
         sent = self.contract.seal_block(records)
         self.costs.gas.append(sent.gas_used)
         self.costs.seconds.append(time.perf_counter() - started)

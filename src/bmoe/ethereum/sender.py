@@ -19,6 +19,9 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from bmoe.ethereum.errors import AccountUnfunded, ContractReverted, EthereumError, NodeUnreachable
+from bmoe.recursion import restore_recursion_limit
+
+restore_recursion_limit()  # eth-account raised it at import: see bmoe/recursion.py
 
 TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): the most gas one transaction may use on mainnet
 GAS_MARGIN = 1.25  # on the estimate: warm/cold storage accounting can differ between estimate and block

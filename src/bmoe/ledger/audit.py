@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chain_check import check_chain
-from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError, short_hash
 from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
@@ -157,10 +156,16 @@ def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str |
     return None
 
 
+class ChainRows(Protocol):
+    """Where the audited blocks come from: a ``ChainStore``, or the chain an Ethereum contract sealed."""
+
+    def iter_raw(self) -> Iterator[tuple[int, str, bytes]]: ...
+
+
 BlockCheck = Callable[[LedgerState, Block], str | None]  # why an applied block's objects contradict it, or None
 
 
-def audit(chain: ChainStore, store: BlobStore, anchors: Anchors | None = None,
+def audit(chain: ChainRows, store: BlobStore, anchors: Anchors | None = None,
           block_check: BlockCheck | None = None) -> AuditReport:
     """Replay ``chain`` against ``store``; raise ChainIntegrityError / AuditFailure at the first fault.
 
@@ -214,7 +219,7 @@ def audit(chain: ChainStore, store: BlobStore, anchors: Anchors | None = None,
                 counts["required_evidence"] += why is not None
         reason = block_check(state, block) if block_check is not None else None
         if reason is not None:
-            raise AuditFailure(f"block {block.header.height}: {reason}")
+            raise AuditFailure(reason)  # check_chain names the block
 
     report = check_chain(chain.iter_raw(), on_block=on_block, seal_check=seal)
     if report.blocks == 0:

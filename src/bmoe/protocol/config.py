@@ -28,8 +28,10 @@ from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, T
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
 # Where the objects live is one of them: the same bytes have the same CID in every store.
+# So is where the Ethereum node answers and which key file holds the sealing account (the genesis names the
+# chain id, the contract and the account).
 EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir", "store",
-                                "ipfs_api"})
+                                "ipfs_api", "rpc_url", "eth_key"})
 __all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
            "from_dict"]
 
@@ -64,7 +66,7 @@ class RunConfig:
     result_bound: float = DEFAULT_RESULT_BOUND  # tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results
     update_bound: float = DEFAULT_UPDATE_BOUND  # tolerance: element-wise |Δ| / max(1, |w|) of updated weights
     difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
-    consensus: str = "pow"  # "pow" (the paper's; one proposer mines) or "pbft" (validators vote)
+    consensus: str = "pow"  # "pow" (the paper's; one proposer mines), "pbft" (validators vote) or "ethereum"
     validators: int = 1  # PBFT: n validators, tolerating f = (n - 1) // 3 Byzantine ones
     byzantine_validators: int = 0  # PBFT: how many of them misbehave (the first: view 0's primary is one)
     validator_attack: str = "tamper"  # tamper | silent | equivocate | garbage | replay
@@ -82,6 +84,8 @@ class RunConfig:
     store: str = "directory"  # where a run directory's objects live: "directory" (its store/) | "ipfs" (an IPFS
     # node); read by the command line (experiments/runs.run_store), not by Session, which takes the store it is given
     ipfs_api: str | None = None  # store "ipfs": the node's kubo HTTP RPC URL (None: kubo's http://127.0.0.1:5001)
+    rpc_url: str | None = None  # consensus "ethereum": the node's JSON-RPC URL
+    eth_key: str | None = None  # consensus "ethereum": the sealing account's key file (None: derived from the seed)
 
     def validate(self) -> RunConfig:
         """Check every setting (type, finite, range, sanity limits) and how they combine; see config_checks."""

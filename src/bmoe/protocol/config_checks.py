@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bmoe.protocol.config import RunConfig
 
 FRAMEWORKS = ("bmoe", "traditional")
-CONSENSUS_ENGINES = ("pow", "pbft")
+CONSENSUS_ENGINES = ("pow", "pbft", "ethereum")  # ethereum: blocks sealed by the run's contract (--ledger)
 VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
 STORES = ("directory", "ipfs")  # where a run directory's objects live
 EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/experts.py)
@@ -115,6 +115,8 @@ SETTINGS: dict[str, Setting] = {
     "min_stake": Setting("int", 0, MAX_UNITS, label="minimum stake to be assigned"),
     "store": Setting("str"),
     "ipfs_api": Setting("str", nullable=True, label="IPFS HTTP RPC URL"),
+    "rpc_url": Setting("str", nullable=True, label="Ethereum JSON-RPC URL"),
+    "eth_key": Setting("str", nullable=True, label="Ethereum key file"),
 }
 
 
@@ -185,6 +187,17 @@ def _check_choices(config: RunConfig) -> None:
                               f"got {getattr(config, name)!r}")
 
 
+def _check_ethereum(config: RunConfig) -> None:
+    if config.framework != "bmoe":
+        raise ConfigError("--ledger ethereum seals B-MoE's ledger; traditional keeps none")
+    if not config.rpc_url or not config.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--ledger ethereum needs --rpc-url, an http:// or https:// Ethereum JSON-RPC URL, got "
+                          f"{config.rpc_url!r}")
+    if config.validators != 1:
+        raise ConfigError("--ledger ethereum runs one validator in process (the contract orders the blocks); "
+                          "several validators run as a cluster: bmoe cluster up --ledger ethereum")
+
+
 def _check_together(config: RunConfig) -> None:
     n, k, m = config.num_experts, config.top_k, config.num_edges
     if k > n:
@@ -197,6 +210,8 @@ def _check_together(config: RunConfig) -> None:
                           "one result unverified (rule sole)")
     if config.framework == "traditional" and m < n:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
+    if config.consensus == "ethereum":
+        _check_ethereum(config)
     if config.consensus != "pbft" and config.validators != 1:
         raise ConfigError("several validators need --consensus pbft")
     if config.assignment not in ("all", "sampled", "adaptive"):

@@ -188,4 +188,5 @@ def block_check(store: BlobStore) -> Callable[[LedgerState, Block], str | None]:
 
 
 def _sizes(groups: list[tuple[str, ...]]) -> str:
-    return "[" + ", ".join(str(len(group)) for group in groups) + "]"
+    """Groups as sizes and members: ``[3: a1b2c3d4 e5f60718 9a0b1c2d, 2: ...]``."""
+    return "[" + ", ".join(f"{len(group)}: " + " ".join(edge[:8] for edge in group) for group in groups) + "]"

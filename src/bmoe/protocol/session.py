@@ -27,6 +27,7 @@ from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
 from bmoe.moe.payloads import check_task_fits, decode_task
+from bmoe.protocol import ethereum_ledger
 from bmoe.protocol.byzantine_validator import TamperingValidator
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
@@ -156,10 +157,14 @@ class Session:
         if isinstance(self.store, DirectoryStore) and self.store.batch:
             self.node.before_persist = self.store.flush  # objects are durable before the block naming them
         if self.node.state.height >= 0:
+            if config.consensus == "ethereum":
+                ethereum_ledger.reconnecting(self.node, self.store, config, ids)
             return None
         validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
+        deploy = ethereum_ledger.deploying(self.node, self.store, config, ids) if config.consensus == "ethereum" \
+            else None
         return write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim,
-                             self.factory, validator)
+                             self.factory, validator, deploy)
 
     def _validators(self, first: Signer) -> dict[str, Validator]:
         """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
@@ -194,6 +199,8 @@ class Session:
                                    [cid_of(serialize_tensors(w)) for w in experts])
         recorded.pop("config_hash", None)
         expected.pop("config_hash", None)
+        if self.config.consensus == "ethereum":  # the contract's address is known once deployed: the engine matters
+            recorded["consensus"] = {"engine": dict(recorded.get("consensus") or {}).get("engine")}
         if json.loads(json.dumps(expected)) != recorded:
             raise ConfigError("the run directory's chain was made with other settings (seed, N, K, M, "
                               "dataset, experts or rule differ); use a new --run-dir")

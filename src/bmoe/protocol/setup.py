@@ -6,6 +6,7 @@ same initial gate and experts (so the same CIDs) and the same genesis block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -88,8 +89,14 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
     return payload
 
 
+ConsensusSection = Callable[[dict[str, object]], dict[str, object]]  # genesis payload -> its consensus section
+
+
 def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:
-    """What an auditor needs to check every block's consensus proof."""
+    """What an auditor needs to check every block's consensus proof (Ethereum: only the engine until the
+    contract is deployed; ``write_genesis``'s ``consensus`` gives the whole section)."""
+    if config.consensus == "ethereum":
+        return {"engine": "ethereum"}
     if config.consensus == "pbft":
         return {"engine": "pbft", "validators": {v.name: v.address for v in ids.validators},
                 "f": (config.validators - 1) // 3}
@@ -97,13 +104,18 @@ def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:
 
 
 def write_genesis(node: LedgerNode, store: BlobStore, config: RunConfig, ids: Identities, spec: ExpertSpec,
-                  input_dim: int, factory: ExpertFactory | None, validator: Signer) -> Block | None:
+                  input_dim: int, factory: ExpertFactory | None, validator: Signer,
+                  consensus: ConsensusSection | None = None) -> Block | None:
     """Block 0. Under every engine it is mined by validator-0 alone: the founding block that all
-    participants accept by definition (PBFT seals every block after it)."""
+    participants accept by definition (the engine seals every block after it). ``consensus``: for an engine
+    whose section depends on the enrolment (Ethereum deploys its contract), the section for this payload."""
     gate_weights, expert_weights = initial_weights(config, spec, input_dim, factory)
     gate_cid = store.put(serialize_tensors(gate_weights))
     expert_cids = [store.put(serialize_tensors(w)) for w in expert_weights]
-    node.submit(validator.sign("genesis", genesis_payload(config, ids, spec, gate_cid, expert_cids)))
+    payload = genesis_payload(config, ids, spec, gate_cid, expert_cids)
+    if consensus is not None:
+        payload["consensus"] = consensus(payload)
+    node.submit(validator.sign("genesis", payload))
     return node.seal(timestamp=0)
 
 
