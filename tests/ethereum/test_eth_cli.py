@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.ethereum.accounts import derive_eth_account
-from bmoe.ethereum.anvil import Anvil
+from bmoe.ethereum.accounts import account_from_key, derive_eth_account
+from bmoe.ethereum.anvil import DEV_KEY, Anvil
 from bmoe.ethereum.sender import fund
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import DirectoryStore
@@ -74,6 +74,17 @@ def test_audit_names_a_tampered_object(runs: tuple[Path, Path], tmp_path: Path) 
         assert gate_cid in result.stdout + result.stderr
     finally:
         path.write_bytes(original)
+
+
+def test_a_run_seals_from_the_account_in_a_key_file(anvil_node: Anvil, tmp_path: Path) -> None:  # noqa: F811
+    key = tmp_path / "key.hex"
+    key.write_text(DEV_KEY + "\n")
+    result = bmoe("train", "--run-dir", tmp_path / "r", "--ledger", "ethereum", "--rpc-url", anvil_node.url,
+                  "--eth-key", key, *RUN[:-1], "78", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    with ChainStore(tmp_path / "r" / "chain.sqlite") as chain:
+        accounts = chain.block_at(0).transactions[0].payload["consensus"]["accounts"]
+    assert list(accounts.values()) == [account_from_key(DEV_KEY).address.lower()]
 
 
 def test_an_unreachable_node_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
