@@ -11,7 +11,8 @@ Owns what the audit is anchored to, beyond the chain itself (``ledger/audit.py``
 - ``--expect-head HASH`` (repeatable): a block hash the user recorded must be in the chain (a whole
   substituted run directory fails);
 - with ``--cluster DIR``: the cluster's ``config.json`` and enrolment file, every validator's chain
-  (they must agree), and the objects on the storage nodes.
+  (they must agree), and the objects on the storage nodes (or, under ``--store ipfs``, on the cluster's
+  IPFS node); a cluster sealing on Ethereum is checked against its contract, as a run directory is.
 
 It never writes: the chain is read from a private copy, the store is opened without creating it. A run whose
 objects live on an IPFS node (``--store ipfs``), or any run with ``--ipfs-api URL``, is checked against the
@@ -166,8 +167,9 @@ def _recorded_rpc_url(run_dir: Path) -> str | None:
 
 
 @contextmanager
-def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors]]:
-    """The storage nodes (read with the publisher's key), the validators' chain files, the cluster's anchors."""
+def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors, str | None]]:
+    """The storage nodes (read with the publisher's key) or the cluster's IPFS node, the validators' chain
+    files, the cluster's anchors, and the Ethereum node its config names (None: bmoe's own ledger)."""
     from bmoe.ledger.keys import load_identity
     from bmoe.net.cluster_file import load_cluster
     from bmoe.net.enrolment import load_enrolment
@@ -185,19 +187,34 @@ def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors]
     names = [name for name in enrolled if name.startswith(("validator-", "edge-"))]
     if fields and any(enrolled.get(n) not in (*fields["validators"], *fields["edges"]) for n in names):
         raise AuditFailure(f"{cluster.path(cluster.enrolment)} enrols keys that {cluster.config} does not derive")
+    rpc_url = read_config_file(cluster.path(cluster.config)).rpc_url if genesis else None
+    anchors = Anchors(genesis=fields, genesis_source=genesis[1] if genesis else "")
+    if cluster.ipfs_api:
+        from bmoe.storage.ipfs import IpfsStore
+
+        with IpfsStore(cluster.ipfs_api) as node:
+            node.ping()
+            yield node, chains, anchors, rpc_url
+        return
     addresses = trusted_stores(cluster.stores, identity, enrolled)
     with HttpBlobStore(cluster.stores, identity, node_addresses=addresses) as store:
-        yield store, chains, Anchors(genesis=fields, genesis_source=genesis[1] if genesis else "")
+        yield store, chains, anchors, rpc_url
 
 
 def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path, AuditReport]]:
     """Audit every validator's chain of the cluster in ``root`` against its storage nodes; they must agree."""
     reports: list[tuple[Path, AuditReport]] = []
-    with _cluster_store(root) as (store, chains, anchors):
+    with _cluster_store(root) as (store, chains, anchors, rpc_url):
         for path in chains:
             with chain_snapshot(path) as chain:
-                report = audit(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source),
-                               block_check(store))
+                section = ethereum_section(chain)
+                blocks = Anchors(heads, anchors.genesis, anchors.genesis_source)
+                if section is not None and rpc_url:
+                    from bmoe.ethereum.audit_run import audit_on_contract
+
+                    report = audit_on_contract(rpc_url, section, chain, store, blocks, block_check(store))
+                else:
+                    report = audit(chain, store, blocks, block_check(store))
             reports.append((path, report))
     _check_agreement(reports)
     return reports

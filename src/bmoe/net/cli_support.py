@@ -13,6 +13,7 @@ import sys
 import click
 
 from bmoe.data import DataError
+from bmoe.ethereum.errors import EthereumError
 from bmoe.ledger.errors import LedgerError
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
@@ -20,7 +21,8 @@ from bmoe.protocol.config import ConfigError
 from bmoe.storage import StorageError
 
 EXIT_USAGE = 2
-USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError, PayloadError)  # PayloadError: NaN data
+USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError, PayloadError,  # PayloadError: NaN data
+               EthereumError)  # a validator sealing on Ethereum: the node unreachable, the account unfunded
 
 
 def run_command(command: click.Command, argv: list[str] | None, prog: str) -> None:

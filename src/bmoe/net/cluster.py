@@ -13,12 +13,18 @@ someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
     bmoe cluster status --dir D
     bmoe cluster restart --dir D store-0
     bmoe cluster down --dir D
+    bmoe cluster up --dir D --edges 4 --ledger ethereum --store ipfs   (starts an anvil and a js-ipfs daemon)
+    bmoe cluster up --dir D --edges 4 --ledger ethereum --rpc-url URL --store ipfs --ipfs-api URL   (your nodes)
 
 One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
 replica per validator process. Edges whose numeric profiles (``--fleet``) compute differently need
 ``--comparison tolerance``: under exact comparison such a fleet is refused before anything is
 written (:mod:`bmoe.net.fleet_check`). ``--framework traditional`` runs the paper's baseline instead: one
 server without a ledger or verification, edge i hosting expert i (for latency comparisons).
+``--ledger ethereum`` seals every block through the run's contract on an Ethereum node (one validator),
+``--store ipfs`` keeps every object on an IPFS node instead of storage nodes: without ``--rpc-url`` /
+``--ipfs-api`` the cluster starts the node itself, as a process of role ``engine``
+(:mod:`bmoe.net.cluster_engines`).
 """
 
 from __future__ import annotations
@@ -35,8 +41,18 @@ from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import run_command
+from bmoe.net.cluster_engines import (
+    ENGINE,
+    check_engines,
+    config_changes,
+    engine_ready,
+    engine_records,
+    fund_sealer,
+    parse_engines,
+    planned_urls,
+)
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
-from bmoe.net.cluster_launch import plan, refuse_running, restart, start, validator_processes
+from bmoe.net.cluster_launch import free_ports, plan, refuse_running, restart, start, validator_processes
 from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.fleet_check import MixedFleet, check_fleet
@@ -84,16 +100,21 @@ def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: f
         raise SetupError(str(exc)) from None
 
 
-def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[str, ...]) -> RunConfig:
+def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[str, ...],
+            engine_changes: dict[str, Any] | None = None) -> RunConfig:
     values = load_run_config(base).to_dict() if base is not None else RunConfig().to_dict()
     changes = _comparison_changes(values, *(settings[flag] for flag in COMPARISON_FLAGS))
     changes.update({CONFIG_FLAGS[flag]: value for flag, value in settings.items()
                     if value is not None and flag not in COMPARISON_FLAGS})
     if attack_params:
         changes["attack_params"] = parse_params(attack_params)
+    if engine_changes and "consensus" in engine_changes and settings["consensus"] not in (None, "pow", "ethereum"):
+        raise SetupError(f"--ledger ethereum seals every block through its contract: drop --consensus "
+                         f"{settings['consensus']}")
+    changes.update(engine_changes or {})
     validators = changes.get("validators", values["validators"])
     consensus = changes.get("consensus", values["consensus"])
-    if not ((validators == 1 and consensus == "pow") or (validators >= 4 and consensus == "pbft")):
+    if not ((validators == 1 and consensus in ("pow", "ethereum")) or (validators >= 4 and consensus == "pbft")):
         raise SetupError(PBFT_UNSUPPORTED)
     try:
         config = from_dict({**values, **changes})
@@ -141,7 +162,7 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--config", "base_config", type=click.Path(path_type=Path), default=None,
               help="a RunConfig JSON to start from (the flags below override it)")
 @click.option("--edges", type=click.IntRange(min=1), default=None, help="M edges [config: 10]")
-@click.option("--stores", type=click.IntRange(min=1), default=2, show_default=True, help="storage nodes")
+@click.option("--stores", type=click.IntRange(min=1), default=None, help="storage nodes [2]")
 @click.option("--replication", type=click.IntRange(min=1), default=None, help="copies per blob [min(2, stores)]")
 @click.option("--malicious", type=float, default=None, help="share of malicious edges (the last ones) [0]")
 @click.option("--attack", default=None, help="the malicious edges' behaviour [gaussian]")
@@ -190,10 +211,29 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--listen", "listen", multiple=True, metavar="NAME=ADDRESS",
               help="where a store or validator listens and is reached (e.g. store-1=127.0.0.2), repeatable "
                    "[127.0.0.1]")
-def up_command(root: Path, base_config: Path | None, stores: int, replication: int | None,
+@click.option("--ledger", type=click.Choice(["bmoe", "ethereum"]), default=None,
+              help="bmoe (its own chain, sealed by --consensus) or ethereum (the run's contract on an Ethereum "
+                   "node; one validator) [bmoe]")
+@click.option("--rpc-url", default=None, metavar="URL",
+              help="--ledger ethereum: your node's JSON-RPC URL, its sealing account funded [an anvil the "
+                   "cluster starts and funds]")
+@click.option("--eth-key", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="--ledger ethereum: the sealing account's private key (hex) [derived from the seed]")
+@click.option("--store", "object_store", type=click.Choice(["bmoe", "ipfs"]), default=None,
+              help="where objects live: bmoe's storage nodes (--stores) or an IPFS node [bmoe]")
+@click.option("--ipfs-api", default=None, metavar="URL",
+              help="--store ipfs: your node's kubo HTTP RPC URL [a js-ipfs daemon the cluster starts]")
+def up_command(root: Path, base_config: Path | None, stores: int | None, replication: int | None,
                attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
-               listen: tuple[str, ...], **settings: Any) -> None:
-    config = _config(base_config, settings, attack_params)
+               listen: tuple[str, ...], ledger: str | None, rpc_url: str | None, eth_key: Path | None,
+               object_store: str | None, ipfs_api: str | None, **settings: Any) -> None:
+    engines = parse_engines(ledger, rpc_url, eth_key, object_store, ipfs_api)
+    if engines.store == "ipfs" and (stores is not None or replication is not None):
+        raise SetupError("--stores and --replication size bmoe's storage nodes: under --store ipfs every object "
+                         "lives on the IPFS node")
+    stores = 0 if engines.store == "ipfs" else (stores if stores is not None else 2)
+    rpc_url, ipfs_api = planned_urls(engines, free_ports(engines.starts_anvil + engines.starts_ipfs))
+    config = _config(base_config, settings, attack_params, config_changes(engines, rpc_url, ipfs_api))
     hosts = _listen_addresses(listen, config, stores)
     replication = replication if replication is not None else min(2, stores)
     if replication > stores:
@@ -202,15 +242,21 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
         raise SetupError(f"--dir {root} exists and is not a directory")
     refuse_running(root)
     shape, num_classes = dataset_shape(config)
+    check_engines(engines, config)  # engines installed, named nodes answering, the account funded
     cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port,
-                   hosts=hosts)
+                   hosts=hosts, engines=engine_records(root.resolve(), engines, rpc_url, ipfs_api),
+                   ipfs_api=ipfs_api if engines.store == "ipfs" else None)
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
-    ledger = ("1 server (traditional: no ledger)" if config.framework == "traditional"
-              else f"{validators} validator(s) ({config.consensus})")
-    click.echo(f"bmoe cluster: starting {stores} storage node(s), {ledger}, {config.edges_in_play} edges "
-               f"({attackers} running {config.attack if attackers else 'no attack'}) in {cluster.root}")
+    sealing = ("1 server (traditional: no ledger)" if config.framework == "traditional"
+              else f"{validators} validator(s) ({config.consensus}{f' on {rpc_url}' if engines.rpc_url else ''})")
+    objects = (f"{stores} storage node(s)" if engines.store != "ipfs"
+               else f"objects on the IPFS node at {ipfs_api}" if engines.ipfs_api else "a js-ipfs node (objects)")
+    anvil = "an anvil (Ethereum), " if engines.starts_anvil else ""
+    click.echo(f"bmoe cluster: starting {anvil}{objects}, {sealing}, "
+               f"{config.edges_in_play} edges ({attackers} running {config.attack if attackers else 'no attack'}) "
+               f"in {cluster.root}")
     publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
                            trusted=[v.address for v in derive_identities(config).validators])
 
@@ -218,7 +264,8 @@ def up_command(root: Path, base_config: Path | None, stores: int, replication: i
         click.echo(_row(record, cluster, "ready  "))
         sys.stdout.flush()
 
-    start(cluster, publisher, start_timeout, announce)
+    start(cluster, publisher, start_timeout, announce,
+          engines_ready=(lambda: fund_sealer(config)) if engines.starts_anvil else None)
     urls = ", ".join(r.url for r in cluster.by_role("validator") if r.url)
     click.echo(f"ready: {'server' if config.framework == 'traditional' else 'validator'}(s) {urls}; publish with "
                f"`bmoe train --cluster {cluster.root} --rounds N`; "
@@ -244,7 +291,8 @@ def status_command(root: Path) -> None:
             down += process is None
             state = "stopped" if process is None else "running" if process.recorded else "running (by hand)"
             if process and record.url:
-                state += ", healthy" if _health(record.url) else ", not answering"
+                healthy = engine_ready(record)() if record.role == ENGINE else _health(record.url)
+                state += ", healthy" if healthy else ", not answering"
             elif process and record.name in polled:
                 state += f", polled {polled[record.name]:.1f} s ago"
             click.echo(_row(record, cluster, f"{state:<37} ", process.pid if process else None))
@@ -287,7 +335,7 @@ def _validator_get(client: httpx.Client, url: str) -> dict[str, Any]:
 def down_command(root: Path, grace: float) -> None:
     cluster = load_cluster(root)
     found = find_running(cluster)  # the recorded processes, and any restarted by hand
-    rank = {"edge": 0, "validator": 1, "store": 2}
+    rank = {"edge": 0, "validator": 1, "store": 2, ENGINE: 3}
     roles = {record.name: record.role for record in cluster.processes}
     running = sorted(found, key=lambda process: rank.get(roles[process.name], 0))
     left = stop([(process.pid, process.start_time) for process in running], grace)

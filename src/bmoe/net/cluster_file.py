@@ -4,7 +4,7 @@ Owns the file's format. Paths inside are relative to the cluster directory::
 
     {"version": 1, "seed": 0, "config": "config.json", "input_shape": [1, 8, 8], "num_classes": 4,
      "edge_timeout": 5.0, "enrolment": "enrolled.json", "stores": [url, ...], "validator": url,
-     "publisher_key": "keys/publisher.key",
+     "publisher_key": "keys/publisher.key", ["ipfs_api": url, with "stores": [] under --store ipfs,]
      "processes": [{"name": "store-0", "role": "store", "url": ..., "address": ..., "key": "keys/store-0.key",
                     "log": "logs/store-0.log", "pid": 1234, "start_time": 5678, "argv": [...],
                     "index": null, "behaviour": null, "data": "store-0", "host": null, "wrap": []}, ...]}
@@ -34,7 +34,7 @@ class ProcessRecord:
     """One process of the cluster."""
 
     name: str
-    role: str  # store | validator | edge
+    role: str  # store | validator | edge | engine (an Ethereum or IPFS node the cluster started)
     url: str | None
     address: str
     key: str
@@ -62,6 +62,7 @@ class ClusterDescription:
     validator: str
     publisher_key: str
     processes: list[ProcessRecord] = field(default_factory=list)
+    ipfs_api: str | None = None  # --store ipfs: the IPFS node holding the objects (no storage nodes then)
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -87,6 +88,8 @@ class ClusterDescription:
 
     def to_dict(self) -> dict[str, Any]:
         body = {key: value for key, value in asdict(self).items() if key not in ("root", "processes")}
+        if self.ipfs_api is None:
+            del body["ipfs_api"]  # a cluster on bmoe's storage nodes: the file as before
         return {"version": VERSION, **body, "processes": [asdict(record) for record in self.processes]}
 
     def save(self) -> None:

@@ -8,7 +8,9 @@ Python for a profile such as ``mkl-compat`` that must be set before torch loads)
 started detached, by its explicit command line (recorded in ``cluster.json``),
 with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
 ``cluster down`` can always stop what was started, even after a failed ``up``. :func:`restart`
-starts one process again by its recorded command line (``bmoe cluster restart NAME``).
+starts one process again by its recorded command line (``bmoe cluster restart NAME``). A cluster on real
+engines (:mod:`bmoe.net.cluster_engines`) starts its anvil and js-ipfs daemon first, as processes of
+role ``engine``; under ``--store ipfs`` it has no storage nodes: every process is given ``--ipfs-api``.
 
 By default everything listens on 127.0.0.1. :func:`plan` also takes, per process name, the address
 a store or the validator listens on (``hosts``) and a prefix for its command line (``wrap``, e.g.
@@ -31,6 +33,7 @@ from bmoe.edge.behaviour import EdgeBehaviour
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.keys import derive_identity, save_identity
 from bmoe.net.auth import SignedAuth
+from bmoe.net.cluster_engines import ENGINE, engine_ready
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
 from bmoe.net.cluster_pids import find_running
 from bmoe.net.enrolment import save_enrolment
@@ -91,12 +94,15 @@ def _url(host: str, port: int) -> str:
 
 def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classes: int, stores: int,
          replication: int, edge_timeout: float, base_port: int, *, hosts: Mapping[str, str] | None = None,
-         wrap: Mapping[str, Sequence[str]] | None = None) -> ClusterDescription:
+         wrap: Mapping[str, Sequence[str]] | None = None, engines: Sequence[ProcessRecord] = (),
+         ipfs_api: str | None = None) -> ClusterDescription:
     """Write keys, enrolment and config under ``root``; the description of every process (none started).
 
     ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
     listens on and is reached at (default 127.0.0.1); ``wrap`` maps any process's name to a command
-    prefix its command line starts with (default none)."""
+    prefix its command line starts with (default none). ``engines``: the Ethereum and IPFS nodes the
+    cluster starts first (:mod:`bmoe.net.cluster_engines`); ``ipfs_api``: the IPFS node every process
+    reads and writes objects on instead of storage nodes (``stores`` is 0 then)."""
     hosts = dict(hosts or {})
     wraps = {name: list(prefix) for name, prefix in (wrap or {}).items()}
     root.mkdir(parents=True, exist_ok=True)
@@ -121,7 +127,8 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     py = [sys.executable, "-m"]
     shape = ",".join(map(str, input_shape))
     common = ["--enrolled", str(root / ENROLMENT_FILE)]
-    processes = []
+    objects = ["--ipfs-api", ipfs_api] if ipfs_api is not None else ["--stores", ",".join(store_urls)]
+    processes = list(engines)
     for j, (identity, url) in enumerate(zip(store_ids, store_urls, strict=True)):
         peers = ",".join(u for u in store_urls if u != url)
         prefix = wraps.get(identity.name, [])
@@ -135,7 +142,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     for i, validator in enumerate(validators):
         prefix = wraps.get(validator.name, [])
         argv = [*prefix, *py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
-                "--key", str(root / "keys" / f"{validator.name}.key"), *common, "--stores", ",".join(store_urls),
+                "--key", str(root / "keys" / f"{validator.name}.key"), *common, *objects,
                 "--host", validator_hosts[i], "--port", str(ports[stores + i]),
                 "--run-dir", str(root / validator.name),
                 "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes),
@@ -149,14 +156,15 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         environment = ["env", *(f"{key}={value}" for key, value in profile.env)] if profile.env else []
         argv = [*prefix, *environment, *py, "bmoe.net.edge_main", "--index", str(index), "--profile", profile.name,
                 "--validator", ",".join(validator_urls),
-                "--stores", ",".join(store_urls), "--key", str(root / "keys" / f"{identity.name}.key"),
+                *objects, "--key", str(root / "keys" / f"{identity.name}.key"),
                 "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),
                 *_behaviour_flags(behaviour)]
         processes.append(ProcessRecord(identity.name, "edge", None, identity.address, f"keys/{identity.name}.key",
                                        f"logs/{identity.name}.log", argv=argv, index=index,
                                        behaviour=_behaviour_record(behaviour), wrap=prefix))
     return ClusterDescription(root, config.seed, CONFIG_FILE, list(input_shape), num_classes, edge_timeout,
-                              ENROLMENT_FILE, store_urls, validator_url, f"keys/{ids.publisher.name}.key", processes)
+                              ENROLMENT_FILE, store_urls, validator_url, f"keys/{ids.publisher.name}.key", processes,
+                              ipfs_api=ipfs_api)
 
 
 def _last_line(path: Path) -> str:
@@ -201,21 +209,29 @@ def _edges_polled(cluster: ClusterDescription, client: httpx.Client, names: list
     return check
 
 
+def _ready(record: ProcessRecord) -> Callable[[], bool]:
+    """Whether ``record`` (a store, a validator or an engine) answers at its URL."""
+    assert record.url is not None
+    return engine_ready(record) if record.role == ENGINE else _healthy(record.url, record.address)
+
+
 def start(cluster: ClusterDescription, publisher: SignedAuth, timeout: float,
-          announce: Callable[[ProcessRecord], None]) -> None:
-    """Start stores, then the validator, then the edges, each once its predecessors are ready.
+          announce: Callable[[ProcessRecord], None], engines_ready: Callable[[], None] | None = None) -> None:
+    """Start the engines (if any), stores, then the validator, then the edges, each once its predecessors
+    are ready; ``engines_ready`` runs once the engines answer (funding the sealing account).
 
     On failure every process started so far is stopped and the error re-raised."""
     try:
-        for role in ("store", "validator"):
+        for role in (ENGINE, "store", "validator"):
             records = cluster.by_role(role)
             for record in records:
                 record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
                 cluster.save()
             for record in records:
-                assert record.url is not None
-                _wait(cluster, record, _healthy(record.url, record.address), timeout)
+                _wait(cluster, record, _ready(record), timeout)
                 announce(record)
+            if role == ENGINE and engines_ready is not None:
+                engines_ready()
         edges = cluster.by_role("edge")
         for record in edges:
             record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
@@ -260,7 +276,7 @@ def restart(cluster: ClusterDescription, record: ProcessRecord, publisher: Signe
     record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
     cluster.save()
     if record.url is not None:
-        _wait(cluster, record, _healthy(record.url, record.address), timeout)
+        _wait(cluster, record, _ready(record), timeout)
     else:
         with httpx.Client(auth=publisher, timeout=2.0) as client:
             _wait(cluster, record, _polled_since(cluster, client, record.name, started), timeout)

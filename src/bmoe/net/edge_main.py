@@ -7,6 +7,9 @@ check against the genesis, the behaviour, then :class:`~bmoe.net.edge_node.EdgeL
     python -m bmoe.net.edge_main --validator http://127.0.0.1:7100 --stores http://127.0.0.1:7001 \\
         --key edge-3.key --index 3 --config config.json [--attack gaussian --attack-param probability=1]
 
+``--ipfs-api URL`` instead of ``--stores``: the objects live on that IPFS node (``--store ipfs``), every
+read verified against its CID.
+
 Numeric profile: ``--profile NAME``, else the config's ``fleet`` entry for this edge; a profile
 that sets environment variables (``mkl-compat``) is refused unless the process was started with them.
 The edge declares its profile in every poll, so a validator under exact comparison refuses tasks
@@ -33,7 +36,7 @@ import torch
 from bmoe.edge.profiles import FleetError, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
-from bmoe.ledger.keys import load_identity
+from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Signer
 from bmoe.moe.experts import ExpertSpec
 from bmoe.net.cli_support import run_command
@@ -46,6 +49,7 @@ from bmoe.net.node_setup import (
     SetupError,
     check_identity,
     dataset_shape,
+    ipfs_store,
     load_run_config,
     make_edge_behaviour,
     parse_params,
@@ -55,12 +59,14 @@ from bmoe.net.node_setup import (
 )
 from bmoe.net.work_wire import declaration_query
 from bmoe.protocol.setup import behaviours, derive_identities
+from bmoe.storage import BlobStore
 
 
 @dataclass
 class EdgeArgs:
     validator: str | None = None
     stores: str | None = None
+    ipfs_api: str | None = None
     key: Path | None = None
     config: Path | None = None
     enrolled: Path | None = None
@@ -74,9 +80,9 @@ def from_cluster(root: Path, index: int) -> EdgeArgs:
     cluster = load_cluster(root)
     record = cluster.edge(index)
     addresses = {r.url: r.address for r in cluster.by_role("store") if r.url}
-    return EdgeArgs(cluster.validator, ",".join(cluster.stores), cluster.path(record.key), cluster.path(cluster.config),
-                    cluster.path(cluster.enrolment), ",".join(map(str, cluster.input_shape)), cluster.num_classes,
-                    record.behaviour, addresses)
+    return EdgeArgs(cluster.validator, None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
+                    cluster.path(record.key), cluster.path(cluster.config), cluster.path(cluster.enrolment),
+                    ",".join(map(str, cluster.input_shape)), cluster.num_classes, record.behaviour, addresses)
 
 
 def _log(name: str) -> Callable[[str], None]:
@@ -93,6 +99,8 @@ def _log(name: str) -> Callable[[str], None]:
 @click.option("--index", type=click.IntRange(min=0), required=True, help="this edge's index I (its key is edge-I)")
 @click.option("--validator", default=None, help="the validator's URL")
 @click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--ipfs-api", default=None, metavar="URL",
+              help="instead of --stores: the IPFS node (kubo HTTP RPC) holding the objects")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="this edge's identity file")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
 @click.option("--enrolled", type=click.Path(path_type=Path), default=None,
@@ -104,19 +112,25 @@ def _log(name: str) -> Callable[[str], None]:
 @click.option("--profile", "profile_name", default=None,
               help="numeric profile (edge/profiles.py) [the config's fleet entry for this edge]")
 def edge_command(cluster_dir: Path | None, index: int, validator: str | None, stores: str | None,
-                 key_file: Path | None, config_file: Path | None, enrolled: Path | None, attack: str | None,
+                 ipfs_api: str | None, key_file: Path | None, config_file: Path | None, enrolled: Path | None,
+                 attack: str | None,
                  attack_params: tuple[str, ...], input_shape: str | None, classes: int | None,
                  profile_name: str | None) -> None:
     args = from_cluster(cluster_dir, index) if cluster_dir is not None else EdgeArgs()
-    for name, value in (("validator", validator), ("stores", stores), ("key", key_file), ("config", config_file),
+    if stores is not None and ipfs_api is not None:
+        raise click.UsageError("give --stores or --ipfs-api, not both")
+    if stores is not None or ipfs_api is not None:
+        args.stores, args.ipfs_api = stores, ipfs_api
+    for name, value in (("validator", validator), ("key", key_file), ("config", config_file),
                         ("enrolled", enrolled), ("input_shape", input_shape), ("classes", classes)):
         if value is not None:
             setattr(args, name, value)
-    missing = [flag for flag, value in (("--validator", args.validator), ("--stores", args.stores),
+    missing = [flag for flag, value in (("--validator", args.validator),
+                                        ("--stores", args.stores or args.ipfs_api),
                                         ("--key", args.key), ("--config", args.config)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
-    assert args.validator and args.stores and args.key and args.config
+    assert args.validator and args.key and args.config
     config = load_run_config(args.config)
     ids = derive_identities(config)
     if index >= len(ids.edges):
@@ -140,14 +154,10 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         shape, num_classes = parse_shape(args.input_shape), args.classes
     else:
         shape, num_classes = dataset_shape(config)
-    store_urls = parse_urls(args.stores)
-    addresses = args.store_addresses or None
-    if args.enrolled is not None and not addresses:
-        addresses = trusted_stores(store_urls, identity, load_enrolment(args.enrolled))
+    store, where = _store(args, identity)
     validator_urls = parse_urls(args.validator, "--validator")
     validator_url = validator_urls[0]
     torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
-    store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
     spec = ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden)
     runtime = ExpertRuntime(store, spec, profile=profile)
     worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
@@ -156,13 +166,26 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
                     log=log, validator_urls=validator_urls, trusted=[v.address for v in ids.validators],
                     declared=declaration_query(profile.name, numerics_of(profile, config.threads)))
     click.echo(f"bmoe edge: edge-{index} {identity.address} polling {validator_url}, behaviour "
-               f"{behaviour.describe()}, profile {profile.name}, {len(store_urls)} storage node(s)")
+               f"{behaviour.describe()}, profile {profile.name}, {where}")
     sys.stdout.flush()
     try:
         loop.run()
     finally:
         loop.close()
         store.close()
+
+
+def _store(args: EdgeArgs, identity: Identity) -> tuple[BlobStore, str]:
+    """The edge's store (storage nodes, their replies checked against the enrolment when given; or the IPFS
+    node) and what to call it."""
+    if args.ipfs_api is not None:
+        return ipfs_store(args.ipfs_api), f"IPFS node {args.ipfs_api}"
+    assert args.stores is not None
+    store_urls = parse_urls(args.stores)
+    addresses = args.store_addresses or None
+    if args.enrolled is not None and not addresses:
+        addresses = trusted_stores(store_urls, identity, load_enrolment(args.enrolled))
+    return HttpBlobStore(store_urls, identity, node_addresses=addresses), f"{len(store_urls)} storage node(s)"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 * :func:`trusted_stores` asks each storage node's ``/health`` who it is and keeps the answer only if
   the reply is signed by an enrolled key, giving the ``node_addresses`` an ``HttpBlobStore`` checks
   every later reply against;
+* :func:`ipfs_store` opens the IPFS node a deployment under ``--store ipfs`` keeps its objects on;
 * :func:`shape_only_dataset` is the ``Dataset`` a validator hands to ``Session``: the shapes and the
   classes, no samples (the validator decodes every task's ``x`` and ``y`` from the task blob).
 """
@@ -31,6 +32,7 @@ from bmoe.net.placement import normalize_url
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.run_dir import read_config_file
+from bmoe.storage import BlobStore, StorageError
 
 
 class SetupError(NetError, ValueError):
@@ -80,6 +82,22 @@ def trusted_stores(urls: Sequence[str], identity: Identity, enrolled: Mapping[st
                 raise SetupError(f"storage node {url} claims {address} but signs as another key")
             trusted[url] = str(address)
     return trusted
+
+
+def ipfs_store(url: str) -> BlobStore:
+    """An :class:`~bmoe.storage.ipfs.IpfsStore` on the IPFS node at ``url`` (every read verified against its
+    CID), checked to answer: the store of a deployment under ``--store ipfs``, instead of storage nodes."""
+    from bmoe.storage.ipfs import IpfsStore
+
+    if not url.startswith(("http://", "https://")):
+        raise SetupError(f"--ipfs-api must be an http:// or https:// URL, got {url!r}")
+    store = IpfsStore(url.rstrip("/"))
+    try:
+        store.ping()
+    except StorageError as exc:
+        store.close()
+        raise SetupError(str(exc)) from None
+    return store
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ and ``bmoe publish`` (``python -m bmoe.net.publisher``):
 
     python -m bmoe.net.publisher --cluster-dir D --rounds 3
     python -m bmoe.net.publisher --cluster-dir D --infer --limit 200
+    python -m bmoe.net.publisher --validator URL --ipfs-api URL --key K --config C --rounds 3   (--store ipfs)
 
 The publisher continues from the ledger: its first round is the validator's count of sealed
 training tasks, its first nonce the sealed one plus 1 (``GET /head``).
@@ -33,7 +34,7 @@ from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.errors import NetError
 from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.node_setup import check_identity, load_run_config, parse_urls
+from bmoe.net.node_setup import check_identity, ipfs_store, load_run_config, parse_urls
 from bmoe.net.tcp import client_transport
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.round import publish_task
@@ -258,6 +259,8 @@ def _describe(record: dict[str, Any]) -> str:
               help="read the settings from DIR/cluster.json (explicit flags override)")
 @click.option("--validator", default=None, help="the validator's URL (PBFT: every validator's, comma-separated)")
 @click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--ipfs-api", default=None, metavar="URL",
+              help="instead of --stores: the IPFS node (kubo HTTP RPC) holding the objects")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="the publisher's identity file")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
 @click.option("--rounds", type=click.IntRange(min=1), default=None, help="training rounds to add [default: config]")
@@ -265,38 +268,49 @@ def _describe(record: dict[str, Any]) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="with --infer: the first N test samples")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TASK_TIMEOUT_S, show_default=True,
               help="seconds to wait for each task to be sealed")
-def publish_command(cluster_dir: Path | None, validator: str | None, stores: str | None, key_file: Path | None,
-                    config_file: Path | None, rounds: int | None, infer: bool, limit: int | None,
-                    timeout: float) -> None:
+def publish_command(cluster_dir: Path | None, validator: str | None, stores: str | None, ipfs_api: str | None,
+                    key_file: Path | None, config_file: Path | None, rounds: int | None, infer: bool,
+                    limit: int | None, timeout: float) -> None:
+    if stores is not None and ipfs_api is not None:
+        raise click.UsageError("give --stores or --ipfs-api, not both")
     if cluster_dir is not None:
         cluster = load_cluster(cluster_dir)
         validator = validator or ",".join(r.url for r in cluster.by_role("validator") if r.url)
-        stores = stores or ",".join(cluster.stores)
+        if stores is None and ipfs_api is None:
+            stores, ipfs_api = (None, cluster.ipfs_api) if cluster.ipfs_api else (",".join(cluster.stores), None)
         key_file = key_file or cluster.path(cluster.publisher_key)
         config_file = config_file or cluster.path(cluster.config)
-    missing = [flag for flag, value in (("--validator", validator), ("--stores", stores), ("--key", key_file),
-                                        ("--config", config_file)) if value is None]
+    missing = [flag for flag, value in (("--validator", validator), ("--stores", stores or ipfs_api),
+                                        ("--key", key_file), ("--config", config_file)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
-    assert validator and stores and key_file and config_file
+    assert validator and key_file and config_file
     config = load_run_config(config_file)
     identity = load_identity(key_file)
     check_identity(identity, derive_identities(config).publisher, "publisher")
     dataset = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
                            config.limit_train, config.limit_test)
-    store_urls = list(parse_urls(stores))
-    urls = list(parse_urls(validator, "--validator"))
+    objects: BlobStore | list[str] = ipfs_store(ipfs_api) if ipfs_api is not None else list(parse_urls(str(stores)))
+    try:
+        _publish(objects, list(parse_urls(validator, "--validator")), identity, config, dataset, rounds, infer, limit,
+                 timeout)
+    finally:
+        if isinstance(objects, BlobStore):
+            objects.close()  # type: ignore[attr-defined]
 
+
+def _publish(objects: BlobStore | list[str], urls: list[str], identity: Identity, config: RunConfig, dataset: Dataset,
+             rounds: int | None, infer: bool, limit: int | None, timeout: float) -> None:
     def show(record: dict[str, Any]) -> None:
         click.echo(_describe(record))
         sys.stdout.flush()
 
     if infer:
-        accuracy = publish_inference(urls, store_urls, identity, config, dataset, limit=limit, on_round=show,
+        accuracy = publish_inference(urls, objects, identity, config, dataset, limit=limit, on_round=show,
                                      timeout=timeout)
         click.echo(f"inference accuracy {accuracy:.4f}")
     else:
-        publish_training(urls, store_urls, identity, config, dataset, rounds or config.rounds, on_round=show,
+        publish_training(urls, objects, identity, config, dataset, rounds or config.rounds, on_round=show,
                          timeout=timeout)
     with Validators(urls, identity, config) as validators:
         head = validators.head()

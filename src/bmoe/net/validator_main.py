@@ -8,6 +8,10 @@ its edges, bind, serve. Bad flags or files print one line and exit 2 before anyt
     python -m bmoe.net.validator_main --config config.json --key validator-0.key --enrolled enrolled.json \\
         --stores http://127.0.0.1:7001,http://127.0.0.1:7002 --port 7100 --run-dir runs/v0 --edge-timeout 10
 
+``--ipfs-api URL`` instead of ``--stores``: the objects live on that IPFS node (``--store ipfs``). Under
+consensus ``ethereum`` the one validator seals every block through the run's contract on the config's
+``rpc_url`` (deployed when the chain is new).
+
 The validator holds no training data: tasks carry their samples. ``Session`` still wants a dataset
 for the input shape and the classes; ``--input-shape``/``--classes`` give them, else the config's
 dataset is loaded once to read them (digits and synthetic are offline and quick).
@@ -16,12 +20,13 @@ dataset is loaded once to read them (digits and synthetic are offline and quick)
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from bmoe.ledger.keys import load_identity
+from bmoe.ledger.keys import Identity, load_identity
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
@@ -31,6 +36,7 @@ from bmoe.net.node_setup import (
     SetupError,
     check_identity,
     dataset_shape,
+    ipfs_store,
     load_run_config,
     parse_shape,
     parse_urls,
@@ -44,10 +50,11 @@ from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorServ
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
+from bmoe.storage import BlobStore
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
-                    "--validators 4 or more)")
+                    "--validators 4 or more), or one validator sealing on Ethereum (--ledger ethereum)")
 
 
 def parse_peers(text: str) -> dict[str, str]:
@@ -67,6 +74,7 @@ class ValidatorArgs:
     key: Path | None = None
     enrolled: Path | None = None
     stores: str | None = None
+    ipfs_api: str | None = None
     host: str = "127.0.0.1"
     port: int | None = None
     run_dir: Path | None = None
@@ -81,15 +89,15 @@ def from_cluster(root: Path) -> ValidatorArgs:
     record = cluster.by_role("validator")[0]
     port = int(cluster.validator.rsplit(":", 1)[1])
     return ValidatorArgs(cluster.path(cluster.config), cluster.path(record.key), cluster.path(cluster.enrolment),
-                         ",".join(cluster.stores), record.host or "127.0.0.1", port,
-                         cluster.run_dir(record), cluster.edge_timeout,
+                         None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
+                         record.host or "127.0.0.1", port, cluster.run_dir(record), cluster.edge_timeout,
                          ",".join(map(str, cluster.input_shape)), cluster.num_classes)
 
 
 def check_single_validator(config: RunConfig) -> None:
     if config.consensus == "pbft" and config.validators >= 4:
         pass  # n validator processes, one PBFT replica each (``--peers``)
-    elif config.consensus != "pow" or config.validators != 1:
+    elif config.consensus not in ("pow", "ethereum") or config.validators != 1:
         raise SetupError(PBFT_UNSUPPORTED)
     if config.framework == "traditional" and config.consensus != "pow":
         raise SetupError("the traditional framework has one server and no consensus: use --consensus pow "
@@ -104,6 +112,8 @@ def check_single_validator(config: RunConfig) -> None:
 @click.option("--enrolled", type=click.Path(path_type=Path), default=None,
               help="enrolment file: publisher, edges, validators (and the storage nodes)")
 @click.option("--stores", default=None, help="comma-separated storage node URLs")
+@click.option("--ipfs-api", default=None, metavar="URL",
+              help="instead of --stores: the IPFS node (kubo HTTP RPC) holding the objects")
 @click.option("--host", default=None, help="address to listen on [default: 127.0.0.1]")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="0 picks a free port [default: 0]")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="where the chain lives (SQLite)")
@@ -119,21 +129,27 @@ def check_single_validator(config: RunConfig) -> None:
 @click.option("--max-body", type=click.IntRange(min=1), default=DEFAULT_VALIDATOR_MAX_BODY, show_default=True,
               help="largest request body in bytes")
 def validator_command(cluster_dir: Path | None, config_file: Path | None, key_file: Path | None,
-                      enrolled: Path | None, stores: str | None, host: str | None, port: int | None,
+                      enrolled: Path | None, stores: str | None, ipfs_api: str | None, host: str | None,
+                      port: int | None,
                       run_dir: Path | None, edge_timeout: float | None, input_shape: str | None,
                       classes: int | None, peers: str | None, pbft_timeout: float, task_timeout: float,
                       max_body: int) -> None:
     args = from_cluster(cluster_dir) if cluster_dir is not None else ValidatorArgs()
-    for name, value in (("config", config_file), ("key", key_file), ("enrolled", enrolled), ("stores", stores),
-                        ("host", host), ("port", port), ("run_dir", run_dir), ("edge_timeout", edge_timeout),
+    if stores is not None and ipfs_api is not None:
+        raise click.UsageError("give --stores or --ipfs-api, not both")
+    if stores is not None or ipfs_api is not None:
+        args.stores, args.ipfs_api = stores, ipfs_api
+    for name, value in (("config", config_file), ("key", key_file), ("enrolled", enrolled), ("host", host),
+                        ("port", port), ("run_dir", run_dir), ("edge_timeout", edge_timeout),
                         ("input_shape", input_shape), ("classes", classes)):
         if value is not None:
             setattr(args, name, value)
     missing = [flag for flag, value in (("--config", args.config), ("--key", args.key), ("--enrolled", args.enrolled),
-                                        ("--stores", args.stores), ("--run-dir", args.run_dir)) if value is None]
+                                        ("--stores or --ipfs-api", args.stores or args.ipfs_api),
+                                        ("--run-dir", args.run_dir)) if value is None]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
-    assert args.config and args.key and args.enrolled and args.stores and args.run_dir
+    assert args.config and args.key and args.enrolled and args.run_dir
     config = load_run_config(args.config)
     check_single_validator(config)
     identity = load_identity(args.key)
@@ -158,16 +174,14 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         shape, num_classes = parse_shape(args.input_shape), args.classes
     else:
         shape, num_classes = dataset_shape(config)
-    store_urls = parse_urls(args.stores)
-    addresses = trusted_stores(store_urls, identity, members)
+    stores_at = _object_stores(args, identity, members)
     try:
         sock = bind(args.host, args.port or 0)
     except OSError as exc:
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     url = url_of(sock)
     counters = Counters()
-    session_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
-    check_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+    session_store, check_store = stores_at(), stores_at()
     edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     try:
         session = Session(config, dataset=shape_only_dataset(config.dataset, shape, num_classes), run_dir=args.run_dir,
@@ -180,7 +194,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     settings = ValidatorSettings(identity, members, url, max_body=max_body)
     reexec_store = None
     if pbft:
-        reexec_store = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+        reexec_store = stores_at()
         service: ValidatorService = PbftValidatorService(session, edges, check_store, reexec_store, settings, counters,
                                                          peer_urls, pbft_timeout=pbft_timeout,
                                                          task_timeout=task_timeout)
@@ -199,6 +213,18 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         check_store.close()
         if reexec_store is not None:
             reexec_store.close()
+
+
+def _object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str, str]) -> Callable[[], BlobStore]:
+    """A maker of the validator's store clients: on the storage nodes (their keys checked now, against the
+    enrolment), or on the IPFS node (checked to answer now)."""
+    if args.ipfs_api is not None:
+        ipfs_store(args.ipfs_api).close()
+        return lambda: ipfs_store(str(args.ipfs_api))
+    assert args.stores is not None
+    store_urls = parse_urls(args.stores)
+    addresses = trusted_stores(store_urls, identity, members)
+    return lambda: HttpBlobStore(store_urls, identity, node_addresses=addresses)
 
 
 def main(argv: list[str] | None = None) -> None:

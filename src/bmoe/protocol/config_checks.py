@@ -194,8 +194,9 @@ def _check_ethereum(config: RunConfig) -> None:
         raise ConfigError(f"--ledger ethereum needs --rpc-url, an http:// or https:// Ethereum JSON-RPC URL, got "
                           f"{config.rpc_url!r}")
     if config.validators != 1:
-        raise ConfigError("--ledger ethereum runs one validator in process (the contract orders the blocks); "
-                          "several validators run as a cluster: bmoe cluster up --ledger ethereum")
+        raise ConfigError("--ledger ethereum runs one validator, whose account seals every block through the "
+                          "contract (in process, or as the one validator of bmoe cluster up --ledger ethereum); "
+                          "several validators on one contract are not supported")
 
 
 def _check_together(config: RunConfig) -> None:
