@@ -188,7 +188,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 @click.option("--balance", type=float, default=0.01, show_default=True, help="load-balancing loss weight")
 @click.option("--malicious-ratio", type=float, default=0.0, show_default=True, help="share of malicious edges")
 @click.option("--attack", default="gaussian", show_default=True,
-              help="gaussian | sign_flip | scale | random | replay | withhold | sleeper | bound_hug")
+              help="gaussian | gaussian_persistent | sign_flip | scale | random | replay | withhold | sleeper | "
+              "bound_hug")
 @click.option("--attack-param", multiple=True, help="NAME=NUMBER, e.g. probability=0.2 (repeatable)")
 @click.option("--collude/--no-collude", default=True, show_default=True,
               help="malicious edges share their random choices")

@@ -10,7 +10,8 @@ from bmoe.edge.behaviour import BEHAVIOURS, AttackContext, make_behaviour
 from bmoe.protocol.session import Session
 from tests.conftest import small_config
 
-ATTACKS = ["gaussian", "sign_flip", "scale", "random", "replay", "withhold", "sleeper", "bound_hug"]
+ATTACKS = ["gaussian", "gaussian_persistent", "sign_flip", "scale", "random", "replay", "withhold", "sleeper",
+           "bound_hug"]
 
 
 def trained(tiny_data, **changes: object) -> Session:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from bmoe.edge.attacks import (  # noqa: F401
     bound_hug,
     gaussian,
+    gaussian_persistent,
     random_output,
     replay,
     scale,

@@ -26,14 +26,26 @@ class GaussianWeightNoise(Attack):
     def tamper_weights(self, ctx: AttackContext, weights: Weights) -> Weights | None:
         if not self.strikes(ctx):
             return None
+        return add_noise(weights, self.noise(ctx, weights))
+
+    def noise(self, ctx: AttackContext, weights: Weights) -> Weights:
+        """This round's noise for ``weights`` (shared by colluders): float64 for an integer expert's weights,
+        in real units, else the weights' own dtype."""
         gen = ctx.generator("gaussian")
         std = self.params["noise_std"]
-        noisy: Weights = {}
-        for key in sorted(weights):
-            value = weights[key]
-            if value.is_floating_point():
-                noisy[key] = value + std * torch.randn(value.shape, generator=gen, dtype=value.dtype)
-            else:
-                noise = std * torch.randn(value.shape, generator=gen, dtype=torch.float64)
-                noisy[key] = quantize_weights(dequantize_weights(value) + noise)
-        return noisy
+        return {key: std * torch.randn(weights[key].shape, generator=gen, dtype=weights[key].dtype
+                                       if weights[key].is_floating_point() else torch.float64)
+                for key in sorted(weights)}
+
+
+def add_noise(weights: Weights, noise: Weights) -> Weights:
+    """``weights`` + ``noise``; an integer expert's fixed-point weights get it in real units, rounded to their
+    format."""
+    noisy: Weights = {}
+    for key in sorted(weights):
+        value = weights[key]
+        if value.is_floating_point():
+            noisy[key] = value + noise[key].to(value.dtype)
+        else:
+            noisy[key] = quantize_weights(dequantize_weights(value) + noise[key])
+    return noisy
