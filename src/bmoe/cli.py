@@ -148,26 +148,37 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
         _fail(f"{out} already exists; remove it or pass --out to a new directory")
     with round_progress() as track:
         rows = run_demo(base, malicious_ratio, out, track)
-    columns = [("framework", "framework"), ("comparison", "comparison"), ("malicious_ratio", "trained among"),
-               ("test_accuracy", "test acc"),
-               ("served_among_attackers", "served (p=0.2)"), ("served_among_always_on_attackers", "served (p=1)"),
-               ("misbehaviour_records", "misbehaviour"), ("head_hash", "head hash")]
-    title = f"B-MoE vs traditional distributed MoE (digits, N=10, K=3, M=10, fleet {base.fleet or 'default'})"
-    console.print(results_table(title, rows, columns))
     by_name = {row["name"]: row for row in rows}
     attacked = f"r{malicious_ratio:.1f}"
-    b_clean, b_att = by_name["bmoe-r0.0"], by_name[f"bmoe-{attacked}"]
-    t_clean, t_att = by_name["traditional-r0.0"], by_name[f"traditional-{attacked}"]
-    console.print(
-        f"Trained among {malicious_ratio:.0%} colluding attackers, B-MoE reaches {b_att['test_accuracy']:.4f} "
-        f"({b_att['test_accuracy'] - b_clean['test_accuracy']:+.4f} vs no attack), traditional "
-        f"{t_att['test_accuracy']:.4f} ({t_att['test_accuracy'] - t_clean['test_accuracy']:+.4f}).\n"
-        f"Models trained without attack, then served among {malicious_ratio:.0%} attackers striking with "
-        f"probability 0.2 / 1.0 per round: B-MoE {b_clean['served_among_attackers']:.4f} / "
-        f"{b_clean['served_among_always_on_attackers']:.4f}, traditional {t_clean['served_among_attackers']:.4f} / "
-        f"{t_clean['served_among_always_on_attackers']:.4f}.")
+    share = f"{malicious_ratio:.0%}"
+    served = [{"framework": framework, "clean": by_name[f"{framework}-r0.0"]["test_accuracy"],
+               "persistent": by_name[f"{framework}-r0.0"]["served_persistent"],
+               "transient": by_name[f"{framework}-r0.0"]["served_transient"]} for framework in ("bmoe", "traditional")]
+    console.print(results_table(f"Trained clean, served among {share} attackers", served,
+                                [("framework", "framework"), ("clean", "no attack"),
+                                 ("persistent", "noise kept"), ("transient", "fresh noise")]))
+    b_served, t_served = served
+    console.print(f"Attackers strike with the paper's probability 0.2 per round. Under the paper's reading (an edge "
+                  f"keeps the noise it injects), B-MoE serves "
+                  f"{b_served['persistent']:.4f}, as without attack; the traditional framework falls to "
+                  f"{t_served['persistent']:.4f} ({t_served['persistent'] / t_served['clean'] - 1:+.0%}). With "
+                  f"fresh noise per strike instead, traditional serves {t_served['transient']:.4f}.",
+                  highlight=False)
+    trained = [{"framework": framework, "clean": by_name[f"{framework}-r0.0"]["test_accuracy"],
+                "attacked": by_name[f"{framework}-{attacked}"]["test_accuracy"],
+                "records": by_name[f"{framework}-{attacked}"]["misbehaviour_records"] if framework == "bmoe" else None}
+               for framework in ("bmoe", "traditional")]
+    console.print(results_table(f"Trained among {share} colluding attackers", trained,
+                                [("framework", "framework"), ("clean", "no attack"), ("attacked", "attacked"),
+                                 ("records", "misbehaviour")]))
+    console.print("Test accuracy. Trained among attackers, the traditional gate routes around the attacked experts "
+                  "(the paper's Fig. 2), so on this small dataset training among them costs it little or nothing "
+                  "(docs/results.md); B-MoE records every manipulated result and accepts what a clean run "
+                  "accepts.", highlight=False)
+    console.print(f"digits, N=10, K=3, M=10, fleet {base.fleet or 'default'}, comparison {base.comparison}; "
+                  f"run directories, head hashes and demo.json in {out}; check a chain with: "
+                  f"bmoe audit {out}/bmoe-{attacked}", highlight=False)
     (out / "demo.json").write_text(json.dumps(rows, indent=2) + "\n")
-    console.print(f"run directories and demo.json in {out}; check a chain with: bmoe audit {out}/bmoe-{attacked}")
 
 
 @app.command()

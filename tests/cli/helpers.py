@@ -10,9 +10,10 @@ SMALL = ["--dataset", "synthetic", "--experts", "4", "--top-k", "2", "--edges", 
          "--difficulty", "4", "--eval-every", "100"]
 
 
-def bmoe(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def bmoe(*args: str | Path, cwd: Path | None = None, timeout: float = 300,
+         columns: int = 200) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bmoe", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
+                          timeout=timeout, cwd=cwd, env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin",
                                                          "HOME": str(Path.home())})
 
 
