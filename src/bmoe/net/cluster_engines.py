@@ -154,7 +154,8 @@ def engine_records(root: Path, engines: Engines, rpc_url: str | None, ipfs_api: 
         home.mkdir(parents=True, exist_ok=True)
         argv = ["env", f"HOME={home}", f"XDG_CONFIG_HOME={home}", "NO_COLOR=1", str(anvil.anvil_binary()),
                 "--host", "127.0.0.1", "--port", rpc_url.rsplit(":", 1)[1], "--chain-id", str(anvil.DEV_CHAIN_ID),
-                "--accounts", "1", "--enable-tx-gas-limit", "--state", str(home / "state.json")]
+                "--accounts", "1", "--enable-tx-gas-limit", "--state", str(home / "state.json"),
+                "--state-interval", "1"]  # dumped every second too, not only at a clean stop (kill -9 loses <= 1 s)
         records.append(ProcessRecord(ANVIL, ENGINE, rpc_url, "", "", f"logs/{ANVIL}.log", argv=argv, data=ANVIL))
     if engines.starts_ipfs:
         from bmoe.storage.ipfs_node import INIT_FILE, jsipfs_binary, offline_config
