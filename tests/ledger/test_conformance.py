@@ -117,6 +117,10 @@ def test_a_follower_adopts_what_was_sealed_and_refuses_a_forgery() -> None:
         header_hash(lying))))
     with pytest.raises(InvalidBlock, match="state root differs"):
         follower.adopt(signed)
+    unrooted = dataclasses.replace(blocks[2].header, merkle_root="0" * 64)  # the same transactions, the root lies
+    with pytest.raises(InvalidBlock, match="merkle_root"):
+        follower.adopt(dataclasses.replace(blocks[2], header=unrooted, proposer_signature=proposer.sign(
+            bytes.fromhex(header_hash(unrooted)))))
     follower.adopt(blocks[2])
     follower.adopt(blocks[3])
     assert follower.head_hash == block_hash(blocks[3])

@@ -64,6 +64,18 @@ def _check_block(
         raise ChainIntegrityError(
             height, f"stored hash {short_hash(str(stored_hash))} != header hash {short_hash(digest)}"
         )
+    return block, digest, check_block(block, prev_hash, min_difficulty, seal_check)
+
+
+def check_block(block: Block, prev_hash: str, min_difficulty: int | None = None,
+                seal_check: SealCheck | None = None) -> int:
+    """Verify one block on top of ``prev_hash``: its link, Merkle root, every signature, its PoW (a PoW
+    header) and its seal (``seal_check``); :class:`ChainIntegrityError` naming the first fault, else the
+    number of signatures checked. Stored rows (:func:`check_chain`) and blocks a node adopts
+    (``LedgerNode.adopt``) are judged by this one function."""
+    header = block.header
+    height = header.height
+    digest = header_hash(header)
     if header.prev_hash != prev_hash:
         raise ChainIntegrityError(
             height, f"prev_hash {short_hash(header.prev_hash)} does not link to {short_hash(prev_hash)}"
@@ -92,7 +104,7 @@ def _check_block(
         reason = seal_check(block)
         if reason is not None:
             raise ChainIntegrityError(height, f"seal: {reason}")
-    return block, digest, len(block.transactions) + 1
+    return len(block.transactions) + 1
 
 
 def check_chain(

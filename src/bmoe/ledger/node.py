@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_bytes
+from bmoe.ledger.chain_check import check_block
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.errors import InvalidBlock, LedgerError
-from bmoe.ledger.keys import Identity, verify_signature
-from bmoe.ledger.pow import meets_difficulty, seal_block
+from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, LedgerError
+from bmoe.ledger.keys import Identity
+from bmoe.ledger.pow import seal_block
 from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
 from bmoe.ledger.state import (
     LedgerState,
@@ -153,23 +154,21 @@ class LedgerNode:
         return self.state
 
     def adopt(self, block: Block) -> None:
-        """Follow ``block``, sealed elsewhere, after checking that it extends the head, its signatures, its
-        seal against the genesis, and its state root by replay; on error (``LedgerError``) nothing changes.
-        The pending block, built on the old head, is dropped."""
+        """Follow ``block``, sealed elsewhere, after checking it as an auditor checks a stored block (its link,
+        Merkle root, signatures, proof of work, seal against the genesis: ``chain_check.check_block``) and
+        its state root by replay; on error (``LedgerError``) nothing changes. The pending block, built on the
+        old head, is dropped."""
         height = block.header.height
         if block.header.prev_hash != self.head_hash:
             raise InvalidBlock(height, "does not extend this node's head")
-        for tx in block.transactions:
-            check_transaction_signature(tx)
-        if not verify_signature(block.header.proposer, bytes.fromhex(block_hash(block)), block.proposer_signature):
-            raise InvalidBlock(height, "bad proposer signature")
         rules = genesis_seal_rules(block) if height == 0 else self.seal_rules
-        reason = "no genesis rules" if rules is None else seal_error(rules, block)
-        if reason is None and block.header.consensus == "pow" and not meets_difficulty(block_hash(block),
-                                                                                         block.header.difficulty):
-            reason = f"insufficient proof of work for difficulty {block.header.difficulty}"
-        if reason is not None:
-            raise InvalidBlock(height, f"seal: {reason}")
+        if rules is None:
+            raise InvalidBlock(height, "no genesis rules to check its seal against")
+        try:
+            check_block(block, self.head_hash, seal_check=lambda sealed: seal_error(rules, sealed))
+        except ChainIntegrityError as err:
+            where = "" if err.tx_index is None else f"transaction {err.tx_index}: "
+            raise InvalidBlock(height, where + err.reason) from None
         state = apply_block(self.state, block)
         self.persist(block)
         self.state, self.head_hash, self.seal_rules = state, block_hash(block), rules
