@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from bmoe.ethereum.backend import LedgerMismatch, sealed_block
 from bmoe.ethereum.contract import LedgerContract
 from bmoe.ethereum.errors import EthereumError
 from bmoe.ethereum.logs import SealedBlockLog, sealed_blocks
 from bmoe.ethereum.records import block_records
 from bmoe.ledger.audit import AuditFailure
-from bmoe.ledger.blocks import Block, block_from_bytes, block_to_bytes
-from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.blocks import Block, block_to_bytes
 from bmoe.ledger.state import LedgerState
-from bmoe.storage import BlobStore, StorageError
+from bmoe.storage import BlobStore
 
 BlockCheck = Callable[[LedgerState, Block], "str | None"]
 
@@ -39,20 +39,11 @@ class ContractChain:
     def iter_raw(self) -> Iterator[tuple[int, str, bytes]]:
         height, _ = self.contract.head()
         for at in range(height + 1):
-            sealed = self.contract.sealed_block(at)
             try:
-                block = block_from_bytes(self.store.get(sealed.block_cid))
-            except (StorageError, LedgerError) as err:
-                raise AuditFailure(f"block {at}: the bytes the contract names (object {sealed.block_cid}) cannot be "
-                                   f"read from the store: {err}") from None
-            log = self.logs.get(at)
-            if log is None:
-                raise AuditFailure(f"block {at}: the contract holds it but its logs do not")
-            if at > 0:
-                certificate = {"chain_id": self.contract.chain_id, "contract": self.contract.address.lower(),
-                               "transaction": log.transaction, "block_number": log.eth_block}
-                block = Block(block.header, block.transactions, block.proposer_signature, certificate)
-            yield at, sealed.block_hash, block_to_bytes(block)
+                recorded_hash, block = sealed_block(self.contract, self.store, at, self.logs)
+            except LedgerMismatch as err:
+                raise AuditFailure(str(err)) from None
+            yield at, recorded_hash, block_to_bytes(block)
 
 
 def records_check(chain: ContractChain, then: BlockCheck | None) -> BlockCheck:

@@ -23,9 +23,10 @@ from eth_account.signers.local import LocalAccount
 from bmoe.ethereum.accounts import address_of, derive_eth_account, load_eth_account
 from bmoe.ethereum.contract import LedgerContract
 from bmoe.ethereum.errors import EthereumError
-from bmoe.ethereum.logs import sealed_blocks
+from bmoe.ethereum.logs import SealedBlockLog, sealed_blocks
 from bmoe.ethereum.node import chain_id_of
 from bmoe.ethereum.records import enrolment_of
+from bmoe.ethereum.sealer import certified
 from bmoe.ledger.blocks import Block, block_from_bytes
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import Identity
@@ -85,18 +86,22 @@ def catch_up(node: LedgerNode, contract: LedgerContract, store: BlobStore) -> in
         return 0
     logs = {log.records.header.height: log for log in sealed_blocks(contract)}
     for missing in range(local + 1, height + 1):
-        node.adopt(_fetched(contract, store, missing, logs[missing]))
+        node.adopt(sealed_block(contract, store, missing, logs)[1])
     return height - local
 
 
-def _fetched(contract: LedgerContract, store: BlobStore, height: int, log: Any) -> Block:
-    cid = contract.sealed_block(height).block_cid
+def sealed_block(contract: LedgerContract, store: BlobStore, height: int,
+                 logs: Mapping[int, SealedBlockLog]) -> tuple[str, Block]:
+    """The block ``contract`` sealed at ``height``: the hash the contract records, and the block read from
+    ``store`` under the CID the contract records, with the certificate its ``logs`` give; :class:`LedgerMismatch`
+    naming the block when the logs lack it or the store cannot give its bytes."""
+    sealed = contract.sealed_block(height)
+    log = logs.get(height)
+    if log is None:
+        raise LedgerMismatch(f"block {height}: the contract holds it but its logs do not")
     try:
-        block = block_from_bytes(store.get(cid))
+        block = block_from_bytes(store.get(sealed.block_cid))
     except (StorageError, LedgerError) as err:
-        raise LedgerMismatch(f"block {height} the contract sealed (object {cid}) cannot be read: {err}") from None
-    if height == 0:
-        return block
-    certificate = {"chain_id": contract.chain_id, "contract": contract.address.lower(),
-                   "transaction": log.transaction, "block_number": log.eth_block}
-    return Block(block.header, block.transactions, block.proposer_signature, certificate)
+        raise LedgerMismatch(f"block {height}: the bytes the contract names (object {sealed.block_cid}) cannot be "
+                             f"read from the store: {err}") from None
+    return sealed.block_hash, certified(block, contract, log.transaction, log.eth_block)

@@ -78,8 +78,14 @@ class EthereumSealer:
         sent = self.contract.seal_block(records)
         self.costs.gas.append(sent.gas_used)
         self.costs.seconds.append(time.perf_counter() - started)
-        if block.header.height == 0:
-            return block
-        certificate = {"chain_id": self.contract.chain_id, "contract": self.contract.address.lower(),
-                       "transaction": sent.tx_hash.lower(), "block_number": sent.block_number}
-        return Block(block.header, block.transactions, block.proposer_signature, certificate)
+        return certified(block, self.contract, sent.tx_hash, sent.block_number)
+
+
+def certified(block: Block, contract: LedgerContract, transaction: str, block_number: int) -> Block:
+    """``block`` with the certificate naming where ``contract`` sealed it: the chain, the contract, the
+    ``sealBlock`` transaction and its Ethereum block (block 0, mined like under every engine, carries none)."""
+    if block.header.height == 0:
+        return block
+    certificate = {"chain_id": contract.chain_id, "contract": contract.address.lower(),
+                   "transaction": transaction.lower(), "block_number": block_number}
+    return Block(block.header, block.transactions, block.proposer_signature, certificate)
