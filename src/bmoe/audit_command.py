@@ -129,19 +129,24 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
     unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded)) if used is None]
     with chain_snapshot(chain_path) as chain, _run_store(run_dir, ipfs_api) as store:
-        section = ethereum_section(chain)
-        url = rpc_url or _recorded_rpc_url(run_dir)
-        if section is not None and url:
-            from bmoe.ethereum.audit_run import audit_on_contract
+        if rpc_url is not None and ethereum_section(chain) is None:
+            raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
+        report = audit_chain(chain, store, anchors, rpc_url or _recorded_rpc_url(run_dir))
+    report.unanchored = unanchored + report.unanchored
+    return report
 
-            report = audit_on_contract(url, section, chain, store, anchors, block_check(store))
-        else:
-            if rpc_url is not None:
-                raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
-            report = audit(chain, store, anchors, block_check(store))
-            if section is not None:
-                unanchored.append("the Ethereum contract that sealed it (give --rpc-url URL)")
-    report.unanchored = unanchored
+
+def audit_chain(chain: ChainStore, store: BlobStore, anchors: Anchors, rpc_url: str | None) -> AuditReport:
+    """Audit one chain file: a chain sealed on Ethereum, with a node to ask, as the chain its contract sealed
+    (the file a copy that must agree); else the file itself, saying so when its contract was not consulted."""
+    section = ethereum_section(chain)
+    if section is not None and rpc_url:
+        from bmoe.ethereum.audit_run import audit_on_contract
+
+        return audit_on_contract(rpc_url, section, chain, store, anchors, block_check(store))
+    report = audit(chain, store, anchors, block_check(store))
+    if section is not None:
+        report.unanchored.append("the Ethereum contract that sealed it (give --rpc-url URL)")
     return report
 
 
@@ -207,14 +212,7 @@ def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path
     with _cluster_store(root) as (store, chains, anchors, rpc_url):
         for path in chains:
             with chain_snapshot(path) as chain:
-                section = ethereum_section(chain)
-                blocks = Anchors(heads, anchors.genesis, anchors.genesis_source)
-                if section is not None and rpc_url:
-                    from bmoe.ethereum.audit_run import audit_on_contract
-
-                    report = audit_on_contract(rpc_url, section, chain, store, blocks, block_check(store))
-                else:
-                    report = audit(chain, store, blocks, block_check(store))
+                report = audit_chain(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source), rpc_url)
             reports.append((path, report))
     _check_agreement(reports)
     return reports
