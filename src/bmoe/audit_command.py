@@ -101,7 +101,7 @@ def _chain_path(directory: Path) -> Path:
 
 
 @contextmanager
-def _run_store(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
+def run_objects(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
     """The run's objects: on the IPFS node given, else on the one the run recorded, else in its ``store/``."""
     from bmoe.storage.ipfs import DEFAULT_API, IpfsStore
     from bmoe.store_options import recorded_settings
@@ -128,7 +128,7 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
     anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
     unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded)) if used is None]
-    with chain_snapshot(chain_path) as chain, _run_store(run_dir, ipfs_api) as store:
+    with chain_snapshot(chain_path) as chain, run_objects(run_dir, ipfs_api) as store:
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
         report = audit_chain(chain, store, anchors, rpc_url or _recorded_rpc_url(run_dir))
@@ -172,7 +172,7 @@ def _recorded_rpc_url(run_dir: Path) -> str | None:
 
 
 @contextmanager
-def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors, str | None]]:
+def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors, str | None]]:
     """The storage nodes (read with the publisher's key) or the cluster's IPFS node, the validators' chain
     files, the cluster's anchors, and the Ethereum node its config names (None: bmoe's own ledger)."""
     from bmoe.ledger.keys import load_identity
@@ -209,7 +209,7 @@ def _cluster_store(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors,
 def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path, AuditReport]]:
     """Audit every validator's chain of the cluster in ``root`` against its storage nodes; they must agree."""
     reports: list[tuple[Path, AuditReport]] = []
-    with _cluster_store(root) as (store, chains, anchors, rpc_url):
+    with cluster_objects(root) as (store, chains, anchors, rpc_url):
         for path in chains:
             with chain_snapshot(path) as chain:
                 report = audit_chain(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source), rpc_url)
@@ -226,15 +226,19 @@ def _check_agreement(reports: list[tuple[Path, AuditReport]]) -> None:
             raise AuditFailure(f"{path} forks from {longest_path} at or below height {report.height}")
 
 
+def evidence_summary(report: AuditReport) -> str:
+    """What the audit checked of the edges' answers, in words (``bmoe audit``'s report, the explorer's run page)."""
+    if report.state.comparison.records_groups:
+        return (f"{report.evidence_required} committed answers, from which every recorded group, accepted value "
+                f"and distance was re-derived ({report.state.comparison.name})")
+    return (f"{report.evidence_required} evidence objects behind misbehaviour records, "
+            f"{report.evidence_checked} other commitments ({report.evidence_missing} absent)")
+
+
 def _print(report: AuditReport, where: Path) -> None:
     console.print(f"OK: {where}: {report.blocks} blocks (height {report.height}), head {report.head_hash}",
                   highlight=False, soft_wrap=True)
-    if report.state.comparison.records_groups:
-        evidence = (f"{report.evidence_required} committed answers, from which every recorded group, accepted value "
-                    f"and distance was re-derived ({report.state.comparison.name})")
-    else:
-        evidence = (f"{report.evidence_required} evidence objects behind misbehaviour records, "
-                    f"{report.evidence_checked} other commitments ({report.evidence_missing} absent)")
+    evidence = evidence_summary(report)
     console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
                   f"seals ({report.seal_rules}), state roots by replay, "
                   f"{report.objects_checked} required objects, {evidence}", highlight=False, soft_wrap=True)

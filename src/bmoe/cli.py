@@ -393,6 +393,7 @@ def _add_service_commands() -> None:
     from bmoe.experiments.calibration.command import calibrate_command
     from bmoe.experiments.sampling_sweep.command import sweep_sampling_command
     from bmoe.net.cluster import cluster_group
+    from bmoe.explorer.command import explorer_command
     from bmoe.net.edge_main import edge_command
     from bmoe.net.publisher import publish_command
     from bmoe.net.store_main import store_command
@@ -412,6 +413,7 @@ def _add_service_commands() -> None:
     app.add_command(export_car_command, "export-car")
     app.add_command(import_car_command, "import-car")
 
+    app.add_command(explorer_command, "explorer")
 
 _add_service_commands()
 
