@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bmoe.edge.attacks.readings import READINGS
 from bmoe.experiments.runs import train_run
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.round import RoundOutcome
@@ -38,7 +39,6 @@ def demo_configs(base: RunConfig, malicious_ratio: float) -> list[tuple[str, Run
     return runs
 
 
-READINGS = {"persistent": "gaussian_persistent", "transient": "gaussian"}  # the paper's attack, two readings
 
 
 def run_demo(base: RunConfig, malicious_ratio: float, out: Path,
@@ -52,7 +52,8 @@ def run_demo(base: RunConfig, malicious_ratio: float, out: Path,
             summary["name"] = name
             summary["comparison"] = config.comparison
             if not config.malicious_ratio:
-                for reading, attack in READINGS.items():
+                for reading in ("persistent", "transient"):  # this order: the served tasks' draws follow it
+                    attack = READINGS[reading]
                     attacked = config.replace(malicious_ratio=malicious_ratio, attack=attack,
                                               attack_params={"probability": 0.2})
                     summary[f"served_{reading}"] = attacked_inference(session, attacked)

@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bmoe.experiments.reproduction.claims import summary
+from bmoe.experiments.reproduction.claims import PAPER_TRAINING_GAIN, summary
 from bmoe.experiments.reproduction.cluster_latency import cluster_rows, report_section
-from bmoe.experiments.reproduction.figures import FIGURE_BUILDERS, write_table
+from bmoe.experiments.reproduction.figures import FIGURE_BUILDERS, figure_label, write_table
+from bmoe.experiments.reproduction.inference_gap import by_noise, over_the_pass, plot_inference_gap
 from bmoe.experiments.reproduction.report import render
 from bmoe.experiments.reproduction.runner import run_units
 from bmoe.experiments.reproduction.settings import FIGURES, ReproSettings
-from bmoe.experiments.reproduction.units import load_data, units_for
+from bmoe.experiments.reproduction.training_gap import conditions, gain_by_rounds, gap_rows, plot_gap
+from bmoe.experiments.reproduction.units import Job, load_data, units_for
 
 
 def reproduction_wall_seconds(results: list[dict[str, Any]], workers: int) -> float:
@@ -29,19 +31,30 @@ def reproduce(settings: ReproSettings, figures: tuple[str, ...], out: Path, cons
     figures = figures or FIGURES
     data = load_data(settings)  # fail fast, in one line, on missing or corrupt data
     out.mkdir(parents=True, exist_ok=True)
-    units = units_for(figures, settings)
+    units: list[Job] = [*units_for(figures, settings), *(conditions(settings) if "gap" in figures else [])]
     results = run_units(settings, units, out, console)
     wall = reproduction_wall_seconds([results[u.name] for u in units], settings.workers)
     (out / "config.json").write_text(json.dumps({
-        "settings": settings.to_dict(), "run_config": settings.base_config().to_dict(),
+        "settings": settings.to_dict(), "run_config": {r: settings.base_config(r).to_dict() for r in settings.readings},
         "figures": list(figures), "units": [u.name for u in units],
         "unit_seconds": {u.name: results[u.name]["seconds"] for u in units}}, indent=2) + "\n")
-    tables = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
     for figure in figures:
+        if figure == "gap":
+            tables["gap"], tables["gap_by_rounds"] = gap_rows(results, settings), gain_by_rounds(results, settings)
+            write_table(out, "gap", tables["gap"])
+            plot_gap(tables["gap"], tables["gap_by_rounds"], out / "gap.png", settings.dataset, PAPER_TRAINING_GAIN)
+            continue
         rows_of, plot = FIGURE_BUILDERS[figure]
         tables[figure] = rows_of(results, settings)
         write_table(out, figure, tables[figure])
-        plot(tables[figure], out / f"{figure}.png", settings.dataset)
+        for reading in settings.readings:
+            plot([r for r in tables[figure] if r["reading"] == reading], out / f"{figure}_{reading}.png",
+                 figure_label(settings.dataset, reading))
+    if "fig4c" in figures:  # the inference gap, from the clean units' serving passes
+        write_table(out, "inference_gap", over_the_pass(results, settings))
+        write_table(out, "inference_noise", by_noise(results, settings))
+        plot_inference_gap(results, settings, out / "inference_gap.png", settings.dataset)
     report = render(results, settings, figures, wall, tables, command)
     if cluster_rounds is not None:
         rows = cluster_rows(settings, data, cluster_rounds, out, lambda line: console.print(line, highlight=False))

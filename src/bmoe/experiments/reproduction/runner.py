@@ -15,10 +15,10 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from bmoe.experiments.reproduction.settings import ReproSettings
-from bmoe.experiments.reproduction.units import Unit, load_finished, run_unit
+from bmoe.experiments.reproduction.units import Job, load_finished
 
 
-def _child(settings: ReproSettings, unit: Unit, out: Path, events: Any) -> dict[str, Any]:
+def _child(settings: ReproSettings, unit: Job, out: Path, events: Any) -> dict[str, Any]:
     last = [0.0]
 
     def progress(name: str, done: int, total: int) -> None:
@@ -27,7 +27,7 @@ def _child(settings: ReproSettings, unit: Unit, out: Path, events: Any) -> dict[
             last[0] = now
             events.put((name, done, total))
 
-    return run_unit(settings, unit, out, progress)
+    return unit.run(settings, out, progress)
 
 
 @contextmanager
@@ -37,7 +37,7 @@ def _bars(console: Any) -> Iterator[Progress]:
         yield bars
 
 
-def run_units(settings: ReproSettings, units: list[Unit], out: Path, console: Any) -> dict[str, dict[str, Any]]:
+def run_units(settings: ReproSettings, units: list[Job], out: Path, console: Any) -> dict[str, dict[str, Any]]:
     """Every unit's result, running those not finished yet."""
     results = {u.name: r for u in units if (r := load_finished(out, u, settings)) is not None}
     todo = [u for u in units if u.name not in results]
@@ -49,7 +49,7 @@ def run_units(settings: ReproSettings, units: list[Unit], out: Path, console: An
         overall = bars.add_task(f"runs ({len(results)} done)", total=len(units), completed=len(results))
         tasks: dict[str, TaskID] = {}
         with ProcessPoolExecutor(max_workers=max(1, settings.workers), mp_context=context) as pool:
-            pending: dict[Future[dict[str, Any]], Unit] = {
+            pending: dict[Future[dict[str, Any]], Job] = {
                 pool.submit(_child, settings, unit, out, events): unit for unit in todo}
             while pending:
                 finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
