@@ -55,6 +55,19 @@ def wait_for_text(driver: webdriver.Chrome, element_id: str, needle: str, timeou
                .until(holds))
 
 
+def follow(driver: webdriver.Chrome, css: str, attempts: int = 10) -> None:
+    """Go where the first link matching ``css`` points, on a page that may reload itself meanwhile."""
+    for _ in range(attempts):
+        try:
+            href = driver.find_element(By.CSS_SELECTOR, css).get_attribute("href")
+        except (NoSuchElementException, StaleElementReferenceException):
+            time.sleep(0.2)
+            continue
+        driver.get(str(href))
+        return
+    raise AssertionError(f"no link {css!r} on {driver.current_url}")
+
+
 def full_page_png(driver: webdriver.Chrome, path: Path) -> None:
     """The whole page (not only the window) as a PNG, through the DevTools protocol (no script on the page)."""
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})

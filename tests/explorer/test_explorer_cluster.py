@@ -12,7 +12,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from tests.explorer.browser import ExplorerProcess, text_of, wait_for_text
+from tests.explorer.browser import ExplorerProcess, follow, text_of, wait_for_text
 from tests.net.deploy import LocalCluster, cluster_data, running_cluster
 
 
@@ -35,7 +35,7 @@ def explorer(deployed: LocalCluster) -> Iterator[ExplorerProcess]:
 def test_the_cluster_view_shows_every_process_healthy_and_the_validators_head(
         browser: webdriver.Chrome, explorer: ExplorerProcess, deployed: LocalCluster) -> None:
     assert "audit OK" in explorer.first_line
-    browser.get(explorer.url + "/cluster")
+    browser.get(explorer.url + "/cluster?refresh=0")  # read while it holds still
     rows = {row.find_elements(By.TAG_NAME, "td")[0].text: row.text
             for row in browser.find_elements(By.CSS_SELECTOR, "#processes tr")[1:]}
     assert set(rows) == {record.name for record in deployed.description.processes}
@@ -51,12 +51,12 @@ def test_the_cluster_view_updates_itself_after_a_new_round_seals_and_the_chain_s
         browser: webdriver.Chrome, explorer: ExplorerProcess, deployed: LocalCluster) -> None:
     browser.get(explorer.url + "/cluster")
     before = deployed.get("/head")
-    assert before["head_hash"][:16] in text_of(browser, "heads")
+    wait_for_text(browser, "heads", before["head_hash"][:16])
     deployed.publish(1, cluster_data(deployed))
     after = deployed.get("/head")
     assert after["height"] == before["height"] + 1
     wait_for_text(browser, "heads", after["head_hash"][:16])  # the page reloaded itself: no get() since
-    browser.find_element(By.CSS_SELECTOR, "#heads a").click()
+    follow(browser, "#heads a")
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Block {after['height']}"
     browser.find_element(By.CSS_SELECTOR, "#header a[href^='/task/']").click()
     attacker = deployed.description.edge(3).address

@@ -4,13 +4,15 @@ colluding, so some experts' results are accepted over dissenters and others reje
 The pages load without JavaScript; the search box finds a block by its hash and a task by its id; a
 rejected expert's decision shows each dissenter's evidence as the chain records it, linked to the
 committed bytes, which download verified; unknown names are 404 pages; a tampered copy of the run is
-served as the audit's finding; a directory that is not a run, and a port in use, are one line and exit 2.
+served as the audit's finding; a directory that is not a run or a cluster, and a port in use, are one line and
+exit 2.
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from bmoe.cli import main
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import DirectoryStore, cid_of
 from tests.cli.helpers import assert_user_error, bmoe
@@ -163,14 +166,27 @@ def test_a_tampered_run_is_served_as_the_audits_finding(browser: webdriver.Chrom
         server.stop()
 
 
-def test_a_directory_that_is_not_a_run_and_a_port_in_use_are_one_line_and_exit_2(
-        explorer: ExplorerProcess, run_dir: Path, tmp_path: Path) -> None:
-    assert_user_error(bmoe("explorer", tmp_path, "--port", "0"), "not a B-MoE run directory")
-    assert_user_error(bmoe("explorer", tmp_path / "absent", "--port", "0"), "does not exist")
-    assert_user_error(bmoe("explorer", "--port", "0"), "give a RUN_DIR or --cluster DIR")
+@pytest.mark.parametrize(("args", "needle"), [
+    (["{tmp}"], "not a B-MoE run directory (a traditional run keeps no ledger)"),
+    (["{tmp}/absent"], "does not exist or is not a directory"),
+    ([], "give a RUN_DIR or --cluster DIR"),
+    (["--cluster", "{tmp}"], "cluster.json does not exist"),
+])
+def test_what_is_not_a_run_or_cluster_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["bmoe", "explorer", *(a.format(tmp=tmp_path) for a in args), "--port", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2 and len(lines) == 1 and needle in lines[0], lines
+
+
+def test_a_port_in_use_is_one_line_and_exit_2_and_the_other_explorer_keeps_serving(
+        explorer: ExplorerProcess, run_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         assert_user_error(bmoe("explorer", run_dir, "--port", str(port)), f"cannot listen on 127.0.0.1:{port}")
-    assert httpx.get(explorer.url + "/").status_code == 200  # the other explorer keeps serving
+    assert httpx.get(explorer.url + "/").status_code == 200
