@@ -53,6 +53,10 @@ def test_pruned_run_keeps_only_the_state_its_evidence_and_the_same_ledger(tiny_d
     assert pruned.evidence  # the attackers were accused: the proof of each accusation is pinned
     assert set(pruned.store.cids()) == {state.gate_cid, *state.expert_cids, *pruned.evidence}
     assert len(list(full.store.cids())) > len(list(pruned.store.cids()))
+    measured = Session(small_config(malicious_ratio=0.4), dataset=tiny_data, keep_objects=False, keep_evidence=False)
+    measured.train()  # an experiment that never audits: the evidence goes too, the ledger is the same
+    assert measured.head_hash == full.head_hash and not measured.evidence
+    assert set(measured.store.cids()) == {state.gate_cid, *state.expert_cids}
 
 
 def test_a_task_signed_elsewhere_runs_to_the_same_ledger(tiny_data) -> None:  # type: ignore[no-untyped-def]

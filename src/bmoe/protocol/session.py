@@ -80,7 +80,9 @@ class Session:
     ``keep_objects=False`` runs like a pruned node: after each round the store keeps only what the
     state names (the gate and the experts) and the evidence behind every misbehaviour record (pinned as
     long as the accusation it proves), so long experiments do not fill the disk; such a run's history
-    can no longer be audited against its objects.
+    can no longer be audited against its objects. ``keep_evidence=False`` prunes the evidence too: for
+    experiments that measure and never audit (an attacker that dissents in every round would otherwise
+    pin an updated expert per round: gigabytes over the paper's 1500 rounds).
 
     ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
     sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
@@ -88,7 +90,7 @@ class Session:
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
-                 external_consensus: bool = False) -> None:
+                 external_consensus: bool = False, keep_evidence: bool = True) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -141,7 +143,7 @@ class Session:
         if config.consensus == "pbft" and config.framework == "bmoe" and not external_consensus:
             self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
         self.history: list[dict[str, Any]] = []
-        self.keep_objects = keep_objects
+        self.keep_objects, self.keep_evidence = keep_objects, keep_evidence
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
 
     def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
@@ -274,8 +276,9 @@ class Session:
         if self.keep_objects:
             return
         state = self.node.state
-        for task in state.tasks.values():
-            self.evidence.update(evidence_objects(task, state.comparison.records_groups))
+        if self.keep_evidence:
+            for task in state.tasks.values():  # the latest block's
+                self.evidence.update(evidence_objects(task, state.comparison.records_groups))
         keep = {state.gate_cid, *state.expert_cids, *self.evidence}
         for cid in list(self.store.cids()):
             if cid not in keep:

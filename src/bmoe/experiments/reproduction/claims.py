@@ -14,10 +14,12 @@ from typing import Any
 from bmoe.experiments.reproduction.figures import Results, _malicious_experts, _unit, served
 from bmoe.experiments.reproduction.settings import ReproSettings
 
-# The persistent reading's inference gain at malicious ratio 0.4, asserted on the quick run in CI (relative,
-# in percent). At full scale on Fashion-MNIST it is +87 % (docs/reproduction/REPORT.md); the quick run serves
-# 2000 test samples (20 tasks, so the noise has less time to accumulate) and measures about +60 %.
-LARGE_PERSISTENT_GAIN = 30.0
+# The persistent reading's inference gain at malicious ratio 0.4, asserted on the quick run in CI (relative, in
+# percent). Full scale on Fashion-MNIST (docs/reproduction/REPORT.md): +85.3 % (83.13 % against 44.87 %); the
+# transient reading gives +7.6 % there. The quick run (2000 test samples, 50 tasks per share) measures +104 %
+# (69.90 % against 34.25 %) and +9 % under the transient reading. 50 % sits well below both persistent numbers
+# and far above anything the transient reading gives, so the check tells the readings apart.
+LARGE_PERSISTENT_GAIN = 50.0
 PAPER_TRAINING_GAIN, PAPER_INFERENCE_GAIN = 45.0, 66.0  # "at least", percent
 
 

@@ -183,7 +183,7 @@ def plot_fig4c(rows: Sequence[Mapping[str, Any]], path: Path, label: str) -> Non
 
 
 def figure_label(dataset: str, reading: str) -> str:
-    return f"{dataset}, {'noise kept' if reading == 'persistent' else 'fresh noise'} ({reading})"
+    return f"{dataset}, {'noise kept' if reading == 'persistent' else 'fresh noise'}"
 
 
 FIGURE_BUILDERS = {

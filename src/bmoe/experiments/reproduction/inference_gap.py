@@ -50,10 +50,13 @@ def plot_inference_gap(results: Results, settings: ReproSettings, path: Path, la
             continue
         for framework, colour in (("bmoe", "tab:blue"), ("traditional", "tab:red")):
             tasks = served(results, framework, reading)[ratio]["task_correct"]
+            same = [served(results, framework, r)[ratio]["task_correct"] == tasks for r in settings.readings]
+            if all(same) and reading != settings.readings[-1]:
+                continue  # one line for both readings, labelled so
+            name = f"{FRAMEWORK_LABEL[framework]}, " + ("either reading (the same)" if all(same) else reading)
             rolling = [sum(tasks[max(0, i - window + 1):i + 1]) / (min(window, i + 1) * settings.serve_batch)
                        for i in range(len(tasks))]
-            ax.plot(range(1, len(tasks) + 1), rolling, style, color=colour,
-                    label=f"{FRAMEWORK_LABEL[framework]}, {reading}")
+            ax.plot(range(1, len(tasks) + 1), rolling, style, color=colour, label=name)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel(f"inference task served ({settings.serve_batch} samples each)")
     ax.set_ylabel(f"accuracy (mean of the last {window} tasks)")

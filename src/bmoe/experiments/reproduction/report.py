@@ -45,12 +45,14 @@ def render(results: Results, settings: ReproSettings, figures: tuple[str, ...], 
            tables: Mapping[str, list[dict[str, Any]]], command: str) -> str:
     s = settings
     all_claims = set(figures) >= {"fig2", "fig4a", "fig4c"}
+    work = sum(r["seconds"] for r in results.values()) / max(1, s.workers)
     lines = [
         f"# Reproduction of B-MoE, Section V, on {s.dataset}" + (" (quick)" if s.quick else ""),
         "",
         f"Command: `{command}`  ",
         f"Wall time: {wall_seconds / 60:.1f} min on this machine, from the first run's start to the last run's "
-        f"end (2 cores; {s.workers} runs in parallel, one thread each).  ",
+        f"end, across resumed invocations (2 cores; {s.workers} runs in parallel, one thread each). The runs' "
+        f"own time: {work / 60:.1f} min per worker (`unit_seconds` in `config.json`).  ",
         f"Seed {s.seed}. The exact settings are in `config.json`; every plotted number is in the figure's CSV "
         "and JSON (a `reading` column says under which reading of the attack).",
         "",

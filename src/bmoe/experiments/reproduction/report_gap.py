@@ -38,23 +38,46 @@ def gap_section(rows: list[dict[str, Any]], by_rounds: list[dict[str, Any]], s: 
                   f"{s.gap_ratio:g}): " + ", ".join(
                       f"round {r['round']}: {r['gain_points']:+.2f} points ({r['gain_relative_percent']:+.1f} %)"
                       for r in picks) + ".", ""]
+    clean = paper["bmoe_equals_clean"]
+    noticed = [r for r in rows if r["gain_points"] > paper["gain_points"]]
+    unnoticed = max(rows, key=lambda r: r["attacked_activation"])
     lines += ["What it says:", "",
               f"- At the paper's setting the gain is {paper['gain_points']:+.2f} points "
               f"({paper['gain_relative_percent']:+.1f} %). The attacked experts' activation falls from "
               f"{paper['clean_attacked_activation']:.3f} to {paper['attacked_activation']:.3f}: the traditional "
               "gate learns that routing to a damaged expert costs loss and sends the samples to the healthy "
               "ones, which carry the task. That caps what an attack in training can take."]
+    if noticed:
+        lines.append(
+            "- Striking more often or with more noise damages the experts more ("
+            + ", ".join(f"{r['condition']}: {r['gain_relative_percent']:+.1f} %" for r in noticed)
+            + f"), and the gate sees it and routes around them all the same (activation at most "
+            f"{max(r['attacked_activation'] for r in noticed):.3f}).")
+    if unnoticed["attacked_activation"] > 3 * paper["attacked_activation"]:
+        lines.append(
+            f"- Where the damage is too small for the gate to notice ({unnoticed['condition']}: activation "
+            f"{unnoticed['attacked_activation']:.3f}), it is too small to matter "
+            f"({unnoticed['gain_relative_percent']:+.1f} %).")
+    if by_rounds:
+        peak = max(by_rounds, key=lambda r: r["gain_points"])
+        lines.append(
+            f"- Over the full run the gain peaks at round {peak['round']} ({peak['gain_relative_percent']:+.1f} %) "
+            f"and is {by_rounds[-1]['gain_relative_percent']:+.1f} % at round {by_rounds[-1]['round']}: the "
+            "healthy experts keep learning, and the attacked ones matter less and less. (Before the peak the "
+            "traditional framework can be *ahead*: its gate, pushed off four experts, trains the others on "
+            "more data sooner.)")
     if reaching:
         lines.append("- The paper's magnitude is reached only by: " + "; ".join(
-            f"{r['condition']} ({r['gain_relative_percent']:+.1f} %, activation {r['attacked_activation']:.3f})"
-            for r in reaching) + ". So a ≥ 45 % training gap takes an attack much stronger than p = 0.2 with "
-            "this noise: the paper's setting does not state one.")
+            f"{r['condition']} ({r['gain_relative_percent']:+.1f} %)" for r in reaching) + ".")
     else:
-        lines.append(f"- No condition reaches it; the strongest, {strongest['condition']}, gives "
-                     f"{strongest['gain_relative_percent']:+.1f} %. Routing around the attacked experts keeps the "
-                     "traditional framework near its clean accuracy even then. A ≥ 45 % gap would need attacks "
-                     "the gate cannot route around: more than half the experts attacked (then the rest cannot "
-                     "carry the task), or the gate itself attacked, neither of which is the paper's setting.")
+        lines.append(
+            f"- No condition reaches {PAPER_TRAINING_GAIN:g} %; the strongest, {strongest['condition']}, gives "
+            f"{strongest['gain_relative_percent']:+.1f} %. For B-MoE to be {PAPER_TRAINING_GAIN:g} % better, the "
+            f"traditional framework would have to end at or below {100 * clean / (1 + PAPER_TRAINING_GAIN / 100):.1f} "
+            f"% where it reaches {100 * clean:.1f} % clean. That takes an attack the gate cannot route around, "
+            "and noise into a minority of experts, at any rate or scale we tried, is not one. What would be (a "
+            "majority of the experts attacked, or the gate itself) is not the paper's described setting, and we "
+            "did not run it.")
     lines.append("")
     return lines
 

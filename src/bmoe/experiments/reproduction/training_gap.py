@@ -77,7 +77,7 @@ def run_condition(settings: ReproSettings, condition: GapCondition, out: Path, p
         done += 1
         progress(condition.name, done, rounds)
 
-    with Session(config, dataset=load_data(settings), keep_objects=False) as session:
+    with Session(config, dataset=load_data(settings), keep_objects=False, keep_evidence=False) as session:
         session.train(on_round=tick)
         history = [record for record in session.history if record["kind"] == "train"]
         routed = sum(record["counts"][e] for record in history for e in bad)
@@ -136,7 +136,7 @@ def plot_gap(rows: list[dict[str, Any]], by_rounds: list[dict[str, Any]], path: 
     ax.set_xlabel("B-MoE's training gain over traditional (relative, %)")
     ax.set_title(f"training gain per condition ({rows[0]['rounds']} rounds, ratio {rows[0]['malicious_ratio']:g})",
                  fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     if by_rounds:
         ax = axes[0][1]
         ax.plot([r["round"] for r in by_rounds], [r["gain_relative_percent"] for r in by_rounds], marker="o")

@@ -69,7 +69,8 @@ def units_for(figures: tuple[str, ...], settings: ReproSettings) -> list[Unit]:
     if "fig2" in wanted:
         ratios |= {0.0, settings.attacked_experts_ratio}
     units = {training_unit(fw, r, reading) for fw in frameworks for r in ratios for reading in settings.readings}
-    return sorted(units, key=lambda u: (u.ratio != 0.0, u.framework, u.ratio, u.reading or ""))  # serving first
+    # the longest first (serving, then B-MoE among persistent attackers, ...), so the last to finish is short
+    return sorted(units, key=lambda u: (u.ratio != 0.0, u.framework != "bmoe", u.reading != "persistent", u.ratio))
 
 
 def settings_hash(settings: ReproSettings) -> str:
@@ -119,7 +120,7 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
         done += 1
         progress(unit.name, done, total)
 
-    with Session(config, dataset=data, keep_objects=False) as session:
+    with Session(config, dataset=data, keep_objects=False, keep_evidence=False) as session:  # measured, not audited
         session.train(on_round=tick)
         history = [record for record in session.history if record["kind"] == "train"]
         result: dict[str, Any] = {
