@@ -110,8 +110,8 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
     if unit.framework == "traditional":
         config = config.replace(consensus="pow", validators=1)  # no ledger, so no consensus to run
     data = load_data(settings)
-    passes = len(settings.readings) * len(settings.serve_ratios) + (
-        len(settings.serve_noise_stds) if unit.framework == "traditional" else 0)
+    by_noise = unit.framework == "traditional" and "persistent" in settings.readings
+    passes = len(settings.readings) * len(settings.serve_ratios) + (len(settings.serve_noise_stds) if by_noise else 0)
     total = config.rounds + (passes * -(-data.num_test // settings.serve_batch) if unit.serve else 0)
     done = 0
 
@@ -138,7 +138,7 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
                 for ratio in settings.serve_ratios:
                     served_config = config.replace(malicious_ratio=ratio, attack=READINGS[reading])
                     result["served"][reading][f"{ratio:.1f}"] = serve_once(session, served_config, settings, tick)
-            if unit.framework == "traditional" and "persistent" in settings.readings:
+            if by_noise:
                 result["served_noise"] = {}  # how the persistent reading's loss depends on the noise scale
                 for std in settings.serve_noise_stds:
                     served_config = config.replace(malicious_ratio=settings.gap_ratio, attack=READINGS["persistent"],
