@@ -261,16 +261,22 @@ class Session:
     def infer_test_set(self, batch_size: int | None = None,
                        on_round: RoundCallback | None = None) -> float:
         """Accuracy of framework inference (attacks included) over the whole test set."""
+        return sum(self.infer_test_tasks(batch_size, on_round)) / self.dataset.num_test
+
+    def infer_test_tasks(self, batch_size: int | None = None,
+                         on_round: RoundCallback | None = None) -> list[int]:
+        """The test set through framework inference in tasks of ``batch_size``: each task's correct answers,
+        in order (how a served model's accuracy moves while attackers act)."""
         size = batch_size or self.config.batch_size
-        correct = 0
+        correct = []
         for start in range(0, self.dataset.num_test, size):
             x = self.dataset.x_test[start:start + size]
             y = self.dataset.y_test[start:start + size]
             outcome = self.infer(x, y)
-            correct += int((outcome.logits.argmax(1) == y).sum())
+            correct.append(int((outcome.logits.argmax(1) == y).sum()))
             if on_round is not None:
                 on_round(outcome)
-        return correct / self.dataset.num_test
+        return correct
 
     def _prune(self) -> None:
         if self.keep_objects:

@@ -164,17 +164,16 @@ def serve_once(session: Session, config: RunConfig, settings: ReproSettings,
     """Among the attackers ``config`` describes (a fresh set), serve the test set once, in tasks of
     ``serve_batch``: the accuracy, the gate's routing counts and each task's correct answers, in order."""
     session.set_edge_behaviours(config)
-    data = session.dataset
-    counts, correct = [0] * config.num_experts, []
-    for start in range(0, data.num_test, settings.serve_batch):
-        y = data.y_test[start:start + settings.serve_batch]
-        outcome = session.infer(data.x_test[start:start + settings.serve_batch], y)
-        correct.append(int((outcome.logits.argmax(1) == y).sum()))
+    counts = [0] * config.num_experts
+
+    def add_counts(outcome: Any) -> None:
         for e, c in enumerate(outcome.counts):
             counts[e] += c
         tick(outcome)
-    return {"accuracy": sum(correct) / data.num_test, "counts": counts, "samples": data.num_test,
-            "task_correct": correct}
+
+    correct = session.infer_test_tasks(settings.serve_batch, on_round=add_counts)
+    samples = session.dataset.num_test
+    return {"accuracy": sum(correct) / samples, "counts": counts, "samples": samples, "task_correct": correct}
 
 
 def _sum_counts(history: list[dict[str, Any]]) -> list[int]:
