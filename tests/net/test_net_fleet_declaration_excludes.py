@@ -42,7 +42,8 @@ def validator(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> I
                 **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
 
     def app(url: str):  # type: ignore[no-untyped-def]
-        return ValidatorService(session, edges, store, ValidatorSettings(ids.validator, enrolled, url), Counters()).app()
+        settings = ValidatorSettings(ids.validator, enrolled, url)
+        return ValidatorService(session, edges, store, settings, Counters()).app()
 
     with answering(edges, edge_nodes(session, CONFIG)), serving(app) as url:
         yield url, session
