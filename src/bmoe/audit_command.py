@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 from bmoe.console import console
+from bmoe.credentials import rpc_url_from_environment
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
 from bmoe.ledger.blocks import block_from_bytes
@@ -131,7 +132,8 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
     with chain_snapshot(chain_path) as chain, run_objects(run_dir, ipfs_api) as store:
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
-        report = audit_chain(chain, store, anchors, rpc_url or _recorded_rpc_url(run_dir))
+        rpc_url = rpc_url or rpc_url_from_environment() or _recorded_rpc_url(run_dir)
+        report = audit_chain(chain, store, anchors, rpc_url)
     report.unanchored = unanchored + report.unanchored
     return report
 
@@ -257,7 +259,8 @@ def _print(report: AuditReport, where: Path) -> None:
 @click.option("--ipfs-api", default=None, metavar="URL",
               help="read RUN_DIR's objects from this IPFS node's kubo HTTP RPC [the run's store]")
 @click.option("--rpc-url", default=None, metavar="URL",
-              help="a chain sealed on Ethereum: read it from its contract on this node [the run's]")
+              help="a chain sealed on Ethereum: read it from its contract on this node "
+                   "[$BMOE_RPC_URL, else the run's]")
 def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...],
                   ipfs_api: str | None, rpc_url: str | None) -> None:
     """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""

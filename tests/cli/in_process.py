@@ -1,26 +1,39 @@
-"""Run ``bmoe.cli.main`` in this process, as the ``bmoe`` command would run: its exit status and output."""
+"""Run ``bmoe.cli.main`` in this process, as the ``bmoe`` command would run: its exit status and output.
+
+In-process, the code under test is the one this test session imports (a worktree's ``src`` on
+``PYTHONPATH``), and no interpreter start is paid per command.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-import pytest
+from unittest import mock
 
 from bmoe.cli import main
 
 
-def bmoe_here(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-              *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """``bmoe ARGS`` through ``bmoe.cli.main`` in-process; shaped like a finished process for ``assert_user_error``."""
+@contextlib.contextmanager
+def _environment(changes: Mapping[str, str]) -> Iterator[None]:
+    with mock.patch.dict(os.environ, changes):
+        yield
+
+
+def bmoe_here(*args: str | Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``bmoe ARGS`` through ``bmoe.cli.main`` in-process (``env``: variables set for it); shaped like a
+    finished process, for ``tests.cli.helpers.assert_user_error``."""
     argv = ["bmoe", *map(str, args)]
-    monkeypatch.setattr(sys, "argv", argv)
-    capsys.readouterr()
+    out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
-    try:
-        main()
-    except SystemExit as exit_info:
-        code = exit_info.code
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(argv, code if isinstance(code, int) else 1, out.out, out.err)
+    with mock.patch.object(sys, "argv", argv), _environment(env or {}), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exit_info:
+            code = exit_info.code
+    return subprocess.CompletedProcess(argv, code if isinstance(code, int) else 1, out.getvalue(), err.getvalue())
