@@ -27,8 +27,10 @@ from bmoe.protocol.config import EXECUTION_SETTINGS, ConfigError, RunConfig, fro
 CHAIN_FILE = "chain.sqlite"
 STORE_DIR = "store"
 CONFIG_FILE = "config.json"
+HEAD_FILE = "head.json"  # the last sealed block, replaced after each (ledger/head_anchor): a killed run is anchored
 # entry -> must it be a directory (else a file)
-LAYOUT = {CHAIN_FILE: False, STORE_DIR: True, CONFIG_FILE: False, "metrics.json": False, "metrics.csv": False}
+LAYOUT = {CHAIN_FILE: False, STORE_DIR: True, CONFIG_FILE: False, HEAD_FILE: False, "metrics.json": False,
+          "metrics.csv": False}
 
 
 class RunDirError(ConfigError):
