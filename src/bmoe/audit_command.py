@@ -6,8 +6,10 @@ Owns what the audit is anchored to, beyond the chain itself (``ledger/audit.py``
   to decide whether a block's seal is good;
 - the run's ``config.json``, when present: its settings hash and the participants it derives must be
   the genesis's (a chain of another run fails);
-- the head the run recorded in ``metrics.json``, when present: it must be in the chain at its height
-  (a truncated chain fails);
+- the head the run recorded in ``metrics.json``, when present, and the last sealed block its chain store
+  anchored in ``head.json`` after each block (present from the first block on, so a killed run is
+  anchored too): each must be in the chain at its height (a truncated chain, or a corrupted WAL that
+  lost blocks, fails);
 - ``--expect-head HASH`` (repeatable): a block hash the user recorded must be in the chain (a whole
   substituted run directory fails);
 - with ``--cluster DIR``: the cluster's ``config.json`` and enrolment file, every validator's chain
@@ -30,16 +32,18 @@ from typing import Any
 import click
 
 from bmoe.console import console
+from bmoe.credentials import rpc_url_from_environment
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
 from bmoe.ledger.blocks import block_from_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import is_hex64
-from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.errors import ChainStoreError, LedgerError
+from bmoe.ledger.head_anchor import read_head_anchor
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
-from bmoe.protocol.run_dir import read_config_file
+from bmoe.protocol.run_dir import HEAD_FILE, read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.protocol.setup import derive_identities
 from bmoe.storage import BlobStore, DirectoryStore
@@ -80,6 +84,15 @@ def metrics_anchor(path: Path) -> BlockAnchor | None:
     if not is_hex64(head) or not isinstance(height, int) or isinstance(height, bool):
         raise AuditFailure(f"{path}: summary.head_hash / summary.height are not a block hash and a height")
     return BlockAnchor(str(head), height, str(path))
+
+
+def head_anchor(path: Path) -> BlockAnchor | None:
+    """The last sealed block the chain store anchored in ``head.json``, or None if the file is absent."""
+    try:
+        anchor = read_head_anchor(path)
+    except ChainStoreError as err:
+        raise AuditFailure(str(err)) from None
+    return None if anchor is None else BlockAnchor(anchor.head_hash, anchor.height, str(path))
 
 
 def expected_heads(values: tuple[str, ...]) -> tuple[BlockAnchor, ...]:
@@ -125,13 +138,16 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
     chain_path = _chain_path(run_dir)
     genesis = config_anchor(run_dir / CONFIG_FILE)
     recorded = metrics_anchor(run_dir / METRICS_FILE)
-    anchors = Anchors(blocks=heads + ((recorded,) if recorded is not None else ()),
+    sealed = head_anchor(run_dir / HEAD_FILE)
+    anchors = Anchors(blocks=heads + tuple(anchor for anchor in (recorded, sealed) if anchor is not None),
                       genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
-    unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded)) if used is None]
+    unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded),
+                                                      (HEAD_FILE, sealed)) if used is None]
     with chain_snapshot(chain_path) as chain, run_objects(run_dir, ipfs_api) as store:
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
-        report = audit_chain(chain, store, anchors, rpc_url or _recorded_rpc_url(run_dir))
+        rpc_url = rpc_url or rpc_url_from_environment() or _recorded_rpc_url(run_dir)
+        report = audit_chain(chain, store, anchors, rpc_url)
     report.unanchored = unanchored + report.unanchored
     return report
 
@@ -257,7 +273,8 @@ def _print(report: AuditReport, where: Path) -> None:
 @click.option("--ipfs-api", default=None, metavar="URL",
               help="read RUN_DIR's objects from this IPFS node's kubo HTTP RPC [the run's store]")
 @click.option("--rpc-url", default=None, metavar="URL",
-              help="a chain sealed on Ethereum: read it from its contract on this node [the run's]")
+              help="a chain sealed on Ethereum: read it from its contract on this node "
+                   "[$BMOE_RPC_URL, else the run's]")
 def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...],
                   ipfs_api: str | None, rpc_url: str | None) -> None:
     """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""

@@ -102,6 +102,28 @@ def comparison_settings(comparison: str | None, bound: float | None, update_boun
     return settings
 
 
+def _check_given_flags(config: RunConfig) -> None:
+    """Refuse a flag given on the command line that ``config`` gives no effect (protocol/flag_effects)."""
+    from click.core import ParameterSource
+
+    from bmoe.protocol.flag_effects import NEEDS, check_given_settings
+
+    context = click.get_current_context()
+    check_given_settings(config, [name for name in NEEDS
+                                  if context.get_parameter_source(name) == ParameterSource.COMMANDLINE])
+
+
+def _show_mining_cost(config: RunConfig) -> None:
+    """Say what a block costs before mining at a costly difficulty (ledger/pow_rate), so no run is silently long."""
+    if config.framework != "bmoe" or config.consensus != "pow":
+        return
+    from bmoe.ledger.pow_rate import hash_rate, mining_estimate
+
+    line = mining_estimate(config.difficulty, hash_rate()) if config.difficulty >= 16 else None
+    if line is not None:
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def _check_in_process(config: RunConfig) -> None:
     """Refuse a fleet profile that only an edge process can honour (it sets environment variables)."""
     from bmoe.protocol.setup import in_process_profiles
@@ -281,8 +303,10 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      **comparison_settings(comparison, bound, update_bound, bound_from),
                      **store_settings(run_dir, store, ipfs_api),
                      **ledger_settings(run_dir, ledger, consensus, rpc_url, eth_key))
+    _check_given_flags(config)
     _check_in_process(config)
     _check_run_dir_free(run_dir)
+    _show_mining_cost(config)
     from bmoe.protocol.fit import load_run_dataset
     from bmoe.protocol.session import Session
 

@@ -4,7 +4,9 @@ Owns the three options and the settings they give. ``--ledger bmoe`` (the defaul
 sealed by ``--consensus``; ``--ledger ethereum`` seals every block through the run's contract on the
 Ethereum node at ``--rpc-url`` (consensus ``ethereum``: the genesis names the chain id and the contract),
 from the account in ``--eth-key`` or one derived from the seed. The URL and key file are execution settings
-(recorded in ``config.json``, outside the config's hash): the flags, else what the run directory recorded.
+(recorded in ``config.json``, outside the config's hash): the flags, else (the URL) ``BMOE_RPC_URL``, else what
+the run directory recorded. A URL's ``user:password@`` is never recorded (:mod:`bmoe.credentials`): give it
+with the flag or ``BMOE_RPC_URL`` each time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import click
 
+from bmoe.credentials import rpc_url_from_environment
 from bmoe.protocol.run_dir import RunDirError
 from bmoe.store_options import recorded_settings
 
@@ -27,7 +30,8 @@ def ledger_options(command: Callable[..., None]) -> Callable[..., None]:
                            help="--ledger ethereum: the sealing account's private key (hex) [the run's, else derived "
                                 "from the seed]")(command)
     command = click.option("--rpc-url", default=None, metavar="URL",
-                           help="--ledger ethereum: the Ethereum node's JSON-RPC URL [the run's]")(command)
+                           help="--ledger ethereum: the Ethereum node's JSON-RPC URL, user:password@ never "
+                                "recorded [$BMOE_RPC_URL, else the run's]")(command)
     return click.option("--ledger", type=click.Choice(LEDGERS), default=None,
                         help="bmoe (its own chain, sealed by --consensus) or ethereum (a contract on --rpc-url) "
                              "[the run's, else bmoe]")(command)
@@ -50,6 +54,7 @@ def ledger_settings(run_dir: Path | None, ledger: str | None, consensus: str | N
         return {} if consensus is None else {"consensus": consensus}
     if consensus not in (None, "pow", "ethereum"):
         raise RunDirError(f"--ledger ethereum seals every block through its contract: drop --consensus {consensus}")
+    rpc_url = rpc_url if rpc_url is not None else rpc_url_from_environment()
     return {"consensus": "ethereum",
             "rpc_url": rpc_url if rpc_url is not None else (recorded.rpc_url if recorded is not None else None),
             "eth_key": eth_key if eth_key is not None else (recorded.eth_key if recorded is not None else None)}

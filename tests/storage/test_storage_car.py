@@ -85,13 +85,17 @@ def test_a_root_whose_block_is_absent_is_refused(tmp_path: Path) -> None:
         check_car(path)
 
 
-def test_blocks_that_rebuild_another_layout_are_refused(tmp_path: Path) -> None:
-    data = os.urandom(3 * 1024)
-    small = dag_blocks(data, chunk_size=1024)  # valid blocks, but not the layout ipfs add --cid-version 1 makes
+@pytest.mark.parametrize(("chunking", "match"), [
+    ({"chunk_size": 1024}, "a leaf follows a leaf shorter than a chunk"),  # refused as it is walked
+    ({"max_links": 2}, "do not rebuild it"),  # full chunks in another tree: refused by the object's CID
+])
+def test_blocks_that_rebuild_another_layout_are_refused(tmp_path: Path, chunking: dict[str, int], match: str) -> None:
+    data = os.urandom(3 * 1024 if "chunk_size" in chunking else 3 * CHUNK_SIZE)
+    other = dag_blocks(data, **chunking)  # valid blocks, but not the layout ipfs add --cid-version 1 makes
     path = tmp_path / "layout.car"
     with open(path, "wb") as out:
-        write_car(out, [small[-1][0]], small)
-    with pytest.raises(CorruptObject, match="do not rebuild it"):
+        write_car(out, [other[-1][0]], other)
+    with pytest.raises(CorruptObject, match=match):
         check_car(path)
 
 

@@ -11,6 +11,7 @@ import requests
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from bmoe.credentials import without_credentials
 from bmoe.ethereum.errors import NodeUnreachable, WrongChain
 from bmoe.recursion import restore_recursion_limit
 
@@ -23,7 +24,8 @@ def open_node(rpc_url: str, chain_id: int) -> Web3:
     """A web3 over ``rpc_url``, checked to answer and to serve ``chain_id``."""
     web3, served = _answering(rpc_url)
     if served != chain_id:
-        raise WrongChain(f"the Ethereum node at {rpc_url} serves chain id {served}, not {chain_id}")
+        where = without_credentials(rpc_url)
+        raise WrongChain(f"the Ethereum node at {where} serves chain id {served}, not {chain_id}")
     return web3
 
 
@@ -41,11 +43,12 @@ def chain_id_of(rpc_url: str) -> int:
 
 
 def _answering(rpc_url: str) -> tuple[Web3, int]:
+    shown = without_credentials(rpc_url)  # what messages name: the credentials stay out of them
     if not rpc_url.startswith(("http://", "https://")):
-        raise NodeUnreachable(f"Ethereum RPC URL {rpc_url!r} is not an http:// or https:// URL")
+        raise NodeUnreachable(f"Ethereum RPC URL {shown!r} is not an http:// or https:// URL")
     web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT_SECONDS},
                                   exception_retry_configuration=None))
     try:
         return web3, int(web3.eth.chain_id)
     except (requests.RequestException, Web3Exception, OSError, ValueError) as err:
-        raise NodeUnreachable(f"cannot reach an Ethereum node at {rpc_url}: {_first_line(err)}") from None
+        raise NodeUnreachable(f"cannot reach an Ethereum node at {shown}: {_first_line(err)}") from None

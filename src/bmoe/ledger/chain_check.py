@@ -50,6 +50,15 @@ def _check_block(
     seal_check: SealCheck | None = None,
 ) -> tuple[Block, str, int]:
     """Verify one stored row; return (block, hash, signatures checked)."""
+    block, digest = stored_block(height, stored_hash, data)
+    return block, digest, check_block(block, prev_hash, min_difficulty, seal_check)
+
+
+def stored_block(height: int, stored_hash: object, data: object) -> tuple[Block, str]:
+    """The block of one stored row ``(height, hash, data)`` and its header hash, once its data parses strictly
+    and its stored height and hash are the header's own; :class:`ChainIntegrityError` naming the first fault.
+    Every reader of stored rows holds them to this (the plain audit, a local copy of a chain sealed on
+    Ethereum)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ChainIntegrityError(height, f"block data is {type(data).__name__}, not bytes")
     try:
@@ -64,7 +73,7 @@ def _check_block(
         raise ChainIntegrityError(
             height, f"stored hash {short_hash(str(stored_hash))} != header hash {short_hash(digest)}"
         )
-    return block, digest, check_block(block, prev_hash, min_difficulty, seal_check)
+    return block, digest
 
 
 def check_block(block: Block, prev_hash: str, min_difficulty: int | None = None,

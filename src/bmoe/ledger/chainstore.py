@@ -11,6 +11,10 @@ commits; FULL fsyncs the WAL on every commit, so a block that ``append`` returne
 (and whose hash may already have been announced to peers) is never silently lost.
 Each append is a single ``BEGIN IMMEDIATE`` transaction, so a process killed mid-way
 loses at most the block being appended and never leaves a torn row.
+
+Anchor: given ``anchor=PATH``, the store replaces that small file (:mod:`bmoe.ledger.head_anchor`)
+after each committed append with the new head's height and hash, and refuses to open a chain that
+no longer holds the block its anchor names (blocks lost from a truncated or corrupted WAL).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bmoe.ledger.blocks import (
     block_to_bytes,
 )
 from bmoe.ledger.errors import ChainStoreError, InvalidBlock
+from bmoe.ledger.head_anchor import HeadAnchor, read_head_anchor, write_head_anchor
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS blocks ("
@@ -62,9 +67,10 @@ class ChainStore:
     read-only WAL database, so an auditor opens a private copy (:func:`bmoe.ledger.snapshot.chain_snapshot`).
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False, anchor: Path | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.anchor = anchor
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
@@ -86,6 +92,22 @@ class ChainStore:
             conn.close()
             raise
         self._conn = conn
+        if anchor is not None:
+            try:
+                self._check_anchor(anchor)
+            except ChainStoreError:
+                self.close()
+                raise
+
+    def _check_anchor(self, anchor: Path) -> None:
+        recorded = read_head_anchor(anchor)
+        if recorded is None:
+            return
+        row = self._query("SELECT hash FROM blocks WHERE height = ?", (recorded.height,))
+        if not row or row[0][0] != recorded.head_hash:
+            raise ChainStoreError(f"chain store {self.path} no longer holds block {recorded.height} "
+                                  f"({recorded.head_hash[:16]}...) that {anchor} records as sealed: blocks were lost "
+                                  "or changed; audit it, and resume from a copy that holds them")
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -200,6 +222,8 @@ class ChainStore:
                 raise InvalidBlock(header.height, f"rejected by store: {_one_line(exc)}") from None
             except sqlite3.Error as exc:
                 raise ChainStoreError(f"chain store {self.path}: append failed: {_one_line(exc)}") from None
+            if self.anchor is not None:  # after the commit: an anchor never names a block the chain lacks
+                write_head_anchor(self.anchor, HeadAnchor(header.height, digest))
         return digest
 
     def height(self) -> int:

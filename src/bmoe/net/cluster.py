@@ -60,6 +60,7 @@ from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, pars
 from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.flag_effects import check_given_settings
 from bmoe.protocol.setup import derive_identities
 
 # flag name -> RunConfig field, for the training settings `up` accepts
@@ -119,6 +120,8 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     try:
         config = from_dict({**values, **changes})
         make_behaviour(config.attack, **config.attack_params)
+        given = [CONFIG_FLAGS.get(flag, flag) for flag, value in settings.items() if value is not None]
+        check_given_settings(config, given)  # a flag without effect is refused, not ignored
     except (ConfigError, ValueError, TypeError) as exc:
         raise SetupError(str(exc)) from None
     check_single_validator(config)

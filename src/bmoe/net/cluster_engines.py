@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bmoe.credentials import without_credentials
 from bmoe.net.cluster_file import ProcessRecord
 from bmoe.net.node_setup import SetupError
 from bmoe.protocol.config import RunConfig
@@ -68,6 +69,9 @@ def parse_engines(ledger: str | None, rpc_url: str | None, eth_key: Path | None,
     for flag, url in (("--rpc-url", rpc_url), ("--ipfs-api", ipfs_api)):
         if url is not None and not url.startswith(("http://", "https://")):
             raise SetupError(f"{flag} must be an http:// or https:// URL, got {url!r}")
+        if url is not None and without_credentials(url) != url:  # a cluster records its URLs for its processes
+            raise SetupError(f"{flag}: a cluster records its nodes' URLs, and credentials are never recorded: give "
+                             "a node that needs none (one on a private network, or behind a local proxy)")
     key = None if eth_key is None else str(eth_key.resolve())
     return Engines(ledger, rpc_url.rstrip("/") if rpc_url else None, key, store,
                    ipfs_api.rstrip("/") if ipfs_api else None)

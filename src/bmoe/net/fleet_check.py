@@ -1,7 +1,8 @@
 """Refusing a deployment whose honest edges cannot agree bit for bit under the comparison in force.
 
-Owns one rule, shared by ``bmoe cluster up`` (before anything is written) and the validator process
-(when edges started by hand declare their numerics): under a comparison that needs equal bytes
+Owns one rule, applied by ``bmoe cluster up`` to the whole fleet (before anything is written) and by
+the validator process to each edge started by hand that declares its numerics (:func:`misdeclared`:
+that edge alone is excluded, the fleet goes on): under a comparison that needs equal bytes
 (``exact``; ``integer`` unless the expert preset computes in integers), honest edges whose numeric
 profiles compute differently split every decision, and the ledger would record the split silently
 as their misbehaviour. The in-process round raises ``HonestDisagreement`` then; a deployment refuses
@@ -66,3 +67,21 @@ def check_fleet(config: RunConfig) -> None:
         if not behaviour.malicious:
             declared[f"edge-{index}"] = (name, numerics_of(get_profile(name), config.threads))
     check_declared(config, declared)
+
+
+def misdeclared(config: RunConfig, index: int, profile: str, numerics: str) -> str | None:
+    """Why edge ``index``'s declaration (``profile``, ``numerics``) cannot take part under ``config``, or None.
+
+    A declaration concerns only the edge that made it: under a comparison that needs equal bytes, an honest
+    edge must compute as the run configures it (``config.edge_profiles[index]``, which ``cluster up`` checked
+    with :func:`check_fleet`); one that does not would split every decision, so it is left out, not the fleet."""
+    if not needs_equal_bytes(config) or not 0 <= index < len(config.edge_profiles):
+        return None
+    if behaviours(config)[index].malicious:  # an attacker's bytes differ anyway
+        return None
+    configured = config.edge_profiles[index]
+    expected = numerics_of(get_profile(configured), config.threads)
+    if numerics == expected:
+        return None
+    return (f"declares profile {profile} ({numerics}) but the run configures {configured} ({expected}) and "
+            f"comparison {config.comparison} needs equal bytes: restart it with --profile {configured}")

@@ -4,7 +4,9 @@ Owns the validator's side of steps 2 and 5 in a deployment. ``results(work)`` / 
 publish a work item (:mod:`bmoe.net.work_wire`) that edge processes fetch with ``GET /work``, then
 collect the signed transaction each expected edge posts to ``POST /txs`` (:meth:`offer`), and
 return when every expected edge answered or ``timeout`` seconds after publishing. An edge that did
-not answer is simply absent: the round records it as withheld (failures are data).
+not answer is simply absent: the round records it as withheld (failures are data). An edge the
+validator excluded (:meth:`exclude`: it declared numerics the run cannot accept) is not waited for:
+it is left out of every work item, so the round records it absent, until :meth:`include`.
 
 Admission of an answer, in order (each refusal is an :class:`~bmoe.net.auth.Refusal`, never an
 exception): the transaction's signature; its sender is the HTTP sender and an edge of the genesis;
@@ -91,6 +93,7 @@ class NetworkEdges:
         self._phase: _Phase | None = None
         self._work_id = time.time_ns() // 1_000_000  # never reused by a restarted validator
         self._committed: set[str] = set()
+        self._excluded: dict[str, str] = {}  # edge address -> why it is left out of work items
         self._busy = 0.0
         self._compute = 0.0
         self._compute_total = 0.0
@@ -146,6 +149,23 @@ class NetworkEdges:
     def resync(self, nonces: Mapping[str, int]) -> None:
         self.sealed_nonces = dict(nonces)
 
+    def exclude(self, address: str, reason: str) -> bool:
+        """Leave edge ``address`` out of the work items published from now on; True if it was not already."""
+        with self._cond:
+            new = address not in self._excluded
+            self._excluded[address] = reason
+            return new
+
+    def include(self, address: str) -> bool:
+        """Expect edge ``address`` in work items again; True if it was excluded."""
+        with self._cond:
+            return self._excluded.pop(address, None) is not None
+
+    def excluded(self) -> dict[str, str]:
+        """The excluded edges: address -> the reason."""
+        with self._cond:
+            return dict(self._excluded)
+
     # --- publishing and collecting ---------------------------------------------------------------
     def _run(self, phase: str, task_id: str, expected: list[str],
              body: Callable[[int, list[str], dict[str, int]], dict[str, Any]],
@@ -153,6 +173,8 @@ class NetworkEdges:
         if self._view is None:
             raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
         working = copy.deepcopy(self._view()) if trial else None
+        with self._cond:
+            expected = [address for address in expected if address not in self._excluded]
         nonces = {address: working.nonces.get(address, -1) + 1 for address in expected} if working else {}
         with self._cond:
             self._work_id += 1

@@ -25,7 +25,8 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: ev
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "height",
                            "head_hash"}``
 ``GET /stats``             counters (refusals per reason, work items, answers, timeouts), the
-                           queue, when each edge last polled, each edge's declared profile
+                           queue, when each edge last polled, each edge's declared profile, the
+                           edges excluded for their declaration (``excluded_edges``: name -> why)
 =========================  =====================================================================
 
 Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 ``malformed_json`` /
@@ -33,9 +34,12 @@ Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 `
 / ``missing_object`` / ``bad_task_data`` (not finite, or not what the task declares) /
 ``json_too_deep`` / ``digest_mismatch`` / ``bad_query``, 403 ``sender_mismatch`` /
 ``not_publisher`` / ``not_an_edge`` / ``not_assigned``, 404 ``unknown_task`` / ``no_route``, 409
-``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered`` / ``mixed_fleet`` (a
-task under exact comparison while the honest edges' declared profiles compute differently: see
-:mod:`bmoe.net.fleet_check`), 503 ``busy``.
+``duplicate_task`` / ``no_open_work`` / ``stale_work`` / ``already_answered``, 503 ``busy``.
+
+An honest edge whose declared profile computes otherwise than the run configures it, under a comparison
+that needs equal bytes (:func:`bmoe.net.fleet_check.misdeclared`), is excluded: left out of work items
+(the round records it absent), counted as ``edges.excluded``, named in ``/stats``; the fleet goes on.
+Its next declaration that fits includes it again (``edges.included``).
 
 A task that fails (the publisher's data cannot be decoded, say) is marked ``failed`` with a
 one-line error; the pending block is discarded and every signer resynchronised from the sealed
@@ -68,7 +72,7 @@ from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
 from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
-from bmoe.net.fleet_check import MixedFleet, check_declared
+from bmoe.net.fleet_check import misdeclared
 from bmoe.net.guard import SignedRequestGuard
 from bmoe.net.json_body import read_json
 from bmoe.net.network_edges import NetworkEdges
@@ -77,7 +81,6 @@ from bmoe.net.task_records import TaskIndex
 from bmoe.net.work_wire import WireError, read_answer, read_declaration
 from bmoe.protocol.round import RoundOutcome
 from bmoe.protocol.session import Session
-from bmoe.protocol.setup import behaviours
 from bmoe.storage import BlobStore, StorageError
 
 DEFAULT_VALIDATOR_MAX_BODY = 1024 * 1024  # tasks and answers are small JSON; blobs go to the stores
@@ -126,6 +129,7 @@ class ValidatorService:
         self._active_nonces: dict[str, int] = {}  # task id -> publisher nonce, queued or running
         self._seen: dict[str, float] = {}
         self._declared: dict[str, tuple[str, str]] = {}  # edge address -> (profile, numerics) from its polls
+        self._edge_index = {address: i for i, address in enumerate(session.node.state.edges)}
         self._cond = threading.Condition()
         self._stopping = False
         self._head = self._sealed_head()
@@ -248,9 +252,11 @@ class ValidatorService:
             queued = len(self._queue)
             seen = {self.names.get(a, a): round(now - t, 3) for a, t in sorted(self._seen.items())}
             profiles = {self.names.get(a, a): profile for a, (profile, _) in sorted(self._declared.items())}
+        excluded = {self.names.get(a, a): why for a, why in sorted(self.edges.excluded().items())}
         return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
                              "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
-                             "edges_last_polled_s_ago": seen, "edge_profiles": profiles, **self.counters.snapshot()})
+                             "edges_last_polled_s_ago": seen, "edge_profiles": profiles, "excluded_edges": excluded,
+                             **self.counters.snapshot()})
 
     async def head(self, request: Request) -> Response:
         with self._cond:
@@ -267,8 +273,6 @@ class ValidatorService:
             reason = "bad_transaction_signature" if "bad signature" in str(exc) else "malformed_transaction"
             return self._refuse(Refusal(400, reason, f"transaction refused: {exc}"))
         refusal = self._admit_task(request.scope["bmoe.sender"], tx)
-        if refusal is None:
-            refusal = self._check_fleet()
         if refusal is None:
             refusal = await run_in_threadpool(self._check_task_data, tx)
         if refusal is None:
@@ -302,19 +306,14 @@ class ValidatorService:
             return Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
         return None
 
-    def _check_fleet(self) -> Refusal | None:
-        """Under a comparison that needs equal bytes, the honest edges' declared profiles must compute alike
-        (the config's attackers, the last ones, are left out: their bytes differ anyway)."""
-        config = self.session.config
-        honest = {address for address, behaviour in zip(self.session.node.state.edges, behaviours(config),
-                                                        strict=False) if not behaviour.malicious}
-        with self._cond:
-            declared = {self.names.get(a, a): d for a, d in sorted(self._declared.items()) if a in honest}
-        try:
-            check_declared(config, declared)
-        except MixedFleet as exc:
-            return Refusal(409, "mixed_fleet", str(exc))
-        return None
+    def _judge_declaration(self, address: str, declared: tuple[str, str]) -> None:
+        """Exclude edge ``address`` while its declaration cannot take part; include it again once it can."""
+        index = self._edge_index.get(address)
+        reason = None if index is None else misdeclared(self.session.config, index, *declared)
+        if reason is not None and self.edges.exclude(address, reason):
+            self.counters.add("edges.excluded")
+        elif reason is None and self.edges.include(address):
+            self.counters.add("edges.included")
 
     def _check_task_data(self, tx: Transaction) -> Refusal | None:
         """The task's data must be stored and hold what the task says: finite samples (no NaN or inf,
@@ -375,6 +374,8 @@ class ValidatorService:
             self._seen[request.scope["bmoe.sender"]] = time.monotonic()
             if declared is not None:
                 self._declared[request.scope["bmoe.sender"]] = declared
+        if declared is not None:
+            self._judge_declaration(request.scope["bmoe.sender"], declared)
         deadline = time.monotonic() + max(0.0, wait)
         while self.edges.work_id <= after and time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)

@@ -42,6 +42,7 @@ MAX_THREADS = 1024
 MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
 MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
 MAX_BOUND = 1e6  # tolerance bounds: a relative error past this accepts anything
+MAX_RUN_DIFFICULTY = 24  # 2^24 = 16.7 M hashes a block: 10-45 s in Python; 32 would be hours per block
 MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
 
 
@@ -97,7 +98,8 @@ SETTINGS: dict[str, Setting] = {
     "comparison": Setting("str"),
     "result_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of results"),
     "update_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of updates"),
-    "difficulty": Setting("int", 0, 32, label="PoW difficulty bits"),
+    "difficulty": Setting("int", 0, MAX_RUN_DIFFICULTY,
+                          label="PoW difficulty bits, each doubling the 2^d hashes a block needs"),
     "consensus": Setting("str"),
     "validators": Setting("int", 1, MAX_VALIDATORS),
     "byzantine_validators": Setting("int", 0, MAX_VALIDATORS),
@@ -230,11 +232,23 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"comparison integer needs an expert computed in integers ({', '.join(INTEGER_PRESETS)}); "
                           f"expert {config.expert!r} computes in floating point and cannot be quantised by this "
                           "setting: use --expert mlp-int, or --comparison tolerance for float experts")
+    if config.expert in INTEGER_PRESETS:
+        _check_fixed_point_lr(config)
     if config.ipfs_api is not None and not config.ipfs_api.startswith(("http://", "https://")):
         raise ConfigError(f"ipfs_api (IPFS HTTP RPC URL) must be an http:// or https:// URL, got {config.ipfs_api!r}")
     if config.byzantine_validators and config.byzantine_validators >= config.validators:
         raise ConfigError(f"byzantine validators ({config.byzantine_validators}) must be fewer than the "
                           f"validators ({config.validators})")
+
+
+def _check_fixed_point_lr(config: RunConfig) -> None:
+    from bmoe.moe.fixed_point import quantize_lr
+
+    try:
+        quantize_lr(config.lr)
+    except ValueError:
+        raise ConfigError(f"lr {config.lr} cannot be expert {config.expert}'s learning rate: its fixed-point updates "
+                          "take one in (2**-25, 1024)") from None
 
 
 def _check_economics(config: RunConfig) -> None:

@@ -20,14 +20,17 @@ import json
 import shutil
 from pathlib import Path
 
+from bmoe.credentials import without_credentials
 from bmoe.fileio import read_regular_text
 from bmoe.protocol.config import EXECUTION_SETTINGS, ConfigError, RunConfig, from_dict
 
 CHAIN_FILE = "chain.sqlite"
 STORE_DIR = "store"
 CONFIG_FILE = "config.json"
+HEAD_FILE = "head.json"  # the last sealed block, replaced after each (ledger/head_anchor): a killed run is anchored
 # entry -> must it be a directory (else a file)
-LAYOUT = {CHAIN_FILE: False, STORE_DIR: True, CONFIG_FILE: False, "metrics.json": False, "metrics.csv": False}
+LAYOUT = {CHAIN_FILE: False, STORE_DIR: True, CONFIG_FILE: False, HEAD_FILE: False, "metrics.json": False,
+          "metrics.csv": False}
 
 
 class RunDirError(ConfigError):
@@ -138,8 +141,13 @@ class Creation:
 
 
 def write_config(run_dir: Path, config: RunConfig) -> None:
-    """Write ``config.json`` (only once the chain is known to match these settings)."""
+    """Write ``config.json`` (only once the chain is known to match these settings); node URLs without their
+    credentials (:mod:`bmoe.credentials`: the flag or the environment gives them each time)."""
+    body = config.to_dict()
+    for key in ("rpc_url", "ipfs_api"):
+        if body.get(key):
+            body[key] = without_credentials(body[key])
     try:
-        (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        (run_dir / CONFIG_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
     except OSError as err:
         raise RunDirError(f"cannot write {run_dir / CONFIG_FILE}: {err.strerror or err}") from None

@@ -38,6 +38,7 @@ from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
 from bmoe.protocol.run_dir import (
     CHAIN_FILE,
     CONFIG_FILE,
+    HEAD_FILE,
     STORE_DIR,
     Creation,
     check_layout,
@@ -111,7 +112,7 @@ class Session:
             if run_dir is not None:
                 store = store if store is not None else DirectoryStore(run_dir / STORE_DIR, batch=True)
                 if config.framework == "bmoe" or (run_dir / CHAIN_FILE).exists():
-                    chain = ChainStore(run_dir / CHAIN_FILE)
+                    chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE)
                 check_recorded(run_dir, config, _recorded_hash(chain))
                 if config.framework != "bmoe" and chain is not None:
                     chain.close()  # checked: a traditional run keeps no chain

@@ -14,6 +14,10 @@ Owns the format and moving objects between a ``BlobStore`` and a CAR file:
   objects into a store, so a bad CAR writes nothing.
 
 Blocks are read back by offset from the file, so memory holds one object at a time, not the archive.
+Bounded, so a small crafted CAR cannot run without end: at most ``MAX_CAR_BLOCKS`` blocks in the file,
+each root rebuilt once, the DAG bounds of :func:`~bmoe.storage.dag.assemble` (depth, links per node,
+blocks, bytes per object), ``MAX_IMPORT_BYTES`` over all roots and ``max_seconds`` for the whole check;
+past a bound the CAR is refused (:class:`InvalidCar`, one reason), nothing written.
 Only CIDv1 ``raw`` / ``dag-pb`` sha2-256 blocks are accepted: the only ones bmoe's objects are made of.
 """
 
@@ -23,6 +27,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +37,15 @@ import dag_cbor
 from multiformats import CID
 
 from bmoe.storage.cid import _varint, cid_bytes, cid_from_bytes, dag_blocks
-from bmoe.storage.dag import assemble
+from bmoe.storage.dag import DEFAULT_MAX_BYTES, assemble
 from bmoe.storage.errors import InvalidCar, InvalidCID, ObjectNotFound
 from bmoe.storage.store import BlobStore
 
 MAX_HEADER = 1 << 26  # 64 MiB: 1.5 million roots
 MAX_SECTION = 1 << 22  # 4 MiB: bmoe's blocks are at most 256 KiB (a leaf) or ~7 KiB (a node of 174 links)
+MAX_CAR_BLOCKS = 1 << 20  # a million blocks: 256 GiB of full chunks, far past MAX_IMPORT_BYTES
+MAX_IMPORT_BYTES = 1 << 34  # 16 GiB of objects over all roots (each at most DEFAULT_MAX_BYTES)
+MAX_SECONDS = 600.0  # checking a CAR: ten minutes, hashing and rebuilding gigabytes included
 _CID_LENGTH = 36  # CIDv1, one-byte codec, sha2-256 multihash
 
 
@@ -120,8 +128,9 @@ class BlockReader:
         return block
 
 
-def index_car(path: Path) -> CarIndex:
-    """Read the whole CAR at ``path``, check its header and every block's hash; InvalidCar at the first fault."""
+def index_car(path: Path, deadline: float = float("inf")) -> CarIndex:
+    """Read the whole CAR at ``path``, check its header and every block's hash; InvalidCar at the first fault
+    (``deadline``: ``time.monotonic()`` past which it gives up)."""
     with open(path, "rb") as handle:
         size = _read_varint(handle, "header")
         if size is None or size == 0:
@@ -131,11 +140,15 @@ def index_car(path: Path) -> CarIndex:
         data = handle.read(size)
         if len(data) != size:
             raise InvalidCar("header: the file ends inside it")
-        roots = decode_header(data)
+        roots = list(dict.fromkeys(decode_header(data)))  # a root named twice is rebuilt once
         blocks: dict[str, tuple[int, int]] = {}
         number = 0
         while (length := _read_varint(handle, f"block {number}")) is not None:
             where = f"block {number} (at byte {handle.tell()})"
+            if number >= MAX_CAR_BLOCKS:
+                raise InvalidCar(f"{where}: more than the {MAX_CAR_BLOCKS} blocks accepted")
+            if time.monotonic() > deadline:
+                raise InvalidCar(f"{where}: reading the CAR takes longer than allowed")
             if length > MAX_SECTION:
                 raise InvalidCar(f"{where}: {length} bytes, more than the {MAX_SECTION} a bmoe block can have")
             section = handle.read(length)
@@ -199,13 +212,18 @@ def export_objects(store: BlobStore, cids: list[str], path: Path) -> int:
         return write_car(handle, cids, _object_blocks(store, cids))
 
 
-def check_car(path: Path) -> CarIndex:
-    """Index the CAR at ``path`` and check that each root's blocks rebuild the object it names; nothing is written."""
-    index = index_car(path)
+def check_car(path: Path, max_seconds: float = MAX_SECONDS) -> CarIndex:
+    """Index the CAR at ``path`` and check that each root's blocks rebuild the object it names, within the
+    bounds (see the module) and ``max_seconds``; nothing is written."""
+    deadline = time.monotonic() + max_seconds
+    index = index_car(path, deadline)
+    total = 0
     with open(path, "rb") as handle:
         read = index.reader(handle)
         for root in index.roots:
-            _rebuild(root, read)
+            total += len(_rebuild(root, read, min(DEFAULT_MAX_BYTES, MAX_IMPORT_BYTES - total), deadline))
+    if time.monotonic() > deadline:
+        raise InvalidCar(f"checking it took longer than the {max_seconds:g} s allowed")
     return index
 
 
@@ -221,9 +239,10 @@ def import_objects(index: CarIndex, store: BlobStore) -> list[str]:
     return index.roots
 
 
-def _rebuild(root: str, read: BlockReader) -> bytes:
+def _rebuild(root: str, read: BlockReader, max_bytes: int = DEFAULT_MAX_BYTES,
+             deadline: float = float("inf")) -> bytes:
     try:
-        return assemble(root, read)
+        return assemble(root, read, max_bytes, deadline)
     except ObjectNotFound as err:
         raise InvalidCar(f"root {root}: block {err.cid} is not in the CAR") from None
 

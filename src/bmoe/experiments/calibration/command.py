@@ -57,6 +57,9 @@ def fleet_profiles(fleet: str) -> tuple[str, ...]:
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CalibrationError(f"--out {out} exists and is not an empty directory; pass a new directory")
+    above = next((parent for parent in out.absolute().parents if parent.exists()), None)
+    if above is not None and not above.is_dir():
+        raise CalibrationError(f"--out {out}: {above} is a file, not a directory")
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -108,7 +111,10 @@ def calibrate_command(fleet: str, dataset: str, preset: str, experts: int, sampl
     skipped = [] if torch.cuda.is_available() else ["cuda: no GPU on this machine (CPU vs CUDA not measured)"]
     scan = attack_scan(probe, results[DEFAULT], WEAKER_NOISE_STDS, seed)
     recommendation = recommend(pairs, attack, scan, safety_factor)
-    write_report(Calibration(settings, skipped, pairs, attack, stability(pairs), recommendation), out)
+    try:
+        write_report(Calibration(settings, skipped, pairs, attack, stability(pairs), recommendation), out)
+    except OSError as err:  # written to a directory beside it first: nothing half-written at --out
+        raise CalibrationError(f"cannot write --out {out}: {err.strerror or err}") from None
     console.print(f"recommended bound: per-sample normalised error <= {recommendation.bound:.3g} "
                   f"(false-accusation rate <= {recommendation.false_accusation_rate:.2g}, "
                   f"attack min {recommendation.attack_margin:.3g}x the bound); report in {out}/ ({JSON_FILE})",
