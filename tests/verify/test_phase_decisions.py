@@ -135,14 +135,14 @@ def test_the_checker_accepts_exactly_the_accusations_the_builder_writes(c: Case,
         assert refusal is None or refusal.startswith(f"expert {EXPERT}: ")
 
 
+GROUPINGS = [None, [], [["edge0"]], [["edge0", "edge1"], ["edge2", "edge3"]], [["edge2", "edge3"], ["edge0", "edge1"]],
+             [["edge1", "edge0"], ["edge2", "edge3"]], [["edge0", "edge1", "edge2"], ["edge3", "edge4", "edge5"]],
+             [["edge3", "edge4", "edge5"], ["edge0", "edge1", "edge2"]]]
 DECISION_CHANGES = {
     "status": lambda d: [s for s in [*STATUSES, "rejected"] if s != d["status"]],
     "digest": lambda d: [v for v in [*DIGESTS, FOREIGN_DIGEST, None] if v != d["digest"]],
     "cid": lambda d: [v for v in ["cid-b", "cid-c", "cid-other", None] if v != d["cid"]],
-    "groups": lambda d: [v for v in [None, [], [["edge0"]], [["edge0", "edge1"], ["edge2", "edge3"]],
-                                     [["edge2", "edge3"], ["edge0", "edge1"]], [["edge1", "edge0"], ["edge2", "edge3"]],
-                                     [["edge0", "edge1", "edge2"], ["edge3", "edge4", "edge5"]],
-                                     [["edge3", "edge4", "edge5"], ["edge0", "edge1", "edge2"]]] if v != d.get("groups")],
+    "groups": lambda d: [v for v in GROUPINGS if v != d.get("groups")],
 }
 
 

@@ -21,10 +21,11 @@ bytes are a valid result only a holder of the bytes can tell: the proposer passe
 Under a comparison that records groups (``tolerance``), answers are not grouped by digest: the
 proposer groups them from their bytes and records the groups in each decision (largest first), and
 the rule applies to the recorded groups' sizes (:func:`grouped_verdict`). Under ``exact`` only a
-``no_quorum`` decision records groups: the committed answers by digest (:func:`digest_groups`). The ledger checks that the
-groups partition exactly the edges that committed (:func:`groups_error`) and that the decision
-follows from them; the accepted value (a new object, the group's element-wise median) and each
-dissenter's recorded distance are re-derived from the bytes by the re-executor and audit.
+``no_quorum`` decision records groups: the committed answers by digest (:func:`digest_groups`).
+The ledger checks that the groups partition exactly the edges that committed
+(:func:`groups_error`) and that the decision follows from them; the accepted value (a new object,
+the group's element-wise median) and each dissenter's recorded distance are re-derived from the
+bytes by the re-executor and audit.
 
 Must not know tensors, storage or transactions: it sees digests, CIDs, edges and verdicts.
 """
