@@ -19,6 +19,10 @@ from bmoe.audit_command import audit_run_dir
 from bmoe.cli import main
 from bmoe.data import Dataset
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
+from bmoe.explorer.pages import chain as chain_pages
+from bmoe.explorer.pages.view import View
+from bmoe.explorer.snapshot import Explorer
+from bmoe.explorer.source import RunSource
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.node import Signer
 from bmoe.ledger.state import LedgerState, TaskState, apply_block, apply_transaction, begin_block
@@ -140,10 +144,12 @@ def _task(task_id: str, reached: bool) -> TaskState:
     return task
 
 
-def test_the_streak_counts_tasks_in_a_row_each_once_and_resets_on_quorum() -> None:
+def test_the_streak_counts_tasks_in_a_row_each_block_once_and_resets_on_quorum() -> None:
     watch = QuorumWatch(stall_after=3)
-    watch.observe_tasks([_task("t0", False), _task("t1", False)])
-    watch.observe_tasks([_task("t1", False)])  # observed twice: counted once
+    state = LedgerState(height=1, tasks={"t0": _task("t0", False)})
+    watch.observe(state)
+    watch.observe(state)  # the same block observed twice: counted once
+    watch.observe_tasks([_task("t1", False)])
     assert watch.streak == 2 and not watch.stalled
     watch.observe_tasks([_task("t2", True)])
     assert watch.streak == 0 and watch.total == 2
@@ -188,6 +194,10 @@ def test_bmoe_train_exits_3_on_a_stall_and_records_show_no_slash(tmp_path: Path,
     assert code == 0 and records["height"] == 2
     assert all(row["slashed"] == 0 and row["dissent"] == 0 for row in records["edges"])
     assert bmoe_main(monkeypatch, capsys, "audit", run_dir)[0] == 0
+    served = Explorer(RunSource(run_dir)).current()
+    assert served.index is not None and served.report is not None
+    home = str(chain_pages.home(View(served.index, served.report, RunSource(run_dir), is_cluster=False)))
+    assert '<span class="bad">quorum stalled</span>: 2 tasks in a row reached no quorum' in home
     code, _, err = bmoe_main(monkeypatch, capsys, "train", "--run-dir", tmp_path / "other", *TIE_FLAGS,
                              "--stall-after", "-1")
     assert code == 2 and "stall_after" in err and not (tmp_path / "other").exists()

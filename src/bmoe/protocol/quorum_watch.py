@@ -19,7 +19,7 @@ Must not know HTTP, processes or tensors.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bmoe.ledger.state import LedgerState, TaskState
@@ -70,17 +70,18 @@ class QuorumWatch:
     streak: int = 0
     total: int = 0  # tasks without quorum since the watch started
     last: NoQuorum | None = None
-    _seen: set[str] = field(default_factory=set)
+    height: int = -1  # the last block observed
 
     def observe(self, state: LedgerState) -> None:
-        """Count the tasks of ``state``'s latest block (each once, however often it is observed)."""
+        """Count the tasks of ``state``'s latest block, once however often that block is observed."""
+        if state.height <= self.height:
+            return
+        self.height = state.height
         self.observe_tasks(state.tasks.values())
 
     def observe_tasks(self, tasks: Iterable[TaskState]) -> None:
+        """Count ``tasks`` in order: each without quorum extends the streak, each with quorum ends it."""
         for task in tasks:
-            if task.task_id in self._seen:
-                continue
-            self._seen.add(task.task_id)
             failed = no_quorum_decisions(task)
             if failed:
                 self.streak += 1
