@@ -14,7 +14,8 @@ from bmoe.protocol.session import Session
 from tests.net.deploy import cluster_data, run_module, running_cluster
 
 
-def test_a_tied_deployment_slashes_nobody_and_stops_with_a_named_stall(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_tied_deployment_slashes_nobody_and_stops_with_a_named_stall(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
     root: Path = tmp_path_factory.mktemp("no-quorum") / "cluster"
     with running_cluster(root, 6.0, "--malicious", "0.5", "--collude", "--stake", "250", "--slash", "100",
                          "--stall-after", "2") as (cluster, _):
