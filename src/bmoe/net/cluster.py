@@ -315,7 +315,8 @@ def status_command(root: Path) -> None:
             click.echo(f"{validator.name}: head {head['head_hash']} at height {head['height']}{where}: "
                        f"{head['train_tasks']} training and {head['task_count'] - head['train_tasks']} "
                        f"inference tasks {done}")
-            click.echo(_quorum_line(validator.name, stalls.get(validator.name, {})))
+            if config.framework == "bmoe":  # the traditional framework verifies nothing: no quorum to watch
+                click.echo(_quorum_line(validator.name, stalls.get(validator.name, {})))
     if down:
         sys.exit(1)
     if any(watch.get("stalled") for watch in stalls.values()):
