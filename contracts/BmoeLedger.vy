@@ -542,6 +542,7 @@ def _accuse(height: uint256, record: Misbehaviour, slash: uint256):
     taken: uint256 = 0
     if record.reason == DISSENT:
         assert committed != empty(bytes32), "dissent by an edge that committed nothing"
+        assert status != NO_QUORUM, "dissent under no_quorum: no answer was accepted, nothing is proven"
         assert record.evidence == committed, "evidence is not the edge's committed digest"
         assert not (status == ACCEPTED and flags & SUPPORTER != 0), "dissent against an edge in the accepted group"
         self._edge_word[record.edge] = word + (1 << DISSENT_SHIFT)

@@ -22,6 +22,7 @@ from bmoe.ledger_options import ledger_options, ledger_settings
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER, QuorumStalled
 from bmoe.storage import StorageError
 from bmoe.store_options import store_options, store_settings
 from bmoe.verify.comparison import HonestDisagreement
@@ -254,6 +255,9 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 @click.option("--share-compute/--no-share-compute", default=True, show_default=True,
               help="compute identical honest replicas once")
 @click.option("--eval-every", type=int, default=10, show_default=True, help="rounds between test evaluations")
+@click.option("--stall-after", type=int, default=None,
+              help=f"stop (exit 3, 'quorum stalled') after N tasks in a row without quorum; 0: never "
+                   f"[{DEFAULT_STALL_AFTER}; on a cluster: set by `bmoe cluster up`]")
 @click.option("--limit-train", type=int, default=None, help="use only this many training samples")
 @click.option("--limit-test", type=int, default=None, help="use only this many test samples")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -273,7 +277,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           trusted_replicas: int, trust_after: int, stake: int, reward: int, slash: int, min_stake: int, rule: str,
           rule_fraction: float,
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
-          message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
+          message_delay: float, share_compute: bool, eval_every: int, stall_after: int | None, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
           bound: float | None, update_bound: float | None, bound_from: Path | None, store: str | None,
           ipfs_api: str | None, ledger: str | None, rpc_url: str | None, eth_key: str | None) -> None:
@@ -283,6 +287,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     if cluster is not None:
         from bmoe.net.publisher import publish_command
 
+        if stall_after is not None:
+            _fail("on a cluster the validator watches for a stall: set it with `bmoe cluster up --stall-after N`")
         click.get_current_context().invoke(publish_command, cluster_dir=cluster, rounds=rounds)
         return
     if run_dir is None:
@@ -300,6 +306,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      message_delay=message_delay, share_compute=share_compute,
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads, fleet=fleet, validator_fleet=validator_fleet,
+                     stall_after=DEFAULT_STALL_AFTER if stall_after is None else stall_after,
                      **comparison_settings(comparison, bound, update_bound, bound_from),
                      **store_settings(run_dir, store, ipfs_api),
                      **ledger_settings(run_dir, ledger, consensus, rpc_url, eth_key))
@@ -530,7 +537,7 @@ def main() -> None:
     except ConsensusStalled as err:
         err_console.print(f"error: consensus stalled: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
-    except HonestDisagreement as err:
+    except (HonestDisagreement, QuorumStalled) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
     except click.ClickException as err:

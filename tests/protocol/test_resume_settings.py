@@ -41,7 +41,8 @@ UNCHANGEABLE: set[str] = set()
 EXECUTION_CHANGES: dict[str, Any] = {"threads": 2, "rounds": 2, "eval_every": 1, "share_compute": False,
                                      "limit_test": 50, "data_dir": "/nonexistent-but-unused", "store": "ipfs",
                                      "ipfs_api": "http://127.0.0.1:1", "rpc_url": "http://127.0.0.1:1",
-                                     "eth_key": "/nonexistent-but-unused"}  # Session takes the store it is given
+                                     "eth_key": "/nonexistent-but-unused",  # Session takes the store it is given
+                                     "stall_after": 3}
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:

@@ -22,7 +22,8 @@ NUMERIC = [name for name in FIELDS if SETTINGS[name].kind in ("int", "float")]
 HOSTILE_NUMBERS: list[Any] = [math.nan, math.inf, -math.inf, 0, 0.0, -1, -1e-9, 10**30, 2**64, 10**400, "4", True, [1]]
 # values outside a field's own table that are nevertheless legitimate (everything else must be refused)
 LEGITIMATE = [("balance", 0), ("balance", 0.0), ("malicious_ratio", 0), ("malicious_ratio", 0.0), ("difficulty", 0),
-              ("byzantine_validators", 0), ("seed", 0), ("stake", 0), ("reward", 0), ("slash", 0), ("min_stake", 0)]
+              ("byzantine_validators", 0), ("seed", 0), ("stake", 0), ("reward", 0), ("slash", 0), ("min_stake", 0),
+              ("stall_after", 0)]
 
 
 def _legitimate(name: str, value: Any) -> bool:

@@ -1,8 +1,10 @@
 """Phase decisions: what the proposer builds is what the ledger's checker accepts, and nothing else.
 
 For a table of commitment sets under every acceptance rule, the checker accepts exactly the
-decisions an honest proposer could write (any supporter's CID, or ``malformed``) and exactly the
-accusations the builder writes; every single-field change is refused with a reason naming the expert.
+decisions an honest proposer could write (any supporter's CID, or ``malformed``; ``no_quorum`` with the
+answers grouped by digest as its evidence) and exactly the accusations the builder writes (under
+``no_quorum`` only withholding: nothing is proven against an answer); every single-field change is
+refused with a reason naming the expert.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bmoe.verify.phase import (
     build_accusations,
     build_decision,
     decision_error,
+    digest_groups,
     misbehaviour_records,
     supporter_cids,
     verdict_of,
@@ -82,14 +85,15 @@ def built(c: Case, valid: bool) -> tuple[Decision, list[Accusation]]:
     """What an honest proposer writes when the agreed bytes are (``valid``) or are not a valid result."""
     verdict = verdict_of(c.rule, c.commitments, c.assigned)
     candidates = supporter_cids(verdict, c.commitments)
-    decision = build_decision(EXPERT, verdict, candidates[-1] if valid and candidates else None)
+    decision = build_decision(EXPERT, verdict, candidates[-1] if valid and candidates else None, c.commitments)
     return decision, build_accusations(decision, verdict, c.commitments)
 
 
 def allowed_decisions(c: Case) -> list[dict[str, object]]:
     """Every decision some honest proposer could write: any supporter's CID, or malformed bytes."""
     verdict = verdict_of(c.rule, c.commitments, c.assigned)
-    return [build_decision(EXPERT, verdict, v).to_dict() for v in [*supporter_cids(verdict, c.commitments), None]]
+    return [build_decision(EXPERT, verdict, v, c.commitments).to_dict()
+            for v in [*supporter_cids(verdict, c.commitments), None]]
 
 
 OUTCOMES = [(c, valid) for c in CASES for valid in (True, False)]
@@ -111,7 +115,9 @@ def test_the_checker_accepts_exactly_the_decisions_an_honest_proposer_could_writ
     allowed = allowed_decisions(c)
     for status, digest, claimed_cid in itertools.product(
             [*STATUSES, "rejected"], [*DIGESTS, FOREIGN_DIGEST, None], [*sorted(c.cids), "cid-other", None]):
-        claim = {"expert": EXPERT, "status": status, "digest": digest, "cid": claimed_cid}
+        claim: dict[str, object] = {"expert": EXPERT, "status": status, "digest": digest, "cid": claimed_cid}
+        if status == "no_quorum":
+            claim["groups"] = [list(group) for group in digest_groups(c.commitments, verdict.committed)]
         reason = decision_error(c.rule, verdict, c.commitments, claim)
         assert (reason is None) == (claim in allowed), (claim, reason)
         assert reason is None or reason.startswith(f"expert {EXPERT}: ")
@@ -129,10 +135,14 @@ def test_the_checker_accepts_exactly_the_accusations_the_builder_writes(c: Case,
         assert refusal is None or refusal.startswith(f"expert {EXPERT}: ")
 
 
+GROUPINGS = [None, [], [["edge0"]], [["edge0", "edge1"], ["edge2", "edge3"]], [["edge2", "edge3"], ["edge0", "edge1"]],
+             [["edge1", "edge0"], ["edge2", "edge3"]], [["edge0", "edge1", "edge2"], ["edge3", "edge4", "edge5"]],
+             [["edge3", "edge4", "edge5"], ["edge0", "edge1", "edge2"]]]
 DECISION_CHANGES = {
     "status": lambda d: [s for s in [*STATUSES, "rejected"] if s != d["status"]],
     "digest": lambda d: [v for v in [*DIGESTS, FOREIGN_DIGEST, None] if v != d["digest"]],
     "cid": lambda d: [v for v in ["cid-b", "cid-c", "cid-other", None] if v != d["cid"]],
+    "groups": lambda d: [v for v in GROUPINGS if v != d.get("groups")],
 }
 
 
@@ -205,8 +215,26 @@ def test_the_accepted_cid_is_the_first_supporter_cid_that_checks_out() -> None:
     c = CASES[3]  # edge0 repeats the majority's digest under a CID of other bytes
     verdict = verdict_of(c.rule, c.commitments, c.assigned)
     assert supporter_cids(verdict, c.commitments) == ["cid-liar", cid(A)]
-    assert build_decision(EXPERT, verdict, cid(A)).to_dict() == {
+    assert build_decision(EXPERT, verdict, cid(A), c.commitments).to_dict() == {
         "expert": EXPERT, "status": "accepted", "digest": A, "cid": cid(A)}
+
+
+def test_no_quorum_accuses_nobody_of_dissent_and_records_the_groups_by_digest() -> None:
+    c = CASES[2]  # a 2-1 split with two silent edges: no group of 3 among 5
+    decision, accusations = built(c, valid=True)
+    assert decision.to_dict() == {"expert": EXPERT, "status": "no_quorum", "digest": None, "cid": None,
+                                  "groups": [["edge0", "edge1"], ["edge4"]]}
+    assert [(a.edge, a.reason) for a in accusations] == [("edge2", "withheld"), ("edge3", "withheld")]
+    verdict = verdict_of(c.rule, c.commitments, c.assigned)
+    assert verdict.dissenters == () and verdict.unresolved == ("edge0", "edge1", "edge4")
+    for edge in ("edge0", "edge4"):
+        record = {"expert": EXPERT, "reason": "dissent", "evidence": c.commitments[edge][0]}
+        assert "no group reached quorum" in str(accusation_error(edge, record, verdict, "no_quorum", c.commitments))
+    tie = CASES[1]  # 2-2: equal sizes in digest order
+    tie_verdict = verdict_of(tie.rule, tie.commitments, tie.assigned)
+    assert digest_groups(tie.commitments, tie_verdict.committed) == [("edge0", "edge1"), ("edge2", "edge3")]
+    unordered = {**built(tie, valid=True)[0].to_dict(), "groups": [["edge2", "edge3"], ["edge0", "edge1"]]}
+    assert "grouped by digest" in str(decision_error(tie.rule, tie_verdict, tie.commitments, unordered))
 
 
 def test_misbehaviour_records_are_one_list_per_edge_in_expert_order() -> None:

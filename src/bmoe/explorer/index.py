@@ -3,7 +3,8 @@
 Owns the replay (``ledger/state.apply_block``, block by block from the genesis, the same function
 ``bmoe audit`` and ``bmoe records`` replay with) and what it keeps along the way: every block, every
 task's decisions (``task_view``), each edge's record after every block, each expert's CIDs and
-activation shares, and every place a CID is named (``ledger/audit.named_objects``). Lookups by
+activation shares, every place a CID is named (``ledger/audit.named_objects``), and how many tasks in a
+row failed to reach quorum (``protocol/quorum_watch``, the count a validator keeps). Lookups by
 height, hash, task id, address and CID. Must not know HTML, HTTP or where the chain file lives.
 """
 
@@ -19,6 +20,7 @@ from bmoe.ledger.audit import named_objects
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import tx_hash
+from bmoe.protocol.quorum_watch import QuorumWatch
 
 
 @dataclass
@@ -33,6 +35,7 @@ class ChainIndex:
     experts: list[ExpertHistory] = field(default_factory=list)
     mentions: dict[str, list[Mention]] = field(default_factory=dict)  # CID -> where the ledger names it
     transactions: dict[str, tuple[int, int]] = field(default_factory=dict)  # tx hash -> (height, index)
+    quorum: QuorumWatch = field(default_factory=QuorumWatch)  # tasks in a row without quorum, at the head
     _by_hash: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -132,4 +135,5 @@ def build_index(rows: Iterable[tuple[Block, str, int]]) -> ChainIndex:
             index.edge_history.setdefault(edge, []).append(_edge_point(index.state, edge))
         _note_experts(index, tasks)
         _note_mentions(index, block)
+        index.quorum.observe(index.state)
     return index

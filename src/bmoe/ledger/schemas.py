@@ -228,14 +228,14 @@ _RESULT = record({"expert": expert, "digest": hex64, "cid": cid})
 _UPDATE = record({"expert": expert, "base_cid": cid, "digest": hex64, "cid": cid})
 _DECISION_FIELDS: Mapping[str, Check] = {"expert": expert, "status": one_of("accepted", "no_quorum", "malformed"),
                                           "digest": nullable(hex64), "cid": nullable(cid)}
-_DECISION = by_grouping(record(_DECISION_FIELDS), record({**_DECISION_FIELDS, "groups": list_of(
-    list_of(hex64, 1, _edges), 0, _edges)}))
+_GROUPS = list_of(list_of(hex64, 1, _edges), 0, _edges)
+_DECISION = by_grouping(record({**_DECISION_FIELDS, "groups": optional(_GROUPS)}),  # exact: no_quorum's evidence
+                        record({**_DECISION_FIELDS, "groups": _GROUPS}))
 _RECORD_FIELDS: Mapping[str, Check] = {"expert": expert, "reason": one_of("dissent", "withheld"),
                                        "evidence": nullable(hex64)}
 _RECORD = by_grouping(record(_RECORD_FIELDS), record({**_RECORD_FIELDS, "distance": nullable(number(0.0, math.inf))}))
 _DECISIONS = list_of(_DECISION, 1, _experts)
-_DISPUTE = by_grouping(record({"expert": expert}), record({"expert": expert, "groups": list_of(
-    list_of(hex64, 1, _edges), 0, _edges)}))
+_DISPUTE = by_grouping(record({"expert": expert}), record({"expert": expert, "groups": _GROUPS}))
 
 _CONSENSUS = tagged("engine", {
     "pow": record({"engine": one_of("pow"), "difficulty": integer(0, 256)}),

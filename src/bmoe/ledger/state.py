@@ -362,7 +362,7 @@ def _decide_entry(state: LedgerState, tx: Transaction, task: TaskState, phase: s
     commitments = task.commitments[phase].get(expert, {})
     assigned = state.assigned_edges(expert, task)
     groups = None
-    if "groups" in entry:  # the comparison in force records groups (the schema requires them then)
+    if state.comparison.records_groups:  # the schema requires them then (exact: only under no_quorum)
         reason = groups_error(entry["groups"], commitments, assigned)
         _require(reason is None, tx, f"expert {expert}: {reason}")
         groups = [tuple(group) for group in entry["groups"]]

@@ -18,9 +18,11 @@ from bmoe.ledger.errors import LedgerError
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
 from bmoe.protocol.config import ConfigError
+from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.storage import StorageError
 
 EXIT_USAGE = 2
+EXIT_STALLED = 3  # the deployment cannot make progress: results keep failing to reach quorum (as ``bmoe train``)
 USER_ERRORS = (NetError, ConfigError, DataError, LedgerError, StorageError, PayloadError,  # PayloadError: NaN data
                EthereumError)  # a validator sealing on Ethereum: the node unreachable, the account unfunded
 
@@ -35,6 +37,9 @@ def run_command(command: click.Command, argv: list[str] | None, prog: str) -> No
     except USER_ERRORS as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    except QuorumStalled as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_STALLED)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

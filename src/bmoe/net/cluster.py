@@ -40,7 +40,7 @@ import httpx
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
 from bmoe.net.auth import SignedAuth
-from bmoe.net.cli_support import run_command
+from bmoe.net.cli_support import EXIT_STALLED, run_command
 from bmoe.net.cluster_engines import (
     ENGINE,
     check_engines,
@@ -72,7 +72,7 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "validators": "validators", "framework": "framework",
                 "fleet": "fleet", "assignment": "assignment", "replicas": "replicas",
                 "trusted_replicas": "trusted_replicas", "trust_after": "trust_after", "stake": "stake",
-                "reward": "reward", "slash": "slash", "min_stake": "min_stake"}
+                "reward": "reward", "slash": "slash", "min_stake": "min_stake", "stall_after": "stall_after"}
 COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from")  # bmoe.cli.comparison_settings's order
 
 
@@ -202,6 +202,9 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--reward", type=int, default=None, help="units per answer in an accepted group [1]")
 @click.option("--slash", type=int, default=None, help="units taken per proven dissent [100]")
 @click.option("--min-stake", type=int, default=None, help="an edge holding less is no longer assigned [0]")
+@click.option("--stall-after", type=int, default=None,
+              help="the validator reports a stall after N tasks in a row without quorum (`cluster status` exits 3, "
+                   "`bmoe train --cluster` stops with exit 3); 0: never [10]")
 @click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
 @click.option("--validators", type=int, default=None,
               help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")
@@ -287,8 +290,11 @@ def status_command(root: Path) -> None:
         found.setdefault(running.name, running)
     with httpx.Client(auth=_publisher(cluster), timeout=2.0) as client:
         polled: dict[str, float] = {}
+        stalls: dict[str, dict[str, Any]] = {}  # validator -> its quorum watch (protocol/quorum_watch.py)
         for validator in validators:
-            polled.update(_validator_get(client, f"{validator.url}/stats").get("edges_last_polled_s_ago", {}))
+            stats = _validator_get(client, f"{validator.url}/stats")
+            polled.update(stats.get("edges_last_polled_s_ago", {}))
+            stalls[validator.name] = stats.get("quorum") or {}
         for record in cluster.processes:
             process = found.get(record.name)
             down += process is None
@@ -312,8 +318,23 @@ def status_command(root: Path) -> None:
             click.echo(f"{validator.name}: head {head['head_hash']} at height {head['height']}{where}: "
                        f"{head['train_tasks']} training and {head['task_count'] - head['train_tasks']} "
                        f"inference tasks {done}")
+            if config.framework == "bmoe":  # the traditional framework verifies nothing: no quorum to watch
+                click.echo(_quorum_line(validator.name, stalls.get(validator.name, {})))
     if down:
         sys.exit(1)
+    if any(watch.get("stalled") for watch in stalls.values()):
+        sys.exit(EXIT_STALLED)
+
+
+def _quorum_line(name: str, watch: dict[str, Any]) -> str:
+    """A validator's quorum watch in one line: quiet while tasks reach quorum, loud once stalled."""
+    if not watch:
+        return f"{name}: quorum unknown (no /stats)"
+    streak, after = watch.get("no_quorum_streak", 0), watch.get("stall_after", 0)
+    if watch.get("stalled"):
+        return f"{name}: STALLED: {watch.get('stall')}"
+    return (f"{name}: quorum ok ({watch.get('no_quorum_tasks', 0)} tasks without quorum so far, "
+            f"{streak} in a row; a stall at {after or 'never'})")
 
 
 def _health(url: str) -> bool:

@@ -152,6 +152,7 @@ class PbftValidatorService(ValidatorService):
             assert node.chain is not None
             node.persist(block)
             node.state = apply_block(node.state, block)
+            self.session.quorum.observe(node.state)  # a backup counts the tasks the primary sealed too
             node.head_hash = block_hash(block)
             node.pending, node.working = [], begin_block(node.state)
             self.index.add(block)
@@ -186,9 +187,12 @@ class PbftValidatorService(ValidatorService):
             time.sleep(0.02)
 
     def _finish(self, task_id: str, status: dict[str, Any]) -> None:
+        if status["status"] == "sealed":
+            status = {**status, "quorum": self.session.quorum.to_dict()}
         with self._cond:
             if self._queue and str(self._queue[0].payload["task_id"]) == task_id:
                 self._queue.popleft()
+            self._quorum = self.session.quorum.to_dict()
             self._status[task_id] = status
             self._active_nonces.pop(task_id, None)
             self._head = self._sealed_head()

@@ -37,6 +37,7 @@ from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.node_setup import check_identity, ipfs_store, load_run_config, parse_urls
 from bmoe.net.tcp import client_transport
 from bmoe.protocol.config import RunConfig
+from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.protocol.round import publish_task
 from bmoe.protocol.setup import derive_identities
 from bmoe.storage import BlobStore
@@ -193,6 +194,9 @@ def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Seq
                 records.append(record)
                 if on_round is not None:
                     on_round(record)
+                stall = (record.get("quorum") or {}).get("stall")
+                if stall:  # the validator's watch: tasks in a row without quorum (protocol/quorum_watch.py)
+                    raise QuorumStalled(stall)
     finally:
         if owned:
             store.close()  # type: ignore[attr-defined]

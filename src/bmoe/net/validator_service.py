@@ -26,7 +26,10 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: ev
                            "head_hash"}``
 ``GET /stats``             counters (refusals per reason, work items, answers, timeouts), the
                            queue, when each edge last polled, each edge's declared profile, the
-                           edges excluded for their declaration (``excluded_edges``: name -> why)
+                           edges excluded for their declaration (``excluded_edges``: name -> why),
+                           and ``quorum``: tasks in a row without quorum and whether that is a
+                           stall (:mod:`bmoe.protocol.quorum_watch`; a sealed task's status
+                           carries it too)
 =========================  =====================================================================
 
 Refusals are JSON ``{"error", "reason"}``, counted as ``errors.<reason>``: 400 ``malformed_json`` /
@@ -133,6 +136,7 @@ class ValidatorService:
         self._cond = threading.Condition()
         self._stopping = False
         self._head = self._sealed_head()
+        self._quorum = session.quorum.to_dict()  # its watch after the last task (protocol/quorum_watch.py)
         self._worker = threading.Thread(target=self._run_tasks, name="rounds", daemon=True)
 
     # --- the round worker --------------------------------------------------------------------------
@@ -176,7 +180,8 @@ class ValidatorService:
         else:
             done = "sealed" if node.seals else "done"
             self.counters.add(f"tasks.{done}")
-            status = {"task_id": task_id, "status": done, "times": _times(outcome, time.perf_counter() - started)}
+            status = {"task_id": task_id, "status": done, "times": _times(outcome, time.perf_counter() - started),
+                      "quorum": self.session.quorum.to_dict()}
             sealed = True
             if not node.seals:
                 self.index.add_done(node.last_transactions)
@@ -186,6 +191,7 @@ class ValidatorService:
                 self.index.add(head)
         with self._cond:
             self._head = self._sealed_head()
+            self._quorum = self.session.quorum.to_dict()
             self._status[task_id] = status
             self._active_nonces.pop(task_id, None)
 
@@ -252,10 +258,12 @@ class ValidatorService:
             queued = len(self._queue)
             seen = {self.names.get(a, a): round(now - t, 3) for a, t in sorted(self._seen.items())}
             profiles = {self.names.get(a, a): profile for a, (profile, _) in sorted(self._declared.items())}
+            quorum = self._quorum
         excluded = {self.names.get(a, a): why for a, why in sorted(self.edges.excluded().items())}
         return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
                              "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
                              "edges_last_polled_s_ago": seen, "edge_profiles": profiles, "excluded_edges": excluded,
+                             "quorum": quorum,
                              **self.counters.snapshot()})
 
     async def head(self, request: Request) -> Response:

@@ -22,6 +22,7 @@ from bmoe.protocol.config_checks import (
     ConfigError,
     check_settings,
 )
+from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.verify.assignment import Adaptive, Sampled
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
 
@@ -30,8 +31,9 @@ from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, T
 # Where the objects live is one of them: the same bytes have the same CID in every store.
 # So is where the Ethereum node answers and which key file holds the sealing account (the genesis names the
 # chain id, the contract and the account).
+# So is when a run stops for want of quorum (``stall_after``): an alarm, not a rule of the ledger.
 EXECUTION_SETTINGS = frozenset({"share_compute", "threads", "eval_every", "rounds", "limit_test", "data_dir", "store",
-                                "ipfs_api", "rpc_url", "eth_key"})
+                                "ipfs_api", "rpc_url", "eth_key", "stall_after"})
 __all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
            "from_dict"]
 
@@ -73,6 +75,8 @@ class RunConfig:
     message_delay: float = 0.01  # PBFT: simulated one-way message delay (seconds)
     share_compute: bool = True  # compute identical honest replicas once (exact; see edge/runtime)
     eval_every: int = 10  # rounds between test-set evaluations
+    stall_after: int = DEFAULT_STALL_AFTER  # tasks in a row without quorum before a run stops (0: never); see
+    # protocol/quorum_watch.py: a persistent split reaches 10 in 10 rounds, a 0.2-probability attacker by chance ~never
     seed: int = 0  # fixes data order, initial weights, attacks and keys
     threads: int = 1  # torch threads; bit-exact agreement needs the same count on every edge
     fleet: str = ""  # edges' numeric profiles, "PROFILE=COUNT,..." in edge order (edge/profiles); "": all default

@@ -107,6 +107,7 @@ SETTINGS: dict[str, Setting] = {
     "message_delay": Setting("float", 0.0, MAX_DELAY_S, low_open=True, label="message delay (s)"),
     "share_compute": Setting("bool"),
     "eval_every": Setting("int", 1, MAX_ROUNDS),
+    "stall_after": Setting("int", 0, MAX_ROUNDS, label="tasks without quorum before a stall"),
     "seed": Setting("int", 0, MAX_SEED),
     "threads": Setting("int", 1, MAX_THREADS),
     "fleet": Setting("str", label="edge numeric profiles"),

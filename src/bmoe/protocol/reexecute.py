@@ -155,7 +155,7 @@ class Reexecutor:
                     committed = task.commitments[phase][expert]
                     valid = self._first_valid(state, phase, expert, supporter_cids(verdict, committed),
                                               entry["digest"], rows, len(verdict.supporters))
-                    if build_decision(expert, verdict, valid).status != "malformed":
+                    if build_decision(expert, verdict, valid, committed).status != "malformed":
                         raise _Differs(f"expert {expert}: a valid {phase} is marked malformed")
             if phase == "result":
                 assert ctx.routing is not None

@@ -33,6 +33,7 @@ from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
 from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.pbft_sealing import PbftCluster
+from bmoe.protocol.quorum_watch import QuorumWatch
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
 from bmoe.protocol.run_dir import (
@@ -146,6 +147,7 @@ class Session:
         self.history: list[dict[str, Any]] = []
         self.keep_objects, self.keep_evidence = keep_objects, keep_evidence
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
+        self.quorum = QuorumWatch(config.stall_after)  # tasks in a row without quorum (protocol/quorum_watch)
 
     def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
         """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
@@ -229,7 +231,7 @@ class Session:
             x, y = self.dataset.x_train[indices], self.dataset.y_train[indices]
             outcome = run_round(self.participants, round_index, x, y, train=True, lr=self.config.lr,
                                 balance=self.config.balance)
-            self._prune()
+            self._after_round()
             record = _round_record(outcome, y)
             if (round_index + 1) % self.config.eval_every == 0 or round_index + 1 == total:
                 record["test_accuracy"] = self.evaluate()
@@ -237,6 +239,7 @@ class Session:
             outcomes.append(outcome)
             if on_round is not None:
                 on_round(outcome)
+            self.quorum.check()  # QuorumStalled once ``stall_after`` tasks in a row had no quorum
         return outcomes
 
     def run_published(self, task: Transaction) -> RoundOutcome:
@@ -246,7 +249,7 @@ class Session:
         train = task.payload.get("kind") == "train"
         outcome = run_round(self.participants, int(task.payload["round"]), x, y, train=train, lr=self.config.lr,
                             balance=self.config.balance, task=task)
-        self._prune()
+        self._after_round()
         return outcome
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
@@ -254,7 +257,7 @@ class Session:
         check_task_fits(x, None, tuple(self.dataset.input_shape), self.dataset.num_classes)
         outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
                             lr=self.config.lr)
-        self._prune()
+        self._after_round()
         if y is not None:
             self.history.append(_round_record(outcome, y))
         return outcome
@@ -278,6 +281,12 @@ class Session:
             if on_round is not None:
                 on_round(outcome)
         return correct
+
+    def _after_round(self) -> None:
+        """After every round (trained, served or published): count a task without quorum, prune the store."""
+        if self.node.seals:
+            self.quorum.observe(self.node.state)
+        self._prune()
 
     def _prune(self) -> None:
         if self.keep_objects:

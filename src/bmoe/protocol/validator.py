@@ -215,7 +215,7 @@ class Validator:
                     raise
                 except PayloadError:
                     pass
-        decision = build_decision(expert, verdict, valid_cid)
+        decision = build_decision(expert, verdict, valid_cid, committed)
         return decision, verdict, output, build_accusations(decision, verdict, committed)
 
     def _decide_grouped(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[

@@ -2,7 +2,9 @@
 
 Pure functions over digests; no tensors, no I/O. Per (task, expert) the commitments are grouped
 by digest (the comparison rule "exact": equal canonical bytes). A group is accepted when it meets
-the rule; otherwise nothing is accepted and the aggregation renormalises without that expert.
+the rule; otherwise nothing is accepted and the aggregation renormalises without that expert. With no
+accepted group there is no answer to dissent from: the edges that answered are ``unresolved``, not
+dissenters (DESIGN.md: "A record needs proof").
 
 Rules (B-MoE Sec. III-C uses the majority; the others are settings):
 - ``majority``: a group of more than half of *all* M assigned edges (withholding counts against);
@@ -47,13 +49,19 @@ class Verdict:
 
     digest: str | None
     supporters: tuple[str, ...]  # edges in the accepted group, sorted
-    dissenters: tuple[str, ...]  # edges that committed another digest, sorted
+    dissenters: tuple[str, ...]  # edges that committed another digest than the accepted one, sorted
     missing: tuple[str, ...]  # assigned edges that committed nothing, sorted
     group_sizes: dict[str, int] = field(default_factory=dict)
+    unresolved: tuple[str, ...] = ()  # no group met the rule: the edges that committed, sorted
 
     @property
     def accepted(self) -> bool:
         return self.digest is not None
+
+    @property
+    def committed(self) -> tuple[str, ...]:
+        """Every assigned edge that committed, sorted."""
+        return tuple(sorted(self.supporters + self.dissenters + self.unresolved))
 
 
 def required_votes(rule: AcceptanceRule, assigned: int) -> int:
@@ -80,7 +88,7 @@ def decide(rule: AcceptanceRule, commitments: Mapping[str, str], assigned: tuple
     missing = tuple(sorted(edge for edge in assigned if edge not in votes))
     winner = _winner(rule, sizes, len(assigned))
     if winner is None:
-        return Verdict(None, (), tuple(sorted(votes)), missing, sizes)
+        return Verdict(None, (), (), missing, sizes, tuple(sorted(votes)))
     supporters = tuple(sorted(groups[winner]))
     dissenters = tuple(sorted(edge for edge in votes if votes[edge] != winner))
     return Verdict(winner, supporters, dissenters, missing, sizes)

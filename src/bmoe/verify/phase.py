@@ -5,7 +5,10 @@ Owns, for one expert in one phase (an edge's result, or its updated weights):
 - the **verdict** from the recorded commitments and the assigned edges (the acceptance rule);
 - the **decision** the proposer writes (``accepted``, ``no_quorum`` or ``malformed``, digest, CID);
 - the **accusations** that follow from a verdict and that decision (``dissent`` with the committed
-  digest as evidence, ``withheld``; the supporters of a malformed group dissent too);
+  digest as evidence, ``withheld``; the supporters of a malformed group dissent too). Under
+  ``no_quorum`` no answer was accepted, so none is outside an accepted group: nobody is accused of
+  dissent (DESIGN.md: "A record needs proof"), withholding stays a record, and the decision records
+  the groups that were found (edges by digest, largest first) as the evidence for later;
 - the **checks** that a claimed decision or accusation is what these rules give, each refusal a
   named reason.
 
@@ -17,10 +20,12 @@ bytes are a valid result only a holder of the bytes can tell: the proposer passe
 
 Under a comparison that records groups (``tolerance``), answers are not grouped by digest: the
 proposer groups them from their bytes and records the groups in each decision (largest first), and
-the rule applies to the recorded groups' sizes (:func:`grouped_verdict`). The ledger checks that the
-groups partition exactly the edges that committed (:func:`groups_error`) and that the decision
-follows from them; the accepted value (a new object, the group's element-wise median) and each
-dissenter's recorded distance are re-derived from the bytes by the re-executor and audit.
+the rule applies to the recorded groups' sizes (:func:`grouped_verdict`). Under ``exact`` only a
+``no_quorum`` decision records groups: the committed answers by digest (:func:`digest_groups`).
+The ledger checks that the groups partition exactly the edges that committed
+(:func:`groups_error`) and that the decision follows from them; the accepted value (a new object,
+the group's element-wise median) and each dissenter's recorded distance are re-derived from the
+bytes by the re-executor and audit.
 
 Must not know tensors, storage or transactions: it sees digests, CIDs, edges and verdicts.
 """
@@ -125,6 +130,17 @@ def groups_error(groups: object, commitments: Commitments, assigned: tuple[str, 
     return None
 
 
+def digest_groups(commitments: Commitments, edges: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The answers of ``edges`` grouped by the digest they committed: each group's edges sorted, the
+    largest group first, equal sizes in digest order (as :func:`~bmoe.verify.acceptance.decide` ranks
+    them). An ``exact`` ``no_quorum`` decision records these as its evidence."""
+    by_digest: dict[str, list[str]] = {}
+    for edge in sorted(edges):
+        by_digest.setdefault(commitments[edge][0], []).append(edge)
+    ranked = sorted(by_digest.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [tuple(group) for _, group in ranked]
+
+
 def sample_split(commitments: Commitments, assigned: tuple[str, ...],
                  groups: list[tuple[str, ...]] | None = None) -> str | None:
     """Why a sample of ``assigned`` edges is not unanimous, or None when every one of them committed and
@@ -147,11 +163,12 @@ def supporter_cids(verdict: Verdict, commitments: Commitments) -> list[str]:
 # ---------------------------------------------------------------- building (the proposer)
 
 
-def build_decision(expert: int, verdict: Verdict, valid_cid: str | None) -> Decision:
+def build_decision(expert: int, verdict: Verdict, valid_cid: str | None, commitments: Commitments) -> Decision:
     """The decision the proposer records. ``valid_cid``: the first of :func:`supporter_cids` whose
-    bytes have the verdict's digest and are a valid result, or None when none are."""
+    bytes have the verdict's digest and are a valid result, or None when none are. A ``no_quorum``
+    decision records the committed answers' :func:`digest_groups`."""
     if verdict.digest is None:
-        return Decision(expert, "no_quorum", None, None)
+        return Decision(expert, "no_quorum", None, None, tuple(digest_groups(commitments, verdict.unresolved)))
     if valid_cid is None:
         return Decision(expert, "malformed", verdict.digest, None)
     return Decision(expert, "accepted", verdict.digest, valid_cid)
@@ -174,10 +191,12 @@ def build_accusations(decision: Decision, verdict: Verdict, commitments: Commitm
                       distances: Mapping[str, float | None] | None = None) -> list[Accusation]:
     """The misbehaviour records that follow from ``decision``: every dissenter (and every supporter of
     a malformed group) with the digest it committed, every assigned edge that committed nothing.
-    ``distances`` (a grouping comparison): each edge's measured distance, recorded with its dissent."""
+    ``distances`` (a grouping comparison): each edge's measured distance, recorded with its dissent.
+    Under ``no_quorum`` there is no accepted group to dissent from: only withholding is recorded."""
     grouped = distances is not None
     measured = distances or {}
-    dissenting = verdict.dissenters + (verdict.supporters if decision.status == "malformed" else ())
+    dissenting = () if decision.status == "no_quorum" else (
+        verdict.dissenters + (verdict.supporters if decision.status == "malformed" else ()))
     return ([Accusation(edge, decision.expert, "dissent", commitments[edge][0], grouped, measured.get(edge))
              for edge in dissenting]
             + [Accusation(edge, decision.expert, "withheld", None, grouped) for edge in verdict.missing])
@@ -215,6 +234,8 @@ def decision_error(rule: AcceptanceRule, verdict: Verdict, commitments: Commitme
         return f"expert {expert}: status must be one of {', '.join(STATUSES)}"
     if verdict.digest is None and status != "no_quorum":
         return f"expert {expert}: rule {rule.name} decides no quorum"
+    if status != "no_quorum" and "groups" in claimed:
+        return f"expert {expert}: only a no_quorum decision records groups under an exact comparison"
     if status == "malformed":
         if digest != verdict.digest:
             return f"expert {expert}: malformed names the wrong digest"
@@ -231,6 +252,10 @@ def decision_error(rule: AcceptanceRule, verdict: Verdict, commitments: Commitme
         return f"expert {expert}: rule {rule.name} decides digest {verdict.digest}"
     if digest is not None or cid is not None:
         return f"expert {expert}: a no_quorum decision records no digest and no cid"
+    found = [list(group) for group in digest_groups(commitments, verdict.unresolved)]
+    if claimed.get("groups") != found:
+        return (f"expert {expert}: a no_quorum decision records the committed answers grouped by digest, "
+                "largest first, equal sizes in digest order")
     return None
 
 
@@ -262,9 +287,10 @@ def grouped_decision_error(verdict: Verdict, commitments: Commitments, claimed: 
 def accusation_error(edge: str, claimed: Mapping[str, Any], verdict: Verdict, status: str,
                      commitments: Commitments) -> str | None:
     """Why ``claimed`` (a record with expert, reason, evidence against ``edge``) does not follow from
-    ``verdict`` and the recorded ``status``, or None. Honest edges cannot be framed."""
+    ``verdict`` and the recorded ``status``, or None. Honest edges cannot be framed, and without an
+    accepted group (``no_quorum``) nobody can be accused of dissent: nothing is proven."""
     expert, reason, evidence = claimed["expert"], claimed["reason"], claimed["evidence"]
-    if edge not in verdict.supporters + verdict.dissenters + verdict.missing:
+    if edge not in verdict.committed + verdict.missing:
         return f"expert {expert}: edge is not assigned this expert"
     if reason == "withheld":
         if edge not in verdict.missing:
@@ -274,6 +300,8 @@ def accusation_error(edge: str, claimed: Mapping[str, Any], verdict: Verdict, st
         return None
     if reason != "dissent":
         return f"expert {expert}: reason must be 'dissent' or 'withheld'"
+    if status == "no_quorum":
+        return f"expert {expert}: no group reached quorum, so no answer is outside an accepted group: no dissent"
     malformed_group = status == "malformed" and edge in verdict.supporters
     if edge in verdict.missing:
         return f"expert {expert}: edge committed nothing"

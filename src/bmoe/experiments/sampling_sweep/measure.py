@@ -136,7 +136,7 @@ class DecisionTally:
                reference: HonestReference) -> None:
         tally = self.counts.setdefault(f"{task.kind}/{phase}", PhaseCounts())
         sample = state.sampled_edges(expert, task)  # the policy's own sample, before any dispute
-        deciding = {*verdict.supporters, *verdict.dissenters, *verdict.missing}
+        deciding = {*verdict.committed, *verdict.missing}
         bad = sum(address in self.malicious for address in sample)
         accepted = task.accepted_cids[phase].get(expert)
         honest = reference.cids.get((task.task_id, phase, expert))

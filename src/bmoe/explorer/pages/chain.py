@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bmoe.explorer.html import Html, join, link, pairs, section, short, table, tag
 from bmoe.explorer.model import BlockView
 from bmoe.explorer.pages.view import NotFound, View, block_link, hash_link, task_link
@@ -28,6 +30,22 @@ def audit_line(view: View) -> Html:
                "against their CIDs. ", link("/run#audit", "details"), id="audit-status")
 
 
+def quorum_line(view: View) -> Html:
+    """Loud when the run's tasks keep failing to reach quorum (its ``stall_after``), quiet otherwise."""
+    config = view.config()
+    watch = view.index.quorum
+    if config is not None:
+        watch = dataclasses.replace(watch, stall_after=config.stall_after)
+    if watch.stalled:
+        return tag("p", tag("span", "quorum stalled", class_="bad"), watch.message().removeprefix("quorum stalled"),
+                   id="quorum-status")
+    if not watch.total:
+        return tag("p", "quorum: every task reached quorum", id="quorum-status")
+    last = f" (last: {watch.last.describe()})" if watch.last is not None else ""
+    return tag("p", f"quorum: {watch.total} tasks without quorum{last}, {watch.streak} in a row at the head; "
+                    f"nobody is accused for them", id="quorum-status")
+
+
 def home(view: View) -> Html:
     index = view.index
     head = index.head
@@ -38,7 +56,7 @@ def home(view: View) -> Html:
                       f"{index.genesis['num_experts']}, {index.genesis['top_k']}, {len(index.state.edges)}")],
                     id_="head")
     latest = [_block_row(view, block) for block in reversed(index.blocks[-LATEST:])]
-    body = join([audit_line(view), summary,
+    body = join([audit_line(view), quorum_line(view), summary,
                  section(f"Latest blocks ({len(latest)} of {len(index.blocks)})",
                          table(BLOCK_HEADERS, latest, id_="blocks"), link("/blocks", "all blocks"))])
     return view.page("Chain", body, active="/")

@@ -56,7 +56,8 @@ def _evidence(view: View, task: TaskView) -> Html:
 
 def _commitments(view: View, task: TaskView) -> Html:
     rows = [[link(f"/expert/{d.expert}", d.expert), d.phase, view.who(c.edge), short(c.digest, 16), cid_link(c.cid),
-             "accepted group" if c.edge in d.supporters else "dissent" if c.edge in d.dissenters else "–"]
+             "accepted group" if c.edge in d.supporters else "dissent" if c.edge in d.dissenters
+             else "no quorum (nobody accused)" if d.status == "no_quorum" else "–"]
             for d in (*task.decisions, *task.updates) for c in d.commits]
     return table(("expert", "phase", "edge", "digest", "object", "in"), rows, id_="commitments")
 
