@@ -143,23 +143,3 @@ def write_report(calibration: Calibration, out: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
 
-
-class BoundFileError(ValueError):
-    """A calibration file that does not hold a usable recommendation (one line)."""
-
-
-def read_bounds(path: Path) -> tuple[float, float]:
-    """The (result, update) bounds a ``calibration.json`` recommends, for ``--bound-from``."""
-    from bmoe.fileio import read_regular_text
-
-    try:
-        body = json.loads(read_regular_text(path))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise BoundFileError(f"--bound-from {path}: cannot read a calibration: {err}") from None
-    recommendation = body.get("recommendation") if isinstance(body, dict) else None
-    bounds = [recommendation.get(key) if isinstance(recommendation, dict) else None
-              for key in ("bound", "update_bound")]
-    if not all(isinstance(b, float | int) and not isinstance(b, bool) and math.isfinite(b) and b > 0 for b in bounds):
-        raise BoundFileError(f"--bound-from {path}: recommendation.bound and recommendation.update_bound must be "
-                             f"finite numbers > 0 (a calibration.json written by bmoe calibrate)")
-    return float(bounds[0]), float(bounds[1])  # type: ignore[arg-type]
