@@ -273,8 +273,9 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
-          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool, store: str | None,
-          ipfs_api: str | None, ledger: str | None, rpc_url: str | None, eth_key: str | None) -> None:
+          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
+          store: str | None, ipfs_api: str | None, ledger: str | None, rpc_url: str | None,
+          eth_key: str | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import run_store, train_run
 

@@ -84,7 +84,7 @@ def test_force_bound_without_a_calibration_and_malformed_records_are_refused(gen
 
 
 def test_the_run_config_refuses_the_same_window_in_one_line() -> None:
-    with pytest.raises(ConfigError, match="below the largest honest divergence .* give --force-bound"):
+    with pytest.raises(ConfigError, match=r"below the largest honest divergence .* give --force-bound"):
         small_config(**{**WITH_CALIBRATION, "result_bound": 1e-7})
     assert small_config(**{**WITH_CALIBRATION, "result_bound": 1e-7, "force_bound": True}).force_bound
     with pytest.raises(ConfigError, match="come together"):
@@ -95,7 +95,8 @@ def test_the_run_config_refuses_the_same_window_in_one_line() -> None:
 
 # config hashes computed on the code before the calibration settings existed
 HASHES_BEFORE = [(RunConfig(), "77e6a254b5d537cd9659784b616fa4cec08deef39f54a7b5810314a8033066ee"),
-                 (RunConfig(comparison="tolerance"), "fe95b748de1e67c6a7a6688576ad5f2f068dbd97ec0f018ef0a213ea5fd481a1"),
+                 (RunConfig(comparison="tolerance"),
+                  "fe95b748de1e67c6a7a6688576ad5f2f068dbd97ec0f018ef0a213ea5fd481a1"),
                  (small_config(comparison="tolerance", result_bound=2e-5),
                   "c750fe36619cfe30059e9b3e3ef2ae869f5791ceeaa276db46cf0bd3599cdb4a")]
 
