@@ -22,7 +22,7 @@ from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
-from bmoe.verify.bound_window import MAX_PER_SAMPLE
+from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE
 from bmoe.verify.comparison import ComparisonError, make_comparison
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
@@ -278,7 +278,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
                                       "reward": integer(0, MAX_UNITS), "slash": integer(0, MAX_UNITS),
                                       "min_stake": integer(0, MAX_UNITS)})),
         "calibration": optional(record({"cid": cid, "result_max": number(0.0, MAX_PER_SAMPLE),
-                                        "update_max": number(0.0, 1e6)})),
+                                        "update_max": number(0.0, MAX_BOUND)})),
         "force_bound": optional(true),
     },
     "task": {"task_id": task_id, "kind": one_of("train", "infer"), "data_cid": cid,

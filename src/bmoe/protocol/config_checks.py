@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.moe.experts import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
-from bmoe.verify.bound_window import MAX_PER_SAMPLE, window_refusal
+from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
 from bmoe.verify.comparison import COMPARISONS
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ MAX_SAMPLES = 1_000_000_000  # limit_train / limit_test
 MAX_THREADS = 1024
 MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
 MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
-MAX_BOUND = 1e6  # tolerance bounds: a relative error past this accepts anything
 MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
 
 

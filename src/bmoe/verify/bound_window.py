@@ -30,6 +30,7 @@ FLOAT32_EPS = 2.0 ** -23  # one float32 ulp, relative: the smallest honest diffe
 FLOORS = {"result": FLOAT32_EPS, "update": FLOAT32_EPS * 1e-2}  # bmoe calibrate's floors on the observed maxima
 FAR_ABOVE = 1000.0  # a bound more than this × the calibrated honest maximum is no longer calibrated to the fleet
 MAX_PER_SAMPLE = 2.0  # ‖a − b‖ / max(‖a‖, ‖b‖, floor) ≤ 2 (triangle inequality): no honest maximum is larger
+MAX_BOUND = 1e6  # tolerance bounds, and honest maxima of updates: a relative error past this accepts anything
 
 
 class BoundWindowError(ValueError):

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bmoe.verify.bound_window import FLOORS, MAX_PER_SAMPLE, Calibrated
+from bmoe.experiments.calibration.bound import METRIC
+from bmoe.experiments.calibration.report import VERSION
+from bmoe.verify.bound_window import FLOORS, MAX_BOUND, MAX_PER_SAMPLE, Calibrated
 from bmoe.verify.comparison import NORM_FLOOR
 
-VERSION = 1
-METRIC = "per_sample"  # bound.METRIC: the metric the tolerance comparison bounds
-MAX_VALUE = 1e6  # config_checks.MAX_BOUND: past this a bound accepts anything
 CONSISTENT = 1e-9  # relative: a recommended bound recomputed from the file's own numbers
 
 
@@ -37,8 +36,6 @@ class CalibrationFile:
     calibrated: Calibrated
     result_bound: float
     update_bound: float
-    fleet: str
-    data: bytes = field(repr=False)  # the file's bytes, named by calibrated.cid
 
 
 def _number(value: Any) -> float | None:
@@ -80,15 +77,13 @@ def parse_calibration(data: bytes) -> CalibrationFile:
         raise BoundFileError(f"its bound is not on the metric the tolerance comparison bounds ({METRIC}, norm floor "
                              f"{NORM_FLOOR})")
     result_max = _field(recommendation, "observed_max", 0.0, MAX_PER_SAMPLE)
-    update_max = _field(recommendation, "update_observed_max", 0.0, MAX_VALUE)
-    safety = _field(recommendation, "safety_factor", 0.0, MAX_VALUE, low_open=True)
-    result_bound = _field(recommendation, "bound", 0.0, MAX_VALUE, low_open=True)
-    update_bound = _field(recommendation, "update_bound", 0.0, MAX_VALUE, low_open=True)
+    update_max = _field(recommendation, "update_observed_max", 0.0, MAX_BOUND)
+    safety = _field(recommendation, "safety_factor", 0.0, MAX_BOUND, low_open=True)
+    result_bound = _field(recommendation, "bound", 0.0, MAX_BOUND, low_open=True)
+    update_bound = _field(recommendation, "update_bound", 0.0, MAX_BOUND, low_open=True)
     _consistent(recommendation, "bound", safety * max(result_max, FLOORS["result"]))
     _consistent(recommendation, "update_bound", safety * max(update_max, FLOORS["update"]))
-    fleet = settings.get("fleet")
-    return CalibrationFile(Calibrated(cid_of(data), result_max, update_max), result_bound, update_bound,
-                           fleet if isinstance(fleet, str) else "", data)
+    return CalibrationFile(Calibrated(cid_of(data), result_max, update_max), result_bound, update_bound)
 
 
 def read_calibration(path: Path) -> CalibrationFile:

@@ -26,6 +26,7 @@ from bmoe.experiments.calibration.bound import Recommendation
 from bmoe.experiments.calibration.measure import METRICS, PairDivergence, summary
 
 JSON_FILE, MARKDOWN_FILE, PLOT_FILE = "calibration.json", "calibration.md", "divergence.png"
+VERSION = 1  # calibration.json's format, checked by --bound-from (reading.py)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Calibration:
 
 def to_json(calibration: Calibration) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": VERSION,
         "use": "the bound a tolerance comparison reads: --comparison tolerance --bound-from calibration.json",
         "settings": calibration.settings,
         "skipped": calibration.skipped,
