@@ -47,6 +47,7 @@ from bmoe.protocol.run_dir import HEAD_FILE, read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.protocol.setup import derive_identities
 from bmoe.storage import BlobStore, DirectoryStore
+from bmoe.verify.bound_window import bound_in_force
 
 METRICS_FILE = "metrics.json"
 
@@ -258,6 +259,9 @@ def _print(report: AuditReport, where: Path) -> None:
     console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
                   f"seals ({report.seal_rules}), state roots by replay, "
                   f"{report.objects_checked} required objects, {evidence}", highlight=False, soft_wrap=True)
+    bound = bound_in_force(report.state.genesis or {})
+    if bound is not None:
+        console.print(f"bound in force: {bound}", highlight=False, soft_wrap=True)
     console.print("anchored to: " + "; ".join(report.anchored_to), highlight=False, soft_wrap=True)
     if report.unanchored:
         console.print("not anchored by: " + "; ".join(report.unanchored) + " (give --expect-head HASH to anchor it)",

@@ -64,14 +64,19 @@ def _config(**settings: object) -> RunConfig:
 
 
 def comparison_options(command: Callable[..., None]) -> Callable[..., None]:
-    """``--comparison``, ``--bound``, ``--update-bound`` and ``--bound-from``, shared by train and demo."""
+    """``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from`` and ``--force-bound``, shared by train,
+    demo and cluster up."""
     options = [
         click.option("--comparison", default=None, help="exact | tolerance | integer: how edges' answers are "
                      "judged the same (default exact; the demo: tolerance)"),
         click.option("--bound", type=float, default=None, help="tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results"),
         click.option("--update-bound", type=float, default=None, help="tolerance: element-wise |Δ| of updated weights"),
         click.option("--bound-from", type=click.Path(path_type=Path), default=None,
-                     help="tolerance: both bounds from a calibration.json written by bmoe calibrate"),
+                     help="tolerance: a calibration.json written by bmoe calibrate: its bounds (unless --bound or "
+                     "--update-bound), checked against its honest maxima; the genesis records its CID"),
+        click.option("--force-bound", is_flag=True, default=False,
+                     help="run with bounds outside the calibration's window (below its honest maximum, or more "
+                     "than 1000x it); the genesis records that"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -79,27 +84,34 @@ def comparison_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def comparison_settings(comparison: str | None, bound: float | None, update_bound: float | None,
-                        bound_from: Path | None, default: str = "exact") -> dict[str, object]:
-    """The config settings the comparison flags give; bounds without a tolerance comparison are refused."""
-    from bmoe.experiments.calibration.report import BoundFileError, read_bounds
+                        bound_from: Path | None, force_bound: bool = False,
+                        default: str = "exact") -> dict[str, object]:
+    """The config settings the comparison flags give; bounds without a tolerance comparison are refused.
+    Whether the bounds sit in a calibration's window is checked with the whole config (config_checks)."""
+    from bmoe.experiments.calibration.reading import BoundFileError, read_calibration
 
     chosen = comparison if comparison is not None else default
     given = [flag for flag, value in (("--bound", bound), ("--update-bound", update_bound),
-                                      ("--bound-from", bound_from)) if value is not None]
+                                      ("--bound-from", bound_from), ("--force-bound", True if force_bound else None))
+             if value is not None]
     if given and chosen != "tolerance":
         _fail(f"{', '.join(given)} need --comparison tolerance (the comparison in force is {chosen})")
-    if bound_from is not None and (bound is not None or update_bound is not None):
-        _fail("--bound-from sets both bounds: give it or --bound/--update-bound, not both")
     settings: dict[str, object] = {"comparison": chosen}
     if bound_from is not None:
         try:
-            settings["result_bound"], settings["update_bound"] = read_bounds(bound_from)
+            calibration = read_calibration(bound_from)
         except BoundFileError as err:
             _fail(str(err))
+        settings.update(result_bound=calibration.result_bound, update_bound=calibration.update_bound,
+                        calibration_cid=calibration.calibrated.cid,
+                        calibrated_result_max=calibration.calibrated.result_max,
+                        calibrated_update_max=calibration.calibrated.update_max)
     if bound is not None:
         settings["result_bound"] = bound
     if update_bound is not None:
         settings["update_bound"] = update_bound
+    if force_bound:
+        settings["force_bound"] = True
     return settings
 
 
@@ -123,6 +135,13 @@ def _show_mining_cost(config: RunConfig) -> None:
     line = mining_estimate(config.difficulty, hash_rate()) if config.difficulty >= 16 else None
     if line is not None:
         err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def print_bound_in_force(config: RunConfig) -> None:
+    """The bounds in force and their origin, as the genesis will record them (tolerance only)."""
+    described = config.bound_in_force()
+    if described is not None:
+        console.print(f"bound in force: {described}", highlight=False, soft_wrap=True)
 
 
 def _check_in_process(config: RunConfig) -> None:
@@ -155,12 +174,13 @@ SUMMARY_COLUMNS = [("framework", "framework"), ("malicious_ratio", "malicious"),
               "[default: threads1=3,f64=3,chunked=2,threads2=2, a mixed fleet]")
 @comparison_options
 def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str | None, comparison: str | None,
-         bound: float | None, update_bound: float | None, bound_from: Path | None) -> None:
+         bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data,
     a mixed fleet, tolerance comparison)."""
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
-    settings = comparison_settings(comparison, bound, update_bound, bound_from, default=DEMO_DEFAULTS.comparison)
+    settings = comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
+                                   default=DEMO_DEFAULTS.comparison)
     base = _config(**{**DEMO_DEFAULTS.to_dict(), "rounds": rounds, "seed": seed,
                       "fleet": DEMO_DEFAULTS.fleet if fleet is None else fleet, **settings})
     _check_in_process(base)
@@ -279,8 +299,9 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
           difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
           message_delay: float, share_compute: bool, eval_every: int, stall_after: int | None, limit_train: int | None,
           limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
-          bound: float | None, update_bound: float | None, bound_from: Path | None, store: str | None,
-          ipfs_api: str | None, ledger: str | None, rpc_url: str | None, eth_key: str | None) -> None:
+          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
+          store: str | None, ipfs_api: str | None, ledger: str | None, rpc_url: str | None,
+          eth_key: str | None) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import run_store, train_run
 
@@ -307,7 +328,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
                      eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
                      threads=threads, fleet=fleet, validator_fleet=validator_fleet,
                      stall_after=DEFAULT_STALL_AFTER if stall_after is None else stall_after,
-                     **comparison_settings(comparison, bound, update_bound, bound_from),
+                     **comparison_settings(comparison, bound, update_bound, bound_from, force_bound),
                      **store_settings(run_dir, store, ipfs_api),
                      **ledger_settings(run_dir, ledger, consensus, rpc_url, eth_key))
     _check_given_flags(config)
@@ -318,9 +339,10 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     from bmoe.protocol.session import Session
 
     data = load_run_dataset(config)
-    with run_store(config) as objects, Session(config, dataset=data, run_dir=run_dir, store=objects) as session, \
-            round_progress() as track:
-        summary = train_run(config, run_dir, track(f"{framework} training", rounds), session=session)
+    with run_store(config) as objects, Session(config, dataset=data, run_dir=run_dir, store=objects) as session:
+        print_bound_in_force(config)
+        with round_progress() as track:
+            summary = train_run(config, run_dir, track(f"{framework} training", rounds), session=session)
     console.print(results_table(f"training: {run_dir}", [summary], SUMMARY_COLUMNS))
 
 

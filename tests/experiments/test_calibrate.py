@@ -14,6 +14,9 @@ import pytest
 from bmoe.experiments.calibration.bound import FLOAT32_EPS, recommend
 from bmoe.experiments.calibration.command import CalibrationError, calibrate_command
 from bmoe.experiments.calibration.measure import PairDivergence, per_sample_error, profile_pairs
+from bmoe.experiments.calibration.reading import read_calibration
+from bmoe.storage import cid_of
+from bmoe.verify.bound_window import window_refusal
 from tests.cli.helpers import assert_user_error, bmoe
 
 
@@ -57,6 +60,16 @@ def test_f64_and_mkl_compat_differ_from_default_and_threads1_does_not(report: tu
         pair = by_pair[("default", other)]
         assert pair["output_abs"]["nonzero_share"] > 0.5 and 0 < pair["per_sample"]["max"] < 1e-5
     assert by_pair[("default", "threads1")]["per_sample"]["max"] == 0  # the default is one thread
+
+
+def test_what_calibrate_writes_is_what_bound_from_accepts_and_its_bounds_sit_in_their_window(
+        report: tuple[Path, dict[str, Any]]) -> None:
+    out, body = report
+    read = read_calibration(out / "calibration.json")
+    rec = body["recommendation"]
+    assert (read.result_bound, read.update_bound) == (rec["bound"], rec["update_bound"])
+    assert read.calibrated.cid == cid_of((out / "calibration.json").read_bytes())
+    assert window_refusal(read.result_bound, read.update_bound, read.calibrated) is None
 
 
 def test_a_fleet_that_agrees_bit_for_bit_still_gets_a_positive_bound() -> None:

@@ -4,8 +4,10 @@
 Each edge process starts with its profile (``--profile NAME``; ``env MKL_CBWR=COMPATIBLE`` before
 Python for ``mkl-compat``) and says so in its log. Under tolerance the fleet trains with every expert
 accepted and no misbehaviour record, the accepted update is at times a median no edge uploaded (its
-own CID), which every edge fetches the next round, and the chain audits clean. Under exact the same
-fleet is refused before anything is written or started.
+own CID), which every edge fetches the next round, and the chain audits clean. Its bounds come from a
+calibration (``--bound-from``): ``up`` prints them and the genesis records the calibration's CID; a
+forged calibration or a bound outside its window is refused in one line. Under exact the same fleet
+is refused before anything is written or started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from bmoe.ledger.chainstore import ChainStore
+from bmoe.storage import cid_of
+from tests.cli.calibration_file import write_calibration
 from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
@@ -24,10 +28,44 @@ FLEET_FLAGS = ("--edges", "5", "--malicious", "0", "--fleet", FLEET)
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("fleet") / "cluster", EDGE_TIMEOUT_S, *FLEET_FLAGS,
-                         "--comparison", "tolerance") as (cluster, _):
-        yield cluster
+def fleet_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCluster, str, str]]:
+    """The cluster, what ``up`` printed, and the CID of the calibration its bounds were checked against
+    (honest maxima 1e-5 and 1e-6: the default bounds, 1e-4 and 1e-5, are its recommendation)."""
+    root = tmp_path_factory.mktemp("fleet")
+    calibration = write_calibration(root / "calibration.json", result_max=1e-5, update_max=1e-6, fleet=FLEET)
+    with running_cluster(root / "cluster", EDGE_TIMEOUT_S, *FLEET_FLAGS, "--comparison", "tolerance",
+                         "--bound-from", str(calibration)) as (cluster, printed):
+        yield cluster, printed, cid_of(calibration.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_up: tuple[LocalCluster, str, str]) -> LocalCluster:
+    return fleet_up[0]
+
+
+def test_up_prints_the_bound_in_force_and_the_genesis_records_its_calibration(
+        fleet_up: tuple[LocalCluster, str, str]) -> None:
+    cluster, printed, cid = fleet_up
+    assert f"bound in force: results <= 0.0001, updates <= 1e-05: checked against calibration {cid}" in printed
+    with ChainStore(cluster.root / "validator-0" / "chain.sqlite", readonly=True) as chain:
+        genesis = next(chain.iter_blocks()).transactions[0].payload
+    assert genesis["calibration"] == {"cid": cid, "result_max": 1e-5, "update_max": 1e-6}
+    assert "force_bound" not in genesis
+
+
+def test_a_forged_calibration_or_a_bound_outside_its_window_is_refused_before_anything_is_written(
+        tmp_path: Path) -> None:
+    calibration = write_calibration(tmp_path / "calibration.json")  # honest maxima 2e-6, 4e-7
+    forged = tmp_path / "forged.json"
+    forged.write_text(calibration.read_text().replace('"bound": 1.9999999999999998e-05', '"bound": 1e-300'))
+    for flags, message in (((str(forged),), "is not its safety_factor x its observed maximum"),
+                           ((str(calibration), "--bound", "1e-7"), "the result bound 1e-07 is below the largest "
+                                                                  "honest divergence the calibration measured")):
+        result = run_module("bmoe.net.cluster", "up", "--dir", tmp_path / "c", "--edges", "4",
+                            "--comparison", "tolerance", "--bound-from", *flags)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stdout + result.stderr
+        assert not (tmp_path / "c").exists()
 
 
 def test_each_edge_process_runs_under_its_profile(fleet: LocalCluster) -> None:

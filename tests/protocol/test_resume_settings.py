@@ -12,10 +12,13 @@ import pytest
 from bmoe.protocol.config import EXECUTION_SETTINGS, RunConfig
 from bmoe.protocol.run_dir import RunDirError
 from bmoe.protocol.session import Session
+from bmoe.storage import cid_of
 
 BASE = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=5, batch_size=32, difficulty=4, rounds=1,
                  eval_every=100, hidden=16)
 RECORDED = [f.name for f in dataclasses.fields(RunConfig) if f.name not in EXECUTION_SETTINGS]
+CALIBRATED = {"comparison": "tolerance", "calibration_cid": cid_of(b"calibration.json"), "calibrated_result_max": 1e-6,
+              "calibrated_update_max": 1e-7}  # a calibration whose window holds the default bounds
 # recorded setting -> a valid change (other settings that must change with it are named too)
 CHANGES: dict[str, dict[str, Any]] = {
     "framework": {"framework": "traditional"}, "dataset": {"dataset": "digits"}, "limit_train": {"limit_train": 400},
@@ -36,6 +39,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "trust_after": {"assignment": "adaptive", "trust_after": 5},
     "stake": {"stake": 100}, "reward": {"stake": 100, "reward": 2}, "slash": {"stake": 100, "slash": 50},
     "min_stake": {"stake": 100, "min_stake": 10},
+    "calibration_cid": CALIBRATED, "calibrated_result_max": CALIBRATED, "calibrated_update_max": CALIBRATED,
+    "force_bound": {**CALIBRATED, "force_bound": True},
 }
 UNCHANGEABLE: set[str] = set()
 EXECUTION_CHANGES: dict[str, Any] = {"threads": 2, "rounds": 2, "eval_every": 1, "share_compute": False,

@@ -22,6 +22,7 @@ from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
+from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE
 from bmoe.verify.comparison import ComparisonError, make_comparison
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
@@ -105,6 +106,11 @@ def one_of(*values: str) -> Check:
     def check(value: object, limits: Limits) -> str | None:
         return None if isinstance(value, str) and value in values else f"must be one of {list(values)}"
     return check
+
+
+def true(value: object, limits: Limits) -> str | None:
+    """A flag recorded only when set."""
+    return None if value is True else "must be true (absent when not set)"
 
 
 def nullable(inner: Check) -> Check:
@@ -271,6 +277,9 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "economics": optional(record({"stakes": mapping(hex64, integer(0, MAX_UNITS), lambda _: MAX_EDGES),
                                       "reward": integer(0, MAX_UNITS), "slash": integer(0, MAX_UNITS),
                                       "min_stake": integer(0, MAX_UNITS)})),
+        "calibration": optional(record({"cid": cid, "result_max": number(0.0, MAX_PER_SAMPLE),
+                                        "update_max": number(0.0, MAX_BOUND)})),
+        "force_bound": optional(true),
     },
     "task": {"task_id": task_id, "kind": one_of("train", "infer"), "data_cid": cid,
              "samples": integer(1, MAX_SAMPLES), "round": integer(0, MAX_INT)},

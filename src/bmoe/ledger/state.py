@@ -27,6 +27,7 @@ from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
 from bmoe.verify.assignment import Adaptive, Assignment, AssignmentError, make_assignment, task_seed
+from bmoe.verify.bound_window import BoundWindowError, check_genesis_window
 from bmoe.verify.comparison import Comparison, make_comparison
 from bmoe.verify.phase import PHASES as PHASE_TABLE
 from bmoe.verify.phase import (
@@ -268,6 +269,10 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
         raise InvalidTransaction(tx_hash(tx), f"genesis: bad acceptance rule ({err})") from None
     _require(len(set(payload["edges"])) == len(payload["edges"]), tx, "duplicate edge keys")
     _require(payload.get("num_experts") == len(payload["expert_cids"]), tx, "num_experts must equal len(expert_cids)")
+    try:
+        check_genesis_window(payload)
+    except BoundWindowError as err:
+        raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     economics = None
     if "economics" in payload:
         _require(payload["framework"] == "bmoe", tx, "economics applies to B-MoE, whose answers are verified")

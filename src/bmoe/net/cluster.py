@@ -73,7 +73,7 @@ CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k"
                 "fleet": "fleet", "assignment": "assignment", "replicas": "replicas",
                 "trusted_replicas": "trusted_replicas", "trust_after": "trust_after", "stake": "stake",
                 "reward": "reward", "slash": "slash", "min_stake": "min_stake", "stall_after": "stall_after"}
-COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from")  # bmoe.cli.comparison_settings's order
+COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from", "force_bound")  # comparison_settings's order
 
 
 @click.group("cluster", help="A local deployment: storage nodes, one validator and M edges as processes.")
@@ -82,7 +82,8 @@ def cluster_group() -> None:
 
 
 def _comparison_options(command: Any) -> Any:
-    """``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from``: the flags ``bmoe train`` has.
+    """``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from``, ``--force-bound``: the flags ``bmoe train``
+    has.
 
     Imported here, not at the top: ``bmoe.cli`` imports this module while it registers its commands."""
     from bmoe.cli import comparison_options
@@ -91,12 +92,13 @@ def _comparison_options(command: Any) -> Any:
 
 
 def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: float | None,
-                        update_bound: float | None, bound_from: Path | None) -> dict[str, Any]:
+                        update_bound: float | None, bound_from: Path | None, force_bound: bool) -> dict[str, Any]:
     """The config changes the comparison flags give; the base config's comparison when none is named."""
     from bmoe.cli import UserError, comparison_settings
 
     try:
-        return comparison_settings(comparison, bound, update_bound, bound_from, default=values["comparison"])
+        return comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
+                                   default=values["comparison"])
     except UserError as exc:  # `python -m bmoe.net.cluster` reports SetupError in one line, exit 2
         raise SetupError(str(exc)) from None
 
@@ -263,6 +265,9 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     click.echo(f"bmoe cluster: starting {anvil}{objects}, {sealing}, "
                f"{config.edges_in_play} edges ({attackers} running {config.attack if attackers else 'no attack'}) "
                f"in {cluster.root}")
+    described = config.bound_in_force()
+    if described is not None:
+        click.echo(f"bound in force: {described}")
     publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
                            trusted=[v.address for v in derive_identities(config).validators])
 

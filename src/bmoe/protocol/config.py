@@ -24,6 +24,7 @@ from bmoe.protocol.config_checks import (
 )
 from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.verify.assignment import Adaptive, Sampled
+from bmoe.verify.bound_window import Calibrated, bound_in_force
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
@@ -67,6 +68,10 @@ class RunConfig:
     comparison: str = "exact"  # exact | tolerance | integer (verify/comparison.py)
     result_bound: float = DEFAULT_RESULT_BOUND  # tolerance: per-sample ‖Δ‖/max(‖y‖, 0.1) of results
     update_bound: float = DEFAULT_UPDATE_BOUND  # tolerance: element-wise |Δ| / max(1, |w|) of updated weights
+    calibration_cid: str | None = None  # tolerance: the CID of the calibration.json the bounds are checked against
+    calibrated_result_max: float | None = None  # its largest honest per-sample divergence of results
+    calibrated_update_max: float | None = None  # its largest honest |Δw| of updates
+    force_bound: bool = False  # run with bounds outside the calibration's window (verify/bound_window.py)
     difficulty: int = 8  # PoW leading zero bits; low so a demo round seals in milliseconds
     consensus: str = "pow"  # "pow" (the paper's; one proposer mines), "pbft" (validators vote) or "ethereum"
     validators: int = 1  # PBFT: n validators, tolerating f = (n - 1) // 3 Byzantine ones
@@ -136,6 +141,26 @@ class RunConfig:
             return Tolerance(result_bound=self.result_bound, update_bound=self.update_bound).spec()
         return make_comparison(self.comparison).spec()
 
+    def calibration(self) -> Calibrated | None:
+        """The calibration the bounds are checked against, as the genesis records it, or None."""
+        if self.calibration_cid is None or self.calibrated_result_max is None or self.calibrated_update_max is None:
+            return None
+        return Calibrated(self.calibration_cid, self.calibrated_result_max, self.calibrated_update_max)
+
+    def bound_genesis(self) -> dict[str, Any]:
+        """What the genesis records of the bounds: the comparison, and the calibration when there is one."""
+        recorded: dict[str, Any] = {"comparison": self.comparison_spec()}
+        calibration = self.calibration()
+        if calibration is not None:  # only a run whose bounds were checked against a calibration records these
+            recorded["calibration"] = calibration.spec()
+            if self.force_bound:
+                recorded["force_bound"] = True
+        return recorded
+
+    def bound_in_force(self) -> str | None:
+        """The bounds in force and their origin, in words (None without a tolerance comparison)."""
+        return bound_in_force(self.bound_genesis())
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -151,6 +176,10 @@ class RunConfig:
             del recorded["trusted_replicas"], recorded["trust_after"]
         if self.comparison != "tolerance":  # bounds only a tolerance comparison reads hash as before they existed
             del recorded["result_bound"], recorded["update_bound"]
+        if self.calibration_cid is None:  # a run without a calibration hashes as before the settings existed
+            del recorded["calibration_cid"], recorded["calibrated_result_max"], recorded["calibrated_update_max"]
+        if not self.force_bound:
+            del recorded["force_bound"]
         if not self.stake:  # a run without economics hashes as before the settings existed
             del recorded["stake"], recorded["reward"], recorded["slash"], recorded["min_stake"]
         return sha256_hex(canonical_json(recorded))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.moe.experts import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
+from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
 from bmoe.verify.comparison import COMPARISONS
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ MAX_SAMPLES = 1_000_000_000  # limit_train / limit_test
 MAX_THREADS = 1024
 MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
 MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
-MAX_BOUND = 1e6  # tolerance bounds: a relative error past this accepts anything
 MAX_RUN_DIFFICULTY = 24  # 2^24 = 16.7 M hashes a block: 10-45 s in Python; 32 would be hours per block
 MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
 
@@ -98,6 +98,12 @@ SETTINGS: dict[str, Setting] = {
     "comparison": Setting("str"),
     "result_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of results"),
     "update_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of updates"),
+    "calibration_cid": Setting("str", nullable=True, label="the calibration's CID"),
+    "calibrated_result_max": Setting("float", 0.0, MAX_PER_SAMPLE, nullable=True,
+                                     label="calibrated honest maximum of results"),
+    "calibrated_update_max": Setting("float", 0.0, MAX_BOUND, nullable=True,
+                                     label="calibrated honest maximum of updates"),
+    "force_bound": Setting("bool"),
     "difficulty": Setting("int", 0, MAX_RUN_DIFFICULTY,
                           label="PoW difficulty bits, each doubling the 2^d hashes a block needs"),
     "consensus": Setting("str"),
@@ -178,6 +184,7 @@ def check_settings(config: RunConfig) -> None:
     _check_together(config)
     _check_attack(config)
     _check_fleet(config)
+    _check_bound_window(config)
 
 
 def _check_choices(config: RunConfig) -> None:
@@ -286,3 +293,30 @@ def _check_attack(config: RunConfig) -> None:
         make_behaviour(config.attack, **config.attack_params)
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from None
+
+
+def _check_bound_window(config: RunConfig) -> None:
+    """A calibration (all three of its settings) bounds a tolerance comparison, whose bounds must sit in its
+    window unless ``force_bound``; ``force_bound`` needs a calibration to override."""
+    given = [config.calibration_cid is not None, config.calibrated_result_max is not None,
+             config.calibrated_update_max is not None]
+    if any(given) and not all(given):
+        raise ConfigError("calibration_cid, calibrated_result_max and calibrated_update_max come together, from "
+                          "--bound-from calibration.json")
+    calibrated = config.calibration()
+    if calibrated is None:
+        if config.force_bound:
+            raise ConfigError("--force-bound overrides the check of the bounds against a calibration, and there is "
+                              "none: give --bound-from calibration.json")
+        return
+    from bmoe.storage import InvalidCID, parse_cid
+
+    try:
+        parse_cid(calibrated.cid)
+    except InvalidCID:
+        raise ConfigError(f"calibration_cid must be a CID, got {_shown(calibrated.cid)}") from None
+    if config.comparison != "tolerance":
+        raise ConfigError(f"a calibration bounds --comparison tolerance, and the comparison is {config.comparison}")
+    refusal = window_refusal(config.result_bound, config.update_bound, calibrated)
+    if refusal is not None and not config.force_bound:
+        raise ConfigError(f"{refusal}; give --force-bound to run with it anyway (the genesis records that)")

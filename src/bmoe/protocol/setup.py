@@ -86,6 +86,7 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
     economics = config.economics_spec([edge.address for edge in ids.edges])
     if economics is not None:
         payload["economics"] = economics
+    payload.update(config.bound_genesis())  # the comparison, and the calibration when the bounds were checked
     return payload
 
 

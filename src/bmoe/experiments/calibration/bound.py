@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bmoe.experiments.calibration.measure import NORM_FLOOR, OUTPUT_METRICS, PairDivergence
+from bmoe.verify.bound_window import FLOAT32_EPS, FLOORS
 
 METRIC = "per_sample"
-FLOAT32_EPS = 2.0 ** -23  # one float32 ulp, relative: the smallest honest difference worth bounding
+__all__ = ["FLOAT32_EPS", "METRIC", "Recommendation", "recommend", "stability"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def recommend(pairs: list[PairDivergence], attack: dict[str, np.ndarray], scan: 
               safety_factor: float) -> Recommendation:
     honest = np.concatenate([pair.values[METRIC] for pair in pairs])
     observed = float(honest.max())
-    bound = safety_factor * max(observed, FLOAT32_EPS)
+    bound = safety_factor * max(observed, FLOORS["result"])
     above = int(np.count_nonzero(honest > bound))
     n = int(honest.size)
     rate, basis = (above / n, "observed") if above else (3.0 / n, "rule of three (upper 95 %)")
@@ -87,5 +88,5 @@ def recommend(pairs: list[PairDivergence], attack: dict[str, np.ndarray], scan: 
         attack_margin=float(attack_values.min()) / bound, attack_scan=caught,
         smallest_caught_noise_std=min((row["noise_std"] for row in caught if row["caught_share"] == 1.0), default=None),
         update_observed_max=update_observed,
-        update_bound=safety_factor * max(update_observed, FLOAT32_EPS * 1e-2),
+        update_bound=safety_factor * max(update_observed, FLOORS["update"]),
         update_attack_median=float(np.median(attack["update_abs"])))

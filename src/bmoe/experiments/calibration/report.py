@@ -26,6 +26,7 @@ from bmoe.experiments.calibration.bound import Recommendation
 from bmoe.experiments.calibration.measure import METRICS, PairDivergence, summary
 
 JSON_FILE, MARKDOWN_FILE, PLOT_FILE = "calibration.json", "calibration.md", "divergence.png"
+VERSION = 1  # calibration.json's format, checked by --bound-from (reading.py)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Calibration:
 
 def to_json(calibration: Calibration) -> dict[str, Any]:
     return {
-        "version": 1,
+        "version": VERSION,
         "use": "the bound a tolerance comparison reads: --comparison tolerance --bound-from calibration.json",
         "settings": calibration.settings,
         "skipped": calibration.skipped,
@@ -143,23 +144,3 @@ def write_report(calibration: Calibration, out: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
 
-
-class BoundFileError(ValueError):
-    """A calibration file that does not hold a usable recommendation (one line)."""
-
-
-def read_bounds(path: Path) -> tuple[float, float]:
-    """The (result, update) bounds a ``calibration.json`` recommends, for ``--bound-from``."""
-    from bmoe.fileio import read_regular_text
-
-    try:
-        body = json.loads(read_regular_text(path))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise BoundFileError(f"--bound-from {path}: cannot read a calibration: {err}") from None
-    recommendation = body.get("recommendation") if isinstance(body, dict) else None
-    bounds = [recommendation.get(key) if isinstance(recommendation, dict) else None
-              for key in ("bound", "update_bound")]
-    if not all(isinstance(b, float | int) and not isinstance(b, bool) and math.isfinite(b) and b > 0 for b in bounds):
-        raise BoundFileError(f"--bound-from {path}: recommendation.bound and recommendation.update_bound must be "
-                             f"finite numbers > 0 (a calibration.json written by bmoe calibrate)")
-    return float(bounds[0]), float(bounds[1])  # type: ignore[arg-type]

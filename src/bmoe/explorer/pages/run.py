@@ -1,5 +1,5 @@
-"""The run: its settings, the comparison, assignment and rule the genesis puts in force, the loss and
-accuracy curves, and what the audit checked."""
+"""The run: its settings, the comparison (its bounds and their origin), assignment and rule the genesis puts in
+force, the loss and accuracy curves, and what the audit checked."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bmoe.explorer.html import Html, join, pairs, row, section, table, tag
 from bmoe.explorer.pages.view import View
 from bmoe.explorer.svg import Series, line_chart
 from bmoe.ledger.audit import AuditReport
+from bmoe.verify.bound_window import bound_in_force
 
 
 def _spec(value: Any) -> str:
@@ -25,6 +26,7 @@ def _genesis(view: View) -> Html:
         ("framework", genesis["framework"]),
         ("comparison", f"{_spec(genesis['comparison'])}"
                        f"{' (groups recorded per decision)' if state.comparison.records_groups else ''}"),
+        ("bound in force", bound_in_force(genesis) or "– (no tolerance)"),
         ("assignment", _spec(genesis["assignment"])),
         ("acceptance rule", rule["name"] + (f" ({rule['fraction']:.3g})" if rule["name"] == "fraction" else "")),
         ("consensus", _spec(genesis["consensus"])), ("experts N", genesis["num_experts"]), ("top-K", genesis["top_k"]),
