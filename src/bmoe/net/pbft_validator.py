@@ -14,8 +14,12 @@ Owns what differs from the single PoW validator (:class:`ValidatorService`):
 - A restarted validator's replica resumes from the chain on disk (``PbftReplica.restore``) and asks its
   peers at once (STATUS) for the blocks it missed; they arrive with their commit certificates, are
   re-executed like any proposal and appended in height order.
-- On ``Committed`` the block with its commit certificate is appended to this validator's SQLite chain
-  (by the round worker, in height order; the primary's own block through ``LedgerNode.seal``).
+- On ``Committed`` the block with its commit certificate is judged by the replica's view and then by
+  the node (``LedgerNode.adopt``: the ledger's one check-then-apply, its certificate included) and
+  appended to this validator's SQLite chain (by the round worker, in height order; the primary's own
+  block through ``LedgerNode.seal``, which judges it the same way).
+  A committed block that fails that check (2f + 1 validators certified what this one cannot follow)
+  is not appended: it is counted (``pbft.commit_refused``) and the validator stays at its head.
 """
 
 from __future__ import annotations
@@ -32,11 +36,10 @@ from starlette.routing import Route
 
 from bmoe.consensus.engine import Committed
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
-from bmoe.ledger.blocks import Block, block_from_bytes, block_hash, proposal_bytes
+from bmoe.ledger.blocks import Block, block_from_bytes, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.errors import ChainIntegrityError
+from bmoe.ledger.errors import ChainIntegrityError, LedgerError
 from bmoe.ledger.node import Proposal
-from bmoe.ledger.state import apply_block, begin_block
 from bmoe.net.auth import Refusal
 from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth
 from bmoe.net.network_edges import NetworkEdges
@@ -82,9 +85,9 @@ class PbftValidatorService(ValidatorService):
         self.task_timeout = task_timeout
         validators = {i.name: i.address for i in session.ids.validators}
         dataset = session.dataset
-        self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes), validators)
+        self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes))
         node = session.node
-        self.view.state, self.view.head = node.state, node.head_hash
+        self.view.start_from(node.state, node.head_hash, node.seal_rules)  # the node judged its chain on disk
         self.commits: dict[int, Block] = {}
         replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
         replica.restore(_decided_on_disk(node.chain), status_seq=time.time_ns())
@@ -100,7 +103,11 @@ class PbftValidatorService(ValidatorService):
     def _on_commit(self, committed: Committed) -> None:
         block = block_from_bytes(committed.payload)
         sealed = Block(block.header, block.transactions, block.proposer_signature, dict(committed.proof))
-        self.view.adopt(sealed)
+        try:
+            self.view.adopt(sealed)
+        except LedgerError:
+            self.counters.add("pbft.commit_refused")
+            return
         self.commits[committed.height] = sealed
         self.counters.add("pbft.committed")
 
@@ -150,10 +157,7 @@ class PbftValidatorService(ValidatorService):
             if block is None:
                 break
             assert node.chain is not None
-            node.persist(block)
-            node.state = apply_block(node.state, block)
-            node.head_hash = block_hash(block)
-            node.pending, node.working = [], begin_block(node.state)
+            node.adopt(block)  # judged again by the node, as every block it appends
             self.index.add(block)
             applied = True
         if applied:

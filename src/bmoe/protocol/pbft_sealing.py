@@ -21,11 +21,21 @@ from bmoe.consensus.byzantine import Equivocate, Garbage, Replay, Silent, permis
 from bmoe.consensus.engine import ConsensusReplica
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.consensus.sim import Simulator
-from bmoe.ledger.blocks import Block, BlockHeader, block_from_bytes, block_hash, header_hash, proposal_bytes
+from bmoe.ledger.blocks import (
+    GENESIS_PREV_HASH,
+    Block,
+    BlockHeader,
+    block_from_bytes,
+    block_hash,
+    header_hash,
+    proposal_bytes,
+)
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.keys import Identity, verify_signature
+from bmoe.ledger.judge import Apply, Judged, check_then_apply
+from bmoe.ledger.keys import Identity
 from bmoe.ledger.merkle import merkle_root
 from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected
+from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import tx_hash
 from bmoe.protocol.reexecute import Reexecutor
@@ -44,17 +54,27 @@ def unsealed_pbft_block(proposal: Proposal) -> Block:
 
 
 class _ValidatorView:
-    """One validator's own ledger state, advanced only by blocks it saw committed."""
+    """One validator's own ledger state, advanced only by blocks it saw committed.
 
-    def __init__(self, reexecutor: Reexecutor, validators: dict[str, str]) -> None:
+    Every block it judges goes through the ledger's one check-then-apply (``judge.check_then_apply``),
+    with this validator's re-execution of the tensor rules as the apply: a proposal as an unsealed block
+    (``sealed=False``: its link, Merkle root, every transaction's and the proposer's signature, the
+    proposer enrolled in the genesis), a committed block with its commit certificate (``sealed=True``).
+    """
+
+    def __init__(self, reexecutor: Reexecutor) -> None:
         self.reexecutor = reexecutor
-        self.addresses = set(validators.values())
         self.state = LedgerState()
-        self.head = ""
-        # block hash -> state after it, for accepted blocks not yet adopted: a replica may execute height h
+        self.head = GENESIS_PREV_HASH
+        self.rules: SealRules | None = None  # the genesis's, once block 0 is followed
+        # block hash -> the judged block, for accepted blocks not yet adopted: a replica may execute height h
         # and judge h + 1 in one step (catch-up), before its host has adopted h
-        self.checked: dict[str, LedgerState] = {}
+        self.checked: dict[str, Judged] = {}
         self.last_refusal: str | None = None  # why this validator last refused a proposed block
+
+    def start_from(self, state: LedgerState, head: str, rules: SealRules | None) -> None:
+        """Continue from a state its host already judged (a node that replayed its chain on disk)."""
+        self.state, self.head, self.rules = state, head, rules
 
     def validate(self, height: int, payload: bytes) -> str | None:
         self.last_refusal = self._refusal(height, payload)
@@ -66,26 +86,27 @@ class _ValidatorView:
         except LedgerError as err:
             return f"not a block: {err}"
         header = block.header
-        base = self.state if header.prev_hash == self.head else self.checked.get(header.prev_hash)
-        if header.height != height or base is None or base.height != height - 1:
+        before = self.checked.get(header.prev_hash)
+        state, rules = (self.state, self.rules) if header.prev_hash == self.head else \
+            (before.state, before.rules) if before is not None else (None, None)
+        if header.height != height or state is None or state.height != height - 1:
             return f"block {header.height} does not extend this validator's head at {self.state.height}"
-        if header.consensus != "pbft" or block.certificate is not None:
-            return "not an unsealed PBFT block"
-        if header.proposer not in self.addresses:
-            return "the proposer is not a validator"
-        if not verify_signature(header.proposer, bytes.fromhex(header_hash(header)), block.proposer_signature):
-            return "bad proposer signature"
         try:
-            self.checked[block_hash(block)] = self.reexecutor.check(base, block)
+            judged = check_then_apply(state, header.prev_hash, rules, block, sealed=False, apply=self.reexecutor.check)
         except LedgerError as err:
             return str(err)
+        self.checked[judged.block_hash] = judged
         return None
 
-    def adopt(self, block: Block) -> None:
-        key = block_hash(block)
-        self.state = self.checked.pop(key) if key in self.checked else self.reexecutor.check(self.state, block)
-        self.head = key
-        self.checked = {k: after for k, after in self.checked.items() if after.height > self.state.height}
+    def adopt(self, block: Block, apply: Apply | None = None) -> None:
+        """Follow a committed ``block`` (``LedgerError`` if it fails the check); ``apply``: how its state is
+        derived, by default this validator's re-execution (reused when it judged the block as a proposal)."""
+        cached = self.checked.get(block_hash(block))
+        if apply is None:
+            apply = self.reexecutor.check if cached is None else lambda state, judged_block: cached.state
+        judged = check_then_apply(self.state, self.head, self.rules, block, sealed=True, apply=apply)
+        self.state, self.head, self.rules = judged.state, judged.block_hash, judged.rules
+        self.checked = {k: j for k, j in self.checked.items() if j.state.height > self.state.height}
 
 
 class PbftCluster:
@@ -104,7 +125,7 @@ class PbftCluster:
             if identity.name in self.byzantine:
                 replicas.append(self._byzantine(identity, config, seed))
             else:
-                view = _ValidatorView(make_reexecutor(identity.name), self.validators)  # its own numerics
+                view = _ValidatorView(make_reexecutor(identity.name))  # its own numerics
                 self.views[identity.name] = view
                 replicas.append(PbftReplica(identity, self.validators, view.validate, config))
         self.sim = Simulator(replicas, seed=seed, delay=delay)
@@ -135,8 +156,7 @@ class PbftCluster:
         blocks already sealed are replayed by the ledger's rules, not re-voted."""
         for view in self.views.values():
             for block in blocks:
-                view.state = apply_block(view.state, block)
-                view.head = block_hash(block)
+                view.adopt(block, apply_block)
 
     @property
     def honest(self) -> list[str]:
