@@ -6,11 +6,12 @@ Owns what differs from the single PoW validator (:class:`ValidatorService`):
   replica handles it in the host's receiver thread. ``GET /primary``: this replica's view, its primary
   and the primary's URL (edges and publishers find the round runner there).
 - Every validator queues every published task. The current primary runs the round
-  (``Session.run_published``, the same round code) with its edges; its sealer proposes the block to its
-  replica and waits for the commit. A backup waits; if a task stays unsealed for ``task_timeout`` s in
-  one view, it votes the primary out, and the new primary runs the round again from the same task.
-- ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s re-execution against this
-  validator's own state.
+  (``Session.run_published``, the same round code) with its edges; its ledger node is built with this
+  service's sealer, which proposes the block to its replica and waits for the commit. A backup waits;
+  if a task stays unsealed for ``task_timeout`` s in one view, it votes the primary out, and the new
+  primary runs the round again from the same task.
+- ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s judgement (the ledger's one
+  check-then-apply, with re-execution) against this validator's own state.
 - A restarted validator's replica resumes from the chain on disk (``PbftReplica.restore``) and asks its
   peers at once (STATUS) for the blocks it missed; they arrive with their commit certificates, are
   re-executed like any proposal and appended in height order.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +40,7 @@ from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.ledger.blocks import Block, block_from_bytes, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError, LedgerError
-from bmoe.ledger.node import Proposal
+from bmoe.ledger.node import Proposal, Sealer
 from bmoe.net.auth import Refusal
 from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth
 from bmoe.net.network_edges import NetworkEdges
@@ -76,9 +77,13 @@ class NotPrimary(Exception):
 
 
 class PbftValidatorService(ValidatorService):
-    def __init__(self, session: Session, edges: NetworkEdges, admission_store: BlobStore, reexec_store: BlobStore,
-                 settings: ValidatorSettings, counters: Counters, peers: Mapping[str, str],
+    """``open_session(sealer)`` builds this validator's session with its ledger node sealing by ``sealer``
+    (this service's: propose to the replica, wait for the commit)."""
+
+    def __init__(self, open_session: Callable[[Sealer], Session], edges: NetworkEdges, admission_store: BlobStore,
+                 reexec_store: BlobStore, settings: ValidatorSettings, counters: Counters, peers: Mapping[str, str],
                  pbft_timeout: float = DEFAULT_PBFT_TIMEOUT_S, task_timeout: float = DEFAULT_TASK_TIMEOUT_S) -> None:
+        session = open_session(self._seal)  # sealing starts once the replica's host below exists
         super().__init__(session, edges, admission_store, settings, counters)
         self.name = next(i.name for i in session.ids.validators if i.address == settings.identity.address)
         self.peer_urls = dict(peers)
@@ -92,7 +97,6 @@ class PbftValidatorService(ValidatorService):
         replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
         replica.restore(_decided_on_disk(node.chain), status_seq=time.time_ns())
         self.host = PbftNetworkHost(replica, settings.identity, self.peer_urls, self._on_commit)
-        node.sealer = self._seal
         session.participants.primary = lambda: self.name  # this process only ever proposes as itself
         self._waiting: dict[tuple[str, int], float] = {}
 

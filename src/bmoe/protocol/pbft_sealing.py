@@ -34,7 +34,7 @@ from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.judge import Apply, Judged, check_then_apply
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.merkle import merkle_root
-from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected
+from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected, pow_sealer
 from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import tx_hash
@@ -113,7 +113,8 @@ class PbftCluster:
     """n PBFT validators in a simulated network; seals one block per call."""
 
     def __init__(self, identities: tuple[Identity, ...], byzantine: int, attack: str,
-                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float) -> None:
+                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float, difficulty: int) -> None:
+        self.mine = pow_sealer(difficulty)  # block 0, the founding block: mined by the genesis signer
         self.validators = {identity.name: identity.address for identity in identities}
         names = [identity.name for identity in identities]
         self.byzantine = set(names[:byzantine])  # the first: view 0's primary is Byzantine, the harder case
@@ -170,7 +171,12 @@ class PbftCluster:
 
     def seal(self, proposal: Proposal) -> tuple[Block, float]:
         """Propose the block; return it with its commit certificate and the simulated seconds taken,
-        or raise ProposalRejected when the view changed before it was sealed."""
+        or raise ProposalRejected when the view changed before it was sealed. Block 0 is mined, as under
+        every engine, and every validator follows it."""
+        if proposal.height == 0:
+            founding, seconds = self.mine(proposal)
+            self.adopt_chain([founding])
+            return founding, seconds
         block = unsealed_pbft_block(proposal)
         payload = proposal_bytes(block)
         height = proposal.height

@@ -18,10 +18,9 @@ import torch
 from bmoe.data import Dataset, task_batches
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.audit import evidence_objects
-from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.node import LedgerNode, Sealer, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
@@ -84,13 +83,17 @@ class Session:
     experiments that measure and never audit (an attacker that dissents in every round would otherwise
     pin an updated expert per round: gigabytes over the paper's 1500 rounds).
 
-    ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
-    sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
+    ``sealer``: how this validator's blocks are sealed when the engine runs outside this process (a PBFT
+    validator process passes its replica's, and names the round's primary in ``participants``); it is given
+    to the ledger node as it is built, no simulated PBFT cluster is wired, and a PBFT run directory may be
+    resumed.
+    None: the session wires the engine its config names (PoW mining, a simulated PBFT cluster, the run's
+    Ethereum contract)."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
-                 external_consensus: bool = False, keep_evidence: bool = True) -> None:
+                 sealer: Sealer | None = None, keep_evidence: bool = True) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -117,7 +120,14 @@ class Session:
                     chain.close()  # checked: a traditional run keeps no chain
                     chain = None
             self.store = store if store is not None else MemoryStore()
-            genesis = self._open_ledger(chain, external_consensus)
+            self.pbft: PbftCluster | None = None
+            durable = self.store.flush if isinstance(self.store, DirectoryStore) and self.store.batch else None
+            if config.consensus == "pbft" and config.framework == "bmoe" and sealer is None:
+                self.pbft = self._pbft_cluster()
+                sealer = self.pbft.seal
+            elif config.consensus == "ethereum" and sealer is None:
+                sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.state, durable)
+            self._open_ledger(chain, sealer, durable)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
         except BaseException:
@@ -127,8 +137,8 @@ class Session:
                 creation.undo()
             raise
         node, ids = self.node, self.ids
-        validator_signer = Signer(ids.validator, node.state.nonces.get(ids.validator.address, -1) + 1)
-        self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
+        validator_signer = Signer(ids.validator, node.next_nonce(ids.validator.address))
+        self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
         validators = self._validators(validator_signer)
         self.validator = validators[ids.validator.name]
         self.edges, self.runtimes = [], []
@@ -139,41 +149,43 @@ class Session:
                                      check_honest=not make_comparison(config.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
-        self.pbft: PbftCluster | None = None
-        if config.consensus == "pbft" and config.framework == "bmoe" and not external_consensus:
-            self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
+        if self.pbft is not None:
+            self.participants.primary = self.pbft.primary
+            self.participants.refusals = self.pbft.refusals
         self.history: list[dict[str, Any]] = []
         self.keep_objects, self.keep_evidence = keep_objects, keep_evidence
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
 
-    def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
-        """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
+    def _open_ledger(self, chain: ChainStore | None, sealer: Sealer | None,
+                     durable: Callable[[], object] | None) -> None:
+        """Reopen the chain (after checking it was made with these settings) or start one with its genesis."""
         config, ids = self.config, self.ids
         if chain is not None and chain.height() >= 0:
-            self.node = LedgerNode.open(ids.validator, config.difficulty, chain)
+            self.node = LedgerNode.open(ids.validator, config.difficulty, chain, sealer=sealer)
             self._check_genesis(self.node)
-            if config.consensus == "pbft" and self.node.state.height > 0 and not external_consensus:
-                raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
+            if self.pbft is not None:
+                if self.node.state.height > 0:
+                    raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
+                self.pbft.adopt_chain(list(chain.iter_blocks()))
         else:
-            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
-        if isinstance(self.store, DirectoryStore) and self.store.batch:
-            self.node.before_persist = self.store.flush  # objects are durable before the block naming them
+            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe",
+                                   sealer=sealer)
+        self.node.before_persist = durable  # objects are durable before the block naming them
         if self.node.state.height >= 0:
             if config.consensus == "ethereum":
-                ethereum_ledger.reconnecting(self.node, self.store, config, ids)
-            return None
-        validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
-        deploy = ethereum_ledger.deploying(self.node, self.store, config, ids) if config.consensus == "ethereum" \
-            else None
-        return write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim,
-                             self.factory, validator, deploy)
+                ethereum_ledger.reconnecting(self.node, sealer, self.store, config, ids)
+            return
+        validator = Signer(ids.validator, self.node.next_nonce(ids.validator.address))
+        deploy = ethereum_ledger.deploying(sealer, config, ids) if config.consensus == "ethereum" else None
+        write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim, self.factory, validator,
+                      deploy)
 
     def _validators(self, first: Signer) -> dict[str, Validator]:
         """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
-        config, nonces = self.config, self.node.state.nonces
+        config = self.config
         validators = {}
         for index, identity in enumerate(self.ids.validators):
-            signer = first if index == 0 else Signer(identity, nonces.get(identity.address, -1) + 1)
+            signer = first if index == 0 else Signer(identity, self.node.next_nonce(identity.address))
             byzantine = index < config.byzantine_validators  # the first: view 0's primary is one
             kind = TamperingValidator if byzantine and config.validator_attack == "tamper" else Validator
             validators[identity.name] = kind(signer, self.node, self.store, self.dataset.input_dim,
@@ -181,18 +193,14 @@ class Session:
                                              get_profile(config.validator_profiles[index]))
         return validators
 
-    def _pbft_cluster(self, sealed: list[Block]) -> PbftCluster:
+    def _pbft_cluster(self) -> PbftCluster:
+        """The simulated PBFT validators, each re-executing on its own numerics; they seal every block."""
         config = self.config
         profiles = {v.name: name for v, name in zip(self.ids.validators, config.validator_profiles, strict=True)}
-        cluster = PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
-                              lambda name: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes,
-                                                      get_profile(profiles[name])),
-                              config.seed, config.message_delay)
-        cluster.adopt_chain(sealed)
-        self.node.sealer = cluster.seal
-        self.participants.primary = cluster.primary
-        self.participants.refusals = cluster.refusals
-        return cluster
+        return PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
+                           lambda name: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes,
+                                                   get_profile(profiles[name])),
+                           config.seed, config.message_delay, config.difficulty)
 
     def _check_genesis(self, node: LedgerNode) -> None:
         recorded = dict(node.state.genesis or {})
