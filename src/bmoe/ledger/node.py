@@ -144,7 +144,7 @@ class LedgerNode:
 
     def next_nonce(self, address: str) -> int:
         """The nonce ``address``'s next transaction must carry, counting the pending block."""
-        return self.working.nonces.get(address, -1) + 1
+        return self.working.next_nonce(address)
 
     def view(self) -> LedgerState:
         """The sealed state (read-only by convention)."""

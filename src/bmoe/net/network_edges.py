@@ -143,8 +143,8 @@ class NetworkEdges:
         and their upload requests."""
         return self._busy
 
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        self.sealed_nonces = dict(nonces)
+    def resync(self, state: LedgerState) -> None:
+        self.sealed_nonces = dict(state.nonces)
 
     # --- publishing and collecting ---------------------------------------------------------------
     def _run(self, phase: str, task_id: str, expected: list[str],
@@ -153,7 +153,7 @@ class NetworkEdges:
         if self._view is None:
             raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
         working = copy.deepcopy(self._view()) if trial else None
-        nonces = {address: working.nonces.get(address, -1) + 1 for address in expected} if working else {}
+        nonces = {address: working.next_nonce(address) for address in expected} if working else {}
         with self._cond:
             self._work_id += 1
             started = self.clock()

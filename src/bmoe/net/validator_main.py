@@ -204,7 +204,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         raise
     session = service.session
     edges.bind(lambda: session.node.working)
-    edges.resync(session.node.state.nonces)
+    edges.resync(session.node.view())
 
     def announce() -> None:
         click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
