@@ -27,7 +27,7 @@ from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
-from tests.net.deploy import LocalCluster, cluster_data, running_cluster
+from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster
 from tests.protocol.forged_blocks import FORGERIES
 
 EDGE_TIMEOUT_S = 6.0
@@ -35,9 +35,7 @@ EDGE_TIMEOUT_S = 6.0
 
 @pytest.fixture(scope="module")
 def seven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("pbft7") / "cluster", EDGE_TIMEOUT_S,
-                         "--consensus", "pbft", "--validators", "7") as (cluster, _):
-        yield cluster
+    yield from pbft_cluster(tmp_path_factory, 7, EDGE_TIMEOUT_S)
 
 
 def honest_first_block(cluster: LocalCluster, run_dir: object) -> bytes:
