@@ -92,6 +92,12 @@ def pow_sealer(difficulty: int) -> Sealer:
     return seal
 
 
+def founding_block_mined(engine: Sealer, difficulty: int) -> Sealer:
+    """``engine`` for every block after block 0, the founding block, which is mined under every engine."""
+    mine = pow_sealer(difficulty)
+    return lambda proposal: mine(proposal) if proposal.height == 0 else engine(proposal)
+
+
 class LedgerNode:
     """State + pending block: bmoe's own ledger, a :class:`~bmoe.ledger.port.Ledger`.
 

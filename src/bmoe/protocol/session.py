@@ -20,7 +20,7 @@ from bmoe.edge.profiles import get_profile
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.node import LedgerNode, Sealer, Signer
+from bmoe.ledger.node import LedgerNode, Sealer, Signer, founding_block_mined
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
@@ -83,11 +83,11 @@ class Session:
     experiments that measure and never audit (an attacker that dissents in every round would otherwise
     pin an updated expert per round: gigabytes over the paper's 1500 rounds).
 
-    ``sealer``: how this validator's blocks are sealed when the engine runs outside this process (a PBFT
-    validator process passes its replica's, and names the round's primary in ``participants``); it is given
-    to the ledger node as it is built, no simulated PBFT cluster is wired, and a PBFT run directory may be
-    resumed.
-    None: the session wires the engine its config names (PoW mining, a simulated PBFT cluster, the run's
+    ``sealer``: how this validator's blocks after block 0 (mined, under every engine) are sealed when the
+    engine runs outside this process (a PBFT validator process passes its replica's, and names the round's
+    primary in ``participants``); it is given to the ledger node as it is built, no simulated PBFT cluster
+    is wired, and a PBFT run directory may be resumed. None: the session wires the engine its config names
+    (PoW mining, a simulated PBFT cluster, the run's
     Ethereum contract)."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
@@ -122,10 +122,12 @@ class Session:
             self.store = store if store is not None else MemoryStore()
             self.pbft: PbftCluster | None = None
             durable = self.store.flush if isinstance(self.store, DirectoryStore) and self.store.batch else None
-            if config.consensus == "pbft" and config.framework == "bmoe" and sealer is None:
+            if sealer is not None:
+                sealer = founding_block_mined(sealer, config.difficulty)
+            elif config.consensus == "pbft" and config.framework == "bmoe":
                 self.pbft = self._pbft_cluster()
                 sealer = self.pbft.seal
-            elif config.consensus == "ethereum" and sealer is None:
+            elif config.consensus == "ethereum":
                 sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.state, durable)
             self._open_ledger(chain, sealer, durable)
             if run_dir is not None:  # only once the chain is known to match these settings
