@@ -1,9 +1,12 @@
-"""A ledger node: the state machine plus pending transactions, sealed into PoW blocks.
+"""A ledger node: the state machine plus pending transactions, sealed into blocks by its engine.
 
 Owns the life of a block: transactions are checked (signature, then the state machine) as they
-arrive and applied to a working copy of the state; :meth:`LedgerNode.seal` mines the block,
-persists it (when a :class:`ChainStore` is attached) and only then makes the working state the
-node's state. A rejected transaction changes nothing. Knows nothing of tensors.
+arrive and applied to a working copy of the state; :meth:`LedgerNode.seal` has the sealer it was
+built with (PoW mining by default) seal the block, judges the sealed block by the ledger's one
+check-then-apply (``judge.check_then_apply``, as :meth:`~LedgerNode.adopt` and :meth:`~LedgerNode.open`
+do for blocks sealed elsewhere or earlier), persists it (when a :class:`ChainStore` is attached) and
+only then makes it the node's head. A rejected transaction or block changes nothing. Knows nothing
+of tensors.
 """
 
 from __future__ import annotations
@@ -219,7 +222,8 @@ class LedgerNode:
             # the pending block was applied transaction by transaction as it was built: when consensus sealed
             # exactly it, its state is the replay's; another proposal for this height (PBFT: one queued
             # earlier, re-proposed by a new primary) is replayed.
-            if sealed.transactions != proposal.transactions or sealed.header.state_root != proposal.state_root:
+            if (sealed.header.height, sealed.transactions, sealed.header.state_root) != (
+                    proposal.height, proposal.transactions, proposal.state_root):
                 return apply_block(state, sealed)
             built.head = block_hash(sealed)  # the next block's tasks draw their samples from it
             return built

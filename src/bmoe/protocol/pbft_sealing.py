@@ -1,8 +1,11 @@
 """Sealing ledger blocks by PBFT among the run's validators, in the deterministic simulator.
 
-Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` re-executes the
-proposed block against *its own* copy of the ledger state (``protocol/reexecute.py``): a block whose
-proposer changed anything gets no prepare from an honest validator. The round's proposer is the
+Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` judges the
+proposed block by the ledger's one check-then-apply (``ledger/judge.py``: link, Merkle root, every
+signature, the proposer enrolled in the genesis) with, as the apply, a re-execution against *its own*
+copy of the ledger state (``protocol/reexecute.py``): a block whose proposer forged or changed
+anything gets no prepare from an honest validator, and a committed block is judged again, with its
+certificate, before the validator follows it. Block 0 is mined, as under every engine. The round's proposer is the
 primary of the current view. When consensus does not seal its block (a tampering or silent primary
 is voted out by a view change), :meth:`PbftCluster.seal` raises ``ProposalRejected`` and the round
 is built again by the new primary (``protocol/round.py``).
