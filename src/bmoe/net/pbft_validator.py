@@ -92,7 +92,7 @@ class PbftValidatorService(ValidatorService):
         dataset = session.dataset
         self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes))
         node = session.node
-        self.view.start_from(node.state, node.head_hash, node.seal_rules)  # the node judged its chain on disk
+        self.view.start_from(node.view(), node.head_hash, node.seal_rules)  # the node judged its chain on disk
         self.commits: dict[int, Block] = {}
         replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
         replica.restore(_decided_on_disk(node.chain), status_seq=time.time_ns())
@@ -155,8 +155,8 @@ class PbftValidatorService(ValidatorService):
         applied = False
         while True:
             with self.host.lock:
-                block = self.commits.get(node.state.height + 1)
-                for h in [h for h in self.commits if h <= node.state.height]:
+                block = self.commits.get(node.view().height + 1)
+                for h in [h for h in self.commits if h <= node.view().height]:
                     del self.commits[h]
             if block is None:
                 break
@@ -183,7 +183,7 @@ class PbftValidatorService(ValidatorService):
                 self._finish(task_id, {"task_id": task_id, "status": "sealed"})
                 continue
             with self.host.lock:
-                ready = self._is_primary() and self.host.replica.executed == self.session.node.state.height
+                ready = self._is_primary() and self.host.replica.executed == self.session.node.view().height
                 view = self.host.replica.view
             if ready:
                 self._run_as_primary(task_id, task)

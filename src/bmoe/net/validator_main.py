@@ -208,7 +208,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
 
     def announce() -> None:
         click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
-                   f"height {session.node.state.height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
+                   f"height {session.node.view().height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
         sys.stdout.flush()
 
     try:

@@ -54,7 +54,7 @@ def reconnecting(node: LedgerNode, sealer: Any, store: BlobStore, config: RunCon
     """Seal ``node``'s next blocks (by ``sealer``, the one it was built with) through the contract its genesis
     names; how many blocks it adopted from the contract (sealed there after the local head)."""
     backend, _ = _modules()
-    genesis = node.state.genesis or {}
+    genesis = node.view().genesis or {}
     account = backend.sealing_account(config.seed, ids.validator, config.eth_key)
     assert config.rpc_url is not None
     contract = backend.connect_ledger(config.rpc_url, genesis["consensus"], ids.validator, account)

@@ -128,7 +128,7 @@ class Session:
                 self.pbft = self._pbft_cluster()
                 sealer = self.pbft.seal
             elif config.consensus == "ethereum":
-                sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.state, durable)
+                sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), durable)
             self._open_ledger(chain, sealer, durable)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
@@ -166,14 +166,14 @@ class Session:
             self.node = LedgerNode.open(ids.validator, config.difficulty, chain, sealer=sealer)
             self._check_genesis(self.node)
             if self.pbft is not None:
-                if self.node.state.height > 0:
+                if self.node.view().height > 0:
                     raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
                 self.pbft.adopt_chain(list(chain.iter_blocks()))
         else:
             self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe",
                                    sealer=sealer)
         self.node.before_persist = durable  # objects are durable before the block naming them
-        if self.node.state.height >= 0:
+        if self.node.view().height >= 0:
             if config.consensus == "ethereum":
                 ethereum_ledger.reconnecting(self.node, sealer, self.store, config, ids)
             return
@@ -205,7 +205,7 @@ class Session:
                            config.seed, config.message_delay, config.difficulty)
 
     def _check_genesis(self, node: LedgerNode) -> None:
-        recorded = dict(node.state.genesis or {})
+        recorded = dict(node.view().genesis or {})
         gate, experts = initial_weights(self.config, self.spec, self.dataset.input_dim, self.factory)
         expected = genesis_payload(self.config, self.ids, self.spec, cid_of(serialize_tensors(gate)),
                                    [cid_of(serialize_tensors(w)) for w in experts])
@@ -221,7 +221,7 @@ class Session:
 
     @property
     def trained_rounds(self) -> int:
-        return self.node.state.train_tasks
+        return self.node.view().train_tasks
 
     @property
     def head_hash(self) -> str | None:
@@ -261,7 +261,7 @@ class Session:
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
         """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
         check_task_fits(x, None, tuple(self.dataset.input_shape), self.dataset.num_classes)
-        outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
+        outcome = run_round(self.participants, self.node.view().task_count, x, None, train=False,
                             lr=self.config.lr)
         self._prune()
         if y is not None:
@@ -291,7 +291,7 @@ class Session:
     def _prune(self) -> None:
         if self.keep_objects:
             return
-        state = self.node.state
+        state = self.node.view()
         if self.keep_evidence:
             for task in state.tasks.values():  # the latest block's
                 self.evidence.update(evidence_objects(task, state.comparison.records_groups))
@@ -321,7 +321,7 @@ class Session:
 
     def model(self) -> MoE:
         """The MoE the ledger currently names: its gate CID and expert CIDs, loaded from the store."""
-        state = self.node.state
+        state = self.node.view()
         gate = LinearGate(self.dataset.input_dim, self.config.num_experts)
         gate.load_state_dict(deserialize_tensors(self.store.get(state.gate_cid))[0])
         experts = []
