@@ -29,8 +29,8 @@ def test_ethereum_ledger_passes(vector: dict[str, Any], anvil_node: Anvil) -> No
 
     def ethereum_ledger(proposer: Identity, genesis: dict[str, Any]) -> tuple[LedgerNode, dict[str, Any]]:
         contract, section = deploy_ledger(anvil_node.url, account, genesis, {proposer.address: account})
-        node = LedgerNode(proposer, 0, None)
-        node.sealer = sealer = EthereumSealer(contract, MemoryStore(), lambda: node.state)
+        sealer = EthereumSealer(contract, MemoryStore(), lambda: node.state)
+        node = LedgerNode(proposer, 0, None, sealer=sealer)
         nodes.append((node, sealer))
         return node, section
 

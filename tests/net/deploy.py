@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.keys import Identity, load_identity
@@ -164,3 +165,10 @@ def running_cluster(root: Path, edge_timeout: float, *extra: str) -> Iterator[tu
 def cluster_data(cluster: LocalCluster) -> Dataset:
     config = cluster.config
     return load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
+
+
+def pbft_cluster(factory: pytest.TempPathFactory, validators: int, edge_timeout: float) -> Iterator[LocalCluster]:
+    """A module's PBFT cluster of ``validators`` validator processes (a fixture's body)."""
+    with running_cluster(factory.mktemp(f"pbft{validators}") / "cluster", edge_timeout,
+                         "--consensus", "pbft", "--validators", str(validators)) as (cluster, _):
+        yield cluster

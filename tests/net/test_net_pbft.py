@@ -22,16 +22,14 @@ from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities
-from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
+from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster, run_module
 
 EDGE_TIMEOUT_S = 6.0
 
 
 @pytest.fixture(scope="module")
 def pbft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("pbft") / "cluster", EDGE_TIMEOUT_S,
-                         "--consensus", "pbft", "--validators", "4") as (cluster, _):
-        yield cluster
+    yield from pbft_cluster(tmp_path_factory, 4, EDGE_TIMEOUT_S)
 
 
 def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tuple[int, str]]:

@@ -4,7 +4,7 @@ Owns the sequence: connect read-only to the contract the genesis names (chain id
 the chain it sealed (``ethereum.audit.ContractChain``) with every check of ``ledger/audit`` plus the posted
 records, compare the contract's state with the replayed one, and require the run directory's chain file
 to be a prefix of the contract's (a local block the contract never sealed, or another block at a height,
-is a fault), each of its rows read as the plain audit reads them (``ledger.chain_check.stored_block``:
+is a fault), each of its rows read as the plain audit reads them (``ledger.chain_check.read_row``:
 the stored height and hash columns must be the block's own).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from bmoe.credentials import without_credentials
 from bmoe.ethereum.audit import ContractChain, contract_of, records_check, state_error
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockCheck, audit
-from bmoe.ledger.chain_check import stored_block
+from bmoe.ledger.chain_check import read_row
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError
 from bmoe.storage import BlobStore
@@ -33,7 +33,7 @@ def audit_on_contract(rpc_url: str, section: Mapping[str, Any], local: ChainStor
     copied = 0
     for height, stored_hash, data in local.iter_raw():
         try:
-            _, digest = stored_block(height, stored_hash, data)
+            _, digest = read_row(height, stored_hash, data)
         except ChainIntegrityError as err:
             raise AuditFailure(f"the run directory's chain: {err}") from None
         if height >= len(report.block_hashes):

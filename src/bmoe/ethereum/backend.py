@@ -75,7 +75,7 @@ def catch_up(node: LedgerNode, contract: LedgerContract, store: BlobStore) -> in
     """Adopt the blocks ``contract`` sealed beyond ``node``'s head; how many. :class:`LedgerMismatch` when the
     contract is behind the node or holds another block at the node's head."""
     height, _ = contract.head()
-    local = node.state.height
+    local = node.view().height
     if height < local:
         raise LedgerMismatch(f"contract {contract.address} holds {height + 1} block(s), the local chain {local + 1}: "
                              "not this run's contract, or the Ethereum node was reset")

@@ -40,9 +40,12 @@ class SealCosts:
 
 
 class EthereumSealer:
-    """Seals each proposal through ``contract``; ``state`` is the node's sealed state (before the block)."""
+    """Seals each proposal through ``contract``; ``state`` is the node's sealed state (before the block).
 
-    def __init__(self, contract: LedgerContract, store: BlobStore, state: Callable[[], LedgerState],
+    A sealer is given to its ledger node as the node is built, before a new run's contract exists: the
+    contract is then set once, when the genesis deploys it (``protocol/ethereum_ledger.py``)."""
+
+    def __init__(self, contract: LedgerContract | None, store: BlobStore, state: Callable[[], LedgerState],
                  genesis_difficulty: int = 0, before_post: Callable[[], object] | None = None) -> None:
         self.contract = contract
         self.store = store
@@ -72,6 +75,7 @@ class EthereumSealer:
     def post(self, block: Block, records: BlockRecords) -> Block:
         """Store ``block``'s bytes, send ``records``; the block with its certificate (block 0 carries none)."""
         started = time.perf_counter()
+        assert self.contract is not None, "the run's contract is set when the genesis deploys it"
         self.store.put(proposal_bytes(block))
         if self.before_post is not None:
             self.before_post()  # the block's objects and bytes are durable before the contract names them

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bmoe.ledger.blocks import Block
-from bmoe.ledger.chain_check import check_chain
-from bmoe.ledger.errors import LedgerError, short_hash
-from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
-from bmoe.ledger.state import LedgerState, TaskState, apply_block
+from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block
+from bmoe.ledger.chain_check import stored_blocks
+from bmoe.ledger.errors import ChainIntegrityError, LedgerError, short_hash
+from bmoe.ledger.judge import check_then_apply
+from bmoe.ledger.seal_rules import SealRules
+from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction, tx_hash
 from bmoe.storage import BlobStore, StorageError
 
@@ -131,23 +132,6 @@ def evidence_objects(task: TaskState, grouped: bool = False) -> dict[str, str]:
     return found
 
 
-class _GenesisSeal:
-    """The seal check of ``check_chain``: rules taken from block 0's genesis, applied to every block."""
-
-    def __init__(self) -> None:
-        self.rules: SealRules | None = None
-
-    def __call__(self, block: Block) -> str | None:
-        if block.header.height == 0:
-            try:
-                self.rules = genesis_seal_rules(block)
-            except LedgerError as err:
-                return getattr(err, "reason", str(err))
-        if self.rules is None:  # unreachable: check_chain visits block 0 first
-            return "no genesis rules"
-        return seal_error(self.rules, block)
-
-
 def _check_genesis_anchor(genesis: Mapping[str, Any], anchors: Anchors) -> str | None:
     for name, expected in sorted(anchors.genesis.items()):
         if genesis.get(name) != expected:
@@ -175,8 +159,9 @@ def audit(chain: ChainRows, store: BlobStore, anchors: Anchors | None = None,
     comparison that records groups: the groups, accepted values and distances, re-derived).
     """
     anchors = anchors if anchors is not None else Anchors()
-    seal = _GenesisSeal()
     state = LedgerState()
+    rules: SealRules | None = None
+    transactions = signatures = 0
     counts = {"objects": 0, "evidence": 0, "missing": 0, "pbft": 0, "required_evidence": 0}
     verified: set[str] = set()
     hashes: list[str] = []  # by height
@@ -196,8 +181,6 @@ def audit(chain: ChainRows, store: BlobStore, anchors: Anchors | None = None,
         verified.add(cid)
 
     def on_block(block: Block, block_hash: str) -> None:
-        nonlocal state
-        state = apply_block(state, block)
         if block.header.height == 0 and state.genesis is not None:
             reason = _check_genesis_anchor(state.genesis, anchors)
             if reason is not None:
@@ -219,27 +202,38 @@ def audit(chain: ChainRows, store: BlobStore, anchors: Anchors | None = None,
                 counts["required_evidence"] += why is not None
         reason = block_check(state, block) if block_check is not None else None
         if reason is not None:
-            raise AuditFailure(reason)  # check_chain names the block
+            raise AuditFailure(reason)
 
-    report = check_chain(chain.iter_raw(), on_block=on_block, seal_check=seal)
-    if report.blocks == 0:
+    for block in stored_blocks(chain.iter_raw()):
+        height = block.header.height
+        try:  # the one check-then-apply every node judges blocks by, the seal by the genesis's rules
+            judged = check_then_apply(state, hashes[-1] if hashes else GENESIS_PREV_HASH, rules, block)
+            state, rules = judged.state, judged.rules
+            on_block(block, judged.block_hash)
+        except ChainIntegrityError:
+            raise
+        except LedgerError as exc:
+            raise ChainIntegrityError(height, str(exc)) from exc
+        transactions += len(block.transactions)
+        signatures += judged.signatures
+    if not hashes:
         raise AuditFailure("the chain is empty: no genesis block (rows deleted, or a write-ahead log lost?)")
     heights = {block_hash: height for height, block_hash in enumerate(hashes)}
     anchored = [f"genesis block {hashes[0]}"]
     if anchors.genesis:
         anchored.append(f"genesis fields {', '.join(sorted(anchors.genesis))} from {anchors.genesis_source}")
     for anchor in anchors.blocks:
-        height = heights.get(anchor.block_hash)
-        if height is None:
+        found = heights.get(anchor.block_hash)
+        if found is None:
             raise AuditFailure(f"block {short_hash(anchor.block_hash)} from {anchor.source} is not in the chain "
-                               f"(head {short_hash(report.head_hash or '')} at height {report.height}): "
+                               f"(head {short_hash(hashes[-1])} at height {len(hashes) - 1}): "
                                "the chain was truncated or replaced")
-        if anchor.height is not None and anchor.height != height:
-            raise AuditFailure(f"block {short_hash(anchor.block_hash)} from {anchor.source} is at height {height}, "
+        if anchor.height is not None and anchor.height != found:
+            raise AuditFailure(f"block {short_hash(anchor.block_hash)} from {anchor.source} is at height {found}, "
                                f"not {anchor.height}")
-        anchored.append(f"block {anchor.block_hash} at height {height} from {anchor.source}")
-    assert seal.rules is not None
-    return AuditReport(report.height, report.head_hash, report.blocks, report.transactions, report.signatures,
+        anchored.append(f"block {anchor.block_hash} at height {found} from {anchor.source}")
+    assert rules is not None
+    return AuditReport(len(hashes) - 1, hashes[-1], len(hashes), transactions, signatures,
                        counts["objects"], counts["evidence"], counts["missing"], state, counts["pbft"],
-                       seal_rules=seal.rules.describe(), anchored_to=anchored,
+                       seal_rules=rules.describe(), anchored_to=anchored,
                        evidence_required=counts["required_evidence"], block_hashes=hashes)

@@ -8,13 +8,15 @@ signature and the proposer signature verify, and the header hash meets its decla
 PoW difficulty (and, optionally, a required minimum).  The first failure raises
 :class:`ChainIntegrityError` naming the block (and transaction).
 
-Replaying blocks through the state machine is *not* done here; an ``on_block``
-callback lets a caller add per-block checks (e.g. "proposer is a known validator").
+Replaying blocks through the state machine is *not* done here: ``judge.check_then_apply`` is
+:func:`check_block` then the apply, the one path every node and the audit take (the audit reads
+rows with :func:`stored_blocks`). :func:`check_chain` checks stored rows alone; an ``on_block``
+callback lets a caller add per-block checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_from_bytes, header_hash
@@ -45,20 +47,11 @@ SealCheck = Callable[[Block], "str | None"]
 engine), or None.  An auditor builds it from the genesis (:mod:`bmoe.ledger.seal_rules`)."""
 
 
-def _check_block(
-    height: int, stored_hash: object, data: object, prev_hash: str, min_difficulty: int | None,
-    seal_check: SealCheck | None = None,
-) -> tuple[Block, str, int]:
-    """Verify one stored row; return (block, hash, signatures checked)."""
-    block, digest = stored_block(height, stored_hash, data)
-    return block, digest, check_block(block, prev_hash, min_difficulty, seal_check)
-
-
-def stored_block(height: int, stored_hash: object, data: object) -> tuple[Block, str]:
-    """The block of one stored row ``(height, hash, data)`` and its header hash, once its data parses strictly
-    and its stored height and hash are the header's own; :class:`ChainIntegrityError` naming the first fault.
-    Every reader of stored rows holds them to this (the plain audit, a local copy of a chain sealed on
-    Ethereum)."""
+def read_row(height: int, stored_hash: object, data: object) -> tuple[Block, str]:
+    """One stored row ``(height, hash, data)`` as a block: its data parses strictly, its header names
+    ``height``, its stored hash is the header's; return (block, hash), else :class:`ChainIntegrityError`
+    naming the first fault. Every reader of stored rows holds them to this (the plain audit, a local copy
+    of a chain sealed on Ethereum)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ChainIntegrityError(height, f"block data is {type(data).__name__}, not bytes")
     try:
@@ -76,12 +69,25 @@ def stored_block(height: int, stored_hash: object, data: object) -> tuple[Block,
     return block, digest
 
 
+def stored_blocks(rows: Iterable[tuple[int, str, bytes]]) -> Iterator[Block]:
+    """The blocks of stored rows in order, each read by :func:`read_row`; heights must run 0, 1, 2, ..."""
+    for expected_height, row in enumerate(rows):
+        try:
+            height, stored_hash, data = row
+        except (TypeError, ValueError):
+            raise ChainIntegrityError(expected_height, "stored row is not (height, hash, data)") from None
+        if isinstance(height, bool) or height != expected_height:
+            raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
+        yield read_row(height, stored_hash, data)[0]
+
+
 def check_block(block: Block, prev_hash: str, min_difficulty: int | None = None,
                 seal_check: SealCheck | None = None) -> int:
     """Verify one block on top of ``prev_hash``: its link, Merkle root, every signature, its PoW (a PoW
     header) and its seal (``seal_check``); :class:`ChainIntegrityError` naming the first fault, else the
-    number of signatures checked. Stored rows (:func:`check_chain`) and blocks a node adopts
-    (``LedgerNode.adopt``) are judged by this one function."""
+    number of signatures checked. Every block anything judges passes here: stored rows (:func:`check_chain`),
+    and through ``judge.check_then_apply`` the blocks a node seals, adopts or replays, the proposals a PBFT
+    replica votes on, and the chain an audit replays."""
     header = block.header
     height = header.height
     digest = header_hash(header)
@@ -130,18 +136,13 @@ def check_chain(
     belongs to the caller; ``seal_check`` is where an auditor enforces the genesis's rules).
     Raises :class:`ChainIntegrityError` on the first failure.
     """
-    expected_height = 0
+    blocks = 0
     prev_hash = GENESIS_PREV_HASH
     transactions = signatures = 0
-    for row in rows:
-        try:
-            height, stored_hash, data = row
-        except (TypeError, ValueError):
-            raise ChainIntegrityError(expected_height, "stored row is not (height, hash, data)") from None
-        if isinstance(height, bool) or height != expected_height:
-            raise ChainIntegrityError(expected_height, f"missing: the next stored row has height {height!r}")
-        block, prev_hash, checked = _check_block(height, stored_hash, data, prev_hash, min_difficulty,
-                                                 seal_check)
+    for block in stored_blocks(rows):
+        height = block.header.height
+        signatures += check_block(block, prev_hash, min_difficulty, seal_check)
+        prev_hash = header_hash(block.header)
         if on_block is not None:
             try:
                 on_block(block, prev_hash)
@@ -150,12 +151,11 @@ def check_chain(
             except LedgerError as exc:
                 raise ChainIntegrityError(height, str(exc)) from exc
         transactions += len(block.transactions)
-        signatures += checked
-        expected_height += 1
+        blocks += 1
     return ChainReport(
-        height=expected_height - 1,
-        head_hash=prev_hash if expected_height else None,
-        blocks=expected_height,
+        height=blocks - 1,
+        head_hash=prev_hash if blocks else None,
+        blocks=blocks,
         transactions=transactions,
         signatures=signatures,
     )

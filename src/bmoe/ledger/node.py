@@ -1,9 +1,12 @@
-"""A ledger node: the state machine plus pending transactions, sealed into PoW blocks.
+"""A ledger node: the state machine plus pending transactions, sealed into blocks by its engine.
 
 Owns the life of a block: transactions are checked (signature, then the state machine) as they
-arrive and applied to a working copy of the state; :meth:`LedgerNode.seal` mines the block,
-persists it (when a :class:`ChainStore` is attached) and only then makes the working state the
-node's state. A rejected transaction changes nothing. Knows nothing of tensors.
+arrive and applied to a working copy of the state; :meth:`LedgerNode.seal` has the sealer it was
+built with (PoW mining by default) seal the block, judges the sealed block by the ledger's one
+check-then-apply (``judge.check_then_apply``, as :meth:`~LedgerNode.adopt` and :meth:`~LedgerNode.open`
+do for blocks sealed elsewhere or earlier), persists it (when a :class:`ChainStore` is attached) and
+only then makes it the node's head. A rejected transaction or block changes nothing. Knows nothing
+of tensors.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_bytes
-from bmoe.ledger.chain_check import check_block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, LedgerError
+from bmoe.ledger.judge import Apply, Judged, check_then_apply
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.pow import seal_block
-from bmoe.ledger.seal_rules import SealRules, genesis_seal_rules, seal_error
+from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import (
     LedgerState,
     apply_block,
@@ -92,6 +95,12 @@ def pow_sealer(difficulty: int) -> Sealer:
     return seal
 
 
+def founding_block_mined(engine: Sealer, difficulty: int) -> Sealer:
+    """``engine`` for every block after block 0, the founding block, which is mined under every engine."""
+    mine = pow_sealer(difficulty)
+    return lambda proposal: mine(proposal) if proposal.height == 0 else engine(proposal)
+
+
 class LedgerNode:
     """State + pending block: bmoe's own ledger, a :class:`~bmoe.ledger.port.Ledger`.
 
@@ -120,14 +129,11 @@ class LedgerNode:
 
     @classmethod
     def open(cls, proposer: Identity, difficulty: int, chain: ChainStore, sealer: Sealer | None = None) -> LedgerNode:
-        """A node over an existing chain: its state is derived by replaying every block."""
+        """A node over an existing chain: its state is derived by judging and replaying every block, as an
+        auditor would (``judge.check_then_apply``)."""
         node = cls(proposer, difficulty, chain, seals=True, sealer=sealer)
         for block in chain.iter_blocks():
-            node.state = apply_block(node.state, block)
-            node.head_hash = block_hash(block)
-            if block.header.height == 0:
-                node.seal_rules = genesis_seal_rules(block)
-        node.working = begin_block(node.state)
+            node._advance(block, node._judged(block))
         return node
 
     def submit(self, tx: Transaction) -> None:
@@ -147,31 +153,34 @@ class LedgerNode:
 
     def next_nonce(self, address: str) -> int:
         """The nonce ``address``'s next transaction must carry, counting the pending block."""
-        return self.working.nonces.get(address, -1) + 1
+        return self.working.next_nonce(address)
 
     def view(self) -> LedgerState:
         """The sealed state (read-only by convention)."""
         return self.state
 
     def adopt(self, block: Block) -> None:
-        """Follow ``block``, sealed elsewhere, after checking it as an auditor checks a stored block (its link,
-        Merkle root, signatures, proof of work, seal against the genesis: ``chain_check.check_block``) and
-        its state root by replay; on error (``LedgerError``) nothing changes. The pending block, built on the
-        old head, is dropped."""
-        height = block.header.height
+        """Follow ``block``, sealed elsewhere (a peer, a contract, this node's consensus), after judging it as
+        an auditor judges a stored block (``judge.check_then_apply``: its link, Merkle root, signatures,
+        proof of work, seal against the genesis, then its state root by replay); on error (``LedgerError``)
+        nothing changes. The pending block, built on the old head, is dropped."""
         if block.header.prev_hash != self.head_hash:
-            raise InvalidBlock(height, "does not extend this node's head")
-        rules = genesis_seal_rules(block) if height == 0 else self.seal_rules
-        if rules is None:
-            raise InvalidBlock(height, "no genesis rules to check its seal against")
+            raise InvalidBlock(block.header.height, "does not extend this node's head")
+        judged = self._judged(block)
+        self.persist(block)
+        self._advance(block, judged)
+
+    def _judged(self, block: Block, apply: Apply = apply_block) -> Judged:
+        """``block`` judged on top of the sealed state, every fault an ``InvalidBlock`` naming the block."""
         try:
-            check_block(block, self.head_hash, seal_check=lambda sealed: seal_error(rules, sealed))
+            return check_then_apply(self.state, self.head_hash, self.seal_rules, block, apply=apply)
         except ChainIntegrityError as err:
             where = "" if err.tx_index is None else f"transaction {err.tx_index}: "
-            raise InvalidBlock(height, where + err.reason) from None
-        state = apply_block(self.state, block)
-        self.persist(block)
-        self.state, self.head_hash, self.seal_rules = state, block_hash(block), rules
+            raise InvalidBlock(block.header.height, where + err.reason) from None
+
+    def _advance(self, block: Block, judged: Judged) -> None:
+        """Make a judged (and persisted) block the node's head; the pending block starts afresh."""
+        self.state, self.head_hash, self.seal_rules = judged.state, judged.block_hash, judged.rules
         self.last_transactions = block.transactions
         self.pending = []
         self.working = begin_block(self.state)
@@ -189,35 +198,38 @@ class LedgerNode:
             self.chain.append(block)
 
     def seal(self, timestamp: int, proposer: Identity | None = None) -> Block | None:
-        """Seal the pending transactions into a block (persisted first, then adopted).
+        """Seal the pending transactions into a block: the engine seals it, the node judges the sealed block
+        like any other (``adopt``'s check-then-apply), persists it and only then adopts it.
 
         Raises :class:`ProposalRejected` when consensus does not seal this proposal; the node then
-        keeps its pending block until :meth:`discard_pending`.
+        keeps its pending block until :meth:`discard_pending`. A sealed block that fails the check raises
+        ``InvalidBlock`` and changes nothing.
         """
         height = self.state.height + 1
         finish_block(self.working, height)
-        root = state_root(self.working)
-        block = None
-        if self.seals:
-            proposal = Proposal(proposer or self.proposer, height, self.head_hash, tuple(self.pending), timestamp,
-                                root)
-            block, seconds = self.sealer(proposal)
-            if block.transactions != proposal.transactions:
-                # Consensus sealed another proposal for this height (PBFT: a request queued earlier, re-proposed
-                # by the new primary). The chain is what was sealed: adopt its state, not ours.
-                self.working = apply_block(self.state, block)
-            data = block_to_bytes(block)
-            self.persist(block)
-            self.head_hash = block_hash(block)
-            if height == 0:
-                self.seal_rules = genesis_seal_rules(block)
-            self.working.head = self.head_hash  # the next block's tasks draw their samples from it
-            self.last_seal = SealStats(len(block.transactions), seconds, len(data))
-        elif self.before_persist is not None:
-            self.before_persist()  # no block (traditional): the round's objects are durable at its end
-        self.state = self.working
-        self.last_transactions = block.transactions if block is not None else tuple(self.pending)
-        self.pending = []
-        self.working = begin_block(self.state)
-        return block
+        if not self.seals:  # no block (traditional): the round's objects are durable at its end
+            if self.before_persist is not None:
+                self.before_persist()
+            self.state, self.last_transactions = self.working, tuple(self.pending)
+            self.pending, self.working = [], begin_block(self.state)
+            return None
+        proposal = Proposal(proposer or self.proposer, height, self.head_hash, tuple(self.pending), timestamp,
+                            state_root(self.working))
+        block, seconds = self.sealer(proposal)
+        built = self.working
 
+        def apply(state: LedgerState, sealed: Block) -> LedgerState:
+            # the pending block was applied transaction by transaction as it was built: when consensus sealed
+            # exactly it, its state is the replay's; another proposal for this height (PBFT: one queued
+            # earlier, re-proposed by a new primary) is replayed.
+            if (sealed.header.height, sealed.transactions, sealed.header.state_root) != (
+                    proposal.height, proposal.transactions, proposal.state_root):
+                return apply_block(state, sealed)
+            built.head = block_hash(sealed)  # the next block's tasks draw their samples from it
+            return built
+
+        judged = self._judged(block, apply)
+        self.persist(block)
+        self._advance(block, judged)
+        self.last_seal = SealStats(len(block.transactions), seconds, len(block_to_bytes(block)))
+        return block

@@ -8,8 +8,12 @@ conformance vectors (``ledger/conformance``) judge both. A backend:
 * ``submit(tx)`` checks ``tx`` and adds it to the pending block, or raises ``InvalidTransaction``;
 * ``next_nonce(address)`` is the nonce ``address``'s next transaction must carry (pending ones counted);
 * ``view()`` is the sealed state (callers must not mutate it);
-* ``seal(timestamp)`` seals the pending block by the backend's engine and adopts it;
+* ``seal(timestamp)`` seals the pending block by the backend's engine (given to the backend when it is
+  built) and adopts it;
 * ``adopt(block)`` follows a block sealed elsewhere (a peer, a contract) after checking it.
+
+``seal`` and ``adopt`` judge every block by the ledger's one check-then-apply (``ledger/judge.py``), the
+one a PBFT replica judges proposals by and an audit replays a chain with.
 """
 
 from __future__ import annotations

@@ -54,11 +54,13 @@ def genesis_seal_rules(block: Block) -> SealRules:
     return SealRules(engine, genesis_tx.sender, frozenset(validators), rules)
 
 
-def seal_error(rules: SealRules, block: Block) -> str | None:
+def seal_error(rules: SealRules, block: Block, sealed: bool = True) -> str | None:
     """Why ``block``'s seal breaks the genesis's rules, or None.
 
     Signatures and a PoW header's declared work are checked by ``chain_check``; this checks who
     sealed the block and by which engine, against the genesis, then the engine's own rules.
+    ``sealed=False``: a proposal, judged before its consensus sealed it (a PBFT block before its
+    commit certificate exists): who proposed it and under which engine, and that it carries no seal.
     """
     header = block.header
     if header.height == 0:
@@ -73,4 +75,6 @@ def seal_error(rules: SealRules, block: Block) -> str | None:
         return f"sealed by {header.consensus}, but the genesis fixes {rules.engine}"
     if header.proposer not in rules.validators:
         return f"proposer {short_hash(header.proposer)} is not a validator enrolled in the genesis"
+    if not sealed:
+        return None if block.certificate is None else "a proposal carries no seal (its certificate follows the commit)"
     return rules.engine_rules.block_error(block)

@@ -174,6 +174,10 @@ class LedgerState:
             return None
         return sample_split(task.commitments[phase].get(expert, {}), sample, groups)
 
+    def next_nonce(self, address: str) -> int:
+        """The nonce ``address``'s next transaction must carry on top of this state (the one nonce rule)."""
+        return self.nonces.get(address, -1) + 1
+
     def summary(self) -> dict[str, Any]:
         """The compact, hashable part of the state (what the state root commits to); the balances only
         when the run has economics, so every earlier chain keeps its roots."""
@@ -546,7 +550,7 @@ def apply_transaction(state: LedgerState, tx: Transaction) -> None:
     _require(tx.kind in HANDLERS, tx, "unknown kind")
     reason = payload_error(tx.kind, tx.payload, _limits(state))
     _require(reason is None, tx, f"schema: {reason}")
-    expected = state.nonces.get(tx.sender, -1) + 1
+    expected = state.next_nonce(tx.sender)
     _require(tx.nonce == expected, tx, f"nonce {tx.nonce} from {tx.sender[:8]}, expected {expected}")
     if tx.kind != "genesis":
         _require(state.genesis is not None, tx, "no genesis recorded yet")

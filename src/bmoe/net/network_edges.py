@@ -146,8 +146,8 @@ class NetworkEdges:
         and their upload requests."""
         return self._busy
 
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        self.sealed_nonces = dict(nonces)
+    def resync(self, state: LedgerState) -> None:
+        self.sealed_nonces = dict(state.nonces)
 
     def exclude(self, address: str, reason: str) -> bool:
         """Leave edge ``address`` out of the work items published from now on; True if it was not already."""
@@ -175,7 +175,7 @@ class NetworkEdges:
         working = copy.deepcopy(self._view()) if trial else None
         with self._cond:
             expected = [address for address in expected if address not in self._excluded]
-        nonces = {address: working.nonces.get(address, -1) + 1 for address in expected} if working else {}
+        nonces = {address: working.next_nonce(address) for address in expected} if working else {}
         with self._cond:
             self._work_id += 1
             started = self.clock()

@@ -6,23 +6,28 @@ Owns what differs from the single PoW validator (:class:`ValidatorService`):
   replica handles it in the host's receiver thread. ``GET /primary``: this replica's view, its primary
   and the primary's URL (edges and publishers find the round runner there).
 - Every validator queues every published task. The current primary runs the round
-  (``Session.run_published``, the same round code) with its edges; its sealer proposes the block to its
-  replica and waits for the commit. A backup waits; if a task stays unsealed for ``task_timeout`` s in
-  one view, it votes the primary out, and the new primary runs the round again from the same task.
-- ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s re-execution against this
-  validator's own state.
+  (``Session.run_published``, the same round code) with its edges; its ledger node is built with this
+  service's sealer, which proposes the block to its replica and waits for the commit. A backup waits;
+  if a task stays unsealed for ``task_timeout`` s in one view, it votes the primary out, and the new
+  primary runs the round again from the same task.
+- ``validate`` is :class:`~bmoe.protocol.pbft_sealing._ValidatorView`'s judgement (the ledger's one
+  check-then-apply, with re-execution) against this validator's own state.
 - A restarted validator's replica resumes from the chain on disk (``PbftReplica.restore``) and asks its
   peers at once (STATUS) for the blocks it missed; they arrive with their commit certificates, are
   re-executed like any proposal and appended in height order.
-- On ``Committed`` the block with its commit certificate is appended to this validator's SQLite chain
-  (by the round worker, in height order; the primary's own block through ``LedgerNode.seal``).
+- On ``Committed`` the block with its commit certificate is judged by the replica's view and then by
+  the node (``LedgerNode.adopt``: the ledger's one check-then-apply, its certificate included) and
+  appended to this validator's SQLite chain (by the round worker, in height order; the primary's own
+  block through ``LedgerNode.seal``, which judges it the same way).
+  A committed block that fails that check (2f + 1 validators certified what this one cannot follow)
+  is not appended: it is counted (``pbft.commit_refused``) and the validator stays at its head.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -32,11 +37,10 @@ from starlette.routing import Route
 
 from bmoe.consensus.engine import Committed
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
-from bmoe.ledger.blocks import Block, block_from_bytes, block_hash, proposal_bytes
+from bmoe.ledger.blocks import Block, block_from_bytes, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.errors import ChainIntegrityError
-from bmoe.ledger.node import Proposal
-from bmoe.ledger.state import apply_block, begin_block
+from bmoe.ledger.errors import ChainIntegrityError, LedgerError
+from bmoe.ledger.node import Proposal, Sealer
 from bmoe.net.auth import Refusal
 from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth
 from bmoe.net.network_edges import NetworkEdges
@@ -73,23 +77,26 @@ class NotPrimary(Exception):
 
 
 class PbftValidatorService(ValidatorService):
-    def __init__(self, session: Session, edges: NetworkEdges, admission_store: BlobStore, reexec_store: BlobStore,
-                 settings: ValidatorSettings, counters: Counters, peers: Mapping[str, str],
+    """``open_session(sealer)`` builds this validator's session with its ledger node sealing by ``sealer``
+    (this service's: propose to the replica, wait for the commit)."""
+
+    def __init__(self, open_session: Callable[[Sealer], Session], edges: NetworkEdges, admission_store: BlobStore,
+                 reexec_store: BlobStore, settings: ValidatorSettings, counters: Counters, peers: Mapping[str, str],
                  pbft_timeout: float = DEFAULT_PBFT_TIMEOUT_S, task_timeout: float = DEFAULT_TASK_TIMEOUT_S) -> None:
+        session = open_session(self._seal)  # sealing starts once the replica's host below exists
         super().__init__(session, edges, admission_store, settings, counters)
         self.name = next(i.name for i in session.ids.validators if i.address == settings.identity.address)
         self.peer_urls = dict(peers)
         self.task_timeout = task_timeout
         validators = {i.name: i.address for i in session.ids.validators}
         dataset = session.dataset
-        self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes), validators)
+        self.view = _ValidatorView(Reexecutor(reexec_store, dataset.input_dim, dataset.num_classes))
         node = session.node
-        self.view.state, self.view.head = node.state, node.head_hash
+        self.view.start_from(node.view(), node.head_hash, node.seal_rules)  # the node judged its chain on disk
         self.commits: dict[int, Block] = {}
         replica = PbftReplica(settings.identity, validators, self._validate, PbftConfig(timeout=pbft_timeout))
         replica.restore(_decided_on_disk(node.chain), status_seq=time.time_ns())
         self.host = PbftNetworkHost(replica, settings.identity, self.peer_urls, self._on_commit)
-        node.sealer = self._seal
         session.participants.primary = lambda: self.name  # this process only ever proposes as itself
         self._waiting: dict[tuple[str, int], float] = {}
 
@@ -100,7 +107,11 @@ class PbftValidatorService(ValidatorService):
     def _on_commit(self, committed: Committed) -> None:
         block = block_from_bytes(committed.payload)
         sealed = Block(block.header, block.transactions, block.proposer_signature, dict(committed.proof))
-        self.view.adopt(sealed)
+        try:
+            self.view.adopt(sealed)
+        except LedgerError:
+            self.counters.add("pbft.commit_refused")
+            return
         self.commits[committed.height] = sealed
         self.counters.add("pbft.committed")
 
@@ -144,17 +155,14 @@ class PbftValidatorService(ValidatorService):
         applied = False
         while True:
             with self.host.lock:
-                block = self.commits.get(node.state.height + 1)
-                for h in [h for h in self.commits if h <= node.state.height]:
+                block = self.commits.get(node.view().height + 1)
+                for h in [h for h in self.commits if h <= node.view().height]:
                     del self.commits[h]
             if block is None:
                 break
             assert node.chain is not None
-            node.persist(block)
-            node.state = apply_block(node.state, block)
-            self.session.quorum.observe(node.state)  # a backup counts the tasks the primary sealed too
-            node.head_hash = block_hash(block)
-            node.pending, node.working = [], begin_block(node.state)
+            node.adopt(block)  # judged again by the node, as every block it appends
+            self.session.quorum.observe(node.view())  # a backup counts the tasks the primary sealed too
             self.index.add(block)
             applied = True
         if applied:
@@ -176,7 +184,7 @@ class PbftValidatorService(ValidatorService):
                 self._finish(task_id, {"task_id": task_id, "status": "sealed"})
                 continue
             with self.host.lock:
-                ready = self._is_primary() and self.host.replica.executed == self.session.node.state.height
+                ready = self._is_primary() and self.host.replica.executed == self.session.node.view().height
                 view = self.host.replica.view
             if ready:
                 self._run_as_primary(task_id, task)

@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 
 from bmoe.ledger.keys import Identity, load_identity
+from bmoe.ledger.node import Sealer
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
@@ -183,27 +184,31 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     counters = Counters()
     session_store, check_store = stores_at(), stores_at()
     edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    settings = ValidatorSettings(identity, members, url, max_body=max_body)
+    dataset = shape_only_dataset(config.dataset, shape, num_classes)
+
+    def open_session(sealer: Sealer | None = None) -> Session:  # PBFT: the service's own sealer
+        return Session(config, dataset=dataset, run_dir=args.run_dir, store=session_store, gateway=edges,
+                       sealer=sealer)
+
+    reexec_store = stores_at() if pbft else None
     try:
-        session = Session(config, dataset=shape_only_dataset(config.dataset, shape, num_classes), run_dir=args.run_dir,
-                          store=session_store, gateway=edges, external_consensus=pbft)
+        if reexec_store is not None:
+            service: ValidatorService = PbftValidatorService(open_session, edges, check_store, reexec_store, settings,
+                                                             counters, peer_urls, pbft_timeout=pbft_timeout,
+                                                             task_timeout=task_timeout)
+        else:
+            service = ValidatorService(open_session(), edges, check_store, settings, counters)
     except BaseException:
         sock.close()
         raise
+    session = service.session
     edges.bind(lambda: session.node.working)
-    edges.resync(session.node.state.nonces)
-    settings = ValidatorSettings(identity, members, url, max_body=max_body)
-    reexec_store = None
-    if pbft:
-        reexec_store = stores_at()
-        service: ValidatorService = PbftValidatorService(session, edges, check_store, reexec_store, settings, counters,
-                                                         peer_urls, pbft_timeout=pbft_timeout,
-                                                         task_timeout=task_timeout)
-    else:
-        service = ValidatorService(session, edges, check_store, settings, counters)
+    edges.resync(session.node.view())
 
     def announce() -> None:
         click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
-                   f"height {session.node.state.height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
+                   f"height {session.node.view().height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
         sys.stdout.flush()
 
     try:

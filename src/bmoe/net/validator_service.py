@@ -303,7 +303,7 @@ class ValidatorService:
         with self._cond:
             known = isinstance(task_id, str) and (
                 task_id in self.index or self._status.get(task_id, {}).get("status") in ("queued", "running"))
-            expected = max([state.nonces.get(tx.sender, -1) + 1, *(n + 1 for n in self._active_nonces.values())])
+            expected = max([state.next_nonce(tx.sender), *(n + 1 for n in self._active_nonces.values())])
         if known:
             return Refusal(409, "duplicate_task", f"task {task_id!r} is already queued or sealed")
         trial = begin_block(state)

@@ -23,6 +23,7 @@ from typing import Protocol
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.work import PHASE_RESULT, PHASE_UPDATE, WorkHandler, WorkItem, upload_item
 from bmoe.edge.worker import EdgeWorker
+from bmoe.ledger.state import LedgerState
 from bmoe.ledger.transactions import Transaction
 from bmoe.storage import BlobStore
 from bmoe.verify.comparison import HonestDisagreement
@@ -91,8 +92,8 @@ class EdgeGateway(Protocol):
         """The sum of every edge's compute time in the last round: the work a deployment pays for."""
         ...
 
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        """Continue every edge's signing from the sealed state's nonces."""
+    def resync(self, state: LedgerState) -> None:
+        """Continue every edge's signing from ``state``'s nonces (``LedgerState.next_nonce``)."""
         ...
 
 
@@ -118,8 +119,8 @@ class PassThrough:
     def total_seconds(self) -> float:
         return self.inner.total_seconds()
 
-    def resync(self, nonces: Mapping[str, int]) -> None:
-        self.inner.resync(nonces)
+    def resync(self, state: LedgerState) -> None:
+        self.inner.resync(state)
 
 
 @dataclass
@@ -189,6 +190,6 @@ class InProcessEdges:
     def total_seconds(self) -> float:
         return sum(self._busy.values())
 
-    def resync(self, nonces: Mapping[str, int]) -> None:
+    def resync(self, state: LedgerState) -> None:
         for edge in self.edges:
-            edge.signer.next_nonce = nonces.get(edge.address, -1) + 1
+            edge.signer.next_nonce = state.next_nonce(edge.address)

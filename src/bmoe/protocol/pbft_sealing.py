@@ -1,8 +1,11 @@
 """Sealing ledger blocks by PBFT among the run's validators, in the deterministic simulator.
 
-Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` re-executes the
-proposed block against *its own* copy of the ledger state (``protocol/reexecute.py``): a block whose
-proposer changed anything gets no prepare from an honest validator. The round's proposer is the
+Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` judges the
+proposed block by the ledger's one check-then-apply (``ledger/judge.py``: link, Merkle root, every
+signature, the proposer enrolled in the genesis) with, as the apply, a re-execution against *its own*
+copy of the ledger state (``protocol/reexecute.py``): a block whose proposer forged or changed
+anything gets no prepare from an honest validator, and a committed block is judged again, with its
+certificate, before the validator follows it. Block 0 is mined, as under every engine. The round's proposer is the
 primary of the current view. When consensus does not seal its block (a tampering or silent primary
 is voted out by a view change), :meth:`PbftCluster.seal` raises ``ProposalRejected`` and the round
 is built again by the new primary (``protocol/round.py``).
@@ -21,11 +24,21 @@ from bmoe.consensus.byzantine import Equivocate, Garbage, Replay, Silent, permis
 from bmoe.consensus.engine import ConsensusReplica
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
 from bmoe.consensus.sim import Simulator
-from bmoe.ledger.blocks import Block, BlockHeader, block_from_bytes, block_hash, header_hash, proposal_bytes
+from bmoe.ledger.blocks import (
+    GENESIS_PREV_HASH,
+    Block,
+    BlockHeader,
+    block_from_bytes,
+    block_hash,
+    header_hash,
+    proposal_bytes,
+)
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.keys import Identity, verify_signature
+from bmoe.ledger.judge import Apply, Judged, check_then_apply
+from bmoe.ledger.keys import Identity
 from bmoe.ledger.merkle import merkle_root
-from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected
+from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected, pow_sealer
+from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import tx_hash
 from bmoe.protocol.reexecute import Reexecutor
@@ -44,17 +57,27 @@ def unsealed_pbft_block(proposal: Proposal) -> Block:
 
 
 class _ValidatorView:
-    """One validator's own ledger state, advanced only by blocks it saw committed."""
+    """One validator's own ledger state, advanced only by blocks it saw committed.
 
-    def __init__(self, reexecutor: Reexecutor, validators: dict[str, str]) -> None:
+    Every block it judges goes through the ledger's one check-then-apply (``judge.check_then_apply``),
+    with this validator's re-execution of the tensor rules as the apply: a proposal as an unsealed block
+    (``sealed=False``: its link, Merkle root, every transaction's and the proposer's signature, the
+    proposer enrolled in the genesis), a committed block with its commit certificate (``sealed=True``).
+    """
+
+    def __init__(self, reexecutor: Reexecutor) -> None:
         self.reexecutor = reexecutor
-        self.addresses = set(validators.values())
         self.state = LedgerState()
-        self.head = ""
-        # block hash -> state after it, for accepted blocks not yet adopted: a replica may execute height h
+        self.head = GENESIS_PREV_HASH
+        self.rules: SealRules | None = None  # the genesis's, once block 0 is followed
+        # block hash -> the judged block, for accepted blocks not yet adopted: a replica may execute height h
         # and judge h + 1 in one step (catch-up), before its host has adopted h
-        self.checked: dict[str, LedgerState] = {}
+        self.checked: dict[str, Judged] = {}
         self.last_refusal: str | None = None  # why this validator last refused a proposed block
+
+    def start_from(self, state: LedgerState, head: str, rules: SealRules | None) -> None:
+        """Continue from a state its host already judged (a node that replayed its chain on disk)."""
+        self.state, self.head, self.rules = state, head, rules
 
     def validate(self, height: int, payload: bytes) -> str | None:
         self.last_refusal = self._refusal(height, payload)
@@ -66,33 +89,35 @@ class _ValidatorView:
         except LedgerError as err:
             return f"not a block: {err}"
         header = block.header
-        base = self.state if header.prev_hash == self.head else self.checked.get(header.prev_hash)
-        if header.height != height or base is None or base.height != height - 1:
+        before = self.checked.get(header.prev_hash)
+        state, rules = (self.state, self.rules) if header.prev_hash == self.head else \
+            (before.state, before.rules) if before is not None else (None, None)
+        if header.height != height or state is None or state.height != height - 1:
             return f"block {header.height} does not extend this validator's head at {self.state.height}"
-        if header.consensus != "pbft" or block.certificate is not None:
-            return "not an unsealed PBFT block"
-        if header.proposer not in self.addresses:
-            return "the proposer is not a validator"
-        if not verify_signature(header.proposer, bytes.fromhex(header_hash(header)), block.proposer_signature):
-            return "bad proposer signature"
         try:
-            self.checked[block_hash(block)] = self.reexecutor.check(base, block)
+            judged = check_then_apply(state, header.prev_hash, rules, block, sealed=False, apply=self.reexecutor.check)
         except LedgerError as err:
             return str(err)
+        self.checked[judged.block_hash] = judged
         return None
 
-    def adopt(self, block: Block) -> None:
-        key = block_hash(block)
-        self.state = self.checked.pop(key) if key in self.checked else self.reexecutor.check(self.state, block)
-        self.head = key
-        self.checked = {k: after for k, after in self.checked.items() if after.height > self.state.height}
+    def adopt(self, block: Block, apply: Apply | None = None) -> None:
+        """Follow a committed ``block`` (``LedgerError`` if it fails the check); ``apply``: how its state is
+        derived, by default this validator's re-execution (reused when it judged the block as a proposal)."""
+        cached = self.checked.get(block_hash(block))
+        if apply is None:
+            apply = self.reexecutor.check if cached is None else lambda state, judged_block: cached.state
+        judged = check_then_apply(self.state, self.head, self.rules, block, sealed=True, apply=apply)
+        self.state, self.head, self.rules = judged.state, judged.block_hash, judged.rules
+        self.checked = {k: j for k, j in self.checked.items() if j.state.height > self.state.height}
 
 
 class PbftCluster:
     """n PBFT validators in a simulated network; seals one block per call."""
 
     def __init__(self, identities: tuple[Identity, ...], byzantine: int, attack: str,
-                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float) -> None:
+                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float, difficulty: int) -> None:
+        self.mine = pow_sealer(difficulty)  # block 0, the founding block: mined by the genesis signer
         self.validators = {identity.name: identity.address for identity in identities}
         names = [identity.name for identity in identities]
         self.byzantine = set(names[:byzantine])  # the first: view 0's primary is Byzantine, the harder case
@@ -104,7 +129,7 @@ class PbftCluster:
             if identity.name in self.byzantine:
                 replicas.append(self._byzantine(identity, config, seed))
             else:
-                view = _ValidatorView(make_reexecutor(identity.name), self.validators)  # its own numerics
+                view = _ValidatorView(make_reexecutor(identity.name))  # its own numerics
                 self.views[identity.name] = view
                 replicas.append(PbftReplica(identity, self.validators, view.validate, config))
         self.sim = Simulator(replicas, seed=seed, delay=delay)
@@ -135,8 +160,7 @@ class PbftCluster:
         blocks already sealed are replayed by the ledger's rules, not re-voted."""
         for view in self.views.values():
             for block in blocks:
-                view.state = apply_block(view.state, block)
-                view.head = block_hash(block)
+                view.adopt(block, apply_block)
 
     @property
     def honest(self) -> list[str]:
@@ -150,7 +174,12 @@ class PbftCluster:
 
     def seal(self, proposal: Proposal) -> tuple[Block, float]:
         """Propose the block; return it with its commit certificate and the simulated seconds taken,
-        or raise ProposalRejected when the view changed before it was sealed."""
+        or raise ProposalRejected when the view changed before it was sealed. Block 0 is mined, as under
+        every engine, and every validator follows it."""
+        if proposal.height == 0:
+            founding, seconds = self.mine(proposal)
+            self.adopt_chain([founding])
+            return founding, seconds
         block = unsealed_pbft_block(proposal)
         payload = proposal_bytes(block)
         height = proposal.height

@@ -77,10 +77,10 @@ class RoundParticipants:
 
     def resync_nonces(self) -> None:
         """After a rejected proposal: every signer continues from what the ledger has sealed."""
-        nonces = self.node.state.nonces
+        sealed = self.node.view()
         for signer in [self.publisher, self.validator.signer, *(v.signer for v in self.validators.values())]:
-            signer.next_nonce = nonces.get(signer.address, -1) + 1
-        self.gateway.resync(nonces)
+            signer.next_nonce = sealed.next_nonce(signer.address)
+        self.gateway.resync(sealed)
 
 
 def publish_task(publisher: Signer, store: BlobStore, round_index: int, x: torch.Tensor, y: torch.Tensor | None,
@@ -242,7 +242,7 @@ def _submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObse
     for tx in recorded:
         p.node.submit(tx)
     if len(recorded) < len(answers):
-        p.gateway.resync(p.node.working.nonces)  # an edge whose answer was dropped signs on from the ledger
+        p.gateway.resync(p.node.working)  # an edge whose answer was dropped signs on from the ledger
 
 
 def _upload_needed(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,

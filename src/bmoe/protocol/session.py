@@ -18,10 +18,9 @@ import torch
 from bmoe.data import Dataset, task_batches
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.audit import evidence_objects
-from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.node import LedgerNode, Sealer, Signer, founding_block_mined
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
@@ -86,13 +85,17 @@ class Session:
     experiments that measure and never audit (an attacker that dissents in every round would otherwise
     pin an updated expert per round: gigabytes over the paper's 1500 rounds).
 
-    ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
-    sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
+    ``sealer``: how this validator's blocks after block 0 (mined, under every engine) are sealed when the
+    engine runs outside this process (a PBFT validator process passes its replica's, and names the round's
+    primary in ``participants``); it is given to the ledger node as it is built, no simulated PBFT cluster
+    is wired, and a PBFT run directory may be resumed. None: the session wires the engine its config names
+    (PoW mining, a simulated PBFT cluster, the run's
+    Ethereum contract)."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
-                 external_consensus: bool = False, keep_evidence: bool = True) -> None:
+                 sealer: Sealer | None = None, keep_evidence: bool = True) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -119,7 +122,16 @@ class Session:
                     chain.close()  # checked: a traditional run keeps no chain
                     chain = None
             self.store = store if store is not None else MemoryStore()
-            genesis = self._open_ledger(chain, external_consensus)
+            self.pbft: PbftCluster | None = None
+            durable = self.store.flush if isinstance(self.store, DirectoryStore) and self.store.batch else None
+            if sealer is not None:
+                sealer = founding_block_mined(sealer, config.difficulty)
+            elif config.consensus == "pbft" and config.framework == "bmoe":
+                self.pbft = self._pbft_cluster()
+                sealer = self.pbft.seal
+            elif config.consensus == "ethereum":
+                sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), durable)
+            self._open_ledger(chain, sealer, durable)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
         except BaseException:
@@ -129,8 +141,8 @@ class Session:
                 creation.undo()
             raise
         node, ids = self.node, self.ids
-        validator_signer = Signer(ids.validator, node.state.nonces.get(ids.validator.address, -1) + 1)
-        self.publisher = Signer(ids.publisher, node.state.nonces.get(ids.publisher.address, -1) + 1)
+        validator_signer = Signer(ids.validator, node.next_nonce(ids.validator.address))
+        self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
         validators = self._validators(validator_signer)
         self.validator = validators[ids.validator.name]
         self.edges, self.runtimes = [], []
@@ -141,42 +153,44 @@ class Session:
                                      check_honest=not make_comparison(config.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               config.num_experts, validators=validators)
-        self.pbft: PbftCluster | None = None
-        if config.consensus == "pbft" and config.framework == "bmoe" and not external_consensus:
-            self.pbft = self._pbft_cluster([genesis] if genesis is not None else list(chain.iter_blocks()))
+        if self.pbft is not None:
+            self.participants.primary = self.pbft.primary
+            self.participants.refusals = self.pbft.refusals
         self.history: list[dict[str, Any]] = []
         self.keep_objects, self.keep_evidence = keep_objects, keep_evidence
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
         self.quorum = QuorumWatch(config.stall_after)  # tasks in a row without quorum (protocol/quorum_watch)
 
-    def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
-        """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
+    def _open_ledger(self, chain: ChainStore | None, sealer: Sealer | None,
+                     durable: Callable[[], object] | None) -> None:
+        """Reopen the chain (after checking it was made with these settings) or start one with its genesis."""
         config, ids = self.config, self.ids
         if chain is not None and chain.height() >= 0:
-            self.node = LedgerNode.open(ids.validator, config.difficulty, chain)
+            self.node = LedgerNode.open(ids.validator, config.difficulty, chain, sealer=sealer)
             self._check_genesis(self.node)
-            if config.consensus == "pbft" and self.node.state.height > 0 and not external_consensus:
-                raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
+            if self.pbft is not None:
+                if self.node.view().height > 0:
+                    raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
+                self.pbft.adopt_chain(list(chain.iter_blocks()))
         else:
-            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
-        if isinstance(self.store, DirectoryStore) and self.store.batch:
-            self.node.before_persist = self.store.flush  # objects are durable before the block naming them
-        if self.node.state.height >= 0:
+            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe",
+                                   sealer=sealer)
+        self.node.before_persist = durable  # objects are durable before the block naming them
+        if self.node.view().height >= 0:
             if config.consensus == "ethereum":
-                ethereum_ledger.reconnecting(self.node, self.store, config, ids)
-            return None
-        validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
-        deploy = ethereum_ledger.deploying(self.node, self.store, config, ids) if config.consensus == "ethereum" \
-            else None
-        return write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim,
-                             self.factory, validator, deploy)
+                ethereum_ledger.reconnecting(self.node, sealer, self.store, config, ids)
+            return
+        validator = Signer(ids.validator, self.node.next_nonce(ids.validator.address))
+        deploy = ethereum_ledger.deploying(sealer, config, ids) if config.consensus == "ethereum" else None
+        write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim, self.factory, validator,
+                      deploy)
 
     def _validators(self, first: Signer) -> dict[str, Validator]:
         """Every validator's tensor work; under PBFT the first ``byzantine_validators`` may tamper."""
-        config, nonces = self.config, self.node.state.nonces
+        config = self.config
         validators = {}
         for index, identity in enumerate(self.ids.validators):
-            signer = first if index == 0 else Signer(identity, nonces.get(identity.address, -1) + 1)
+            signer = first if index == 0 else Signer(identity, self.node.next_nonce(identity.address))
             byzantine = index < config.byzantine_validators  # the first: view 0's primary is one
             kind = TamperingValidator if byzantine and config.validator_attack == "tamper" else Validator
             validators[identity.name] = kind(signer, self.node, self.store, self.dataset.input_dim,
@@ -184,21 +198,17 @@ class Session:
                                              get_profile(config.validator_profiles[index]))
         return validators
 
-    def _pbft_cluster(self, sealed: list[Block]) -> PbftCluster:
+    def _pbft_cluster(self) -> PbftCluster:
+        """The simulated PBFT validators, each re-executing on its own numerics; they seal every block."""
         config = self.config
         profiles = {v.name: name for v, name in zip(self.ids.validators, config.validator_profiles, strict=True)}
-        cluster = PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
-                              lambda name: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes,
-                                                      get_profile(profiles[name])),
-                              config.seed, config.message_delay)
-        cluster.adopt_chain(sealed)
-        self.node.sealer = cluster.seal
-        self.participants.primary = cluster.primary
-        self.participants.refusals = cluster.refusals
-        return cluster
+        return PbftCluster(self.ids.validators, config.byzantine_validators, config.validator_attack,
+                           lambda name: Reexecutor(self.store, self.dataset.input_dim, self.dataset.num_classes,
+                                                   get_profile(profiles[name])),
+                           config.seed, config.message_delay, config.difficulty)
 
     def _check_genesis(self, node: LedgerNode) -> None:
-        recorded = dict(node.state.genesis or {})
+        recorded = dict(node.view().genesis or {})
         gate, experts = initial_weights(self.config, self.spec, self.dataset.input_dim, self.factory)
         expected = genesis_payload(self.config, self.ids, self.spec, cid_of(serialize_tensors(gate)),
                                    [cid_of(serialize_tensors(w)) for w in experts])
@@ -214,7 +224,7 @@ class Session:
 
     @property
     def trained_rounds(self) -> int:
-        return self.node.state.train_tasks
+        return self.node.view().train_tasks
 
     @property
     def head_hash(self) -> str | None:
@@ -255,7 +265,7 @@ class Session:
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None) -> RoundOutcome:
         """One inference task through the framework (steps 1-3 and 6), sealed on the ledger."""
         check_task_fits(x, None, tuple(self.dataset.input_shape), self.dataset.num_classes)
-        outcome = run_round(self.participants, self.node.state.task_count, x, None, train=False,
+        outcome = run_round(self.participants, self.node.view().task_count, x, None, train=False,
                             lr=self.config.lr)
         self._after_round()
         if y is not None:
@@ -291,7 +301,7 @@ class Session:
     def _prune(self) -> None:
         if self.keep_objects:
             return
-        state = self.node.state
+        state = self.node.view()
         if self.keep_evidence:
             for task in state.tasks.values():  # the latest block's
                 self.evidence.update(evidence_objects(task, state.comparison.records_groups))
@@ -321,7 +331,7 @@ class Session:
 
     def model(self) -> MoE:
         """The MoE the ledger currently names: its gate CID and expert CIDs, loaded from the store."""
-        state = self.node.state
+        state = self.node.view()
         gate = LinearGate(self.dataset.input_dim, self.config.num_experts)
         gate.load_state_dict(deserialize_tensors(self.store.get(state.gate_cid))[0])
         experts = []

@@ -156,6 +156,6 @@ def make_edges(config: RunConfig, ids: Identities, node: LedgerNode, store: Blob
     runtimes = edge_runtimes(config, store, spec, factory)
     edges = []
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
-        signer = Signer(identity, node.state.nonces.get(identity.address, -1) + 1)
+        signer = Signer(identity, node.next_nonce(identity.address))
         edges.append(EdgeWorker(index, signer, behaviour, runtimes[index], store, config.seed, config.collude))
     return edges, distinct(runtimes)
