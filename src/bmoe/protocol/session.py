@@ -21,6 +21,7 @@ from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
@@ -45,6 +46,7 @@ from bmoe.protocol.run_dir import (
     write_config,
 )
 from bmoe.protocol.setup import (
+    Identities,
     behaviours,
     derive_identities,
     distinct,
@@ -53,6 +55,7 @@ from bmoe.protocol.setup import (
     in_process_profiles,
     initial_weights,
     make_edges,
+    signing,
     write_genesis,
 )
 from bmoe.protocol.validator import Validator
@@ -85,12 +88,17 @@ class Session:
     pin an updated expert per round: gigabytes over the paper's 1500 rounds).
 
     ``external_consensus=True`` (a PBFT validator process): no simulated PBFT cluster is wired; the caller
-    sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed."""
+    sets ``node.sealer`` and ``participants.primary`` itself, and a PBFT run directory may be resumed.
+
+    ``identities``: the participants the genesis enrols (a deployment's validator: the enrolled public keys
+    and its own key, :func:`~bmoe.protocol.setup.enrolled_identities`); by default every key is derived
+    from the seed (a reproducible simulation)."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
-                 external_consensus: bool = False, keep_evidence: bool = True) -> None:
+                 external_consensus: bool = False, keep_evidence: bool = True,
+                 identities: Identities | None = None) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -101,7 +109,8 @@ class Session:
         self.spec = ExpertSpec(preset, tuple(self.dataset.input_shape), self.dataset.num_classes, config.hidden)
         self.factory = expert_factory
         self.run_dir = run_dir
-        self.ids = derive_identities(config)
+        self.ids = identities if identities is not None else derive_identities(config)
+        self.own = _own_validator_key(self.ids)
         creation = None
         if run_dir is not None:  # every check before the first write
             check_layout(run_dir)
@@ -150,19 +159,19 @@ class Session:
         """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
         config, ids = self.config, self.ids
         if chain is not None and chain.height() >= 0:
-            self.node = LedgerNode.open(ids.validator, config.difficulty, chain)
+            self.node = LedgerNode.open(self.own, config.difficulty, chain)
             self._check_genesis(self.node)
             if config.consensus == "pbft" and self.node.state.height > 0 and not external_consensus:
                 raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
         else:
-            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe")
+            self.node = LedgerNode(self.own, config.difficulty, chain, seals=config.framework == "bmoe")
         if isinstance(self.store, DirectoryStore) and self.store.batch:
             self.node.before_persist = self.store.flush  # objects are durable before the block naming them
         if self.node.state.height >= 0:
             if config.consensus == "ethereum":
                 ethereum_ledger.reconnecting(self.node, self.store, config, ids)
             return None
-        validator = Signer(ids.validator, self.node.state.nonces.get(ids.validator.address, -1) + 1)
+        validator = Signer(signing(ids.validator), self.node.state.nonces.get(ids.validator.address, -1) + 1)
         deploy = ethereum_ledger.deploying(self.node, self.store, config, ids) if config.consensus == "ethereum" \
             else None
         return write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim,
@@ -342,6 +351,14 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _own_validator_key(ids: Identities) -> Identity:
+    """The validator key this process holds (validator-0's in a simulation, which holds them all)."""
+    held = [v for v in ids.validators if isinstance(v, Identity)]
+    if not held:
+        raise ConfigError("a session runs a validator: give it one validator's key")
+    return held[0]
 
 
 def _recorded_hash(chain: ChainStore | None) -> str | None:
