@@ -60,7 +60,6 @@ from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, pars
 from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
-from bmoe.protocol.setup import derive_identities
 
 # flag name -> RunConfig field, for the training settings `up` accepts
 CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",
@@ -152,9 +151,9 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "", pi
 
 
 def _publisher(cluster: ClusterDescription) -> SignedAuth:
-    config = load_run_config(cluster.path(cluster.config))
+    """The publisher's key, trusting the validators' replies (their addresses as the cluster enrolled them)."""
     return SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                      trusted=[v.address for v in derive_identities(config).validators])
+                      trusted=[v.address for v in cluster.by_role("validator")])
 
 
 @cluster_group.command("up", help="Lay out keys, enrolment and config in DIR, then start stores, validator, edges.")
@@ -223,10 +222,13 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               help="where objects live: bmoe's storage nodes (--stores) or an IPFS node [bmoe]")
 @click.option("--ipfs-api", default=None, metavar="URL",
               help="--store ipfs: your node's kubo HTTP RPC URL [a js-ipfs daemon the cluster starts]")
+@click.option("--seeded-keys", is_flag=True,
+              help="derive every key from --seed, as an in-process run does (a reproducible simulation: anyone "
+                   "who knows the seed signs as anyone; the genesis says so) [fresh random keys]")
 def up_command(root: Path, base_config: Path | None, stores: int | None, replication: int | None,
                attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
                listen: tuple[str, ...], ledger: str | None, rpc_url: str | None, eth_key: Path | None,
-               object_store: str | None, ipfs_api: str | None, **settings: Any) -> None:
+               object_store: str | None, ipfs_api: str | None, seeded_keys: bool, **settings: Any) -> None:
     engines = parse_engines(ledger, rpc_url, eth_key, object_store, ipfs_api)
     if engines.store == "ipfs" and (stores is not None or replication is not None):
         raise SetupError("--stores and --replication size bmoe's storage nodes: under --store ipfs every object "
@@ -245,7 +247,7 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     check_engines(engines, config)  # engines installed, named nodes answering, the account funded
     cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port,
                    hosts=hosts, engines=engine_records(root.resolve(), engines, rpc_url, ipfs_api),
-                   ipfs_api=ipfs_api if engines.store == "ipfs" else None)
+                   ipfs_api=ipfs_api if engines.store == "ipfs" else None, seeded_keys=seeded_keys)
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
@@ -254,11 +256,11 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     objects = (f"{stores} storage node(s)" if engines.store != "ipfs"
                else f"objects on the IPFS node at {ipfs_api}" if engines.ipfs_api else "a js-ipfs node (objects)")
     anvil = "an anvil (Ethereum), " if engines.starts_anvil else ""
+    keys = "keys derived from the seed" if seeded_keys else "fresh keys"
     click.echo(f"bmoe cluster: starting {anvil}{objects}, {sealing}, "
                f"{config.edges_in_play} edges ({attackers} running {config.attack if attackers else 'no attack'}) "
-               f"in {cluster.root}")
-    publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                           trusted=[v.address for v in derive_identities(config).validators])
+               f"in {cluster.root}, {keys}")
+    publisher = _publisher(cluster)
 
     def announce(record: ProcessRecord) -> None:
         click.echo(_row(record, cluster, "ready  "))

@@ -92,13 +92,14 @@ class Session:
 
     ``identities``: the participants the genesis enrols (a deployment's validator: the enrolled public keys
     and its own key, :func:`~bmoe.protocol.setup.enrolled_identities`); by default every key is derived
-    from the seed (a reproducible simulation)."""
+    from the seed (a reproducible simulation). ``genesis``: for a new chain, block 0 as another validator
+    wrote it (a PBFT validator that does not hold validator-0's key); checked like a resumed chain's."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
                  external_consensus: bool = False, keep_evidence: bool = True,
-                 identities: Identities | None = None) -> None:
+                 identities: Identities | None = None, genesis: Block | None = None) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -111,6 +112,7 @@ class Session:
         self.run_dir = run_dir
         self.ids = identities if identities is not None else derive_identities(config)
         self.own = _own_validator_key(self.ids)
+        founding = genesis
         creation = None
         if run_dir is not None:  # every check before the first write
             check_layout(run_dir)
@@ -126,7 +128,7 @@ class Session:
                     chain.close()  # checked: a traditional run keeps no chain
                     chain = None
             self.store = store if store is not None else MemoryStore()
-            genesis = self._open_ledger(chain, external_consensus)
+            genesis = self._open_ledger(chain, external_consensus, founding)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
         except BaseException:
@@ -155,9 +157,13 @@ class Session:
         self.keep_objects, self.keep_evidence = keep_objects, keep_evidence
         self.evidence: set[str] = set()  # committed results that misbehaviour records accuse: never pruned
 
-    def _open_ledger(self, chain: ChainStore | None, external_consensus: bool) -> Block | None:
-        """Reopen the chain (after checking it was made with these settings) or start one; the new genesis."""
+    def _open_ledger(self, chain: ChainStore | None, external_consensus: bool,
+                     founding: Block | None = None) -> Block | None:
+        """Reopen the chain (after checking it was made with these settings) or start one; the new genesis.
+        ``founding``: another validator's block 0 to start a new chain from (checked as a reopened one)."""
         config, ids = self.config, self.ids
+        if founding is not None and chain is not None and chain.height() < 0:
+            chain.append(founding)
         if chain is not None and chain.height() >= 0:
             self.node = LedgerNode.open(self.own, config.difficulty, chain)
             self._check_genesis(self.node)

@@ -29,7 +29,6 @@ from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
 
-
 Participant = Identity | PublicIdentity  # a key this process holds, or only its public half
 ENROLLED_KEYS = "enrolled"  # the genesis's "keys" when its participants hold keys the seed does not give
 
@@ -67,26 +66,34 @@ def derive_identities(config: RunConfig) -> Identities:
 
 
 def enrolled_identities(config: RunConfig, enrolled: Mapping[str, str], own: Identity | None = None) -> Identities:
-    """The participants an enrolment (name -> address) names, ``own`` as the key this process holds.
+    """The participants an enrolment (name -> address) names, with ``own``, the key this process holds,
+    under the name its address is enrolled as.
 
     Every name of :func:`participant_names` must be enrolled (others, such as storage nodes, may be too);
-    ``own`` must be one of them. ``seeded`` when every address is the one the seed derives."""
+    ``own`` must be enrolled. ``seeded`` when every address is the one the seed derives."""
     missing = [name for name in participant_names(config) if name not in enrolled]
     if missing:
         raise ConfigError(f"the enrolment does not name {', '.join(missing)}: a run of these settings has them")
-    if own is not None and enrolled.get(own.name) != own.address:
-        holder = next((name for name, address in enrolled.items() if address == own.address), None)
-        raise ConfigError(f"the key given as {own.name} ({own.address[:16]}...) is "
-                          + (f"{holder}'s in the enrolment, not {own.name}'s" if holder else "not enrolled"))
+    own_name = next((name for name, address in enrolled.items() if own is not None and address == own.address), None)
+    if own is not None and own_name is None:
+        raise ConfigError(f"the key given ({own.address[:16]}...) is not enrolled")
 
     def party(name: str) -> Participant:
-        return own if own is not None and own.name == name else PublicIdentity(name, enrolled[name])
+        if own is not None and name == own_name:
+            return Identity(name, own.signing_key)
+        return PublicIdentity(name, enrolled[name])
 
     derived = derive_identities(config)
     ids = Identities(party("publisher"), tuple(party(f"validator-{i}") for i in range(config.validators)),
                      tuple(party(f"edge-{i}") for i in range(config.edges_in_play)))
     seeded = [p.address for p in ids.everyone()] == [p.address for p in derived.everyone()]
     return dataclasses.replace(ids, seeded=seeded)
+
+
+def held_name(ids: Identities) -> str | None:
+    """The name of the one participant whose key ``ids`` holds (None: none, or a simulation holding all)."""
+    held = [p.name for p in ids.everyone() if isinstance(p, Identity)]
+    return held[0] if len(held) == 1 else None
 
 
 def signing(participant: Participant) -> Identity:
