@@ -26,7 +26,6 @@ from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.processes import alive, kill_now, spawn
 from bmoe.net.publisher import publish_inference, publish_training
 from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.setup import derive_identities
 
 # N=4 experts, K=2, M=4 edges (the last one attacks with Gaussian noise, probability 1), 32-sample tasks
 CLUSTER_FLAGS = ("--edges", "4", "--stores", "2", "--experts", "4", "--top-k", "2", "--batch-size", "32",
@@ -81,8 +80,17 @@ class LocalCluster:
     def publisher(self) -> Identity:
         return load_identity(self.description.path(self.description.publisher_key))
 
+    def key(self, name: str) -> Identity:
+        """The key the cluster made for process ``name``."""
+        return load_identity(self.description.path(self.description.process(name).key))
+
+    @property
+    def validator_addresses(self) -> list[str]:
+        """The validators' enrolled addresses (fresh keys unless the cluster was brought up --seeded-keys)."""
+        return [r.address for r in self.description.by_role("validator")]
+
     def client(self, identity: Identity | None = None) -> httpx.Client:
-        trusted = [derive_identities(self.config).validator.address]
+        trusted = self.validator_addresses[:1]
         return httpx.Client(auth=SignedAuth(identity or self.publisher, trusted), timeout=30.0)
 
     def get(self, path: str) -> dict[str, Any]:
@@ -98,11 +106,11 @@ class LocalCluster:
 
     def publish(self, rounds: int, data: Any, timeout: float = 60) -> list[dict[str, Any]]:
         return publish_training(self.validator_urls, self.description.stores, self.publisher, self.config, data,
-                                rounds, timeout=timeout)
+                                rounds, timeout=timeout, validators=self.validator_addresses)
 
     def infer(self, data: Any, limit: int) -> float:
         return publish_inference(self.validator_urls, self.description.stores, self.publisher, self.config, data,
-                                 limit=limit, timeout=60)
+                                 limit=limit, timeout=60, validators=self.validator_addresses)
 
     def kill(self, name: str) -> None:
         """``kill -9`` one process (its whole group)."""

@@ -21,7 +21,6 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
 from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
@@ -35,7 +34,7 @@ def pbft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tuple[int, str]]:
-    trusted = [v.address for v in derive_identities(cluster.config).validators]
+    trusted = cluster.validator_addresses
     out = {}
     with httpx.Client(auth=SignedAuth(cluster.publisher, trusted), timeout=10.0) as client:
         for record in cluster.description.by_role("validator"):

@@ -58,7 +58,7 @@ def run_identities(config: RunConfig, enrolled: Mapping[str, str] | None, identi
     if enrolled is None:
         ids = derive_identities(config)
         name = next((p.name for p in ids.everyone() if p.address == identity.address), None)
-        where = "the keys the config's seed derives (give --enrolled FILE for operators' keys)"
+        where = "the keys the config's seed derives"
     else:
         try:
             ids = enrolled_identities(config, enrolled, identity)
@@ -68,8 +68,9 @@ def run_identities(config: RunConfig, enrolled: Mapping[str, str] | None, identi
     if name not in roles:
         wanted = " or ".join(sorted(roles)) if len(roles) < 4 else "a validator"
         got = f"{name}'s" if name is not None else "nobody's"
+        hint = " (give --enrolled FILE where the keys are enrolled ones)" if enrolled is None else ""
         raise SetupError(f"the key given ({identity.address[:16]}...) is {got} in {where}, not {wanted}'s: "
-                         "each participant runs with its own key")
+                         f"each participant runs with its own key{hint}")
     return ids
 
 

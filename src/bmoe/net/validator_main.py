@@ -167,9 +167,6 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         peer_urls = parse_peers(peers or "")
         if set(peer_urls) != {v.name for v in ids.validators}:
             raise SetupError(f"--peers must name every validator: {', '.join(v.name for v in ids.validators)}")
-    absent = [i.name for i in (ids.publisher, *ids.edges) if i.address not in members.values()]
-    if absent:
-        raise SetupError(f"{args.enrolled} does not enrol {', '.join(absent)}: the validator would refuse them")
     if args.run_dir.exists() and not args.run_dir.is_dir():
         raise SetupError(f"--run-dir {args.run_dir} exists and is not a directory")
     if args.input_shape is not None and args.classes is not None:

@@ -76,7 +76,8 @@ def enrolled_identities(config: RunConfig, enrolled: Mapping[str, str], own: Ide
         raise ConfigError(f"the enrolment does not name {', '.join(missing)}: a run of these settings has them")
     own_name = next((name for name, address in enrolled.items() if own is not None and address == own.address), None)
     if own is not None and own_name is None:
-        raise ConfigError(f"the key given ({own.address[:16]}...) is not enrolled")
+        raise ConfigError(f"the key given ({own.address[:16]}...) is nobody's in the enrolment: each participant "
+                          "runs with its own, enrolled key")
 
     def party(name: str) -> Participant:
         if own is not None and name == own_name:
