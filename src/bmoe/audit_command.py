@@ -38,12 +38,13 @@ from bmoe.ledger.blocks import block_from_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import is_hex64
 from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
 from bmoe.protocol.run_dir import read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
-from bmoe.protocol.setup import ENROLLED_KEYS, derive_identities, enrolled_identities
+from bmoe.protocol.setup import derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, DirectoryStore
 
 METRICS_FILE = "metrics.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ SMALL = ["--dataset", "synthetic", "--experts", "4", "--top-k", "2", "--edges", 
 
 def bmoe(*args: str | Path, cwd: Path | None = None, timeout: float = 300,
          columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {"COLUMNS": str(columns), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    if "PYTHONPATH" in os.environ:  # the tree under test, when it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "bmoe", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={"COLUMNS": str(columns), "PATH": "/usr/bin:/bin",
-                                                         "HOME": str(Path.home())})
+                          timeout=timeout, cwd=cwd, env=env)
 
 
 def assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:

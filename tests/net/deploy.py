@@ -9,6 +9,7 @@ by pid and by scanning ``/proc`` for any process that names the cluster's direct
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.processes import alive, kill_now, spawn
 from bmoe.net.publisher import publish_inference, publish_training
 from bmoe.protocol.config import RunConfig, from_dict
+from bmoe.protocol.setup import Identities, derive_identities, participant_names
 
 # N=4 experts, K=2, M=4 edges (the last one attacks with Gaussian noise, probability 1), 32-sample tasks
 CLUSTER_FLAGS = ("--edges", "4", "--stores", "2", "--experts", "4", "--top-k", "2", "--batch-size", "32",
@@ -81,8 +83,19 @@ class LocalCluster:
         return load_identity(self.description.path(self.description.publisher_key))
 
     def key(self, name: str) -> Identity:
-        """The key the cluster made for process ``name``."""
-        return load_identity(self.description.path(self.description.process(name).key))
+        """The key the cluster made for ``name`` (a process, or the publisher)."""
+        cluster = self.description
+        return load_identity(cluster.path(cluster.publisher_key if name == "publisher" else cluster.process(name).key))
+
+    def identities(self) -> Identities:
+        """Every participant with the key the cluster made for it: an in-process run with these keys seals the
+        cluster's chain block for block (Ed25519 signatures are deterministic)."""
+        config = self.config
+        held = {name: self.key(name) for name in participant_names(config)}
+        ids = Identities(held["publisher"], tuple(held[f"validator-{i}"] for i in range(config.validators)),
+                         tuple(held[f"edge-{i}"] for i in range(config.edges_in_play)))
+        derived = [p.address for p in derive_identities(config).everyone()]
+        return dataclasses.replace(ids, seeded=[p.address for p in ids.everyone()] == derived)
 
     @property
     def validator_addresses(self) -> list[str]:

@@ -43,7 +43,8 @@ def data(deployed: LocalCluster) -> Dataset:
 
 
 def in_process_head(cluster: LocalCluster, data: Dataset, rounds: int) -> str:
-    session = Session(cluster.config, dataset=data)
+    """The head of an in-process run of the cluster's config with the cluster's (fresh) keys."""
+    session = Session(cluster.config, dataset=data, identities=cluster.identities())
     session.train(rounds=rounds)
     assert session.head_hash is not None
     return session.head_hash

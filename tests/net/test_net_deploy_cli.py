@@ -71,7 +71,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         save_identity(tmp_path / f"{identity.name}.key", identity)
     save_identity(tmp_path / "stranger.key", derive_identity(99, "validator-0"))
     save_enrolment(tmp_path / "enrolled.json", {i.name: i.address for i in (ids.publisher, ids.validator, *ids.edges)})
-    save_enrolment(tmp_path / "partial.json", {ids.publisher.name: ids.publisher.address})
+    save_enrolment(tmp_path / "partial.json", {i.name: i.address for i in (ids.publisher, ids.validator)})
     return {path.stem: path for path in tmp_path.iterdir()}
 
 
@@ -85,7 +85,7 @@ def test_validator_refuses_bad_flags_before_binding(files: dict[str, Path], tmp_
                                                                               *good[2:]],
         "is nobody's in the enrolment": [*good, "--key", str(files["stranger"])],
         "is edge-0's in the enrolment, not validator-0's": [*good, "--key", str(files["edge-0"])],
-        "does not name validator-0, edge-0, edge-1, edge-2": [*good, "--enrolled", str(files["partial"])],
+        "the enrolment does not name edge-0, edge-1, edge-2": [*good, "--enrolled", str(files["partial"])],
         "cannot read config file": [*good, "--config", str(tmp_path / "none.json")],
         "--input-shape must be positive": [*good, "--input-shape", "1,x", "--classes", "4"],
         "did not answer as an enrolled node": [*good, "--input-shape", "1,8,8", "--classes", "4"],

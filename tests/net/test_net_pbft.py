@@ -79,7 +79,9 @@ def test_four_validators_seal_identical_chains_equal_to_an_in_process_pbft_run(p
     seen = wait_heads_equal(pbft, 3)
     for name in seen:
         audit_chain(pbft, name)
-    with Session(pbft.config, dataset=cluster_data(pbft)) as session:  # 4 simulated PBFT validators
+    # 4 simulated PBFT validators with the cluster's fresh keys (the deployed validators 1-3 hold only their
+    # own, and started from the genesis validator-0 wrote)
+    with Session(pbft.config, dataset=cluster_data(pbft), identities=pbft.identities()) as session:
         session.train(rounds=3)
         assert {head for _, head in seen.values()} == {session.head_hash}
 

@@ -31,6 +31,7 @@ from bmoe.fileio import read_regular_text
 from bmoe.ledger.errors import LedgerError
 
 KEY_DOMAIN = b"bmoe-key-v1"
+ENROLLED_KEYS = "enrolled"  # a genesis's "keys" when its participants hold keys the run's seed does not give
 IDENTITY_FILE_VERSION = 1
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")

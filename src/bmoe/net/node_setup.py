@@ -33,7 +33,7 @@ from bmoe.net.placement import normalize_url
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.run_dir import read_config_file
-from bmoe.protocol.setup import Identities, derive_identities, enrolled_identities, held_name
+from bmoe.protocol.setup import Identities, derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, StorageError
 
 
@@ -56,21 +56,24 @@ def run_identities(config: RunConfig, enrolled: Mapping[str, str] | None, identi
     ``enrolled``: the enrolment (name -> address) the genesis enrols; None: every key derives from the
     config's seed. A key enrolled as another participant, or not at all, is refused in one line."""
     if enrolled is None:
-        ids = derive_identities(config)
-        name = next((p.name for p in ids.everyone() if p.address == identity.address), None)
+        known = {p.address: p.name for p in derive_identities(config).everyone()}
         where = "the keys the config's seed derives"
     else:
-        try:
-            ids = enrolled_identities(config, enrolled, identity)
-        except ConfigError as exc:
-            raise SetupError(str(exc)) from None
-        name, where = held_name(ids), "the enrolment"
+        known = {address: name for name, address in enrolled.items()}
+        where = "the enrolment"
+    name = known.get(identity.address)
     if name not in roles:
         wanted = " or ".join(sorted(roles)) if len(roles) < 4 else "a validator"
         got = f"{name}'s" if name is not None else "nobody's"
         hint = " (give --enrolled FILE where the keys are enrolled ones)" if enrolled is None else ""
         raise SetupError(f"the key given ({identity.address[:16]}...) is {got} in {where}, not {wanted}'s: "
                          f"each participant runs with its own key{hint}")
+    if enrolled is None:
+        return derive_identities(config)
+    try:
+        ids = enrolled_identities(config, enrolled, identity)
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None
     return ids
 
 

@@ -21,7 +21,7 @@ from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.blocks import Block
-from bmoe.ledger.keys import Identity, PublicIdentity, derive_identity
+from bmoe.ledger.keys import ENROLLED_KEYS, Identity, PublicIdentity, derive_identity
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
@@ -30,7 +30,6 @@ from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
 
 Participant = Identity | PublicIdentity  # a key this process holds, or only its public half
-ENROLLED_KEYS = "enrolled"  # the genesis's "keys" when its participants hold keys the seed does not give
 
 
 @dataclass(frozen=True)
