@@ -35,7 +35,7 @@ def main(spec_file: str) -> None:
     shape, num_classes = dataset_shape(config)
     stores = int(spec["stores"])
     cluster = plan(Path(spec["root"]), config, shape, num_classes, stores, min(2, stores), float(spec["edge_timeout"]),
-                   0, hosts=spec["hosts"], wrap=spec["wrap"])
+                   0, hosts=spec["hosts"], wrap=spec["wrap"], seeded_keys=True)  # compared with an in-process run
     cluster.save()
     publisher = load_identity(cluster.path(cluster.publisher_key))
     validators = [record.address for record in cluster.by_role("validator")]
