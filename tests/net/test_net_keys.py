@@ -148,3 +148,20 @@ def test_a_seeded_run_says_anyone_who_knows_the_seed_signs_as_anyone(tmp_path: P
     result = bmoe("audit", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "keys: derived from the run's seed" in result.stdout and "anyone who knows the seed" in result.stdout
+
+
+def test_enrol_takes_operators_keys_for_edges_only_before_writing_anything(tmp_path: Path) -> None:
+    operator = generate_identity("edge-2")
+    cluster = plan(tmp_path / "ops", CONFIG, (1, 8, 8), 4, 1, 1, 5.0, 0, operated={"edge-2": operator.address})
+    assert addresses(cluster)["edge-2"] == operator.address and not (tmp_path / "ops" / "keys" / "edge-2.key").exists()
+    assert cluster.process("edge-2").argv == []
+    for operated, needle in [({"validator-0": operator.address}, "validator-0 is not an edge of this cluster"),
+                             ({"edge-9": operator.address}, "edge-9 is not an edge"),
+                             ({"edge-1": "XY"}, "must be 64 lower-case hex chars"),
+                             ({"edge-0": operator.address, "edge-1": operator.address}, "the same address")]:
+        with pytest.raises(SetupError, match=needle):
+            plan(tmp_path / "refused", CONFIG, (1, 8, 8), 4, 1, 1, 5.0, 0, operated=operated)
+        assert not (tmp_path / "refused").exists()
+    seed_key = derive_identities(CONFIG).validator.address
+    with pytest.raises(SetupError, match="another participant's seed-derived key"):
+        plan(tmp_path / "refused", CONFIG, (1, 8, 8), 4, 1, 1, 5.0, 0, seeded_keys=True, operated={"edge-0": seed_key})

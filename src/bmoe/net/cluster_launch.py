@@ -6,7 +6,9 @@ Owns what ``bmoe cluster up`` does once its flags are checked. Every participant
 knows the seed can sign as them. With ``seeded_keys`` (``--seeded-keys``) the keys are derived from
 the run seed with the names ``derive_identities`` uses, so the cluster's chain is the in-process
 run's, block for block (a reproducible simulation). A key already in ``keys/`` (a cluster brought up
-again in its directory) is kept, and must be of the kind asked for.
+again in its directory) is kept, and must be of the kind asked for. ``operated`` (``--enrol FILE``)
+names edges whose operators handed in their public keys and run the edge themselves: the cluster
+enrols those keys, makes no key for them and starts no process (their record has no ``argv``).
 An edge process starts with its numeric profile (``--profile NAME``, and ``env VAR=VALUE`` before
 Python for a profile such as ``mkl-compat`` that must be set before torch loads). Every process is
 started detached, by its explicit command line (recorded in ``cluster.json``),
@@ -36,13 +38,20 @@ import httpx
 from bmoe.edge.behaviour import EdgeBehaviour
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.keys import Identity, create_identity, derive_identity, generate_identity, load_identity
+from bmoe.ledger.keys import (
+    Identity,
+    PublicIdentity,
+    create_identity,
+    derive_identity,
+    generate_identity,
+    load_identity,
+)
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_engines import ENGINE, engine_ready
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
 from bmoe.net.cluster_pids import find_running
-from bmoe.net.enrolment import save_enrolment
-from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.enrolment import check_enrolment, save_enrolment
+from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.node_setup import SetupError
 from bmoe.net.processes import alive, spawn, stop
 from bmoe.protocol.config import RunConfig
@@ -100,7 +109,8 @@ def _url(host: str, port: int) -> str:
 def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classes: int, stores: int,
          replication: int, edge_timeout: float, base_port: int, *, hosts: Mapping[str, str] | None = None,
          wrap: Mapping[str, Sequence[str]] | None = None, engines: Sequence[ProcessRecord] = (),
-         ipfs_api: str | None = None, seeded_keys: bool = False) -> ClusterDescription:
+         ipfs_api: str | None = None, seeded_keys: bool = False,
+         operated: Mapping[str, str] | None = None) -> ClusterDescription:
     """Write keys, enrolment and config under ``root``; the description of every process (none started).
 
     ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
@@ -108,14 +118,32 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     prefix its command line starts with (default none). ``engines``: the Ethereum and IPFS nodes the
     cluster starts first (:mod:`bmoe.net.cluster_engines`); ``ipfs_api``: the IPFS node every process
     reads and writes objects on instead of storage nodes (``stores`` is 0 then); ``seeded_keys``: keys derived
-    from the seed (a simulation) instead of fresh random ones."""
+    from the seed (a simulation) instead of fresh random ones; ``operated``: edge name -> the public key its
+    operator handed in (the cluster does not start that edge)."""
+    operated = dict(operated or {})
+    edge_names = {f"edge-{i}" for i in range(config.edges_in_play)}
+    strangers = sorted(set(operated) - edge_names)
+    if strangers:
+        raise SetupError(f"--enrol: {', '.join(strangers)} is not an edge of this cluster; operators hand in "
+                         f"edges' keys (edge-0 .. edge-{config.edges_in_play - 1}), the cluster makes the rest")
+    taken = {derive_identity(config.seed, name).address: name for name in participant_names(config)} \
+        if seeded_keys else {}
+    try:
+        check_enrolment(operated, "--enrol")  # addresses well formed, none twice
+    except EnrolmentError as exc:
+        raise SetupError(str(exc)) from None
+    clash = sorted(name for name, address in operated.items() if taken.get(address, name) != name)
+    if clash:
+        raise SetupError(f"--enrol: the key of {', '.join(clash)} is another participant's seed-derived key")
     hosts = dict(hosts or {})
     wraps = {name: list(prefix) for name, prefix in (wrap or {}).items()}
     root.mkdir(parents=True, exist_ok=True)
     (root / "keys").mkdir(exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    keys = {name: cluster_key(root, config.seed, name, seeded_keys)
-            for name in [*participant_names(config), *(f"store-{j}" for j in range(stores))]}
+    keys: dict[str, Identity | PublicIdentity] = {
+        name: PublicIdentity(name, operated[name]) if name in operated else cluster_key(root, config.seed, name,
+                                                                                         seeded_keys)
+        for name in [*participant_names(config), *(f"store-{j}" for j in range(stores))]}
     publisher = keys["publisher"]
     validators_all = [keys[f"validator-{i}"] for i in range(config.validators)]
     edge_ids = [keys[f"edge-{i}"] for i in range(config.edges_in_play)]
@@ -159,6 +187,11 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
                                        f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
                                        data=validator.name, host=validator_hosts[i], wrap=prefix))
     for index, (identity, behaviour) in enumerate(zip(edge_ids, behaviours(config), strict=True)):
+        if identity.name in operated:  # its operator runs it, with the key only the operator holds
+            processes.append(ProcessRecord(identity.name, "edge", None, identity.address, "",
+                                           f"logs/{identity.name}.log", index=index,
+                                           behaviour=_behaviour_record(behaviour)))
+            continue
         prefix = wraps.get(identity.name, [])
         profile = get_profile(config.edge_profiles[index])
         environment = ["env", *(f"{key}={value}" for key, value in profile.env)] if profile.env else []
@@ -258,7 +291,7 @@ def start(cluster: ClusterDescription, publisher: SignedAuth, timeout: float,
                 announce(record)
             if role == ENGINE and engines_ready is not None:
                 engines_ready()
-        edges = cluster.by_role("edge")
+        edges = [record for record in cluster.by_role("edge") if record.argv]  # not those their operators run
         for record in edges:
             record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
             cluster.save()
@@ -294,6 +327,8 @@ def restart(cluster: ClusterDescription, record: ProcessRecord, publisher: Signe
 
     Returns the pids stopped first. A process that does not become ready is left running (and
     recorded) for its log to be read; :class:`SetupError` says so."""
+    if not record.argv:
+        raise SetupError(f"{record.name} is run by its operator, with a key this cluster does not hold")
     previous = [found for found in find_running(cluster) if found.name == record.name]
     left = stop([(found.pid, found.start_time) for found in previous], grace)
     if left:

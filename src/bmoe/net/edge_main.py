@@ -82,7 +82,8 @@ def from_cluster(root: Path, index: int) -> EdgeArgs:
     record = cluster.edge(index)
     addresses = {r.url: r.address for r in cluster.by_role("store") if r.url}
     return EdgeArgs(cluster.validator, None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
-                    cluster.path(record.key), cluster.path(cluster.config), cluster.path(cluster.enrolment),
+                    cluster.path(record.key) if record.key else None,  # None: an edge its operator runs (--key)
+                    cluster.path(cluster.config), cluster.path(cluster.enrolment),
                     ",".join(map(str, cluster.input_shape)), cluster.num_classes, record.behaviour, addresses)
 
 
