@@ -19,7 +19,9 @@ someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
     bmoe cluster up --dir D --edges 4 --ledger ethereum --rpc-url URL --store ipfs --ipfs-api URL   (your nodes)
 
 Every participant gets a fresh random key (``keys/NAME.key``), enrolled in ``enrolled.json`` and, by the
-validator, in the genesis (:mod:`bmoe.net.cluster_launch`). One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
+validator, in the genesis (:mod:`bmoe.net.cluster_launch`).
+
+One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
 replica per validator process. Edges whose numeric profiles (``--fleet``) compute differently need
 ``--comparison tolerance``: under exact comparison such a fleet is refused before anything is
 written (:mod:`bmoe.net.fleet_check`). ``--framework traditional`` runs the paper's baseline instead: one

@@ -112,7 +112,6 @@ class Session:
         self.run_dir = run_dir
         self.ids = identities if identities is not None else derive_identities(config)
         self.own = _own_validator_key(self.ids)
-        founding = genesis
         creation = None
         if run_dir is not None:  # every check before the first write
             check_layout(run_dir)
@@ -128,7 +127,7 @@ class Session:
                     chain.close()  # checked: a traditional run keeps no chain
                     chain = None
             self.store = store if store is not None else MemoryStore()
-            genesis = self._open_ledger(chain, external_consensus, founding)
+            genesis = self._open_ledger(chain, external_consensus, genesis)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
         except BaseException:
