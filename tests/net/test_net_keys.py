@@ -2,7 +2,8 @@
 says so, a process given another participant's key is refused, and the audit anchors to the enrolment.
 
 ``bmoe cluster up`` lays a cluster out with :func:`~bmoe.net.cluster_launch.plan` before it starts anything:
-these tests call it directly (no process is started), and run the ledger in process with the keys it made.
+most tests call it directly (no process is started) and run the ledger in process with the keys it made;
+the last one runs a ``--seeded-keys`` cluster, whose chain is the in-process run's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import Identities, derive_identities, participant_names
 from tests.cli.helpers import bmoe
+from tests.net.deploy import cluster_data, run_module, running_cluster
 from tests.net.test_net_deploy_cli import one_line_error
 
 CONFIG = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=3, batch_size=16, hidden=8, difficulty=4,
@@ -165,3 +167,19 @@ def test_enrol_takes_operators_keys_for_edges_only_before_writing_anything(tmp_p
     seed_key = derive_identities(CONFIG).validator.address
     with pytest.raises(SetupError, match="another participant's seed-derived key"):
         plan(tmp_path / "refused", CONFIG, (1, 8, 8), 4, 1, 1, 5.0, 0, seeded_keys=True, operated={"edge-0": seed_key})
+
+
+def test_a_seeded_keys_cluster_seals_the_in_process_runs_chain_and_the_audit_says_so(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("seeded") / "cluster"
+    with running_cluster(root, 6.0, "--seeded-keys") as (cluster, out):
+        assert "keys derived from the seed" in out
+        result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "1", timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
+        head = cluster.get("/head")
+        with Session(cluster.config, dataset=cluster_data(cluster)) as session:  # every key from the seed
+            session.train(rounds=1)
+            assert head["head_hash"] == session.head_hash
+        audit = run_module("bmoe", "audit", "--cluster", cluster.root, timeout=120)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert "keys: derived from the run's seed" in audit.stdout
