@@ -315,10 +315,14 @@ class ValidatorService:
         """Under a comparison that needs equal bytes, the honest edges' declared profiles must compute alike
         (the config's attackers, the last ones, are left out: their bytes differ anyway)."""
         config = self.session.config
-        honest = {address for address, behaviour in zip(self.session.node.state.edges, behaviours(config),
-                                                        strict=False) if not behaviour.malicious}
+        edges = self.session.node.state.edges
+        honest = {address for address, behaviour in zip(edges, behaviours(config), strict=False)
+                  if not behaviour.malicious}
+        order = {address: index for index, address in enumerate(edges)}  # genesis order, whatever the keys
         with self._cond:
-            declared = {self.names.get(a, a): d for a, d in sorted(self._declared.items()) if a in honest}
+            declared = {self.names.get(a, a): d for a, d in sorted(self._declared.items(),
+                                                                  key=lambda item: order.get(item[0], len(order)))
+                        if a in honest}
         try:
             check_declared(config, declared)
         except MixedFleet as exc:
