@@ -4,8 +4,10 @@ Owns what the audit is anchored to, beyond the chain itself (``ledger/audit.py``
 
 - the genesis's rules (engine, validators, difficulty), always: nothing is read from ``config.json``
   to decide whether a block's seal is good;
-- the run's ``config.json``, when present: its settings hash and the participants it derives must be
-  the genesis's (a chain of another run fails);
+- the run's ``config.json``, when present: its settings hash must be the genesis's (a chain of another
+  run fails), and so must the participants' keys: under keys derived from the seed (a genesis without
+  ``"keys": "enrolled"``), the ones the config's seed derives; under enrolled keys, the public keys of
+  the enrolment file (``--enrolled FILE``, a cluster's own), and the report says which keys a run has;
 - the head the run recorded in ``metrics.json``, when present, and the last sealed block its chain store
   anchored in ``head.json`` after each block (present from the first block on, so a killed run is
   anchored too): each must be in the chain at its height (a truncated chain, or a corrupted WAL that
@@ -24,7 +26,7 @@ node's copies, each verified against its CID.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,12 +42,13 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import is_hex64
 from bmoe.ledger.errors import ChainStoreError, LedgerError
 from bmoe.ledger.head_anchor import read_head_anchor
+from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
 from bmoe.protocol.run_dir import HEAD_FILE, read_config_file
 from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
-from bmoe.protocol.setup import derive_identities
+from bmoe.protocol.setup import derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, DirectoryStore
 from bmoe.verify.bound_window import bound_in_force
 
@@ -63,15 +66,42 @@ def _read_json(path: Path, what: str) -> Any:
         raise AuditSetupError(f"{path}: cannot read {what}: {err}") from None
 
 
-def config_anchor(path: Path) -> tuple[dict[str, Any], str] | None:
-    """Genesis fields a ``config.json`` implies (settings hash, participants' addresses), or None if absent."""
+def config_anchor(path: Path, seeded: bool = True, enrolled: Mapping[str, str] | None = None,
+                  enrolment_source: str = "") -> tuple[dict[str, Any], str] | None:
+    """Genesis fields a ``config.json`` implies (settings hash, participants' addresses), or None if absent.
+
+    ``seeded``: the genesis says its keys derive from the seed, so the config's seed gives the addresses;
+    else they are ``enrolled``'s (when given; without it only the settings hash is anchored)."""
     if not path.exists():
         return None
     config = read_config_file(path)  # a regular file holding a JSON object of valid settings, or ConfigError
-    ids = derive_identities(config)
-    return ({"config_hash": config.hash(), "publisher": ids.publisher.address,
-             "validators": [v.address for v in ids.validators], "edges": [e.address for e in ids.edges]},
-            str(path))
+    fields: dict[str, Any] = {"config_hash": config.hash(), "keys": None if seeded else ENROLLED_KEYS}
+    source = str(path)
+    if seeded or enrolled is not None:
+        try:
+            ids = derive_identities(config) if seeded else enrolled_identities(config, enrolled or {})
+        except ConfigError as exc:
+            raise AuditFailure(f"{enrolment_source}: {exc}") from None
+        fields.update({"publisher": ids.publisher.address, "validators": [v.address for v in ids.validators],
+                       "edges": [e.address for e in ids.edges]})
+        source = str(path) if seeded else f"{path} and {enrolment_source}"
+    return fields, source
+
+
+def genesis_keys(chain: ChainStore) -> str:
+    """What the genesis says of its keys: ``"enrolled"`` (held by their owners) or ``"seeded"`` (derived from
+    the run's seed, every genesis without the field); ``"seeded"`` for a block 0 that does not read (the
+    audit names what is wrong with it)."""
+    genesis = _genesis_payload(chain)
+    return ENROLLED_KEYS if genesis is not None and genesis.get("keys") == ENROLLED_KEYS else "seeded"
+
+
+def keys_line(genesis: Mapping[str, Any] | None) -> str:
+    """The audit's sentence on whose keys sign the run."""
+    if genesis is not None and genesis.get("keys") == ENROLLED_KEYS:
+        return "keys: enrolled public keys, each held by its owner (the genesis records keys: enrolled)"
+    return ("keys: derived from the run's seed (a reproducible simulation: anyone who knows the seed can sign "
+            "as any participant)")
 
 
 def metrics_anchor(path: Path) -> BlockAnchor | None:
@@ -133,18 +163,23 @@ def run_objects(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
 
 
 def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str | None = None,
-                  rpc_url: str | None = None) -> AuditReport:
+                  rpc_url: str | None = None, enrolled: Path | None = None) -> AuditReport:
     """Audit one run directory against its own anchors and the user's (a chain sealed on Ethereum: the
-    contract's chain, with the run directory's as a copy that must agree)."""
+    contract's chain, with the run directory's as a copy that must agree); ``enrolled``: the enrolment file
+    whose public keys a genesis of enrolled keys must hold."""
     chain_path = _chain_path(run_dir)
-    genesis = config_anchor(run_dir / CONFIG_FILE)
-    recorded = metrics_anchor(run_dir / METRICS_FILE)
-    sealed = head_anchor(run_dir / HEAD_FILE)
-    anchors = Anchors(blocks=heads + tuple(anchor for anchor in (recorded, sealed) if anchor is not None),
-                      genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
-    unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded),
-                                                      (HEAD_FILE, sealed)) if used is None]
+    members = _enrolment(enrolled) if enrolled is not None else None
     with chain_snapshot(chain_path) as chain, run_objects(run_dir, ipfs_api) as store:
+        seeded = genesis_keys(chain) != ENROLLED_KEYS
+        genesis = config_anchor(run_dir / CONFIG_FILE, seeded, members, str(enrolled))
+        recorded = metrics_anchor(run_dir / METRICS_FILE)
+        sealed = head_anchor(run_dir / HEAD_FILE)
+        anchors = Anchors(blocks=heads + tuple(anchor for anchor in (recorded, sealed) if anchor is not None),
+                          genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
+        unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded),
+                                                          (HEAD_FILE, sealed)) if used is None]
+        if not seeded and members is None:
+            unanchored.append("the enrolled public keys (give --enrolled FILE)")
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
         rpc_url = rpc_url or rpc_url_from_environment() or _recorded_rpc_url(run_dir)
@@ -167,9 +202,8 @@ def audit_chain(chain: ChainStore, store: BlobStore, anchors: Anchors, rpc_url: 
     return report
 
 
-def ethereum_section(chain: ChainStore) -> dict[str, Any] | None:
-    """The genesis's consensus section when block 0 reads as a genesis sealing on Ethereum, else None (the
-    chain is not trusted yet: a block 0 that does not read is the audit's to name)."""
+def _genesis_payload(chain: ChainStore) -> Mapping[str, Any] | None:
+    """Block 0's genesis payload, or None when it does not read as one (not trusted yet: the audit checks it)."""
     first = next(iter(chain.iter_raw()), None)
     if first is None or not isinstance(first[2], bytes | bytearray | memoryview):
         return None
@@ -177,8 +211,25 @@ def ethereum_section(chain: ChainStore) -> dict[str, Any] | None:
         genesis = block_from_bytes(bytes(first[2])).transactions
     except LedgerError:
         return None
-    section = genesis[0].payload.get("consensus") if genesis and genesis[0].kind == "genesis" else None
+    return genesis[0].payload if genesis and genesis[0].kind == "genesis" else None
+
+
+def ethereum_section(chain: ChainStore) -> dict[str, Any] | None:
+    """The genesis's consensus section when block 0 reads as a genesis sealing on Ethereum, else None (the
+    chain is not trusted yet: a block 0 that does not read is the audit's to name)."""
+    genesis = _genesis_payload(chain)
+    section = genesis.get("consensus") if genesis is not None else None
     return dict(section) if isinstance(section, dict) and section.get("engine") == "ethereum" else None
+
+
+def _enrolment(path: Path) -> dict[str, str]:
+    from bmoe.net.enrolment import load_enrolment
+    from bmoe.net.errors import EnrolmentError
+
+    try:
+        return load_enrolment(path)
+    except EnrolmentError as exc:
+        raise AuditSetupError(str(exc)) from None
 
 
 def _recorded_rpc_url(run_dir: Path) -> str | None:
@@ -204,10 +255,12 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
         raise AuditSetupError(f"{root}: the cluster has no validator, so no chain (a traditional deployment?)")
     identity = load_identity(cluster.path(cluster.publisher_key))
     enrolled = load_enrolment(cluster.path(cluster.enrolment))
-    genesis = config_anchor(cluster.path(cluster.config))
+    with chain_snapshot(chains[0]) as chain:
+        seeded = genesis_keys(chain) != ENROLLED_KEYS
+    genesis = config_anchor(cluster.path(cluster.config), seeded, enrolled, str(cluster.path(cluster.enrolment)))
     fields: dict[str, Any] = dict(genesis[0]) if genesis else {}
     names = [name for name in enrolled if name.startswith(("validator-", "edge-"))]
-    if fields and any(enrolled.get(n) not in (*fields["validators"], *fields["edges"]) for n in names):
+    if seeded and fields and any(enrolled.get(n) not in (*fields["validators"], *fields["edges"]) for n in names):
         raise AuditFailure(f"{cluster.path(cluster.enrolment)} enrols keys that {cluster.config} does not derive")
     rpc_url = read_config_file(cluster.path(cluster.config)).rpc_url if genesis else None
     anchors = Anchors(genesis=fields, genesis_source=genesis[1] if genesis else "")
@@ -262,6 +315,7 @@ def _print(report: AuditReport, where: Path) -> None:
     bound = bound_in_force(report.state.genesis or {})
     if bound is not None:
         console.print(f"bound in force: {bound}", highlight=False, soft_wrap=True)
+    console.print(keys_line(report.state.genesis), highlight=False, soft_wrap=True)
     console.print("anchored to: " + "; ".join(report.anchored_to), highlight=False, soft_wrap=True)
     if report.unanchored:
         console.print("not anchored by: " + "; ".join(report.unanchored) + " (give --expect-head HASH to anchor it)",
@@ -279,17 +333,21 @@ def _print(report: AuditReport, where: Path) -> None:
 @click.option("--rpc-url", default=None, metavar="URL",
               help="a chain sealed on Ethereum: read it from its contract on this node "
                    "[$BMOE_RPC_URL, else the run's]")
+@click.option("--enrolled", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="a run of enrolled keys (a deployment's validator): the enrolment whose public keys its "
+                   "genesis must hold [a cluster's own]")
 def audit_command(run_dir: Path | None, cluster: Path | None, expect_head: tuple[str, ...],
-                  ipfs_api: str | None, rpc_url: str | None) -> None:
+                  ipfs_api: str | None, rpc_url: str | None, enrolled: Path | None) -> None:
     """Replay the chain from its genesis and check every hash, signature, seal, state root and object."""
     if (run_dir is None) == (cluster is None):
         raise AuditSetupError("give a RUN_DIR or --cluster DIR (one of them)")
-    if cluster is not None and (ipfs_api is not None or rpc_url is not None):
-        raise AuditSetupError("--ipfs-api and --rpc-url read a RUN_DIR's; a cluster's come from its cluster.json")
+    if cluster is not None and (ipfs_api is not None or rpc_url is not None or enrolled is not None):
+        raise AuditSetupError("--ipfs-api, --rpc-url and --enrolled are a RUN_DIR's; a cluster's come from its "
+                              "cluster.json")
     heads = expected_heads(expect_head)
     if cluster is not None:
         for path, report in audit_cluster(cluster, heads):
             _print(report, path)
         return
     assert run_dir is not None
-    _print(audit_run_dir(run_dir, heads, ipfs_api, rpc_url), run_dir)
+    _print(audit_run_dir(run_dir, heads, ipfs_api, rpc_url, enrolled), run_dir)

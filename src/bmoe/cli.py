@@ -417,27 +417,32 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
 
 
 @app.command()
-@click.argument("name")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="the key file to write (mode 0600)")
+@click.argument("name", required=False)
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="the key file to write (mode 0600; an existing file is never overwritten)")
 @click.option("--enrolment", type=click.Path(path_type=Path), default=None,
               help="also add NAME's address to this enrolment file (created if missing)")
-def keygen(name: str, out: Path, enrolment: Path | None) -> None:
-    """Make an Ed25519 key for a participant (a storage node, an edge, a validator) and enrol it."""
-    import secrets
-
-    from bmoe.ledger.keys import derive_identity, save_identity
+def keygen(name: str | None, out: Path, enrolment: Path | None) -> None:
+    """Make a fresh Ed25519 key that nobody else knows, for a participant (NAME, default: the file's stem)
+    and print its public key (address), the line an operator hands in to be enrolled."""
+    from bmoe.ledger.errors import LedgerError
+    from bmoe.ledger.keys import create_identity, generate_identity
     from bmoe.net.enrolment import load_enrolment, save_enrolment
 
-    if out.exists():
+    name = name if name is not None else out.stem
+    if out.exists() or out.is_symlink():
         _fail(f"{out} already exists; keys are never overwritten")
     entries = load_enrolment(enrolment) if enrolment is not None and enrolment.exists() else {}
     if name in entries:
         _fail(f"{name!r} is already enrolled in {enrolment}")
-    identity = derive_identity(secrets.token_bytes(32), name)
-    save_identity(out, identity)
+    identity = generate_identity(name)
+    try:
+        create_identity(out, identity)
+    except LedgerError as exc:
+        _fail(str(exc))
     if enrolment is not None:
         save_enrolment(enrolment, {**entries, name: identity.address})
-    console.print(f"{name}: {identity.address}", highlight=False)
+    console.print(f"{name} {identity.address}", highlight=False)
 
 
 def _add_service_commands() -> None:

@@ -9,6 +9,7 @@ by pid and by scanning ``/proc`` for any process that names the cluster's direct
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.processes import alive, kill_now, spawn
 from bmoe.net.publisher import publish_inference, publish_training
 from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.setup import derive_identities
+from bmoe.protocol.setup import Identities, derive_identities, participant_names
 
 # N=4 experts, K=2, M=4 edges (the last one attacks with Gaussian noise, probability 1), 32-sample tasks
 CLUSTER_FLAGS = ("--edges", "4", "--stores", "2", "--experts", "4", "--top-k", "2", "--batch-size", "32",
@@ -82,8 +83,28 @@ class LocalCluster:
     def publisher(self) -> Identity:
         return load_identity(self.description.path(self.description.publisher_key))
 
+    def key(self, name: str) -> Identity:
+        """The key the cluster made for ``name`` (a process, or the publisher)."""
+        cluster = self.description
+        return load_identity(cluster.path(cluster.publisher_key if name == "publisher" else cluster.process(name).key))
+
+    def identities(self) -> Identities:
+        """Every participant with the key the cluster made for it: an in-process run with these keys seals the
+        cluster's chain block for block (Ed25519 signatures are deterministic)."""
+        config = self.config
+        held = {name: self.key(name) for name in participant_names(config)}
+        ids = Identities(held["publisher"], tuple(held[f"validator-{i}"] for i in range(config.validators)),
+                         tuple(held[f"edge-{i}"] for i in range(config.edges_in_play)))
+        derived = [p.address for p in derive_identities(config).everyone()]
+        return dataclasses.replace(ids, seeded=[p.address for p in ids.everyone()] == derived)
+
+    @property
+    def validator_addresses(self) -> list[str]:
+        """The validators' enrolled addresses (fresh keys unless the cluster was brought up --seeded-keys)."""
+        return [r.address for r in self.description.by_role("validator")]
+
     def client(self, identity: Identity | None = None) -> httpx.Client:
-        trusted = [derive_identities(self.config).validator.address]
+        trusted = self.validator_addresses[:1]
         return httpx.Client(auth=SignedAuth(identity or self.publisher, trusted), timeout=30.0)
 
     def get(self, path: str) -> dict[str, Any]:
@@ -99,11 +120,11 @@ class LocalCluster:
 
     def publish(self, rounds: int, data: Any, timeout: float = 60) -> list[dict[str, Any]]:
         return publish_training(self.validator_urls, self.description.stores, self.publisher, self.config, data,
-                                rounds, timeout=timeout)
+                                rounds, timeout=timeout, validators=self.validator_addresses)
 
     def infer(self, data: Any, limit: int) -> float:
         return publish_inference(self.validator_urls, self.description.stores, self.publisher, self.config, data,
-                                 limit=limit, timeout=60)
+                                 limit=limit, timeout=60, validators=self.validator_addresses)
 
     def kill(self, name: str) -> None:
         """``kill -9`` one process (its whole group)."""

@@ -24,7 +24,6 @@ from bmoe.net.cluster_launch import plan, start
 from bmoe.net.node_setup import dataset_shape
 from bmoe.net.publisher import publish_training
 from bmoe.protocol.config import from_dict
-from bmoe.protocol.setup import derive_identities
 
 START_TIMEOUT_S = 60.0
 TASK_TIMEOUT_S = 60.0
@@ -36,15 +35,16 @@ def main(spec_file: str) -> None:
     shape, num_classes = dataset_shape(config)
     stores = int(spec["stores"])
     cluster = plan(Path(spec["root"]), config, shape, num_classes, stores, min(2, stores), float(spec["edge_timeout"]),
-                   0, hosts=spec["hosts"], wrap=spec["wrap"])
+                   0, hosts=spec["hosts"], wrap=spec["wrap"], seeded_keys=True)  # compared with an in-process run
     cluster.save()
     publisher = load_identity(cluster.path(cluster.publisher_key))
-    auth = SignedAuth(publisher, trusted=[derive_identities(config).validator.address])
+    validators = [record.address for record in cluster.by_role("validator")]
+    auth = SignedAuth(publisher, trusted=validators[:1])
     start(cluster, auth, START_TIMEOUT_S, lambda record: print(f"ready: {record.name} {record.url or ''}",
                                                                file=sys.stderr, flush=True))
     data = load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
     records = publish_training(cluster.validator, cluster.stores, publisher, config, data, int(spec["rounds"]),
-                               timeout=TASK_TIMEOUT_S)
+                               timeout=TASK_TIMEOUT_S, validators=validators)
     with httpx.Client(auth=auth, timeout=10.0) as client:
         head = client.get(f"{cluster.validator}/head").json()
         stats = client.get(f"{cluster.validator}/stats").json()

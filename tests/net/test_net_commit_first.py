@@ -99,7 +99,7 @@ def test_a_deployment_commits_first_seals_the_in_process_ledger_and_audits(
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         head = cluster.get("/head")
         stats = cluster.get("/stats")
-        with Session(cluster.config, dataset=cluster_data(cluster)) as session:
+        with Session(cluster.config, dataset=cluster_data(cluster), identities=cluster.identities()) as session:
             session.train(rounds=ROUNDS)
             assert head["height"] == ROUNDS and head["head_hash"] == session.head_hash
         audit = run_module("bmoe", "audit", "--cluster", cluster.root, "--expect-head", head["head_hash"], timeout=120)

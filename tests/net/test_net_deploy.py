@@ -43,7 +43,8 @@ def data(deployed: LocalCluster) -> Dataset:
 
 
 def in_process_head(cluster: LocalCluster, data: Dataset, rounds: int) -> str:
-    session = Session(cluster.config, dataset=data)
+    """The head of an in-process run of the cluster's config with the cluster's (fresh) keys."""
+    session = Session(cluster.config, dataset=data, identities=cluster.identities())
     session.train(rounds=rounds)
     assert session.head_hash is not None
     return session.head_hash
@@ -90,7 +91,7 @@ def declared_too_large(url: str) -> tuple[int, bytes]:
 def test_bad_messages_are_refused_counted_and_the_validator_keeps_serving(deployed: LocalCluster) -> None:
     cluster = deployed.description
     url, host = cluster.validator, cluster.validator.removeprefix("http://")
-    publisher, edge = deployed.publisher, derive_identity(deployed.config.seed, "edge-0")
+    publisher, edge = deployed.publisher, deployed.key("edge-0")
     before = deployed.get("/stats").get("errors", {})
     task = sign_transaction(publisher, "task", {"task_id": "train-999999", "kind": "train", "data_cid": "x",
                                                 "samples": 1, "round": 99}, 0)
@@ -158,7 +159,7 @@ def test_kill_9_of_the_validator_loses_nothing_sealed(deployed: LocalCluster, da
 
 def refuse_while_collecting(deployed: LocalCluster) -> None:
     """While step 2 waits for the dead edge, a live edge that already answered cannot answer again."""
-    url, edge = deployed.description.validator, derive_identity(deployed.config.seed, "edge-0")
+    url, edge = deployed.description.validator, deployed.key("edge-0")
     with deployed.client(edge) as as_edge:
         deadline = time.monotonic() + 30
         while not (item := as_edge.get(f"{url}/work", params={"after": "-1"}).json())["open"]:

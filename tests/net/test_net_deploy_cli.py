@@ -71,7 +71,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
         save_identity(tmp_path / f"{identity.name}.key", identity)
     save_identity(tmp_path / "stranger.key", derive_identity(99, "validator-0"))
     save_enrolment(tmp_path / "enrolled.json", {i.name: i.address for i in (ids.publisher, ids.validator, *ids.edges)})
-    save_enrolment(tmp_path / "partial.json", {ids.publisher.name: ids.publisher.address})
+    save_enrolment(tmp_path / "partial.json", {i.name: i.address for i in (ids.publisher, ids.validator)})
     return {path.stem: path for path in tmp_path.iterdir()}
 
 
@@ -81,9 +81,11 @@ def test_validator_refuses_bad_flags_before_binding(files: dict[str, Path], tmp_
             str(files["enrolled"]), "--stores", "http://127.0.0.1:9", "--run-dir", str(tmp_path / "run")]
     cases = {
         "missing --config": good[2:],
-        "--peers must name every validator": ["--config", str(files["pbft"]), *good[2:]],
-        "genesis names": [*good, "--key", str(files["stranger"])],
-        "does not enrol edge-0, edge-1, edge-2": [*good, "--enrolled", str(files["partial"])],
+        "the enrolment does not name validator-1, validator-2, validator-3": ["--config", str(files["pbft"]),
+                                                                              *good[2:]],
+        "is nobody's in the enrolment": [*good, "--key", str(files["stranger"])],
+        "is edge-0's in the enrolment, not validator-0's": [*good, "--key", str(files["edge-0"])],
+        "the enrolment does not name edge-0, edge-1, edge-2": [*good, "--enrolled", str(files["partial"])],
         "cannot read config file": [*good, "--config", str(tmp_path / "none.json")],
         "--input-shape must be positive": [*good, "--input-shape", "1,x", "--classes", "4"],
         "did not answer as an enrolled node": [*good, "--input-shape", "1,8,8", "--classes", "4"],
@@ -99,7 +101,9 @@ def test_edge_refuses_bad_flags(files: dict[str, Path], capsys: pytest.CaptureFi
     cases = {
         "missing --validator": good[2:],
         "the config has 3 edges": [*good, "--index", "3"],
-        "genesis names": [*good, "--index", "2"],
+        "is edge-1's in the keys the config's seed derives, not edge-2's": [*good, "--index", "2"],
+        "is validator-0's in the enrolment, not edge-1's": [*good, "--key", str(files["validator-0"]),
+                                                            "--enrolled", str(files["enrolled"])],
         "unknown attack": [*good, "--attack", "nonsense"],
         "has no parameter": [*good, "--attack", "gaussian", "--attack-param", "volume=11"],
     }
@@ -111,6 +115,7 @@ def test_publish_refuses_bad_flags(files: dict[str, Path], tmp_path: Path, capsy
     good = ["--validator", "http://127.0.0.1:9", "--stores", "http://127.0.0.1:9", "--key", str(files["publisher"]),
             "--config", str(files["config"])]
     assert "missing --key" in one_line_error(publish_main, [*good[:4], *good[6:]], capsys)
-    assert "genesis names" in one_line_error(publish_main, [*good, "--key", str(files["edge-0"])], capsys)
+    assert "is edge-0's in the keys the config's seed derives, not publisher's" in one_line_error(
+        publish_main, [*good, "--key", str(files["edge-0"])], capsys)
     assert "does not exist" in one_line_error(publish_main, ["--cluster-dir", str(tmp_path / "none")], capsys)
     assert "unreachable" in one_line_error(publish_main, [*good, "--rounds", "1"], capsys)

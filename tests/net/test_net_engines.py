@@ -68,7 +68,8 @@ def test_a_cluster_on_anvil_and_ipfs_reaches_the_state_of_the_run_on_bmoes_own_l
 
     own = from_dict({**config.to_dict(), "consensus": "pow", "rpc_url": None, "eth_key": None, "store": "directory",
                      "ipfs_api": None})
-    with Session(own, dataset=cluster_data(on_engines), run_dir=tmp_path / "own") as session:
+    with Session(own, dataset=cluster_data(on_engines), run_dir=tmp_path / "own",
+                 identities=on_engines.identities()) as session:  # the cluster's keys
         session.train(rounds=ROUNDS)
         state = session.node.state
         gate, experts = state.gate_cid, list(state.expert_cids)

@@ -31,7 +31,8 @@ def test_a_tied_deployment_slashes_nobody_and_stops_with_a_named_stall(
         status = run_module("bmoe", "cluster", "status", "--dir", root, timeout=60)
         assert status.returncode == 3, status.stdout + status.stderr
         assert "STALLED: quorum stalled: 2 tasks in a row" in status.stdout
-        with Session(cluster.config.replace(stall_after=0), dataset=cluster_data(cluster)) as session:
+        with Session(cluster.config.replace(stall_after=0), dataset=cluster_data(cluster),
+                     identities=cluster.identities()) as session:  # the cluster's own keys
             session.train(rounds=2)
             assert head["head_hash"] == session.head_hash
         records = run_module("bmoe", "records", root, "--json", timeout=60)

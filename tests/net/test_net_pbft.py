@@ -21,7 +21,6 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster, run_module
 
 EDGE_TIMEOUT_S = 6.0
@@ -33,7 +32,7 @@ def pbft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 def heads(cluster: LocalCluster, names: list[str] | None = None) -> dict[str, tuple[int, str]]:
-    trusted = [v.address for v in derive_identities(cluster.config).validators]
+    trusted = cluster.validator_addresses
     out = {}
     with httpx.Client(auth=SignedAuth(cluster.publisher, trusted), timeout=10.0) as client:
         for record in cluster.description.by_role("validator"):
@@ -78,7 +77,9 @@ def test_four_validators_seal_identical_chains_equal_to_an_in_process_pbft_run(p
     seen = wait_heads_equal(pbft, 3)
     for name in seen:
         audit_chain(pbft, name)
-    with Session(pbft.config, dataset=cluster_data(pbft)) as session:  # 4 simulated PBFT validators
+    # 4 simulated PBFT validators with the cluster's fresh keys (the deployed validators 1-3 hold only their
+    # own, and started from the genesis validator-0 wrote)
+    with Session(pbft.config, dataset=cluster_data(pbft), identities=pbft.identities()) as session:
         session.train(rounds=3)
         assert {head for _, head in seen.values()} == {session.head_hash}
 

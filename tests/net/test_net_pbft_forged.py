@@ -1,7 +1,8 @@
 """A Byzantine primary over HTTP: honest validator processes refuse each forged proposal and name why.
 
-Seven PBFT validator processes (f = 2). The test holds validator-0's key (view 0's primary) and, speaking
-PBFT to the backups' ``POST /consensus`` as validator-0, pre-prepares at height 1 the block an honest
+Seven PBFT validator processes (f = 2). The test holds validator-0's key (the cluster's key file; view 0's
+primary) and, speaking PBFT to the backups' ``POST /consensus`` as validator-0, pre-prepares at height 1
+the block an honest
 primary would propose (computed by an in-process run of the same settings, its objects uploaded to the
 cluster's stores), forged one way for each backup: a transaction with a zeroed or a foreign signature, a
 wrong Merkle root, a transaction from an unenrolled key, a block re-signed by a non-validator. Each
@@ -26,7 +27,6 @@ from bmoe.ledger.encoding import sha256_hex
 from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster
 from tests.protocol.forged_blocks import FORGERIES
 
@@ -40,7 +40,8 @@ def seven(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 def honest_first_block(cluster: LocalCluster, run_dir: object) -> bytes:
     """Block 1 as the cluster's honest primary would propose it; its objects put on the cluster's stores."""
-    with Session(cluster.config, dataset=cluster_data(cluster), run_dir=run_dir) as session:  # type: ignore[arg-type]
+    with Session(cluster.config, dataset=cluster_data(cluster), run_dir=run_dir,  # type: ignore[arg-type]
+                 identities=cluster.identities()) as session:
         session.train(rounds=1)
         with HttpBlobStore(cluster.description.stores, cluster.publisher) as stores:
             for cid in session.store.cids():
@@ -55,7 +56,7 @@ def refusals(client: httpx.Client, url: str) -> list[str]:
 
 def test_honest_validator_processes_refuse_each_forged_proposal(seven: LocalCluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
     honest = honest_first_block(seven, tmp_path / "reference")
-    validators = derive_identities(seven.config).validators
+    validators = seven.identities().validators  # the cluster's own keys: the test holds validator-0's
     primary = validators[0]
     urls = {r.name: r.url for r in seven.description.by_role("validator")}
     checker = SignatureChecker(DOMAIN)

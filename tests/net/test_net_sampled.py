@@ -26,7 +26,7 @@ def test_a_sampled_deployment_seals_the_in_process_ledger_and_audits(sampled: Lo
     result = run_module("bmoe.net.publisher", "--cluster-dir", sampled.root, "--rounds", "2", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + sampled.logs()
     head = sampled.get("/head")
-    session = Session(sampled.config, dataset=cluster_data(sampled))
+    session = Session(sampled.config, dataset=cluster_data(sampled), identities=sampled.identities())
     session.train(rounds=2)
     assert head["height"] == 2 and head["head_hash"] == session.head_hash
     audit = run_module("bmoe", "audit", "--cluster", sampled.root, "--expect-head", head["head_hash"], timeout=120)
@@ -41,7 +41,7 @@ def test_disputes_over_the_network_seal_the_in_process_ledger(tmp_path_factory: 
         result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "2", timeout=180)
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         head = cluster.get("/head")
-        with Session(cluster.config, dataset=cluster_data(cluster)) as session:
+        with Session(cluster.config, dataset=cluster_data(cluster), identities=cluster.identities()) as session:
             session.train(rounds=2)
             assert any(task.escalated for task in session.node.state.tasks.values())
             assert head["height"] == 2 and head["head_hash"] == session.head_hash

@@ -19,8 +19,6 @@ from bmoe.net.cluster_engines import ENGINE, engine_ready
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord
 from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.errors import NetError, UnauthenticResponse
-from bmoe.net.node_setup import load_run_config
-from bmoe.protocol.setup import derive_identities
 
 TIMEOUT_S = 2.0
 
@@ -60,9 +58,8 @@ def _get(client: httpx.Client, url: str) -> dict[str, Any]:
 
 
 def _client(cluster: ClusterDescription) -> httpx.Client:
-    config = load_run_config(cluster.path(cluster.config))
     auth = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                      trusted=[v.address for v in derive_identities(config).validators])
+                      trusted=[v.address for v in cluster.by_role("validator")])
     return httpx.Client(auth=auth, timeout=TIMEOUT_S)
 
 

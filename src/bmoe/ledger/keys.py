@@ -1,9 +1,15 @@
 """Ed25519 identities for ledger participants.
 
-Owns key derivation (deterministic, from a run seed and a participant name), signing,
-signature verification and the on-disk identity file format.  An address is the
-lower-case hex of the 32-byte Ed25519 verify key; signatures are lower-case hex of
-the 64-byte detached signature.
+Owns key derivation (deterministic, from a run seed and a participant name: for reproducible
+simulations only, since anyone who knows the seed signs as anyone), fresh random keys (what a
+deployment's participants hold), signing, signature verification and the on-disk identity file
+format. An address is the lower-case hex of the 32-byte Ed25519 verify key; signatures are
+lower-case hex of the 64-byte detached signature. A :class:`PublicIdentity` is a participant as
+others know it: a name and an address, no key to sign with.
+
+The identity file is JSON, ``{"version": 1, "name": ..., "seed": <32-byte Ed25519 key seed, hex>,
+"address": <hex verify key>}``, mode 0600: :func:`load_identity` refuses a file that its group or
+others may read or write, and :func:`create_identity` never overwrites one.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +31,7 @@ from bmoe.fileio import read_regular_text
 from bmoe.ledger.errors import LedgerError
 
 KEY_DOMAIN = b"bmoe-key-v1"
+ENROLLED_KEYS = "enrolled"  # a genesis's "keys" when its participants hold keys the run's seed does not give
 IDENTITY_FILE_VERSION = 1
 
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
@@ -44,6 +53,14 @@ class Identity:
     def sign(self, message: bytes) -> str:
         """Detached Ed25519 signature of ``message``, as 128 lower-case hex chars."""
         return self.signing_key.sign(bytes(message)).signature.hex()
+
+
+@dataclass(frozen=True)
+class PublicIdentity:
+    """A participant as the others know it: its name and address, no key (its owner holds that)."""
+
+    name: str
+    address: str
 
 
 def _seed_bytes(seed: int | bytes) -> bytes:
@@ -75,6 +92,16 @@ def derive_identity(seed: int | bytes, name: str) -> Identity:
     return Identity(name=name, signing_key=nacl.signing.SigningKey(key_seed))
 
 
+def generate_identity(name: str) -> Identity:
+    """A fresh random identity called ``name`` (32 bytes from the OS's CSPRNG): a key nobody else knows."""
+    return Identity(name=name, signing_key=nacl.signing.SigningKey(secrets.token_bytes(32)))
+
+
+def public(identity: Identity | PublicIdentity) -> PublicIdentity:
+    """``identity`` as others know it (name and address)."""
+    return PublicIdentity(identity.name, identity.address)
+
+
 def is_address(value: object) -> bool:
     """True for a syntactically valid address (64 lower-case hex chars)."""
     return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
@@ -103,6 +130,37 @@ def verify_signature(address_hex: str, message: bytes, signature_hex: str) -> bo
     return True
 
 
+def _identity_bytes(identity: Identity) -> bytes:
+    body = {
+        "version": IDENTITY_FILE_VERSION,
+        "name": identity.name,
+        "seed": identity.signing_key.encode().hex(),
+        "address": identity.address,
+    }
+    return (json.dumps(body, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def create_identity(path: str | os.PathLike[str], identity: Identity) -> None:
+    """Write ``identity`` to a new file, mode 0600; :class:`LedgerError` if ``path`` exists (keys are never
+    overwritten). Created exclusively (``O_EXCL``), so two writers cannot both succeed."""
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        raise LedgerError(f"{target} already exists; keys are never overwritten") from None
+    except OSError as exc:
+        raise LedgerError(f"cannot create {target}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_identity_bytes(identity))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
 def save_identity(path: str | os.PathLike[str], identity: Identity) -> None:
     """Write ``identity`` to a JSON file readable only by its owner (mode 0600).
 
@@ -111,13 +169,7 @@ def save_identity(path: str | os.PathLike[str], identity: Identity) -> None:
     so a crash leaves either the old file or the new one.
     """
     target = Path(path)
-    body = {
-        "version": IDENTITY_FILE_VERSION,
-        "name": identity.name,
-        "seed": identity.signing_key.encode().hex(),
-        "address": identity.address,
-    }
-    data = (json.dumps(body, sort_keys=True, indent=2) + "\n").encode("utf-8")
+    data = _identity_bytes(identity)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -135,9 +187,17 @@ def load_identity(path: str | os.PathLike[str]) -> Identity:
     """Read an identity written by :func:`save_identity`.
 
     Raises :class:`LedgerError` with a one-line reason on an unreadable or malformed
-    file, or when the stored address does not match the stored seed.
+    file, on a file its group or others may read or write (a key others can read is no longer
+    its owner's alone), or when the stored address does not match the stored seed.
     """
     target = Path(path)
+    try:
+        mode = target.stat().st_mode
+    except OSError as exc:
+        raise LedgerError(f"cannot read identity file {target}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+        raise LedgerError(f"identity file {target} is readable or writable by others (mode "
+                          f"{stat.S_IMODE(mode):04o}); run `chmod 600 {target}`")
     try:
         body = json.loads(read_regular_text(target))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

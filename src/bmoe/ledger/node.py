@@ -20,7 +20,7 @@ from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash, block_to_by
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, LedgerError
 from bmoe.ledger.judge import Apply, Judged, check_then_apply
-from bmoe.ledger.keys import Identity
+from bmoe.ledger.keys import Identity, PublicIdentity
 from bmoe.ledger.pow import seal_block
 from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import (
@@ -37,8 +37,8 @@ from bmoe.ledger.transactions import Transaction, check_transaction_signature, s
 class Signer:
     """An identity with its next nonce: signs transactions in order."""
 
-    def __init__(self, identity: Identity, next_nonce: int = 0) -> None:
-        self.identity = identity
+    def __init__(self, identity: Identity | PublicIdentity, next_nonce: int = 0) -> None:
+        self.identity = identity  # a PublicIdentity (its owner holds the key) only counts nonces
         self.next_nonce = next_nonce
 
     @property
@@ -46,6 +46,8 @@ class Signer:
         return self.identity.address
 
     def sign(self, kind: str, payload: dict[str, object]) -> Transaction:
+        if not isinstance(self.identity, Identity):
+            raise LedgerError(f"{self.identity.name}'s key is held by its owner, not by this process")
         tx = sign_transaction(self.identity, kind, payload, self.next_nonce)
         self.next_nonce += 1
         return tx

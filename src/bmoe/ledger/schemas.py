@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
+from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
@@ -274,6 +275,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "expert_spec": _EXPERT_SPEC,
         "gate_cid": cid,
         "expert_cids": list_of(cid, 1, lambda _: MAX_EXPERTS),
+        "keys": optional(one_of(ENROLLED_KEYS)),  # absent: every key derives from the run's seed
         "economics": optional(record({"stakes": mapping(hex64, integer(0, MAX_UNITS), lambda _: MAX_EDGES),
                                       "reward": integer(0, MAX_UNITS), "slash": integer(0, MAX_UNITS),
                                       "min_stake": integer(0, MAX_UNITS)})),

@@ -9,12 +9,17 @@ someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
 
     bmoe cluster up --dir D --edges 10 --stores 2 --malicious 0.3 --attack gaussian --seed 0
     bmoe cluster up --dir D --edges 4 --fleet default=2,f64=1,mkl-compat=1 --comparison tolerance
+    bmoe cluster up --dir D --edges 4 --enrol enrol.txt   (edge-I KEY lines: edges their operators run)
+    bmoe cluster up --dir D --edges 4 --seeded-keys       (keys from --seed: a reproducible simulation)
     bmoe train --cluster D --rounds 20          (= bmoe publish --cluster-dir D --rounds 20)
     bmoe cluster status --dir D
     bmoe cluster restart --dir D store-0
     bmoe cluster down --dir D
     bmoe cluster up --dir D --edges 4 --ledger ethereum --store ipfs   (starts an anvil and a js-ipfs daemon)
     bmoe cluster up --dir D --edges 4 --ledger ethereum --rpc-url URL --store ipfs --ipfs-api URL   (your nodes)
+
+Every participant gets a fresh random key (``keys/NAME.key``), enrolled in ``enrolled.json`` and, by the
+validator, in the genesis (:mod:`bmoe.net.cluster_launch`).
 
 One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
 replica per validator process. Edges whose numeric profiles (``--fleet``) compute differently need
@@ -54,14 +59,14 @@ from bmoe.net.cluster_engines import (
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
 from bmoe.net.cluster_launch import free_ports, plan, refuse_running, restart, start, validator_processes
 from bmoe.net.cluster_pids import Running, find_running
-from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.enrolment import load_enrolment
+from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.fleet_check import MixedFleet, check_fleet
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
 from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.protocol.flag_effects import check_given_settings
-from bmoe.protocol.setup import derive_identities
 
 # flag name -> RunConfig field, for the training settings `up` accepts
 CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",
@@ -150,6 +155,16 @@ def _listen_addresses(values: tuple[str, ...], config: RunConfig, stores: int) -
     return hosts
 
 
+def _operated(path: Path | None) -> dict[str, str]:
+    """``--enrol FILE``: edge name -> the public key its operator handed in (empty without the flag)."""
+    if path is None:
+        return {}
+    try:
+        return load_enrolment(path)
+    except EnrolmentError as exc:
+        raise SetupError(f"--enrol: {exc}") from None
+
+
 def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "", pid: int | None = None) -> str:
     where = record.url or "-"
     pid = record.pid if pid is None else pid
@@ -157,9 +172,9 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "", pi
 
 
 def _publisher(cluster: ClusterDescription) -> SignedAuth:
-    config = load_run_config(cluster.path(cluster.config))
+    """The publisher's key, trusting the validators' replies (their addresses as the cluster enrolled them)."""
     return SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                      trusted=[v.address for v in derive_identities(config).validators])
+                      trusted=[v.address for v in cluster.by_role("validator")])
 
 
 @cluster_group.command("up", help="Lay out keys, enrolment and config in DIR, then start stores, validator, edges.")
@@ -231,10 +246,17 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               help="where objects live: bmoe's storage nodes (--stores) or an IPFS node [bmoe]")
 @click.option("--ipfs-api", default=None, metavar="URL",
               help="--store ipfs: your node's kubo HTTP RPC URL [a js-ipfs daemon the cluster starts]")
+@click.option("--enrol", "enrol_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="public keys operators hand in for edges they run themselves, one role and key a line "
+                   "(edge-3 <hex>, as `bmoe keygen` prints): enrolled, and not started by the cluster")
+@click.option("--seeded-keys", is_flag=True,
+              help="derive every key from --seed, as an in-process run does (a reproducible simulation: anyone "
+                   "who knows the seed signs as anyone; the genesis says so) [fresh random keys]")
 def up_command(root: Path, base_config: Path | None, stores: int | None, replication: int | None,
                attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
                listen: tuple[str, ...], ledger: str | None, rpc_url: str | None, eth_key: Path | None,
-               object_store: str | None, ipfs_api: str | None, **settings: Any) -> None:
+               object_store: str | None, ipfs_api: str | None, enrol_file: Path | None, seeded_keys: bool,
+               **settings: Any) -> None:
     engines = parse_engines(ledger, rpc_url, eth_key, object_store, ipfs_api)
     if engines.store == "ipfs" and (stores is not None or replication is not None):
         raise SetupError("--stores and --replication size bmoe's storage nodes: under --store ipfs every object "
@@ -249,11 +271,13 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     if root.exists() and not root.is_dir():
         raise SetupError(f"--dir {root} exists and is not a directory")
     refuse_running(root)
+    operated = _operated(enrol_file)
     shape, num_classes = dataset_shape(config)
     check_engines(engines, config)  # engines installed, named nodes answering, the account funded
     cluster = plan(root.resolve(), config, shape, num_classes, stores, replication, edge_timeout, base_port,
                    hosts=hosts, engines=engine_records(root.resolve(), engines, rpc_url, ipfs_api),
-                   ipfs_api=ipfs_api if engines.store == "ipfs" else None)
+                   ipfs_api=ipfs_api if engines.store == "ipfs" else None, seeded_keys=seeded_keys,
+                   operated=operated)
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
@@ -262,14 +286,14 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     objects = (f"{stores} storage node(s)" if engines.store != "ipfs"
                else f"objects on the IPFS node at {ipfs_api}" if engines.ipfs_api else "a js-ipfs node (objects)")
     anvil = "an anvil (Ethereum), " if engines.starts_anvil else ""
+    keys = "keys derived from the seed" if seeded_keys else "fresh keys"
     click.echo(f"bmoe cluster: starting {anvil}{objects}, {sealing}, "
                f"{config.edges_in_play} edges ({attackers} running {config.attack if attackers else 'no attack'}) "
-               f"in {cluster.root}")
+               f"in {cluster.root}, {keys}")
     described = config.bound_in_force()
     if described is not None:
         click.echo(f"bound in force: {described}")
-    publisher = SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
-                           trusted=[v.address for v in derive_identities(config).validators])
+    publisher = _publisher(cluster)
 
     def announce(record: ProcessRecord) -> None:
         click.echo(_row(record, cluster, "ready  "))
@@ -277,6 +301,10 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
 
     start(cluster, publisher, start_timeout, announce,
           engines_ready=(lambda: fund_sealer(config)) if engines.starts_anvil else None)
+    for record in cluster.by_role("edge"):
+        if not record.argv:
+            click.echo(f"  {record.name:<12} edge      run by its operator: bmoe edge --cluster-dir {cluster.root} "
+                       f"--index {record.index} --key THEIR-KEY-FILE")
     urls = ", ".join(r.url for r in cluster.by_role("validator") if r.url)
     click.echo(f"ready: {'server' if config.framework == 'traditional' else 'validator'}(s) {urls}; publish with "
                f"`bmoe train --cluster {cluster.root} --rounds N`; "

@@ -9,6 +9,9 @@ Owns the file's format. Paths inside are relative to the cluster directory::
                     "log": "logs/store-0.log", "pid": 1234, "start_time": 5678, "argv": [...],
                     "index": null, "behaviour": null, "data": "store-0", "host": null, "wrap": []}, ...]}
 
+An edge its operator runs (``cluster up --enrol``) has ``"key": ""`` and ``"argv": []``: the cluster
+holds no key for it and never starts it.
+
 ``start_time`` is the process's start in clock ticks since boot (``/proc/PID/stat``), so a later
 ``status`` or ``down`` never mistakes a recycled pid for one of the cluster's processes.
 """

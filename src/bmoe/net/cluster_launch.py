@@ -1,8 +1,14 @@
 """Laying out and starting a local deployment: keys, enrolment, config, then stores, validator, edges.
 
-Owns what ``bmoe cluster up`` does once its flags are checked. Keys are derived from the run seed
-with the names ``derive_identities`` uses (``publisher``, ``validator-0``, ``edge-I``; storage
-nodes are ``store-J``), so a cluster run is comparable with an in-process run of the same config.
+Owns what ``bmoe cluster up`` does once its flags are checked. Every participant (``publisher``,
+``validator-I``, ``edge-I``, storage nodes ``store-J``) gets a fresh random key, ``keys/NAME.key``
+(mode 0600), and the enrolment file lists their public keys, which the genesis enrols: nobody who
+knows the seed can sign as them. With ``seeded_keys`` (``--seeded-keys``) the keys are derived from
+the run seed with the names ``derive_identities`` uses, so the cluster's chain is the in-process
+run's, block for block (a reproducible simulation). A key already in ``keys/`` (a cluster brought up
+again in its directory) is kept, and must be of the kind asked for. ``operated`` (``--enrol FILE``)
+names edges whose operators handed in their public keys and run the edge themselves: the cluster
+enrols those keys, makes no key for them and starts no process (their record has no ``argv``).
 An edge process starts with its numeric profile (``--profile NAME``, and ``env VAR=VALUE`` before
 Python for a profile such as ``mkl-compat`` that must be set before torch loads). Every process is
 started detached, by its explicit command line (recorded in ``cluster.json``),
@@ -31,17 +37,25 @@ import httpx
 
 from bmoe.edge.behaviour import EdgeBehaviour
 from bmoe.edge.profiles import get_profile
-from bmoe.ledger.keys import derive_identity, save_identity
+from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.keys import (
+    Identity,
+    PublicIdentity,
+    create_identity,
+    derive_identity,
+    generate_identity,
+    load_identity,
+)
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_engines import ENGINE, engine_ready
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
 from bmoe.net.cluster_pids import find_running
-from bmoe.net.enrolment import save_enrolment
-from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.enrolment import check_enrolment, save_enrolment
+from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.node_setup import SetupError
 from bmoe.net.processes import alive, spawn, stop
 from bmoe.protocol.config import RunConfig
-from bmoe.protocol.setup import behaviours, derive_identities
+from bmoe.protocol.setup import behaviours, participant_names
 
 HOST = "127.0.0.1"
 CONFIG_FILE = "config.json"
@@ -95,24 +109,46 @@ def _url(host: str, port: int) -> str:
 def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classes: int, stores: int,
          replication: int, edge_timeout: float, base_port: int, *, hosts: Mapping[str, str] | None = None,
          wrap: Mapping[str, Sequence[str]] | None = None, engines: Sequence[ProcessRecord] = (),
-         ipfs_api: str | None = None) -> ClusterDescription:
+         ipfs_api: str | None = None, seeded_keys: bool = False,
+         operated: Mapping[str, str] | None = None) -> ClusterDescription:
     """Write keys, enrolment and config under ``root``; the description of every process (none started).
 
     ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
     listens on and is reached at (default 127.0.0.1); ``wrap`` maps any process's name to a command
     prefix its command line starts with (default none). ``engines``: the Ethereum and IPFS nodes the
     cluster starts first (:mod:`bmoe.net.cluster_engines`); ``ipfs_api``: the IPFS node every process
-    reads and writes objects on instead of storage nodes (``stores`` is 0 then)."""
+    reads and writes objects on instead of storage nodes (``stores`` is 0 then); ``seeded_keys``: keys derived
+    from the seed (a simulation) instead of fresh random ones; ``operated``: edge name -> the public key its
+    operator handed in (the cluster does not start that edge)."""
+    operated = dict(operated or {})
+    edge_names = {f"edge-{i}" for i in range(config.edges_in_play)}
+    strangers = sorted(set(operated) - edge_names)
+    if strangers:
+        raise SetupError(f"--enrol: {', '.join(strangers)} is not an edge of this cluster; operators hand in "
+                         f"edges' keys (edge-0 .. edge-{config.edges_in_play - 1}), the cluster makes the rest")
+    taken = {derive_identity(config.seed, name).address: name for name in participant_names(config)} \
+        if seeded_keys else {}
+    try:
+        check_enrolment(operated, "--enrol")  # addresses well formed, none twice
+    except EnrolmentError as exc:
+        raise SetupError(str(exc)) from None
+    clash = sorted(name for name, address in operated.items() if taken.get(address, name) != name)
+    if clash:
+        raise SetupError(f"--enrol: the key of {', '.join(clash)} is another participant's seed-derived key")
     hosts = dict(hosts or {})
     wraps = {name: list(prefix) for name, prefix in (wrap or {}).items()}
     root.mkdir(parents=True, exist_ok=True)
     (root / "keys").mkdir(exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    ids = derive_identities(config)
-    store_ids = [derive_identity(config.seed, f"store-{j}") for j in range(stores)]
-    everyone = [ids.publisher, *ids.validators, *ids.edges, *store_ids]
-    for identity in everyone:
-        save_identity(root / "keys" / f"{identity.name}.key", identity)
+    keys: dict[str, Identity | PublicIdentity] = {
+        name: PublicIdentity(name, operated[name]) if name in operated else cluster_key(root, config.seed, name,
+                                                                                         seeded_keys)
+        for name in [*participant_names(config), *(f"store-{j}" for j in range(stores))]}
+    publisher = keys["publisher"]
+    validators_all = [keys[f"validator-{i}"] for i in range(config.validators)]
+    edge_ids = [keys[f"edge-{i}"] for i in range(config.edges_in_play)]
+    store_ids = [keys[f"store-{j}"] for j in range(stores)]
+    everyone = list(keys.values())
     save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
     (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
     n_validators = validator_processes(config)
@@ -120,7 +156,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
              else free_ports(stores + n_validators))
     store_hosts = [hosts.get(identity.name, HOST) for identity in store_ids]
     store_urls = [_url(host, port) for host, port in zip(store_hosts, ports[:stores], strict=True)]
-    validators = list(ids.validators[:n_validators])
+    validators = validators_all[:n_validators]
     validator_hosts = [hosts.get(v.name, HOST) for v in validators]
     validator_urls = [_url(h, ports[stores + i]) for i, h in enumerate(validator_hosts)]
     validator_url = validator_urls[0]
@@ -150,7 +186,12 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         processes.append(ProcessRecord(validator.name, "validator", validator_urls[i], validator.address,
                                        f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
                                        data=validator.name, host=validator_hosts[i], wrap=prefix))
-    for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
+    for index, (identity, behaviour) in enumerate(zip(edge_ids, behaviours(config), strict=True)):
+        if identity.name in operated:  # its operator runs it, with the key only the operator holds
+            processes.append(ProcessRecord(identity.name, "edge", None, identity.address, "",
+                                           f"logs/{identity.name}.log", index=index,
+                                           behaviour=_behaviour_record(behaviour)))
+            continue
         prefix = wraps.get(identity.name, [])
         profile = get_profile(config.edge_profiles[index])
         environment = ["env", *(f"{key}={value}" for key, value in profile.env)] if profile.env else []
@@ -163,8 +204,26 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
                                        f"logs/{identity.name}.log", argv=argv, index=index,
                                        behaviour=_behaviour_record(behaviour), wrap=prefix))
     return ClusterDescription(root, config.seed, CONFIG_FILE, list(input_shape), num_classes, edge_timeout,
-                              ENROLMENT_FILE, store_urls, validator_url, f"keys/{ids.publisher.name}.key", processes,
+                              ENROLMENT_FILE, store_urls, validator_url, f"keys/{publisher.name}.key", processes,
                               ipfs_api=ipfs_api)
+
+
+def cluster_key(root: Path, seed: int, name: str, seeded: bool) -> Identity:
+    """``root/keys/NAME.key``: kept if it exists (it must be of the kind asked for), else made, never overwritten."""
+    path = root / "keys" / f"{name}.key"
+    derived = derive_identity(seed, name)
+    try:
+        if path.exists():
+            identity = load_identity(path)
+            if (identity.address == derived.address) != seeded:
+                kind = "not derived from the seed" if seeded else "derived from the seed (add --seeded-keys)"
+                raise SetupError(f"{path} is {kind}: bring this cluster up as it was first, or use a new --dir")
+            return identity
+        identity = derived if seeded else generate_identity(name)
+        create_identity(path, identity)
+    except LedgerError as exc:
+        raise SetupError(str(exc)) from None
+    return identity
 
 
 def _last_line(path: Path) -> str:
@@ -232,7 +291,7 @@ def start(cluster: ClusterDescription, publisher: SignedAuth, timeout: float,
                 announce(record)
             if role == ENGINE and engines_ready is not None:
                 engines_ready()
-        edges = cluster.by_role("edge")
+        edges = [record for record in cluster.by_role("edge") if record.argv]  # not those their operators run
         for record in edges:
             record.pid, record.start_time = spawn(record.argv, cluster.path(record.log))
             cluster.save()
@@ -268,6 +327,8 @@ def restart(cluster: ClusterDescription, record: ProcessRecord, publisher: Signe
 
     Returns the pids stopped first. A process that does not become ready is left running (and
     recorded) for its log to be read; :class:`SetupError` says so."""
+    if not record.argv:
+        raise SetupError(f"{record.name} is run by its operator, with a key this cluster does not hold")
     previous = [found for found in find_running(cluster) if found.name == record.name]
     left = stop([(found.pid, found.start_time) for found in previous], grace)
     if left:

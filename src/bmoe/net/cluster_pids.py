@@ -71,7 +71,7 @@ def _is_record(process: LocalProcess, record: ProcessRecord, root: Path) -> bool
     if record.url is not None:
         port = urlsplit(record.url).port
         return port is not None and port in listening_ports(process.pid)
-    if root / record.key in paths:
+    if record.key and root / record.key in paths:  # an edge its operator runs has no key file here
         return True
     return _flag_value(process.argv, "--cluster-dir") is not None and _flag_value(
         process.argv, "--index") == str(record.index)

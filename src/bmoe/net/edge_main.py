@@ -18,8 +18,9 @@ while the enrolled edges' profiles compute differently (:mod:`bmoe.net.fleet_che
 Behaviour: ``--attack NAME`` (``honest`` or any attack registered in ``bmoe.edge.behaviour``) with
 ``--attack-param k=v``; else the cluster description's entry for this edge; else what the config
 says for edge ``index`` (the last ``malicious_ratio`` x M edges attack). With ``--enrolled`` (or a
-cluster directory) the storage nodes' replies must be signed by enrolled keys; without it only the
-bytes are checked, against their CIDs.
+cluster directory) the key must be enrolled as ``edge-I``, the validators are the enrolled ones and
+the storage nodes' replies must be signed by enrolled keys; without it the key must be the one the
+config's seed derives, and the storage nodes' bytes are checked against their CIDs only.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from bmoe.net.fleet_check import numerics_of
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.node_setup import (
     SetupError,
-    check_identity,
     dataset_shape,
     ipfs_store,
     load_run_config,
@@ -55,10 +55,11 @@ from bmoe.net.node_setup import (
     parse_params,
     parse_shape,
     parse_urls,
+    run_identities,
     trusted_stores,
 )
 from bmoe.net.work_wire import declaration_query
-from bmoe.protocol.setup import behaviours, derive_identities
+from bmoe.protocol.setup import behaviours
 from bmoe.storage import BlobStore
 
 
@@ -81,7 +82,8 @@ def from_cluster(root: Path, index: int) -> EdgeArgs:
     record = cluster.edge(index)
     addresses = {r.url: r.address for r in cluster.by_role("store") if r.url}
     return EdgeArgs(cluster.validator, None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
-                    cluster.path(record.key), cluster.path(cluster.config), cluster.path(cluster.enrolment),
+                    cluster.path(record.key) if record.key else None,  # None: an edge its operator runs (--key)
+                    cluster.path(cluster.config), cluster.path(cluster.enrolment),
                     ",".join(map(str, cluster.input_shape)), cluster.num_classes, record.behaviour, addresses)
 
 
@@ -132,11 +134,12 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
     assert args.validator and args.key and args.config
     config = load_run_config(args.config)
-    ids = derive_identities(config)
-    if index >= len(ids.edges):
-        raise SetupError(f"--index {index}: the config has {len(ids.edges)} edges (0..{len(ids.edges) - 1})")
+    edges = config.edges_in_play
+    if index >= edges:
+        raise SetupError(f"--index {index}: the config has {edges} edges (0..{edges - 1})")
     identity = load_identity(args.key)
-    check_identity(identity, ids.edges[index], f"edge-{index}")
+    members = load_enrolment(args.enrolled) if args.enrolled is not None else None
+    ids = run_identities(config, members, identity, [f"edge-{index}"])
     if attack is not None:
         behaviour = make_edge_behaviour(attack, parse_params(attack_params))
     elif args.behaviour is not None:
@@ -154,7 +157,7 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         shape, num_classes = parse_shape(args.input_shape), args.classes
     else:
         shape, num_classes = dataset_shape(config)
-    store, where = _store(args, identity)
+    store, where = _store(args, identity, members)
     validator_urls = parse_urls(args.validator, "--validator")
     validator_url = validator_urls[0]
     torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
@@ -175,7 +178,7 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         store.close()
 
 
-def _store(args: EdgeArgs, identity: Identity) -> tuple[BlobStore, str]:
+def _store(args: EdgeArgs, identity: Identity, members: dict[str, str] | None) -> tuple[BlobStore, str]:
     """The edge's store (storage nodes, their replies checked against the enrolment when given; or the IPFS
     node) and what to call it."""
     if args.ipfs_api is not None:
@@ -183,8 +186,8 @@ def _store(args: EdgeArgs, identity: Identity) -> tuple[BlobStore, str]:
     assert args.stores is not None
     store_urls = parse_urls(args.stores)
     addresses = args.store_addresses or None
-    if args.enrolled is not None and not addresses:
-        addresses = trusted_stores(store_urls, identity, load_enrolment(args.enrolled))
+    if members is not None and not addresses:
+        addresses = trusted_stores(store_urls, identity, members)
     return HttpBlobStore(store_urls, identity, node_addresses=addresses), f"{len(store_urls)} storage node(s)"
 
 

@@ -4,9 +4,10 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 
 * :func:`load_run_config` reads a ``RunConfig`` JSON file (the same format as a run directory's
   ``config.json``), one-line :class:`SetupError` if it is unreadable or invalid;
-* :func:`check_identity` refuses a key that is not the one the genesis names for a role. Today a
-  :class:`~bmoe.protocol.session.Session` derives every participant's key from the run seed
-  (``derive_identities``), so a deployed participant must hold exactly that key;
+* :func:`run_identities` reads who takes part from the enrolment (the public keys the genesis enrols,
+  :func:`~bmoe.protocol.setup.enrolled_identities`) and refuses a key that is not enrolled as the role
+  the process plays (an edge given the validator's key, a key nobody enrolled); without an enrolment,
+  every key is the one the run's seed derives (a reproducible simulation);
 * :func:`trusted_stores` asks each storage node's ``/health`` who it is and keeps the answer only if
   the reply is signed by an enrolled key, giving the ``node_addresses`` an ``HttpBlobStore`` checks
   every later reply against;
@@ -17,7 +18,7 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,7 @@ from bmoe.net.placement import normalize_url
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.run_dir import read_config_file
+from bmoe.protocol.setup import Identities, derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, StorageError
 
 
@@ -47,12 +49,32 @@ def load_run_config(path: Path) -> RunConfig:
         raise SetupError(str(exc)) from None
 
 
-def check_identity(identity: Identity, expected: Identity, role: str) -> None:
-    """Refuse a key other than the one the genesis records for ``role``."""
-    if identity.address != expected.address:
-        raise SetupError(f"the key given for {role} has address {identity.address[:16]}..., but the run's genesis "
-                         f"names {expected.address[:16]}... (keys are derived from the config's seed: "
-                         f"derive_identity(seed, {expected.name!r}))")
+def run_identities(config: RunConfig, enrolled: Mapping[str, str] | None, identity: Identity,
+                   roles: Collection[str]) -> Identities:
+    """The run's participants, holding ``identity`` as one of ``roles`` (names such as ``edge-3``).
+
+    ``enrolled``: the enrolment (name -> address) the genesis enrols; None: every key derives from the
+    config's seed. A key enrolled as another participant, or not at all, is refused in one line."""
+    if enrolled is None:
+        known = {p.address: p.name for p in derive_identities(config).everyone()}
+        where = "the keys the config's seed derives"
+    else:
+        known = {address: name for name, address in enrolled.items()}
+        where = "the enrolment"
+    name = known.get(identity.address)
+    if name not in roles:
+        wanted = " or ".join(sorted(roles)) if len(roles) < 4 else "a validator"
+        got = f"{name}'s" if name is not None else "nobody's"
+        hint = " (give --enrolled FILE where the keys are enrolled ones)" if enrolled is None else ""
+        raise SetupError(f"the key given ({identity.address[:16]}...) is {got} in {where}, not {wanted}'s: "
+                         f"each participant runs with its own key{hint}")
+    if enrolled is None:
+        return derive_identities(config)
+    try:
+        ids = enrolled_identities(config, enrolled, identity)
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None
+    return ids
 
 
 def parse_urls(text: str, what: str = "--stores") -> tuple[str, ...]:

@@ -32,9 +32,10 @@ from bmoe.moe.payloads import decode_result
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
+from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import NetError
 from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.node_setup import check_identity, ipfs_store, load_run_config, parse_urls
+from bmoe.net.node_setup import ipfs_store, load_run_config, parse_urls, run_identities
 from bmoe.net.tcp import client_transport
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.quorum_watch import QuorumStalled
@@ -118,16 +119,18 @@ def _store(stores: BlobStore | Sequence[str], identity: Identity) -> tuple[BlobS
 
 class Validators:
     """The validators a publisher talks to: one (PoW), or every PBFT validator. A task goes to each
-    one that answers; its status is read from the first that answers (a dead one is skipped)."""
+    one that answers; its status is read from the first that answers (a dead one is skipped).
+    ``validators``: their enrolled addresses, which must sign every reply (default: the seed's)."""
 
-    def __init__(self, urls: str | Sequence[str], identity: Identity, config: RunConfig) -> None:
+    def __init__(self, urls: str | Sequence[str], identity: Identity, config: RunConfig,
+                 validators: Sequence[str] | None = None) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise PublishError("no validator URL given")
-        ids = derive_identities(config)
-        trusted = ids.validator.address if len(self.urls) == 1 else None
-        self.clients = [ValidatorClient(url, identity, trusted, trusted_all=[v.address for v in ids.validators])
-                        for url in self.urls]
+        addresses = list(validators) if validators is not None else [v.address for v in
+                                                                     derive_identities(config).validators]
+        trusted = addresses[0] if len(self.urls) == 1 else None
+        self.clients = [ValidatorClient(url, identity, trusted, trusted_all=addresses) for url in self.urls]
 
     def close(self) -> None:
         for client in self.clients:
@@ -172,15 +175,18 @@ class Validators:
 def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
                      publisher_identity: Identity, config: RunConfig, dataset: Dataset, rounds: int, *,
                      on_round: RoundCallback | None = None,
-                     timeout: float = DEFAULT_TASK_TIMEOUT_S) -> list[dict[str, Any]]:
+                     timeout: float = DEFAULT_TASK_TIMEOUT_S,
+                     validators: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Publish ``rounds`` more training rounds (``Session.train``'s data order) and wait for each to be sealed.
 
     Several URLs (PBFT validators): each task goes to every validator that answers, and is waited for at
-    whichever answers; the primary runs it, the others seal it by consensus."""
+    whichever answers; the primary runs it, the others seal it by consensus. ``validators``: their enrolled
+    addresses (default: the ones the config's seed derives)."""
     store, owned = _store(stores, publisher_identity)
+    trusted = validators
     records = []
     try:
-        with Validators(validator_url, publisher_identity, config) as validators:
+        with Validators(validator_url, publisher_identity, config, trusted) as validators:
             head = validators.head()
             start = int(head["train_tasks"])
             signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
@@ -206,15 +212,16 @@ def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Seq
 def publish_inference(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
                       publisher_identity: Identity, config: RunConfig, dataset: Dataset, *,
                       batch_size: int | None = None, limit: int | None = None, on_round: RoundCallback | None = None,
-                      timeout: float = DEFAULT_TASK_TIMEOUT_S) -> float:
+                      timeout: float = DEFAULT_TASK_TIMEOUT_S, validators: Sequence[str] | None = None) -> float:
     """Serve the test set (or its first ``limit`` samples) through the deployment; the framework's accuracy.
     Several URLs: as :func:`publish_training`."""
     store, owned = _store(stores, publisher_identity)
+    trusted = validators
     size = batch_size or config.batch_size
     total = dataset.num_test if limit is None else min(limit, dataset.num_test)
     correct = 0
     try:
-        with Validators(validator_url, publisher_identity, config) as validators:
+        with Validators(validator_url, publisher_identity, config, trusted) as validators:
             head = validators.head()
             round_index = int(head["task_count"])
             signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
@@ -267,14 +274,16 @@ def _describe(record: dict[str, Any]) -> str:
               help="instead of --stores: the IPFS node (kubo HTTP RPC) holding the objects")
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help="the publisher's identity file")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="RunConfig JSON")
+@click.option("--enrolled", type=click.Path(path_type=Path), default=None,
+              help="enrolment file: the key must be enrolled as the publisher [the keys the seed derives]")
 @click.option("--rounds", type=click.IntRange(min=1), default=None, help="training rounds to add [default: config]")
 @click.option("--infer", is_flag=True, help="serve the test set instead of training")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="with --infer: the first N test samples")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TASK_TIMEOUT_S, show_default=True,
               help="seconds to wait for each task to be sealed")
 def publish_command(cluster_dir: Path | None, validator: str | None, stores: str | None, ipfs_api: str | None,
-                    key_file: Path | None, config_file: Path | None, rounds: int | None, infer: bool,
-                    limit: int | None, timeout: float) -> None:
+                    key_file: Path | None, config_file: Path | None, enrolled: Path | None, rounds: int | None,
+                    infer: bool, limit: int | None, timeout: float) -> None:
     if stores is not None and ipfs_api is not None:
         raise click.UsageError("give --stores or --ipfs-api, not both")
     if cluster_dir is not None:
@@ -284,6 +293,7 @@ def publish_command(cluster_dir: Path | None, validator: str | None, stores: str
             stores, ipfs_api = (None, cluster.ipfs_api) if cluster.ipfs_api else (",".join(cluster.stores), None)
         key_file = key_file or cluster.path(cluster.publisher_key)
         config_file = config_file or cluster.path(cluster.config)
+        enrolled = enrolled or cluster.path(cluster.enrolment)
     missing = [flag for flag, value in (("--validator", validator), ("--stores", stores or ipfs_api),
                                         ("--key", key_file), ("--config", config_file)) if value is None]
     if missing:
@@ -291,33 +301,34 @@ def publish_command(cluster_dir: Path | None, validator: str | None, stores: str
     assert validator and key_file and config_file
     config = load_run_config(config_file)
     identity = load_identity(key_file)
-    check_identity(identity, derive_identities(config).publisher, "publisher")
+    members = load_enrolment(enrolled) if enrolled is not None else None
+    ids = run_identities(config, members, identity, ["publisher"])
     dataset = load_dataset(config.dataset, None if config.data_dir is None else Path(config.data_dir), config.seed,
                            config.limit_train, config.limit_test)
     objects: BlobStore | list[str] = ipfs_store(ipfs_api) if ipfs_api is not None else list(parse_urls(str(stores)))
     try:
         _publish(objects, list(parse_urls(validator, "--validator")), identity, config, dataset, rounds, infer, limit,
-                 timeout)
+                 timeout, [v.address for v in ids.validators])
     finally:
         if isinstance(objects, BlobStore):
             objects.close()  # type: ignore[attr-defined]
 
 
 def _publish(objects: BlobStore | list[str], urls: list[str], identity: Identity, config: RunConfig, dataset: Dataset,
-             rounds: int | None, infer: bool, limit: int | None, timeout: float) -> None:
+             rounds: int | None, infer: bool, limit: int | None, timeout: float, validators: list[str]) -> None:
     def show(record: dict[str, Any]) -> None:
         click.echo(_describe(record))
         sys.stdout.flush()
 
     if infer:
         accuracy = publish_inference(urls, objects, identity, config, dataset, limit=limit, on_round=show,
-                                     timeout=timeout)
+                                     timeout=timeout, validators=validators)
         click.echo(f"inference accuracy {accuracy:.4f}")
     else:
         publish_training(urls, objects, identity, config, dataset, rounds or config.rounds, on_round=show,
-                         timeout=timeout)
-    with Validators(urls, identity, config) as validators:
-        head = validators.head()
+                         timeout=timeout, validators=validators)
+    with Validators(urls, identity, config, validators) as reached:
+        head = reached.head()
     click.echo(f"head {head['head_hash']} at height {head['height']}")
 
 

@@ -8,6 +8,11 @@ its edges, bind, serve. Bad flags or files print one line and exit 2 before anyt
     python -m bmoe.net.validator_main --config config.json --key validator-0.key --enrolled enrolled.json \\
         --stores http://127.0.0.1:7001,http://127.0.0.1:7002 --port 7100 --run-dir runs/v0 --edge-timeout 10
 
+Who takes part is the enrolment's (``--enrolled``): the validator's key must be enrolled as a validator
+(validator-0 under PoW). Under PBFT with keys nobody else knows, validator-0 writes the genesis and
+the others fetch it from validator-0 (:mod:`bmoe.net.genesis_fetch`) and check it is the one these
+settings and this enrolment give.
+
 ``--ipfs-api URL`` instead of ``--stores``: the objects live on that IPFS node (``--store ipfs``). Under
 consensus ``ethereum`` the one validator seals every block through the run's contract on the config's
 ``rpc_url`` (deployed when the chain is new).
@@ -31,16 +36,17 @@ from bmoe.ledger.node import Sealer
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
+from bmoe.net.genesis_fetch import founding_block
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.node_setup import (
     SetupError,
-    check_identity,
     dataset_shape,
     ipfs_store,
     load_run_config,
     parse_shape,
     parse_urls,
+    run_identities,
     shape_only_dataset,
     trusted_stores,
 )
@@ -50,7 +56,7 @@ from bmoe.net.stats import Counters
 from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
+from bmoe.protocol.setup import held_name
 from bmoe.storage import BlobStore
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
@@ -154,21 +160,14 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     config = load_run_config(args.config)
     check_single_validator(config)
     identity = load_identity(args.key)
-    ids = derive_identities(config)
+    members = load_enrolment(args.enrolled)
     pbft = config.consensus == "pbft"
+    roles = [f"validator-{i}" for i in range(config.validators)] if pbft else ["validator-0"]
+    ids = run_identities(config, members, identity, roles)
     if pbft:
-        mine = [v for v in ids.validators if v.address == identity.address]
-        if not mine:
-            raise SetupError(f"{args.key} is not one of the run's validators")
         peer_urls = parse_peers(peers or "")
         if set(peer_urls) != {v.name for v in ids.validators}:
             raise SetupError(f"--peers must name every validator: {', '.join(v.name for v in ids.validators)}")
-    else:
-        check_identity(identity, ids.validator, "validator-0")
-    members = load_enrolment(args.enrolled)
-    absent = [i.name for i in (ids.publisher, *ids.edges) if i.address not in members.values()]
-    if absent:
-        raise SetupError(f"{args.enrolled} does not enrol {', '.join(absent)}: the validator would refuse them")
     if args.run_dir.exists() and not args.run_dir.is_dir():
         raise SetupError(f"--run-dir {args.run_dir} exists and is not a directory")
     if args.input_shape is not None and args.classes is not None:
@@ -176,6 +175,9 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     else:
         shape, num_classes = dataset_shape(config)
     stores_at = _object_stores(args, identity, members)
+    genesis = None
+    if pbft and not ids.seeded and held_name(ids) != "validator-0":
+        genesis = founding_block(args.run_dir, peer_urls["validator-0"], identity, ids.validator.address)
     try:
         sock = bind(args.host, args.port or 0)
     except OSError as exc:
@@ -189,7 +191,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
 
     def open_session(sealer: Sealer | None = None) -> Session:  # PBFT: the service's own sealer
         return Session(config, dataset=dataset, run_dir=args.run_dir, store=session_store, gateway=edges,
-                       sealer=sealer)
+                       sealer=sealer, identities=None if ids.seeded else ids, genesis=genesis)
 
     reexec_store = stores_at() if pbft else None
     try:

@@ -69,6 +69,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from bmoe.ledger.blocks import block_to_bytes
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.state import apply_transaction, begin_block
@@ -209,6 +210,7 @@ class ValidatorService:
             Route("/health", self.health, methods=["GET"]),
             Route("/stats", self.stats, methods=["GET"]),
             Route("/head", self.head, methods=["GET"]),
+            Route("/genesis", self.genesis, methods=["GET"]),
             Route("/tasks", self.post_task, methods=["POST"]),
             Route("/tasks/{task_id}", self.get_task, methods=["GET"]),
             Route("/work", self.work, methods=["GET"]),
@@ -269,6 +271,13 @@ class ValidatorService:
     async def head(self, request: Request) -> Response:
         with self._cond:
             return JSONResponse(self._head)
+
+    async def genesis(self, request: Request) -> Response:
+        """Block 0's bytes, hex: what a PBFT peer that cannot sign validator-0's genesis starts from."""
+        chain = self.session.node.chain
+        if chain is None or chain.height() < 0:
+            return self._refuse(Refusal(404, "no_genesis", "this validator keeps no chain"))
+        return JSONResponse({"block": block_to_bytes(chain.block_at(0)).hex()})
 
     async def post_task(self, request: Request) -> Response:
         body = await self._json(request)

@@ -18,8 +18,10 @@ import torch
 from bmoe.data import Dataset, task_batches
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.audit import evidence_objects
+from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
+from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import LedgerNode, Sealer, Signer, founding_block_mined
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
@@ -46,6 +48,7 @@ from bmoe.protocol.run_dir import (
     write_config,
 )
 from bmoe.protocol.setup import (
+    Identities,
     behaviours,
     derive_identities,
     distinct,
@@ -54,6 +57,7 @@ from bmoe.protocol.setup import (
     in_process_profiles,
     initial_weights,
     make_edges,
+    signing,
     write_genesis,
 )
 from bmoe.protocol.validator import Validator
@@ -89,13 +93,18 @@ class Session:
     engine runs outside this process (a PBFT validator process passes its replica's, and names the round's
     primary in ``participants``); it is given to the ledger node as it is built, no simulated PBFT cluster
     is wired, and a PBFT run directory may be resumed. None: the session wires the engine its config names
-    (PoW mining, a simulated PBFT cluster, the run's
-    Ethereum contract)."""
+    (PoW mining, a simulated PBFT cluster, the run's Ethereum contract).
+
+    ``identities``: the participants the genesis enrols (a deployment's validator: the enrolled public keys
+    and its own key, :func:`~bmoe.protocol.setup.enrolled_identities`); by default every key is derived
+    from the seed (a reproducible simulation). ``genesis``: for a new chain, block 0 as another validator
+    wrote it (a PBFT validator that does not hold validator-0's key); checked like a resumed chain's."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, run_dir: Path | None = None,
                  expert_factory: ExpertFactory | None = None, store: BlobStore | None = None,
                  keep_objects: bool = True, gateway: EdgeGateway | None = None,
-                 sealer: Sealer | None = None, keep_evidence: bool = True) -> None:
+                 sealer: Sealer | None = None, keep_evidence: bool = True,
+                 identities: Identities | None = None, genesis: Block | None = None) -> None:
         self.config = config.validate()
         self.dataset = dataset if dataset is not None else load_run_dataset(config)
         check_fits(config, self.dataset, custom_experts=expert_factory is not None)
@@ -106,7 +115,8 @@ class Session:
         self.spec = ExpertSpec(preset, tuple(self.dataset.input_shape), self.dataset.num_classes, config.hidden)
         self.factory = expert_factory
         self.run_dir = run_dir
-        self.ids = derive_identities(config)
+        self.ids = identities if identities is not None else derive_identities(config)
+        self.own = _own_validator_key(self.ids)
         creation = None
         if run_dir is not None:  # every check before the first write
             check_layout(run_dir)
@@ -131,7 +141,7 @@ class Session:
                 sealer = self.pbft.seal
             elif config.consensus == "ethereum":
                 sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), durable)
-            self._open_ledger(chain, sealer, durable)
+            self._open_ledger(chain, sealer, durable, genesis)
             if run_dir is not None:  # only once the chain is known to match these settings
                 write_config(run_dir, config)
         except BaseException:
@@ -162,25 +172,28 @@ class Session:
         self.quorum = QuorumWatch(config.stall_after)  # tasks in a row without quorum (protocol/quorum_watch)
 
     def _open_ledger(self, chain: ChainStore | None, sealer: Sealer | None,
-                     durable: Callable[[], object] | None) -> None:
-        """Reopen the chain (after checking it was made with these settings) or start one with its genesis."""
+                     durable: Callable[[], object] | None, founding: Block | None = None) -> None:
+        """Reopen the chain (after checking it was made with these settings) or start one with its genesis.
+        ``founding``: another validator's block 0 to start a new chain from (checked as a reopened one)."""
         config, ids = self.config, self.ids
+        if founding is not None and chain is not None and chain.height() < 0:
+            chain.append(founding)
         if chain is not None and chain.height() >= 0:
-            self.node = LedgerNode.open(ids.validator, config.difficulty, chain, sealer=sealer)
+            self.node = LedgerNode.open(self.own, config.difficulty, chain, sealer=sealer)
             self._check_genesis(self.node)
             if self.pbft is not None:
                 if self.node.view().height > 0:
                     raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
                 self.pbft.adopt_chain(list(chain.iter_blocks()))
         else:
-            self.node = LedgerNode(ids.validator, config.difficulty, chain, seals=config.framework == "bmoe",
+            self.node = LedgerNode(self.own, config.difficulty, chain, seals=config.framework == "bmoe",
                                    sealer=sealer)
         self.node.before_persist = durable  # objects are durable before the block naming them
         if self.node.view().height >= 0:
             if config.consensus == "ethereum":
                 ethereum_ledger.reconnecting(self.node, sealer, self.store, config, ids)
             return
-        validator = Signer(ids.validator, self.node.next_nonce(ids.validator.address))
+        validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
         deploy = ethereum_ledger.deploying(sealer, config, ids) if config.consensus == "ethereum" else None
         write_genesis(self.node, self.store, config, ids, self.spec, self.dataset.input_dim, self.factory, validator,
                       deploy)
@@ -362,6 +375,14 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _own_validator_key(ids: Identities) -> Identity:
+    """The validator key this process holds (validator-0's in a simulation, which holds them all)."""
+    held = [v for v in ids.validators if isinstance(v, Identity)]
+    if not held:
+        raise ConfigError("a session runs a validator: give it one validator's key")
+    return held[0]
 
 
 def _recorded_hash(chain: ChainStore | None) -> str | None:

@@ -1,12 +1,17 @@
 """Setting up a run: keys, initial weights, genesis, edges with their behaviours.
 
-Everything here is a function of the config's seed: the same config gives the same keys, the
-same initial gate and experts (so the same CIDs) and the same genesis block.
+Everything here is a function of the config's seed and the participants' keys: the same config
+gives the same initial gate and experts (so the same CIDs). An in-process run derives every key
+from the seed (:func:`derive_identities`, a reproducible simulation: same config, same genesis
+block); a deployment's genesis enrols the public keys its participants hold
+(:func:`enrolled_identities`) and records ``"keys": "enrolled"``, so anyone reading it knows that
+the seed does not give away the keys. A genesis without that field has seed-derived keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +21,7 @@ from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.blocks import Block
-from bmoe.ledger.keys import Identity, derive_identity
+from bmoe.ledger.keys import ENROLLED_KEYS, Identity, PublicIdentity, derive_identity
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
@@ -24,22 +29,78 @@ from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
 
+Participant = Identity | PublicIdentity  # a key this process holds, or only its public half
+
 
 @dataclass(frozen=True)
 class Identities:
-    publisher: Identity
-    validators: tuple[Identity, ...]  # validator-0 proposes under PoW; PBFT rotates the primary
-    edges: tuple[Identity, ...]
+    """The run's participants in genesis order. ``seeded``: every key is derived from the config's seed
+    (in-process runs, ``bmoe cluster up --seeded-keys``); else they are enrolled public keys, and this
+    process holds (as an :class:`Identity`) at most its own."""
+
+    publisher: Participant
+    validators: tuple[Participant, ...]  # validator-0 proposes under PoW; PBFT rotates the primary
+    edges: tuple[Participant, ...]
+    seeded: bool = True
 
     @property
-    def validator(self) -> Identity:
+    def validator(self) -> Participant:
         return self.validators[0]
+
+    def everyone(self) -> tuple[Participant, ...]:
+        return (self.publisher, *self.validators, *self.edges)
+
+
+def participant_names(config: RunConfig) -> list[str]:
+    """The names a run's genesis enrols, in its order: ``publisher``, ``validator-I``, ``edge-I``."""
+    return ["publisher", *(f"validator-{i}" for i in range(config.validators)),
+            *(f"edge-{i}" for i in range(config.edges_in_play))]
 
 
 def derive_identities(config: RunConfig) -> Identities:
+    """Every participant's key from the config's seed: reproducible, and known to anyone who knows the seed."""
     edges = tuple(derive_identity(config.seed, f"edge-{i}") for i in range(config.edges_in_play))
     validators = tuple(derive_identity(config.seed, f"validator-{i}") for i in range(config.validators))
     return Identities(derive_identity(config.seed, "publisher"), validators, edges)
+
+
+def enrolled_identities(config: RunConfig, enrolled: Mapping[str, str], own: Identity | None = None) -> Identities:
+    """The participants an enrolment (name -> address) names, with ``own``, the key this process holds,
+    under the name its address is enrolled as.
+
+    Every name of :func:`participant_names` must be enrolled (others, such as storage nodes, may be too);
+    ``own`` must be enrolled. ``seeded`` when every address is the one the seed derives."""
+    missing = [name for name in participant_names(config) if name not in enrolled]
+    if missing:
+        raise ConfigError(f"the enrolment does not name {', '.join(missing)}: a run of these settings has them")
+    own_name = next((name for name, address in enrolled.items() if own is not None and address == own.address), None)
+    if own is not None and own_name is None:
+        raise ConfigError(f"the key given ({own.address[:16]}...) is nobody's in the enrolment: each participant "
+                          "runs with its own, enrolled key")
+
+    def party(name: str) -> Participant:
+        if own is not None and name == own_name:
+            return Identity(name, own.signing_key)
+        return PublicIdentity(name, enrolled[name])
+
+    derived = derive_identities(config)
+    ids = Identities(party("publisher"), tuple(party(f"validator-{i}") for i in range(config.validators)),
+                     tuple(party(f"edge-{i}") for i in range(config.edges_in_play)))
+    seeded = [p.address for p in ids.everyone()] == [p.address for p in derived.everyone()]
+    return dataclasses.replace(ids, seeded=seeded)
+
+
+def held_name(ids: Identities) -> str | None:
+    """The name of the one participant whose key ``ids`` holds (None: none, or a simulation holding all)."""
+    held = [p.name for p in ids.everyone() if isinstance(p, Identity)]
+    return held[0] if len(held) == 1 else None
+
+
+def signing(participant: Participant) -> Identity:
+    """``participant``'s key, which this process must hold (a one-line :class:`ConfigError` if it does not)."""
+    if not isinstance(participant, Identity):
+        raise ConfigError(f"this process does not hold {participant.name}'s key (its owner does)")
+    return participant
 
 
 def behaviours(config: RunConfig) -> list[EdgeBehaviour]:
@@ -83,6 +144,8 @@ def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_c
         "gate_cid": gate_cid,
         "expert_cids": expert_cids,
     }
+    if not ids.seeded:  # absent: every key derives from the seed (what every genesis before this field meant)
+        payload["keys"] = ENROLLED_KEYS
     economics = config.economics_spec([edge.address for edge in ids.edges])
     if economics is not None:
         payload["economics"] = economics

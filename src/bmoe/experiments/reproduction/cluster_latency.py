@@ -110,7 +110,8 @@ def measure_on_cluster(config: RunConfig, data: Dataset, rounds: int, root: Path
     ``bytes`` and the wall seconds ``round``), plus ``edges_cpu`` where ``/proc`` can be read: the CPU
     seconds all edge processes used from the end of the previous round (or the start) to the end of this
     one, everything they did included (polls, transfers, hashing, signing, compute)."""
-    cluster = plan(root, config, data.input_shape, data.num_classes, STORES, STORES, EDGE_TIMEOUT_S, 0)
+    cluster = plan(root, config, data.input_shape, data.num_classes, STORES, STORES, EDGE_TIMEOUT_S, 0,
+                   seeded_keys=True)  # a reproduction: the seed fixes everything, keys included
     cluster.save()
     publisher = load_identity(cluster.path(cluster.publisher_key))
     validators = [v.address for v in derive_identities(config).validators]
