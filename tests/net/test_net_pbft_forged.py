@@ -2,9 +2,8 @@
 
 Seven PBFT validator processes (f = 2). The test holds validator-0's key (the cluster's key file; view 0's
 primary) and, speaking PBFT to the backups' ``POST /consensus`` as validator-0, pre-prepares at height 1
-the block an honest
-primary would propose (computed by an in-process run of the same settings, its objects uploaded to the
-cluster's stores), forged one way for each backup: a transaction with a zeroed or a foreign signature, a
+the block an honest primary would propose (computed by an in-process run of the same settings, its objects
+uploaded to the cluster's stores), forged one way for each backup: a transaction with a zeroed or a foreign signature, a
 wrong Merkle root, a transaction from an unenrolled key, a block re-signed by a non-validator. Each
 backup judges it by the ledger's one check-then-apply and refuses it; ``GET /stats`` shows the reason
 (``pbft.refused``). One pre-prepare per backup: a second one in the same view and height is an
