@@ -21,6 +21,7 @@ from bmoe.cli import SERVICE_COMMANDS, app
 from bmoe.edge.fleet import CPU_PROFILE_NAMES, parse_fleet
 from bmoe.edge.profiles import PROFILES
 from bmoe.moe import experts, presets
+from tests.cli.in_process import bmoe_here
 
 HEAVY = ("torch", "matplotlib", "starlette", "uvicorn")
 _SOURCE = str(Path(bmoe.__file__).resolve().parents[1])  # the tree under test, for the child interpreter
@@ -81,6 +82,12 @@ def test_bmoe_help_lists_every_command_once() -> None:
     assert listed == sorted(set(listed))
     assert set(SERVICE_COMMANDS) <= set(listed)
     assert {"demo", "train", "infer", "cid", "reproduce", "keygen"} <= set(listed)
+
+
+def test_a_mistyped_command_is_suggested_among_the_lazy_ones() -> None:
+    done = bmoe_here("stor")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: No such command 'stor'. Did you mean 'store'?"
 
 
 def test_the_torch_free_names_are_the_registrys() -> None:

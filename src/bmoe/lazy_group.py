@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+from click.exceptions import NoSuchCommand
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class LazyGroup(click.Group):
                 return click.Command(cmd_name, help=lazy.summary)
             self.add_command(lazy.load(), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except NoSuchCommand as err:  # suggest among every command, loaded or not ("Did you mean 'store'?")
+            raise NoSuchCommand(err.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with self._listing_commands():
