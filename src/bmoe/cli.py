@@ -545,9 +545,8 @@ def cid(file: Path) -> None:
 # The errors reported in one line with exit status 2, as "module:class": main() imports none of them (a command
 # that never loaded a module cannot have raised its error).
 USER_ERRORS = ("bmoe.protocol.config_checks:ConfigError", "bmoe.data.errors:DataError",
-               "bmoe.ledger.errors:LedgerError",
-               "bmoe.storage.errors:StorageError", "bmoe.net.errors:NetError", "bmoe.moe.payloads:PayloadError",
-               "bmoe.ethereum.errors:EthereumError")
+               "bmoe.ledger.errors:LedgerError", "bmoe.storage.errors:StorageError", "bmoe.net.errors:NetError",
+               "bmoe.moe.payloads:PayloadError", "bmoe.ethereum.errors:EthereumError")
 
 
 def _loaded(targets: tuple[str, ...]) -> tuple[type[BaseException], ...]:
