@@ -14,21 +14,47 @@ from pathlib import Path
 import click
 
 from bmoe.console import console, err_console, results_table, round_progress
-from bmoe.data import DataError
-from bmoe.ethereum.errors import EthereumError
-from bmoe.ledger.errors import LedgerError
-from bmoe.ledger.node import ConsensusStalled
+from bmoe.lazy_group import LazyCommand, LazyGroup
 from bmoe.ledger_options import ledger_options, ledger_settings
-from bmoe.moe.payloads import PayloadError
-from bmoe.net.errors import NetError
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
-from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER, QuorumStalled
-from bmoe.storage import StorageError
+from bmoe.protocol.config import RunConfig, from_dict
+from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.store_options import store_options, store_settings
-from bmoe.verify.comparison import HonestDisagreement
+
+# The commands defined in other modules, imported only when run (lazy_group): where each lives, and the first
+# sentence of its help as `bmoe --help` lists it (tests/test_imports.py checks it against the command's own help).
+SERVICE_COMMANDS = {
+    "audit": LazyCommand("bmoe.audit_command:audit_command", "Replay the chain from its genesis and check every "
+                         "hash, signature, seal, state root and object."),
+    "store": LazyCommand("bmoe.net.store_main:store_command", "Run a storage node: a signed HTTP blob store that "
+                         "replicates to its peers."),
+    "validator": LazyCommand("bmoe.net.validator_main:validator_command", "Run the validator: the round's ledger "
+                             "side, edges and publisher over HTTP."),
+    "edge": LazyCommand("bmoe.net.edge_main:edge_command", "Run one edge: poll the validator for work, compute "
+                        "experts, post signed commitments."),
+    "publish": LazyCommand("bmoe.net.publisher:publish_command", "Publish training rounds (or serve the test set) "
+                           "to a deployed validator."),
+    "cluster": LazyCommand("bmoe.net.cluster:cluster_group", "A local deployment: storage nodes, one validator and "
+                           "M edges as processes."),
+    "calibrate": LazyCommand("bmoe.experiments.calibration.command:calibrate_command", "Measure honest divergence "
+                             "across the fleet's numeric profiles and recommend a tolerance bound."),
+    "bound": LazyCommand("bmoe.bound_command:bound_command", "The replicas r that sampled replication needs, and "
+                         "the escape probability per r."),
+    "records": LazyCommand("bmoe.records_command:records_command", "Each edge's record (committed, accepted, "
+                           "dissent, withheld) and, with stake, its account."),
+    "sweep-sampling": LazyCommand("bmoe.experiments.sampling_sweep.command:sweep_sampling_command", "Accuracy "
+                                  "under a colluding attack with r sampled replicas against `all`, and manipulated "
+                                  "results accepted against the bound C(c, r)/C(M, r)."),
+    "export-car": LazyCommand("bmoe.car_command:export_car_command", "Write every object of RUN_DIR's store as one "
+                              "CAR v1 file (roots: the objects) for `ipfs dag import`."),
+    "import-car": LazyCommand("bmoe.car_command:import_car_command", "Read a CAR v1 file, check every block and "
+                              "every root object, then store the root objects."),
+    "explorer": LazyCommand("bmoe.explorer.command:explorer_command", "A read-only web explorer of a run's ledger "
+                            "(blocks, tasks, edges, experts, curves, audit), or of a live local cluster."),
+}
 
 
-@click.group(help="B-MoE: Mixture-of-Experts on untrusted edges, verified on a ledger.")
+@click.group(cls=LazyGroup, lazy_commands=SERVICE_COMMANDS,
+             help="B-MoE: Mixture-of-Experts on untrusted edges, verified on a ledger.")
 @click.version_option(package_name="bmoe")
 def app() -> None:
     pass
@@ -445,38 +471,6 @@ def keygen(name: str | None, out: Path, enrolment: Path | None) -> None:
     console.print(f"{name} {identity.address}", highlight=False)
 
 
-def _add_service_commands() -> None:
-    from bmoe.audit_command import audit_command
-    from bmoe.bound_command import bound_command
-    from bmoe.car_command import export_car_command, import_car_command
-    from bmoe.experiments.calibration.command import calibrate_command
-    from bmoe.experiments.sampling_sweep.command import sweep_sampling_command
-    from bmoe.explorer.command import explorer_command
-    from bmoe.net.cluster import cluster_group
-    from bmoe.net.edge_main import edge_command
-    from bmoe.net.publisher import publish_command
-    from bmoe.net.store_main import store_command
-    from bmoe.net.validator_main import validator_command
-    from bmoe.records_command import records_command
-
-    app.add_command(audit_command, "audit")
-    app.add_command(store_command, "store")
-    app.add_command(validator_command, "validator")
-    app.add_command(edge_command, "edge")
-    app.add_command(publish_command, "publish")
-    app.add_command(cluster_group, "cluster")
-    app.add_command(calibrate_command, "calibrate")
-    app.add_command(bound_command, "bound")
-    app.add_command(records_command, "records")
-    app.add_command(sweep_sampling_command, "sweep-sampling")
-    app.add_command(export_car_command, "export-car")
-    app.add_command(import_car_command, "import-car")
-    app.add_command(explorer_command, "explorer")
-
-
-_add_service_commands()
-
-
 def _load_run_config(run_dir: Path) -> RunConfig:
     from bmoe.protocol.run_dir import CONFIG_FILE, read_config_file
 
@@ -553,18 +547,35 @@ def cid(file: Path) -> None:
     console.print(text, highlight=False)
 
 
+# The errors reported in one line with exit status 2, as "module:class": main() imports none of them (a command
+# that never loaded a module cannot have raised its error).
+USER_ERRORS = ("bmoe.protocol.config_checks:ConfigError", "bmoe.data.errors:DataError",
+               "bmoe.ledger.errors:LedgerError", "bmoe.storage.errors:StorageError", "bmoe.net.errors:NetError",
+               "bmoe.moe.payloads:PayloadError", "bmoe.ethereum.errors:EthereumError")
+
+
+def _loaded(targets: tuple[str, ...]) -> tuple[type[BaseException], ...]:
+    """The exception classes named ``"module:class"`` whose modules this process has imported."""
+    classes = []
+    for target in targets:
+        module_name, _, name = target.partition(":")
+        module = sys.modules.get(module_name)
+        if module is not None:
+            classes.append(getattr(module, name))
+    return tuple(classes)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     try:
         app.main(standalone_mode=False)
-    except (UserError, ConfigError, DataError, LedgerError, StorageError, NetError, PayloadError,
-            EthereumError) as err:
+    except (UserError, *_loaded(USER_ERRORS)) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
-    except ConsensusStalled as err:
+    except _loaded(("bmoe.ledger.node:ConsensusStalled",)) as err:
         err_console.print(f"error: consensus stalled: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
-    except (HonestDisagreement, QuorumStalled) as err:
+    except _loaded(("bmoe.verify.comparison:HonestDisagreement", "bmoe.protocol.quorum_watch:QuorumStalled")) as err:
         err_console.print(f"error: {err}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(3)
     except click.ClickException as err:

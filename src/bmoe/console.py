@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bmoe.protocol.round import RoundOutcome
+if TYPE_CHECKING:
+    from bmoe.protocol.round import RoundOutcome
 
 console = Console()
 err_console = Console(stderr=True)

@@ -8,9 +8,8 @@ forward or backward pass truly compute under the profile in this process; a prof
 environment variables takes effect only in an edge process started with them (:meth:`check_process`
 refuses a process that was not).
 
-A fleet is ``PROFILE=COUNT,...`` (edges in order: the first COUNT edges get PROFILE, and so on);
-:func:`parse_fleet` turns it into one profile name per edge or raises :class:`FleetError` naming
-the problem. Measured differences on this project's machine are in docs/verification.md.
+Fleet strings (``PROFILE=COUNT,...``) and the profiles' names are read without torch in
+:mod:`bmoe.edge.fleet`, re-exported here. Measured differences on this project's machine are in docs/verification.md.
 
 Must not know: the ledger, the round, or how results are compared.
 """
@@ -26,13 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-DEFAULT = "default"
+from bmoe.edge.fleet import DEFAULT, GPU_PROFILE, FleetError, check_profile_name, has_gpu
+from bmoe.edge.fleet import is_default_fleet as is_default_fleet
+from bmoe.edge.fleet import parse_fleet as parse_fleet
+
 # torch.set_num_threads and the oneDNN switch are process-wide: one profile computes at a time.
 _COMPUTE_LOCK = threading.RLock()
-
-
-class FleetError(ValueError):
-    """A fleet or profile name is malformed or unknown; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +102,8 @@ def _registry() -> dict[str, NumericProfile]:
         NumericProfile("mkl-avx2", "MKL's AVX2 code path MKL_CBWR=AVX2 (differs only on a CPU with AVX-512)",
                        env=(("MKL_CBWR", "AVX2"),)),
     ]
-    if torch.cuda.is_available():
-        profiles.append(NumericProfile("cuda", "the GPU (float32, cuBLAS/cuDNN kernels)", device="cuda"))
+    if has_gpu():
+        profiles.append(NumericProfile(GPU_PROFILE, "the GPU (float32, cuBLAS/cuDNN kernels)", device="cuda"))
     return {profile.name: profile for profile in profiles}
 
 
@@ -113,34 +111,5 @@ PROFILES: dict[str, NumericProfile] = _registry()
 
 
 def get_profile(name: str) -> NumericProfile:
-    if name not in PROFILES:
-        hint = "; this machine has no GPU" if name == "cuda" else ""
-        raise FleetError(f"unknown numeric profile {name!r} (known: {', '.join(PROFILES)}){hint}")
+    check_profile_name(name)
     return PROFILES[name]
-
-
-def parse_fleet(text: str, edges: int) -> tuple[str, ...]:
-    """``PROFILE=COUNT,...`` as one profile name per edge, in edge order; ``""`` is all ``default``."""
-    if text == "":
-        return (DEFAULT,) * edges
-    names: list[str] = []
-    seen: set[str] = set()
-    for entry in text.split(","):
-        name, sep, count = (part.strip() for part in entry.partition("="))
-        if not sep or not name:
-            raise FleetError(f"fleet entry {entry!r} must look like PROFILE=COUNT")
-        get_profile(name)
-        if name in seen:
-            raise FleetError(f"fleet names profile {name} twice")
-        seen.add(name)
-        if not count.isdecimal() or int(count) < 1:
-            raise FleetError(f"fleet entry {entry!r}: COUNT must be a whole number >= 1")
-        names += [name] * int(count)
-    if len(names) != edges:
-        raise FleetError(f"fleet counts sum to {len(names)}, but there are {edges} edges (M)")
-    return tuple(names)
-
-
-def is_default_fleet(text: str) -> bool:
-    """Whether ``text`` describes a fleet where every edge has the ``default`` profile."""
-    return all(entry.partition("=")[0].strip() == DEFAULT for entry in text.split(",")) if text else True

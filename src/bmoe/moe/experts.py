@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from bmoe.moe.fixed_point import IntegerMLPExpert
+from bmoe.moe.presets import INTEGER_PRESETS as INTEGER_PRESETS
+from bmoe.moe.presets import PRESETS
 
 ExpertFactory = Callable[[], nn.Module]
 
@@ -55,8 +57,6 @@ class CNNExpert(nn.Module):
         return self.fc2(torch.relu(self.fc1(h.flatten(1))))  # (B, num_classes)
 
 
-INTEGER_PRESETS = ("mlp-int",)  # computed in integers: bit-identical results and updates on any hardware
-PRESETS = ("mlp", "cnn", *INTEGER_PRESETS)
 
 
 @dataclass(frozen=True)

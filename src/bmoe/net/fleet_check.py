@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bmoe.edge.profiles import NumericProfile, get_profile
-from bmoe.moe.experts import INTEGER_PRESETS
+from bmoe.moe.presets import INTEGER_PRESETS
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.setup import behaviours
 from bmoe.verify.comparison import make_comparison

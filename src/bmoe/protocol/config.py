@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bmoe.edge.profiles import is_default_fleet, parse_fleet
+from bmoe.edge.fleet import is_default_fleet, parse_fleet
 from bmoe.ledger.economics import Economics
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.protocol.config_checks import (

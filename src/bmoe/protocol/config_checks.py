@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bmoe.ledger.economics import MAX_UNITS
-from bmoe.moe.experts import INTEGER_PRESETS, PRESETS
+from bmoe.moe.presets import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
 from bmoe.verify.comparison import COMPARISONS
@@ -28,7 +28,7 @@ FRAMEWORKS = ("bmoe", "traditional")
 CONSENSUS_ENGINES = ("pow", "pbft", "ethereum")  # ethereum: blocks sealed by the run's contract (--ledger)
 VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
 STORES = ("directory", "ipfs")  # where a run directory's objects live
-EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/experts.py)
+EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/presets.py)
 
 # Sanity limits. The paper runs N = M = 10, K = 3, 256 hidden units, batches of 1000, 1500 rounds;
 # the limits leave two orders of magnitude of room and stop typos that would hang or exhaust memory
