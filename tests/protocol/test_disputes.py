@@ -22,9 +22,11 @@ from bmoe.protocol.validator import Validator
 from tests.conftest import small_config
 
 # M = 5 edges, r = 3, the last two edges collude on every expert of every round: a sample holding both
-# has a colluding majority of its own, which the dispute must outvote among all five.
+# has a colluding majority of its own, which the dispute must outvote among all five. A sample misses both
+# attackers with probability 1/10; the samples are drawn from the chain, whose bytes differ by processor,
+# so 20 rounds (about 80 samples) make a run with no clean sample a 0.9^80 ~ 2e-4 event on any machine.
 COLLUDING = small_config(assignment="sampled", replicas=3, malicious_ratio=0.4, attack="gaussian",
-                         attack_params={"probability": 1.0}, collude=True, rounds=6)
+                         attack_params={"probability": 1.0}, collude=True, rounds=20)
 
 
 def replayed(session: Session) -> Iterator[tuple[LedgerState, TaskState]]:
