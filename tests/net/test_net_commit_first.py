@@ -67,7 +67,7 @@ def test_a_node_that_uploads_nothing_is_replaced_by_the_next_and_nothing_honest_
     assert refusals == []
     assert session.head_hash == direct.head_hash
     assert edges.counters.get("work.upload") == 4 * ROUNDS  # each phase asked twice: what edge 0 kept, of another
-    records = session.node.state.edge_records
+    records = session.node.view().edge_records
     honest = [node.address for node in nodes if not node.worker.behaviour.malicious]
     assert all(records[address].dissent == records[address].withheld == 0 for address in honest)
 

@@ -36,7 +36,7 @@ def validator(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> I
     edges = NetworkEdges(store, 20.0)  # an edge waited for would make a round take this long
     session = Session(CONFIG, dataset=tiny_data, run_dir=Path(tmp_path_factory.mktemp("declared")) / "run",
                       store=store, gateway=edges)
-    edges.bind(lambda: session.node.working)
+    edges.bind(session.node.pending_view)
     ids = session.ids
     enrolled = {"publisher": ids.publisher.address, "validator-0": ids.validator.address,
                 **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
@@ -60,7 +60,7 @@ def declare(url: str, session: Session, index: int, profile: str) -> None:
 
 def seal_one(url: str, session: Session, tiny_data: Dataset, number: int) -> dict[str, object]:
     ids = session.ids
-    publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
+    publisher = Signer(ids.publisher, session.node.next_nonce(ids.publisher.address))
     task = publish_task(publisher, session.store, number, tiny_data.x_train[:32], tiny_data.y_train[:32], True)
     with ValidatorClient(url, ids.publisher, ids.validator.address) as client:
         client.submit(task)
@@ -84,7 +84,7 @@ def test_a_misdeclared_edge_is_excluded_and_the_fleet_goes_on_until_it_declares_
     assert listed["edges"] == {"excluded": 1}
     sealed = seal_one(url, session, tiny_data, 1)
     assert sealed["status"] == "sealed", sealed
-    records = session.node.state.edge_records
+    records = session.node.view().edge_records
     assert records[edge].withheld >= 1  # recorded: the round saw it absent
     others = [e.address for i, e in enumerate(session.ids.edges) if i != 1]
     assert all(records[e].dissent == 0 and records[e].withheld == 0 for e in others)
@@ -92,7 +92,7 @@ def test_a_misdeclared_edge_is_excluded_and_the_fleet_goes_on_until_it_declares_
     declare(url, session, 1, "threads1")  # under --threads 1 the same numerics as the configured default
     assert stats(url, session)["excluded_edges"] == {}
     assert seal_one(url, session, tiny_data, 2)["status"] == "sealed"
-    assert session.node.state.edge_records[edge].withheld == withheld  # it takes part again
+    assert session.node.view().edge_records[edge].withheld == withheld  # it takes part again
 
 
 def test_only_an_honest_edge_computing_otherwise_than_configured_is_misdeclared() -> None:

@@ -36,7 +36,7 @@ def network_session(config: RunConfig, data: Dataset, timeout: float = 10.0) -> 
     store = MemoryStore()
     edges = NetworkEdges(store, timeout)
     session = Session(config, dataset=data, store=store, gateway=edges)
-    edges.bind(lambda: session.node.working)
+    edges.bind(session.node.pending_view)
     return session, edges
 
 
@@ -107,7 +107,7 @@ def test_a_silent_edge_is_absent_after_the_timeout_and_recorded_withheld(tiny_da
         outcome = session.train(rounds=1)[0]
         took = time.monotonic() - started
     assert 0.5 <= took < 5
-    record = session.node.state.edge_records[silent]
+    record = session.node.view().edge_records[silent]
     assert record.committed == 0 and record.withheld == 8  # every activated expert, in steps 2 and 5
     assert outcome.accepted == 4  # the three honest edges of five still decide every expert
     assert edges.counters.get("work.timed_out_edges") == 1  # step 5 does not wait for an edge without commitments
@@ -116,7 +116,7 @@ def test_a_silent_edge_is_absent_after_the_timeout_and_recorded_withheld(tiny_da
 def open_result_work(session: Session, edges: NetworkEdges, assigned: list[str]) -> tuple[threading.Thread, list]:
     """Publish a result work item assigning ``assigned`` (in a thread: ``results`` blocks until answered)."""
     work = ResultWork(0, "train-000000", "task-cid", "activation-cid", {a: [0] for a in assigned},
-                      list(session.node.state.expert_cids), True)
+                      list(session.node.view().expert_cids), True)
     out: list = []
     thread = threading.Thread(target=lambda: out.append(edges.results(work)), daemon=True)
     thread.start()

@@ -38,7 +38,7 @@ def validator(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> I
     edges = NetworkEdges(store, 10.0)
     session = Session(config, dataset=tiny_data, run_dir=Path(tmp_path_factory.mktemp("validator")) / "run",
                       store=store, gateway=edges)
-    edges.bind(lambda: session.node.working)
+    edges.bind(session.node.pending_view)
     ids = session.ids
     enrolled = {"publisher": ids.publisher.address, "validator-0": ids.validator.address,
                 **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
@@ -64,7 +64,7 @@ def post_task(client: httpx.Client, url: str, session: Session, x: torch.Tensor,
               number: int) -> httpx.Response:
     """Store ``x, y`` as they are (no encoder check) and POST a signed 32-sample training task naming them."""
     cid = session.store.put(serialize_tensors({"x": x.contiguous(), "y": y.contiguous()}))
-    publisher = Signer(session.ids.publisher, session.node.state.nonces.get(session.ids.publisher.address, -1) + 1)
+    publisher = Signer(session.ids.publisher, session.node.next_nonce(session.ids.publisher.address))
     task = publisher.sign("task", {"task_id": f"train-{number:06d}", "kind": "train", "data_cid": cid,
                                    "samples": 32, "round": number})
     return client.post(f"{url}/tasks", json=tx_to_dict(task))
@@ -90,7 +90,7 @@ def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(
         for index, (name, (bad_x, bad_y)) in enumerate(misfits.items()):
             reply = post_task(client, url, session, bad_x, bad_y, 950 + index)
             assert (reply.status_code, reply.json()["reason"]) == (400, "bad_task_data"), (name, reply.text)
-        nonce = session.node.state.nonces.get(ids.publisher.address, -1) + 1
+        nonce = session.node.next_nonce(ids.publisher.address)
         eight = publish_task(Signer(ids.publisher, nonce), session.store, 7, x[:8], y[:8], True)
         mismatch = Signer(ids.publisher, nonce).sign("task", {**eight.payload, "samples": 9})  # declares 9, holds 8
         assert client.post(f"{url}/tasks", json=tx_to_dict(mismatch)).json()["reason"] == "bad_task_data"
@@ -101,12 +101,12 @@ def test_non_finite_task_data_and_deep_json_are_refused_and_the_next_task_seals(
         counted = stats(client, url)
         assert counted.get("bad_task_data", 0) - errors.get("bad_task_data", 0) == 4 + len(misfits)
         assert counted.get("json_too_deep", 0) - errors.get("json_too_deep", 0) == 1
-    publisher = Signer(ids.publisher, session.node.state.nonces.get(ids.publisher.address, -1) + 1)
+    publisher = Signer(ids.publisher, session.node.next_nonce(ids.publisher.address))
     honest = publish_task(publisher, session.store, 1, x, y, True)
     with ValidatorClient(url, ids.publisher, ids.validator.address) as validator_client:
         validator_client.submit(honest)
         sealed = validator_client.wait_sealed(honest.payload["task_id"], timeout=60)
     assert sealed["status"] == "sealed" and sealed["height"] == before[0] + 1
-    records = session.node.state.edge_records
+    records = session.node.view().edge_records
     honest_edges = [edge.address for edge in session.ids.edges[:3]]  # SETTINGS: the last 2 of 5 attack
     assert all(records[edge].dissent == 0 and records[edge].withheld == 0 for edge in honest_edges)

@@ -51,7 +51,7 @@ def train_run(config: RunConfig, run_dir: Path | None = None, on_round: Progress
 def summarise(session: Session, test_accuracy: float, seconds: float) -> dict[str, Any]:
     config = session.config
     history = [r for r in session.history if r["kind"] == "train"]
-    records = session.node.state.edge_records
+    records = session.node.view().edge_records
     return {
         "framework": config.framework,
         "dataset": config.dataset,
@@ -63,7 +63,7 @@ def summarise(session: Session, test_accuracy: float, seconds: float) -> dict[st
         "rejected_results": sum(r["rejected"] for r in history),
         "misbehaviour_records": sum(r.dissent + r.withheld for r in records.values()),
         "head_hash": session.head_hash,
-        "height": session.node.state.height,
+        "height": session.node.view().height,
         "config_hash": config.hash(),
         "seconds": seconds,
     }

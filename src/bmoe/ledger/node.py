@@ -161,6 +161,11 @@ class LedgerNode:
         """The sealed state (read-only by convention)."""
         return self.state
 
+    def pending_view(self) -> LedgerState:
+        """The sealed state with the pending block's transactions applied (read-only by convention): what the
+        round's next transaction is judged against."""
+        return self.working
+
     def adopt(self, block: Block) -> None:
         """Follow ``block``, sealed elsewhere (a peer, a contract, this node's consensus), after judging it as
         an auditor judges a stored block (``judge.check_then_apply``: its link, Merkle root, signatures,

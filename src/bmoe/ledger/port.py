@@ -8,6 +8,7 @@ conformance vectors (``ledger/conformance``) judge both. A backend:
 * ``submit(tx)`` checks ``tx`` and adds it to the pending block, or raises ``InvalidTransaction``;
 * ``next_nonce(address)`` is the nonce ``address``'s next transaction must carry (pending ones counted);
 * ``view()`` is the sealed state (callers must not mutate it);
+* ``pending_view()`` is that state with the pending block applied (what the next transaction is judged against);
 * ``seal(timestamp)`` seals the pending block by the backend's engine (given to the backend when it is
   built) and adopts it;
 * ``adopt(block)`` follows a block sealed elsewhere (a peer, a contract) after checking it.
@@ -36,6 +37,8 @@ class Ledger(Protocol):
     def next_nonce(self, address: str) -> int: ...
 
     def view(self) -> LedgerState: ...
+
+    def pending_view(self) -> LedgerState: ...
 
     def seal(self, timestamp: int) -> Block | None: ...
 

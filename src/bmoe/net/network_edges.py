@@ -99,7 +99,7 @@ class NetworkEdges:
         self._compute_total = 0.0
 
     def bind(self, view: LedgerView) -> None:
-        """Read the working ledger state through ``view`` (``lambda: session.node.working``)."""
+        """Read the working ledger state through ``view`` (``session.node.pending_view``)."""
         self._view = view
         self._edges = frozenset(view().edges)
 

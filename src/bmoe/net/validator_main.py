@@ -205,7 +205,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         sock.close()
         raise
     session = service.session
-    edges.bind(lambda: session.node.working)
+    edges.bind(session.node.pending_view)
     edges.resync(session.node.view())
 
     def announce() -> None:

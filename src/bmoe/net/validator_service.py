@@ -133,7 +133,7 @@ class ValidatorService:
         self._active_nonces: dict[str, int] = {}  # task id -> publisher nonce, queued or running
         self._seen: dict[str, float] = {}
         self._declared: dict[str, tuple[str, str]] = {}  # edge address -> (profile, numerics) from its polls
-        self._edge_index = {address: i for i, address in enumerate(session.node.state.edges)}
+        self._edge_index = {address: i for i, address in enumerate(session.node.view().edges)}
         self._cond = threading.Condition()
         self._stopping = False
         self._head = self._sealed_head()
@@ -166,12 +166,12 @@ class ValidatorService:
 
     def _run_one(self, task_id: str, task: Transaction) -> None:
         node = self.session.node
-        height = node.state.height
+        height = node.view().height
         started = time.perf_counter()
         try:
             outcome = self.session.run_published(task)
         except Exception as exc:  # a task that cannot run is a failed task, never a dead validator
-            sealed = node.state.height > height
+            sealed = node.view().height > height
             if not sealed:
                 node.discard_pending()
                 self.session.participants.resync_nonces()
@@ -198,7 +198,7 @@ class ValidatorService:
 
     def _sealed_head(self) -> dict[str, Any]:
         node = self.session.node
-        state = node.state
+        state = node.view()
         return {"height": state.height, "head_hash": node.head_hash, "task_count": state.task_count,
                 "train_tasks": state.train_tasks, "gate_cid": state.gate_cid, "expert_cids": list(state.expert_cids),
                 "nonces": dict(state.nonces),
@@ -305,7 +305,7 @@ class ValidatorService:
             return Refusal(403, "sender_mismatch", "the transaction's sender is not the request's signer")
         if tx.kind != "task":
             return Refusal(400, "wrong_kind", f"POST /tasks takes a task transaction, not a {tx.kind}")
-        state = self.session.node.state
+        state = self.session.node.view()
         if tx.sender != state.publisher:
             return Refusal(403, "not_publisher", "only the run's publisher submits tasks")
         task_id = tx.payload.get("task_id")

@@ -144,7 +144,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
     watch.step("gate")
 
     # Step 2: every assigned edge computes every activated expert it is assigned, and commits.
-    state = p.node.working
+    state = p.node.pending_view()
     work = ResultWork(round_index, task_id, task.payload["data_cid"], activation_tx.payload["activation_cid"],
                       _assignments(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
     watch.work_out(work)
@@ -173,7 +173,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
         watch.step("loss")
 
         # Step 5: the edges update; each update is decided by digest.
-        state = p.node.working
+        state = p.node.pending_view()
         update = UpdateWork(round_index, task_id, {e: cid for e, (cid, _) in gradients.items()},
                             _assignments(state, state.tasks[task_id], sorted(groups)), work.expert_cids, lr)
         watch.work_out(update)
@@ -216,7 +216,7 @@ def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, 
     if dispute is None:
         return
     p.node.submit(dispute)
-    state = p.node.working
+    state = p.node.pending_view()
     task = state.tasks[task_id]
     extra: dict[str, list[int]] = {}
     for entry in dispute.payload["disputes"]:
@@ -242,7 +242,7 @@ def _submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObse
     for tx in recorded:
         p.node.submit(tx)
     if len(recorded) < len(answers):
-        p.gateway.resync(p.node.working)  # an edge whose answer was dropped signs on from the ledger
+        p.gateway.resync(p.node.pending_view())  # an edge whose answer was dropped signs on from the ledger
 
 
 def _upload_needed(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,

@@ -308,7 +308,7 @@ class Session:
     def _after_round(self) -> None:
         """After every round (trained, served or published): count a task without quorum, prune the store."""
         if self.node.seals:
-            self.quorum.observe(self.node.state)
+            self.quorum.observe(self.node.view())
         self._prune()
 
     def _prune(self) -> None:

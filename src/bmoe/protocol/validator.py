@@ -106,7 +106,7 @@ class Validator:
     def activate(self, task_id: str, x: torch.Tensor, train: bool) -> tuple[
             Routing, dict[int, torch.Tensor], Transaction]:
         """Step 1: gate, top-K, the activation recorded by CID with per-expert counts."""
-        gate_cid = self.node.working.gate_cid
+        gate_cid = self.node.pending_view().gate_cid
         activation = evaluate_gate(self.gate(gate_cid), x, self.top_k, self.num_experts, train,
                                    logits_under(self.profile))
         activation_cid = self.store.put(activation.data)
@@ -122,7 +122,7 @@ class Validator:
         in ``rows`` (expert -> number of routed samples); one acceptance transaction, then one
         misbehaviour transaction per accused edge. In phase "result" (``routing`` and ``groups``
         given) the accepted results are aggregated and the MoE output is recorded by CID."""
-        state = self.node.working
+        state = self.node.pending_view()
         task = state.tasks[task_id]
         decisions: dict[int, Decision] = {}
         entries = []
@@ -152,7 +152,7 @@ class Validator:
         """After a sampled phase's commitments: one ``dispute`` escalating every expert of ``experts``
         whose sample is split or incomplete to every edge, or None when every sample is unanimous (or
         the policy has no samples). Under a grouping comparison the sample's groups are its evidence."""
-        state = self.node.working
+        state = self.node.pending_view()
         task = state.tasks[task_id]
         entries: list[dict[str, object]] = []
         for expert in sorted(experts):
@@ -267,7 +267,7 @@ class Validator:
                              balance: float) -> tuple[float, dict[int, tuple[str, torch.Tensor]], Transaction]:
         """Step 4: loss, the gate's SGD step and dL/d(output) for each accepted expert, stored by CID."""
         with self.profile.computing():
-            update = update_gate(self.gate(self.node.working.gate_cid), routing, groups, outputs, y,
+            update = update_gate(self.gate(self.node.pending_view().gate_cid), routing, groups, outputs, y,
                                  self.num_classes, lr, balance)
         gate_cid = self.store.put(update.gate_data)
         gradients = {e: (self.store.put(data), grad) for e, (data, grad) in update.gradients.items()}

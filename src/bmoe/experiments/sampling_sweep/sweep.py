@@ -131,7 +131,7 @@ def run_unit(settings: SweepSettings, unit: Unit, data: Dataset | None = None,
         reference, tally = watch(session)
 
         def count(_: object) -> None:
-            tally.count_block(session.node.state, reference)
+            tally.count_block(session.node.view(), reference)
             if on_round is not None:
                 on_round()
 
@@ -142,7 +142,7 @@ def run_unit(settings: SweepSettings, unit: Unit, data: Dataset | None = None,
         curve = [[r["round"] + 1, r["test_accuracy"]] for r in history if "test_accuracy" in r]
         late = [accuracy for done, accuracy in curve if 2 * done > settings.rounds]
         edge_seconds = sum(r["time_edge_total"] for r in history)
-        state = session.node.state
+        state = session.node.view()
         model = sha256_hex(canonical_json([state.gate_cid, *state.expert_cids]))
     train, update, infer = tally.get("train/result"), tally.get("train/update"), tally.get("infer/result")
     f, r, m = unit.ratio, unit.replicas, settings.edges
