@@ -61,8 +61,10 @@ def test_enrolment_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content, needle", [
-    ("not json", "cannot read enrolment file"),
-    ("[]", "expected a JSON object"),
+    ('{"a": ', "cannot read enrolment file"),
+    ("not json", "address of 'not' must be 64 lower-case hex"),  # read as a NAME ADDRESS line
+    ("[]", "line 1: expected NAME ADDRESS"),
+    ("a " + "a" * 64 + "\na " + "b" * 64, "line 2: 'a' is enrolled twice"),
     ('{"a": "XYZ"}', "must be 64 lower-case hex"),
     (json.dumps({"": "a" * 64}), "non-empty"),
     (json.dumps({"a": "a" * 64, "b": "a" * 64}), "same address"),

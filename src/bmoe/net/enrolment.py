@@ -46,6 +46,8 @@ def load_enrolment(path: str | os.PathLike[str]) -> dict[str, str]:
     try:
         text = read_regular_text(target)
         entries = json.loads(text) if text.lstrip().startswith("{") else _lines(text, target)
+    except EnrolmentError:
+        raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise EnrolmentError(f"cannot read enrolment file {target}: {exc}") from None
     return check_enrolment(entries, f"enrolment file {target}")
