@@ -16,37 +16,20 @@ from bmoe.edge.profiles import get_profile
 from bmoe.ledger.node import Signer
 from bmoe.net.auth import SignedAuth
 from bmoe.net.fleet_check import misdeclared, numerics_of
-from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.publisher import ValidatorClient
-from bmoe.net.stats import Counters
-from bmoe.net.validator_service import ValidatorService, ValidatorSettings
 from bmoe.protocol.round import publish_task
 from bmoe.protocol.session import Session
-from bmoe.storage import MemoryStore
 from tests.conftest import small_config
-from tests.net.cluster import serving
-from tests.net.test_net_network_edges import answering, edge_nodes
+from tests.net.test_net_network_edges import validator_serving
 
 CONFIG = small_config(malicious_ratio=0.0, threads=1)
 
 
 @pytest.fixture(scope="module")
 def validator(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Session]]:
-    store = MemoryStore()
-    edges = NetworkEdges(store, 20.0)  # an edge waited for would make a round take this long
-    session = Session(CONFIG, dataset=tiny_data, run_dir=Path(tmp_path_factory.mktemp("declared")) / "run",
-                      store=store, gateway=edges)
-    edges.bind(session.node.pending_view)
-    ids = session.ids
-    enrolled = {"publisher": ids.publisher.address, "validator-0": ids.validator.address,
-                **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
-
-    def app(url: str):  # type: ignore[no-untyped-def]
-        settings = ValidatorSettings(ids.validator, enrolled, url)
-        return ValidatorService(session, edges, store, settings, Counters()).app()
-
-    with answering(edges, edge_nodes(session, CONFIG)), serving(app) as url:
-        yield url, session
+    with validator_serving(CONFIG, tiny_data, Path(tmp_path_factory.mktemp("declared")) / "run",
+                           edge_timeout=20.0) as served:  # an edge waited for would make a round take this long
+        yield served
 
 
 def declare(url: str, session: Session, index: int, profile: str) -> None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,8 @@ from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import sign_transaction
 from bmoe.net.edge_node import EdgeNode
 from bmoe.net.network_edges import NetworkEdges
+from bmoe.net.stats import Counters
+from bmoe.net.validator_service import ValidatorService, ValidatorSettings
 from bmoe.net.work_wire import edge_task
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.edges import ResultWork
@@ -28,6 +31,7 @@ from bmoe.protocol.session import Session
 from bmoe.protocol.setup import behaviours
 from bmoe.storage import MemoryStore, digest_of
 from tests.conftest import small_config
+from tests.net.cluster import serving
 
 SETTINGS = {"malicious_ratio": 0.4, "attack": "gaussian", "attack_params": {"probability": 1.0}}
 
@@ -83,6 +87,27 @@ def answering(edges: NetworkEdges, nodes: list[EdgeNode], delay: float = 0.0) ->
         stop.set()
         for thread in threads:
             thread.join(timeout=5)
+
+
+@contextmanager
+def validator_serving(config: RunConfig, data: Dataset, run_dir: Path,
+                      edge_timeout: float) -> Iterator[tuple[str, Session]]:
+    """A validator service (PoW, one validator) over HTTP, its edges answering in threads, everyone enrolled:
+    its URL and its Session."""
+    store = MemoryStore()
+    edges = NetworkEdges(store, edge_timeout)
+    session = Session(config, dataset=data, run_dir=run_dir, store=store, gateway=edges)
+    edges.bind(session.node.pending_view)
+    ids = session.ids
+    enrolled = {"publisher": ids.publisher.address, "validator-0": ids.validator.address,
+                **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
+
+    def app(url: str):  # type: ignore[no-untyped-def]
+        settings = ValidatorSettings(ids.validator, enrolled, url)
+        return ValidatorService(session, edges, store, settings, Counters()).app()
+
+    with answering(edges, edge_nodes(session, config)), serving(app) as url:
+        yield url, session
 
 
 def test_edges_answering_over_the_gateway_give_the_in_process_ledger(tiny_data: Dataset) -> None:

@@ -16,16 +16,12 @@ from bmoe.data import Dataset
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import tx_to_dict
 from bmoe.net.auth import SignedAuth
-from bmoe.net.network_edges import NetworkEdges
 from bmoe.net.publisher import ValidatorClient
-from bmoe.net.stats import Counters
-from bmoe.net.validator_service import ValidatorService, ValidatorSettings
 from bmoe.protocol.round import publish_task
 from bmoe.protocol.session import Session
-from bmoe.storage import MemoryStore, serialize_tensors
+from bmoe.storage import serialize_tensors
 from tests.conftest import small_config
-from tests.net.cluster import serving
-from tests.net.test_net_network_edges import SETTINGS, answering, edge_nodes
+from tests.net.test_net_network_edges import SETTINGS, validator_serving
 
 POISONS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 
@@ -34,21 +30,9 @@ POISONS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 def validator(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Session]]:
     """A validator service (PoW, one validator) with network edges answering in threads; its URL and Session."""
     config = small_config(**SETTINGS)
-    store = MemoryStore()
-    edges = NetworkEdges(store, 10.0)
-    session = Session(config, dataset=tiny_data, run_dir=Path(tmp_path_factory.mktemp("validator")) / "run",
-                      store=store, gateway=edges)
-    edges.bind(session.node.pending_view)
-    ids = session.ids
-    enrolled = {"publisher": ids.publisher.address, "validator-0": ids.validator.address,
-                **{f"edge-{i}": edge.address for i, edge in enumerate(ids.edges)}}
-
-    def app(url: str):  # type: ignore[no-untyped-def]
-        settings = ValidatorSettings(ids.validator, enrolled, url)
-        return ValidatorService(session, edges, store, settings, Counters()).app()
-
-    with answering(edges, edge_nodes(session, config)), serving(app) as url:
-        yield url, session
+    with validator_serving(config, tiny_data, Path(tmp_path_factory.mktemp("validator")) / "run",
+                           edge_timeout=10.0) as served:
+        yield served
 
 
 def stats(client: httpx.Client, url: str) -> dict[str, int]:
