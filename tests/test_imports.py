@@ -43,7 +43,7 @@ def test_core_packages_import_without_torch_or_web_stacks(module: str) -> None:
 
 
 def test_storage_node_imports_without_torch() -> None:
-    assert _loaded_after("import bmoe.net.store_main") <= {"starlette", "uvicorn"}
+    assert _loaded_after("import bmoe.net.store.command") <= {"starlette", "uvicorn"}
 
 
 def test_a_config_reads_its_fleet_without_torch() -> None:

@@ -246,8 +246,8 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
     from bmoe.ledger.keys import load_identity
     from bmoe.net.cluster_file import load_cluster
     from bmoe.net.enrolment import load_enrolment
-    from bmoe.net.http_store import HttpBlobStore
     from bmoe.net.node_setup import trusted_stores
+    from bmoe.net.store.client import HttpBlobStore
 
     cluster = load_cluster(root)
     chains = [_chain_path(cluster.run_dir(record)) for record in cluster.by_role("validator")]

@@ -25,16 +25,16 @@ from bmoe.store_options import store_options, store_settings
 SERVICE_COMMANDS = {
     "audit": LazyCommand("bmoe.audit_command:audit_command", "Replay the chain from its genesis and check every "
                          "hash, signature, seal, state root and object."),
-    "store": LazyCommand("bmoe.net.store_main:store_command", "Run a storage node: a signed HTTP blob store that "
+    "store": LazyCommand("bmoe.net.store.command:store_command", "Run a storage node: a signed HTTP blob store that "
                          "replicates to its peers."),
-    "validator": LazyCommand("bmoe.net.validator_main:validator_command", "Run the validator: the round's ledger "
+    "validator": LazyCommand("bmoe.net.validator.command:validator_command", "Run the validator: the round's ledger "
                              "side, edges and publisher over HTTP."),
-    "edge": LazyCommand("bmoe.net.edge_main:edge_command", "Run one edge: poll the validator for work, compute "
+    "edge": LazyCommand("bmoe.net.edge.command:edge_command", "Run one edge: poll the validator for work, compute "
                         "experts, post signed commitments."),
-    "publish": LazyCommand("bmoe.net.publisher:publish_command", "Publish training rounds (or serve the test set) "
-                           "to a deployed validator."),
-    "cluster": LazyCommand("bmoe.net.cluster:cluster_group", "A local deployment: storage nodes, one validator and "
-                           "M edges as processes."),
+    "publish": LazyCommand("bmoe.net.publish.command:publish_command", "Publish training rounds (or serve the "
+                           "test set) to a deployed validator."),
+    "cluster": LazyCommand("bmoe.net.cluster.command:cluster_group", "A local deployment: storage nodes, one "
+                           "validator and M edges as processes."),
     "calibrate": LazyCommand("bmoe.experiments.calibration.command:calibrate_command", "Measure honest divergence "
                              "across the fleet's numeric profiles and recommend a tolerance bound."),
     "bound": LazyCommand("bmoe.bound_command:bound_command", "The replicas r that sampled replication needs, and "
@@ -332,7 +332,7 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     from bmoe.experiments.runs import run_store, train_run
 
     if cluster is not None:
-        from bmoe.net.publisher import publish_command
+        from bmoe.net.publish.command import publish_command
 
         if stall_after is not None:
             _fail("on a cluster the validator watches for a stall: set it with `bmoe cluster up --stall-after N`")
@@ -497,7 +497,7 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     from bmoe.protocol.session import Session
 
     if cluster is not None:
-        from bmoe.net.publisher import publish_command
+        from bmoe.net.publish.command import publish_command
 
         if malicious_ratio is not None or attack is not None or fleet is not None:
             _fail("on a cluster the edges' behaviours and profiles are set by `bmoe cluster up`")

@@ -16,7 +16,7 @@ from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction, tx_to_dict
-from bmoe.net.edge_node import EdgeNode
+from bmoe.net.edge.node import EdgeNode
 from bmoe.net.work_wire import edge_task, result_work_json, update_work_json
 from bmoe.protocol.edges import EdgeGateway, PassThrough, ResultWork, UpdateWork
 from bmoe.protocol.session import Session

@@ -18,7 +18,7 @@ from bmoe.experiments.reproduction.cluster_latency import (
     row_label,
 )
 from bmoe.experiments.reproduction.settings import ReproSettings
-from bmoe.net.processes import cpu_seconds
+from bmoe.net.cluster.processes import cpu_seconds
 from tests.cli.helpers import assert_user_error, bmoe
 
 TIMES = {"gate": 0.01, "compute": 0.5, "verify": 0.03, "loss": 0.02, "update": 0.4, "consensus": 0.05,

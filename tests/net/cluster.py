@@ -1,6 +1,6 @@
 """Real storage nodes on 127.0.0.1 for the network tests: subprocesses (``Cluster``) or a thread (``serving``).
 
-``Cluster`` writes identity and enrolment files, starts ``python -m bmoe.net.store_main`` per node
+``Cluster`` writes identity and enrolment files, starts ``python -m bmoe.net.store`` per node
 (each in its own process group, output to a log file), waits for ``/health``, kills nodes with
 any signal, restarts them, and always stops every process it started (``stop_all``).
 """
@@ -23,8 +23,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from bmoe.ledger.keys import Identity, derive_identity, save_identity
-from bmoe.net import HttpBlobStore, save_enrolment
-from bmoe.net.serve import bind, url_of
+from bmoe.net.enrolment import save_enrolment
+from bmoe.net.http.serve import bind, url_of
+from bmoe.net.store.client import HttpBlobStore
 
 SEED = 20260101
 START_TIMEOUT_S = 30.0
@@ -103,7 +104,7 @@ class Cluster:
     # --- processes ------------------------------------------------------------------------------
     def command(self, name: str) -> list[str]:
         peers = ",".join(self.url(other) for other in self.names if other != name)
-        return [sys.executable, "-m", "bmoe.net.store_main", "--host", "127.0.0.1", "--port", str(self.ports[name]),
+        return [sys.executable, "-m", "bmoe.net.store", "--host", "127.0.0.1", "--port", str(self.ports[name]),
                 "--data-dir", str(self.data_dir(name)), "--key", str(self.key_file(name)),
                 "--enrolled", str(self.enrolled), "--peers", peers, "--replication", str(self.replication),
                 *self.extra_args]

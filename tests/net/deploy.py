@@ -23,10 +23,10 @@ import pytest
 
 from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.keys import Identity, load_identity
-from bmoe.net.auth import SignedAuth
+from bmoe.net.cluster.processes import alive, kill_now, spawn
 from bmoe.net.cluster_file import ClusterDescription, load_cluster
-from bmoe.net.processes import alive, kill_now, spawn
-from bmoe.net.publisher import publish_inference, publish_training
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.publish.command import publish_inference, publish_training
 from bmoe.protocol.config import RunConfig, from_dict
 from bmoe.protocol.setup import Identities, derive_identities, participant_names
 

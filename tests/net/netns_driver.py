@@ -19,10 +19,10 @@ import httpx
 
 from bmoe.data import load_dataset
 from bmoe.ledger.keys import load_identity
-from bmoe.net.auth import SignedAuth
-from bmoe.net.cluster_launch import plan, start
+from bmoe.net.cluster.launch import plan, start
+from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import dataset_shape
-from bmoe.net.publisher import publish_training
+from bmoe.net.publish.command import publish_training
 from bmoe.protocol.config import from_dict
 
 START_TIMEOUT_S = 60.0

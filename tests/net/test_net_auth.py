@@ -7,7 +7,8 @@ import dataclasses
 import httpx
 import pytest
 
-from bmoe.net.auth import (
+from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.http.auth import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     SIZE_HEADER,
@@ -22,7 +23,6 @@ from bmoe.net.auth import (
     sign_request,
     sign_response,
 )
-from bmoe.net.errors import UnauthenticResponse
 from tests.net.cluster import identity
 
 ALICE = identity("alice")

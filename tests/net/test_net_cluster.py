@@ -14,10 +14,9 @@ import httpx
 import pytest
 
 from bmoe.ledger.keys import save_identity
-from bmoe.net import SignedAuth
-from bmoe.net.auth import sign_request
-from bmoe.net.placement import responsible_nodes
-from bmoe.net.store_main import main as store_main
+from bmoe.net.http.auth import SignedAuth, sign_request
+from bmoe.net.store.command import main as store_main
+from bmoe.net.store.placement import responsible_nodes
 from bmoe.storage import cid_of
 from tests.net import raw_http
 from tests.net.cluster import Cluster, identity
@@ -148,7 +147,7 @@ def test_bad_messages_are_refused_counted_and_the_node_keeps_serving(cluster: Cl
 
 
 def run_cli(*args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bmoe.net.store_main", *map(str, args)], text=True,
+    return subprocess.Popen([sys.executable, "-m", "bmoe.net.store", *map(str, args)], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 

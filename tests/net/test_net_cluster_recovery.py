@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bmoe.net.processes import alive, start_time
+from bmoe.net.cluster.processes import alive, start_time
 from tests.net.deploy import LocalCluster, processes_naming, run_module, running_cluster
 
-PYTHON_M = 3  # recorded command lines start with [python, "-m", "bmoe.net.ROLE_main"]
+PYTHON_M = 3  # recorded command lines start with [python, "-m", "bmoe.net.ROLE"]
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_a_deployment_commits_first_seals_the_in_process_ledger_and_audits(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     root = tmp_path_factory.mktemp("commit-first") / "cluster"
     with running_cluster(root, 6.0, "--edges", "5", "--malicious", "0.4") as (cluster, _):
-        result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", str(ROUNDS), timeout=180)
+        result = run_module("bmoe.net.publish", "--cluster-dir", cluster.root, "--rounds", str(ROUNDS), timeout=180)
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         head = cluster.get("/head")
         stats = cluster.get("/stats")

@@ -19,10 +19,10 @@ import pytest
 from bmoe.data import Dataset
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.transactions import sign_transaction, tx_to_dict
-from bmoe.net.auth import SignedAuth, sign_request
-from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.processes import alive
-from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY
+from bmoe.net.cluster.processes import alive
+from bmoe.net.http.auth import SignedAuth, sign_request
+from bmoe.net.store.client import HttpBlobStore
+from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY
 from bmoe.protocol.session import Session
 from bmoe.storage import cid_of
 from tests.net import raw_http
@@ -51,7 +51,7 @@ def in_process_head(cluster: LocalCluster, data: Dataset, rounds: int) -> str:
 
 
 def test_three_rounds_over_the_network_seal_the_in_process_ledger(deployed: LocalCluster, data: Dataset) -> None:
-    result = run_module("bmoe.net.publisher", "--cluster-dir", deployed.root, "--rounds", "3", timeout=120)
+    result = run_module("bmoe.net.publish", "--cluster-dir", deployed.root, "--rounds", "3", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + deployed.logs()
     head = deployed.get("/head")
     assert head["height"] == 3 and head["train_tasks"] == 3

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from bmoe.ledger.keys import derive_identity, save_identity
-from bmoe.net.cluster import main as cluster_main
-from bmoe.net.edge_main import main as edge_main
+from bmoe.net.cluster.command import main as cluster_main
+from bmoe.net.edge.command import main as edge_main
 from bmoe.net.enrolment import save_enrolment
-from bmoe.net.publisher import main as publish_main
-from bmoe.net.validator_main import main as validator_main
+from bmoe.net.publish.command import main as publish_main
+from bmoe.net.validator.command import main as validator_main
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.setup import derive_identities
 

@@ -14,7 +14,7 @@ import pytest
 from bmoe.ethereum.anvil import Anvil
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.net.processes import alive
+from bmoe.net.cluster.processes import alive
 from bmoe.protocol.config import from_dict
 from bmoe.protocol.session import Session
 from bmoe.storage.ipfs import IpfsStore

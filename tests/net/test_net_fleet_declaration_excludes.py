@@ -14,9 +14,9 @@ import pytest
 from bmoe.data import Dataset
 from bmoe.edge.profiles import get_profile
 from bmoe.ledger.node import Signer
-from bmoe.net.auth import SignedAuth
 from bmoe.net.fleet_check import misdeclared, numerics_of
-from bmoe.net.publisher import ValidatorClient
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.publish.command import ValidatorClient
 from bmoe.protocol.round import publish_task
 from bmoe.protocol.session import Session
 from tests.conftest import small_config

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bmoe.net.processes import spawn
+from bmoe.net.cluster.processes import spawn
 from tests.net.deploy import LocalCluster, cluster_data, running_cluster
 
 EDGE_TIMEOUT_S = 6.0

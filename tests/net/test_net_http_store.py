@@ -7,7 +7,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from bmoe.net import DeleteRefused, HttpBlobStore, RemoteStoreError, SignedAuth, rendezvous_order
+from bmoe.net.errors import DeleteRefused, RemoteStoreError
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.store.client import HttpBlobStore
+from bmoe.net.store.placement import rendezvous_order
 from bmoe.storage import CorruptObject, ObjectNotFound, cid_of
 from tests.net.cluster import Cluster, identity
 from tests.storage import test_storage_backends as contract

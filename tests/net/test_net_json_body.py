@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bmoe.net.auth import Refusal
-from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth, read_json
+from bmoe.net.http.auth import Refusal
+from bmoe.net.http.json_body import MAX_JSON_DEPTH, json_depth, read_json
 
 
 @pytest.mark.parametrize("value", [

@@ -1,7 +1,7 @@
 """Keys nobody else knows: a cluster's participants hold fresh keys, the genesis enrols their public keys and
 says so, a process given another participant's key is refused, and the audit anchors to the enrolment.
 
-``bmoe cluster up`` lays a cluster out with :func:`~bmoe.net.cluster_launch.plan` before it starts anything:
+``bmoe cluster up`` lays a cluster out with :func:`~bmoe.net.cluster.launch.plan` before it starts anything:
 most tests call it directly (no process is started) and run the ledger in process with the keys it made;
 the last one runs a ``--seeded-keys`` cluster, whose chain is the in-process run's.
 """
@@ -16,13 +16,13 @@ import pytest
 
 from bmoe.data import load_dataset
 from bmoe.ledger.keys import Identity, create_identity, generate_identity, load_identity
+from bmoe.net.cluster.launch import plan
 from bmoe.net.cluster_file import ClusterDescription
-from bmoe.net.cluster_launch import plan
-from bmoe.net.edge_main import main as edge_main
+from bmoe.net.edge.command import main as edge_main
 from bmoe.net.enrolment import load_enrolment, save_enrolment
 from bmoe.net.node_setup import SetupError
-from bmoe.net.publisher import main as publish_main
-from bmoe.net.validator_main import main as validator_main
+from bmoe.net.publish.command import main as publish_main
+from bmoe.net.validator.command import main as validator_main
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import Identities, derive_identities, participant_names
@@ -174,7 +174,7 @@ def test_a_seeded_keys_cluster_seals_the_in_process_runs_chain_and_the_audit_say
     root = tmp_path_factory.mktemp("seeded") / "cluster"
     with running_cluster(root, 6.0, "--seeded-keys") as (cluster, out):
         assert "keys derived from the seed" in out
-        result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "1", timeout=120)
+        result = run_module("bmoe.net.publish", "--cluster-dir", cluster.root, "--rounds", "1", timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         head = cluster.get("/head")
         with Session(cluster.config, dataset=cluster_data(cluster)) as session:  # every key from the seed

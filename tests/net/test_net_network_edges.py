@@ -20,10 +20,10 @@ from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import sign_transaction
-from bmoe.net.edge_node import EdgeNode
-from bmoe.net.network_edges import NetworkEdges
-from bmoe.net.stats import Counters
-from bmoe.net.validator_service import ValidatorService, ValidatorSettings
+from bmoe.net.edge.node import EdgeNode
+from bmoe.net.http.stats import Counters
+from bmoe.net.validator.network_edges import NetworkEdges
+from bmoe.net.validator.service import ValidatorService, ValidatorSettings
 from bmoe.net.work_wire import edge_task
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.edges import ResultWork

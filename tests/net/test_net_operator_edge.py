@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bmoe.ledger.keys import create_identity, generate_identity, load_identity
+from bmoe.net.cluster.processes import spawn
 from bmoe.net.enrolment import load_enrolment
-from bmoe.net.processes import spawn
 from tests.net.deploy import LocalCluster, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
@@ -37,7 +37,7 @@ def operated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCl
 
 
 def edge_command(cluster: LocalCluster, key: Path) -> list[str]:
-    return [sys.executable, "-m", "bmoe.net.edge_main", "--cluster-dir", str(cluster.root), "--index", "1",
+    return [sys.executable, "-m", "bmoe.net.edge", "--cluster-dir", str(cluster.root), "--index", "1",
             "--key", str(key)]
 
 
@@ -64,7 +64,7 @@ def test_the_operators_edge_answers_every_round_and_the_audit_says_whose_keys(
     cluster, key = operated
     spawn(edge_command(cluster, key), cluster.root / "logs" / "edge-1.log")  # the operator starts it
     cluster.wait_for_edges()
-    result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "2", timeout=120)
+    result = run_module("bmoe.net.publish", "--cluster-dir", cluster.root, "--rounds", "2", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
     for task_id in ("train-000000", "train-000001"):
         task = cluster.get(f"/tasks/{task_id}")

@@ -18,8 +18,8 @@ import pytest
 
 from bmoe.ledger.audit import audit
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.net.auth import SignedAuth
-from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.store.client import HttpBlobStore
 from bmoe.protocol.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster, run_module
 
@@ -124,7 +124,7 @@ def test_the_restarted_old_primary_joins_the_new_view_and_catches_up(pbft: Local
 
 
 def test_publish_infer_and_status_address_every_validator(pbft: LocalCluster) -> None:
-    served = run_module("bmoe.net.publisher", "--cluster-dir", pbft.root, "--infer", "--limit", "32", timeout=120)
+    served = run_module("bmoe.net.publish", "--cluster-dir", pbft.root, "--infer", "--limit", "32", timeout=120)
     assert served.returncode == 0, served.stdout + served.stderr
     assert "inference accuracy" in served.stdout and "sealed at height 9" in served.stdout
     status = run_module("bmoe.net.cluster", "status", "--dir", pbft.root, timeout=60)

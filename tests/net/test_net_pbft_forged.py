@@ -23,8 +23,8 @@ from bmoe.consensus.wire import SignatureChecker
 from bmoe.ledger.blocks import proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import sha256_hex
-from bmoe.net.auth import SignedAuth
-from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.store.client import HttpBlobStore
 from bmoe.protocol.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster
 from tests.protocol.forged_blocks import FORGERIES

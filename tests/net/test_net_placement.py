@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.net import EnrolmentError, load_enrolment, normalize_url, rendezvous_order, save_enrolment
-from bmoe.net.placement import responsible_nodes
+from bmoe.net.enrolment import load_enrolment, save_enrolment
+from bmoe.net.errors import EnrolmentError
+from bmoe.net.store.placement import normalize_url, rendezvous_order, responsible_nodes
 from bmoe.storage import cid_of
 from tests.net.cluster import identity
 

@@ -23,7 +23,7 @@ def sampled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 def test_a_sampled_deployment_seals_the_in_process_ledger_and_audits(sampled: LocalCluster) -> None:
     assert sampled.config.assignment == "sampled" and sampled.config.replicas == 2
-    result = run_module("bmoe.net.publisher", "--cluster-dir", sampled.root, "--rounds", "2", timeout=120)
+    result = run_module("bmoe.net.publish", "--cluster-dir", sampled.root, "--rounds", "2", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + sampled.logs()
     head = sampled.get("/head")
     session = Session(sampled.config, dataset=cluster_data(sampled), identities=sampled.identities())
@@ -38,7 +38,7 @@ def test_disputes_over_the_network_seal_the_in_process_ledger(tmp_path_factory: 
     with running_cluster(root, 6.0, "--edges", "5", "--assignment", "sampled", "--replicas", "3", "--malicious", "0.4",
                          "--attack", "gaussian", "--attack-param", "probability=1.0", "--collude", "--stake", "500",
                          "--slash", "50") as (cluster, _):
-        result = run_module("bmoe.net.publisher", "--cluster-dir", cluster.root, "--rounds", "2", timeout=180)
+        result = run_module("bmoe.net.publish", "--cluster-dir", cluster.root, "--rounds", "2", timeout=180)
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         head = cluster.get("/head")
         with Session(cluster.config, dataset=cluster_data(cluster), identities=cluster.identities()) as session:

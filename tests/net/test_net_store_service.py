@@ -9,7 +9,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from bmoe.net.auth import (
+from bmoe.net.http.auth import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     SIZE_HEADER,
@@ -18,7 +18,7 @@ from bmoe.net.auth import (
     is_nonce,
     sign_request,
 )
-from bmoe.net.store_service import NodeConfig, StoreNode
+from bmoe.net.store.service import NodeConfig, StoreNode
 from bmoe.storage import cid_of
 from tests.net.cluster import identity, serving
 

@@ -15,8 +15,8 @@ import torch
 from bmoe.data import Dataset
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import tx_to_dict
-from bmoe.net.auth import SignedAuth
-from bmoe.net.publisher import ValidatorClient
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.publish.command import ValidatorClient
 from bmoe.protocol.round import publish_task
 from bmoe.protocol.session import Session
 from bmoe.storage import serialize_tensors

@@ -2,7 +2,7 @@
 the requested objects in the store.
 
 Owns the edge's side of steps 2 and 5 for every host. The in-process gateway
-(:class:`~bmoe.protocol.edges.InProcessEdges`) and the network edge (:class:`~bmoe.net.edge_node.EdgeNode`)
+(:class:`~bmoe.protocol.edges.InProcessEdges`) and the network edge (:class:`~bmoe.net.edge.node.EdgeNode`)
 hand the same :class:`WorkItem` to the same :class:`WorkHandler`, so they produce the same bytes;
 they differ only in transport. Step 2 decodes the task and activation and computes every assigned
 expert (``EdgeWorker.compute``), keeping the inputs; step 5 backpropagates the validators' output

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 
 from bmoe.ledger.keys import load_identity
-from bmoe.net.auth import SignedAuth
-from bmoe.net.cluster_engines import ENGINE, engine_ready
+from bmoe.net.cluster.engines import ENGINE, engine_ready
+from bmoe.net.cluster.pids import Running, find_running
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord
-from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.errors import NetError, UnauthenticResponse
+from bmoe.net.http.auth import SignedAuth
 
 TIMEOUT_S = 2.0
 

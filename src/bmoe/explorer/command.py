@@ -16,7 +16,7 @@ import click
 from bmoe.explorer.app import make_app
 from bmoe.explorer.snapshot import Explorer
 from bmoe.explorer.source import ClusterSource, ExplorerError, RunSource, Source
-from bmoe.net.serve import bind, serve, url_of
+from bmoe.net.http.serve import bind, serve, url_of
 
 DEFAULT_PORT = 8765
 

@@ -1,50 +1,28 @@
-"""Services and clients for the multi-process deployment: signed transport, storage nodes, validator, edges.
+"""The multi-process deployment: signed HTTP between processes, storage nodes, validators, edges, a publisher.
 
-* :mod:`~bmoe.net.auth` - signed requests and replies (wire format, replay guard, httpx client auth);
-* :mod:`~bmoe.net.guard` - the ASGI middleware that enforces them on a server;
-* :mod:`~bmoe.net.enrolment` - the file of participants a node accepts;
-* :mod:`~bmoe.net.placement` - rendezvous hashing of CIDs onto storage nodes;
-* :mod:`~bmoe.net.store_service` - the storage node (Starlette app over a ``DirectoryStore``);
-* :mod:`~bmoe.net.http_store` - ``HttpBlobStore``, the ``BlobStore`` contract over storage nodes;
-* :mod:`~bmoe.net.serve`, :mod:`~bmoe.net.store_main` - running a node (``bmoe store``);
-* :mod:`~bmoe.net.tcp` - ``TCP_NODELAY`` on every connection (small writes, no 40 ms stalls).
+A folder per role; a module two roles share sits at this package's top. Nothing is re-exported here, so
+importing one module (a storage node's) loads only what that module needs:
 
-The multi-process deployment (one PoW validator, M edges, a publisher; imported on demand, they
-pull in the protocol and PyTorch):
+=============  ======================================================================================
+``http/``      the plumbing every service and client shares: signed requests and replies (``auth``),
+               the ASGI guard that enforces them, bounded JSON bodies, serving on a bound socket,
+               ``TCP_NODELAY``, a node's counters
+``store/``     a storage node (``bmoe store``): its app and replication, ``HttpBlobStore`` (its client),
+               rendezvous placement of CIDs onto nodes
+``validator/`` the validator process (``bmoe validator``): its app and task queue, the round's edges
+               over HTTP (``NetworkEdges``), task records, the PBFT replica's host and service, the
+               genesis fetched from validator-0
+``edge/``      an edge process (``bmoe edge``): the work loop around the edge's work handler
+``publish/``   the task publisher (``bmoe publish``)
+``cluster/``   a local deployment (``bmoe cluster up | status | restart | down``): layout and launch,
+               engines (anvil, js-ipfs), process lifetime, finding a cluster's processes
+(top)          shared by several roles: the network errors, the enrolment file, ``cluster.json``,
+               start-up checks (``node_setup``), the entry-point wrapper (``cli_support``), the fleet
+               rule (``fleet_check``), the wire form of edge work (``work_wire``)
+=============  ======================================================================================
 
-* :mod:`~bmoe.net.work_wire` - the JSON of work items (``GET /work``) and edges' answers (``POST /txs``);
-* :mod:`~bmoe.net.network_edges` - ``NetworkEdges``, the round's ``EdgeGateway`` over HTTP;
-* :mod:`~bmoe.net.task_records`, :mod:`~bmoe.net.validator_service`, :mod:`~bmoe.net.validator_main` -
-  the validator process (``bmoe validator``);
-* :mod:`~bmoe.net.edge_node`, :mod:`~bmoe.net.edge_main` - an edge process (``bmoe edge``);
-* :mod:`~bmoe.net.publisher` - publishing tasks and waiting for their blocks (``bmoe publish``);
-* :mod:`~bmoe.net.cluster_file`, :mod:`~bmoe.net.processes`, :mod:`~bmoe.net.cluster_launch`,
-  :mod:`~bmoe.net.cluster` - a local cluster (``bmoe cluster up | status | down``);
-* :mod:`~bmoe.net.node_setup`, :mod:`~bmoe.net.cli_support` - start-up checks and one-line errors.
-
-The transport and storage modules sit above ``storage`` and ``ledger.keys``; the deployment modules sit
-above ``protocol`` and drive its ``Session``. Nothing below ``protocol`` imports ``net``.
+Each role folder runs as ``python -m bmoe.net.ROLE`` (its ``__main__``), the same command as ``bmoe ROLE``.
+Layers: ``http/`` sits above ``storage`` and ``ledger.keys``; ``store/`` above ``http/``; the other roles sit
+above ``protocol`` and drive its ``Session``; ``cluster/`` above them all. Nothing below ``net`` imports it,
+and ``net`` imports no command-line module (tests/test_layers.py).
 """
-
-from bmoe.net.auth import SignedAuth
-from bmoe.net.enrolment import load_enrolment, save_enrolment
-from bmoe.net.errors import DeleteRefused, EnrolmentError, NetError, RemoteStoreError, UnauthenticResponse
-from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.placement import normalize_url, rendezvous_order
-from bmoe.net.store_service import NodeConfig, StoreNode
-
-__all__ = [
-    "DeleteRefused",
-    "EnrolmentError",
-    "HttpBlobStore",
-    "NetError",
-    "NodeConfig",
-    "RemoteStoreError",
-    "SignedAuth",
-    "StoreNode",
-    "UnauthenticResponse",
-    "load_enrolment",
-    "normalize_url",
-    "rendezvous_order",
-    "save_enrolment",
-]

@@ -1,4 +1,4 @@
-"""Running a deployment command on its own (``python -m bmoe.net.<role>_main``): user errors in one line, exit 2.
+"""Running a deployment command on its own (``python -m bmoe.net.<role>``): user errors in one line, exit 2.
 
 Owns the entry-point wrapper shared by the validator, edge, publisher and cluster commands, and the
 errors it reports without a traceback. Wired into ``bmoe`` (``app.add_command``), the same errors

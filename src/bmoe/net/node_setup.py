@@ -27,9 +27,9 @@ import torch
 from bmoe.data import DataError, Dataset
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import NetError, UnauthenticResponse
-from bmoe.net.placement import normalize_url
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.store.placement import normalize_url
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.run_dir import read_config_file

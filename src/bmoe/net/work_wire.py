@@ -1,6 +1,6 @@
 """The wire form of the work a validator hands its edges (``GET /work``) and of their answers (``POST /txs``).
 
-Owns the JSON shapes only; who publishes and who collects is :mod:`bmoe.net.network_edges`.
+Owns the JSON shapes only; who publishes and who collects is :mod:`bmoe.net.validator.network_edges`.
 
 A work item, as the validator publishes it::
 

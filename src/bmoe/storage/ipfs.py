@@ -41,7 +41,7 @@ ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": f"size-{CHUNK
               "pin": "true", "cid-base": "base32", "progress": "false"}
 DEFAULT_MAX_OBJECT = 1 << 31  # bytes a ``cat`` answer may have (2 GiB): a node cannot make us read forever
 DEFAULT_CACHE = 256 << 20  # bytes of verified objects kept for reads again (a round's experts, gate, answers)
-_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # small writes at once, as bmoe.net.tcp (~20 % per add)
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # small writes at once, as bmoe.net.http.tcp (~20 % per add)
 
 
 def _message(reply: httpx.Response) -> str:

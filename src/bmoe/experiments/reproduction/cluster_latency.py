@@ -43,10 +43,10 @@ from bmoe.experiments.reproduction.figures import FRAMEWORK_LABEL, stacked_bars,
 from bmoe.experiments.reproduction.latency import COMPONENTS, round_latency
 from bmoe.experiments.reproduction.settings import ReproSettings
 from bmoe.ledger.keys import load_identity
-from bmoe.net.auth import SignedAuth
-from bmoe.net.cluster_launch import plan, start
-from bmoe.net.processes import cpu_seconds, stop
-from bmoe.net.publisher import publish_training
+from bmoe.net.cluster.launch import plan, start
+from bmoe.net.cluster.processes import cpu_seconds, stop
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.publish.command import publish_training
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import derive_identities

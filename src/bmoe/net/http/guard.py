@@ -1,6 +1,6 @@
 """ASGI middleware that admits only signed requests from enrolled keys and signs every reply.
 
-Owns the server side of :mod:`bmoe.net.auth`. For each HTTP request, in order:
+Owns the server side of :mod:`bmoe.net.http.auth`. For each HTTP request, in order:
 
 1. paths in ``public_paths`` (``/health``) skip authentication; their replies are still signed;
 2. a declared ``Content-Length`` above ``max_body`` is refused before any byte is read (413
@@ -15,7 +15,7 @@ Owns the server side of :mod:`bmoe.net.auth`. For each HTTP request, in order:
 
 The app then sees the body (at most ``max_body`` bytes, held in memory) and the sender's address
 as ``scope["bmoe.sender"]``. Every refusal is a JSON ``{"error", "reason"}`` body, counted as
-``errors.<reason>`` in the node's :class:`~bmoe.net.stats.Counters`. Before refusing, the guard
+``errors.<reason>`` in the node's :class:`~bmoe.net.http.stats.Counters`. Before refusing, the guard
 reads and discards what is left of the body (up to ``max_body`` more bytes), so a client that is
 still sending sees the refusal instead of a reset connection.
 """
@@ -31,7 +31,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import (
+from bmoe.net.http.auth import (
     DEFAULT_MAX_BODY,
     DEFAULT_WINDOW_S,
     NONCE_HEADER,
@@ -45,7 +45,7 @@ from bmoe.net.auth import (
     sha256_hex,
     sign_response,
 )
-from bmoe.net.stats import Counters
+from bmoe.net.http.stats import Counters
 
 
 class _Disconnected(Exception):

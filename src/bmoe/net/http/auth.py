@@ -1,7 +1,7 @@
 """Signed HTTP messages between bmoe processes: canonical strings, signing, checking, replay guard.
 
 Owns the wire format of authenticated requests and replies, with no server inside (the ASGI side
-is :mod:`bmoe.net.guard`). A request carries five headers:
+is :mod:`bmoe.net.http.guard`). A request carries five headers:
 
 * ``X-Bmoe-Address``: the sender's address (hex Ed25519 verify key, :mod:`bmoe.ledger.keys`);
 * ``X-Bmoe-Timestamp``: Unix time in whole seconds;

@@ -3,11 +3,11 @@
 Owns :func:`publish_training` (the rounds of ``Session.train``, in the same data order, through
 ``publish_task`` of ``protocol/round.py``), :func:`publish_inference` (the test set, as
 ``Session.infer_test_set`` serves it), the small signed client they use (:class:`ValidatorClient`),
-and ``bmoe publish`` (``python -m bmoe.net.publisher``):
+and ``bmoe publish`` (``python -m bmoe.net.publish``):
 
-    python -m bmoe.net.publisher --cluster-dir D --rounds 3
-    python -m bmoe.net.publisher --cluster-dir D --infer --limit 200
-    python -m bmoe.net.publisher --validator URL --ipfs-api URL --key K --config C --rounds 3   (--store ipfs)
+    python -m bmoe.net.publish --cluster-dir D --rounds 3
+    python -m bmoe.net.publish --cluster-dir D --infer --limit 200
+    python -m bmoe.net.publish --validator URL --ipfs-api URL --key K --config C --rounds 3   (--store ipfs)
 
 The publisher continues from the ledger: its first round is the validator's count of sealed
 training tasks, its first nonce the sealed one plus 1 (``GET /head``).
@@ -29,14 +29,14 @@ from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction, tx_to_dict
 from bmoe.moe.payloads import decode_result
-from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import NetError
-from bmoe.net.http_store import HttpBlobStore
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.http.tcp import client_transport
 from bmoe.net.node_setup import ipfs_store, load_run_config, parse_urls, run_identities
-from bmoe.net.tcp import client_transport
+from bmoe.net.store.client import HttpBlobStore
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.protocol.round import publish_task
@@ -335,6 +335,3 @@ def _publish(objects: BlobStore | list[str], urls: list[str], identity: Identity
 def main(argv: list[str] | None = None) -> None:
     run_command(publish_command, argv, "bmoe publish")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,11 +1,11 @@
 """``bmoe cluster up | status | restart | down``: a whole deployment on this machine (``python -m bmoe.net.cluster``).
 
 Owns the command line of a local cluster: checking the settings (one line and exit 2 on bad input,
-before anything is written), then :mod:`bmoe.net.cluster_launch` to lay it out and start it,
+before anything is written), then :mod:`bmoe.net.cluster.launch` to lay it out and start it,
 ``status`` to report each process and the validator's head, ``restart NAME`` to start one process
 again by its recorded command line, ``down`` to stop everything (SIGTERM, then SIGKILL after a
 grace period) and check that nothing is left. ``status``, ``restart`` and ``down`` find a process
-someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
+someone restarted by hand too (:mod:`bmoe.net.cluster.pids`).
 
     bmoe cluster up --dir D --edges 10 --stores 2 --malicious 0.3 --attack gaussian --seed 0
     bmoe cluster up --dir D --edges 4 --fleet default=2,f64=1,mkl-compat=1 --comparison tolerance
@@ -19,7 +19,7 @@ someone restarted by hand too (:mod:`bmoe.net.cluster_pids`).
     bmoe cluster up --dir D --edges 4 --ledger ethereum --rpc-url URL --store ipfs --ipfs-api URL   (your nodes)
 
 Every participant gets a fresh random key (``keys/NAME.key``), enrolled in ``enrolled.json`` and, by the
-validator, in the genesis (:mod:`bmoe.net.cluster_launch`).
+validator, in the genesis (:mod:`bmoe.net.cluster.launch`).
 
 One validator mines every block (PoW), or ``--consensus pbft --validators n`` (n >= 4) runs one PBFT
 replica per validator process. Edges whose numeric profiles (``--fleet``) compute differently need
@@ -29,7 +29,7 @@ server without a ledger or verification, edge i hosting expert i (for latency co
 ``--ledger ethereum`` seals every block through the run's contract on an Ethereum node (one validator),
 ``--store ipfs`` keeps every object on an IPFS node instead of storage nodes: without ``--rpc-url`` /
 ``--ipfs-api`` the cluster starts the node itself, as a process of role ``engine``
-(:mod:`bmoe.net.cluster_engines`).
+(:mod:`bmoe.net.cluster.engines`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ import httpx
 
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
-from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import EXIT_STALLED, run_command
-from bmoe.net.cluster_engines import (
+from bmoe.net.cluster.engines import (
     ENGINE,
     check_engines,
     config_changes,
@@ -56,15 +55,16 @@ from bmoe.net.cluster_engines import (
     parse_engines,
     planned_urls,
 )
+from bmoe.net.cluster.launch import free_ports, plan, refuse_running, restart, start, validator_processes
+from bmoe.net.cluster.pids import Running, find_running
+from bmoe.net.cluster.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord, load_cluster
-from bmoe.net.cluster_launch import free_ports, plan, refuse_running, restart, start, validator_processes
-from bmoe.net.cluster_pids import Running, find_running
 from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.fleet_check import MixedFleet, check_fleet
+from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
-from bmoe.net.processes import DEFAULT_GRACE_S, stop
-from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
+from bmoe.net.validator.command import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.protocol.flag_effects import check_given_settings
 
@@ -424,6 +424,3 @@ def restart_command(root: Path, name: str, grace: float, start_timeout: float) -
 def main(argv: list[str] | None = None) -> None:
     run_command(cluster_group, argv, "bmoe cluster")
 
-
-if __name__ == "__main__":
-    main()

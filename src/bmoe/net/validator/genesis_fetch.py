@@ -20,8 +20,8 @@ import httpx
 from bmoe.ledger.blocks import Block, block_from_bytes
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError
 from bmoe.protocol.run_dir import CHAIN_FILE
 

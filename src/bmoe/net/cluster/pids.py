@@ -6,7 +6,7 @@ an operator may have started the role again by hand (docs/deployment.md), with t
 command line or with ``bmoe store|validator|edge`` and the same files. Such a process is taken for
 the record only if all of these hold, so an unrelated process is never reported or killed:
 
-* it runs the record's role: ``python -m bmoe.net.ROLE_main`` or ``bmoe ROLE``;
+* it runs the record's role: ``python -m bmoe.net.ROLE`` or ``bmoe ROLE``;
 * an argument names a path inside the cluster directory (relative paths resolved against the
   process's working directory);
 * a store or validator listens on the record's port (``/proc/PID/net/tcp*`` and its socket inodes);
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bmoe.net.cluster.proc_scan import LocalProcess, listening_ports, local_processes
+from bmoe.net.cluster.processes import alive
 from bmoe.net.cluster_file import ClusterDescription, ProcessRecord
-from bmoe.net.proc_scan import LocalProcess, listening_ports, local_processes
-from bmoe.net.processes import alive
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Running:
 
 
 def _runs_role(argv: Sequence[str], role: str) -> bool:
-    if f"bmoe.net.{role}_main" in argv:
+    if f"bmoe.net.{role}" in argv:
         return True
     return any(arg == role and Path(before).name == "bmoe" for before, arg in itertools.pairwise(argv))
 

@@ -1,10 +1,10 @@
-"""``bmoe store``: run one storage node (``python -m bmoe.net.store_main ...`` until it is wired into ``bmoe``).
+"""``bmoe store``: run one storage node (``python -m bmoe.net.store ...`` until it is wired into ``bmoe``).
 
 Owns the command line of a storage node: reading the key and enrolment files, checking the flags,
 binding the socket, printing where the node listens, serving. Bad flags or files print one line on
 stderr and exit with status 2, before anything is bound or written.
 
-    python -m bmoe.net.store_main --host 127.0.0.1 --port 8101 --data-dir D --key node.key \\
+    python -m bmoe.net.store --host 127.0.0.1 --port 8101 --data-dir D --key node.key \\
         --enrolled enrolled.json --peers http://127.0.0.1:8102,http://127.0.0.1:8103 --replication 2
 """
 
@@ -17,11 +17,11 @@ import click
 
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import load_identity
-from bmoe.net.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S
 from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import EnrolmentError
-from bmoe.net.serve import bind, serve, url_of
-from bmoe.net.store_service import NodeConfig, StoreNode
+from bmoe.net.http.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S
+from bmoe.net.http.serve import bind, serve, url_of
+from bmoe.net.store.service import NodeConfig, StoreNode
 
 EXIT_USAGE = 2
 
@@ -93,6 +93,3 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()

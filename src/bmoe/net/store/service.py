@@ -1,6 +1,6 @@
 """The storage node: a Starlette app serving a ``DirectoryStore`` over signed HTTP, with replication.
 
-Owns the node's routes and its replication rule; authentication is :mod:`bmoe.net.guard`'s job.
+Owns the node's routes and its replication rule; authentication is :mod:`bmoe.net.http.guard`'s job.
 
 =========================  =====================================================================
 ``PUT /blobs``             body = the blob; ``?cid=`` optional expected CID (400 ``cid_mismatch``);
@@ -19,7 +19,7 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
 ``GET /blobs``             local CIDs, sorted, paged: ``?after=CID&limit=N`` ->
                            ``{"cids": [...], "next": CID or null}``
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url"}``
-``GET /stats``             the node's counters (:mod:`bmoe.net.stats`) and object count
+``GET /stats``             the node's counters (:mod:`bmoe.net.http.stats`) and object count
 =========================  =====================================================================
 
 Errors are JSON ``{"error", "reason"[, "cid"]}``: 400 ``invalid_cid`` / ``cid_mismatch`` /
@@ -27,7 +27,7 @@ Errors are JSON ``{"error", "reason"[, "cid"]}``: 400 ``invalid_cid`` / ``cid_mi
 ``internal``, each counted as ``errors.<reason>``.
 
 Replication: the nodes (this one and its peers) are ordered per CID by rendezvous hashing
-(:mod:`bmoe.net.placement`). After storing a client's blob, the node walks that order, skipping
+(:mod:`bmoe.net.store.placement`). After storing a client's blob, the node walks that order, skipping
 itself, and forwards the blob until ``replication - 1`` peers hold it, so a skipped or unreachable
 peer is replaced by the next one. Forwarding is synchronous: the reply lists where the blob is.
 """
@@ -49,12 +49,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import BLOB_MEDIA_TYPE, DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, SIZE_HEADER, SignedAuth
 from bmoe.net.errors import UnauthenticResponse
-from bmoe.net.guard import SignedRequestGuard
-from bmoe.net.placement import normalize_url, rendezvous_order
-from bmoe.net.stats import Counters
-from bmoe.net.tcp import async_client_transport
+from bmoe.net.http.auth import BLOB_MEDIA_TYPE, DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, SIZE_HEADER, SignedAuth
+from bmoe.net.http.guard import SignedRequestGuard
+from bmoe.net.http.stats import Counters
+from bmoe.net.http.tcp import async_client_transport
+from bmoe.net.store.placement import normalize_url, rendezvous_order
 from bmoe.storage import CorruptObject, DirectoryStore, InvalidCID, ObjectNotFound, cid_of, parse_cid, verify_cid
 
 MAX_LIST_LIMIT = 10_000

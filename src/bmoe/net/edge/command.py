@@ -1,10 +1,10 @@
-"""``bmoe edge``: run one edge as a long-running process (``python -m bmoe.net.edge_main``).
+"""``bmoe edge``: run one edge as a long-running process (``python -m bmoe.net.edge``).
 
 Owns the edge's command line: settings from ``--cluster-dir`` and/or flags (flags win), the key
-check against the genesis, the behaviour, then :class:`~bmoe.net.edge_node.EdgeLoop` until killed.
+check against the genesis, the behaviour, then :class:`~bmoe.net.edge.node.EdgeLoop` until killed.
 
-    python -m bmoe.net.edge_main --cluster-dir D --index 3
-    python -m bmoe.net.edge_main --validator http://127.0.0.1:7100 --stores http://127.0.0.1:7001 \\
+    python -m bmoe.net.edge --cluster-dir D --index 3
+    python -m bmoe.net.edge --validator http://127.0.0.1:7100 --stores http://127.0.0.1:7001 \\
         --key edge-3.key --index 3 --config config.json [--attack gaussian --attack-param probability=1]
 
 ``--ipfs-api URL`` instead of ``--stores``: the objects live on that IPFS node (``--store ipfs``), every
@@ -42,10 +42,9 @@ from bmoe.ledger.node import Signer
 from bmoe.moe.experts import ExpertSpec
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
-from bmoe.net.edge_node import EdgeLoop, EdgeNode
+from bmoe.net.edge.node import EdgeLoop, EdgeNode
 from bmoe.net.enrolment import load_enrolment
 from bmoe.net.fleet_check import numerics_of
-from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.node_setup import (
     SetupError,
     dataset_shape,
@@ -58,6 +57,7 @@ from bmoe.net.node_setup import (
     run_identities,
     trusted_stores,
 )
+from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.work_wire import declaration_query
 from bmoe.protocol.setup import behaviours
 from bmoe.storage import BlobStore
@@ -194,6 +194,3 @@ def _store(args: EdgeArgs, identity: Identity, members: dict[str, str] | None) -
 def main(argv: list[str] | None = None) -> None:
     run_command(edge_command, argv, "bmoe edge")
 
-
-if __name__ == "__main__":
-    main()

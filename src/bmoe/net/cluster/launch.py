@@ -15,7 +15,7 @@ started detached, by its explicit command line (recorded in ``cluster.json``),
 with its output in ``logs/NAME.log``; ``cluster.json`` is rewritten after each start, so
 ``cluster down`` can always stop what was started, even after a failed ``up``. :func:`restart`
 starts one process again by its recorded command line (``bmoe cluster restart NAME``). A cluster on real
-engines (:mod:`bmoe.net.cluster_engines`) starts its anvil and js-ipfs daemon first, as processes of
+engines (:mod:`bmoe.net.cluster.engines`) starts its anvil and js-ipfs daemon first, as processes of
 role ``engine``; under ``--store ipfs`` it has no storage nodes: every process is given ``--ipfs-api``.
 
 By default everything listens on 127.0.0.1. :func:`plan` also takes, per process name, the address
@@ -46,14 +46,14 @@ from bmoe.ledger.keys import (
     generate_identity,
     load_identity,
 )
-from bmoe.net.auth import SignedAuth
-from bmoe.net.cluster_engines import ENGINE, engine_ready
+from bmoe.net.cluster.engines import ENGINE, engine_ready
+from bmoe.net.cluster.pids import find_running
+from bmoe.net.cluster.processes import alive, spawn, stop
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, ProcessRecord, load_cluster
-from bmoe.net.cluster_pids import find_running
 from bmoe.net.enrolment import check_enrolment, save_enrolment
 from bmoe.net.errors import EnrolmentError, UnauthenticResponse
+from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError
-from bmoe.net.processes import alive, spawn, stop
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.setup import behaviours, participant_names
 
@@ -116,7 +116,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
     listens on and is reached at (default 127.0.0.1); ``wrap`` maps any process's name to a command
     prefix its command line starts with (default none). ``engines``: the Ethereum and IPFS nodes the
-    cluster starts first (:mod:`bmoe.net.cluster_engines`); ``ipfs_api``: the IPFS node every process
+    cluster starts first (:mod:`bmoe.net.cluster.engines`); ``ipfs_api``: the IPFS node every process
     reads and writes objects on instead of storage nodes (``stores`` is 0 then); ``seeded_keys``: keys derived
     from the seed (a simulation) instead of fresh random ones; ``operated``: edge name -> the public key its
     operator handed in (the cluster does not start that edge)."""
@@ -168,7 +168,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     for j, (identity, url) in enumerate(zip(store_ids, store_urls, strict=True)):
         peers = ",".join(u for u in store_urls if u != url)
         prefix = wraps.get(identity.name, [])
-        argv = [*prefix, *py, "bmoe.net.store_main", "--host", store_hosts[j], "--port", url.rsplit(":", 1)[1],
+        argv = [*prefix, *py, "bmoe.net.store", "--host", store_hosts[j], "--port", url.rsplit(":", 1)[1],
                 "--data-dir", str(root / identity.name), "--key", str(root / "keys" / f"{identity.name}.key"),
                 *common, "--replication", str(replication), *(["--peers", peers] if peers else [])]
         processes.append(ProcessRecord(identity.name, "store", url, identity.address, f"keys/{identity.name}.key",
@@ -177,7 +177,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     peers = ",".join(f"{v.name}={u}" for v, u in zip(validators, validator_urls, strict=True))
     for i, validator in enumerate(validators):
         prefix = wraps.get(validator.name, [])
-        argv = [*prefix, *py, "bmoe.net.validator_main", "--config", str(root / CONFIG_FILE),
+        argv = [*prefix, *py, "bmoe.net.validator", "--config", str(root / CONFIG_FILE),
                 "--key", str(root / "keys" / f"{validator.name}.key"), *common, *objects,
                 "--host", validator_hosts[i], "--port", str(ports[stores + i]),
                 "--run-dir", str(root / validator.name),
@@ -195,7 +195,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         prefix = wraps.get(identity.name, [])
         profile = get_profile(config.edge_profiles[index])
         environment = ["env", *(f"{key}={value}" for key, value in profile.env)] if profile.env else []
-        argv = [*prefix, *environment, *py, "bmoe.net.edge_main", "--index", str(index), "--profile", profile.name,
+        argv = [*prefix, *environment, *py, "bmoe.net.edge", "--index", str(index), "--profile", profile.name,
                 "--validator", ",".join(validator_urls),
                 *objects, "--key", str(root / "keys" / f"{identity.name}.key"),
                 "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),

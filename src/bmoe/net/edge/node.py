@@ -23,9 +23,9 @@ from bmoe.edge.work import PHASE_RESULT, PHASE_UPLOAD, WorkHandler
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import PayloadError
-from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import UnauthenticResponse
-from bmoe.net.tcp import client_transport
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.http.tcp import client_transport
 from bmoe.net.work_wire import EdgeTask, WireError, answer_json, edge_task
 from bmoe.storage import BlobStore, StorageError
 

@@ -8,7 +8,7 @@ not answer is simply absent: the round records it as withheld (failures are data
 validator excluded (:meth:`exclude`: it declared numerics the run cannot accept) is not waited for:
 it is left out of every work item, so the round records it absent, until :meth:`include`.
 
-Admission of an answer, in order (each refusal is an :class:`~bmoe.net.auth.Refusal`, never an
+Admission of an answer, in order (each refusal is an :class:`~bmoe.net.http.auth.Refusal`, never an
 exception): the transaction's signature; its sender is the HTTP sender and an edge of the genesis;
 a work item is open and the answer names it; the edge is expected and has not answered yet; the
 kind fits the phase; and the ledger's own state machine accepts it, tried on a copy of the working
@@ -40,8 +40,8 @@ from typing import Any
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction
 from bmoe.ledger.transactions import Transaction, check_transaction_signature
-from bmoe.net.auth import Refusal
-from bmoe.net.stats import Counters
+from bmoe.net.http.auth import Refusal
+from bmoe.net.http.stats import Counters
 from bmoe.net.work_wire import (
     PHASE_RESULT,
     PHASE_UPDATE,

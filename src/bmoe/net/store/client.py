@@ -1,7 +1,7 @@
 """``HttpBlobStore``: the ``BlobStore`` contract over one or more storage nodes, trusting none of them.
 
-Owns the client side of the storage service (:mod:`bmoe.net.store_service`). Every request is
-signed with the caller's identity (:class:`~bmoe.net.auth.SignedAuth`); with ``node_addresses``
+Owns the client side of the storage service (:mod:`bmoe.net.store.service`). Every request is
+signed with the caller's identity (:class:`~bmoe.net.http.auth.SignedAuth`); with ``node_addresses``
 the client also checks that each signed reply comes from the key enrolled for that node.
 
 * ``put`` sends the blob (with its locally computed CID as ``?cid=``) to the first node of the
@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 import httpx
 
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import DEFAULT_MAX_BODY, SIZE_HEADER, SignedAuth
 from bmoe.net.errors import DeleteRefused, RemoteStoreError, UnauthenticResponse
-from bmoe.net.placement import normalize_url, rendezvous_order
-from bmoe.net.tcp import client_transport
+from bmoe.net.http.auth import DEFAULT_MAX_BODY, SIZE_HEADER, SignedAuth
+from bmoe.net.http.tcp import client_transport
+from bmoe.net.store.placement import normalize_url, rendezvous_order
 from bmoe.storage.cid import cid_of, parse_cid, verify_cid
 from bmoe.storage.errors import CorruptObject, ObjectNotFound
 from bmoe.storage.store import BlobStore, as_bytes

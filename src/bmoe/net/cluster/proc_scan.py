@@ -1,6 +1,6 @@
 """What ``/proc`` tells about the local processes: command line, working directory, listening TCP ports.
 
-Owns reading ``/proc`` (Linux) for :mod:`bmoe.net.cluster_pids`; knows nothing of clusters. A
+Owns reading ``/proc`` (Linux) for :mod:`bmoe.net.cluster.pids`; knows nothing of clusters. A
 process's listening ports are the LISTEN sockets of its own network namespace
 (``/proc/PID/net/tcp`` and ``tcp6``) whose inode is one of its open descriptors
 (``/proc/PID/fd/N -> socket:[INODE]``). A process that vanishes or cannot be read is skipped: every
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bmoe.net.processes import alive, start_time
+from bmoe.net.cluster.processes import alive, start_time
 
 PROC = Path("/proc")
 _LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp

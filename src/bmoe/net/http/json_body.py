@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from bmoe.net.auth import Refusal
+from bmoe.net.http.auth import Refusal
 
 MAX_JSON_DEPTH = 32  # the deepest honest body (an answer carrying a transaction) nests 6 levels
 

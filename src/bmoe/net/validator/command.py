@@ -1,16 +1,16 @@
-"""``bmoe validator``: run the single PoW validator of a deployment (``python -m bmoe.net.validator_main``).
+"""``bmoe validator``: run the single PoW validator of a deployment (``python -m bmoe.net.validator``).
 
 Owns the validator's command line: read the settings (from ``--cluster-dir`` and/or explicit flags;
 flags win), check them, open the ``Session`` over the storage nodes with :class:`NetworkEdges` as
 its edges, bind, serve. Bad flags or files print one line and exit 2 before anything is bound.
 
-    python -m bmoe.net.validator_main --cluster-dir D
-    python -m bmoe.net.validator_main --config config.json --key validator-0.key --enrolled enrolled.json \\
+    python -m bmoe.net.validator --cluster-dir D
+    python -m bmoe.net.validator --config config.json --key validator-0.key --enrolled enrolled.json \\
         --stores http://127.0.0.1:7001,http://127.0.0.1:7002 --port 7100 --run-dir runs/v0 --edge-timeout 10
 
 Who takes part is the enrolment's (``--enrolled``): the validator's key must be enrolled as a validator
 (validator-0 under PoW). Under PBFT with keys nobody else knows, validator-0 writes the genesis and
-the others fetch it from validator-0 (:mod:`bmoe.net.genesis_fetch`) and check it is the one these
+the others fetch it from validator-0 (:mod:`bmoe.net.validator.genesis_fetch`) and check it is the one these
 settings and this enrolment give.
 
 ``--ipfs-api URL`` instead of ``--stores``: the objects live on that IPFS node (``--store ipfs``). Under
@@ -36,9 +36,8 @@ from bmoe.ledger.node import Sealer
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
-from bmoe.net.genesis_fetch import founding_block
-from bmoe.net.http_store import HttpBlobStore
-from bmoe.net.network_edges import NetworkEdges
+from bmoe.net.http.serve import bind, serve, url_of
+from bmoe.net.http.stats import Counters
 from bmoe.net.node_setup import (
     SetupError,
     dataset_shape,
@@ -50,10 +49,11 @@ from bmoe.net.node_setup import (
     shape_only_dataset,
     trusted_stores,
 )
-from bmoe.net.pbft_validator import PbftValidatorService
-from bmoe.net.serve import bind, serve, url_of
-from bmoe.net.stats import Counters
-from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
+from bmoe.net.store.client import HttpBlobStore
+from bmoe.net.validator.genesis_fetch import founding_block
+from bmoe.net.validator.network_edges import NetworkEdges
+from bmoe.net.validator.pbft_service import PbftValidatorService
+from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
 from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import held_name
@@ -237,6 +237,3 @@ def _object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str
 def main(argv: list[str] | None = None) -> None:
     run_command(validator_command, argv, "bmoe validator")
 
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""A validator process under PBFT: one replica of n, hosted by :class:`~bmoe.net.pbft_transport.PbftNetworkHost`.
+"""A validator process under PBFT: one replica of n, hosted by :class:`~.pbft_transport.PbftNetworkHost`.
 
 Owns what differs from the single PoW validator (:class:`ValidatorService`):
 
@@ -41,12 +41,12 @@ from bmoe.ledger.blocks import Block, block_from_bytes, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError, LedgerError
 from bmoe.ledger.node import Proposal, Sealer
-from bmoe.net.auth import Refusal
-from bmoe.net.json_body import MAX_JSON_DEPTH, json_depth
-from bmoe.net.network_edges import NetworkEdges
-from bmoe.net.pbft_transport import PbftNetworkHost
-from bmoe.net.stats import Counters
-from bmoe.net.validator_service import ValidatorService, ValidatorSettings, _one_line, _times
+from bmoe.net.http.auth import Refusal
+from bmoe.net.http.json_body import MAX_JSON_DEPTH, json_depth
+from bmoe.net.http.stats import Counters
+from bmoe.net.validator.network_edges import NetworkEdges
+from bmoe.net.validator.pbft_transport import PbftNetworkHost
+from bmoe.net.validator.service import ValidatorService, ValidatorSettings, _one_line, _times
 from bmoe.protocol.pbft_sealing import _ValidatorView, unsealed_pbft_block
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.session import Session

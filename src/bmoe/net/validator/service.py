@@ -2,7 +2,7 @@
 
 Owns the validator's routes, its task queue and the worker thread that runs rounds one at a time
 through ``Session.run_published`` (the same round code as the in-process simulation; nothing of the
-round is re-implemented here). Authentication is :mod:`bmoe.net.guard`'s job: every route but
+round is re-implemented here). Authentication is :mod:`bmoe.net.http.guard`'s job: every route but
 ``/health`` needs a signed request from an enrolled key, and every reply is signed.
 
 =========================  =====================================================================
@@ -75,13 +75,13 @@ from bmoe.ledger.keys import Identity
 from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
 from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
-from bmoe.net.auth import DEFAULT_WINDOW_S, Refusal
 from bmoe.net.fleet_check import misdeclared
-from bmoe.net.guard import SignedRequestGuard
-from bmoe.net.json_body import read_json
-from bmoe.net.network_edges import NetworkEdges
-from bmoe.net.stats import Counters
-from bmoe.net.task_records import TaskIndex
+from bmoe.net.http.auth import DEFAULT_WINDOW_S, Refusal
+from bmoe.net.http.guard import SignedRequestGuard
+from bmoe.net.http.json_body import read_json
+from bmoe.net.http.stats import Counters
+from bmoe.net.validator.network_edges import NetworkEdges
+from bmoe.net.validator.task_records import TaskIndex
 from bmoe.net.work_wire import WireError, read_answer, read_declaration
 from bmoe.protocol.round import RoundOutcome
 from bmoe.protocol.session import Session

@@ -27,8 +27,8 @@ import httpx
 from bmoe.consensus.engine import Action, Committed, Deliver, Event, Propose, Send, Tick
 from bmoe.consensus.pbft import PbftReplica
 from bmoe.ledger.keys import Identity
-from bmoe.net.auth import SignedAuth
-from bmoe.net.tcp import client_transport
+from bmoe.net.http.auth import SignedAuth
+from bmoe.net.http.tcp import client_transport
 
 SEND_TIMEOUT_S = 1.0
 TICK_S = 0.05
