@@ -42,6 +42,7 @@ from typing import Any
 import click
 import httpx
 
+from bmoe.comparison_options import comparison_options, comparison_settings
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
 from bmoe.net.cli_support import EXIT_STALLED, run_command
@@ -86,25 +87,13 @@ def cluster_group() -> None:
     pass
 
 
-def _comparison_options(command: Any) -> Any:
-    """``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from``, ``--force-bound``: the flags ``bmoe train``
-    has.
-
-    Imported here, not at the top: ``bmoe.cli`` imports this module while it registers its commands."""
-    from bmoe.cli import comparison_options
-
-    return comparison_options(command)
-
-
 def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: float | None,
                         update_bound: float | None, bound_from: Path | None, force_bound: bool) -> dict[str, Any]:
     """The config changes the comparison flags give; the base config's comparison when none is named."""
-    from bmoe.cli import UserError, comparison_settings
-
     try:
         return comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
                                    default=values["comparison"])
-    except UserError as exc:  # `python -m bmoe.net.cluster` reports SetupError in one line, exit 2
+    except ConfigError as exc:  # `python -m bmoe.net.cluster` reports SetupError in one line, exit 2
         raise SetupError(str(exc)) from None
 
 
@@ -210,7 +199,7 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order; each edge "
               "process starts with its profile's environment and --profile [every edge 'default']; "
               "profiles that compute differently need --comparison tolerance")
-@_comparison_options
+@comparison_options
 @click.option("--assignment", default=None, help="all | sampled | adaptive: r edges per activated expert [all]")
 @click.option("--replicas", type=int, default=None, help="r for --assignment sampled or adaptive [3]")
 @click.option("--trusted-replicas", type=int, default=None, help="adaptive: the sample among trusted edges [2]")
