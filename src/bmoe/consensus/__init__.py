@@ -1,7 +1,7 @@
 """Consensus for bmoe: PBFT as a sans-IO replica, the engine vocabulary, a deterministic simulator, attacks.
 
 PBFT seals bmoe blocks among re-executing validators (``protocol/pbft_sealing.py`` in the simulator,
-``net/pbft_*.py`` across processes); the ledger judges the seal through its sealing engines
+``net/validator/pbft_*.py`` across processes); the ledger judges the seal through its sealing engines
 (``bmoe.ledger.sealing``, where ``pow`` is one proposer mining each block). The engine knows nothing of
 MoE, tensors or the ledger's state machine: a proposal is an opaque ``bytes`` payload (a serialised
 block body) named by its SHA-256, and the host judges it through ``validate(height, payload) -> str |

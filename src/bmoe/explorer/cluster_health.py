@@ -1,7 +1,7 @@
 """A live cluster's health as ``bmoe cluster status`` sees it: each process, and each validator's head.
 
 Owns asking the processes, each read with a short timeout so a dead one costs little: which are
-running (``net/cluster_pids``, which also finds one restarted by hand), whether each listening one
+running (``net/cluster/pids``, which also finds one restarted by hand), whether each listening one
 answers ``/health`` (an engine its own probe), each validator's head, view (PBFT) and when each edge
 last polled it (signed requests, with the publisher's key). Never changes anything.
 """
