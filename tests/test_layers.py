@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
-LOWER = ("ledger", "storage", "verify", "consensus", "moe", "edge", "protocol")
-UPPER = ("net", "explorer", "experiments")
+# DESIGN.md's layers below net (run/ and lm/ as they come) and those beside or above it
+LOWER = ("ledger", "storage", "verify", "consensus", "moe", "edge", "protocol", "data", "ethereum", "run", "lm")
+UPPER = ("net", "serve", "explorer", "experiments")
 # The command line: bmoe.cli (module or package), the loose `bmoe.*_command` modules and `python -m bmoe`.
 COMMAND_LINE = re.compile(r"bmoe\.(cli|__main__|\w+_command)(\..*)?$")
 # Intentional circles, by name: a registry and its entries (edge/behaviour.py's `register`, edge/attacks/).
