@@ -44,11 +44,11 @@ from bmoe.ledger.errors import ChainStoreError, LedgerError
 from bmoe.ledger.head_anchor import read_head_anchor
 from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
-from bmoe.protocol.run_dir import HEAD_FILE, read_config_file
-from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
-from bmoe.protocol.setup import derive_identities, enrolled_identities
+from bmoe.run.config import ConfigError
+from bmoe.run.run_dir import HEAD_FILE, read_config_file
+from bmoe.run.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
+from bmoe.run.setup import derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, DirectoryStore
 from bmoe.verify.bound_window import bound_in_force
 

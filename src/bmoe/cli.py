@@ -16,8 +16,8 @@ import click
 from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.lazy_group import LazyCommand, LazyGroup
 from bmoe.ledger_options import ledger_options, ledger_settings
-from bmoe.protocol.config import RunConfig, from_dict
 from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
+from bmoe.run.config import RunConfig, from_dict
 from bmoe.store_options import store_options, store_settings
 
 # The commands defined in other modules, imported only when run (lazy_group): where each lives, and the first
@@ -142,10 +142,10 @@ def comparison_settings(comparison: str | None, bound: float | None, update_boun
 
 
 def _check_given_flags(config: RunConfig) -> None:
-    """Refuse a flag given on the command line that ``config`` gives no effect (protocol/flag_effects)."""
+    """Refuse a flag given on the command line that ``config`` gives no effect (run/flag_effects)."""
     from click.core import ParameterSource
 
-    from bmoe.protocol.flag_effects import NEEDS, check_given_settings
+    from bmoe.run.flag_effects import NEEDS, check_given_settings
 
     context = click.get_current_context()
     check_given_settings(config, [name for name in NEEDS
@@ -172,14 +172,14 @@ def print_bound_in_force(config: RunConfig) -> None:
 
 def _check_in_process(config: RunConfig) -> None:
     """Refuse a fleet profile that only an edge process can honour (it sets environment variables)."""
-    from bmoe.protocol.setup import in_process_profiles
+    from bmoe.run.setup import in_process_profiles
 
     in_process_profiles(config)
 
 
 def _check_run_dir_free(run_dir: Path) -> None:
     """Refuse a run directory that is (or lies under) a file, or holds an entry of the wrong kind."""
-    from bmoe.protocol.run_dir import check_layout
+    from bmoe.run.run_dir import check_layout
 
     check_layout(run_dir)
 
@@ -361,8 +361,8 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     _check_in_process(config)
     _check_run_dir_free(run_dir)
     _show_mining_cost(config)
-    from bmoe.protocol.fit import load_run_dataset
-    from bmoe.protocol.session import Session
+    from bmoe.run.fit import load_run_dataset
+    from bmoe.run.session import Session
 
     data = load_run_dataset(config)
     with run_store(config) as objects, Session(config, dataset=data, run_dir=run_dir, store=objects) as session:
@@ -472,7 +472,7 @@ def keygen(name: str | None, out: Path, enrolment: Path | None) -> None:
 
 
 def _load_run_config(run_dir: Path) -> RunConfig:
-    from bmoe.protocol.run_dir import CONFIG_FILE, read_config_file
+    from bmoe.run.run_dir import CONFIG_FILE, read_config_file
 
     if not run_dir.is_dir():
         _fail(f"run directory {run_dir} does not exist or is not a directory")
@@ -494,7 +494,7 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
           limit: int | None, fleet: str | None, store: str | None, ipfs_api: str | None, ledger: str | None,
           rpc_url: str | None, eth_key: str | None) -> None:
     """Serve the test set through the framework (steps 1-3 and 6), sealing inference blocks."""
-    from bmoe.protocol.session import Session
+    from bmoe.run.session import Session
 
     if cluster is not None:
         from bmoe.net.publisher import publish_command
@@ -549,7 +549,7 @@ def cid(file: Path) -> None:
 
 # The errors reported in one line with exit status 2, as "module:class": main() imports none of them (a command
 # that never loaded a module cannot have raised its error).
-USER_ERRORS = ("bmoe.protocol.config_checks:ConfigError", "bmoe.data.errors:DataError",
+USER_ERRORS = ("bmoe.run.config_checks:ConfigError", "bmoe.data.errors:DataError",
                "bmoe.ledger.errors:LedgerError", "bmoe.storage.errors:StorageError", "bmoe.net.errors:NetError",
                "bmoe.moe.payloads:PayloadError", "bmoe.ethereum.errors:EthereumError")
 

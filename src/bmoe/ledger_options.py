@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from bmoe.credentials import rpc_url_from_environment
-from bmoe.protocol.run_dir import RunDirError
+from bmoe.run.run_dir import RunDirError
 from bmoe.store_options import recorded_settings
 
 LEDGERS = ("bmoe", "ethereum")

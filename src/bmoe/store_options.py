@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.config_checks import STORES
-from bmoe.protocol.run_dir import CONFIG_FILE, RunDirError, read_config_file
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.config_checks import STORES
+from bmoe.run.run_dir import CONFIG_FILE, RunDirError, read_config_file
 
 
 def store_options(command: Callable[..., None]) -> Callable[..., None]:

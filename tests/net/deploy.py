@@ -27,8 +27,8 @@ from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.processes import alive, kill_now, spawn
 from bmoe.net.publisher import publish_inference, publish_training
-from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.setup import Identities, derive_identities, participant_names
+from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.setup import Identities, derive_identities, participant_names
 
 # N=4 experts, K=2, M=4 edges (the last one attacks with Gaussian noise, probability 1), 32-sample tasks
 CLUSTER_FLAGS = ("--edges", "4", "--stores", "2", "--experts", "4", "--top-k", "2", "--batch-size", "32",

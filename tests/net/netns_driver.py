@@ -23,7 +23,7 @@ from bmoe.net.auth import SignedAuth
 from bmoe.net.cluster_launch import plan, start
 from bmoe.net.node_setup import dataset_shape
 from bmoe.net.publisher import publish_training
-from bmoe.protocol.config import from_dict
+from bmoe.run.config import from_dict
 
 START_TIMEOUT_S = 60.0
 TASK_TIMEOUT_S = 60.0

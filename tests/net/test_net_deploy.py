@@ -23,7 +23,7 @@ from bmoe.net.auth import SignedAuth, sign_request
 from bmoe.net.http_store import HttpBlobStore
 from bmoe.net.processes import alive
 from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import cid_of
 from tests.net import raw_http
 from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module, running_cluster

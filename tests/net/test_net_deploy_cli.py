@@ -19,8 +19,8 @@ from bmoe.net.edge_main import main as edge_main
 from bmoe.net.enrolment import save_enrolment
 from bmoe.net.publisher import main as publish_main
 from bmoe.net.validator_main import main as validator_main
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.setup import derive_identities
+from bmoe.run.config import RunConfig
+from bmoe.run.setup import derive_identities
 
 CONFIG = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=3, hidden=16, batch_size=32, seed=5)
 

@@ -15,8 +15,8 @@ from bmoe.ethereum.anvil import Anvil
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.net.processes import alive
-from bmoe.protocol.config import from_dict
-from bmoe.protocol.session import Session
+from bmoe.run.config import from_dict
+from bmoe.run.session import Session
 from bmoe.storage.ipfs import IpfsStore
 from tests.engines.anvil import anvil_node, needs_anvil  # noqa: F401
 from tests.engines.ipfs import needs_ipfs

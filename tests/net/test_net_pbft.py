@@ -20,7 +20,7 @@ from bmoe.ledger.audit import audit
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.auth import SignedAuth
 from bmoe.net.http_store import HttpBlobStore
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster, run_module
 
 EDGE_TIMEOUT_S = 6.0

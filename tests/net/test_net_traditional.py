@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bmoe.data import Dataset
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0

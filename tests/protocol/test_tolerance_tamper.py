@@ -18,8 +18,8 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import InvalidBlock, LedgerError
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.protocol.reexecute import Reexecutor
-from bmoe.protocol.session import CHAIN_FILE, STORE_DIR, Session
 from bmoe.protocol.validator import Validator
+from bmoe.run.session import CHAIN_FILE, STORE_DIR, Session
 from bmoe.storage import DirectoryStore
 from bmoe.verify.phase import Accusation, build_accusations, grouped_verdict
 from tests.conftest import small_config

@@ -20,8 +20,8 @@ from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import AuditReport
 from bmoe.ledger.snapshot import WAL_SUFFIX
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, load_cluster
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.run_dir import CHAIN_FILE, CONFIG_FILE, read_config_file
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.run_dir import CHAIN_FILE, CONFIG_FILE, read_config_file
 from bmoe.storage import BlobStore
 
 

@@ -65,8 +65,8 @@ from bmoe.net.fleet_check import MixedFleet, check_fleet
 from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
 from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
-from bmoe.protocol.flag_effects import check_given_settings
+from bmoe.run.config import ConfigError, RunConfig, from_dict
+from bmoe.run.flag_effects import check_given_settings
 
 # flag name -> RunConfig field, for the training settings `up` accepts
 CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",

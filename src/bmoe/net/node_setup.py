@@ -5,7 +5,7 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 * :func:`load_run_config` reads a ``RunConfig`` JSON file (the same format as a run directory's
   ``config.json``), one-line :class:`SetupError` if it is unreadable or invalid;
 * :func:`run_identities` reads who takes part from the enrolment (the public keys the genesis enrols,
-  :func:`~bmoe.protocol.setup.enrolled_identities`) and refuses a key that is not enrolled as the role
+  :func:`~bmoe.run.setup.enrolled_identities`) and refuses a key that is not enrolled as the role
   the process plays (an edge given the validator's key, a key nobody enrolled); without an enrolment,
   every key is the one the run's seed derives (a reproducible simulation);
 * :func:`trusted_stores` asks each storage node's ``/health`` who it is and keeps the answer only if
@@ -30,10 +30,10 @@ from bmoe.ledger.keys import Identity
 from bmoe.net.auth import SignedAuth
 from bmoe.net.errors import NetError, UnauthenticResponse
 from bmoe.net.placement import normalize_url
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.fit import check_fits, load_run_dataset
-from bmoe.protocol.run_dir import read_config_file
-from bmoe.protocol.setup import Identities, derive_identities, enrolled_identities
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.fit import check_fits, load_run_dataset
+from bmoe.run.run_dir import read_config_file
+from bmoe.run.setup import Identities, derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, StorageError
 
 

@@ -54,9 +54,9 @@ from bmoe.net.pbft_validator import PbftValidatorService
 from bmoe.net.serve import bind, serve, url_of
 from bmoe.net.stats import Counters
 from bmoe.net.validator_service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import held_name
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import held_name
 from bmoe.storage import BlobStore
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0

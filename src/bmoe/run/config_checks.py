@@ -1,6 +1,6 @@
 """Which values each run setting may take: one table, checked as a whole before anything runs.
 
-Owns the type and range of every :class:`~bmoe.protocol.config.RunConfig` field, the sanity limits
+Owns the type and range of every :class:`~bmoe.run.config.RunConfig` field, the sanity limits
 on sizes (so a typo cannot ask for a million experts and hang or exhaust memory), and the rules that
 tie settings together (K <= N, which acceptance rule a framework uses, PBFT validators). Every
 failure is a one-line :class:`ConfigError` naming the setting.
@@ -22,7 +22,7 @@ from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
 from bmoe.verify.comparison import COMPARISONS
 
 if TYPE_CHECKING:
-    from bmoe.protocol.config import RunConfig
+    from bmoe.run.config import RunConfig
 
 FRAMEWORKS = ("bmoe", "traditional")
 CONSENSUS_ENGINES = ("pow", "pbft", "ethereum")  # ethereum: blocks sealed by the run's contract (--ledger)

@@ -14,7 +14,8 @@ from typing import Any
 from bmoe.edge.fleet import is_default_fleet, parse_fleet
 from bmoe.ledger.economics import Economics
 from bmoe.ledger.encoding import canonical_json, sha256_hex
-from bmoe.protocol.config_checks import (
+from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
+from bmoe.run.config_checks import (
     CONSENSUS_ENGINES,
     FRAMEWORKS,
     SETTINGS,
@@ -22,7 +23,6 @@ from bmoe.protocol.config_checks import (
     ConfigError,
     check_settings,
 )
-from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.verify.assignment import Adaptive, Sampled
 from bmoe.verify.bound_window import Calibrated, bound_in_force
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.run.config import ConfigError, RunConfig
 
 # setting -> (what it needs, whether the config has it)
 NEEDS: dict[str, tuple[str, Callable[[RunConfig], bool]]] = {
