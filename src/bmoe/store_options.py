@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from bmoe.run.config import ConfigError, RunConfig
-from bmoe.run.config_checks import STORES
 from bmoe.run.run_dir import CONFIG_FILE, RunDirError, read_config_file
+from bmoe.run.settings.store import STORES
 
 
 def store_options(command: Callable[..., None]) -> Callable[..., None]:
