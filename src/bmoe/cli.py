@@ -10,14 +10,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bmoe.console import console, err_console, results_table, round_progress
 from bmoe.lazy_group import LazyCommand, LazyGroup
 from bmoe.ledger_options import ledger_options, ledger_settings
-from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.config_file import config_toml, read_settings_file
+from bmoe.run.flag_effects import check_given_settings
+from bmoe.run.settings.options import given_settings, setting_options
+from bmoe.run.settings.setting import INFER, TRAIN
 from bmoe.store_options import store_options, store_settings
 
 # The commands defined in other modules, imported only when run (lazy_group): where each lives, and the first
@@ -69,19 +73,6 @@ class UserError(Exception):
 
 def _fail(message: str) -> None:
     raise UserError(message)
-
-
-def _parse_params(pairs: list[str]) -> dict[str, float]:
-    params: dict[str, float] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            _fail(f"--attack-param must look like NAME=NUMBER, got {pair!r}")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            _fail(f"--attack-param {key}: {value!r} is not a number")
-    return params
 
 
 def _config(**settings: object) -> RunConfig:
@@ -139,17 +130,6 @@ def comparison_settings(comparison: str | None, bound: float | None, update_boun
     if force_bound:
         settings["force_bound"] = True
     return settings
-
-
-def _check_given_flags(config: RunConfig) -> None:
-    """Refuse a flag given on the command line that ``config`` gives no effect (run/flag_effects)."""
-    from click.core import ParameterSource
-
-    from bmoe.run.flag_effects import NEEDS, check_given_settings
-
-    context = click.get_current_context()
-    check_given_settings(config, [name for name in NEEDS
-                                  if context.get_parameter_source(name) == ParameterSource.COMMANDLINE])
 
 
 def _show_mining_cost(config: RunConfig) -> None:
@@ -252,112 +232,47 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
 
 @app.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="run directory (chain, store, config, metrics); required unless --cluster")
+              help="run directory (chain, store, config, metrics); required unless --cluster or --print-config")
 @click.option("--cluster", type=click.Path(path_type=Path), default=None,
               help="train on the local cluster in this directory (bmoe cluster up); its settings apply")
-@click.option("--framework", default="bmoe", show_default=True, help="bmoe | traditional")
-@click.option("--dataset", default="digits", show_default=True, help="digits | fashion-mnist | cifar10 | synthetic")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="directory holding the dataset")
-@click.option("--rounds", type=int, default=100, show_default=True, help="training rounds T")
-@click.option("--batch-size", type=int, default=100, show_default=True, help="samples per task")
-@click.option("--experts", "-n", type=int, default=10, show_default=True, help="number of experts N")
-@click.option("--top-k", "-k", type=int, default=3, show_default=True, help="experts per sample K")
-@click.option("--edges", "-m", type=int, default=10, show_default=True, help="number of edges M")
-@click.option("--expert", default="mlp", show_default=True, help="mlp | cnn | mlp-int (integer arithmetic)")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="SGD learning rate")
-@click.option("--balance", type=float, default=0.01, show_default=True, help="load-balancing loss weight")
-@click.option("--malicious-ratio", type=float, default=0.0, show_default=True, help="share of malicious edges")
-@click.option("--attack", default="gaussian", show_default=True,
-              help="gaussian | gaussian_persistent | sign_flip | scale | random | replay | withhold | sleeper | "
-              "bound_hug")
-@click.option("--attack-param", multiple=True, help="NAME=NUMBER, e.g. probability=0.2 (repeatable)")
-@click.option("--collude/--no-collude", default=True, show_default=True,
-              help="malicious edges share their random choices")
-@click.option("--assignment", default="all", show_default=True,
-              help="all (every edge computes every activated expert) | sampled (r edges per expert) | adaptive "
-              "(fewer where the drawn edges are trusted)")
-@click.option("--replicas", type=int, default=3, show_default=True, help="r for --assignment sampled or adaptive")
-@click.option("--trusted-replicas", type=int, default=2, show_default=True,
-              help="adaptive: the sample when the edges drawn are all trusted (at least 2)")
-@click.option("--trust-after", type=int, default=20, show_default=True,
-              help="adaptive: accepted answers in a row, since an edge's last accusation, that earn it trust")
-@click.option("--stake", type=int, default=0, show_default=True,
-              help="each edge's stake at enrolment, whole units (0: no stake, rewards or slashing)")
-@click.option("--reward", type=int, default=1, show_default=True, help="units per answer in an accepted group")
-@click.option("--slash", type=int, default=100, show_default=True, help="units taken per proven dissent")
-@click.option("--min-stake", type=int, default=0, show_default=True,
-              help="an edge holding less is no longer assigned")
-@click.option("--rule", default="majority", show_default=True, help="majority | fraction | plurality")
-@click.option("--rule-fraction", type=float, default=2 / 3, help="quorum for --rule fraction (default 2/3)")
-@click.option("--difficulty", type=int, default=8, show_default=True, help="PoW difficulty in leading zero bits")
-@click.option("--consensus", default="pow", show_default=True, help="pow (one proposer mines) | pbft (validators vote)")
-@click.option("--validators", type=int, default=1, show_default=True, help="PBFT validators n (f = (n-1)//3)")
-@click.option("--byzantine-validators", type=int, default=0, show_default=True,
-              help="PBFT: how many validators misbehave (the first ones)")
-@click.option("--validator-attack", default="tamper", show_default=True,
-              help="tamper | silent | equivocate | garbage | replay")
-@click.option("--message-delay", type=float, default=0.01, show_default=True,
-              help="PBFT: simulated one-way message delay in seconds")
-@click.option("--share-compute/--no-share-compute", default=True, show_default=True,
-              help="compute identical honest replicas once")
-@click.option("--eval-every", type=int, default=10, show_default=True, help="rounds between test evaluations")
-@click.option("--stall-after", type=int, default=None,
-              help=f"stop (exit 3, 'quorum stalled') after N tasks in a row without quorum; 0: never "
-                   f"[{DEFAULT_STALL_AFTER}; on a cluster: set by `bmoe cluster up`]")
-@click.option("--limit-train", type=int, default=None, help="use only this many training samples")
-@click.option("--limit-test", type=int, default=None, help="use only this many test samples")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="torch threads (bit-exact agreement needs equal counts on every edge)")
-@click.option("--fleet", default="", help="edges' numeric profiles PROFILE=COUNT,... in edge order, e.g. "
-              "threads1=4,threads2=3,f64=3 (default: every edge 'default')")
-@click.option("--validator-fleet", default="", help="PBFT validators' numeric profiles PROFILE=COUNT,... in "
-              "validator order (in-process profiles; default: every validator 'default')")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="a TOML file of settings (docs/configuration.md); the flags given override it")
+@click.option("--print-config", is_flag=True,
+              help="write the effective settings as TOML to stdout and exit without running")
+@setting_options(TRAIN)
 @store_options
 @ledger_options
 @comparison_options
-def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: str, data_dir: Path | None,
-          rounds: int, batch_size: int,
-          experts: int, top_k: int, edges: int, expert: str, lr: float, balance: float, malicious_ratio: float,
-          attack: str, attack_param: tuple[str, ...], collude: bool, assignment: str, replicas: int,
-          trusted_replicas: int, trust_after: int, stake: int, reward: int, slash: int, min_stake: int, rule: str,
-          rule_fraction: float,
-          difficulty: int, consensus: str, validators: int, byzantine_validators: int, validator_attack: str,
-          message_delay: float, share_compute: bool, eval_every: int, stall_after: int | None, limit_train: int | None,
-          limit_test: int | None, seed: int, threads: int, fleet: str, validator_fleet: str, comparison: str | None,
-          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
-          store: str | None, ipfs_api: str | None, ledger: str | None, rpc_url: str | None,
-          eth_key: str | None) -> None:
+def train(run_dir: Path | None, cluster: Path | None, config_file: Path | None, print_config: bool,
+          comparison: str | None, bound: float | None, update_bound: float | None, bound_from: Path | None,
+          force_bound: bool, store: str | None, ipfs_api: str | None, ledger: str | None, rpc_url: str | None,
+          eth_key: str | None, **settings: Any) -> None:
     """Train a B-MoE (or traditional) model; resumes a killed B-MoE run in the same --run-dir."""
     from bmoe.experiments.runs import run_store, train_run
 
+    given = given_settings(TRAIN, settings)
     if cluster is not None:
         from bmoe.net.publisher import publish_command
 
-        if stall_after is not None:
+        if "stall_after" in given:
             _fail("on a cluster the validator watches for a stall: set it with `bmoe cluster up --stall-after N`")
-        click.get_current_context().invoke(publish_command, cluster_dir=cluster, rounds=rounds)
+        click.get_current_context().invoke(publish_command, cluster_dir=cluster, rounds=settings["rounds"])
         return
-    if run_dir is None:
+    if run_dir is None and not print_config:
         _fail("--run-dir is required (or --cluster DIR to train on a local cluster)")
-    assert run_dir is not None
 
-    config = _config(framework=framework, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
-                     rounds=rounds, batch_size=batch_size, num_experts=experts, top_k=top_k, num_edges=edges,
-                     expert=expert, lr=lr, balance=balance, malicious_ratio=malicious_ratio, attack=attack,
-                     attack_params=_parse_params(list(attack_param)), collude=collude, assignment=assignment,
-                     replicas=replicas, trusted_replicas=trusted_replicas, trust_after=trust_after, stake=stake,
-                     reward=reward, slash=slash, min_stake=min_stake, rule=rule,
-                     rule_fraction=rule_fraction, difficulty=difficulty, validators=validators,
-                     byzantine_validators=byzantine_validators, validator_attack=validator_attack,
-                     message_delay=message_delay, share_compute=share_compute,
-                     eval_every=eval_every, limit_train=limit_train, limit_test=limit_test, seed=seed,
-                     threads=threads, fleet=fleet, validator_fleet=validator_fleet,
-                     stall_after=DEFAULT_STALL_AFTER if stall_after is None else stall_after,
-                     **comparison_settings(comparison, bound, update_bound, bound_from, force_bound),
-                     **store_settings(run_dir, store, ipfs_api),
-                     **ledger_settings(run_dir, ledger, consensus, rpc_url, eth_key))
-    _check_given_flags(config)
+    base = {**(read_settings_file(config_file) if config_file is not None else {}), **given}
+    config = _config(**{**base,
+                        **comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
+                                              default=base.get("comparison", "exact")),
+                        **store_settings(run_dir, store or base.get("store"), ipfs_api or base.get("ipfs_api")),
+                        **ledger_settings(run_dir, ledger or _ledger_of(base.get("consensus")), base.get("consensus"),
+                                          rpc_url or base.get("rpc_url"), eth_key or base.get("eth_key"))})
+    check_given_settings(config, given)
+    if print_config:
+        click.echo(config_toml(config), nl=False)
+        return
+    assert run_dir is not None
     _check_in_process(config)
     _check_run_dir_free(run_dir)
     _show_mining_cost(config)
@@ -368,8 +283,14 @@ def train(run_dir: Path | None, cluster: Path | None, framework: str, dataset: s
     with run_store(config) as objects, Session(config, dataset=data, run_dir=run_dir, store=objects) as session:
         print_bound_in_force(config)
         with round_progress() as track:
-            summary = train_run(config, run_dir, track(f"{framework} training", rounds), session=session)
+            summary = train_run(config, run_dir, track(f"{config.framework} training", config.rounds),
+                                session=session)
     console.print(results_table(f"training: {run_dir}", [summary], SUMMARY_COLUMNS))
+
+
+def _ledger_of(consensus: str | None) -> str | None:
+    """The ledger a file's consensus names: an Ethereum-sealed one, else none in particular."""
+    return "ethereum" if consensus == "ethereum" else None
 
 
 @app.command()
@@ -483,11 +404,8 @@ def _load_run_config(run_dir: Path) -> RunConfig:
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--cluster", type=click.Path(path_type=Path), default=None,
               help="serve on the local cluster in this directory instead of a run directory")
-@click.option("--malicious-ratio", type=float, default=None, help="deploy among this share of attackers")
-@click.option("--attack", default=None, help="the attackers' behaviour")
+@setting_options(INFER)
 @click.option("--limit", type=int, default=None, help="serve only the first N test samples")
-@click.option("--fleet", default=None, help="serve on edges with these numeric profiles, PROFILE=COUNT,... "
-              "[the run's]")
 @store_options
 @ledger_options
 def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | None, attack: str | None,
