@@ -17,7 +17,7 @@ import click
 import pytest
 
 import bmoe
-from bmoe.cli import SERVICE_COMMANDS, app
+from bmoe.cli.app import SERVICE_COMMANDS, app
 from bmoe.edge.fleet import CPU_PROFILE_NAMES, parse_fleet
 from bmoe.edge.profiles import PROFILES
 from bmoe.moe import experts, presets

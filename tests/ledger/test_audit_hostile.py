@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.audit import AuditReport, BlockAnchor

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.economics import Economics, EconomicsError

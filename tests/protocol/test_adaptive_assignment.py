@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.run.config import ConfigError

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.state import LedgerState, TaskState, apply_block

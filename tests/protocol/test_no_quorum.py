@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
 from bmoe.cli import main
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
 from bmoe.explorer.pages import chain as chain_pages

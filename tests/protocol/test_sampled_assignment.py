@@ -125,7 +125,7 @@ def test_a_block_whose_samples_do_not_recompute_fails_audit_naming_it(tiny_data:
     import dataclasses
     import json
 
-    from bmoe.audit_command import audit_run_dir
+    from bmoe.cli.audit import audit_run_dir
     from bmoe.experiments.runs import train_run
     from bmoe.ledger.errors import LedgerError
     from bmoe.ledger.keys import derive_identity

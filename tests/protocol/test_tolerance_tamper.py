@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.chainstore import ChainStore

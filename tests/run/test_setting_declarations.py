@@ -8,7 +8,7 @@ import dataclasses
 import click
 import pytest
 
-from bmoe.cli import app
+from bmoe.cli.app import app
 from bmoe.net.cluster import up_command
 from bmoe.run.config import RunConfig
 from bmoe.run.config_checks import check_value

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from bmoe.audit_command import METRICS_FILE, audit_cluster, audit_run_dir, cluster_objects, run_objects
+from bmoe.cli.audit import METRICS_FILE, audit_cluster, audit_run_dir, cluster_objects, run_objects
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import AuditReport
 from bmoe.ledger.snapshot import WAL_SUFFIX

@@ -84,7 +84,7 @@ def _comparison_options(command: Any) -> Any:
     has.
 
     Imported here, not at the top: ``bmoe.cli`` imports this module while it registers its commands."""
-    from bmoe.cli import comparison_options
+    from bmoe.cli.comparison_options import comparison_options
 
     return comparison_options(command)
 
@@ -92,7 +92,8 @@ def _comparison_options(command: Any) -> Any:
 def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: float | None,
                         update_bound: float | None, bound_from: Path | None, force_bound: bool) -> dict[str, Any]:
     """The config changes the comparison flags give; the base config's comparison when none is named."""
-    from bmoe.cli import UserError, comparison_settings
+    from bmoe.cli.comparison_options import comparison_settings
+    from bmoe.cli.errors import UserError
 
     try:
         return comparison_settings(comparison, bound, update_bound, bound_from, force_bound,

@@ -147,8 +147,8 @@ def _chain_path(directory: Path) -> Path:
 @contextmanager
 def run_objects(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
     """The run's objects: on the IPFS node given, else on the one the run recorded, else in its ``store/``."""
+    from bmoe.cli.store_options import recorded_settings
     from bmoe.storage.ipfs import DEFAULT_API, IpfsStore
-    from bmoe.store_options import recorded_settings
 
     recorded = recorded_settings(run_dir) if ipfs_api is None else None
     if ipfs_api is not None or (recorded is not None and recorded.store == "ipfs"):
@@ -233,7 +233,7 @@ def _enrolment(path: Path) -> dict[str, str]:
 
 
 def _recorded_rpc_url(run_dir: Path) -> str | None:
-    from bmoe.store_options import recorded_settings
+    from bmoe.cli.store_options import recorded_settings
 
     recorded = recorded_settings(run_dir)
     return None if recorded is None else recorded.rpc_url
