@@ -33,6 +33,7 @@ from bmoe.net.placement import normalize_url
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.fit import check_fits, load_run_dataset
 from bmoe.run.run_dir import read_config_file
+from bmoe.run.settings import options as settings_options
 from bmoe.run.setup import Identities, derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, StorageError
 
@@ -161,14 +162,8 @@ def make_edge_behaviour(name: str, params: Mapping[str, float]) -> EdgeBehaviour
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, float]:
-    """``["probability=1", "noise_std=0.5"]`` -> ``{"probability": 1.0, "noise_std": 0.5}``."""
-    params: dict[str, float] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SetupError(f"--attack-param must look like NAME=NUMBER, got {pair!r}")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            raise SetupError(f"--attack-param {key}: {value!r} is not a number") from None
-    return params
+    """``["probability=1", "noise_std=0.5"]`` -> ``{"probability": 1.0, "noise_std": 0.5}`` (run/settings/options)."""
+    try:
+        return settings_options.parse_params(pairs)
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None
