@@ -49,17 +49,18 @@ def train(run_dir: Path | None, cluster: Path | None, config_file: Path | None, 
     from bmoe.experiments.runs import run_store, train_run
 
     given = given_settings(TRAIN, settings)
+    base = {**(read_settings_file(config_file) if config_file is not None else {}), **given}
     if cluster is not None:
         from bmoe.net.publisher import publish_command
 
         if "stall_after" in given:
             fail("on a cluster the validator watches for a stall: set it with `bmoe cluster up --stall-after N`")
-        click.get_current_context().invoke(publish_command, cluster_dir=cluster, rounds=settings["rounds"])
+        click.get_current_context().invoke(publish_command, cluster_dir=cluster,
+                                           rounds=base.get("rounds", settings["rounds"]))
         return
     if run_dir is None and not print_config:
         fail("--run-dir is required (or --cluster DIR to train on a local cluster)")
 
-    base = {**(read_settings_file(config_file) if config_file is not None else {}), **given}
     config = checked_config(**{**base,
                         **comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
                                               default=base.get("comparison", "exact")),
