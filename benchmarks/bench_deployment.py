@@ -53,8 +53,8 @@ from typing import Any
 
 from bmoe.data import Dataset, load_dataset, make_synthetic
 from bmoe.experiments.reproduction.cluster_latency import VARIANTS, Variant, measure_on_cluster, row_label
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 RATIO = 0.3

@@ -26,8 +26,8 @@ from bmoe.ethereum.records import BlockRecords, block_records, enrolment_of
 from bmoe.ethereum.sender import TX_GAS_CAP, TransactionSender, fund
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.state import LedgerState
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 CONFIG = RunConfig(dataset="digits", num_experts=10, top_k=3, num_edges=10, hidden=64, batch_size=100, lr=0.2,
                    eval_every=1000, difficulty=4, seed=5, malicious_ratio=0.2, stake=1000, reward=1, slash=10,

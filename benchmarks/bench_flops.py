@@ -18,8 +18,8 @@ import time
 import torch
 from bench_round import dataset, paper_config  # same folder: run as `python benchmarks/bench_flops.py`
 
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 
 def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:

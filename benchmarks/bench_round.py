@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bmoe.data import Dataset, load_dataset, make_synthetic
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

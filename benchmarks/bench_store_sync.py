@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import STORE_DIR, Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import STORE_DIR, Session
 from bmoe.storage import directory
 from bmoe.storage.directory import DirectoryStore
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bmoe.data import Dataset, load_dataset, make_synthetic
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 ATTACK = {"malicious_ratio": 0.3, "attack": "gaussian", "attack_params": {"probability": 0.2}, "collude": True}

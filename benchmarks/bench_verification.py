@@ -22,9 +22,9 @@ from typing import Any
 from bench_round import dataset, paper_config
 
 from bmoe.data import Dataset
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
 from bmoe.protocol.validator import Validator
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 MIXED = "threads1=3,f64=3,chunked=2,threads2=2"
 

@@ -33,11 +33,11 @@ import torch
 
 from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.state import TaskState
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.grouped_check import accepted_object, regroup
 from bmoe.protocol.grouping import Expected, Group, accepted_value, decode_answer, distance
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from bmoe.storage import cid_of, deserialize_tensors
 from bmoe.verify.comparison import Tolerance
 

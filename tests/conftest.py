@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bmoe.data import Dataset, make_synthetic
-from bmoe.protocol.config import RunConfig
+from bmoe.run.config import RunConfig
 
 
 @pytest.fixture(scope="session")

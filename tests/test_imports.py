@@ -17,7 +17,7 @@ import click
 import pytest
 
 import bmoe
-from bmoe.cli import SERVICE_COMMANDS, app
+from bmoe.cli.app import SERVICE_COMMANDS, app
 from bmoe.edge.fleet import CPU_PROFILE_NAMES, parse_fleet
 from bmoe.edge.profiles import PROFILES
 from bmoe.moe import experts, presets
@@ -37,7 +37,7 @@ def _loaded_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["bmoe", "bmoe.ledger", "bmoe.ledger.state", "bmoe.storage", "bmoe.verify",
-                                    "bmoe.consensus", "bmoe.protocol.config"])
+                                    "bmoe.consensus", "bmoe.run.config"])
 def test_core_packages_import_without_torch_or_web_stacks(module: str) -> None:
     assert _loaded_after(f"import {module}") == set()
 
@@ -47,7 +47,7 @@ def test_storage_node_imports_without_torch() -> None:
 
 
 def test_a_config_reads_its_fleet_without_torch() -> None:
-    code = ("from bmoe.protocol.config import RunConfig\n"
+    code = ("from bmoe.run.config import RunConfig\n"
             "assert RunConfig(fleet='threads1=4,f64=6').edge_profiles == ('threads1',) * 4 + ('f64',) * 6")
     assert _loaded_after(code) == set()
 
@@ -99,8 +99,8 @@ def test_the_torch_free_names_are_the_registrys() -> None:
 def test_the_public_api_loads_on_first_use() -> None:
     from bmoe import RunConfig, Session
 
-    assert Session.__module__ == "bmoe.protocol.session"
-    assert RunConfig.__module__ == "bmoe.protocol.config"
+    assert Session.__module__ == "bmoe.run.session"
+    assert RunConfig.__module__ == "bmoe.run.config"
     assert set(bmoe.__all__) <= set(dir(bmoe))
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         bmoe.nothing  # noqa: B018

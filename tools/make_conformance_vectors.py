@@ -21,8 +21,8 @@ from bmoe.ledger.conformance import CONSENSUS_PLACEHOLDER, open_vector, sign_ite
 from bmoe.ledger.keys import Identity, derive_identity
 from bmoe.ledger.node import LedgerNode
 from bmoe.ledger.state import state_root
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "bmoe" / "ledger" / "conformance" / "vectors"
 SEED = 11

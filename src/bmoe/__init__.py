@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from bmoe.edge.behaviour import Attack, EdgeBehaviour, make_behaviour, register
     from bmoe.moe.experts import ExpertSpec
     from bmoe.moe.model import MoE
-    from bmoe.protocol.config import RunConfig
-    from bmoe.protocol.session import Session
+    from bmoe.run.config import RunConfig
+    from bmoe.run.session import Session
 
 __version__ = "0.1.0"
 
@@ -35,8 +35,8 @@ _HOMES = {  # public name -> the module that defines it
     "EdgeBehaviour": "bmoe.edge.behaviour",
     "ExpertSpec": "bmoe.moe.experts",
     "MoE": "bmoe.moe.model",
-    "RunConfig": "bmoe.protocol.config",
-    "Session": "bmoe.protocol.session",
+    "RunConfig": "bmoe.run.config",
+    "Session": "bmoe.run.session",
     "load_dataset": "bmoe.data",
     "make_behaviour": "bmoe.edge.behaviour",
     "make_synthetic": "bmoe.data",

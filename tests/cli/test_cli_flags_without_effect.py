@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.flag_effects import check_given_settings
+from bmoe.run.config import RunConfig
+from bmoe.run.flag_effects import check_given_settings
 from tests.cli.helpers import SMALL, assert_user_error
 from tests.cli.in_process import bmoe_here
 

@@ -95,7 +95,7 @@ def test_a_store_given_a_fifo_for_its_key_file_refuses_it_in_one_line(tmp_path: 
 
 def test_cluster_status_refuses_a_cluster_file_that_is_a_fifo(tmp_path: Path) -> None:
     irregular(tmp_path / "cluster.json", "fifo")
-    result = subprocess.run([sys.executable, "-m", "bmoe.net.cluster", "status", "--dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "bmoe", "cluster", "status", "--dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=PROMPTLY_S, stdin=subprocess.DEVNULL)
     assert_user_error(result, "cluster.json", "FIFO")
 

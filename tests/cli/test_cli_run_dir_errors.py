@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.protocol.config import ConfigError
-from bmoe.protocol.run_dir import read_config_file
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError
+from bmoe.run.run_dir import read_config_file
+from bmoe.run.session import Session
 from tests.cli.helpers import SMALL, assert_user_error, bmoe
 
 
@@ -79,8 +79,8 @@ def test_infer_on_a_run_directory_with_a_config_json_of_the_wrong_shape_is_one_l
 
 def test_a_failure_half_way_removes_what_this_invocation_created_and_nothing_else(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bmoe.protocol import session as session_module
-    from bmoe.protocol.config import RunConfig
+    from bmoe.run import session as session_module
+    from bmoe.run.config import RunConfig
 
     config = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=5, batch_size=32, difficulty=4,
                        rounds=1, hidden=16)

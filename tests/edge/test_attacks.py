@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bmoe.edge.behaviour import BEHAVIOURS, AttackContext, make_behaviour
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 ATTACKS = ["gaussian", "gaussian_persistent", "sign_flip", "scale", "random", "replay", "withhold", "sleeper",

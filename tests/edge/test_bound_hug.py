@@ -15,7 +15,7 @@ from bmoe.edge.behaviour import AttackContext, make_behaviour
 from bmoe.protocol.grouped_check import expected_of, regroup
 from bmoe.protocol.grouping import decode_answer, distance
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.verify.comparison import Tolerance
 from tests.conftest import small_config
 

@@ -12,7 +12,7 @@ from bmoe.edge.attacks.gaussian import GaussianWeightNoise
 from bmoe.edge.attacks.gaussian_persistent import PersistentGaussianNoise
 from bmoe.edge.behaviour import AttackContext, make_behaviour
 from bmoe.edge.runtime import weights_cid
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 WEIGHTS = {"w": torch.zeros(4, 3), "b": torch.ones(3)}

@@ -22,8 +22,8 @@ import torch
 
 from bmoe.edge.profiles import PROFILES, FleetError, get_profile, is_default_fleet, parse_fleet
 from bmoe.moe.experts import ExpertSpec, build_expert
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.session import Session
 from bmoe.verify.comparison import HonestDisagreement
 from tests.conftest import small_config
 

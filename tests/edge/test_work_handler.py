@@ -19,8 +19,8 @@ from bmoe.ledger.transactions import Transaction, tx_to_dict
 from bmoe.net.edge.node import EdgeNode
 from bmoe.net.work_wire import edge_task, result_work_json, update_work_json
 from bmoe.protocol.edges import EdgeGateway, PassThrough, ResultWork, UpdateWork
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import behaviours
+from bmoe.run.session import Session
+from bmoe.run.setup import behaviours
 from tests.conftest import small_config
 
 

@@ -16,8 +16,8 @@ from bmoe.ethereum.records import block_records, enrolment_of, sealed_block_cid
 from bmoe.ledger.blocks import Block, block_hash, proposal_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.state import LedgerState
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from bmoe.storage import MemoryStore
 from tests.engines.anvil import anvil_node  # noqa: F401
 from tests.ethereum.helpers import funded_account

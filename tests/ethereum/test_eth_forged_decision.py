@@ -20,8 +20,8 @@ from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import Proposal
 from bmoe.ledger.state import apply_transaction, begin_block, finish_block, state_root
 from bmoe.ledger.transactions import Transaction, sign_transaction
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from tests.cli.helpers import bmoe
 from tests.engines.anvil import anvil_node  # noqa: F401
 from tests.ethereum.helpers import ETHER, dev_sender

@@ -17,7 +17,7 @@ from bmoe.ethereum.records import STATUSES, block_records, enrolment_of, quorum_
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.state import LedgerState
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import CHUNK_SIZE, cid_of
 from bmoe.verify.acceptance import AcceptanceRule
 from tests.conftest import small_config

@@ -11,7 +11,7 @@ from bmoe.data import Dataset
 from bmoe.experiments.reproduction.settings import READINGS, ReproSettings
 from bmoe.experiments.reproduction.training_gap import conditions
 from bmoe.experiments.reproduction.units import Unit, units_for
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 

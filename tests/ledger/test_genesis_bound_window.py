@@ -15,8 +15,8 @@ from bmoe.data import Dataset
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction, state_root
 from bmoe.ledger.transactions import Transaction
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.session import Session
 from bmoe.storage import cid_of
 from bmoe.verify.bound_window import FAR_ABOVE, Calibrated, bound_in_force
 from tests.conftest import small_config

@@ -8,7 +8,7 @@ import pytest
 
 from bmoe.ledger.errors import InvalidBlock
 from bmoe.ledger.state import LedgerState, apply_block
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 

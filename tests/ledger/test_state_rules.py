@@ -10,7 +10,7 @@ from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.node import Signer
 from bmoe.ledger.state import state_root
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.verify.comparison import HonestDisagreement
 from tests.conftest import small_config
 

@@ -16,7 +16,7 @@ from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.schemas import MAX_PAYLOAD_BYTES, Limits, payload_error
 from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, begin_block, state_root
 from bmoe.ledger.transactions import TX_KINDS, Transaction
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 HUGE = "x" * (MAX_PAYLOAD_BYTES + 1)

@@ -1,6 +1,6 @@
 """A whole deployment on 127.0.0.1 for the tests: ``bmoe cluster`` as a subprocess, and what tests need around it.
 
-``LocalCluster`` runs ``python -m bmoe.net.cluster up`` with a small seeded config, reads the
+``LocalCluster`` runs ``python -m bmoe cluster up`` with a small seeded config, reads the
 ``cluster.json`` it writes, kills and restarts single processes, talks to the validator with the
 publisher's key, and always stops every process the cluster started (``stop_everything``), checking
 by pid and by scanning ``/proc`` for any process that names the cluster's directory.
@@ -27,8 +27,8 @@ from bmoe.net.cluster.processes import alive, kill_now, spawn
 from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.publish.command import publish_inference, publish_training
-from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.setup import Identities, derive_identities, participant_names
+from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.setup import Identities, derive_identities, participant_names
 
 # N=4 experts, K=2, M=4 edges (the last one attacks with Gaussian noise, probability 1), 32-sample tasks
 CLUSTER_FLAGS = ("--edges", "4", "--stores", "2", "--experts", "4", "--top-k", "2", "--batch-size", "32",
@@ -63,7 +63,7 @@ class LocalCluster:
         self.edge_timeout = edge_timeout
 
     def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        result = run_module("bmoe.net.cluster", "up", "--dir", self.root, *CLUSTER_FLAGS,
+        result = run_module("bmoe", "cluster", "up", "--dir", self.root, *CLUSTER_FLAGS,
                             "--edge-timeout", str(self.edge_timeout), *extra)
         assert result.returncode == 0, result.stdout + result.stderr + self.logs()
         return result

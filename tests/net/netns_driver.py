@@ -23,7 +23,7 @@ from bmoe.net.cluster.launch import plan, start
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import dataset_shape
 from bmoe.net.publish.command import publish_training
-from bmoe.protocol.config import from_dict
+from bmoe.run.config import from_dict
 
 START_TIMEOUT_S = 60.0
 TASK_TIMEOUT_S = 60.0

@@ -34,7 +34,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]
 
 
 def cluster_command(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_module("bmoe.net.cluster", args[0], "--dir", cluster.root, *args[1:], timeout=90)
+    return run_module("bmoe", "cluster", args[0], "--dir", cluster.root, *args[1:], timeout=90)
 
 
 def status_lines(cluster: LocalCluster) -> tuple[int, dict[str, str]]:

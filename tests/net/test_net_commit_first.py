@@ -18,8 +18,8 @@ from bmoe.data import Dataset
 from bmoe.edge.work import PHASE_UPLOAD
 from bmoe.ledger.transactions import sign_transaction
 from bmoe.net.work_wire import WireError, edge_task, upload_work_json
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from tests.conftest import small_config
 from tests.net.deploy import cluster_data, run_module, running_cluster
 from tests.net.test_net_network_edges import answering, edge_nodes, network_session

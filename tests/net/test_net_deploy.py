@@ -23,7 +23,7 @@ from bmoe.net.cluster.processes import alive
 from bmoe.net.http.auth import SignedAuth, sign_request
 from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import cid_of
 from tests.net import raw_http
 from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module, running_cluster
@@ -210,13 +210,13 @@ def test_a_killed_edge_is_recorded_withheld_after_the_edge_timeout(deployed: Loc
 
 
 def test_cluster_status_then_down_leaves_no_process_behind(deployed: LocalCluster) -> None:
-    status = run_module("bmoe.net.cluster", "status", "--dir", deployed.root, timeout=60)
+    status = run_module("bmoe", "cluster", "status", "--dir", deployed.root, timeout=60)
     assert status.returncode == 1, status.stdout + status.stderr  # edge-3 was killed above
     assert "edge-3" in status.stdout and "stopped" in status.stdout
     assert "5 training and 2 inference tasks sealed" in status.stdout
     pids = [(pid, started) for pid, started in deployed.pids() if alive(pid, started)]
     assert len(pids) == 6
-    down = run_module("bmoe.net.cluster", "down", "--dir", deployed.root, "--grace", "10", timeout=60)
+    down = run_module("bmoe", "cluster", "down", "--dir", deployed.root, "--grace", "10", timeout=60)
     assert down.returncode == 0, down.stdout + down.stderr
     assert "none left" in down.stdout
     assert not any(alive(pid, started) for pid, started in pids)

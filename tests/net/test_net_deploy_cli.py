@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from bmoe.cli.cluster import main as cluster_main
 from bmoe.ledger.keys import derive_identity, save_identity
-from bmoe.net.cluster.command import main as cluster_main
 from bmoe.net.edge.command import main as edge_main
 from bmoe.net.enrolment import save_enrolment
 from bmoe.net.publish.command import main as publish_main
 from bmoe.net.validator.command import main as validator_main
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.setup import derive_identities
+from bmoe.run.config import RunConfig
+from bmoe.run.setup import derive_identities
 
 CONFIG = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=3, hidden=16, batch_size=32, seed=5)
 

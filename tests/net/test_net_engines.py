@@ -15,8 +15,8 @@ from bmoe.ethereum.anvil import Anvil
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.net.cluster.processes import alive
-from bmoe.protocol.config import from_dict
-from bmoe.protocol.session import Session
+from bmoe.run.config import from_dict
+from bmoe.run.session import Session
 from bmoe.storage.ipfs import IpfsStore
 from tests.engines.anvil import anvil_node, needs_anvil  # noqa: F401
 from tests.engines.ipfs import needs_ipfs
@@ -35,7 +35,7 @@ ROUNDS = 2
 def on_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path_factory.mktemp("engines") / "cluster", 6.0)
     try:
-        result = run_module("bmoe.net.cluster", "up", "--dir", cluster.root, *FLAGS, "--ledger", "ethereum",
+        result = run_module("bmoe", "cluster", "up", "--dir", cluster.root, *FLAGS, "--ledger", "ethereum",
                             "--store", "ipfs")
         assert result.returncode == 0, result.stdout + result.stderr + cluster.logs()
         yield cluster
@@ -91,20 +91,20 @@ def test_audit_checks_the_clusters_contract_chain_against_the_ipfs_node(on_engin
 
 
 def test_status_restart_and_down_handle_the_engines(on_engines: LocalCluster) -> None:
-    status = run_module("bmoe.net.cluster", "status", "--dir", on_engines.root)
+    status = run_module("bmoe", "cluster", "status", "--dir", on_engines.root)
     assert status.returncode == 0, status.stdout + status.stderr
     for name in ("anvil", "ipfs"):
         assert any(line.split()[:2] == [name, "engine"] and "running, healthy" in line
                    for line in status.stdout.splitlines()), status.stdout
     height = on_engines.get("/head")["height"]
-    restarted = run_module("bmoe.net.cluster", "restart", "--dir", on_engines.root, "anvil")
+    restarted = run_module("bmoe", "cluster", "restart", "--dir", on_engines.root, "anvil")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     result = run_module("bmoe", "train", "--cluster", on_engines.root, "--rounds", "1", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + on_engines.logs()  # the contract kept its state
     assert on_engines.get("/head")["height"] == height + 1
 
     engines = [(r.pid, r.start_time) for r in on_engines.description.by_role("engine")]
-    down = run_module("bmoe.net.cluster", "down", "--dir", on_engines.root)
+    down = run_module("bmoe", "cluster", "down", "--dir", on_engines.root)
     assert down.returncode == 0, down.stdout + down.stderr
     assert "none left" in down.stdout
     assert not any(alive(pid, started) for pid, started in engines)
@@ -120,7 +120,7 @@ def test_status_restart_and_down_handle_the_engines(on_engines: LocalCluster) ->
     (["--ledger", "ethereum", "--consensus", "pbft", "--validators", "4"], "drop --consensus pbft"),
 ])
 def test_bad_engine_flags_are_one_line_and_write_nothing(tmp_path: Path, flags: list[str], needle: str) -> None:
-    result = run_module("bmoe.net.cluster", "up", "--dir", tmp_path / "c", *FLAGS, *flags)
+    result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", *FLAGS, *flags)
     assert result.returncode == 2, result.stdout + result.stderr
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "c").exists()
@@ -129,7 +129,7 @@ def test_bad_engine_flags_are_one_line_and_write_nothing(tmp_path: Path, flags: 
 def test_an_unfunded_account_on_your_node_is_refused(anvil_node: Anvil, tmp_path: Path) -> None:  # noqa: F811
     key = tmp_path / "key.hex"
     key.write_text("0x" + "11" * 32 + "\n")
-    result = run_module("bmoe.net.cluster", "up", "--dir", tmp_path / "c", *FLAGS, "--ledger", "ethereum",
+    result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", *FLAGS, "--ledger", "ethereum",
                         "--rpc-url", anvil_node.url, "--eth-key", key)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "holds no ether" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bmoe.net.fleet_check import MixedFleet, check_fleet
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
+from bmoe.run.config import ConfigError, RunConfig, from_dict
 
 
 def config(**settings: object) -> RunConfig:

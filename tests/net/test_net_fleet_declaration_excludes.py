@@ -18,7 +18,7 @@ from bmoe.net.fleet_check import misdeclared, numerics_of
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.publish.command import ValidatorClient
 from bmoe.protocol.round import publish_task
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 from tests.net.test_net_network_edges import validator_serving
 

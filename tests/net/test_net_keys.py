@@ -23,9 +23,9 @@ from bmoe.net.enrolment import load_enrolment, save_enrolment
 from bmoe.net.node_setup import SetupError
 from bmoe.net.publish.command import main as publish_main
 from bmoe.net.validator.command import main as validator_main
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import Identities, derive_identities, participant_names
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import Identities, derive_identities, participant_names
 from tests.cli.helpers import bmoe
 from tests.net.deploy import cluster_data, run_module, running_cluster
 from tests.net.test_net_deploy_cli import one_line_error

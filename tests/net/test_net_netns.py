@@ -28,8 +28,8 @@ from bmoe.data import load_dataset
 from bmoe.net.cluster.processes import kill_now
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.node_setup import parse_params
-from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.session import Session
 from tests.net.deploy import processes_naming
 from tests.net.netns import NetnsError, Topology, unavailable
 

@@ -25,10 +25,10 @@ from bmoe.net.http.stats import Counters
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.service import ValidatorService, ValidatorSettings
 from bmoe.net.work_wire import edge_task
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.edges import ResultWork
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import behaviours
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import behaviours
 from bmoe.storage import MemoryStore, digest_of
 from tests.conftest import small_config
 from tests.net.cluster import serving

@@ -20,7 +20,7 @@ from bmoe.ledger.audit import audit
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.store.client import HttpBlobStore
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster, run_module
 
 EDGE_TIMEOUT_S = 6.0
@@ -127,7 +127,7 @@ def test_publish_infer_and_status_address_every_validator(pbft: LocalCluster) ->
     served = run_module("bmoe.net.publish", "--cluster-dir", pbft.root, "--infer", "--limit", "32", timeout=120)
     assert served.returncode == 0, served.stdout + served.stderr
     assert "inference accuracy" in served.stdout and "sealed at height 9" in served.stdout
-    status = run_module("bmoe.net.cluster", "status", "--dir", pbft.root, timeout=60)
+    status = run_module("bmoe", "cluster", "status", "--dir", pbft.root, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     heads_shown = [line for line in status.stdout.splitlines() if ": head " in line]
     assert [line.split(":")[0] for line in heads_shown] == ["validator-0", "validator-1", "validator-2", "validator-3"]

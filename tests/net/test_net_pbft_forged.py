@@ -25,7 +25,7 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import sha256_hex
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.store.client import HttpBlobStore
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, pbft_cluster
 from tests.protocol.forged_blocks import FORGERIES
 

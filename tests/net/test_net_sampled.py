@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
 

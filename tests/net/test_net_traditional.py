@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bmoe.data import Dataset
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.net.deploy import LocalCluster, cluster_data, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
@@ -51,6 +51,6 @@ def test_traditional_rounds_over_the_network_match_the_in_process_run(traditiona
 
 def test_traditional_inference_and_status(traditional: LocalCluster, data: Dataset) -> None:
     assert 0.0 <= traditional.infer(data, limit=64) <= 1.0
-    status = run_module("bmoe.net.cluster", "status", "--dir", traditional.root, timeout=60)
+    status = run_module("bmoe", "cluster", "status", "--dir", traditional.root, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "3 training and 2 inference tasks recorded (no ledger)" in status.stdout

@@ -18,7 +18,7 @@ from bmoe.ledger.transactions import tx_to_dict
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.publish.command import ValidatorClient
 from bmoe.protocol.round import publish_task
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import serialize_tensors
 from tests.conftest import small_config
 from tests.net.test_net_network_edges import SETTINGS, validator_serving

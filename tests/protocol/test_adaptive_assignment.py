@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
-from bmoe.protocol.config import ConfigError
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError
+from bmoe.run.session import Session
 from bmoe.verify.assignment import Adaptive, AssignmentError
 from tests.conftest import small_config
 

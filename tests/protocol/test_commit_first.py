@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.ledger.transactions import Transaction, tx_to_dict
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
 from bmoe.protocol.validator import committed_cids
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from bmoe.storage import BlobStore
 from tests.conftest import small_config
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 

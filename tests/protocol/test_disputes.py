@@ -15,10 +15,10 @@ from bmoe.edge.behaviour import AttackContext, EdgeBehaviour, Weights
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.ledger.transactions import Transaction
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.grouped_check import GroupedDecisions
-from bmoe.protocol.session import Session
 from bmoe.protocol.validator import Validator
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 # M = 5 edges, r = 3, the last two edges collude on every expert of every round: a sample holding both
@@ -190,7 +190,7 @@ def test_disputes_hold_under_every_comparison(tiny_data: Dataset, tmp_path: Path
         for _, task in replayed(session):
             for expert in task.activated():
                 assert not attackers & set(task.verdicts["result"][expert].supporters)
-    from bmoe.audit_command import audit_run_dir
+    from bmoe.cli.audit import audit_run_dir
 
     report = audit_run_dir(tmp_path / "run", ())  # raises when a block does not re-verify
     assert report.height == config.rounds and report.evidence_missing == 0

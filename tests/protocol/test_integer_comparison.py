@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bmoe.data import Dataset
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 MIXED = "default=1,threads2=1,f64=2,chunked=1"

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import pytest
 
-from bmoe.audit_command import audit_run_dir
 from bmoe.cli import main
+from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
 from bmoe.explorer.pages import chain as chain_pages
@@ -26,10 +26,10 @@ from bmoe.explorer.source import RunSource
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.node import Signer
 from bmoe.ledger.state import LedgerState, TaskState, apply_block, apply_transaction, begin_block
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.quorum_watch import QuorumStalled, QuorumWatch
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import derive_identities
 from bmoe.verify.acceptance import Verdict
 from tests.conftest import small_config
 from tests.ledger.chain_surgery import blocks_of

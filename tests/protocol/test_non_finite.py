@@ -13,7 +13,7 @@ from bmoe.edge.behaviour import EdgeBehaviour
 from bmoe.moe.payloads import NonFiniteValue, PayloadError, decode_task, encode_task
 from bmoe.protocol.gate_step import RoundDiverged
 from bmoe.protocol.round import run_round
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import deserialize_tensors, serialize_tensors
 from tests.conftest import small_config
 

@@ -20,7 +20,7 @@ from bmoe.ledger.errors import InvalidBlock
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import LedgerNode, Proposal, pow_sealer
 from bmoe.protocol.pbft_sealing import CONSENSUS_TIMEOUT_DELAYS
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 from tests.protocol.forged_blocks import FORGERIES, Forgery, zeroed_signature
 

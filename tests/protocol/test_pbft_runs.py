@@ -14,7 +14,7 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import ConsensusStalled
 from bmoe.ledger.sealing.pbft import PBFT_ENGINE
 from bmoe.ledger.state import state_root
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 ROUNDS = 4

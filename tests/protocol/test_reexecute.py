@@ -14,7 +14,7 @@ from bmoe.ledger.errors import InvalidBlock
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import sign_transaction
 from bmoe.protocol.reexecute import Reexecutor
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import cid_of
 from tests.conftest import small_config
 

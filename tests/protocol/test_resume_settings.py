@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bmoe.protocol.config import EXECUTION_SETTINGS, RunConfig
-from bmoe.protocol.run_dir import RunDirError
-from bmoe.protocol.session import Session
+from bmoe.run.config import EXECUTION_SETTINGS, RunConfig
+from bmoe.run.run_dir import RunDirError
+from bmoe.run.session import Session
 from bmoe.storage import cid_of
 
 BASE = RunConfig(dataset="synthetic", num_experts=4, top_k=2, num_edges=5, batch_size=32, difficulty=4, rounds=1,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from bmoe.data import task_batches
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import deserialize_tensors
 from tests.conftest import small_config
 

@@ -14,8 +14,8 @@ import pytest
 from bmoe.data import Dataset
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_block
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.session import Session
 from bmoe.verify.assignment import Sampled, make_assignment, task_seed
 from bmoe.verify.sampling_bound import escape_probability
 from tests.conftest import small_config
@@ -125,7 +125,7 @@ def test_a_block_whose_samples_do_not_recompute_fails_audit_naming_it(tiny_data:
     import dataclasses
     import json
 
-    from bmoe.audit_command import audit_run_dir
+    from bmoe.cli.audit import audit_run_dir
     from bmoe.experiments.runs import train_run
     from bmoe.ledger.errors import LedgerError
     from bmoe.ledger.keys import derive_identity

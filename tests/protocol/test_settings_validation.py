@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from bmoe.ledger.keys import derive_identity
-from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.config_checks import MAX_SEED, SETTINGS, ConfigError
+from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.config_checks import ConfigError
+from bmoe.run.settings.limits import MAX_SEED
+from bmoe.run.settings.registry import SETTINGS
 
 FIELDS = [f.name for f in dataclasses.fields(RunConfig)]
 NUMERIC = [name for name in FIELDS if SETTINGS[name].kind in ("int", "float")]
@@ -128,8 +130,8 @@ def test_whole_numbers_for_float_settings_hash_like_floats() -> None:
 
 def test_a_run_too_large_for_this_machine_is_refused_before_anything_is_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bmoe.protocol import fit
-    from bmoe.protocol.session import Session
+    from bmoe.run import fit
+    from bmoe.run.session import Session
 
     monkeypatch.setattr(fit, "physical_memory", lambda: 2**30)
     config = RunConfig(dataset="synthetic", num_experts=1000, top_k=2, num_edges=1000, hidden=65536, batch_size=32)

@@ -9,7 +9,7 @@ import torch
 from bmoe.data import Dataset
 from bmoe.moe.payloads import PayloadError
 from bmoe.protocol.round import publish_task
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from tests.conftest import small_config
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from bmoe.data import Dataset
 from bmoe.data.registry import load_dataset
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 from bmoe.verify.comparison import Tolerance, make_comparison
 from tests.conftest import small_config
 

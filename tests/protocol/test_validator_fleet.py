@@ -10,8 +10,8 @@ import pytest
 
 from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.node import ConsensusStalled
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.session import Session
 from tests.cli.helpers import SMALL, assert_user_error, bmoe
 
 PBFT = RunConfig(dataset="digits", num_experts=6, top_k=2, num_edges=5, hidden=32, rounds=3, batch_size=100,

@@ -11,7 +11,7 @@ import pytest
 
 from bmoe.data import Dataset
 from bmoe.ledger.node import LedgerNode
-from bmoe.protocol.session import STORE_DIR, Session
+from bmoe.run.session import STORE_DIR, Session
 from bmoe.storage import directory
 from bmoe.storage.directory import DirectoryStore
 from tests.conftest import small_config

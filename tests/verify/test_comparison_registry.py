@@ -7,7 +7,7 @@ import pytest
 
 from bmoe.ledger.schemas import SCHEMAS, Limits
 from bmoe.ledger.state import LedgerState
-from bmoe.protocol.config import RunConfig
+from bmoe.run.config import RunConfig
 from bmoe.storage import digest_of
 from bmoe.verify.comparison import COMPARISONS, EXACT, ComparisonError, Exact, Tolerance, make_comparison
 

@@ -43,7 +43,7 @@ class EthereumSealer:
     """Seals each proposal through ``contract``; ``state`` is the node's sealed state (before the block).
 
     A sealer is given to its ledger node as the node is built, before a new run's contract exists: the
-    contract is then set once, when the genesis deploys it (``protocol/ethereum_ledger.py``)."""
+    contract is then set once, when the genesis deploys it (``run/ethereum_ledger.py``)."""
 
     def __init__(self, contract: LedgerContract | None, store: BlobStore, state: Callable[[], LedgerState],
                  genesis_difficulty: int = 0, before_post: Callable[[], object] | None = None) -> None:

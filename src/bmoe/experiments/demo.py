@@ -17,9 +17,9 @@ from typing import Any
 
 from bmoe.edge.attacks.readings import READINGS
 from bmoe.experiments.runs import train_run
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 # A mixed fleet, as real edges are: 1 thread, float64 accumulation, rows computed in chunks, 2 threads
 # (edge order; the attackers are the last edges). Their honest bytes differ, so B-MoE compares within

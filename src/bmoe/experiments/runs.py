@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bmoe.experiments.metrics import write_metrics
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 if TYPE_CHECKING:
     from bmoe.storage.ipfs import IpfsStore

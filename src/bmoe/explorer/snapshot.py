@@ -21,7 +21,7 @@ from bmoe.ledger.blocks import block_from_bytes
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.net.errors import NetError
-from bmoe.protocol.config import ConfigError
+from bmoe.run.config import ConfigError
 from bmoe.storage import StorageError
 
 AUDIT_ERRORS = (LedgerError, StorageError, ConfigError, NetError, EthereumError)

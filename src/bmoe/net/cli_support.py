@@ -17,8 +17,8 @@ from bmoe.ethereum.errors import EthereumError
 from bmoe.ledger.errors import LedgerError
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import NetError
-from bmoe.protocol.config import ConfigError
 from bmoe.protocol.quorum_watch import QuorumStalled
+from bmoe.run.config import ConfigError
 from bmoe.storage import StorageError
 
 EXIT_USAGE = 2

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.moe.presets import INTEGER_PRESETS
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.setup import behaviours
+from bmoe.run.config import RunConfig
+from bmoe.run.setup import behaviours
 from bmoe.verify.comparison import make_comparison
 
 

@@ -5,7 +5,7 @@ Owns the start-up checks shared by ``bmoe validator``, ``bmoe edge`` and ``bmoe 
 * :func:`load_run_config` reads a ``RunConfig`` JSON file (the same format as a run directory's
   ``config.json``), one-line :class:`SetupError` if it is unreadable or invalid;
 * :func:`run_identities` reads who takes part from the enrolment (the public keys the genesis enrols,
-  :func:`~bmoe.protocol.setup.enrolled_identities`) and refuses a key that is not enrolled as the role
+  :func:`~bmoe.run.setup.enrolled_identities`) and refuses a key that is not enrolled as the role
   the process plays (an edge given the validator's key, a key nobody enrolled); without an enrolment,
   every key is the one the run's seed derives (a reproducible simulation);
 * :func:`trusted_stores` asks each storage node's ``/health`` who it is and keeps the answer only if
@@ -30,10 +30,11 @@ from bmoe.ledger.keys import Identity
 from bmoe.net.errors import NetError, UnauthenticResponse
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.store.placement import normalize_url
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.fit import check_fits, load_run_dataset
-from bmoe.protocol.run_dir import read_config_file
-from bmoe.protocol.setup import Identities, derive_identities, enrolled_identities
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.fit import check_fits, load_run_dataset
+from bmoe.run.run_dir import read_config_file
+from bmoe.run.settings import options as settings_options
+from bmoe.run.setup import Identities, derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, StorageError
 
 
@@ -161,14 +162,8 @@ def make_edge_behaviour(name: str, params: Mapping[str, float]) -> EdgeBehaviour
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, float]:
-    """``["probability=1", "noise_std=0.5"]`` -> ``{"probability": 1.0, "noise_std": 0.5}``."""
-    params: dict[str, float] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SetupError(f"--attack-param must look like NAME=NUMBER, got {pair!r}")
-        try:
-            params[key] = float(value)
-        except ValueError:
-            raise SetupError(f"--attack-param {key}: {value!r} is not a number") from None
-    return params
+    """``["probability=1", "noise_std=0.5"]`` -> ``{"probability": 1.0, "noise_std": 0.5}`` (run/settings/options)."""
+    try:
+        return settings_options.parse_params(pairs)
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None

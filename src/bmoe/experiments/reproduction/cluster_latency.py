@@ -47,9 +47,9 @@ from bmoe.net.cluster.launch import plan, start
 from bmoe.net.cluster.processes import cpu_seconds, stop
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.publish.command import publish_training
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import derive_identities
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import derive_identities
 
 CLUSTER_PARTS = ("edge compute", "communication", "verification", "server", "consensus")
 EDGE_TIMEOUT_S = 120.0  # a cap only: every honest edge answers long before

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bmoe.edge.attacks.readings import READINGS
-from bmoe.protocol.config import RunConfig
+from bmoe.run.config import RunConfig
 
 PAPER = {
     "fashion-mnist": {"expert": "mlp", "lr": 0.01},

@@ -22,7 +22,7 @@ from typing import Any
 from bmoe.experiments.reproduction.figures import _malicious_experts
 from bmoe.experiments.reproduction.settings import ReproSettings
 from bmoe.experiments.reproduction.units import Progress, finish_unit, load_data, settings_hash
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 from bmoe.data import Dataset, load_dataset
 from bmoe.experiments.reproduction.settings import READINGS, ReproSettings
 from bmoe.ledger.encoding import canonical_json, sha256_hex
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
 
 Progress = Callable[[str, int, int], None]  # (unit name, done, total)
 

@@ -13,8 +13,8 @@ import click
 from bmoe.console import console
 from bmoe.experiments.sampling_sweep.report import write_report
 from bmoe.experiments.sampling_sweep.sweep import SweepSettings, Unit, run_sweep
-from bmoe.protocol.config import ConfigError
-from bmoe.protocol.fit import check_fits, load_run_dataset
+from bmoe.run.config import ConfigError
+from bmoe.run.fit import check_fits, load_run_dataset
 
 
 class SweepInputError(click.ClickException):

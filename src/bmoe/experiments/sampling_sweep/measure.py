@@ -30,7 +30,7 @@ from bmoe.ledger.node import Signer
 from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
 from bmoe.protocol.edges import EdgeGateway, PassThrough, ResultWork, UpdateWork
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 
 PHASES = ("result", "update")
 SHADOW_NAME = "sampling-sweep-honest-reference"

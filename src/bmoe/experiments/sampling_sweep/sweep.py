@@ -22,9 +22,9 @@ from typing import Any
 from bmoe.data import Dataset
 from bmoe.experiments.sampling_sweep.measure import watch
 from bmoe.ledger.encoding import canonical_json, sha256_hex
-from bmoe.protocol.config import RunConfig, from_dict
-from bmoe.protocol.fit import load_run_dataset
-from bmoe.protocol.session import Session
+from bmoe.run.config import RunConfig, from_dict
+from bmoe.run.fit import load_run_dataset
+from bmoe.run.session import Session
 from bmoe.verify.sampling_bound import colluders, escape_probability
 
 NONE, ALL, SAMPLED = "none", "all", "sampled"

@@ -6,7 +6,7 @@ from bmoe.explorer.html import Html, cid_link, join, link, pairs, row, section, 
 from bmoe.explorer.model import EdgePoint
 from bmoe.explorer.pages.view import NotFound, View, task_link
 from bmoe.explorer.svg import Series, line_chart
-from bmoe.protocol.config import RunConfig
+from bmoe.run.config import RunConfig
 
 CONFIGURED = "configured in config.json, not known to the ledger"
 

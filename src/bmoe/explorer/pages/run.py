@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bmoe.audit_command import evidence_summary
+from bmoe.cli.audit import evidence_summary
 from bmoe.explorer.html import Html, join, pairs, row, section, table, tag
 from bmoe.explorer.pages.view import View
 from bmoe.explorer.svg import Series, line_chart

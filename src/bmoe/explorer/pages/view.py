@@ -13,7 +13,7 @@ from bmoe.explorer.html import Cell, Html, link, page, path_part, short
 from bmoe.explorer.index import ChainIndex
 from bmoe.explorer.source import Source
 from bmoe.ledger.audit import AuditReport
-from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.run.config import ConfigError, RunConfig
 
 
 class NotFound(Exception):

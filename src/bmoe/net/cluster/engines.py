@@ -31,7 +31,7 @@ import httpx
 from bmoe.credentials import without_credentials
 from bmoe.net.cluster_file import ProcessRecord
 from bmoe.net.node_setup import SetupError
-from bmoe.protocol.config import RunConfig
+from bmoe.run.config import RunConfig
 
 ENGINE = "engine"  # the role of an engine process in cluster.json
 ANVIL = "anvil"
@@ -105,7 +105,7 @@ def _ethereum() -> Any:
 
 
 def _sealing_address(config: RunConfig) -> str:
-    from bmoe.protocol.setup import derive_identities
+    from bmoe.run.setup import derive_identities
 
     accounts, _, backend, errors, _, _ = _ethereum()
     try:

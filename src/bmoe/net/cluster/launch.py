@@ -54,8 +54,8 @@ from bmoe.net.enrolment import check_enrolment, save_enrolment
 from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.setup import behaviours, participant_names
+from bmoe.run.config import RunConfig
+from bmoe.run.setup import behaviours, participant_names
 
 HOST = "127.0.0.1"
 CONFIG_FILE = "config.json"

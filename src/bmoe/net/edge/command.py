@@ -59,7 +59,7 @@ from bmoe.net.node_setup import (
 )
 from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.work_wire import declaration_query
-from bmoe.protocol.setup import behaviours
+from bmoe.run.setup import behaviours
 from bmoe.storage import BlobStore
 
 

@@ -37,10 +37,10 @@ from bmoe.net.http.auth import SignedAuth
 from bmoe.net.http.tcp import client_transport
 from bmoe.net.node_setup import ipfs_store, load_run_config, parse_urls, run_identities
 from bmoe.net.store.client import HttpBlobStore
-from bmoe.protocol.config import RunConfig
 from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.protocol.round import publish_task
-from bmoe.protocol.setup import derive_identities
+from bmoe.run.config import RunConfig
+from bmoe.run.setup import derive_identities
 from bmoe.storage import BlobStore
 
 DEFAULT_TASK_TIMEOUT_S = 300.0

@@ -54,9 +54,9 @@ from bmoe.net.validator.genesis_fetch import founding_block
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.pbft_service import PbftValidatorService
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
-from bmoe.protocol.config import RunConfig
-from bmoe.protocol.session import Session
-from bmoe.protocol.setup import held_name
+from bmoe.run.config import RunConfig
+from bmoe.run.session import Session
+from bmoe.run.setup import held_name
 from bmoe.storage import BlobStore
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0

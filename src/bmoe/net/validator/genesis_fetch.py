@@ -1,11 +1,11 @@
 """A PBFT validator's founding block when it cannot sign it: fetched from validator-0.
 
 Owns one step of a PBFT deployment whose keys are their owners' (``bmoe cluster up`` without
-``--seeded-keys``). Block 0 is validator-0's alone (``protocol/setup.write_genesis``); under
+``--seeded-keys``). Block 0 is validator-0's alone (``run/setup.write_genesis``); under
 seed-derived keys every validator derives validator-0's key and writes the same block itself, but a
 validator holding only its own key cannot. It asks validator-0 for the block (``GET /genesis``, a
 signed request, the reply signed by validator-0's enrolled key), retrying while validator-0 starts.
-Nothing here trusts the block: :class:`~bmoe.protocol.session.Session` checks that its payload is
+Nothing here trusts the block: :class:`~bmoe.run.session.Session` checks that its payload is
 the one these settings and this enrolment give (``_check_genesis``) and that validator-0 sealed it.
 A validator whose run directory already holds a chain fetches nothing.
 """
@@ -23,7 +23,7 @@ from bmoe.ledger.keys import Identity
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError
-from bmoe.protocol.run_dir import CHAIN_FILE
+from bmoe.run.run_dir import CHAIN_FILE
 
 DEFAULT_WAIT_S = 60.0
 

@@ -49,7 +49,7 @@ from bmoe.net.validator.pbft_transport import PbftNetworkHost
 from bmoe.net.validator.service import ValidatorService, ValidatorSettings, _one_line, _times
 from bmoe.protocol.pbft_sealing import _ValidatorView, unsealed_pbft_block
 from bmoe.protocol.reexecute import Reexecutor
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import BlobStore
 
 DEFAULT_PBFT_TIMEOUT_S = 2.0

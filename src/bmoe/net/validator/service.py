@@ -84,7 +84,7 @@ from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.task_records import TaskIndex
 from bmoe.net.work_wire import WireError, read_answer, read_declaration
 from bmoe.protocol.round import RoundOutcome
-from bmoe.protocol.session import Session
+from bmoe.run.session import Session
 from bmoe.storage import BlobStore, StorageError
 
 DEFAULT_VALIDATOR_MAX_BODY = 1024 * 1024  # tasks and answers are small JSON; blobs go to the stores

@@ -28,16 +28,17 @@ from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
 from bmoe.moe.model import MoE
 from bmoe.moe.payloads import check_task_fits, decode_task
-from bmoe.protocol import ethereum_ledger
 from bmoe.protocol.byzantine_validator import TamperingValidator
-from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
-from bmoe.protocol.fit import check_fits, load_run_dataset
 from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.quorum_watch import QuorumWatch
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.round import RoundOutcome, RoundParticipants, run_round
-from bmoe.protocol.run_dir import (
+from bmoe.protocol.validator import Validator
+from bmoe.run import ethereum_ledger
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.fit import check_fits, load_run_dataset
+from bmoe.run.run_dir import (
     CHAIN_FILE,
     CONFIG_FILE,
     HEAD_FILE,
@@ -47,7 +48,7 @@ from bmoe.protocol.run_dir import (
     check_recorded,
     write_config,
 )
-from bmoe.protocol.setup import (
+from bmoe.run.setup import (
     Identities,
     behaviours,
     derive_identities,
@@ -60,7 +61,6 @@ from bmoe.protocol.setup import (
     signing,
     write_genesis,
 )
-from bmoe.protocol.validator import Validator
 from bmoe.storage import (
     BlobStore,
     DirectoryStore,
@@ -96,7 +96,7 @@ class Session:
     (PoW mining, a simulated PBFT cluster, the run's Ethereum contract).
 
     ``identities``: the participants the genesis enrols (a deployment's validator: the enrolled public keys
-    and its own key, :func:`~bmoe.protocol.setup.enrolled_identities`); by default every key is derived
+    and its own key, :func:`~bmoe.run.setup.enrolled_identities`); by default every key is derived
     from the seed (a reproducible simulation). ``genesis``: for a new chain, block 0 as another validator
     wrote it (a PBFT validator that does not hold validator-0's key); checked like a resumed chain's."""
 

@@ -25,7 +25,7 @@ from bmoe.ledger.keys import ENROLLED_KEYS, Identity, PublicIdentity, derive_ide
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.gate import LinearGate
-from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.run.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
 

@@ -15,7 +15,7 @@ import click
 
 from bmoe.console import console
 from bmoe.fileio import open_regular_file
-from bmoe.protocol.run_dir import CONFIG_FILE, STORE_DIR, check_layout, read_config_file
+from bmoe.run.run_dir import CONFIG_FILE, STORE_DIR, check_layout, read_config_file
 from bmoe.storage import CorruptObject, DirectoryStore
 from bmoe.storage.car import check_car, export_objects, import_objects
 from bmoe.storage.errors import InvalidCar

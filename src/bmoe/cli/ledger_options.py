@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
+from bmoe.cli.store_options import recorded_settings
 from bmoe.credentials import rpc_url_from_environment
-from bmoe.protocol.run_dir import RunDirError
-from bmoe.store_options import recorded_settings
+from bmoe.run.run_dir import RunDirError
 
 LEDGERS = ("bmoe", "ethereum")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.config_checks import STORES
-from bmoe.protocol.run_dir import CONFIG_FILE, RunDirError, read_config_file
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.run_dir import CONFIG_FILE, RunDirError, read_config_file
+from bmoe.run.settings.store import STORES
 
 
 def store_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -39,9 +39,10 @@ def recorded_settings(run_dir: Path) -> RunConfig | None:
         return None
 
 
-def store_settings(run_dir: Path, store: str | None, ipfs_api: str | None) -> dict[str, Any]:
-    """The ``store`` / ``ipfs_api`` settings of a run in ``run_dir``: the flags, else the recorded ones."""
-    recorded = recorded_settings(run_dir)
+def store_settings(run_dir: Path | None, store: str | None, ipfs_api: str | None) -> dict[str, Any]:
+    """The ``store`` / ``ipfs_api`` settings of a run in ``run_dir``: the flags, else the recorded ones (none
+    without a run directory: ``bmoe train --print-config``)."""
+    recorded = recorded_settings(run_dir) if run_dir is not None else None
     kind = store or (recorded.store if recorded is not None else "directory")
     if recorded is not None and kind != recorded.store:
         where = f" at {recorded.ipfs_api}" if recorded.store == "ipfs" and recorded.ipfs_api else ""

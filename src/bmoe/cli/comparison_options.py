@@ -1,10 +1,5 @@
-"""``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from``, ``--force-bound``: how answers are judged.
-
-Owns the five options that ``bmoe train``, ``bmoe demo`` and ``bmoe cluster up`` share, and the config settings
-they give (:func:`comparison_settings`): bounds without a tolerance comparison, or a calibration file that cannot
-be read, are refused in one line (:class:`~bmoe.protocol.config_checks.ConfigError`, exit 2). Whether the bounds
-sit in a calibration's window is checked with the whole config (``protocol/config_checks``). Kept out of
-``bmoe.cli`` so that ``net/cluster`` imports it without importing the command line above it.
+"""``--comparison``, ``--bound``, ``--update-bound``, ``--bound-from`` and ``--force-bound``: the comparison option
+group of ``train``, ``demo`` and ``cluster up``, and the settings it gives (a calibration file read into its bounds).
 """
 
 from __future__ import annotations
@@ -14,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bmoe.protocol.config import ConfigError
+from bmoe.cli.errors import fail
 
 
 def comparison_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -49,13 +44,13 @@ def comparison_settings(comparison: str | None, bound: float | None, update_boun
                                       ("--bound-from", bound_from), ("--force-bound", True if force_bound else None))
              if value is not None]
     if given and chosen != "tolerance":
-        raise ConfigError(f"{', '.join(given)} need --comparison tolerance (the comparison in force is {chosen})")
+        fail(f"{', '.join(given)} need --comparison tolerance (the comparison in force is {chosen})")
     settings: dict[str, object] = {"comparison": chosen}
     if bound_from is not None:
         try:
             calibration = read_calibration(bound_from)
         except BoundFileError as err:
-            raise ConfigError(str(err)) from None
+            fail(str(err))
         settings.update(result_bound=calibration.result_bound, update_bound=calibration.update_bound,
                         calibration_cid=calibration.calibrated.cid,
                         calibrated_result_max=calibration.calibrated.result_max,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bmoe.data import Dataset
 from bmoe.data.registry import apply_limits, load_dataset
-from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.run.config import ConfigError, RunConfig
 
 GIB = 2**30
 # A round holds every expert's weights several times over (the store's bytes, the edges' decoded

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bmoe.credentials import without_credentials
 from bmoe.fileio import read_regular_text
-from bmoe.protocol.config import EXECUTION_SETTINGS, ConfigError, RunConfig, from_dict
+from bmoe.run.config import EXECUTION_SETTINGS, ConfigError, RunConfig, from_dict
 
 CHAIN_FILE = "chain.sqlite"
 STORE_DIR = "store"

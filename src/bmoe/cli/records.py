@@ -19,8 +19,8 @@ from bmoe.console import console
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.ledger.state import LedgerState, apply_block
-from bmoe.protocol.config import ConfigError
-from bmoe.protocol.session import CHAIN_FILE
+from bmoe.run.config import ConfigError
+from bmoe.run.session import CHAIN_FILE
 
 
 class RecordsError(ConfigError):

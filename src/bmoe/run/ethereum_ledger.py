@@ -14,8 +14,8 @@ from typing import Any
 
 from bmoe.ledger.node import LedgerNode
 from bmoe.ledger.state import LedgerState
-from bmoe.protocol.config import ConfigError, RunConfig
-from bmoe.protocol.setup import ConsensusSection, Identities
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.setup import ConsensusSection, Identities
 from bmoe.storage import BlobStore
 
 

@@ -44,11 +44,11 @@ from bmoe.ledger.errors import ChainStoreError, LedgerError
 from bmoe.ledger.head_anchor import read_head_anchor
 from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.protocol.config import ConfigError
 from bmoe.protocol.grouped_check import block_check
-from bmoe.protocol.run_dir import HEAD_FILE, read_config_file
-from bmoe.protocol.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
-from bmoe.protocol.setup import derive_identities, enrolled_identities
+from bmoe.run.config import ConfigError
+from bmoe.run.run_dir import HEAD_FILE, read_config_file
+from bmoe.run.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
+from bmoe.run.setup import derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, DirectoryStore
 from bmoe.verify.bound_window import bound_in_force
 
@@ -147,8 +147,8 @@ def _chain_path(directory: Path) -> Path:
 @contextmanager
 def run_objects(run_dir: Path, ipfs_api: str | None) -> Iterator[BlobStore]:
     """The run's objects: on the IPFS node given, else on the one the run recorded, else in its ``store/``."""
+    from bmoe.cli.store_options import recorded_settings
     from bmoe.storage.ipfs import DEFAULT_API, IpfsStore
-    from bmoe.store_options import recorded_settings
 
     recorded = recorded_settings(run_dir) if ipfs_api is None else None
     if ipfs_api is not None or (recorded is not None and recorded.store == "ipfs"):
@@ -233,7 +233,7 @@ def _enrolment(path: Path) -> dict[str, str]:
 
 
 def _recorded_rpc_url(run_dir: Path) -> str | None:
-    from bmoe.store_options import recorded_settings
+    from bmoe.cli.store_options import recorded_settings
 
     recorded = recorded_settings(run_dir)
     return None if recorded is None else recorded.rpc_url

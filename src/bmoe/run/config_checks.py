@@ -1,9 +1,9 @@
-"""Which values each run setting may take: one table, checked as a whole before anything runs.
+"""Which values each run setting may take, checked as a whole before anything runs.
 
-Owns the type and range of every :class:`~bmoe.protocol.config.RunConfig` field, the sanity limits
-on sizes (so a typo cannot ask for a million experts and hang or exhaust memory), and the rules that
-tie settings together (K <= N, which acceptance rule a framework uses, PBFT validators). Every
-failure is a one-line :class:`ConfigError` naming the setting.
+Owns the checks of every :class:`~bmoe.run.config.RunConfig` field against its declaration
+(``run/settings/``: type, range, sanity limit, choices), and the rules that tie settings together (K <= N,
+which acceptance rule a framework uses, PBFT validators). Every failure is a one-line :class:`ConfigError`
+naming the setting.
 
 Must not know: the dataset (``fit.py`` checks the settings against it) or the disk (``run_dir.py``).
 """
@@ -12,121 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bmoe.ledger.economics import MAX_UNITS
-from bmoe.moe.presets import INTEGER_PRESETS, PRESETS
-from bmoe.verify.acceptance import RULES
-from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
-from bmoe.verify.comparison import COMPARISONS
+from bmoe.moe.presets import INTEGER_PRESETS
+from bmoe.run.settings.registry import DECLARED, SETTINGS
+from bmoe.verify.bound_window import window_refusal
 
 if TYPE_CHECKING:
-    from bmoe.protocol.config import RunConfig
-
-FRAMEWORKS = ("bmoe", "traditional")
-CONSENSUS_ENGINES = ("pow", "pbft", "ethereum")  # ethereum: blocks sealed by the run's contract (--ledger)
-VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
-STORES = ("directory", "ipfs")  # where a run directory's objects live
-EXPERT_PRESETS = PRESETS  # mlp, cnn, mlp-int (moe/presets.py)
-
-# Sanity limits. The paper runs N = M = 10, K = 3, 256 hidden units, batches of 1000, 1500 rounds;
-# the limits leave two orders of magnitude of room and stop typos that would hang or exhaust memory
-# (the memory a run needs on its dataset is estimated separately, in fit.py).
-MAX_PARTIES = 1024  # N experts, M edges: each edge holds a key and computes every activated expert
-MAX_VALIDATORS = 100  # PBFT exchanges n^2 messages per block
-MAX_HIDDEN = 65_536
-MAX_BATCH = 1_000_000
-MAX_ROUNDS = 10_000_000
-MAX_SAMPLES = 1_000_000_000  # limit_train / limit_test
-MAX_THREADS = 1024
-MAX_STEP = 1000.0  # lr and balance: beyond this SGD only produces inf/NaN
-MAX_DELAY_S = 60.0  # PBFT's simulated one-way delay; its timers are multiples of it
-MAX_RUN_DIFFICULTY = 24  # 2^24 = 16.7 M hashes a block: 10-45 s in Python; 32 would be hours per block
-MAX_SEED = 2**63 - 1  # keys encode the seed as a signed 64-bit integer (ledger.keys.derive_identity)
+    from bmoe.run.config import RunConfig
 
 
 class ConfigError(ValueError):
     """A setting is out of range or unknown; the message names it."""
-
-
-@dataclass(frozen=True)
-class Setting:
-    """What one field holds: its kind, an optional numeric range, and whether None is allowed."""
-
-    kind: str  # "int" | "float" | "bool" | "str" | "params"
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # (low, high] instead of [low, high]
-    high_open: bool = False  # [low, high) instead of [low, high]
-    nullable: bool = False
-    label: str = ""  # how the docs call it, e.g. "experts N"
-
-    def interval(self) -> str:
-        return f"{'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
-
-
-def _num(value: float | None) -> str:
-    return "-inf" if value is None else f"{value:g}" if isinstance(value, float) else f"{value}"
-
-
-SETTINGS: dict[str, Setting] = {
-    "framework": Setting("str"),
-    "dataset": Setting("str"),
-    "data_dir": Setting("str", nullable=True),
-    "limit_train": Setting("int", 1, MAX_SAMPLES, nullable=True),
-    "limit_test": Setting("int", 1, MAX_SAMPLES, nullable=True),
-    "num_experts": Setting("int", 1, MAX_PARTIES, label="experts N"),
-    "top_k": Setting("int", 1, MAX_PARTIES, label="K"),
-    "num_edges": Setting("int", 1, MAX_PARTIES, label="edges M"),
-    "expert": Setting("str"),
-    "hidden": Setting("int", 1, MAX_HIDDEN, label="hidden units"),
-    "rounds": Setting("int", 1, MAX_ROUNDS),
-    "batch_size": Setting("int", 1, MAX_BATCH, label="batch size"),
-    "lr": Setting("float", 0.0, MAX_STEP, low_open=True, label="learning rate"),
-    "balance": Setting("float", 0.0, MAX_STEP, label="balance weight"),
-    "malicious_ratio": Setting("float", 0.0, 1.0, high_open=True, label="malicious ratio"),
-    "attack": Setting("str"),
-    "attack_params": Setting("params"),
-    "collude": Setting("bool"),
-    "assignment": Setting("str"),
-    "replicas": Setting("int", 1, MAX_PARTIES, label="sampled replicas r"),
-    "trusted_replicas": Setting("int", 2, MAX_PARTIES, label="adaptive replicas among trusted edges"),
-    "trust_after": Setting("int", 1, MAX_ROUNDS * MAX_PARTIES, label="accepted answers that earn trust"),
-    "rule": Setting("str"),
-    "rule_fraction": Setting("float", 0.0, 1.0, low_open=True, label="rule fraction"),
-    "comparison": Setting("str"),
-    "result_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of results"),
-    "update_bound": Setting("float", 0.0, MAX_BOUND, low_open=True, label="tolerance bound of updates"),
-    "calibration_cid": Setting("str", nullable=True, label="the calibration's CID"),
-    "calibrated_result_max": Setting("float", 0.0, MAX_PER_SAMPLE, nullable=True,
-                                     label="calibrated honest maximum of results"),
-    "calibrated_update_max": Setting("float", 0.0, MAX_BOUND, nullable=True,
-                                     label="calibrated honest maximum of updates"),
-    "force_bound": Setting("bool"),
-    "difficulty": Setting("int", 0, MAX_RUN_DIFFICULTY,
-                          label="PoW difficulty bits, each doubling the 2^d hashes a block needs"),
-    "consensus": Setting("str"),
-    "validators": Setting("int", 1, MAX_VALIDATORS),
-    "byzantine_validators": Setting("int", 0, MAX_VALIDATORS),
-    "validator_attack": Setting("str"),
-    "message_delay": Setting("float", 0.0, MAX_DELAY_S, low_open=True, label="message delay (s)"),
-    "share_compute": Setting("bool"),
-    "eval_every": Setting("int", 1, MAX_ROUNDS),
-    "stall_after": Setting("int", 0, MAX_ROUNDS, label="tasks without quorum before a stall"),
-    "seed": Setting("int", 0, MAX_SEED),
-    "threads": Setting("int", 1, MAX_THREADS),
-    "fleet": Setting("str", label="edge numeric profiles"),
-    "validator_fleet": Setting("str", label="validator numeric profiles"),
-    "stake": Setting("int", 0, MAX_UNITS, label="stake per edge"),
-    "reward": Setting("int", 0, MAX_UNITS, label="reward per accepted answer"),
-    "slash": Setting("int", 0, MAX_UNITS, label="slash per proven dissent"),
-    "min_stake": Setting("int", 0, MAX_UNITS, label="minimum stake to be assigned"),
-    "store": Setting("str"),
-    "ipfs_api": Setting("str", nullable=True, label="IPFS HTTP RPC URL"),
-    "rpc_url": Setting("str", nullable=True, label="Ethereum JSON-RPC URL"),
-    "eth_key": Setting("str", nullable=True, label="Ethereum key file"),
-}
 
 
 def check_value(name: str, value: Any) -> None:
@@ -188,13 +85,10 @@ def check_settings(config: RunConfig) -> None:
 
 
 def _check_choices(config: RunConfig) -> None:
-    choices = [("framework", FRAMEWORKS), ("rule", RULES), ("consensus", CONSENSUS_ENGINES),
-               ("validator_attack", VALIDATOR_ATTACKS), ("expert", EXPERT_PRESETS), ("comparison", tuple(COMPARISONS)),
-               ("store", STORES)]
-    for name, allowed in choices:
-        if getattr(config, name) not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, "
-                              f"got {getattr(config, name)!r}")
+    for setting in DECLARED:
+        if setting.choices and getattr(config, setting.name) not in setting.choices:
+            raise ConfigError(f"{setting.name} must be one of {', '.join(setting.choices)}, "
+                              f"got {getattr(config, setting.name)!r}")
 
 
 def _check_ethereum(config: RunConfig) -> None:
@@ -225,8 +119,6 @@ def _check_together(config: RunConfig) -> None:
         _check_ethereum(config)
     if config.consensus != "pbft" and config.validators != 1:
         raise ConfigError("several validators need --consensus pbft")
-    if config.assignment not in ("all", "sampled", "adaptive"):
-        raise ConfigError(f"assignment must be one of all, sampled, adaptive, got {config.assignment!r}")
     if config.assignment != "all" and config.framework == "traditional":
         raise ConfigError(f"assignment {config.assignment} applies to B-MoE; traditional hosts each expert on one edge")
     if config.assignment != "all" and config.replicas > m:

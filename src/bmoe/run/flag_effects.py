@@ -1,9 +1,9 @@
 """Settings that only act beside another: given without it, a flag is refused, never silently ignored.
 
-Owns the table of which setting needs which other one to have any effect (``--replicas`` acts only under a
-sampled assignment, ``--slash`` only with a ``--stake``, ...) and the one-line refusal. The command line
-says which settings the user gave (click's parameter source, a cluster's non-default options); the values
-alone cannot: ``--replicas 3`` is also the default.
+Owns the refusal of a setting given without the other one it needs to have any effect (``--replicas`` acts
+only under a sampled assignment, ``--slash`` only with a ``--stake``, ...: each declaration's ``needs``), in one
+line. The command line says which settings the user gave (click's parameter source, a cluster's non-default
+options); the values alone cannot: ``--replicas 3`` is also the default.
 
 Must not know: click, or how a setting is spelled beyond its flag.
 """
@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from bmoe.protocol.config import ConfigError, RunConfig
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.settings.registry import DECLARED
 
-# setting -> (what it needs, whether the config has it)
+# setting -> (what it needs, whether the config has it), from the declarations (run/settings/)
 NEEDS: dict[str, tuple[str, Callable[[RunConfig], bool]]] = {
-    "replicas": ("--assignment sampled or adaptive", lambda c: c.assignment != "all"),
-    "trusted_replicas": ("--assignment adaptive", lambda c: c.assignment == "adaptive"),
-    "trust_after": ("--assignment adaptive", lambda c: c.assignment == "adaptive"),
-    "slash": ("--stake", lambda c: c.stake > 0),
-    "reward": ("--stake", lambda c: c.stake > 0),
-}
+    setting.name: (setting.needs.what, setting.needs.present) for setting in DECLARED if setting.needs is not None}
 
 
 def flag_of(setting: str) -> str:

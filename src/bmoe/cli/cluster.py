@@ -1,4 +1,4 @@
-"""``bmoe cluster up | status | restart | down``: a whole deployment on this machine (``python -m bmoe.net.cluster``).
+"""``bmoe cluster up | status | restart | down``: a whole deployment on this machine (``bmoe.cli.cluster``).
 
 Owns the command line of a local cluster: checking the settings (one line and exit 2 on bad input,
 before anything is written), then :mod:`bmoe.net.cluster.launch` to lay it out and start it,
@@ -42,7 +42,8 @@ from typing import Any
 import click
 import httpx
 
-from bmoe.comparison_options import comparison_options, comparison_settings
+from bmoe.cli.comparison_options import comparison_options, comparison_settings
+from bmoe.cli.errors import UserError
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
 from bmoe.net.cli_support import EXIT_STALLED, run_command
@@ -64,21 +65,14 @@ from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.fleet_check import MixedFleet, check_fleet
 from bmoe.net.http.auth import SignedAuth
-from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config, parse_params
+from bmoe.net.node_setup import SetupError, dataset_shape, load_run_config
 from bmoe.net.validator.command import PBFT_UNSUPPORTED, check_single_validator
-from bmoe.protocol.config import ConfigError, RunConfig, from_dict
-from bmoe.protocol.flag_effects import check_given_settings
+from bmoe.run.config import ConfigError, RunConfig, from_dict
+from bmoe.run.config_file import read_run_config
+from bmoe.run.flag_effects import check_given_settings
+from bmoe.run.settings.options import given_settings, setting_options
+from bmoe.run.settings.setting import CLUSTER_UP
 
-# flag name -> RunConfig field, for the training settings `up` accepts
-CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",
-                "attack": "attack", "collude": "collude", "seed": "seed", "dataset": "dataset", "data_dir": "data_dir",
-                "limit_train": "limit_train", "limit_test": "limit_test", "expert": "expert", "hidden": "hidden",
-                "batch_size": "batch_size", "lr": "lr", "balance": "balance", "difficulty": "difficulty",
-                "rule": "rule", "rounds": "rounds", "threads": "threads", "consensus": "consensus",
-                "validators": "validators", "framework": "framework",
-                "fleet": "fleet", "assignment": "assignment", "replicas": "replicas",
-                "trusted_replicas": "trusted_replicas", "trust_after": "trust_after", "stake": "stake",
-                "reward": "reward", "slash": "slash", "min_stake": "min_stake", "stall_after": "stall_after"}
 COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from", "force_bound")  # comparison_settings's order
 
 
@@ -93,18 +87,20 @@ def _comparison_changes(values: dict[str, Any], comparison: str | None, bound: f
     try:
         return comparison_settings(comparison, bound, update_bound, bound_from, force_bound,
                                    default=values["comparison"])
-    except ConfigError as exc:  # `python -m bmoe.net.cluster` reports SetupError in one line, exit 2
+    except UserError as exc:  # `bmoe cluster` reports SetupError in one line, exit 2
         raise SetupError(str(exc)) from None
 
 
-def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[str, ...],
-            engine_changes: dict[str, Any] | None = None) -> RunConfig:
-    values = load_run_config(base).to_dict() if base is not None else RunConfig().to_dict()
+def _config(base: Path | None, settings: dict[str, Any], engine_changes: dict[str, Any] | None = None) -> RunConfig:
+    """The config ``up``'s flags give over ``--config`` (a RunConfig JSON, or a TOML settings file), else over
+    the defaults."""
+    try:
+        values = read_run_config(base).to_dict() if base is not None else RunConfig().to_dict()
+        given = given_settings(CLUSTER_UP, settings)  # each option's parameter is its setting's name
+    except ConfigError as exc:
+        raise SetupError(str(exc)) from None
     changes = _comparison_changes(values, *(settings[flag] for flag in COMPARISON_FLAGS))
-    changes.update({CONFIG_FLAGS[flag]: value for flag, value in settings.items()
-                    if value is not None and flag not in COMPARISON_FLAGS})
-    if attack_params:
-        changes["attack_params"] = parse_params(attack_params)
+    changes.update(given)
     if engine_changes and "consensus" in engine_changes and settings["consensus"] not in (None, "pow", "ethereum"):
         raise SetupError(f"--ledger ethereum seals every block through its contract: drop --consensus "
                          f"{settings['consensus']}")
@@ -116,7 +112,6 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     try:
         config = from_dict({**values, **changes})
         make_behaviour(config.attack, **config.attack_params)
-        given = [CONFIG_FLAGS.get(flag, flag) for flag, value in settings.items() if value is not None]
         check_given_settings(config, given)  # a flag without effect is refused, not ignored
     except (ConfigError, ValueError, TypeError) as exc:
         raise SetupError(str(exc)) from None
@@ -169,51 +164,12 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @cluster_group.command("up", help="Lay out keys, enrolment and config in DIR, then start stores, validator, edges.")
 @click.option("--dir", "root", type=click.Path(path_type=Path), required=True, help="the cluster's directory")
 @click.option("--config", "base_config", type=click.Path(path_type=Path), default=None,
-              help="a RunConfig JSON to start from (the flags below override it)")
-@click.option("--edges", type=click.IntRange(min=1), default=None, help="M edges [config: 10]")
+              help="a RunConfig JSON, or a TOML settings file (.toml, docs/configuration.md), to start from "
+                   "(the flags below override it)")
 @click.option("--stores", type=click.IntRange(min=1), default=None, help="storage nodes [2]")
 @click.option("--replication", type=click.IntRange(min=1), default=None, help="copies per blob [min(2, stores)]")
-@click.option("--malicious", type=float, default=None, help="share of malicious edges (the last ones) [0]")
-@click.option("--attack", default=None, help="the malicious edges' behaviour [gaussian]")
-@click.option("--attack-param", "attack_params", multiple=True, help="NAME=NUMBER, repeatable")
-@click.option("--collude/--no-collude", default=None, help="malicious edges publish identical results [collude]")
-@click.option("--seed", type=int, default=None, help="fixes keys, data order, weights, attacks [0]")
-@click.option("--dataset", default=None, help="digits | fashion-mnist | cifar10 | synthetic [digits]")
-@click.option("--data-dir", default=None, help="where fashion-mnist / cifar10 live")
-@click.option("--limit-train", type=int, default=None, help="use N training samples")
-@click.option("--limit-test", type=int, default=None, help="use N test samples")
-@click.option("--experts", type=int, default=None, help="N experts [10]")
-@click.option("--top-k", type=int, default=None, help="K experts per sample [3]")
-@click.option("--expert", default=None, help="mlp | cnn [mlp]")
-@click.option("--hidden", type=int, default=None, help="hidden units [256]")
-@click.option("--batch-size", type=int, default=None, help="samples per task [100]")
-@click.option("--lr", type=float, default=None, help="learning rate [0.1]")
-@click.option("--balance", type=float, default=None, help="load-balancing loss weight [0.01]")
-@click.option("--difficulty", type=int, default=None, help="PoW bits [8]")
-@click.option("--rule", default=None, help="acceptance rule [majority]")
-@click.option("--rounds", type=int, default=None, help="default rounds for `publish` [100]")
-@click.option("--threads", type=int, default=None, help="torch threads per process [1]")
-@click.option("--framework", type=click.Choice(["bmoe", "traditional"]), default=None,
-              help="bmoe, or traditional: one server (no ledger, no verification), edge i hosts expert i "
-                   "[config: bmoe]")
-@click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order; each edge "
-              "process starts with its profile's environment and --profile [every edge 'default']; "
-              "profiles that compute differently need --comparison tolerance")
+@setting_options(CLUSTER_UP)
 @comparison_options
-@click.option("--assignment", default=None, help="all | sampled | adaptive: r edges per activated expert [all]")
-@click.option("--replicas", type=int, default=None, help="r for --assignment sampled or adaptive [3]")
-@click.option("--trusted-replicas", type=int, default=None, help="adaptive: the sample among trusted edges [2]")
-@click.option("--trust-after", type=int, default=None, help="adaptive: accepted answers that earn trust [20]")
-@click.option("--stake", type=int, default=None, help="each edge's stake, whole units [0: no economics]")
-@click.option("--reward", type=int, default=None, help="units per answer in an accepted group [1]")
-@click.option("--slash", type=int, default=None, help="units taken per proven dissent [100]")
-@click.option("--min-stake", type=int, default=None, help="an edge holding less is no longer assigned [0]")
-@click.option("--stall-after", type=int, default=None,
-              help="the validator reports a stall after N tasks in a row without quorum (`cluster status` exits 3, "
-                   "`bmoe train --cluster` stops with exit 3); 0: never [10]")
-@click.option("--consensus", default=None, help="pow (one validator) or pbft (n >= 4 validator processes)")
-@click.option("--validators", type=int, default=None,
-              help="1 (PoW), or n >= 4 with --consensus pbft: one PBFT replica per process")
 @click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
               help="seconds the validator waits for edges per step")
 @click.option("--base-port", type=click.IntRange(0, 65000), default=0, show_default=True,
@@ -242,7 +198,7 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
               help="derive every key from --seed, as an in-process run does (a reproducible simulation: anyone "
                    "who knows the seed signs as anyone; the genesis says so) [fresh random keys]")
 def up_command(root: Path, base_config: Path | None, stores: int | None, replication: int | None,
-               attack_params: tuple[str, ...], edge_timeout: float, base_port: int, start_timeout: float,
+               edge_timeout: float, base_port: int, start_timeout: float,
                listen: tuple[str, ...], ledger: str | None, rpc_url: str | None, eth_key: Path | None,
                object_store: str | None, ipfs_api: str | None, enrol_file: Path | None, seeded_keys: bool,
                **settings: Any) -> None:
@@ -252,7 +208,7 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
                          "lives on the IPFS node")
     stores = 0 if engines.store == "ipfs" else (stores if stores is not None else 2)
     rpc_url, ipfs_api = planned_urls(engines, free_ports(engines.starts_anvil + engines.starts_ipfs))
-    config = _config(base_config, settings, attack_params, config_changes(engines, rpc_url, ipfs_api))
+    config = _config(base_config, settings, config_changes(engines, rpc_url, ipfs_api))
     hosts = _listen_addresses(listen, config, stores)
     replication = replication if replication is not None else min(2, stores)
     if replication > stores:

@@ -1,0 +1,1 @@
+"""Run wiring around the round: settings, ``RunConfig``, run directories, dataset fit, ``Session``."""
