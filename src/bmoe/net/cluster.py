@@ -44,6 +44,7 @@ import httpx
 
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
+from bmoe.ledger.sealing import validators_supported
 from bmoe.net.auth import SignedAuth
 from bmoe.net.cli_support import EXIT_STALLED, run_command
 from bmoe.net.cluster_engines import (
@@ -122,7 +123,7 @@ def _config(base: Path | None, settings: dict[str, Any], attack_params: tuple[st
     changes.update(engine_changes or {})
     validators = changes.get("validators", values["validators"])
     consensus = changes.get("consensus", values["consensus"])
-    if not ((validators == 1 and consensus in ("pow", "ethereum")) or (validators >= 4 and consensus == "pbft")):
+    if not validators_supported(consensus, validators, one_process_each=True):
         raise SetupError(PBFT_UNSUPPORTED)
     try:
         config = from_dict({**values, **changes})

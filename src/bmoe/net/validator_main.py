@@ -33,6 +33,7 @@ import click
 
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Sealer
+from bmoe.ledger.sealing import validators_supported
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
@@ -102,9 +103,7 @@ def from_cluster(root: Path) -> ValidatorArgs:
 
 
 def check_single_validator(config: RunConfig) -> None:
-    if config.consensus == "pbft" and config.validators >= 4:
-        pass  # n validator processes, one PBFT replica each (``--peers``)
-    elif config.consensus not in ("pow", "ethereum") or config.validators != 1:
+    if not validators_supported(config.consensus, config.validators, one_process_each=True):  # PBFT: ``--peers``
         raise SetupError(PBFT_UNSUPPORTED)
     if config.framework == "traditional" and config.consensus != "pow":
         raise SetupError("the traditional framework has one server and no consensus: use --consensus pow "

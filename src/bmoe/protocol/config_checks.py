@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bmoe.ledger.economics import MAX_UNITS
+from bmoe.ledger.sealing import validators_supported
 from bmoe.moe.presets import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
@@ -203,7 +204,7 @@ def _check_ethereum(config: RunConfig) -> None:
     if not config.rpc_url or not config.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"--ledger ethereum needs --rpc-url, an http:// or https:// Ethereum JSON-RPC URL, got "
                           f"{config.rpc_url!r}")
-    if config.validators != 1:
+    if not validators_supported(config.consensus, config.validators):
         raise ConfigError("--ledger ethereum runs one validator, whose account seals every block through the "
                           "contract (in process, or as the one validator of bmoe cluster up --ledger ethereum); "
                           "several validators on one contract are not supported")
@@ -223,7 +224,7 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus == "ethereum":
         _check_ethereum(config)
-    if config.consensus != "pbft" and config.validators != 1:
+    if not validators_supported(config.consensus, config.validators):
         raise ConfigError("several validators need --consensus pbft")
     if config.assignment not in ("all", "sampled", "adaptive"):
         raise ConfigError(f"assignment must be one of all, sampled, adaptive, got {config.assignment!r}")

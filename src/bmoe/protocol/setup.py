@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bmoe.consensus.pbft_rules import max_faulty
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
 from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
@@ -163,7 +164,7 @@ def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:
         return {"engine": "ethereum"}
     if config.consensus == "pbft":
         return {"engine": "pbft", "validators": {v.name: v.address for v in ids.validators},
-                "f": (config.validators - 1) // 3}
+                "f": max_faulty(config.validators)}
     return {"engine": "pow", "difficulty": config.difficulty}
 
 
