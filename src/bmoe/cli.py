@@ -19,6 +19,7 @@ from bmoe.ledger_options import ledger_options, ledger_settings
 from bmoe.protocol.config import RunConfig, from_dict
 from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.store_options import store_options, store_settings
+from bmoe.verify.framework import framework_of
 
 # The commands defined in other modules, imported only when run (lazy_group): where each lives, and the first
 # sentence of its help as `bmoe --help` lists it (tests/test_imports.py checks it against the command's own help).
@@ -154,7 +155,7 @@ def _check_given_flags(config: RunConfig) -> None:
 
 def _show_mining_cost(config: RunConfig) -> None:
     """Say what a block costs before mining at a costly difficulty (ledger/pow_rate), so no run is silently long."""
-    if config.framework != "bmoe" or config.consensus != "pow":
+    if not framework_of(config.framework).keeps_ledger or config.consensus != "pow":
         return
     from bmoe.ledger.pow_rate import hash_rate, mining_estimate
 
@@ -235,7 +236,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
                   highlight=False)
     trained = [{"framework": framework, "clean": by_name[f"{framework}-r0.0"]["test_accuracy"],
                 "attacked": by_name[f"{framework}-{attacked}"]["test_accuracy"],
-                "records": by_name[f"{framework}-{attacked}"]["misbehaviour_records"] if framework == "bmoe" else None}
+                "records": by_name[f"{framework}-{attacked}"]["misbehaviour_records"]
+                if framework_of(framework).verifies else None}
                for framework in ("bmoe", "traditional")]
     console.print(results_table(f"Trained among {share} colluding attackers", trained,
                                 [("framework", "framework"), ("clean", "no attack"), ("attacked", "attacked"),
@@ -511,7 +513,7 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     config = _load_run_config(run_dir)
     config = config.replace(**store_settings(run_dir, store, ipfs_api),
                             **ledger_settings(run_dir, ledger, None, rpc_url, eth_key))
-    if config.framework != "bmoe":
+    if not framework_of(config.framework).keeps_ledger:
         _fail("only B-MoE run directories keep a ledger to serve from")
     if not (run_dir / "chain.sqlite").exists():
         _fail(f"{run_dir} has no chain.sqlite: not a B-MoE run directory")

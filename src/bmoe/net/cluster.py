@@ -68,6 +68,7 @@ from bmoe.net.processes import DEFAULT_GRACE_S, stop
 from bmoe.net.validator_main import PBFT_UNSUPPORTED, check_single_validator
 from bmoe.protocol.config import ConfigError, RunConfig, from_dict
 from bmoe.protocol.flag_effects import check_given_settings
+from bmoe.verify.framework import FRAMEWORKS, framework_of
 
 # flag name -> RunConfig field, for the training settings `up` accepts
 CONFIG_FLAGS = {"edges": "num_edges", "experts": "num_experts", "top_k": "top_k", "malicious": "malicious_ratio",
@@ -205,7 +206,7 @@ def _publisher(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--rule", default=None, help="acceptance rule [majority]")
 @click.option("--rounds", type=int, default=None, help="default rounds for `publish` [100]")
 @click.option("--threads", type=int, default=None, help="torch threads per process [1]")
-@click.option("--framework", type=click.Choice(["bmoe", "traditional"]), default=None,
+@click.option("--framework", type=click.Choice(list(FRAMEWORKS)), default=None,
               help="bmoe, or traditional: one server (no ledger, no verification), edge i hosts expert i "
                    "[config: bmoe]")
 @click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order; each edge "
@@ -282,7 +283,7 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
-    sealing = ("1 server (traditional: no ledger)" if config.framework == "traditional"
+    sealing = ("1 server (traditional: no ledger)" if not framework_of(config.framework).keeps_ledger
               else f"{validators} validator(s) ({config.consensus}{f' on {rpc_url}' if engines.rpc_url else ''})")
     objects = (f"{stores} storage node(s)" if engines.store != "ipfs"
                else f"objects on the IPFS node at {ipfs_api}" if engines.ipfs_api else "a js-ipfs node (objects)")
@@ -307,7 +308,8 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
             click.echo(f"  {record.name:<12} edge      run by its operator: bmoe edge --cluster-dir {cluster.root} "
                        f"--index {record.index} --key THEIR-KEY-FILE")
     urls = ", ".join(r.url for r in cluster.by_role("validator") if r.url)
-    click.echo(f"ready: {'server' if config.framework == 'traditional' else 'validator'}(s) {urls}; publish with "
+    role = "validator" if framework_of(config.framework).keeps_ledger else "server"
+    click.echo(f"ready: {role}(s) {urls}; publish with "
                f"`bmoe train --cluster {cluster.root} --rounds N`; "
                f"stop with `bmoe cluster down --dir {cluster.root}`")
 
@@ -348,11 +350,11 @@ def status_command(root: Path) -> None:
             if len(validators) > 1:
                 primary = _validator_get(client, f"{validator.url}/primary")
                 where = f", view {primary.get('view')} (primary {primary.get('primary')})" if primary else ""
-            done = "recorded (no ledger)" if config.framework == "traditional" else "sealed"
+            done = "sealed" if framework_of(config.framework).keeps_ledger else "recorded (no ledger)"
             click.echo(f"{validator.name}: head {head['head_hash']} at height {head['height']}{where}: "
                        f"{head['train_tasks']} training and {head['task_count'] - head['train_tasks']} "
                        f"inference tasks {done}")
-            if config.framework == "bmoe":  # the traditional framework verifies nothing: no quorum to watch
+            if framework_of(config.framework).verifies:  # the traditional framework: no quorum to watch
                 click.echo(_quorum_line(validator.name, stalls.get(validator.name, {})))
     if down:
         sys.exit(1)

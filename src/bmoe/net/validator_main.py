@@ -59,6 +59,7 @@ from bmoe.protocol.config import RunConfig
 from bmoe.protocol.session import Session
 from bmoe.protocol.setup import held_name
 from bmoe.storage import BlobStore
+from bmoe.verify.framework import framework_of
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
@@ -105,7 +106,7 @@ def from_cluster(root: Path) -> ValidatorArgs:
 def check_single_validator(config: RunConfig) -> None:
     if not validators_supported(config.consensus, config.validators, one_process_each=True):  # PBFT: ``--peers``
         raise SetupError(PBFT_UNSUPPORTED)
-    if config.framework == "traditional" and config.consensus != "pow":
+    if not framework_of(config.framework).keeps_ledger and config.consensus != "pow":
         raise SetupError("the traditional framework has one server and no consensus: use --consensus pow "
                          "(ignored) with one validator")
 

@@ -26,6 +26,7 @@ from bmoe.protocol.quorum_watch import DEFAULT_STALL_AFTER
 from bmoe.verify.assignment import Adaptive, Sampled
 from bmoe.verify.bound_window import Calibrated, bound_in_force
 from bmoe.verify.comparison import DEFAULT_RESULT_BOUND, DEFAULT_UPDATE_BOUND, Tolerance, make_comparison
+from bmoe.verify.framework import framework_of
 
 # Settings that change how a run executes, never what it records: left out of the recorded hash, so
 # (for example) the ledger is identical with compute sharing on and off, or with more rounds resumed.
@@ -104,12 +105,11 @@ class RunConfig:
     @property
     def malicious_edges(self) -> int:
         """How many edges are malicious: round(ratio x edges in play), the last ones."""
-        edges = self.num_experts if self.framework == "traditional" else self.num_edges
-        return int(self.malicious_ratio * edges + 0.5)
+        return int(self.malicious_ratio * self.edges_in_play + 0.5)
 
     @property
     def edges_in_play(self) -> int:
-        return self.num_experts if self.framework == "traditional" else self.num_edges
+        return framework_of(self.framework).edges_in_play(self.num_experts, self.num_edges)
 
     @property
     def edge_profiles(self) -> tuple[str, ...]:
@@ -123,8 +123,9 @@ class RunConfig:
 
     def assignment_spec(self) -> str | dict[str, Any]:
         """The assignment policy, as the genesis records it: traditional hosts expert i on edge i."""
-        if self.framework == "traditional":
-            return "host"
+        fixed = framework_of(self.framework).assignment
+        if fixed is not None:
+            return fixed
         if self.assignment == "adaptive":
             return Adaptive(self.replicas, self.trusted_replicas, self.trust_after).spec()
         return Sampled(self.replicas).spec() if self.assignment == "sampled" else "all"

@@ -21,11 +21,11 @@ from bmoe.moe.presets import INTEGER_PRESETS, PRESETS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE, window_refusal
 from bmoe.verify.comparison import COMPARISONS
+from bmoe.verify.framework import FRAMEWORKS, framework_of
 
 if TYPE_CHECKING:
     from bmoe.protocol.config import RunConfig
 
-FRAMEWORKS = ("bmoe", "traditional")
 CONSENSUS_ENGINES = ("pow", "pbft", "ethereum")  # ethereum: blocks sealed by the run's contract (--ledger)
 VALIDATOR_ATTACKS = ("tamper", "silent", "equivocate", "garbage", "replay")
 STORES = ("directory", "ipfs")  # where a run directory's objects live
@@ -199,7 +199,7 @@ def _check_choices(config: RunConfig) -> None:
 
 
 def _check_ethereum(config: RunConfig) -> None:
-    if config.framework != "bmoe":
+    if not framework_of(config.framework).keeps_ledger:
         raise ConfigError("--ledger ethereum seals B-MoE's ledger; traditional keeps none")
     if not config.rpc_url or not config.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"--ledger ethereum needs --rpc-url, an http:// or https:// Ethereum JSON-RPC URL, got "
@@ -214,13 +214,14 @@ def _check_together(config: RunConfig) -> None:
     n, k, m = config.num_experts, config.top_k, config.num_edges
     if k > n:
         raise ConfigError(f"K={k} must be in [1, N={n}]")
-    if config.framework == "bmoe" and config.rule == "sole":
+    if framework_of(config.framework).verifies and config.rule == "sole":
         raise ConfigError("rule 'sole' accepts one edge's result unverified; B-MoE compares every edge's "
                           "result: use majority, fraction or plurality")
-    if config.framework == "traditional" and config.rule not in ("majority", "sole"):
+    fixed_rule = framework_of(config.framework).rule
+    if fixed_rule is not None and config.rule not in ("majority", fixed_rule):
         raise ConfigError(f"rule {config.rule!r} does not apply to traditional, which accepts each expert's "
                           "one result unverified (rule sole)")
-    if config.framework == "traditional" and m < n:
+    if framework_of(config.framework).one_edge_per_expert and m < n:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus == "ethereum":
         _check_ethereum(config)
@@ -228,7 +229,7 @@ def _check_together(config: RunConfig) -> None:
         raise ConfigError("several validators need --consensus pbft")
     if config.assignment not in ("all", "sampled", "adaptive"):
         raise ConfigError(f"assignment must be one of all, sampled, adaptive, got {config.assignment!r}")
-    if config.assignment != "all" and config.framework == "traditional":
+    if config.assignment != "all" and framework_of(config.framework).assignment is not None:
         raise ConfigError(f"assignment {config.assignment} applies to B-MoE; traditional hosts each expert on one edge")
     if config.assignment != "all" and config.replicas > m:
         raise ConfigError(f"sampled replicas r = {config.replicas} must be at most M = {m} edges")
@@ -261,7 +262,7 @@ def _check_fixed_point_lr(config: RunConfig) -> None:
 
 
 def _check_economics(config: RunConfig) -> None:
-    if config.framework == "traditional":
+    if not framework_of(config.framework).verifies:
         raise ConfigError("stake applies to B-MoE, whose answers are verified; traditional accepts each one unverified")
     if config.slash > config.stake:
         raise ConfigError(f"a slash of {config.slash} is larger than the stake of {config.stake}")

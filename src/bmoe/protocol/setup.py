@@ -29,6 +29,7 @@ from bmoe.moe.gate import LinearGate
 from bmoe.protocol.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
+from bmoe.verify.framework import framework_of
 
 Participant = Identity | PublicIdentity  # a key this process holds, or only its public half
 
@@ -125,8 +126,8 @@ def initial_weights(config: RunConfig, spec: ExpertSpec, input_dim: int,
 
 def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_cid: str,
                     expert_cids: list[str]) -> dict[str, object]:
-    framework_traditional = config.framework == "traditional"
-    rule = AcceptanceRule("sole") if framework_traditional else AcceptanceRule(config.rule, config.rule_fraction)
+    fixed_rule = framework_of(config.framework).rule
+    rule = AcceptanceRule(fixed_rule) if fixed_rule else AcceptanceRule(config.rule, config.rule_fraction)
     payload: dict[str, object] = {
         "framework": config.framework,
         "config_hash": config.hash(),
