@@ -29,7 +29,7 @@ from bmoe.protocol.edges import ResultWork
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import behaviours
-from bmoe.storage import MemoryStore, digest_of
+from bmoe.storage import MemoryStore, sha256_hex
 from tests.conftest import small_config
 from tests.net.cluster import serving
 
@@ -164,7 +164,7 @@ def test_every_bad_answer_is_refused_by_reason_and_changes_nothing(tiny_data: Da
     stored = session.store.put(b"a result")
 
     def commitment(identity, nonce=0, **payload):  # type: ignore[no-untyped-def]
-        entry = {"expert": 0, "digest": digest_of(b"a result"), "cid": stored}
+        entry = {"expert": 0, "digest": sha256_hex(b"a result"), "cid": stored}
         return sign_transaction(identity, "commitment", {"task_id": "train-000000", "results": [entry], **payload},
                                 nonce)
 

@@ -20,8 +20,8 @@ from bmoe.storage import (
     CorruptObject,
     cid_of,
     deserialize_tensors,
-    digest_of,
     serialize_tensors,
+    sha256_hex,
 )
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -56,7 +56,7 @@ def test_insertion_order_does_not_matter() -> None:
     b = serialize_tensors(reordered, meta_reordered)
     assert a == b
     assert cid_of(a) == cid_of(b)
-    assert digest_of(a) == digest_of(b)
+    assert sha256_hex(a) == sha256_hex(b)
 
 
 def test_bytes_are_identical_across_processes() -> None:
@@ -235,7 +235,7 @@ def test_corrupt_bytes_raise_corrupt_object(case: str) -> None:
 
 
 def test_digest_of_is_hex_sha256() -> None:
-    assert digest_of(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert sha256_hex(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     data = _valid()
-    assert digest_of(data) == hashlib.sha256(data).hexdigest()
-    assert digest_of(data) != digest_of(data[:-1])
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert sha256_hex(data) != sha256_hex(data[:-1])

@@ -8,7 +8,7 @@ import pytest
 from bmoe.ledger.schemas import SCHEMAS, Limits
 from bmoe.ledger.state import LedgerState
 from bmoe.run.config import RunConfig
-from bmoe.storage import digest_of
+from bmoe.storage import sha256_hex
 from bmoe.verify.comparison import COMPARISONS, EXACT, ComparisonError, Exact, Tolerance, make_comparison
 
 SAMPLES = [b"", b"\x00", b"result bytes", bytes(range(256)) * 100]
@@ -16,9 +16,9 @@ SAMPLES = [b"", b"\x00", b"result bytes", bytes(range(256)) * 100]
 
 @pytest.mark.parametrize("data", SAMPLES)
 def test_exact_keys_by_the_storage_digest(data: bytes) -> None:
-    assert EXACT.key(data) == digest_of(data)
-    assert EXACT.matches(data, digest_of(data))
-    assert not EXACT.matches(data + b"!", digest_of(data))
+    assert EXACT.key(data) == sha256_hex(data)
+    assert EXACT.matches(data, sha256_hex(data))
+    assert not EXACT.matches(data + b"!", sha256_hex(data))
 
 
 def test_only_tolerance_records_groups() -> None:

@@ -46,6 +46,7 @@ from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import UserError
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
+from bmoe.ledger.sealing import validators_supported
 from bmoe.net.cli_support import EXIT_STALLED, run_command
 from bmoe.net.cluster.engines import (
     ENGINE,
@@ -72,6 +73,7 @@ from bmoe.run.config_file import read_run_config
 from bmoe.run.flag_effects import check_given_settings
 from bmoe.run.settings.options import given_settings, setting_options
 from bmoe.run.settings.setting import CLUSTER_UP
+from bmoe.verify.framework import framework_of
 
 COMPARISON_FLAGS = ("comparison", "bound", "update_bound", "bound_from", "force_bound")  # comparison_settings's order
 
@@ -107,7 +109,7 @@ def _config(base: Path | None, settings: dict[str, Any], engine_changes: dict[st
     changes.update(engine_changes or {})
     validators = changes.get("validators", values["validators"])
     consensus = changes.get("consensus", values["consensus"])
-    if not ((validators == 1 and consensus in ("pow", "ethereum")) or (validators >= 4 and consensus == "pbft")):
+    if not validators_supported(consensus, validators, one_process_each=True):
         raise SetupError(PBFT_UNSUPPORTED)
     try:
         config = from_dict({**values, **changes})
@@ -226,7 +228,7 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     cluster.save()
     attackers = config.malicious_edges
     validators = len(cluster.by_role("validator"))
-    sealing = ("1 server (traditional: no ledger)" if config.framework == "traditional"
+    sealing = ("1 server (traditional: no ledger)" if not framework_of(config.framework).keeps_ledger
               else f"{validators} validator(s) ({config.consensus}{f' on {rpc_url}' if engines.rpc_url else ''})")
     objects = (f"{stores} storage node(s)" if engines.store != "ipfs"
                else f"objects on the IPFS node at {ipfs_api}" if engines.ipfs_api else "a js-ipfs node (objects)")
@@ -251,7 +253,8 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
             click.echo(f"  {record.name:<12} edge      run by its operator: bmoe edge --cluster-dir {cluster.root} "
                        f"--index {record.index} --key THEIR-KEY-FILE")
     urls = ", ".join(r.url for r in cluster.by_role("validator") if r.url)
-    click.echo(f"ready: {'server' if config.framework == 'traditional' else 'validator'}(s) {urls}; publish with "
+    role = "validator" if framework_of(config.framework).keeps_ledger else "server"
+    click.echo(f"ready: {role}(s) {urls}; publish with "
                f"`bmoe train --cluster {cluster.root} --rounds N`; "
                f"stop with `bmoe cluster down --dir {cluster.root}`")
 
@@ -292,11 +295,11 @@ def status_command(root: Path) -> None:
             if len(validators) > 1:
                 primary = _validator_get(client, f"{validator.url}/primary")
                 where = f", view {primary.get('view')} (primary {primary.get('primary')})" if primary else ""
-            done = "recorded (no ledger)" if config.framework == "traditional" else "sealed"
+            done = "sealed" if framework_of(config.framework).keeps_ledger else "recorded (no ledger)"
             click.echo(f"{validator.name}: head {head['head_hash']} at height {head['height']}{where}: "
                        f"{head['train_tasks']} training and {head['task_count'] - head['train_tasks']} "
                        f"inference tasks {done}")
-            if config.framework == "bmoe":  # the traditional framework verifies nothing: no quorum to watch
+            if framework_of(config.framework).verifies:  # the traditional framework: no quorum to watch
                 click.echo(_quorum_line(validator.name, stalls.get(validator.name, {})))
     if down:
         sys.exit(1)

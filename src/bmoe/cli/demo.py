@@ -16,6 +16,7 @@ from bmoe.cli.run_checks import (
     checked_config,
 )
 from bmoe.console import console, results_table, round_progress
+from bmoe.verify.framework import framework_of
 
 
 @click.command()
@@ -64,7 +65,8 @@ def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str |
                   highlight=False)
     trained = [{"framework": framework, "clean": by_name[f"{framework}-r0.0"]["test_accuracy"],
                 "attacked": by_name[f"{framework}-{attacked}"]["test_accuracy"],
-                "records": by_name[f"{framework}-{attacked}"]["misbehaviour_records"] if framework == "bmoe" else None}
+                "records": by_name[f"{framework}-{attacked}"]["misbehaviour_records"]
+                if framework_of(framework).verifies else None}
                for framework in ("bmoe", "traditional")]
     console.print(results_table(f"Trained among {share} colluding attackers", trained,
                                 [("framework", "framework"), ("clean", "no attack"), ("attacked", "attacked"),

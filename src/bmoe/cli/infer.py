@@ -19,6 +19,7 @@ from bmoe.cli.store_options import store_options, store_settings
 from bmoe.console import console, results_table
 from bmoe.run.settings.options import setting_options
 from bmoe.run.settings.setting import INFER
+from bmoe.verify.framework import framework_of
 
 
 @click.command()
@@ -49,7 +50,7 @@ def infer(run_dir: Path | None, cluster: Path | None, malicious_ratio: float | N
     config = load_run_dir_config(run_dir)
     config = config.replace(**store_settings(run_dir, store, ipfs_api),
                             **ledger_settings(run_dir, ledger, None, rpc_url, eth_key))
-    if config.framework != "bmoe":
+    if not framework_of(config.framework).keeps_ledger:
         fail("only B-MoE run directories keep a ledger to serve from")
     if not (run_dir / "chain.sqlite").exists():
         fail(f"{run_dir} has no chain.sqlite: not a B-MoE run directory")

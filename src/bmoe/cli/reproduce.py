@@ -47,6 +47,7 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
     from bmoe.experiments.reproduction.reproduce import reproduce as run_reproduction
     from bmoe.experiments.reproduction.settings import FIGURES, LatencyModel, ReproSettings
     from bmoe.experiments.reproduction.settings import quick as quick_settings
+    from bmoe.ledger.sealing import validators_supported
 
     if dataset not in ("fashion-mnist", "cifar10", "digits"):
         fail(f"reproduce supports --dataset fashion-mnist, cifar10 or digits, got {dataset!r}")
@@ -61,7 +62,7 @@ def reproduce(figure: str, dataset: str, data_dir: Path | None, quick: bool, out
         fail("--cluster measures Fig. 4b: use it with fig4b or all")
     if cluster_rounds is not None and (not cluster or cluster_rounds < 2):
         fail("--cluster-rounds needs --cluster and at least 2 rounds (round 1 pays for start-up)")
-    if cluster and consensus == "pbft" and validators < 4:
+    if cluster and consensus == "pbft" and not validators_supported(consensus, validators, one_process_each=True):
         fail("--cluster with --consensus pbft needs --validators 4 or more (one process each)")
     settings = ReproSettings(dataset=dataset, data_dir=None if data_dir is None else str(data_dir), seed=seed,
                              workers=workers, noise_std=noise_std, consensus=consensus, validators=validators,

@@ -9,6 +9,7 @@ from pathlib import Path
 from bmoe.cli.errors import fail
 from bmoe.console import console, err_console
 from bmoe.run.config import RunConfig, from_dict
+from bmoe.verify.framework import framework_of
 
 
 def checked_config(**settings: object) -> RunConfig:
@@ -18,7 +19,7 @@ def checked_config(**settings: object) -> RunConfig:
 
 def show_mining_cost(config: RunConfig) -> None:
     """Say what a block costs before mining at a costly difficulty (ledger/pow_rate), so no run is silently long."""
-    if config.framework != "bmoe" or config.consensus != "pow":
+    if not framework_of(config.framework).keeps_ledger or config.consensus != "pow":
         return
     from bmoe.ledger.pow_rate import hash_rate, mining_estimate
 

@@ -20,7 +20,7 @@ Modules (each opens by saying what it owns and what it must not know)
 ``wire``                      size limit, strict canonical JSON, typed fields, base64, signatures
 ``pbft_messages``             the eight PBFT messages: fields, constructors, strict parser
 ``pbft_rules``                pure rules: quorums, primaries, ``verify_certificate``, view-change choice
-``pbft``                      ``PbftReplica``: the PBFT state machine
+``pbft/``                     ``PbftReplica``: the PBFT state machine, one file per concern (see its package notes)
 ``sim``                       ``Simulator``: seeded delays, loss, partitions, crash/restart, records
 ``byzantine``                 attacks as wrappers around honest replicas
 ============================  ==========================================================================

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bmoe.consensus.engine import Action, Committed, ConsensusReplica, Deliver, Event, Propose, Send, SetTimer, Tick
+from bmoe.storage.digest import sha256_hex
 
 Delay = float | tuple[float, float]
 
@@ -267,7 +268,7 @@ def _check_delay(spec: Delay) -> None:
 
 def _describe(event: Event) -> str:
     if isinstance(event, Deliver):
-        return f"deliver {event.sender} {hashlib.sha256(event.message).hexdigest()[:16]}"
+        return f"deliver {event.sender} {sha256_hex(event.message)[:16]}"
     if isinstance(event, Propose):
-        return f"propose {hashlib.sha256(event.payload).hexdigest()[:16]}"
+        return f"propose {sha256_hex(event.payload)[:16]}"
     return f"tick {event.now!r}"

@@ -8,12 +8,13 @@ pins, and a test recompiles it and checks the result equals the committed artifa
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bmoe.storage.digest import sha256_hex
 
 ARTIFACT_PATH = Path(__file__).with_name("BmoeLedger.json")
 SOURCE_PATH = Path(__file__).resolve().parents[3] / "contracts" / "BmoeLedger.vy"  # in a checkout
@@ -50,7 +51,7 @@ def compile_artifact(source_path: Path = SOURCE_PATH) -> dict[str, Any]:
         raise ValueError(f"{source_path} declares no VERSION constant")
     out = compile_code(source, output_formats=["abi", "bytecode", "bytecode_runtime"])
     return {"contract": source_path.stem, "version": found.group(1), "compiler": f"vyper {vyper.__version__}",
-            "source_sha256": hashlib.sha256(source.encode("utf-8")).hexdigest(), "abi": out["abi"],
+            "source_sha256": sha256_hex(source.encode("utf-8")), "abi": out["abi"],
             "bytecode": out["bytecode"], "bytecode_runtime": out["bytecode_runtime"]}
 
 

@@ -34,6 +34,7 @@ from bmoe.ledger.transactions import Transaction
 from bmoe.storage import cid_of
 from bmoe.verify.acceptance import AcceptanceRule, required_votes
 from bmoe.verify.comparison import make_comparison
+from bmoe.verify.framework import FRAMEWORKS
 
 # The contract's codes (contracts/BmoeLedger.vy).
 KINDS = {"train": 1, "infer": 2}
@@ -176,7 +177,7 @@ def enrolment_of(genesis: Mapping[str, Any], validators: Sequence[str]) -> Enrol
     """The constructor's enrolment for a run whose genesis payload is ``genesis`` (its ``consensus`` section
     is not read: it names the contract, which does not exist yet); ``validators``: the Ethereum accounts
     that may seal."""
-    if genesis.get("framework") != "bmoe":
+    if genesis.get("framework") not in FRAMEWORKS or not FRAMEWORKS[genesis["framework"]].keeps_ledger:
         raise RecordsError("only a B-MoE run keeps a ledger to seal on Ethereum")
     edges = tuple(genesis["edges"])
     spec = genesis.get("economics")

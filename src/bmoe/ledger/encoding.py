@@ -7,10 +7,11 @@ the strict inverse used when reading bytes from disk or the network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
+
+from bmoe.storage.digest import sha256_hex as sha256_hex  # the ledger names bytes by storage's digest
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -85,11 +86,6 @@ def decode_canonical_json(data: bytes) -> Any:
     if again != raw:
         raise ValueError("not in canonical JSON form")
     return obj
-
-
-def sha256_hex(data: bytes) -> str:
-    """Lower-case hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_hex64(value: object) -> bool:

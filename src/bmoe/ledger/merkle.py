@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bmoe.ledger.encoding import is_hex64
+from bmoe.ledger.encoding import is_hex64, sha256_hex
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -59,7 +59,7 @@ def merkle_root(leaf_hashes: Sequence[str]) -> str:
     """Merkle root (hex) of ``leaf_hashes`` (each a 64-char lower-case hex digest)."""
     _check_leaves(leaf_hashes)
     if not leaf_hashes:
-        return hashlib.sha256(b"").hexdigest()
+        return sha256_hex(b"")
     level = [_leaf(h) for h in leaf_hashes]
     while len(level) > 1:
         level = _next_level(level)

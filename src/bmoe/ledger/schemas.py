@@ -25,6 +25,7 @@ from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
 from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE
 from bmoe.verify.comparison import ComparisonError, make_comparison
+from bmoe.verify.framework import FRAMEWORKS
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
 MAX_EXPERTS = 1024  # N; the paper uses 10
@@ -259,7 +260,7 @@ _EXPERT_SPEC = record({"preset": name, "input_shape": list_of(integer(1, MAX_INT
 
 SCHEMAS: Mapping[str, Mapping[str, Check]] = {
     "genesis": {
-        "framework": one_of("bmoe", "traditional"),
+        "framework": one_of(*FRAMEWORKS),
         "config_hash": hex64,
         "num_experts": integer(1, MAX_EXPERTS),
         "top_k": integer(1, MAX_EXPERTS),

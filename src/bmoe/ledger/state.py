@@ -29,6 +29,7 @@ from bmoe.verify.acceptance import AcceptanceRule, Verdict
 from bmoe.verify.assignment import Adaptive, Assignment, AssignmentError, make_assignment, task_seed
 from bmoe.verify.bound_window import BoundWindowError, check_genesis_window
 from bmoe.verify.comparison import Comparison, make_comparison
+from bmoe.verify.framework import FRAMEWORKS
 from bmoe.verify.phase import PHASES as PHASE_TABLE
 from bmoe.verify.phase import (
     accusation_error,
@@ -279,7 +280,8 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
         raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     economics = None
     if "economics" in payload:
-        _require(payload["framework"] == "bmoe", tx, "economics applies to B-MoE, whose answers are verified")
+        _require(FRAMEWORKS[payload["framework"]].verifies, tx,
+                 "economics applies to B-MoE, whose answers are verified")
         try:
             economics = Economics.from_spec(payload["economics"], tuple(payload["edges"]))
         except EconomicsError as err:

@@ -23,6 +23,7 @@ from bmoe.moe.presets import INTEGER_PRESETS
 from bmoe.run.config import RunConfig
 from bmoe.run.setup import behaviours
 from bmoe.verify.comparison import make_comparison
+from bmoe.verify.framework import framework_of
 
 
 class MixedFleet(ValueError):
@@ -39,7 +40,7 @@ def numerics_of(profile: NumericProfile, threads: int) -> str:
 
 def needs_equal_bytes(config: RunConfig) -> bool:
     """Whether honest edges must return identical bytes for the comparison in force to accept them."""
-    if config.framework == "traditional":  # one host per expert: nothing is compared
+    if not framework_of(config.framework).verifies:  # one host per expert: nothing is compared
         return False
     if make_comparison(config.comparison_spec()).records_groups:  # tolerance: groups within a bound
         return False

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from bmoe.consensus.byzantine import Equivocate, Garbage, Replay, Silent, permissive
 from bmoe.consensus.engine import ConsensusReplica
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
+from bmoe.consensus.pbft_rules import max_faulty
 from bmoe.consensus.sim import Simulator
 from bmoe.ledger.blocks import (
     GENESIS_PREV_HASH,
@@ -196,7 +197,7 @@ class PbftCluster:
         if not commits:
             if self.primary() == primary:
                 raise ConsensusStalled(f"PBFT sealed no block {height} within {self.patience:g} simulated seconds "
-                                       f"(more than f = {(len(self.validators) - 1) // 3} faulty validators?)")
+                                       f"(more than f = {max_faulty(len(self.validators))} faulty validators?)")
             self.view_changes += 1
             raise ProposalRejected(f"validators moved from primary {primary} to {self.primary()} "
                                    f"without sealing block {height}")

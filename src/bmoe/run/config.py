@@ -23,6 +23,7 @@ from bmoe.run.settings.setting import PYTHON_TYPES, Setting
 from bmoe.verify.assignment import Adaptive, Sampled
 from bmoe.verify.bound_window import Calibrated, bound_in_force
 from bmoe.verify.comparison import Tolerance, make_comparison
+from bmoe.verify.framework import framework_of
 
 __all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
            "from_dict"]
@@ -65,12 +66,11 @@ class RunConfig:
     @property
     def malicious_edges(self) -> int:
         """How many edges are malicious: round(ratio x edges in play), the last ones."""
-        edges = self.num_experts if self.framework == "traditional" else self.num_edges
-        return int(self.malicious_ratio * edges + 0.5)
+        return int(self.malicious_ratio * self.edges_in_play + 0.5)
 
     @property
     def edges_in_play(self) -> int:
-        return self.num_experts if self.framework == "traditional" else self.num_edges
+        return framework_of(self.framework).edges_in_play(self.num_experts, self.num_edges)
 
     @property
     def edge_profiles(self) -> tuple[str, ...]:
@@ -84,8 +84,9 @@ class RunConfig:
 
     def assignment_spec(self) -> str | dict[str, Any]:
         """The assignment policy, as the genesis records it: traditional hosts expert i on edge i."""
-        if self.framework == "traditional":
-            return "host"
+        fixed = framework_of(self.framework).assignment
+        if fixed is not None:
+            return fixed
         if self.assignment == "adaptive":
             return Adaptive(self.replicas, self.trusted_replicas, self.trust_after).spec()
         return Sampled(self.replicas).spec() if self.assignment == "sampled" else "all"

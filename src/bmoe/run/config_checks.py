@@ -14,9 +14,11 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
+from bmoe.ledger.sealing import validators_supported
 from bmoe.moe.presets import INTEGER_PRESETS
 from bmoe.run.settings.registry import DECLARED, SETTINGS
 from bmoe.verify.bound_window import window_refusal
+from bmoe.verify.framework import framework_of
 
 if TYPE_CHECKING:
     from bmoe.run.config import RunConfig
@@ -92,12 +94,12 @@ def _check_choices(config: RunConfig) -> None:
 
 
 def _check_ethereum(config: RunConfig) -> None:
-    if config.framework != "bmoe":
+    if not framework_of(config.framework).keeps_ledger:
         raise ConfigError("--ledger ethereum seals B-MoE's ledger; traditional keeps none")
     if not config.rpc_url or not config.rpc_url.startswith(("http://", "https://")):
         raise ConfigError(f"--ledger ethereum needs --rpc-url, an http:// or https:// Ethereum JSON-RPC URL, got "
                           f"{config.rpc_url!r}")
-    if config.validators != 1:
+    if not validators_supported(config.consensus, config.validators):
         raise ConfigError("--ledger ethereum runs one validator, whose account seals every block through the "
                           "contract (in process, or as the one validator of bmoe cluster up --ledger ethereum); "
                           "several validators on one contract are not supported")
@@ -107,19 +109,20 @@ def _check_together(config: RunConfig) -> None:
     n, k, m = config.num_experts, config.top_k, config.num_edges
     if k > n:
         raise ConfigError(f"K={k} must be in [1, N={n}]")
-    if config.framework == "bmoe" and config.rule == "sole":
+    if framework_of(config.framework).verifies and config.rule == "sole":
         raise ConfigError("rule 'sole' accepts one edge's result unverified; B-MoE compares every edge's "
                           "result: use majority, fraction or plurality")
-    if config.framework == "traditional" and config.rule not in ("majority", "sole"):
+    fixed_rule = framework_of(config.framework).rule
+    if fixed_rule is not None and config.rule not in ("majority", fixed_rule):
         raise ConfigError(f"rule {config.rule!r} does not apply to traditional, which accepts each expert's "
                           "one result unverified (rule sole)")
-    if config.framework == "traditional" and m < n:
+    if framework_of(config.framework).one_edge_per_expert and m < n:
         raise ConfigError(f"traditional needs one edge per expert: M={m} < N={n}")
     if config.consensus == "ethereum":
         _check_ethereum(config)
-    if config.consensus != "pbft" and config.validators != 1:
+    if not validators_supported(config.consensus, config.validators):
         raise ConfigError("several validators need --consensus pbft")
-    if config.assignment != "all" and config.framework == "traditional":
+    if config.assignment != "all" and framework_of(config.framework).assignment is not None:
         raise ConfigError(f"assignment {config.assignment} applies to B-MoE; traditional hosts each expert on one edge")
     if config.assignment != "all" and config.replicas > m:
         raise ConfigError(f"sampled replicas r = {config.replicas} must be at most M = {m} edges")
@@ -152,7 +155,7 @@ def _check_fixed_point_lr(config: RunConfig) -> None:
 
 
 def _check_economics(config: RunConfig) -> None:
-    if config.framework == "traditional":
+    if not framework_of(config.framework).verifies:
         raise ConfigError("stake applies to B-MoE, whose answers are verified; traditional accepts each one unverified")
     if config.slash > config.stake:
         raise ConfigError(f"a slash of {config.slash} is larger than the stake of {config.stake}")

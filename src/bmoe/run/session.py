@@ -70,6 +70,7 @@ from bmoe.storage import (
     serialize_tensors,
 )
 from bmoe.verify.comparison import make_comparison
+from bmoe.verify.framework import framework_of
 
 RoundCallback = Callable[[RoundOutcome], None]
 __all__ = ["CHAIN_FILE", "CONFIG_FILE", "STORE_DIR", "RoundCallback", "Session"]
@@ -125,10 +126,10 @@ class Session:
         try:
             if run_dir is not None:
                 store = store if store is not None else DirectoryStore(run_dir / STORE_DIR, batch=True)
-                if config.framework == "bmoe" or (run_dir / CHAIN_FILE).exists():
+                if framework_of(config.framework).keeps_ledger or (run_dir / CHAIN_FILE).exists():
                     chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE)
                 check_recorded(run_dir, config, _recorded_hash(chain))
-                if config.framework != "bmoe" and chain is not None:
+                if not framework_of(config.framework).keeps_ledger and chain is not None:
                     chain.close()  # checked: a traditional run keeps no chain
                     chain = None
             self.store = store if store is not None else MemoryStore()
@@ -136,7 +137,7 @@ class Session:
             durable = self.store.flush if isinstance(self.store, DirectoryStore) and self.store.batch else None
             if sealer is not None:
                 sealer = founding_block_mined(sealer, config.difficulty)
-            elif config.consensus == "pbft" and config.framework == "bmoe":
+            elif config.consensus == "pbft" and framework_of(config.framework).keeps_ledger:
                 self.pbft = self._pbft_cluster()
                 sealer = self.pbft.seal
             elif config.consensus == "ethereum":
@@ -186,8 +187,8 @@ class Session:
                     raise ConfigError("resuming a PBFT run is not supported yet; start a new --run-dir")
                 self.pbft.adopt_chain(list(chain.iter_blocks()))
         else:
-            self.node = LedgerNode(self.own, config.difficulty, chain, seals=config.framework == "bmoe",
-                                   sealer=sealer)
+            self.node = LedgerNode(self.own, config.difficulty, chain,
+                                   seals=framework_of(config.framework).keeps_ledger, sealer=sealer)
         self.node.before_persist = durable  # objects are durable before the block naming them
         if self.node.view().height >= 0:
             if config.consensus == "ethereum":

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bmoe.consensus.pbft_rules import max_faulty
 from bmoe.edge.behaviour import EdgeBehaviour, make_behaviour
 from bmoe.edge.profiles import NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
@@ -28,6 +29,7 @@ from bmoe.moe.gate import LinearGate
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.storage import BlobStore, serialize_tensors
 from bmoe.verify.acceptance import AcceptanceRule
+from bmoe.verify.framework import framework_of
 
 Participant = Identity | PublicIdentity  # a key this process holds, or only its public half
 
@@ -124,8 +126,8 @@ def initial_weights(config: RunConfig, spec: ExpertSpec, input_dim: int,
 
 def genesis_payload(config: RunConfig, ids: Identities, spec: ExpertSpec, gate_cid: str,
                     expert_cids: list[str]) -> dict[str, object]:
-    framework_traditional = config.framework == "traditional"
-    rule = AcceptanceRule("sole") if framework_traditional else AcceptanceRule(config.rule, config.rule_fraction)
+    fixed_rule = framework_of(config.framework).rule
+    rule = AcceptanceRule(fixed_rule) if fixed_rule else AcceptanceRule(config.rule, config.rule_fraction)
     payload: dict[str, object] = {
         "framework": config.framework,
         "config_hash": config.hash(),
@@ -163,7 +165,7 @@ def consensus_section(config: RunConfig, ids: Identities) -> dict[str, object]:
         return {"engine": "ethereum"}
     if config.consensus == "pbft":
         return {"engine": "pbft", "validators": {v.name: v.address for v in ids.validators},
-                "f": (config.validators - 1) // 3}
+                "f": max_faulty(config.validators)}
     return {"engine": "pow", "difficulty": config.difficulty}
 
 

@@ -20,7 +20,6 @@ Reading uses the ``safetensors`` library's validation; anything it rejects raise
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Mapping
@@ -189,8 +188,3 @@ def deserialize_tensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str,
             owned = buffer if isinstance(buffer, bytearray) else bytearray(buffer)  # writable, ours
             tensors[name] = torch.frombuffer(owned, dtype=dtype).reshape(shape)
     return tensors, metadata
-
-
-def digest_of(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()

@@ -24,7 +24,7 @@ chain says its experts were integer.
 Must not know tensors, the ledger or I/O: it sees bytes and returns strings and booleans.
 
 ``exact``: equal canonical bytes (safetensors, sorted keys), keyed by their SHA-256 digest (the
-same digest as ``storage.digest_of``; a test keeps them equal). Honest edges agree bit for bit only
+same digest as ``storage.sha256_hex``; a test keeps them equal). Honest edges agree bit for bit only
 under stated conditions: the same torch build and CPU kernels, the same thread count
 (``torch.set_num_threads``), and the same batch composition (the same samples in the same order,
 which the recorded activation fixes). Under ``exact`` a disagreement between honest edges is not
@@ -35,12 +35,12 @@ be honest split, and the ledger records the split as a failed verification eithe
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from bmoe.storage.digest import sha256_hex
 from bmoe.verify.specs import make_from_spec, spec_of
 
 
@@ -62,7 +62,7 @@ class Comparison(ABC):
 
     def key(self, data: bytes) -> str:
         """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex)."""
-        return hashlib.sha256(data).hexdigest()
+        return sha256_hex(data)
 
     def matches(self, data: bytes, key: str) -> bool:
         """Whether ``data`` are what was committed under ``key``."""

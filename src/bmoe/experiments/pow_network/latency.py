@@ -22,6 +22,7 @@ from typing import Any
 
 from bmoe.consensus.engine import ConsensusReplica, Validate
 from bmoe.consensus.pbft import PbftConfig, PbftReplica
+from bmoe.consensus.pbft_rules import max_faulty
 from bmoe.consensus.sim import Delay, Simulator
 from bmoe.experiments.pow_network.miner import PowConfig, PowMiner
 from bmoe.ledger.keys import derive_identity
@@ -86,7 +87,7 @@ def measure_pbft(n: int = 4, *, delay: Delay = (0.01, 0.03), blocks: int = 10, s
     per_block = sim.now / blocks
     sent, sent_bytes = sim.counters["sent"], sim.counters["bytes_sent"]
     latencies = _closed_loop(sim, sim.names, max(3, blocks // 2), horizon=1e4)
-    return LatencyReport("pbft", {"n": n, "f": (n - 1) // 3, "delay": delay}, blocks, per_block,
+    return LatencyReport("pbft", {"n": n, "f": max_faulty(n), "delay": delay}, blocks, per_block,
                          sum(latencies) / len(latencies), sent / blocks, sent_bytes / blocks, wall / blocks)
 
 

@@ -50,6 +50,7 @@ from bmoe.net.publish.command import publish_training
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import derive_identities
+from bmoe.verify.framework import framework_of
 
 CLUSTER_PARTS = ("edge compute", "communication", "verification", "server", "consensus")
 EDGE_TIMEOUT_S = 120.0  # a cap only: every honest edge answers long before
@@ -66,15 +67,16 @@ class Variant:
 
     @property
     def assignment(self) -> str:
-        if self.framework == "traditional":
-            return "host"
+        fixed = framework_of(self.framework).assignment
+        if fixed is not None:
+            return fixed
         return "all" if self.replicas is None else f"sampled r={self.replicas}"
 
     def configure(self, config: RunConfig) -> RunConfig:
         """``config`` for this variant (a traditional server seals nothing: one validator, PoW unused)."""
         config = config.replace(framework=self.framework, assignment="all" if self.replicas is None else "sampled",
                                 replicas=self.replicas or config.replicas)
-        return config.replace(consensus="pow", validators=1) if self.framework == "traditional" else config
+        return config if framework_of(self.framework).keeps_ledger else config.replace(consensus="pow", validators=1)
 
 
 VARIANTS = (Variant("bmoe"), Variant("bmoe", 2), Variant("bmoe", 3), Variant("traditional"))
@@ -86,7 +88,7 @@ def cluster_split(times: Mapping[str, float], framework: str) -> dict[str, float
     to the round's wall time."""
     edge = times["edges"]
     exchange = times["compute"] + times["update"]
-    consensus = times["consensus"] if framework == "bmoe" else 0.0
+    consensus = times["consensus"] if framework_of(framework).keeps_ledger else 0.0
     parts = {"edge compute": min(edge, exchange), "communication": max(0.0, exchange - edge),
              "verification": times["verify"], "consensus": consensus}
     parts["server"] = max(0.0, times["round"] - sum(parts.values()))
@@ -194,7 +196,7 @@ def plot_cluster(rows: Sequence[Mapping[str, Any]], path: Path, dataset: str) ->
 
 def row_label(row: Mapping[str, Any]) -> str:
     """"B-MoE all", "B-MoE sampled r=3", "traditional" (rows written before sampling was measured: all)."""
-    assignment = row.get("assignment", "host" if row["framework"] == "traditional" else "all")
+    assignment = row.get("assignment", framework_of(row["framework"]).assignment or "all")
     return FRAMEWORK_LABEL[row["framework"]] + ("" if assignment == "host" else f" {assignment}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bmoe.experiments.reproduction.settings import LatencyModel
+from bmoe.verify.framework import framework_of
 
 COMPONENTS = ("edge compute", "server / validators", "communication", "consensus")
 
@@ -24,7 +25,7 @@ COMPONENTS = ("edge compute", "server / validators", "communication", "consensus
 def round_latency(timing: Mapping[str, float], framework: str, model: LatencyModel) -> dict[str, float]:
     server = timing["time_gate"] + timing["time_verify"] + timing["time_loss"]
     consensus = 0.0
-    if framework == "bmoe":
+    if framework_of(framework).keeps_ledger:
         consensus = timing["time_mine"] + model.block_interval_s  # what the engine reported for sealing
     else:
         server += timing["time_consensus"]  # the state machine's bookkeeping, no consensus

@@ -27,6 +27,7 @@ from bmoe.experiments.reproduction.settings import READINGS, ReproSettings
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
+from bmoe.verify.framework import framework_of
 
 Progress = Callable[[str, int, int], None]  # (unit name, done, total)
 
@@ -56,7 +57,7 @@ def unit_name(framework: str, ratio: float, reading: str | None = None) -> str:
 
 def training_unit(framework: str, ratio: float, reading: str) -> Unit:
     """The unit that trained ``framework`` at ``ratio`` under ``reading`` (shared where the reading is moot)."""
-    return Unit(framework, ratio, reading if framework == "bmoe" and ratio > 0 else None)
+    return Unit(framework, ratio, reading if framework_of(framework).verifies and ratio > 0 else None)
 
 
 def units_for(figures: tuple[str, ...], settings: ReproSettings) -> list[Unit]:
@@ -70,7 +71,8 @@ def units_for(figures: tuple[str, ...], settings: ReproSettings) -> list[Unit]:
         ratios |= {0.0, settings.attacked_experts_ratio}
     units = {training_unit(fw, r, reading) for fw in frameworks for r in ratios for reading in settings.readings}
     # the longest first (serving, then B-MoE among persistent attackers, ...), so the last to finish is short
-    return sorted(units, key=lambda u: (u.ratio != 0.0, u.framework != "bmoe", u.reading != "persistent", u.ratio))
+    return sorted(units, key=lambda u: (u.ratio != 0.0, not framework_of(u.framework).verifies,
+                                        u.reading != "persistent", u.ratio))
 
 
 def settings_hash(settings: ReproSettings) -> str:
@@ -107,7 +109,7 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
     started, started_at = time.perf_counter(), time.time()
     config = settings.base_config(unit.reading or "transient").replace(
         framework=unit.framework, malicious_ratio=unit.ratio, threads=1)
-    if unit.framework == "traditional":
+    if not framework_of(unit.framework).keeps_ledger:
         config = config.replace(consensus="pow", validators=1)  # no ledger, so no consensus to run
     data = load_data(settings)
     by_noise = unit.framework == "traditional" and "persistent" in settings.readings

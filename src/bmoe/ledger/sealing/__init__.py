@@ -58,4 +58,18 @@ def engine_rules(section: Mapping[str, Any], validators: frozenset[str]) -> tupl
     return engine.name, engine.rules(section, validators)
 
 
-__all__ = ["SEALING_ENGINES", "EngineRules", "SealingEngine", "engine_rules"]
+DEPLOYED_PBFT_MIN = 4  # n = 3f + 1 with f >= 1: a PBFT group of processes survives one faulty validator
+SINGLE_VALIDATOR_ENGINES = ("pow", "ethereum")  # one proposer mines, or one account seals through the contract
+
+
+def validators_supported(consensus: str, validators: int, *, one_process_each: bool = False) -> bool:
+    """Whether ``consensus`` seals with ``validators`` validators: PoW and Ethereum with exactly one, PBFT
+    with any number in one process and with ``DEPLOYED_PBFT_MIN`` or more when each validator is its own
+    process (a deployment)."""
+    if consensus == "pbft":
+        return validators >= (DEPLOYED_PBFT_MIN if one_process_each else 1)
+    return consensus in SINGLE_VALIDATOR_ENGINES and validators == 1
+
+
+__all__ = ["DEPLOYED_PBFT_MIN", "SEALING_ENGINES", "EngineRules", "SealingEngine", "engine_rules",
+           "validators_supported"]

@@ -46,8 +46,10 @@ class PbftEngine:
         members = section.get("validators")
         if not isinstance(members, Mapping) or set(members.values()) != set(validators):
             raise ValueError("the PBFT validator set differs from the genesis validators")
+        from bmoe.consensus.pbft_rules import max_faulty  # the fault threshold is consensus's
+
         f = section.get("f")
-        if not is_int_in(f, 0, (len(validators) - 1) // 3):
+        if not is_int_in(f, 0, max_faulty(len(validators))):
             raise ValueError("PBFT f must be an int in [0, (n - 1) // 3]")
         assert isinstance(f, int)
         return PbftRules(dict(members), f)

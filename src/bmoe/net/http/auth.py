@@ -30,7 +30,6 @@ whom to trust, checks every signed reply.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import threading
@@ -43,6 +42,7 @@ import httpx
 
 from bmoe.ledger.keys import Identity, is_address, is_signature_hex, verify_signature
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.storage.digest import sha256_hex
 
 ADDRESS_HEADER = "x-bmoe-address"
 TIMESTAMP_HEADER = "x-bmoe-timestamp"
@@ -118,11 +118,6 @@ class ResponseHead:
 def is_nonce(value: object) -> bool:
     """True for a syntactically valid nonce (32 lower-case hex chars)."""
     return isinstance(value, str) and _NONCE.fullmatch(value) is not None
-
-
-def sha256_hex(data: bytes) -> str:
-    """Lower-case hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 # --- requests ------------------------------------------------------------------------------

@@ -42,10 +42,10 @@ from bmoe.net.http.auth import (
     is_nonce,
     needs_signature,
     read_request_head,
-    sha256_hex,
     sign_response,
 )
 from bmoe.net.http.stats import Counters
+from bmoe.storage.digest import sha256_hex
 
 
 class _Disconnected(Exception):

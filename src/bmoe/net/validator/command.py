@@ -33,6 +33,7 @@ import click
 
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Sealer
+from bmoe.ledger.sealing import validators_supported
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
@@ -58,6 +59,7 @@ from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
 from bmoe.storage import BlobStore
+from bmoe.verify.framework import framework_of
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
@@ -102,11 +104,9 @@ def from_cluster(root: Path) -> ValidatorArgs:
 
 
 def check_single_validator(config: RunConfig) -> None:
-    if config.consensus == "pbft" and config.validators >= 4:
-        pass  # n validator processes, one PBFT replica each (``--peers``)
-    elif config.consensus not in ("pow", "ethereum") or config.validators != 1:
+    if not validators_supported(config.consensus, config.validators, one_process_each=True):  # PBFT: ``--peers``
         raise SetupError(PBFT_UNSUPPORTED)
-    if config.framework == "traditional" and config.consensus != "pow":
+    if not framework_of(config.framework).keeps_ledger and config.consensus != "pow":
         raise SetupError("the traditional framework has one server and no consensus: use --consensus pow "
                          "(ignored) with one validator")
 

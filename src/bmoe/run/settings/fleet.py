@@ -5,8 +5,9 @@ from __future__ import annotations
 from bmoe.edge.fleet import is_default_fleet
 from bmoe.run.settings.limits import MAX_PARTIES
 from bmoe.run.settings.setting import CLUSTER_UP, INFER, TRAIN, Flag, Setting, train_and_up
+from bmoe.verify.framework import FRAMEWORKS as PRESETS
 
-FRAMEWORKS = ("bmoe", "traditional")
+FRAMEWORKS = tuple(PRESETS)  # the framework presets (verify/framework.py)
 
 FLEET = (
     Setting("framework", "str", "bmoe", "B-MoE: redundant and verified; traditional: edge i hosts expert i",
