@@ -1,11 +1,12 @@
 """Layers and import circles of ``src/bmoe``, read from the source with ``ast`` (nothing is imported).
 
-docs/design.md: ``cli`` -> ``net``, ``explorer``, ``experiments`` -> ``protocol`` -> ``moe``, ``edge``, ``ledger``,
-``consensus`` -> ``verify``, ``storage``; nothing imports upward. What these tests hold the tree to:
+docs/design.md: ``cli`` -> ``net``, ``serve``, ``explorer``, ``experiments`` -> ``run`` -> ``protocol`` -> ``moe``,
+``edge``, ``ledger``, ``ethereum``, ``consensus``, ``data``, ``lm`` -> ``verify``, ``storage``; nothing imports upward.
+What these tests hold the tree to:
 
-* no module of the lower layers imports ``net``, the command line, ``explorer`` or ``experiments``, and ``net``
-  imports no command-line module: at a module's top or inside a function alike (an import deferred into a
-  function still runs upward, and it is how upward imports hid before);
+* no module imports a layer above its own (:data:`RANK`; the command line is the top, the utilities at bmoe's top
+  the bottom): at a module's top or inside a function alike (an import deferred into a function still runs
+  upward, and it is how upward imports hid before);
 * no import circle at module level (the order modules initialise in), counting the packages an import runs;
 * among all imports, functions included, no circle but the registries' named in :data:`REGISTRIES` (a registry
   imports its entries when first asked, and each entry imports the registry to register itself);
@@ -28,9 +29,10 @@ from pathlib import Path
 import pytest
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
-# DESIGN.md's layers below net (run/ and lm/ as they come) and those beside or above it
-LOWER = ("ledger", "storage", "verify", "consensus", "moe", "edge", "protocol", "data", "ethereum", "run", "lm")
-UPPER = ("net", "serve", "explorer", "experiments")
+# DESIGN.md's layers, from the top: an import may stay in its rank or go down, never up. Modules at bmoe's top
+# (fileio, credentials, console, ...) are utilities every layer may use; they import no layer.
+RANK = {"cli": 5, "__main__": 5, "net": 4, "serve": 4, "explorer": 4, "experiments": 4, "run": 3, "protocol": 2,
+        "moe": 1, "edge": 1, "ledger": 1, "ethereum": 1, "consensus": 1, "lm": 1, "data": 1, "verify": 0, "storage": 0}
 # The command line: bmoe.cli (module or package), the loose `bmoe.*_command` modules and `python -m bmoe`.
 COMMAND_LINE = re.compile(r"bmoe\.(cli|__main__|\w+_command)(\..*)?$")
 # Intentional circles, by name: a registry and its entries (edge/behaviour.py's `register`, edge/attacks/).
@@ -168,14 +170,17 @@ def _layer(module: str) -> str:
     return module.split(".")[1] if module.count(".") >= 1 else ""
 
 
+def _rank(module: str) -> int:
+    """The module's layer rank; a utility at bmoe's top ranks below every layer, the command line above all."""
+    return 5 if COMMAND_LINE.match(module) else RANK.get(_layer(module), -1)
+
+
 def upward_imports(source: Path) -> list[str]:
-    """``importer -> target`` for every import, functions included, that runs up the layers."""
+    """``importer -> target`` for every import, functions included, that runs up the layers (:data:`RANK`)."""
     found = []
     for module, found_imports in all_imports(source).items():
         for target in {found_import.target for found_import in found_imports}:
-            upward = (_layer(module) in LOWER and (_layer(target) in UPPER or COMMAND_LINE.match(target))) or (
-                _layer(module) == "net" and COMMAND_LINE.match(target))
-            if upward:
+            if _rank(target) > _rank(module):
                 found.append(f"{module} -> {target}")
     return sorted(found)
 

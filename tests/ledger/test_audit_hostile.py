@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.audit import AuditReport, BlockAnchor
@@ -26,6 +25,7 @@ from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.merkle import merkle_root
 from bmoe.ledger.state import LedgerState, apply_block, begin_block, finish_block, state_root
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.session import Session
 from bmoe.storage import DirectoryStore

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.economics import Economics, EconomicsError
 from bmoe.ledger.errors import InvalidTransaction, LedgerError
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, state_root
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.session import Session
 from tests.cli.helpers import assert_user_error, bmoe

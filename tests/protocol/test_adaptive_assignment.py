@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import ConfigError
 from bmoe.run.session import Session
 from bmoe.verify.assignment import Adaptive, AssignmentError

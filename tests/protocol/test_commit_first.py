@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
@@ -24,6 +23,7 @@ from bmoe.ledger.transactions import Transaction, tx_to_dict
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.protocol.round import RoundOutcome
 from bmoe.protocol.validator import committed_cids
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.storage import BlobStore

@@ -190,7 +190,7 @@ def test_disputes_hold_under_every_comparison(tiny_data: Dataset, tmp_path: Path
         for _, task in replayed(session):
             for expert in task.activated():
                 assert not attackers & set(task.verdicts["result"][expert].supporters)
-    from bmoe.cli.audit import audit_run_dir
+    from bmoe.run.audit import audit_run_dir
 
     report = audit_run_dir(tmp_path / "run", ())  # raises when a block does not re-verify
     assert report.height == config.rounds and report.evidence_missing == 0

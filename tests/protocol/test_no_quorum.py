@@ -16,7 +16,6 @@ from typing import ClassVar
 import pytest
 
 from bmoe.cli import main
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
 from bmoe.explorer.pages import chain as chain_pages
@@ -27,6 +26,7 @@ from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.node import Signer
 from bmoe.ledger.state import LedgerState, TaskState, apply_block, apply_transaction, begin_block
 from bmoe.protocol.quorum_watch import QuorumStalled, QuorumWatch
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import derive_identities

@@ -125,10 +125,10 @@ def test_a_block_whose_samples_do_not_recompute_fails_audit_naming_it(tiny_data:
     import dataclasses
     import json
 
-    from bmoe.cli.audit import audit_run_dir
     from bmoe.experiments.runs import train_run
     from bmoe.ledger.errors import LedgerError
     from bmoe.ledger.keys import derive_identity
+    from bmoe.run.audit import audit_run_dir
     from tests.ledger.chain_surgery import record_head, reseal_from
 
     config = SAMPLED.replace(rounds=4)

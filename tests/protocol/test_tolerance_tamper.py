@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from bmoe.cli.audit import audit_run_dir
 from bmoe.data import Dataset
 from bmoe.experiments.runs import train_run
 from bmoe.ledger.chainstore import ChainStore
@@ -19,6 +18,7 @@ from bmoe.ledger.errors import InvalidBlock, LedgerError
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.protocol.reexecute import Reexecutor
 from bmoe.protocol.validator import Validator
+from bmoe.run.audit import audit_run_dir
 from bmoe.run.session import CHAIN_FILE, STORE_DIR, Session
 from bmoe.storage import DirectoryStore
 from bmoe.verify.phase import Accusation, build_accusations, grouped_verdict

@@ -16,10 +16,10 @@ from bmoe.cli.demo import demo
 from bmoe.cli.errors import EXIT_USAGE, UserError
 from bmoe.cli.infer import infer
 from bmoe.cli.keygen import keygen
+from bmoe.cli.lazy_group import LazyCommand, LazyGroup
 from bmoe.cli.reproduce import reproduce
 from bmoe.cli.train import train
 from bmoe.console import err_console
-from bmoe.lazy_group import LazyCommand, LazyGroup
 
 # The commands defined in other modules, imported only when run (lazy_group): where each lives, and the first
 # sentence of its help as `bmoe --help` lists it (tests/test_imports.py checks it against the command's own help).

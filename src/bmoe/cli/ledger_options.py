@@ -17,9 +17,8 @@ from typing import Any
 
 import click
 
-from bmoe.cli.store_options import recorded_settings
 from bmoe.credentials import rpc_url_from_environment
-from bmoe.run.run_dir import RunDirError
+from bmoe.run.run_dir import RunDirError, recorded_settings
 
 LEDGERS = ("bmoe", "ethereum")
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import click
 
-from bmoe.run.config import ConfigError, RunConfig
-from bmoe.run.run_dir import CONFIG_FILE, RunDirError, read_config_file
+from bmoe.run.run_dir import RunDirError, recorded_settings
 from bmoe.run.settings.store import STORES
 
 
@@ -27,16 +26,6 @@ def store_options(command: Callable[..., None]) -> Callable[..., None]:
     return click.option("--store", type=click.Choice(STORES), default=None,
                         help="where the run's objects live: directory (RUN_DIR/store) or ipfs (an IPFS node's "
                              "RPC, --ipfs-api) [the run's, else directory]")(command)
-
-
-def recorded_settings(run_dir: Path) -> RunConfig | None:
-    """The settings ``run_dir`` recorded, or None (an unreadable config.json is named by the resume check)."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        return None
-    try:
-        return read_config_file(run_dir / CONFIG_FILE)
-    except ConfigError:
-        return None
 
 
 def store_settings(run_dir: Path | None, store: str | None, ipfs_api: str | None) -> dict[str, Any]:

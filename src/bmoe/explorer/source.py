@@ -15,11 +15,12 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from bmoe.cli.audit import METRICS_FILE, audit_cluster, audit_run_dir, cluster_objects, run_objects
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import AuditReport
 from bmoe.ledger.snapshot import WAL_SUFFIX
+from bmoe.net.cluster.audit import audit_cluster, cluster_objects
 from bmoe.net.cluster_file import CLUSTER_FILE, ClusterDescription, load_cluster
+from bmoe.run.audit import METRICS_FILE, audit_run_dir, run_objects
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.run_dir import CHAIN_FILE, CONFIG_FILE, read_config_file
 from bmoe.storage import BlobStore

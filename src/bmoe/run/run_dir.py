@@ -151,3 +151,13 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
         (run_dir / CONFIG_FILE).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
     except OSError as err:
         raise RunDirError(f"cannot write {run_dir / CONFIG_FILE}: {err.strerror or err}") from None
+
+
+def recorded_settings(run_dir: Path) -> RunConfig | None:
+    """The settings ``run_dir`` recorded, or None (an unreadable config.json is named by the resume check)."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        return None
+    try:
+        return read_config_file(run_dir / CONFIG_FILE)
+    except ConfigError:
+        return None

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bmoe.cli.audit import evidence_summary
 from bmoe.explorer.html import Html, join, pairs, row, section, table, tag
 from bmoe.explorer.pages.view import View
 from bmoe.explorer.svg import Series, line_chart
 from bmoe.ledger.audit import AuditReport
+from bmoe.run.audit import evidence_summary
 from bmoe.verify.bound_window import bound_in_force
 
 
