@@ -1,0 +1,131 @@
+"""The test tiers: markers applied by what a test uses, and the fast tier's time guard (a pytest plugin).
+
+A test is marked by the objects its code and its fixtures' code name (followed into helpers under
+``tests/``), not by hand lists: ``cluster`` (a local cluster of processes: ``tests/net/cluster.py``,
+``tests/net/deploy.py``), ``engines`` (anvil or an IPFS node), ``browser`` (chromium), ``subprocess``
+(``python -m bmoe`` or one of its modules in a child process). ``reproduction`` is a module's own mark (a
+whole ``bmoe reproduce`` run). ``slow`` is any of cluster, engines, browser, reproduction, plus what a test
+marks slow itself; ``witness`` keeps a test that uses one of them in the fast tier on purpose, as the cheap
+witness of what the slow tests prove. ``python -m pytest -m "not slow"`` is the fast tier (docs/contributing.md).
+
+The guard fails a fast-tier test whose set-up and call take more than ``BMOE_FAST_TEST_LIMIT_S``
+seconds of wall time (``FAST_LIMIT_S`` by default, ``witness(seconds=...)`` for a witness; ``0`` turns it off).
+This module knows which helpers start what; it must not know any test by name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# A fast test does its work in process, in well under a second on a quiet machine; 5 s leaves a 2-core machine
+# shared with other test runs (CI, a second worktree) a wide margin, and still catches a cluster, an engine or a
+# many-round run that slipped into the fast tier (those take 10 s to minutes).
+FAST_LIMIT_S = 10.0
+LIMIT_VARIABLE = "BMOE_FAST_TEST_LIMIT_S"
+
+USES = ("cluster", "engines", "browser", "subprocess")
+SLOW_BECAUSE = ("cluster", "engines", "browser", "reproduction")
+
+
+def _starters() -> dict[str, tuple[object, ...]]:
+    """What each marker's tests call to start the thing (imported here, so a moved helper fails loudly)."""
+    from bmoe.ethereum.anvil import Anvil
+    from bmoe.storage.ipfs_node import start_node
+    from tests.cli.helpers import bmoe
+    from tests.explorer.browser import ExplorerProcess, chromium
+    from tests.net.cluster import Cluster
+    from tests.net.deploy import LocalCluster, run_module
+
+    return {"cluster": (Cluster, LocalCluster), "engines": (Anvil, start_node), "browser": (chromium,),
+            "subprocess": (bmoe, run_module, ExplorerProcess)}
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _codes(constant)
+
+
+def _named(function: Callable[..., Any], seen: set[int]) -> Iterator[object]:
+    """Every global object ``function``'s code names, and, for functions and classes defined under ``tests``,
+    what their code names in turn."""
+    function = getattr(function, "__wrapped__", function)
+    code, scope = getattr(function, "__code__", None), getattr(function, "__globals__", None)
+    if code is None or scope is None or id(function) in seen:
+        return
+    seen.add(id(function))
+    for inner in _codes(code):
+        for name in inner.co_names:
+            target = scope.get(name)
+            if target is None:
+                continue
+            yield target
+            if getattr(target, "__module__", "").startswith("tests."):
+                if isinstance(target, type):
+                    for member in vars(target).values():
+                        yield from _named(member, seen)
+                else:
+                    yield from _named(target, seen)
+
+
+def uses_of(item: pytest.Item) -> set[str]:
+    """The markers of ``USES`` that ``item`` earns by what its test function and its fixtures call."""
+    starters = _starters()
+    functions = [getattr(item, "obj", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info else ()):
+        functions.extend(definition.func for definition in definitions)
+    seen: set[int] = set()
+    named = [target for function in functions if function is not None for target in _named(function, seen)]
+    return {marker for marker, objects in starters.items() if any(o is target for o in objects for target in named)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in sorted(uses_of(item)):
+            item.add_marker(marker)
+        if item.get_closest_marker("witness") is None and any(item.get_closest_marker(m) for m in SLOW_BECAUSE):
+            item.add_marker("slow")
+
+
+def limit_of(item: pytest.Item) -> float | None:
+    """The guard's limit for ``item`` in seconds, or None where the guard does not apply."""
+    if item.get_closest_marker("slow") is not None:
+        return None
+    limit = float(os.environ.get(LIMIT_VARIABLE, FAST_LIMIT_S))
+    if limit <= 0:
+        return None
+    witness = item.get_closest_marker("witness")
+    return float(witness.kwargs.get("seconds", limit)) if witness is not None else limit
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    item.stash[_STARTED] = time.monotonic()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A passing fast-tier test fails when its set-up and call took longer than its limit."""
+    report: pytest.TestReport = yield
+    limit = limit_of(item)
+    if call.when != "call" or limit is None or not report.passed or _STARTED not in item.stash:
+        return report
+    took = time.monotonic() - item.stash[_STARTED]
+    if took > limit:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} took {took:.1f} s in the fast tier (limit {limit:g} s): mark it slow "
+                           f"(@pytest.mark.slow) or make it cheaper (docs/contributing.md); {LIMIT_VARIABLE}=0 "
+                           "turns this guard off")
+    return report
