@@ -4,8 +4,8 @@ A test is marked by the objects its code and its fixtures' code name (followed i
 ``tests/``), not by hand lists: ``cluster`` (a local cluster of processes: ``tests/net/cluster.py``,
 ``tests/net/deploy.py``), ``engines`` (anvil or an IPFS node), ``browser`` (chromium), ``subprocess``
 (``python -m bmoe`` or one of its modules in a child process). ``reproduction`` is a module's own mark (a
-whole ``bmoe reproduce`` run). ``slow`` is any of cluster, engines, browser, reproduction, plus what a test
-marks slow itself; ``witness`` keeps a test that uses one of them in the fast tier on purpose, as the cheap
+whole ``bmoe reproduce`` run). ``slow`` is any of them, subprocess included, plus what a test marks slow
+itself; ``witness`` keeps a test that uses one of them in the fast tier on purpose, as the cheap
 witness of what the slow tests prove. ``python -m pytest -m "not slow"`` is the fast tier (docs/contributing.md).
 
 The guard fails a fast-tier test whose set-up and call take more than ``BMOE_FAST_TEST_LIMIT_S``
@@ -30,7 +30,9 @@ FAST_LIMIT_S = 10.0
 LIMIT_VARIABLE = "BMOE_FAST_TEST_LIMIT_S"
 
 USES = ("cluster", "engines", "browser", "subprocess")
-SLOW_BECAUSE = ("cluster", "engines", "browser", "reproduction")
+# A `python -m bmoe` that loads torch starts in 2.5-10 s on 2 cores (20 s with other runs on them): a test
+# that starts one is slow; the "one line, exit 2" tests run the command in process (tests/cli/in_process.py).
+SLOW_BECAUSE = ("cluster", "engines", "browser", "reproduction", "subprocess")
 
 
 def _starters() -> dict[str, tuple[object, ...]]:

@@ -13,15 +13,16 @@ import torch
 from tests.cli.helpers import SMALL, assert_user_error, bmoe
 from tests.cli.in_process import bmoe_here
 
-# A process that loads torch takes 5-10 s to start on a busy 2-core machine: those are in the slow tier.
-LOADS_TORCH = pytest.mark.slow
+# The fast tier keeps the commands that answer without loading torch (about a second each; tests/tiers.py);
+# one that loads torch takes 5-10 s to start on a busy 2-core machine and stays in the slow tier.
+NO_TORCH = pytest.mark.witness(seconds=10)
 SAME = [
-    pytest.param(["--version"], id="--version"),
-    pytest.param(["train", "--no-such-flag"], id="train --no-such-flag"),
-    pytest.param(["cid", "/nonexistent/file"], id="cid /nonexistent/file"),
-    pytest.param(["nonsense-command"], id="nonsense-command"),
-    pytest.param(["train", "--rounds", "0"], id="train --rounds 0", marks=LOADS_TORCH),
-    pytest.param(["audit", "/nonexistent/run"], id="audit /nonexistent/run", marks=LOADS_TORCH),
+    pytest.param(["--version"], id="--version", marks=NO_TORCH),
+    pytest.param(["train", "--no-such-flag"], id="train --no-such-flag", marks=NO_TORCH),
+    pytest.param(["cid", "/nonexistent/file"], id="cid /nonexistent/file", marks=NO_TORCH),
+    pytest.param(["nonsense-command"], id="nonsense-command", marks=NO_TORCH),
+    pytest.param(["train", "--rounds", "0"], id="train --rounds 0"),
+    pytest.param(["audit", "/nonexistent/run"], id="audit /nonexistent/run"),
 ]
 
 
@@ -33,7 +34,6 @@ def test_in_process_and_subprocess_answer_the_same(args: list[str]) -> None:
         assert_user_error(here)
 
 
-@LOADS_TORCH
 def test_a_run_in_process_writes_what_a_process_writes_and_leaves_the_process_as_it_was(tmp_path: Path) -> None:
     threads, cwd, environ = torch.get_num_threads(), Path.cwd(), dict(os.environ)
     args = ["train", *SMALL, "--rounds", "2", "--threads", "1"]
