@@ -16,6 +16,7 @@ This module knows which helpers start what; it must not know any test by name.
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import time
@@ -34,12 +35,12 @@ FAST_LIMIT_S = 5.0
 WALL_FACTOR = 6
 LIMIT_VARIABLE = "BMOE_FAST_TEST_LIMIT_S"
 
-USES = ("cluster", "engines", "browser", "subprocess")
 # A `python -m bmoe` that loads torch starts in 2.5-10 s on 2 cores (20 s with other runs on them): a test
 # that starts one is slow; the "one line, exit 2" tests run the command in process (tests/cli/in_process.py).
 SLOW_BECAUSE = ("cluster", "engines", "browser", "reproduction", "subprocess")
 
 
+@functools.cache
 def _starters() -> dict[str, tuple[object, ...]]:
     """What each marker's tests call to start the thing (imported here, so a moved helper fails loudly)."""
     from bmoe.ethereum.anvil import Anvil
@@ -83,7 +84,7 @@ def _named(function: Callable[..., Any], seen: set[int]) -> Iterator[object]:
 
 
 def uses_of(item: pytest.Item) -> set[str]:
-    """The markers of ``USES`` that ``item`` earns by what its test function and its fixtures call."""
+    """The markers (cluster, engines, browser, subprocess) ``item`` earns by what its test and fixtures call."""
     starters = _starters()
     functions = [getattr(item, "obj", None)]
     info = getattr(item, "_fixtureinfo", None)
