@@ -2,11 +2,12 @@
 
 A test is marked by the objects its code and its fixtures' code name (followed into helpers under
 ``tests/``), not by hand lists: ``cluster`` (a local cluster of processes: ``tests/net/cluster.py``,
-``tests/net/deploy.py``), ``engines`` (anvil or an IPFS node), ``browser`` (chromium), ``subprocess``
-(``python -m bmoe`` or one of its modules in a child process). ``reproduction`` is a module's own mark (a
-whole ``bmoe reproduce`` run). ``slow`` is any of them, subprocess included, plus what a test marks slow
-itself; ``witness`` keeps a test that uses one of them in the fast tier on purpose, as the cheap
-witness of what the slow tests prove. ``python -m pytest -m "not slow"`` is the fast tier (docs/contributing.md).
+``tests/net/deploy.py``, ``tests/net/netns.py``), ``engines`` (anvil or an IPFS node), ``browser``
+(chromium), ``subprocess`` (``python -m bmoe`` or one of its modules in a child process).
+``reproduction`` is a module's own mark (a whole ``bmoe reproduce`` run). ``slow`` is any of them,
+subprocess included, plus what a test marks slow itself; ``witness`` keeps a test that uses one of them in
+the fast tier on purpose, as the cheap witness of what the slow tests prove. ``python -m pytest -m "not
+slow"`` is the fast tier (docs/contributing.md).
 
 The guard fails a fast-tier test whose set-up and call take more than ``BMOE_FAST_TEST_LIMIT_S`` seconds of
 CPU time (this process's and its finished children's; ``FAST_LIMIT_S`` by default, ``witness(seconds=...)`` for
@@ -49,8 +50,9 @@ def _starters() -> dict[str, tuple[object, ...]]:
     from tests.explorer.browser import ExplorerProcess, chromium
     from tests.net.cluster import Cluster
     from tests.net.deploy import LocalCluster, run_module
+    from tests.net.netns import Topology
 
-    return {"cluster": (Cluster, LocalCluster), "engines": (Anvil, start_node), "browser": (chromium,),
+    return {"cluster": (Cluster, LocalCluster, Topology), "engines": (Anvil, start_node), "browser": (chromium,),
             "subprocess": (bmoe, run_module, ExplorerProcess)}
 
 

@@ -62,6 +62,18 @@ def _process_state(env: Mapping[str, str], cwd: Path | None, columns: int) -> It
             c._width = width
 
 
+@contextlib.contextmanager
+def _as_main() -> Iterator[None]:
+    """``sys.modules["__main__"]`` as under ``python -m bmoe`` (only that entry: patching the whole of
+    ``sys.modules`` would drop the modules a command imports, and an extension module cannot load twice)."""
+    main_module = sys.modules["__main__"]
+    sys.modules["__main__"] = AS_MAIN
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main_module
+
+
 def bmoe_here(*args: str | Path, cwd: Path | None = None, timeout: float = 300, columns: int = 200,
          env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``bmoe ARGS`` through ``bmoe.cli.main`` in this process, shaped like a finished process (for
@@ -72,7 +84,7 @@ def bmoe_here(*args: str | Path, cwd: Path | None = None, timeout: float = 300, 
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     with _process_state(env or {}, cwd, columns), mock.patch.object(sys, "argv", argv), \
-            mock.patch.dict(sys.modules, {"__main__": AS_MAIN}), \
+            _as_main(), \
             contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
             warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("default")

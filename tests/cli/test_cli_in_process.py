@@ -5,6 +5,7 @@ real-process smoke tests of the command line (the other "one line, exit 2" tests
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ SAME = [
 
 @pytest.mark.parametrize("args", SAME)
 def test_in_process_and_subprocess_answer_the_same(args: list[str]) -> None:
+    modules = set(sys.modules)
     real, here = bmoe(*args), bmoe_here(*args)
+    assert modules <= set(sys.modules)  # what the command imported stays: an extension cannot load twice
     assert (here.returncode, here.stdout, here.stderr) == (real.returncode, real.stdout, real.stderr)
     if real.returncode == 2:
         assert_user_error(here)
