@@ -1,4 +1,5 @@
-"""Shared fixtures: a small synthetic dataset and small run configs that keep tests fast."""
+"""Shared fixtures: a small synthetic dataset and small run configs that keep tests fast; the tiers' plugin
+(tests/tiers.py: markers by what a test uses, the fast tier's time guard)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 
 from bmoe.data import Dataset, make_synthetic
 from bmoe.run.config import RunConfig
+
+pytest_plugins = ("tests.tiers",)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Run the real ``bmoe`` command in a subprocess."""
+"""Run the real ``bmoe`` command in a subprocess (``tests.cli.in_process``: the same in this process)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ SMALL = ["--dataset", "synthetic", "--experts", "4", "--top-k", "2", "--edges", 
          "--difficulty", "4", "--eval-every", "100"]
 
 
-def bmoe(*args: str | Path, cwd: Path | None = None, timeout: float = 300,
-         columns: int = 200) -> subprocess.CompletedProcess[str]:
+def command_environment(columns: int) -> dict[str, str]:
+    """The environment a ``bmoe`` command runs with in the tests, in a subprocess or in process: nothing of the
+    test runner's but where to find programs and code."""
     env = {"COLUMNS": str(columns), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     if os.environ.get("PYTHONPATH"):  # a worktree's src under test: the child runs the same code
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+def bmoe(*args: str | Path, cwd: Path | None = None, timeout: float = 300,
+         columns: int = 200) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bmoe", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+                          timeout=timeout, cwd=cwd, env=command_environment(columns))
 
 
 def assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.helpers import bmoe as bmoe_process
+from tests.cli.in_process import bmoe_here as bmoe
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_a_chain_file_that_is_a_fifo_is_refused_without_blocking(trained: Path, 
     shutil.copytree(trained, run_dir)
     (run_dir / "chain.sqlite").unlink()
     os.mkfifo(run_dir / "chain.sqlite")
-    assert_user_error(bmoe("audit", run_dir, timeout=60), "not a regular file")
+    assert_user_error(bmoe_process("audit", run_dir, timeout=60), "not a regular file")  # a hang fails it
 
 
 def test_an_emptied_chain_fails_in_one_line(trained: Path, tmp_path: Path) -> None:

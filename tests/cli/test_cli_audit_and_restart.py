@@ -15,7 +15,8 @@ import pytest
 
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import DirectoryStore
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def chain_height(path: Path) -> int:
     return -1 if row[0] is None else int(row[0])
 
 
+@pytest.mark.slow  # a real `python -m bmoe train` process, killed: 30 rounds
 def test_kill_restart_resume_gives_the_uninterrupted_head(tmp_path: Path) -> None:
     args = ["--rounds", "30", *SMALL, "--malicious-ratio", "0.4", "--attack-param", "probability=0.5"]
     killed = tmp_path / "killed"

@@ -19,7 +19,8 @@ from bmoe.explorer.source import RunSource
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import cid_of
 from tests.cli.calibration_file import calibration_body, write_calibration
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 MIXED = ["--fleet", "default=3,f64=2", "--comparison", "tolerance"]
 RUN = [*SMALL, "--rounds", "2", *MIXED]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bmoe.storage import DirectoryStore
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 
 @pytest.fixture(scope="module")

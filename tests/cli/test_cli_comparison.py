@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.calibration_file import write_calibration
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 MIXED = ["--fleet", "default=3,f64=2"]
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.helpers import assert_user_error, bmoe
+import pytest
+
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 
+@pytest.mark.slow  # four training runs (about two minutes on 2 cores)
 def test_demo_runs_and_bmoe_is_unmoved_by_attackers(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = bmoe("demo", "--rounds", "6", "--out", out, columns=80)

@@ -14,7 +14,8 @@ import pytest
 from bmoe.storage import DirectoryStore
 from bmoe.storage.ipfs import IpfsStore
 from bmoe.storage.ipfs_node import IpfsNode
-from tests.cli.helpers import assert_user_error, bmoe, same_run_twice
+from tests.cli.helpers import assert_user_error, same_run_twice
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.engines.ipfs import ipfs_node  # noqa: F401
 
 RUN = ["--rounds", "2", "--limit-train", "200", "--limit-test", "100", "--experts", "4", "--top-k", "2", "--edges",

@@ -12,7 +12,8 @@ import pytest
 from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.keys import create_identity, generate_identity, load_identity
 from bmoe.net.enrolment import load_enrolment
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 
 def test_keygen_writes_a_private_key_and_prints_the_line_an_operator_hands_in(tmp_path: Path) -> None:

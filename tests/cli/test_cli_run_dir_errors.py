@@ -11,7 +11,8 @@ import pytest
 from bmoe.run.config import ConfigError
 from bmoe.run.run_dir import read_config_file
 from bmoe.run.session import Session
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 
 def _tree(root: Path) -> list[str]:

@@ -15,7 +15,8 @@ from bmoe.ethereum.anvil import DEV_KEY, Anvil
 from bmoe.ethereum.sender import fund
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import DirectoryStore
-from tests.cli.helpers import assert_user_error, bmoe, same_run_twice
+from tests.cli.helpers import assert_user_error, same_run_twice
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.engines.anvil import anvil_node  # noqa: F401
 from tests.ethereum.helpers import ETHER, dev_sender
 

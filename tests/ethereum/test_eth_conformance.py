@@ -22,6 +22,8 @@ from tests.ethereum.helpers import funded_account
 VECTORS = load_vectors()
 
 
+# In the fast tier (tests/tiers.py) though it needs anvil: anvil starts in a few seconds, once for the module.
+@pytest.mark.witness(seconds=30)
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["name"])
 def test_ethereum_ledger_passes(vector: dict[str, Any], anvil_node: Anvil) -> None:  # noqa: F811
     account = funded_account(anvil_node, f"conformance/{vector['name']}")

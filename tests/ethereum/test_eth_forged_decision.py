@@ -22,7 +22,7 @@ from bmoe.ledger.state import apply_transaction, begin_block, finish_block, stat
 from bmoe.ledger.transactions import Transaction, sign_transaction
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
-from tests.cli.helpers import bmoe
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.engines.anvil import anvil_node  # noqa: F401
 from tests.ethereum.helpers import ETHER, dev_sender
 

@@ -19,7 +19,8 @@ from bmoe.experiments.reproduction.cluster_latency import (
 )
 from bmoe.experiments.reproduction.settings import ReproSettings
 from bmoe.net.cluster.processes import cpu_seconds
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 TIMES = {"gate": 0.01, "compute": 0.5, "verify": 0.03, "loss": 0.02, "update": 0.4, "consensus": 0.05,
          "mine": 0.04, "edges": 0.2, "round": 1.1}

@@ -12,7 +12,7 @@ from bmoe.data import load_dataset, write_cifar10_batches
 from bmoe.experiments.reproduction.latency import mean_latency, round_latency
 from bmoe.experiments.reproduction.settings import LatencyModel, ReproSettings
 from bmoe.run.session import Session
-from tests.cli.helpers import bmoe
+from tests.cli.in_process import bmoe_here as bmoe
 
 TIMING = {"time_gate": 0.01, "time_verify": 0.02, "time_loss": 0.03, "time_consensus": 0.004, "time_mine": 0.003,
           "time_edge": 0.5, "bytes_max_edge": 12_500_000}

@@ -18,6 +18,8 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 DATASET = "fashion-mnist" if FASHION.is_dir() else "digits"
 READINGS = ("transient", "persistent")
 
+pytestmark = pytest.mark.reproduction  # the whole quick reproduction, once for the module (tests/tiers.py: slow)
+
 # Asserted claims, under each reading. The training comparison (B-MoE vs traditional in Fig. 4a) is reported in
 # REPORT.md but not asserted on a quick run: after ~120 rounds the traditional gate's collapse onto fewer experts
 # can still be ahead of the clean run, so the sign is noise there (see docs/reproduction/REPORT.md, "The

@@ -21,7 +21,8 @@ from bmoe.experiments.sampling_sweep.sweep import (
     split_probability,
 )
 from bmoe.verify.sampling_bound import escape_probability
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 TINY = SweepSettings(ratios=(0.2, 0.4), replicas=(1, 3, 5), dataset="synthetic", rounds=5, batch_size=32, lr=0.2,
                      num_experts=4, top_k=2, edges=10, hidden=16, workers=1)

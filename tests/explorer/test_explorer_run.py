@@ -25,7 +25,8 @@ from selenium.webdriver.common.by import By
 from bmoe.cli import main
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import DirectoryStore, cid_of
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.explorer.browser import ExplorerProcess, full_page_png, text_of
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"

@@ -20,7 +20,8 @@ from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, state
 from bmoe.run.audit import audit_run_dir
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.session import Session
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.conftest import small_config
 from tests.ledger.chain_surgery import blocks_of, record_head, reseal_from
 

@@ -50,6 +50,8 @@ def in_process_head(cluster: LocalCluster, data: Dataset, rounds: int) -> str:
     return session.head_hash
 
 
+# The fast tier's one cluster (tests/tiers.py): up, three rounds, the network's head = the in-process head.
+@pytest.mark.witness(seconds=120)
 def test_three_rounds_over_the_network_seal_the_in_process_ledger(deployed: LocalCluster, data: Dataset) -> None:
     result = run_module("bmoe.net.publish", "--cluster-dir", deployed.root, "--rounds", "3", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + deployed.logs()

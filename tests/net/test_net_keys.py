@@ -26,7 +26,7 @@ from bmoe.net.validator.command import main as validator_main
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import Identities, derive_identities, participant_names
-from tests.cli.helpers import bmoe
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.net.deploy import cluster_data, run_module, running_cluster
 from tests.net.test_net_deploy_cli import one_line_error
 

@@ -43,54 +43,60 @@ def dispute_txs(session: Session) -> list[Transaction]:
     return [tx for block in session.node.chain.iter_blocks() for tx in block.transactions if tx.kind == "dispute"]
 
 
-def test_a_colluding_sample_is_escalated_to_every_edge_and_outvoted(tiny_data: Dataset, tmp_path: Path) -> None:
-    with Session(COLLUDING, dataset=tiny_data, run_dir=tmp_path / "run") as session:
+@pytest.fixture(scope="module")
+def colluding(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """The 20-round colluding run, trained once for the tests that only read it."""
+    with Session(COLLUDING, dataset=tiny_data, run_dir=tmp_path_factory.mktemp("colluding") / "run") as session:
         session.train()
-        attackers = {e.address for e in session.edges if e.behaviour.malicious}
-        assert len(attackers) == 2
-        escalated = clean = 0
-        for state, task in replayed(session):
-            for expert in task.activated():
-                sample = set(state.sampled_edges(expert, task))
-                verdict = task.verdicts["result"][expert]
-                assert task.accepted_cids["result"][expert] is not None  # never lost to the colluders
-                assert not attackers & set(verdict.supporters)
-                if sample & attackers:
-                    escalated += 1
-                    assert task.escalated[expert] == "result"
-                    assert state.assigned_edges(expert, task) == state.edges
-                    assert set(task.commitments["result"][expert]) == set(state.edges)
-                    assert {(a, expert, "result") for a in attackers} <= task.accusations
-                    assert {(a, expert, "update") for a in attackers} <= task.accusations  # escalated for its update
-                else:
-                    clean += 1
-                    assert expert not in task.escalated
-                    assert set(task.commitments["result"][expert]) == sample
-                assert not {edge for edge, _, _ in task.accusations} - attackers  # no honest edge is accused
-        assert escalated and clean
-        assert len(dispute_txs(session)) >= 1
-        records = session.node.state.edge_records
-        assert all(records[a].dissent > 0 for a in attackers)
-        assert all(records[e].dissent == records[e].withheld == 0 for e in records if e not in attackers)
+        yield session
 
 
-def test_without_the_dispute_a_colluding_pair_would_win_its_sample(tiny_data: Dataset, tmp_path: Path) -> None:
+def test_a_colluding_sample_is_escalated_to_every_edge_and_outvoted(colluding: Session) -> None:
+    session = colluding
+    attackers = {e.address for e in session.edges if e.behaviour.malicious}
+    assert len(attackers) == 2
+    escalated = clean = 0
+    for state, task in replayed(session):
+        for expert in task.activated():
+            sample = set(state.sampled_edges(expert, task))
+            verdict = task.verdicts["result"][expert]
+            assert task.accepted_cids["result"][expert] is not None  # never lost to the colluders
+            assert not attackers & set(verdict.supporters)
+            if sample & attackers:
+                escalated += 1
+                assert task.escalated[expert] == "result"
+                assert state.assigned_edges(expert, task) == state.edges
+                assert set(task.commitments["result"][expert]) == set(state.edges)
+                assert {(a, expert, "result") for a in attackers} <= task.accusations
+                assert {(a, expert, "update") for a in attackers} <= task.accusations  # escalated for its update
+            else:
+                clean += 1
+                assert expert not in task.escalated
+                assert set(task.commitments["result"][expert]) == sample
+            assert not {edge for edge, _, _ in task.accusations} - attackers  # no honest edge is accused
+    assert escalated and clean
+    assert len(dispute_txs(session)) >= 1
+    records = session.node.state.edge_records
+    assert all(records[a].dissent > 0 for a in attackers)
+    assert all(records[e].dissent == records[e].withheld == 0 for e in records if e not in attackers)
+
+
+def test_without_the_dispute_a_colluding_pair_would_win_its_sample(colluding: Session) -> None:
     """The claim the dispute exists for: in a sample of 3 holding both colluders, the majority of the
     sample alone is theirs (the rule over the sample accepts their digest)."""
     from bmoe.verify.phase import verdict_of
 
-    with Session(COLLUDING, dataset=tiny_data, run_dir=tmp_path / "run") as session:
-        session.train()
-        attackers = {e.address for e in session.edges if e.behaviour.malicious}
-        won = 0
-        for state, task in replayed(session):
-            for expert in task.activated():
-                sample = state.sampled_edges(expert, task)
-                if attackers <= set(sample):
-                    alone = verdict_of(state.rule, task.commitments["result"][expert], sample)
-                    assert set(alone.supporters) == attackers
-                    won += 1
-        assert won > 0, "no sample held both colluders: the scenario does not test the dispute"
+    session = colluding
+    attackers = {e.address for e in session.edges if e.behaviour.malicious}
+    won = 0
+    for state, task in replayed(session):
+        for expert in task.activated():
+            sample = state.sampled_edges(expert, task)
+            if attackers <= set(sample):
+                alone = verdict_of(state.rule, task.commitments["result"][expert], sample)
+                assert set(alone.supporters) == attackers
+                won += 1
+    assert won > 0, "no sample held both colluders: the scenario does not test the dispute"
 
 
 def test_the_ledger_refuses_an_undisputed_decision_on_a_split_sample(

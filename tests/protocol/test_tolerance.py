@@ -94,6 +94,10 @@ def test_the_same_seeded_mixed_fleet_run_gives_the_same_head_with_sharing_on_and
 
 LONG = RunConfig(dataset="digits", num_experts=6, top_k=2, num_edges=5, hidden=64, rounds=100, batch_size=64,
                  eval_every=1000, seed=3)
+# The fast tier's witness runs the same comparisons for a few rounds; the slow tier for the hundred (tests/tiers.py).
+ROUNDS = (pytest.param(3, id="3-rounds"), pytest.param(LONG.rounds, id="100-rounds", marks=pytest.mark.slow))
+# Accuracy the homogeneous fleet must reach: after a hundred rounds as in the README; after a few, above chance.
+LEARNED = {LONG.rounds: 0.8}
 
 
 @dataclass(frozen=True)
@@ -112,25 +116,33 @@ def train_long(config: RunConfig) -> Trained:
                        sum(record["rejected"] for record in session.history))
 
 
+@pytest.fixture(scope="module", params=ROUNDS)
+def long_run(request: pytest.FixtureRequest) -> RunConfig:
+    return LONG.replace(rounds=request.param)
+
+
 @pytest.fixture(scope="module")
-def homogeneous() -> Trained:
+def homogeneous(long_run: RunConfig) -> Trained:
     """The homogeneous float fleet under exact comparison: the accuracy to match."""
-    trained = train_long(LONG)
-    assert trained.accuracy > 0.8
+    trained = train_long(long_run)
+    assert trained.accuracy > LEARNED.get(long_run.rounds, 0.1)
     return trained
 
 
-def test_a_hundred_training_rounds_on_a_mixed_fleet_accept_everything_and_match_the_homogeneous_fleet(
-        homogeneous: Trained) -> None:
-    mixed = train_long(LONG.replace(fleet=MIXED, comparison="tolerance"))
+def test_training_rounds_on_a_mixed_fleet_accept_everything_and_match_the_homogeneous_fleet(
+        long_run: RunConfig, homogeneous: Trained) -> None:
+    mixed = train_long(long_run.replace(fleet=MIXED, comparison="tolerance"))
     assert (mixed.records, mixed.rejected) == (0, 0)
     assert abs(mixed.accuracy - homogeneous.accuracy) <= 0.01, (mixed, homogeneous)
 
 
-def test_integer_experts_on_a_mixed_fleet_agree_bit_for_bit_for_a_hundred_rounds(homogeneous: Trained) -> None:
+@pytest.mark.slow  # a few rounds of it: test_integer_comparison.py (integer experts on the same mixed fleet)
+@pytest.mark.parametrize("long_run", [LONG.rounds], indirect=True, ids=["100-rounds"])
+def test_integer_experts_on_a_mixed_fleet_agree_bit_for_bit_every_round(long_run: RunConfig,
+                                                                       homogeneous: Trained) -> None:
     """Under ``--comparison integer`` the simulator's oracle raises on any honest split, so a run that
     finishes had every honest answer identical: the mixed fleet trains the homogeneous one's weights."""
-    integer = LONG.replace(expert="mlp-int", comparison="integer")
+    integer = long_run.replace(expert="mlp-int", comparison="integer")
     alone, mixed = train_long(integer), train_long(integer.replace(fleet=MIXED))
     assert (mixed.records, mixed.rejected) == (0, 0)
     assert mixed.expert_cids == alone.expert_cids and mixed.accuracy == alone.accuracy

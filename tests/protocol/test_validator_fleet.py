@@ -12,7 +12,8 @@ from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.node import ConsensusStalled
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.session import Session
-from tests.cli.helpers import SMALL, assert_user_error, bmoe
+from tests.cli.helpers import SMALL, assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 PBFT = RunConfig(dataset="digits", num_experts=6, top_k=2, num_edges=5, hidden=32, rounds=3, batch_size=100,
                  eval_every=1000, seed=5, consensus="pbft", validators=4, validator_fleet="default=2,f64=1,chunked=1",

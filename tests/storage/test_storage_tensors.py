@@ -59,6 +59,7 @@ def test_insertion_order_does_not_matter() -> None:
     assert sha256_hex(a) == sha256_hex(b)
 
 
+@pytest.mark.slow  # starts Python processes (tests/tiers.py: a process start costs seconds)
 def test_bytes_are_identical_across_processes() -> None:
     # safetensors.torch.save writes __metadata__ in a per-process random order; ours must not.
     script = (

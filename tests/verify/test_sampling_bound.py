@@ -15,7 +15,8 @@ from bmoe.verify.sampling_bound import (
     escape_probability,
     replicas_needed,
 )
-from tests.cli.helpers import assert_user_error, bmoe
+from tests.cli.helpers import assert_user_error
+from tests.cli.in_process import bmoe_here as bmoe
 
 DRAWS = 200_000
 
