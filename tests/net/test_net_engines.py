@@ -18,6 +18,7 @@ from bmoe.net.cluster.processes import alive
 from bmoe.run.config import from_dict
 from bmoe.run.session import Session
 from bmoe.storage.ipfs import IpfsStore
+from tests.cli.in_process import bmoe_here
 from tests.engines.anvil import anvil_node, needs_anvil  # noqa: F401
 from tests.engines.ipfs import needs_ipfs
 from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module
@@ -120,7 +121,7 @@ def test_status_restart_and_down_handle_the_engines(on_engines: LocalCluster) ->
     (["--ledger", "ethereum", "--consensus", "pbft", "--validators", "4"], "drop --consensus pbft"),
 ])
 def test_bad_engine_flags_are_one_line_and_write_nothing(tmp_path: Path, flags: list[str], needle: str) -> None:
-    result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", *FLAGS, *flags)
+    result = bmoe_here("cluster", "up", "--dir", tmp_path / "c", *FLAGS, *flags)
     assert result.returncode == 2, result.stdout + result.stderr
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "c").exists()

@@ -20,6 +20,7 @@ import pytest
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.storage import cid_of
 from tests.cli.calibration_file import write_calibration
+from tests.cli.in_process import bmoe_here
 from tests.net.deploy import LocalCluster, cluster_data, processes_naming, run_module, running_cluster
 
 EDGE_TIMEOUT_S = 6.0
@@ -61,7 +62,7 @@ def test_a_forged_calibration_or_a_bound_outside_its_window_is_refused_before_an
     for flags, message in (((str(forged),), "is not its safety_factor x its observed maximum"),
                            ((str(calibration), "--bound", "1e-7"), "the result bound 1e-07 is below the largest "
                                                                   "honest divergence the calibration measured")):
-        result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", "--edges", "4",
+        result = bmoe_here("cluster", "up", "--dir", tmp_path / "c", "--edges", "4",
                             "--comparison", "tolerance", "--bound-from", *flags)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stdout + result.stderr
@@ -107,7 +108,7 @@ def _medians_and_next_bases(chain_file: Path) -> tuple[set[str], set[str]]:
 
 def test_the_same_fleet_under_exact_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     root = tmp_path / "c"
-    result = run_module("bmoe", "cluster", "up", "--dir", root, *FLEET_FLAGS)
+    result = bmoe_here("cluster", "up", "--dir", root, *FLEET_FLAGS)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: honest edges run numeric profiles"), lines
@@ -126,7 +127,7 @@ def test_the_same_fleet_under_exact_is_refused_before_anything_is_written(tmp_pa
     (("--comparison", "fuzzy"), "error: comparison must be one of exact, tolerance, integer, got 'fuzzy'"),
 ])
 def test_bad_comparison_flags_are_refused_in_one_line(tmp_path: Path, flags: tuple[str, ...], message: str) -> None:
-    result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", "--edges", "4", *flags)
+    result = bmoe_here("cluster", "up", "--dir", tmp_path / "c", "--edges", "4", *flags)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(message), lines
@@ -134,7 +135,7 @@ def test_bad_comparison_flags_are_refused_in_one_line(tmp_path: Path, flags: tup
 
 
 def test_a_bad_fleet_is_refused_in_one_line_before_anything_is_written(tmp_path: Path) -> None:
-    result = run_module("bmoe", "cluster", "up", "--dir", tmp_path / "c", "--edges", "4", "--fleet", "f64=3")
+    result = bmoe_here("cluster", "up", "--dir", tmp_path / "c", "--edges", "4", "--fleet", "f64=3")
     assert result.returncode == 2, result.stdout + result.stderr
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
         "error: fleet counts sum to 3, but there are 4 edges (M)"]
