@@ -38,6 +38,21 @@ Weights = dict[str, torch.Tensor]
 KEEP_WEIGHTS = 64  # experts (and own updated weights) kept by CID across rounds, the most recently used
 
 
+class AddressedWeights(dict[str, torch.Tensor]):
+    """Weights decoded from (or encoded to) the canonical bytes of ``cid``: :func:`weights_cid` reads the
+    CID instead of serialising and hashing them again. Weights are values: nobody writes into them (the
+    runtime shares one copy between edges and rounds), and this dict refuses to be changed."""
+
+    def __init__(self, cid: str, tensors: Weights) -> None:
+        super().__init__(tensors)
+        self.cid = cid
+
+    def _frozen(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("addressed weights are not changed in place: build a new dict")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _frozen  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class TaskInputs:
     """What an edge downloads for a task: the samples and, per activated expert, its rows."""
@@ -95,6 +110,8 @@ class ExpertRuntime:
         self._weights: dict[str, Weights] = {}  # by CID, least recently used first
         self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
+        self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
+        self._addressed: dict[bytes, list[AddressedWeights]] = {}  # this round's tampered weights, by sample
         self.forward_passes = 0
         self.backward_passes = 0
         self.compute_seconds = 0.0  # forward passes and SGD steps actually computed (not memo hits)
@@ -104,18 +121,35 @@ class ExpertRuntime:
         recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
         self._forwards.clear()
         self._tasks.clear()
+        self._gradients.clear()
+        self._addressed.clear()
         for cache in (self._weights, self._own):
             for cid in list(cache)[:max(0, len(cache) - KEEP_WEIGHTS)]:
                 del cache[cid]
 
     def weights(self, cid: str) -> Weights:
-        """The expert's weights by CID: kept, computed here (an own update), or downloaded."""
+        """The expert's weights by CID (:class:`AddressedWeights`): kept, computed here (an own update),
+        or downloaded."""
         tensors = self._weights.pop(cid, None)
         if tensors is None:
             own = self._own.pop(cid, None)
-            tensors, _ = deserialize_tensors(own if own is not None else self.store.get(cid))
+            tensors = AddressedWeights(cid, deserialize_tensors(own if own is not None else self.store.get(cid))[0])
         self._weights[cid] = tensors  # the most recently used last
         return tensors
+
+    def addressed(self, weights: Weights) -> AddressedWeights:
+        """``weights`` with the CID of their canonical bytes. Weights bit for bit equal to ones addressed this
+        round (colluders' identical tampered copies) reuse their CID; others are serialised and hashed."""
+        if isinstance(weights, AddressedWeights):
+            return weights
+        sample = _sample(weights)
+        same = self._addressed.setdefault(sample, []) if sample is not None else []
+        for known in same:
+            if _same_bits(known, weights):
+                return known
+        found = AddressedWeights(weights_cid(weights), weights)
+        same.append(found)
+        return found
 
     def holds(self, cid: str) -> bool:
         """Whether the weights of ``cid`` are here without a download."""
@@ -128,6 +162,13 @@ class ExpertRuntime:
             x, groups = decode(self.store.get(task_cid), self.store.get(activation_cid))
             self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups)
         return self._tasks[key]
+
+    def gradient(self, cid: str, load: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The output gradient of ``cid``, decoded by ``load`` once a round for every edge served here (the
+        same CID is the same bytes, so the same tensor; nobody writes into it)."""
+        if cid not in self._gradients:
+            self._gradients[cid] = load()
+        return self._gradients[cid]
 
     def forward(self, weights_cid: str, weights: Weights, task: TaskInputs, expert: int,
                 train: bool) -> Forward:
@@ -178,5 +219,34 @@ class ExpertRuntime:
                     for name, p in forward.module.state_dict(keep_vars=True).items()}
 
 
+def _sample(weights: Weights) -> bytes | None:
+    """A cheap fingerprint to look weights up by (names, dtypes, shapes, a few leading values); None for
+    weights this shortcut does not handle (not dense CPU tensors)."""
+    parts = []
+    for name in sorted(weights):
+        tensor = weights[name]
+        if tensor.device.type != "cpu" or tensor.layout != torch.strided or tensor.is_conj() or tensor.is_neg():
+            return None
+        head = tensor.detach().reshape(-1)[:8].contiguous().view(torch.uint8)
+        parts.append(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode() + head.numpy().tobytes())
+    return b"|".join(parts)
+
+
+def _same_bits(a: Weights, b: Weights) -> bool:
+    """Whether ``a`` and ``b`` have the same names, dtypes, shapes and bytes: the same canonical bytes."""
+    if sorted(a) != sorted(b):
+        return False
+    for name in a:
+        x, y = a[name].detach(), b[name].detach()
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        if not torch.equal(x.contiguous().reshape(-1).view(torch.uint8), y.contiguous().reshape(-1).view(torch.uint8)):
+            return False
+    return True
+
+
 def weights_cid(weights: Weights) -> str:
+    """The CID of ``weights``' canonical bytes (read from :class:`AddressedWeights`, else computed)."""
+    if isinstance(weights, AddressedWeights):
+        return weights.cid
     return cid_of(serialize_tensors(weights))

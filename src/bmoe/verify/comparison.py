@@ -41,7 +41,10 @@ from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from bmoe.hash_memo import IdentityMemo
 from bmoe.verify.specs import make_from_spec, spec_of
+
+_sha256_hex = IdentityMemo(lambda data: hashlib.sha256(data).hexdigest())
 
 
 class ComparisonError(ValueError):
@@ -61,8 +64,9 @@ class Comparison(ABC):
     records_groups: ClassVar[bool] = False  # True: groups come from the bytes and are recorded per decision
 
     def key(self, data: bytes) -> str:
-        """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex)."""
-        return hashlib.sha256(data).hexdigest()
+        """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex), remembered
+        for a ``bytes`` object hashed recently (:mod:`bmoe.hash_memo`)."""
+        return _sha256_hex(data)
 
     def matches(self, data: bytes, key: str) -> bool:
         """Whether ``data`` are what was committed under ``key``."""
