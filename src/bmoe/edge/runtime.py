@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -111,7 +112,8 @@ class ExpertRuntime:
         self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
-        self._addressed: dict[bytes, list[AddressedWeights]] = {}  # this round's tampered weights, by sample
+        self._addressed: dict[bytes, list[AddressedWeights]] = {}  # recent tampered weights, by a sample
+        self._modules: dict[str, nn.Module] = {}  # inference-mode experts by weights CID, least recently used first
         self.forward_passes = 0
         self.backward_passes = 0
         self.compute_seconds = 0.0  # forward passes and SGD steps actually computed (not memo hits)
@@ -122,8 +124,7 @@ class ExpertRuntime:
         self._forwards.clear()
         self._tasks.clear()
         self._gradients.clear()
-        self._addressed.clear()
-        for cache in (self._weights, self._own):
+        for cache in (self._weights, self._own, self._addressed):
             for cid in list(cache)[:max(0, len(cache) - KEEP_WEIGHTS)]:
                 del cache[cid]
 
@@ -138,12 +139,15 @@ class ExpertRuntime:
         return tensors
 
     def addressed(self, weights: Weights) -> AddressedWeights:
-        """``weights`` with the CID of their canonical bytes. Weights bit for bit equal to ones addressed this
-        round (colluders' identical tampered copies) reuse their CID; others are serialised and hashed."""
+        """``weights`` with the CID of their canonical bytes. Weights bit for bit equal to ones addressed lately
+        (colluders' identical tampered copies; a persistent attacker's copy between strikes) reuse their CID;
+        others are serialised and hashed."""
         if isinstance(weights, AddressedWeights):
             return weights
         sample = _sample(weights)
-        same = self._addressed.setdefault(sample, []) if sample is not None else []
+        same = self._addressed.pop(sample, []) if sample is not None else []
+        if sample is not None:
+            self._addressed[sample] = same  # the most recently used last
         for known in same:
             if _same_bits(known, weights):
                 return known
@@ -177,11 +181,7 @@ class ExpertRuntime:
         key = (weights_cid, task.task_cid, task.activation_cid, expert, profile.name)
         if key not in self._forwards:
             started = time.perf_counter()
-            with torch.device("meta"):  # no random init: the weights are assigned right away
-                module = build_expert(self.spec, self.factory)
-            module.load_state_dict(weights, assign=True)
-            module = profile.prepare(module)
-            module.train(train)
+            module = self._module(weights_cid, weights) if not train else self._build(weights, train)
             x_e = task.x[task.groups[expert]]  # (n_e, *input_shape)
             with profile.computing(), torch.set_grad_enabled(train):
                 output = profile.forward(module, x_e)  # (n_e, C) float32
@@ -190,6 +190,24 @@ class ExpertRuntime:
             self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
+
+    def _build(self, weights: Weights, train: bool) -> nn.Module:
+        with torch.device("meta"):  # no random init: the weights are assigned right away
+            module = build_expert(self.spec, self.factory)
+        module.load_state_dict(weights, assign=True)
+        module = self.profile.prepare(module)
+        return module.train(train)
+
+    def _module(self, cid: str, weights: Weights) -> nn.Module:
+        """The expert of ``cid`` in inference mode, built once and kept (the most recently used
+        :data:`KEEP_WEIGHTS`): serving runs the same experts task after task, and nothing writes into them."""
+        module = self._modules.pop(cid, None)
+        if module is None:
+            module = self._build(weights, False)
+        self._modules[cid] = module
+        while len(self._modules) > KEEP_WEIGHTS:
+            del self._modules[next(iter(self._modules))]
+        return module
 
     def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[Encoded, float]:
         """SGD step of ``forward``'s expert with the output gradient ``grad``: the new weights, encoded,
@@ -227,9 +245,14 @@ def _sample(weights: Weights) -> bytes | None:
         tensor = weights[name]
         if tensor.device.type != "cpu" or tensor.layout != torch.strided or tensor.is_conj() or tensor.is_neg():
             return None
-        head = tensor.detach().reshape(-1)[:8].contiguous().view(torch.uint8)
-        parts.append(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode() + head.numpy().tobytes())
+        head = _raw(tensor.detach().reshape(-1)[:8]).tobytes()
+        parts.append(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode() + head)
     return b"|".join(parts)
+
+
+def _raw(tensor: torch.Tensor) -> np.ndarray:
+    """The tensor's bytes, as an array of bytes (compared bit for bit: -0.0 is not 0.0, NaN is itself)."""
+    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
 def _same_bits(a: Weights, b: Weights) -> bool:
@@ -240,7 +263,7 @@ def _same_bits(a: Weights, b: Weights) -> bool:
         x, y = a[name].detach(), b[name].detach()
         if x.dtype != y.dtype or x.shape != y.shape:
             return False
-        if not torch.equal(x.contiguous().reshape(-1).view(torch.uint8), y.contiguous().reshape(-1).view(torch.uint8)):
+        if not np.array_equal(_raw(x), _raw(y)):
             return False
     return True
 
