@@ -113,6 +113,7 @@ class ExpertRuntime:
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
         self._addressed: dict[bytes, list[AddressedWeights]] = {}  # recent tampered weights, by a sample
+        self._spare: list[nn.Module] = []  # the last round's training modules, to hold new weights
         self._modules: dict[str, nn.Module] = {}  # inference-mode experts by weights CID, least recently used first
         self.forward_passes = 0
         self.backward_passes = 0
@@ -121,6 +122,8 @@ class ExpertRuntime:
     def new_round(self) -> None:
         """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID (the most
         recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
+        if self.factory is None:  # a custom expert may hold more than its weights: built anew each time
+            self._spare = [f.module for f in self._forwards.values() if f.module.training]
         self._forwards.clear()
         self._tasks.clear()
         self._gradients.clear()
@@ -192,8 +195,13 @@ class ExpertRuntime:
         return self._forwards[key]
 
     def _build(self, weights: Weights, train: bool) -> nn.Module:
-        with torch.device("meta"):  # no random init: the weights are assigned right away
-            module = build_expert(self.spec, self.factory)
+        """An expert holding ``weights``: one of the last round's training modules, given these weights (a
+        preset expert holds nothing but its parameters and buffers), or a new one."""
+        if self._spare:
+            module = self._spare.pop()
+        else:
+            with torch.device("meta"):  # no random init: the weights are assigned right away
+                module = build_expert(self.spec, self.factory)
         module.load_state_dict(weights, assign=True)
         module = self.profile.prepare(module)
         return module.train(train)
