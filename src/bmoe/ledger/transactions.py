@@ -185,6 +185,7 @@ def sign_transaction(identity: Identity, kind: str, payload: Mapping[str, Any], 
         signature=identity.sign(message),
     )
     _memo(tx, "message", lambda: message)
+    _memo(tx, "error", lambda: None if is_signature_hex(tx.signature) else _transaction_error(tx))  # fields: above
     return tx
 
 
