@@ -12,7 +12,7 @@ the ratio, and whether every sample ended on the same head hash, model and serve
 
     python benchmarks/reproduction_round.py                          # this tree: CPU per round, extrapolated
     python benchmarks/reproduction_round.py --before /tmp/before     # before/after, interleaved
-    python benchmarks/reproduction_round.py --profile bmoe-persistent-0.3   # cProfile of one sample
+    python benchmarks/reproduction_round.py --profile bmoe-persistent-0.3 --before /tmp/before  # by category
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def _fingerprint(session: Any, served: list[int]) -> str:
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
-def run_sample(sample: Sample, rounds: int, data: Any) -> dict[str, Any]:
-    """CPU seconds per round of ``sample`` (after two warm-up rounds), and its fingerprint."""
+def run_sample(sample: Sample, rounds: int, data: Any, profiler: cProfile.Profile | None = None) -> dict[str, Any]:
+    """CPU seconds per round of ``sample`` (after two warm-up rounds), and its fingerprint; ``profiler``
+    profiles the measured rounds."""
     from bmoe.edge.attacks.readings import READINGS
     from bmoe.protocol.session import Session
 
@@ -115,19 +116,21 @@ def run_sample(sample: Sample, rounds: int, data: Any) -> dict[str, Any]:
         served: list[int] = []
         if not sample.serve:
             session.train(rounds=2)
-            started = time.process_time()
+            started = _start(profiler)
             session.train(rounds=rounds + 2)
         else:
             session.train(rounds=2)
             session.set_edge_behaviours(config.replace(malicious_ratio=sample.ratio, attack=READINGS[sample.reading]))
             x, y = data.x_test, data.y_test
             session.infer(x[:SERVE_BATCH], y[:SERVE_BATCH])
-            started = time.process_time()
+            started = _start(profiler)
             for task in range(1, rounds + 1):
                 rows = slice(task * SERVE_BATCH, (task + 1) * SERVE_BATCH)
                 outcome = session.infer(x[rows], y[rows])
                 served.append(int((outcome.logits.argmax(1) == y[rows]).sum()))
         cpu = time.process_time() - started
+        if profiler is not None:
+            profiler.disable()
         if not sample.serve:  # training evaluated the model after its last round: counted apart ("evaluate")
             again = time.process_time()
             session.evaluate()
@@ -135,6 +138,12 @@ def run_sample(sample: Sample, rounds: int, data: Any) -> dict[str, Any]:
         cpu /= rounds
         phases = _phases(session.history[-rounds:])
         return {"cpu_per_round": cpu, "fingerprint": _fingerprint(session, served), "phases": phases}
+
+
+def _start(profiler: cProfile.Profile | None) -> float:
+    if profiler is not None:
+        profiler.enable()
+    return time.process_time()
 
 
 def run_evaluate(data: Any, repeats: int) -> dict[str, Any]:
@@ -195,16 +204,20 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated sample names (default: all)")
     parser.add_argument("--profile", help="print the cProfile of one sample in this process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
     names = args.only.split(",") if args.only else [s.name for s in SAMPLES] + ["evaluate"]
     if args.child is not None:
         child(args.child.split(","), args.rounds, args.serve_tasks)
         return
-    if args.profile:
-        _profile(args.profile, args.rounds, args.serve_tasks)
+    if args.child_profile is not None:
+        child_profile(args.child_profile, args.rounds, args.serve_tasks)
         return
     here = Path(__file__).resolve().parents[1]
     trees = {"after": here} if args.before is None else {"before": args.before.resolve(), "after": here}
+    if args.profile:
+        _profile(args.profile, trees, args.rounds, args.serve_tasks)
+        return
     best: dict[str, dict[str, Any]] = {label: {} for label in trees}
     for _ in range(args.repeat):
         for label, tree in trees.items():  # interleaved: before, after, before, after, ...
@@ -249,19 +262,62 @@ def _report(best: dict[str, dict[str, Any]], names: list[str], args: argparse.Na
             print(f"| {name} | " + " | ".join(f"{split[s]:.4f}" for s in steps) + " |")
 
 
-def _profile(name: str, rounds: int, serve_tasks: int) -> None:
+# Where a round's CPU goes: each profiled function's own time, by the first category whose pattern it matches.
+CATEGORIES = (
+    ("expert and gate GEMMs (forward, backward)", ("_nn.linear", "run_backward", "conv", "relu", "addmm", "mm}")),
+    ("SHA-256 (CIDs, digests, PoW)", ("openssl_sha256", "hexdigest")),
+    ("safetensors encode and decode, copies", ("tensors.py", "safetensors", "tobytes", "'join'", "frombuffer")),
+    ("canonical JSON", ("encoding.py", "json/")),
+    ("Ed25519 signatures", ("_sodium", "nacl")),
+    ("building expert modules", ("experts.py", "module.py", "linear.py", "init.py", "_device.py", "overrides.py")),
+    ("finiteness checks", ("isfinite", "'any'", "'sum'")),
+    ("CID text (base32)", ("base64", "cid.py")),
+    ("attack noise", ("randn", "gaussian")),
+)
+
+
+def _categories(stats: pstats.Stats, rounds: int) -> dict[str, float]:
+    totals = dict.fromkeys([label for label, _ in CATEGORIES] + ["everything else"], 0.0)
+    for (path, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{path}:{line}({function})"
+        label = next((label for label, patterns in CATEGORIES if any(p in where for p in patterns)), "everything else")
+        totals[label] += entry[2] / rounds  # own time
+    return totals
+
+
+def child_profile(name: str, rounds: int, serve_tasks: int) -> None:
+    """Profile one sample in this process; print its own times by category, per round, as JSON."""
     import torch
 
     torch.set_num_threads(1)
     data = _dataset()
-    sample = next((s for s in SAMPLES if s.name == name), None)
-    if sample is None:
-        sys.exit(f"no sample {name!r}; one of {', '.join(s.name for s in SAMPLES)}")
+    sample = next(s for s in SAMPLES if s.name == name)
+    count = serve_tasks if sample.serve else rounds
     profiler = cProfile.Profile()
-    profiler.enable()
-    run_sample(sample, serve_tasks if sample.serve else rounds, data)
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    run_sample(sample, count, data, profiler)
+    print(json.dumps(_categories(pstats.Stats(profiler), count)))
+
+
+def _profile(name: str, trees: dict[str, Path], rounds: int, serve_tasks: int) -> None:
+    """The profile of one sample's measured rounds (training's last evaluation included), by category, in each
+    tree."""
+    if not any(s.name == name for s in SAMPLES):
+        sys.exit(f"no sample {name!r}; one of {', '.join(s.name for s in SAMPLES)}")
+    columns = {}
+    for label, tree in trees.items():
+        env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        command = [sys.executable, __file__, "--child-profile", name, "--rounds", str(rounds),
+                   "--serve-tasks", str(serve_tasks)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"the profile in {tree} failed:\n{done.stderr[-3000:]}")
+        columns[label] = json.loads(done.stdout.splitlines()[-1])
+    print(f"{name}: CPU seconds per round under cProfile, each function's own time by category")
+    print("| category | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for category in next(iter(columns.values())):
+        print(f"| {category} | " + " | ".join(f"{c[category]:.4f}" for c in columns.values()) + " |")
+    print("| **all** | " + " | ".join(f"**{sum(c.values()):.4f}**" for c in columns.values()) + " |")
 
 
 if __name__ == "__main__":

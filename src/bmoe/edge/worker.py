@@ -89,8 +89,8 @@ class EdgeWorker:
 
     def _tampered_update(self, round_index: int, expert: int, base_cid: str, encoded: Encoded) -> Encoded:
         """The updated weights the behaviour sends instead of ``encoded``, or ``encoded`` itself."""
-        if not self.behaviour.malicious:  # an honest edge sends its step as computed (no decoding)
-            return encoded
+        if not self.behaviour.malicious or type(self.behaviour).tamper_update is EdgeBehaviour.tamper_update:
+            return encoded  # an honest edge, or an attack that keeps the step, sends it as computed (no decoding)
         updated = AddressedWeights(encoded.cid, deserialize_tensors(encoded.data)[0])
         tampered = self.behaviour.tamper_update(self._context(round_index, expert), self.runtime.weights(base_cid),
                                                 updated)
