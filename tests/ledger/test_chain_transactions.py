@@ -161,3 +161,19 @@ def test_deeply_nested_payload_is_rejected_cleanly() -> None:
         deep = [deep]
     with pytest.raises(InvalidTransaction, match="nested too deeply"):
         sign_transaction(ALICE, "task", {"x": deep}, 0)
+
+
+def test_a_transaction_checked_once_is_not_trusted_in_another_object() -> None:
+    """Signing message, hash and signature check are computed once per transaction object; a tampered copy
+    (another object) is checked afresh, and an equal object rebuilt from the wire gives the same answers."""
+    tx = _tx()
+    check_transaction_signature(tx)
+    check_transaction_signature(tx)  # remembered: still fine
+    assert tx_hash(tx) == hashlib.sha256(canonical_json(tx_to_dict(tx))).hexdigest()
+    for tampered in (dataclasses.replace(tx, nonce=4), dataclasses.replace(tx, payload={**tx.payload, "loss": 0.5})):
+        with pytest.raises(InvalidTransaction, match="bad signature"):
+            check_transaction_signature(tampered)
+        assert tx_hash(tampered) != tx_hash(tx)
+    rebuilt = tx_from_dict(json.loads(canonical_json(tx_to_dict(tx))))
+    check_transaction_signature(rebuilt)
+    assert rebuilt == tx and tx_hash(rebuilt) == tx_hash(tx) and tx_signing_message(rebuilt) == tx_signing_message(tx)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +37,21 @@ from bmoe.verify.comparison import EXACT
 
 Weights = dict[str, torch.Tensor]
 KEEP_WEIGHTS = 64  # experts (and own updated weights) kept by CID across rounds, the most recently used
+
+
+class AddressedWeights(dict[str, torch.Tensor]):
+    """Weights decoded from (or encoded to) the canonical bytes of ``cid``: :func:`weights_cid` reads the
+    CID instead of serialising and hashing them again. Weights are values: nobody writes into them (the
+    runtime shares one copy between edges and rounds), and this dict refuses to be changed."""
+
+    def __init__(self, cid: str, tensors: Weights) -> None:
+        super().__init__(tensors)
+        self.cid = cid
+
+    def _frozen(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("addressed weights are not changed in place: build a new dict")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _frozen  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,10 @@ class ExpertRuntime:
         self._weights: dict[str, Weights] = {}  # by CID, least recently used first
         self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
+        self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
+        self._addressed: dict[bytes, list[AddressedWeights]] = {}  # recent tampered weights, by a sample
+        self._spare: list[nn.Module] = []  # the last round's training modules, to hold new weights
+        self._modules: dict[str, nn.Module] = {}  # inference-mode experts by weights CID, least recently used first
         self.forward_passes = 0
         self.backward_passes = 0
         self.compute_seconds = 0.0  # forward passes and SGD steps actually computed (not memo hits)
@@ -102,20 +122,41 @@ class ExpertRuntime:
     def new_round(self) -> None:
         """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID (the most
         recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
+        if self.factory is None:  # a custom expert may hold more than its weights: built anew each time
+            self._spare = [f.module for f in self._forwards.values() if f.module.training]
         self._forwards.clear()
         self._tasks.clear()
-        for cache in (self._weights, self._own):
+        self._gradients.clear()
+        for cache in (self._weights, self._own, self._addressed):
             for cid in list(cache)[:max(0, len(cache) - KEEP_WEIGHTS)]:
                 del cache[cid]
 
     def weights(self, cid: str) -> Weights:
-        """The expert's weights by CID: kept, computed here (an own update), or downloaded."""
+        """The expert's weights by CID (:class:`AddressedWeights`): kept, computed here (an own update),
+        or downloaded."""
         tensors = self._weights.pop(cid, None)
         if tensors is None:
             own = self._own.pop(cid, None)
-            tensors, _ = deserialize_tensors(own if own is not None else self.store.get(cid))
+            tensors = AddressedWeights(cid, deserialize_tensors(own if own is not None else self.store.get(cid))[0])
         self._weights[cid] = tensors  # the most recently used last
         return tensors
+
+    def addressed(self, weights: Weights) -> AddressedWeights:
+        """``weights`` with the CID of their canonical bytes. Weights bit for bit equal to ones addressed lately
+        (colluders' identical tampered copies; a persistent attacker's copy between strikes) reuse their CID;
+        others are serialised and hashed."""
+        if isinstance(weights, AddressedWeights):
+            return weights
+        sample = _sample(weights)
+        same = self._addressed.pop(sample, []) if sample is not None else []
+        if sample is not None:
+            self._addressed[sample] = same  # the most recently used last
+        for known in same:
+            if _same_bits(known, weights):
+                return known
+        found = AddressedWeights(weights_cid(weights), weights)
+        same.append(found)
+        return found
 
     def holds(self, cid: str) -> bool:
         """Whether the weights of ``cid`` are here without a download."""
@@ -129,6 +170,13 @@ class ExpertRuntime:
             self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups)
         return self._tasks[key]
 
+    def gradient(self, cid: str, load: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The output gradient of ``cid``, decoded by ``load`` once a round for every edge served here (the
+        same CID is the same bytes, so the same tensor; nobody writes into it)."""
+        if cid not in self._gradients:
+            self._gradients[cid] = load()
+        return self._gradients[cid]
+
     def forward(self, weights_cid: str, weights: Weights, task: TaskInputs, expert: int,
                 train: bool) -> Forward:
         """The expert with ``weights`` on its routed samples of ``task`` (memoised)."""
@@ -136,11 +184,7 @@ class ExpertRuntime:
         key = (weights_cid, task.task_cid, task.activation_cid, expert, profile.name)
         if key not in self._forwards:
             started = time.perf_counter()
-            with torch.device("meta"):  # no random init: the weights are assigned right away
-                module = build_expert(self.spec, self.factory)
-            module.load_state_dict(weights, assign=True)
-            module = profile.prepare(module)
-            module.train(train)
+            module = self._module(weights_cid, weights) if not train else self._build(weights, train)
             x_e = task.x[task.groups[expert]]  # (n_e, *input_shape)
             with profile.computing(), torch.set_grad_enabled(train):
                 output = profile.forward(module, x_e)  # (n_e, C) float32
@@ -149,6 +193,29 @@ class ExpertRuntime:
             self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
+
+    def _build(self, weights: Weights, train: bool) -> nn.Module:
+        """An expert holding ``weights``: one of the last round's training modules, given these weights (a
+        preset expert holds nothing but its parameters and buffers), or a new one."""
+        if self._spare:
+            module = self._spare.pop()
+        else:
+            with torch.device("meta"):  # no random init: the weights are assigned right away
+                module = build_expert(self.spec, self.factory)
+        module.load_state_dict(weights, assign=True)
+        module = self.profile.prepare(module)
+        return module.train(train)
+
+    def _module(self, cid: str, weights: Weights) -> nn.Module:
+        """The expert of ``cid`` in inference mode, built once and kept (the most recently used
+        :data:`KEEP_WEIGHTS`): serving runs the same experts task after task, and nothing writes into them."""
+        module = self._modules.pop(cid, None)
+        if module is None:
+            module = self._build(weights, False)
+        self._modules[cid] = module
+        while len(self._modules) > KEEP_WEIGHTS:
+            del self._modules[next(iter(self._modules))]
+        return module
 
     def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[Encoded, float]:
         """SGD step of ``forward``'s expert with the output gradient ``grad``: the new weights, encoded,
@@ -178,5 +245,39 @@ class ExpertRuntime:
                     for name, p in forward.module.state_dict(keep_vars=True).items()}
 
 
+def _sample(weights: Weights) -> bytes | None:
+    """A cheap fingerprint to look weights up by (names, dtypes, shapes, a few leading values); None for
+    weights this shortcut does not handle (not dense CPU tensors)."""
+    parts = []
+    for name in sorted(weights):
+        tensor = weights[name]
+        if tensor.device.type != "cpu" or tensor.layout != torch.strided or tensor.is_conj() or tensor.is_neg():
+            return None
+        head = _raw(tensor.detach().reshape(-1)[:8]).tobytes()
+        parts.append(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode() + head)
+    return b"|".join(parts)
+
+
+def _raw(tensor: torch.Tensor) -> np.ndarray:
+    """The tensor's bytes, as an array of bytes (compared bit for bit: -0.0 is not 0.0, NaN is itself)."""
+    return tensor.contiguous().reshape(-1).view(torch.uint8).numpy()
+
+
+def _same_bits(a: Weights, b: Weights) -> bool:
+    """Whether ``a`` and ``b`` have the same names, dtypes, shapes and bytes: the same canonical bytes."""
+    if sorted(a) != sorted(b):
+        return False
+    for name in a:
+        x, y = a[name].detach(), b[name].detach()
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        if not np.array_equal(_raw(x), _raw(y)):
+            return False
+    return True
+
+
 def weights_cid(weights: Weights) -> str:
+    """The CID of ``weights``' canonical bytes (read from :class:`AddressedWeights`, else computed)."""
+    if isinstance(weights, AddressedWeights):
+        return weights.cid
     return cid_of(serialize_tensors(weights))

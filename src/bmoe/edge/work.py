@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from bmoe.edge.runtime import TaskInputs
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
@@ -102,6 +104,9 @@ class WorkHandler:
         self._inputs = self._load_inputs(item)
         return self.worker.compute(item.round_index, self._inputs, item.experts, item.expert_cids, item.train)
 
+    def _gradient(self, cid: str) -> torch.Tensor:
+        return self.worker.runtime.gradient(cid, lambda: decode_gradient(self.store.get(cid)))
+
     def _updates(self, item: WorkItem) -> list[Transaction]:
         if item.escalation and not self._same_task(item):
             self.worker.begin_task()
@@ -109,6 +114,6 @@ class WorkHandler:
         if self._inputs is None or self._inputs.task_id != item.task_id:
             return []  # no forward pass of this task here (restarted, or missed step 2)
         mine = {e: cid for e, cid in (item.gradient_cids or {}).items() if e in item.experts}
-        gradients = {e: (cid, decode_gradient(self.store.get(cid))) for e, cid in mine.items()}
+        gradients = {e: (cid, self._gradient(cid)) for e, cid in mine.items()}
         return self.worker.update(item.round_index, self._inputs, gradients, item.expert_cids, item.lr,
                                   forward_missing=item.escalation)

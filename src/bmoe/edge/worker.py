@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from bmoe.edge.behaviour import AttackContext, EdgeBehaviour
-from bmoe.edge.runtime import Encoded, ExpertRuntime, Forward, TaskInputs, weights_cid
+from bmoe.edge.runtime import AddressedWeights, Encoded, ExpertRuntime, Forward, TaskInputs
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import encode_result
@@ -61,8 +61,8 @@ class EdgeWorker:
         weights = self.runtime.weights(cid)
         tampered = self.behaviour.tamper_weights(ctx, weights)
         if tampered is not None:
-            weights = tampered
-            cid = weights_cid(tampered)
+            weights = self.runtime.addressed(tampered)
+            cid = weights.cid
         forward = self.runtime.forward(cid, weights, task, expert, train)
         self._forwards[expert] = forward
         self.busy_seconds += forward.seconds
@@ -89,9 +89,9 @@ class EdgeWorker:
 
     def _tampered_update(self, round_index: int, expert: int, base_cid: str, encoded: Encoded) -> Encoded:
         """The updated weights the behaviour sends instead of ``encoded``, or ``encoded`` itself."""
-        if not self.behaviour.malicious:  # an honest edge sends its step as computed (no decoding)
-            return encoded
-        updated, _ = deserialize_tensors(encoded.data)
+        if not self.behaviour.malicious or type(self.behaviour).tamper_update is EdgeBehaviour.tamper_update:
+            return encoded  # an honest edge, or an attack that keeps the step, sends it as computed (no decoding)
+        updated = AddressedWeights(encoded.cid, deserialize_tensors(encoded.data)[0])
         tampered = self.behaviour.tamper_update(self._context(round_index, expert), self.runtime.weights(base_cid),
                                                 updated)
         return encoded if tampered is None else Encoded.of(serialize_tensors(tampered))

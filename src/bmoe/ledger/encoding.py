@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from bmoe.storage.digest import sha256_hex as sha256_hex  # the ledger names bytes by storage's digest
@@ -16,8 +17,35 @@ from bmoe.storage.digest import sha256_hex as sha256_hex  # the ledger names byt
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+def _string_keys(obj: Any) -> bool:
+    """Whether every mapping key in ``obj`` is a string: the fast walk, level by level. False when unsure too
+    (a container met twice, or deeper than the recursion limit), so that :func:`_check_keys` decides: it names
+    the first bad key's path, and meets a too deep or circular value with its RecursionError, as before."""
+    level = [obj]
+    seen: set[int] = set()
+    for _ in range(sys.getrecursionlimit()):
+        below = []
+        for value in level:
+            if id(value) in seen:
+                return False
+            seen.add(id(value))
+            if isinstance(value, dict):
+                if not all(isinstance(key, str) for key in value):
+                    return False
+                below.extend(item for item in value.values() if isinstance(item, _CONTAINERS))
+            elif isinstance(value, _CONTAINERS):
+                below.extend(item for item in value if isinstance(item, _CONTAINERS))
+        if not below:
+            return True
+        level = below
+    return False
+
+
+_CONTAINERS = (dict, list, tuple)
+
+
 def _check_keys(obj: Any, path: str) -> None:
-    """Reject non-string mapping keys (json would silently stringify them)."""
+    """Reject non-string mapping keys (json would silently stringify them), naming the first one's path."""
     if isinstance(obj, dict):
         for key, value in obj.items():
             if not isinstance(key, str):
@@ -35,7 +63,8 @@ def canonical_json(obj: Any) -> bytes:
     ±Infinity raise ``ValueError``; non-string dict keys and non-JSON types raise
     ``TypeError``.  Tuples encode as lists.
     """
-    _check_keys(obj, "")
+    if not _string_keys(obj):
+        _check_keys(obj, "")
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except ValueError as exc:

@@ -581,10 +581,10 @@ def task_incomplete(task: TaskState) -> str | None:
 
 
 def begin_block(state: LedgerState) -> LedgerState:
-    """A working copy for the next block: the previous block's tasks are dropped."""
-    working = copy.deepcopy(state)
-    working.tasks = {}
-    return working
+    """A working copy for the next block: the previous block's tasks are dropped (and so not copied)."""
+    without_tasks = copy.copy(state)
+    without_tasks.tasks = {}
+    return copy.deepcopy(without_tasks)
 
 
 def finish_block(state: LedgerState, height: int) -> None:

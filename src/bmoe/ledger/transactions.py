@@ -12,9 +12,9 @@ signature).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidTransaction
@@ -40,13 +40,30 @@ MAX_NONCE = 2**63 - 1
 
 @dataclass(frozen=True)
 class Transaction:
-    """A signed transaction.  ``payload`` is a JSON object; treat it as immutable."""
+    """A signed transaction.  ``payload`` is a JSON object; treat it as immutable: its signing message, hash,
+    well-formedness and signature check are computed once per object (:func:`_memo`)."""
 
     kind: str
     sender: str
     nonce: int
     payload: Mapping[str, Any]
     signature: str
+
+
+T = TypeVar("T")
+
+
+def _memo(tx: Transaction, name: str, compute: Callable[[], T]) -> T:
+    """``compute()``, once per transaction object: a round checks, hashes and encodes each transaction several
+    times (signed, submitted, hashed into the Merkle root, judged again when sealed). A transaction read from
+    a disk or the network is a new object, checked afresh."""
+    memo = tx.__dict__.get("_memo")
+    if memo is None:
+        memo = {}
+        object.__setattr__(tx, "_memo", memo)  # frozen, and not one of its fields: not compared nor encoded
+    if name not in memo:
+        memo[name] = compute()
+    return memo[name]  # type: ignore[no-any-return]
 
 
 def signing_message(kind: str, sender: str, nonce: int, payload: Mapping[str, Any]) -> bytes:
@@ -56,7 +73,7 @@ def signing_message(kind: str, sender: str, nonce: int, payload: Mapping[str, An
 
 def tx_signing_message(tx: Transaction) -> bytes:
     """The bytes ``tx.sender`` signed (or should have)."""
-    return signing_message(tx.kind, tx.sender, tx.nonce, tx.payload)
+    return _memo(tx, "message", lambda: signing_message(tx.kind, tx.sender, tx.nonce, tx.payload))
 
 
 def tx_to_dict(tx: Transaction) -> dict[str, Any]:
@@ -72,7 +89,7 @@ def tx_to_dict(tx: Transaction) -> dict[str, Any]:
 
 def tx_hash(tx: Transaction) -> str:
     """SHA-256 hex of the canonical JSON of the full transaction, signature included."""
-    return sha256_hex(canonical_json(tx_to_dict(tx)))
+    return _memo(tx, "hash", lambda: sha256_hex(canonical_json(tx_to_dict(tx))))
 
 
 def _field_error(kind: object, sender: object, nonce: object, payload: object) -> str | None:
@@ -107,6 +124,10 @@ def _safe_hash(obj: object) -> str | None:
 
 def transaction_error(tx: Transaction) -> str | None:
     """Reason ``tx`` is structurally malformed (signature not verified), or None."""
+    return _memo(tx, "error", lambda: _transaction_error(tx))
+
+
+def _transaction_error(tx: Transaction) -> str | None:
     reason = _field_error(tx.kind, tx.sender, tx.nonce, tx.payload)
     if reason is None and not is_signature_hex(tx.signature):
         reason = "signature must be 128 lower-case hex chars"
@@ -156,13 +177,16 @@ def sign_transaction(identity: Identity, kind: str, payload: Mapping[str, Any], 
         raise InvalidTransaction(None, reason)
     frozen_payload = json.loads(canonical_json(dict(payload)))
     message = signing_message(kind, identity.address, nonce, frozen_payload)
-    return Transaction(
+    tx = Transaction(
         kind=kind,
         sender=identity.address,
         nonce=nonce,
         payload=frozen_payload,
         signature=identity.sign(message),
     )
+    _memo(tx, "message", lambda: message)
+    _memo(tx, "error", lambda: None if is_signature_hex(tx.signature) else _transaction_error(tx))  # fields: above
+    return tx
 
 
 def check_transaction_signature(tx: Transaction) -> None:
@@ -170,7 +194,7 @@ def check_transaction_signature(tx: Transaction) -> None:
     reason = transaction_error(tx)
     if reason is not None:
         raise InvalidTransaction(_safe_hash(_loose_dict(tx)), reason)
-    if not verify_signature(tx.sender, tx_signing_message(tx), tx.signature):
+    if not _memo(tx, "signed", lambda: verify_signature(tx.sender, tx_signing_message(tx), tx.signature)):
         raise InvalidTransaction(tx_hash(tx), "bad signature")
 
 

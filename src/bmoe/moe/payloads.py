@@ -31,7 +31,9 @@ def require_finite(what: str, tensor: torch.Tensor) -> None:
     """Raise :class:`NonFiniteValue` unless every value of ``tensor`` is finite (integers always are)."""
     if not (tensor.is_floating_point() or tensor.is_complex()):
         return
-    bad = ~torch.isfinite(tensor.detach())
+    if bool(torch.isfinite(tensor.detach().sum())):  # one pass: a NaN or inf anywhere makes the sum non-finite
+        return
+    bad = ~torch.isfinite(tensor.detach())  # (or finite values overflowed the sum: look at each)
     if bool(bad.any()):
         first = tuple(int(i) for i in bad.nonzero()[0].tolist())
         raise NonFiniteValue(f"{what}: {int(bad.sum())} non-finite value(s) (NaN or inf), the first at index "

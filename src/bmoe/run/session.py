@@ -346,13 +346,12 @@ class Session:
     def model(self) -> MoE:
         """The MoE the ledger currently names: its gate CID and expert CIDs, loaded from the store."""
         state = self.node.view()
-        gate = LinearGate(self.dataset.input_dim, self.config.num_experts)
-        gate.load_state_dict(deserialize_tensors(self.store.get(state.gate_cid))[0])
-        experts = []
-        for cid in state.expert_cids:
-            expert = build_expert(self.spec, self.factory)
-            expert.load_state_dict(deserialize_tensors(self.store.get(cid))[0])
-            experts.append(expert)
+        with torch.device("meta"):  # no random init: the stored weights are assigned right away
+            gate = LinearGate(self.dataset.input_dim, self.config.num_experts)
+            experts = [build_expert(self.spec, self.factory) for _ in state.expert_cids]
+        gate.load_state_dict(deserialize_tensors(self.store.get(state.gate_cid))[0], assign=True)
+        for expert, cid in zip(experts, state.expert_cids, strict=True):
+            expert.load_state_dict(deserialize_tensors(self.store.get(cid))[0], assign=True)
         return MoE(gate, experts, self.config.top_k, self.dataset.num_classes).eval()
 
     def evaluate(self, batch_size: int = 1000) -> float:

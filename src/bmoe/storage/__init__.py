@@ -1,7 +1,7 @@
 """Content-addressed storage of bytes: IPFS-compatible CIDs, blob stores, canonical tensor bytes.
 
 This package knows only bytes (and the canonical safetensors serialisation of tensors); it
-imports nothing else from ``bmoe`` (but :mod:`bmoe.lazy_exports`).
+imports nothing else from ``bmoe`` (but :mod:`bmoe.lazy_exports` and :mod:`bmoe.hash_memo`).
 
 * :mod:`~bmoe.storage.cid` - CIDs as ``ipfs add --cid-version 1`` computes them, DAG blocks;
 * :mod:`~bmoe.storage.store` - the ``BlobStore`` contract;

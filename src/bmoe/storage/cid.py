@@ -26,6 +26,7 @@ from typing import Protocol
 
 from multiformats import CID, multihash
 
+from bmoe.hash_memo import IdentityMemo
 from bmoe.storage.errors import InvalidCID
 
 CHUNK_SIZE = 262144
@@ -162,9 +163,16 @@ def _build(data: bytes, chunk_size: int, max_links: int, sink: BlockSink | None)
 def cid_of(data: bytes, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> str:
     """The CIDv1 (base32) that ``ipfs add --cid-version 1`` gives ``data``.
 
-    ``chunk_size`` and ``max_links`` default to kubo's values and exist for tests of deep trees.
+    ``chunk_size`` and ``max_links`` default to kubo's values and exist for tests of deep trees. With the
+    defaults, the CID of a ``bytes`` object hashed recently is remembered (:mod:`bmoe.hash_memo`): the
+    same object encoded, stored and read back in one process is hashed once.
     """
+    if chunk_size == CHUNK_SIZE and max_links == MAX_LINKS:
+        return _default_cid(data)
     return str(_build(data, chunk_size, max_links, None))
+
+
+_default_cid = IdentityMemo(lambda data: str(_build(data, CHUNK_SIZE, MAX_LINKS, None)))
 
 
 class Readable(Protocol):
@@ -263,8 +271,10 @@ def parse_cid(text: str) -> str:
 _CANONICAL_LENGTH = 59  # "b" + base32 of 36 bytes (version, codec, 0x12, 0x20, 32-byte digest)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _is_canonical(text: str) -> bool:
-    """Whether ``text`` already is a canonical CID of ours (lowercase base32, raw/dag-pb, sha2-256)."""
+    """Whether ``text`` already is a canonical CID of ours (lowercase base32, raw/dag-pb, sha2-256).
+    Memoised: a round names the same CIDs many times."""
     if len(text) != _CANONICAL_LENGTH or text[0] != "b" or not text.islower():
         return False
     try:

@@ -40,8 +40,11 @@ from abc import ABC
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from bmoe.hash_memo import IdentityMemo
 from bmoe.storage.digest import sha256_hex
 from bmoe.verify.specs import make_from_spec, spec_of
+
+_sha256_hex = IdentityMemo(sha256_hex)
 
 
 class ComparisonError(ValueError):
@@ -61,8 +64,9 @@ class Comparison(ABC):
     records_groups: ClassVar[bool] = False  # True: groups come from the bytes and are recorded per decision
 
     def key(self, data: bytes) -> str:
-        """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex)."""
-        return sha256_hex(data)
+        """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex), remembered
+        for a ``bytes`` object hashed recently (:mod:`bmoe.hash_memo`)."""
+        return _sha256_hex(data)
 
     def matches(self, data: bytes, key: str) -> bool:
         """Whether ``data`` are what was committed under ``key``."""

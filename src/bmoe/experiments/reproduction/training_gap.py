@@ -21,7 +21,7 @@ from typing import Any
 
 from bmoe.experiments.reproduction.figures import _malicious_experts
 from bmoe.experiments.reproduction.settings import ReproSettings
-from bmoe.experiments.reproduction.units import Progress, finish_unit, load_data, settings_hash
+from bmoe.experiments.reproduction.units import Progress, final_accuracy, finish_unit, load_data, settings_hash
 from bmoe.run.session import Session
 
 
@@ -86,7 +86,7 @@ def run_condition(settings: ReproSettings, condition: GapCondition, out: Path, p
             "probability": condition.probability, "noise_std": condition.noise_std, "lr": condition.lr,
             "ratio": config.malicious_ratio, "rounds": rounds, "settings_hash": settings_hash(settings),
             "curve": [[r["round"] + 1, r["test_accuracy"]] for r in history if "test_accuracy" in r],
-            "final_test_accuracy": session.evaluate(),
+            "final_test_accuracy": final_accuracy(session, history),
             "attacked_activation": routed / len(bad) / (config.batch_size * len(history)),
         }
     return finish_unit(out, condition.name, result, started, started_at)

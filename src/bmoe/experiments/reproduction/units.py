@@ -129,7 +129,7 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
             "unit": unit.name, "framework": unit.framework, "train_ratio": unit.ratio,
             "settings_hash": settings_hash(settings), "config": config.to_dict(),
             "curve": [[r["round"] + 1, r["test_accuracy"]] for r in history if "test_accuracy" in r],
-            "final_test_accuracy": session.evaluate(),
+            "final_test_accuracy": final_accuracy(session, history),
             "train_counts": _sum_counts(history), "train_samples": sum(config.batch_size for _ in history),
             "rounds": [_round_timing(r) for r in history],
             "head_hash": session.head_hash,
@@ -147,6 +147,13 @@ def run_unit(settings: ReproSettings, unit: Unit, out: Path, progress: Progress)
                                                    attack_params={**config.attack_params, "noise_std": std})
                     result["served_noise"][f"{std:g}"] = serve_once(session, served_config, settings, tick)
     return finish_unit(out, unit.name, result, started, started_at)
+
+
+def final_accuracy(session: Session, history: list[dict[str, Any]]) -> float:
+    """The test accuracy of the trained model: the last round's evaluation (training evaluates after its last
+    round), else evaluated now."""
+    last = history[-1].get("test_accuracy") if history else None
+    return float(last) if last is not None else session.evaluate()
 
 
 def finish_unit(out: Path, name: str, result: dict[str, Any], started: float, started_at: float) -> dict[str, Any]:
