@@ -18,7 +18,8 @@ within the bound*, and the chain continues from the recorded objects, never from
 Answers are grouped within the bound and a group accepts the element-wise median of its answers
 (``grouping.py``).
 
-Must not know the ledger's transactions: it compares tensors and returns a reason or None.
+Must not know the ledger's transactions: its checks compare tensors with a payload's objects, its
+functions return a reason or None.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from bmoe.moe.dispatch import routed_samples
 from bmoe.moe.gate import Routing
 from bmoe.moe.payloads import decode_activation, decode_gradient, decode_result
-from bmoe.protocol.comparisons.checks import TensorChecks, require_within
+from bmoe.protocol.comparisons.checks import Differs, TensorChecks, require_within
 from bmoe.protocol.comparisons.grouping import (
     Answer,
     Expected,
@@ -72,7 +73,7 @@ class ToleranceChecks(TensorChecks):
         require_within(weights_error("the recorded gate", recorded_gate, deserialize_tensors(update.gate_data)[0],
                                      self.comparison))
         if set(payload["gradient_cids"]) != {str(e) for e in update.gradients}:
-            require_within("gradient_cids: not the accepted experts")
+            raise Differs("gradient_cids: not the accepted experts")
         for expert, (_, grad) in sorted(update.gradients.items()):
             recorded = decode_gradient(store.get(payload["gradient_cids"][str(expert)]))
             require_within(result_error(f"the recorded dL/d(output) of expert {expert}", recorded, grad,
