@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bmoe.moe.payloads import encode_result
+from bmoe.moe.payloads import encode_gradient, encode_result
 from bmoe.protocol.comparisons import TENSOR_CHECKS, tensor_checks
 from bmoe.protocol.comparisons.checks import Differs
-from bmoe.storage import MemoryStore
+from bmoe.protocol.gate_step import GateUpdate
+from bmoe.storage import MemoryStore, serialize_tensors
 from bmoe.verify.comparison import COMPARISONS, EXACT, Comparison, ComparisonError, Exact, Integer, Tolerance
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "src" / "bmoe" / "protocol"
@@ -51,6 +52,17 @@ def test_a_last_bit_difference_in_the_output_is_within_the_tolerance_but_a_large
     checks.check_output(store, store.put(encode_result(recorded)), recomputed)
     with pytest.raises(Differs, match=r"^the recorded MoE output is .* from the re-executed value, beyond the bound$"):
         checks.check_output(store, store.put(encode_result(recorded * 1.01)), recomputed)
+
+
+def test_a_gate_update_with_the_gradients_of_other_experts_differs_under_every_comparison() -> None:
+    store = MemoryStore()
+    gate, grad = serialize_tensors({"weight": torch.zeros(3, 4)}), torch.ones(2, 5)  # grad: (n_e, C)
+    update = GateUpdate(0.5, gate, {1: (encode_gradient(grad), grad)})
+    payload = {"loss": 0.5, "gate_cid": store.put(gate), "gradient_cids": {"2": store.put(encode_gradient(grad))}}
+    with pytest.raises(Differs, match=r"^gradient_cids: not the accepted experts$"):
+        tensor_checks(Tolerance()).check_gate_update(store, update, payload)
+    with pytest.raises(Differs, match=r"^gradient_cids differs from the re-executed value"):
+        tensor_checks(EXACT).check_gate_update(store, update, payload)
 
 
 def _last_bit_apart() -> tuple[torch.Tensor, torch.Tensor]:
