@@ -33,8 +33,8 @@ import torch
 
 from bmoe.data import Dataset, load_dataset
 from bmoe.ledger.state import TaskState
+from bmoe.protocol.comparisons.grouping import Expected, Group, accepted_value, decode_answer, distance
 from bmoe.protocol.grouped_check import accepted_object, regroup
-from bmoe.protocol.grouping import Expected, Group, accepted_value, decode_answer, distance
 from bmoe.protocol.round import RoundOutcome
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
@@ -82,7 +82,7 @@ class Shift:
         assert isinstance(comparison, Tolerance)
         grouping = regroup(store, comparison, state, task, phase, expert)
         committed = task.commitments[phase][expert]
-        recorded = accepted_object(grouping, committed, phase)
+        recorded = accepted_object(comparison, grouping, committed, phase)
         assert cid_of(recorded) == cid, "the recomputed accepted value is not the recorded one"
         digests = {edge: c[0] for edge, c in committed.items()}
         mine = sorted(edge for edge in committed if edge in honest)

@@ -12,8 +12,8 @@ import torch
 from bmoe.data import Dataset
 from bmoe.edge.attacks.bound_hug import against_step, push_rows
 from bmoe.edge.behaviour import AttackContext, make_behaviour
+from bmoe.protocol.comparisons.grouping import decode_answer, distance
 from bmoe.protocol.grouped_check import expected_of, regroup
-from bmoe.protocol.grouping import decode_answer, distance
 from bmoe.protocol.round import RoundOutcome
 from bmoe.run.session import Session
 from bmoe.verify.comparison import Tolerance

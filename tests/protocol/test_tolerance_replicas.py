@@ -18,8 +18,8 @@ from bmoe.ledger.blocks import Block
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import InvalidBlock
 from bmoe.ledger.state import LedgerState, apply_block
+from bmoe.protocol.comparisons.tolerance import activation_error
 from bmoe.protocol.reexecute import Reexecutor
-from bmoe.protocol.replica_checks import activation_error
 from bmoe.run.config import RunConfig
 from bmoe.run.session import CHAIN_FILE, STORE_DIR, Session
 from bmoe.storage import DirectoryStore

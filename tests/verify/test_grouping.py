@@ -1,4 +1,4 @@
-"""Grouping within a bound (``protocol/grouping.py``): deterministic for any set of answers, honest
+"""Grouping within a bound (``protocol/comparisons/grouping.py``): deterministic for any set of answers, honest
 spread kept in one group, fraud outside the bound in its own, invalid answers only with identical
 bytes, and an accepted value a minority inside the group cannot steer."""
 
@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from bmoe.moe.payloads import decode_result, encode_result
-from bmoe.protocol.grouping import Answer, Expected, Group, accepted_value, decode_answer, distance, group_answers
+from bmoe.protocol.comparisons.grouping import (
+    Answer,
+    Expected,
+    Group,
+    accepted_value,
+    decode_answer,
+    distance,
+    group_answers,
+)
 from bmoe.storage import serialize_tensors
 from bmoe.verify.comparison import Tolerance
 

@@ -3,8 +3,8 @@ replica and ``bmoe audit`` compute alike under a comparison that records groups.
 
 The ledger checks a grouped decision's structure only (``verify/phase.py``); it holds no tensors.
 :func:`regroup` fetches one expert's committed answers from the store and groups them
-(``protocol/grouping.py``); :class:`GroupedDecisions` compares a block's recorded groups, accepted
-values and dissenters' distances with that, and names the first that differs.
+(the comparison's ``group``, ``protocol/comparisons/``); :class:`GroupedDecisions` compares a block's
+recorded groups, accepted values and dissenters' distances with that, and names the first that differs.
 
 Must not know how blocks are sealed or replayed: it is handed the state after a decision was applied.
 """
@@ -18,10 +18,11 @@ from typing import Any
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.state import LedgerState, TaskState
 from bmoe.ledger.transactions import Transaction
-from bmoe.protocol.grouping import Answer, Expected, Grouping, accepted_value, group_answers
+from bmoe.protocol.comparisons import tensor_checks
+from bmoe.protocol.comparisons.grouping import Answer, Expected, Grouping
 from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
 from bmoe.verify.acceptance import meets_rule
-from bmoe.verify.comparison import Comparison, Tolerance
+from bmoe.verify.comparison import Comparison
 
 DISTANCE_RTOL = 1e-9  # recorded distances are float64 sums; another machine may round the last bits
 
@@ -56,15 +57,15 @@ def expected_of(store: BlobStore, task: TaskState, phase: str, expert: int, num_
     return Expected.update_like(deserialize_tensors(store.get(task.update_bases[expert]))[0])
 
 
-def regroup(store: BlobStore, comparison: Tolerance, state: LedgerState, task: TaskState, phase: str,
+def regroup(store: BlobStore, comparison: Comparison, state: LedgerState, task: TaskState, phase: str,
             expert: int, edges: tuple[str, ...] | None = None) -> Grouping:
     """The grouping of ``expert``'s committed answers in ``phase``, from the stored objects: those of its
     assigned edges, or of ``edges`` (a dispute's sample, as it stood when it was disputed)."""
     num_classes = int(state.genesis["expert_spec"]["num_classes"])  # type: ignore[index]
     among = state.assigned_edges(expert, task) if edges is None else edges
     committed = {edge: c for edge, c in task.commitments[phase].get(expert, {}).items() if edge in among}
-    return group_answers(answers_of(store, comparison, committed),
-                         expected_of(store, task, phase, expert, num_classes), comparison)
+    return tensor_checks(comparison).group(answers_of(store, comparison, committed),
+                                           expected_of(store, task, phase, expert, num_classes))
 
 
 def diverged(state: LedgerState, task: TaskState, grouping: Grouping, expert: int, phase: str) -> str | None:
@@ -80,9 +81,11 @@ def diverged(state: LedgerState, task: TaskState, grouping: Grouping, expert: in
     return f"round diverged: {count} edges computed a non-finite {phase} for expert {expert}"
 
 
-def accepted_object(grouping: Grouping, committed: Mapping[str, tuple[str, str]], phase: str) -> bytes:
-    """The first group's accepted value (its element-wise median), encoded."""
-    return accepted_value(grouping, grouping.groups[0], {edge: c[0] for edge, c in committed.items()}, phase)
+def accepted_object(comparison: Comparison, grouping: Grouping, committed: Mapping[str, tuple[str, str]],
+                    phase: str) -> bytes:
+    """The first group's accepted value (under ``tolerance`` its element-wise median), encoded."""
+    digests = {edge: c[0] for edge, c in committed.items()}
+    return tensor_checks(comparison).accepted(grouping, grouping.groups[0], digests, phase)
 
 
 class GroupedDecisions:
@@ -97,7 +100,7 @@ class GroupedDecisions:
         """Why a recorded decision's groups or accepted value are not what the objects give, or None.
         ``state`` is the state after the decisions were applied."""
         comparison = state.comparison
-        if not isinstance(comparison, Tolerance):
+        if not comparison.records_groups:
             return None
         for entry in entries:
             expert = entry["expert"]
@@ -111,7 +114,7 @@ class GroupedDecisions:
                 return (f"expert {expert}: the recorded {phase} groups {_sizes(recorded)} differ from the groups "
                         f"the objects give {_sizes(grouping.edges())}")
             if entry["status"] == "accepted":
-                data = accepted_object(grouping, task.commitments[phase][expert], phase)
+                data = accepted_object(comparison, grouping, task.commitments[phase][expert], phase)
                 if cid_of(data) != entry["cid"] or comparison.key(data) != entry["digest"]:
                     return (f"expert {expert}: the accepted {phase} {entry['cid']} is not the first group's median "
                             f"({cid_of(data)})")
@@ -141,13 +144,11 @@ class GroupedDecisions:
                       entries: list[Mapping[str, Any]]) -> str | None:
         """Why a dispute's recorded groups of a sample are not what the sample's objects give, or None
         (the edges grouped are the recorded ones: those of the sample that had committed by then)."""
-        comparison = state.comparison
-        assert isinstance(comparison, Tolerance)
         for entry in entries:
             expert = entry["expert"]
             recorded = [tuple(group) for group in entry["groups"]]
             edges = tuple(edge for group in recorded for edge in group)
-            measured = regroup(self.store, comparison, state, task, phase, expert, edges).edges()
+            measured = regroup(self.store, state.comparison, state, task, phase, expert, edges).edges()
             if recorded != measured:
                 return (f"expert {expert}: the disputed sample's {phase} groups {_sizes(recorded)} differ from the "
                         f"groups the objects give {_sizes(measured)}")

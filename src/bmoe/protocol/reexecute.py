@@ -2,7 +2,8 @@
 
 From the previous state, every transaction goes through the ledger's state machine (signatures,
 senders, nonces, the acceptance rule over the recorded commitments, misbehaviour evidence), and the
-tensor rules are recomputed from the stored objects: the gate's top-K activation, the validity of
+tensor rules are recomputed from the stored objects and checked by the comparison in force
+(``protocol/comparisons/``): the gate's top-K activation, the validity of
 accepted (and malformed-marked) results, the aggregated MoE output, the loss, the gate update and
 the gradients sent to the edges. Under a comparison that records groups, every recorded group,
 accepted value (the group's median) and dissenter's distance is re-derived from the committed answers
@@ -12,9 +13,7 @@ The first difference is named: ``block 12: transaction 5 (acceptance): output_ci
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -23,29 +22,15 @@ from bmoe.ledger.blocks import Block, block_hash
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction, begin_block, finish_block, state_root
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.dispatch import combine, routed_samples
+from bmoe.moe.dispatch import combine
 from bmoe.moe.gate import LinearGate, Routing
-from bmoe.moe.payloads import (
-    PayloadError,
-    decode_activation,
-    decode_gradient,
-    decode_result,
-    decode_task,
-    encode_result,
-)
-from bmoe.protocol.gate_step import (
-    GateUpdate,
-    RoundDiverged,
-    evaluate_gate,
-    load_gate,
-    logits_under,
-    update_gate,
-)
+from bmoe.moe.payloads import PayloadError, decode_result, decode_task
+from bmoe.protocol.comparisons import tensor_checks
+from bmoe.protocol.comparisons.checks import Differs, require_same, require_within
+from bmoe.protocol.gate_step import RoundDiverged, evaluate_gate, load_gate, logits_under, update_gate
 from bmoe.protocol.grouped_check import GroupedDecisions
-from bmoe.protocol.replica_checks import activation_error, loss_error, result_error, weights_error
 from bmoe.protocol.validator import decode_agreed
-from bmoe.storage import BlobStore, StorageError, cid_of, deserialize_tensors
-from bmoe.verify.comparison import Tolerance
+from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 from bmoe.verify.phase import build_decision, supporter_cids
 
 
@@ -83,13 +68,13 @@ class Reexecutor:
             try:
                 self._tensor_rules_before(working, tx, tasks)
                 apply_transaction(working, tx)
-                _within(grouped.transaction_error(working, tx))  # first: it names the group or value that differs
+                require_within(grouped.transaction_error(working, tx))  # first: names the group or value that differs
                 self._tensor_rules_after(working, tx, tasks)
             except InvalidTransaction as err:
                 raise InvalidBlock(height, f"{where}: {err.reason}") from None
             except (StorageError, PayloadError) as err:
                 raise InvalidBlock(height, f"{where}: {err}") from None
-            except _Differs as err:
+            except Differs as err:
                 raise InvalidBlock(height, f"{where}: {err}") from None
         finish_block(working, height)
         if block.header.state_root != state_root(working):
@@ -103,18 +88,11 @@ class Reexecutor:
         if tx.kind == "gate_update" and payload.get("task_id") in tasks:
             ctx = tasks[payload["task_id"]]
             if ctx.gate is None or ctx.routing is None or ctx.y is None:
-                raise _Differs("gate update for a task without a training activation")
+                raise Differs("gate update for a task without a training activation")
             with self.profile.computing():
                 update = update_gate(ctx.gate, ctx.routing, ctx.groups, ctx.outputs, ctx.y, self.num_classes,
                                      float(state.genesis["lr"]), float(state.genesis["balance"]))  # type: ignore[index]
-            comparison = state.comparison
-            if isinstance(comparison, Tolerance):
-                _within(tolerant_gate_update(self.store, update, payload, comparison))
-                return
-            _same("loss", update.loss, payload.get("loss"))
-            _same("gate_cid", cid_of(update.gate_data), payload.get("gate_cid"))
-            expected = {str(e): cid_of(data) for e, (data, _) in update.gradients.items()}
-            _same("gradient_cids", expected, payload.get("gradient_cids"))
+            tensor_checks(state.comparison).check_gate_update(self.store, update, payload)
 
     # Checks on what the transaction just recorded.
     def _tensor_rules_after(self, state: LedgerState, tx: Transaction, tasks: dict[str, _TaskContext]) -> None:
@@ -129,13 +107,8 @@ class Reexecutor:
             top_k = int(state.genesis["top_k"])  # type: ignore[index]
             activation = evaluate_gate(ctx.gate, ctx.x, top_k, len(state.expert_cids), ctx.train,
                                        logits_under(self.profile))
-            comparison = state.comparison
-            if isinstance(comparison, Tolerance):  # the recorded choice, checked within the bound, routes the round
-                ctx.routing, ctx.groups = tolerant_activation(self.store.get(payload["activation_cid"]),
-                                                              activation.routing, len(state.expert_cids), comparison)
-                return
-            _same("activation_cid", cid_of(activation.data), payload["activation_cid"])
-            ctx.routing, ctx.groups = activation.routing, activation.groups
+            ctx.routing, ctx.groups = tensor_checks(state.comparison).check_activation(  # routes the round
+                self.store, payload["activation_cid"], activation, len(state.expert_cids))
         elif tx.kind in ("acceptance", "update_acceptance"):
             phase = "result" if tx.kind == "acceptance" else "update"
             ctx = tasks[payload["task_id"]]
@@ -145,10 +118,10 @@ class Reexecutor:
                 verdict = task.verdicts[phase][expert]
                 if entry["status"] == "accepted":
                     data = self.store.get(entry["cid"])
-                    _same(f"expert {expert}: digest of the accepted CID's bytes", state.comparison.key(data),
-                          entry["digest"])
+                    require_same(f"expert {expert}: digest of the accepted CID's bytes", state.comparison.key(data),
+                                 entry["digest"])
                     if not self._agreed_valid(state, phase, expert, data, rows, len(verdict.supporters)):
-                        raise _Differs(f"expert {expert}: the accepted {phase} is not a valid {phase}")
+                        raise Differs(f"expert {expert}: the accepted {phase} is not a valid {phase}")
                     if phase == "result":
                         ctx.outputs[expert] = decode_result(data, rows, self.num_classes)
                 elif entry["status"] == "malformed":
@@ -156,17 +129,12 @@ class Reexecutor:
                     valid = self._first_valid(state, phase, expert, supporter_cids(verdict, committed),
                                               entry["digest"], rows, len(verdict.supporters))
                     if build_decision(expert, verdict, valid, committed).status != "malformed":
-                        raise _Differs(f"expert {expert}: a valid {phase} is marked malformed")
+                        raise Differs(f"expert {expert}: a valid {phase} is marked malformed")
             if phase == "result":
                 assert ctx.routing is not None
                 logits = combine(ctx.routing.experts, ctx.routing.weights, ctx.outputs, ctx.groups,
                                  self.num_classes).detach()
-                comparison = state.comparison
-                if isinstance(comparison, Tolerance):
-                    recorded = decode_result(self.store.get(payload["output_cid"]), *logits.shape)
-                    _within(result_error("the recorded MoE output", recorded, logits, comparison))
-                    return
-                _same("output_cid", cid_of(encode_result(logits)), payload["output_cid"])
+                tensor_checks(state.comparison).check_output(self.store, payload["output_cid"], logits)
 
     def _agreed_valid(self, state: LedgerState, phase: str, expert: int, data: bytes, rows: int,
                       supporters: int) -> bool:
@@ -174,8 +142,8 @@ class Reexecutor:
         try:
             decode_agreed(phase, data, rows, self.num_classes, supporters, verified=state.rule.name != "sole")
         except RoundDiverged:
-            raise _Differs(f"expert {expert}: the agreed {phase} is non-finite: the round must fail, "
-                           "not seal") from None
+            raise Differs(f"expert {expert}: the agreed {phase} is non-finite: the round must fail, "
+                          "not seal") from None
         except PayloadError:
             return False
         return True
@@ -189,49 +157,3 @@ class Reexecutor:
                     state, phase, expert, data, rows, supporters):
                 return cid
         return None
-
-
-class _Differs(Exception):
-    """A recomputed value differs from the block's."""
-
-
-def tolerant_activation(recorded: bytes, replica: Routing, num_experts: int, comparison: Tolerance) -> tuple[
-        Routing, dict[int, torch.Tensor]]:
-    """The recorded activation, checked against the replica's gate within the bound, as the routing of
-    the round: its experts, and weights recomputed from the replica's logits (attached to the gate)."""
-    experts, weights = decode_activation(recorded)
-    _within(activation_error(experts, weights, replica.logits.detach(), comparison))
-    chosen = torch.softmax(replica.logits.gather(1, experts.long()), dim=1)  # (B, K), on the gate's graph
-    return Routing(experts.long(), chosen, replica.logits), routed_samples(experts.long(), num_experts)
-
-
-def tolerant_gate_update(store: BlobStore, update: GateUpdate, payload: Mapping[str, Any],
-                         comparison: Tolerance) -> str | None:
-    """Why the recorded loss, gate and gradients are not the replica's within the bounds, or None."""
-    found = loss_error(float(payload["loss"]), update.loss, comparison)
-    if found is None:
-        recorded_gate = deserialize_tensors(store.get(payload["gate_cid"]))[0]
-        found = weights_error("the recorded gate", recorded_gate, deserialize_tensors(update.gate_data)[0], comparison)
-    if found is None and set(payload["gradient_cids"]) != {str(e) for e in update.gradients}:
-        found = "gradient_cids: not the accepted experts"
-    for expert, (_, grad) in sorted(update.gradients.items()):
-        if found is None:
-            recorded = decode_gradient(store.get(payload["gradient_cids"][str(expert)]))
-            found = result_error(f"the recorded dL/d(output) of expert {expert}", recorded, grad, comparison)
-    return found
-
-
-def _within(reason: str | None) -> None:
-    if reason is not None:
-        raise _Differs(reason)
-
-
-def _same(name: str, recomputed: object, claimed: object) -> None:
-    if recomputed != claimed:
-        raise _Differs(f"{name} differs from the re-executed value ({_short(claimed)} claimed, "
-                       f"{_short(recomputed)} recomputed)")
-
-
-def _short(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."

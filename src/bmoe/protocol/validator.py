@@ -47,7 +47,7 @@ from bmoe.protocol.gate_step import (
 from bmoe.protocol.grouped_check import accepted_object, diverged, regroup
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 from bmoe.verify.acceptance import Verdict
-from bmoe.verify.comparison import Comparison, Tolerance
+from bmoe.verify.comparison import Comparison
 from bmoe.verify.phase import (
     PHASES,
     Accusation,
@@ -158,7 +158,7 @@ class Validator:
         for expert in sorted(experts):
             groups = None
             comparison = state.comparison
-            if isinstance(comparison, Tolerance) and state.assignment.escalates and expert not in task.escalated:
+            if comparison.records_groups and state.assignment.escalates and expert not in task.escalated:
                 groups = regroup(self.store, comparison, state, task, phase, expert).edges()
             if state.undisputed_split(expert, task, phase, groups) is not None:
                 entry: dict[str, object] = {"expert": expert}
@@ -220,10 +220,9 @@ class Validator:
 
     def _decide_grouped(self, state: LedgerState, task: TaskState, phase: str, expert: int, n_rows: int) -> tuple[
             PhaseDecision, Verdict, torch.Tensor | None, list[Accusation]]:
-        """Grouped within the bound from the answers' bytes (``protocol/grouping.py``); the accepted value
-        is the first group's element-wise median, stored under its own CID."""
+        """Grouped within the bound from the answers' bytes (the comparison's ``group``); the accepted value
+        (under ``tolerance`` the first group's element-wise median) is stored under its own CID."""
         comparison = state.comparison
-        assert isinstance(comparison, Tolerance)
         committed = task.commitments[phase].get(expert, {})
         grouping = regroup(self.store, comparison, state, task, phase, expert)
         stop = diverged(state, task, grouping, expert, phase)
@@ -235,7 +234,7 @@ class Validator:
         if verdict.digest is not None:
             winner = grouping.groups[0]
             if winner.valid:
-                data = accepted_object(grouping, committed, phase)
+                data = accepted_object(comparison, grouping, committed, phase)
                 output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters), verified=True)
                 accepted = (comparison.key(data), self.store.put(data))
             else:  # identical bytes that are not a valid answer (non-finite ones meeting the rule raised above)

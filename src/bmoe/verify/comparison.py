@@ -13,7 +13,7 @@ parameters) and one entry in :data:`COMPARISONS`.
 ``tolerance``: results and updates are the same when they are within a stated bound (its
 parameters); the key is still the SHA-256 digest, and equal digests are the fast path. Closeness is
 not transitive, so a tolerance comparison *records groups*: the proposer groups the answers from
-their bytes (``protocol/grouping.py``), the ledger checks the recorded groups' structure and applies
+their bytes (``protocol/comparisons/grouping.py``), the ledger checks the recorded groups' structure and applies
 the acceptance rule to their sizes, and the re-executor and ``bmoe audit`` re-derive the groups and
 the accepted value from the stored objects.
 

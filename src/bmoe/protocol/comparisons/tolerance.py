@@ -1,4 +1,5 @@
-"""What a re-executing validator on other hardware accepts under the ``tolerance`` comparison.
+"""What a re-executing validator on other hardware accepts under the ``tolerance`` comparison, and how
+answers are grouped and accepted under it.
 
 A replica recomputes the gate, the aggregation, the loss and the gate update on its own numerics
 (a :class:`~bmoe.edge.profiles.NumericProfile`), so its bytes may differ from the proposer's in the
@@ -14,15 +15,75 @@ within the bound*, and the chain continues from the recorded objects, never from
 - **loss**: within ``result_bound`` relative (floored) of the replica's;
 - **new gate weights**: element-wise within ``update_bound`` of the replica's.
 
-Must not know the ledger's transactions: it compares tensors and returns a reason or None.
+Answers are grouped within the bound and a group accepts the element-wise median of its answers
+(``grouping.py``).
+
+Must not know the ledger's transactions: its checks compare tensors with a payload's objects, its
+functions return a reason or None.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 
-from bmoe.protocol.grouping import Weights, distance
+from bmoe.moe.dispatch import routed_samples
+from bmoe.moe.gate import Routing
+from bmoe.moe.payloads import decode_activation, decode_gradient, decode_result
+from bmoe.protocol.comparisons.checks import Differs, TensorChecks, require_within
+from bmoe.protocol.comparisons.grouping import (
+    Answer,
+    Expected,
+    Group,
+    Grouping,
+    Weights,
+    accepted_value,
+    distance,
+    group_answers,
+)
+from bmoe.protocol.gate_step import Activation, GateUpdate
+from bmoe.storage import BlobStore, deserialize_tensors
 from bmoe.verify.comparison import Tolerance
+
+
+@dataclass(frozen=True)
+class ToleranceChecks(TensorChecks):
+    comparison: Tolerance
+
+    def check_activation(self, store: BlobStore, activation_cid: str, replica: Activation,
+                         num_experts: int) -> tuple[Routing, dict[int, torch.Tensor]]:
+        """The recorded activation, checked against the replica's gate within the bound, as the routing of
+        the round: its experts, and weights recomputed from the replica's logits (attached to the gate)."""
+        experts, weights = decode_activation(store.get(activation_cid))
+        logits = replica.routing.logits
+        require_within(activation_error(experts, weights, logits.detach(), self.comparison))
+        chosen = torch.softmax(logits.gather(1, experts.long()), dim=1)  # (B, K), on the gate's graph
+        return Routing(experts.long(), chosen, logits), routed_samples(experts.long(), num_experts)
+
+    def check_output(self, store: BlobStore, output_cid: str, logits: torch.Tensor) -> None:
+        recorded = decode_result(store.get(output_cid), *logits.shape)
+        require_within(result_error("the recorded MoE output", recorded, logits, self.comparison))
+
+    def check_gate_update(self, store: BlobStore, update: GateUpdate, payload: Mapping[str, Any]) -> None:
+        require_within(loss_error(float(payload["loss"]), update.loss, self.comparison))
+        recorded_gate = deserialize_tensors(store.get(payload["gate_cid"]))[0]
+        require_within(weights_error("the recorded gate", recorded_gate, deserialize_tensors(update.gate_data)[0],
+                                     self.comparison))
+        if set(payload["gradient_cids"]) != {str(e) for e in update.gradients}:
+            raise Differs("gradient_cids: not the accepted experts")
+        for expert, (_, grad) in sorted(update.gradients.items()):
+            recorded = decode_gradient(store.get(payload["gradient_cids"][str(expert)]))
+            require_within(result_error(f"the recorded dL/d(output) of expert {expert}", recorded, grad,
+                                        self.comparison))
+
+    def group(self, answers: list[Answer], expected: Expected) -> Grouping:
+        return group_answers(answers, expected, self.comparison)
+
+    def accepted(self, grouping: Grouping, group: Group, edge_digests: Mapping[str, str], phase: str) -> bytes:
+        return accepted_value(grouping, group, edge_digests, phase)
 
 
 def activation_error(experts: torch.Tensor, weights: torch.Tensor, logits: torch.Tensor,
