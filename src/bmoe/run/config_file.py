@@ -20,20 +20,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bmoe.fileio import read_regular_text
 from bmoe.run.config import ConfigError, RunConfig, from_dict
-from bmoe.run.run_dir import read_config_file
+from bmoe.run.run_dir import read_config_file, read_config_text
 from bmoe.run.settings.registry import GROUP_OF, GROUPS
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives, by name (not yet checked against each other: see ``from_dict``)."""
+    text = read_config_text(path)
     try:
-        document = tomllib.loads(read_regular_text(path))  # a FIFO or a device is refused, never read
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path}: not UTF-8 text") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path}: not valid TOML ({err})") from None
     settings: dict[str, Any] = {}

@@ -37,14 +37,21 @@ class RunDirError(ConfigError):
     """A run directory cannot be used (a file in the way, unwritable, or another run's settings)."""
 
 
-def read_config_file(path: Path) -> RunConfig:
-    """The ``RunConfig`` in a JSON file; ConfigError naming the file for any unusable content."""
+def read_config_text(path: Path) -> str:
+    """A config file's text (JSON or TOML); ConfigError naming the file when it cannot be read as UTF-8."""
     try:
-        data = json.loads(read_regular_text(path))  # a FIFO or a device is refused, never read
+        return read_regular_text(path)  # a FIFO or a device is refused, never read
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path}: not UTF-8 text") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from None
+
+
+def read_config_file(path: Path) -> RunConfig:
+    """The ``RunConfig`` in a JSON file; ConfigError naming the file for any unusable content."""
+    text = read_config_text(path)
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"config file {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(data, dict):
