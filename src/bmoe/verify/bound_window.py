@@ -91,7 +91,7 @@ def check_genesis_window(genesis: Mapping[str, Any]) -> None:
         comparison = make_comparison(genesis.get("comparison"))
     except ComparisonError as err:
         raise BoundWindowError(str(err)) from None
-    if comparison.name != "tolerance":
+    if not comparison.has_bounds:
         raise BoundWindowError(f"a calibration bounds a tolerance comparison, not {comparison.name}")
     refusal = window_refusal(comparison.bound("result"), comparison.bound("update"), calibrated_from_spec(calibration))
     if refusal is not None and not forced:
@@ -104,7 +104,7 @@ def bound_in_force(genesis: Mapping[str, Any]) -> str | None:
         comparison = make_comparison(genesis.get("comparison"))
     except ComparisonError:
         return None
-    if comparison.name != "tolerance":
+    if not comparison.has_bounds:
         return None
     result, update = comparison.bound("result"), comparison.bound("update")
     bounds = f"results <= {result:.3g}, updates <= {update:.3g}"

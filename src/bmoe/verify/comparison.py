@@ -62,6 +62,7 @@ class Comparison(ABC):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
     records_groups: ClassVar[bool] = False  # True: groups come from the bytes and are recorded per decision
+    has_bounds: ClassVar[bool] = False  # True: ``bound(phase)`` states how far apart answers may be (calibrated)
 
     def key(self, data: bytes) -> str:
         """What an edge commits for ``data`` and the ledger groups by: the SHA-256 digest (hex), remembered
@@ -105,6 +106,7 @@ class Tolerance(Comparison):
 
     name: ClassVar[str] = "tolerance"
     records_groups: ClassVar[bool] = True
+    has_bounds: ClassVar[bool] = True
     result_bound: float = DEFAULT_RESULT_BOUND
     update_bound: float = DEFAULT_UPDATE_BOUND
     norm_floor: float = NORM_FLOOR
