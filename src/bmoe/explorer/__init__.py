@@ -1,8 +1,8 @@
 """``bmoe explorer``: a read-only web explorer of a run directory's ledger, or of a live local cluster.
 
 Pages are HTML rendered on the server from what replaying the chain derives (``ledger/state.py``),
-after ``bmoe audit``'s own checks (``audit_command``) have passed; plots are inline SVG drawn from the
-same data, so the pages need no network and no JavaScript. Layers, each a module with one job:
+after ``bmoe audit``'s own checks (``bmoe.run.audit``, ``bmoe.net.cluster.audit``) have passed; plots are
+inline SVG drawn from the same data, so the pages need no network and no JavaScript. Layers, each a module with one job:
 
 - ``source``: where the chain, the store, the config and the metrics of a run or a cluster are;
 - ``index`` and ``task_view``: the replay, indexed for pages (blocks, tasks, edges, experts, objects);

@@ -1,9 +1,9 @@
 """Where an explored run's chain, objects, config and metrics are: a run directory, or a local cluster.
 
 Owns the choice between the two, and reading each through the project's own readers: the audit of
-``audit_command`` (the same checks as ``bmoe audit RUN_DIR`` / ``--cluster DIR``), its object stores
-(the run's directory or IPFS node; the cluster's storage nodes, read with the publisher's key), the
-run's ``config.json`` and ``metrics.json``, the cluster's ``cluster.json``. Also what to watch for
+``run/audit`` and ``net/cluster/audit`` (the same checks as ``bmoe audit RUN_DIR`` / ``--cluster DIR``), its
+object stores (the run's directory or IPFS node; the cluster's storage nodes, read with the publisher's key),
+the run's ``config.json`` and ``metrics.json``, the cluster's ``cluster.json``. Also what to watch for
 change: the chain files and their write-ahead logs. Must not know HTML or the index.
 """
 
