@@ -162,17 +162,16 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
     """Audit one run directory against its own anchors and the user's (a chain sealed on Ethereum: the
     contract's chain, with the run directory's as a copy that must agree); ``enrolled``: the public keys (read
     from ``enrolment_source``) a genesis of enrolled keys must hold."""
-    members = enrolled
     with chain_snapshot(chain_path(run_dir)) as chain, run_objects(run_dir, ipfs_api) as store:
         seeded = genesis_keys(chain) != ENROLLED_KEYS
-        genesis = config_anchor(run_dir / CONFIG_FILE, seeded, members, enrolment_source)
+        genesis = config_anchor(run_dir / CONFIG_FILE, seeded, enrolled, enrolment_source)
         recorded = metrics_anchor(run_dir / METRICS_FILE)
         sealed = head_anchor(run_dir / HEAD_FILE)
         anchors = Anchors(blocks=heads + tuple(anchor for anchor in (recorded, sealed) if anchor is not None),
                           genesis=genesis[0] if genesis else {}, genesis_source=genesis[1] if genesis else "")
         unanchored = [f"{name} absent" for name, used in ((CONFIG_FILE, genesis), (METRICS_FILE, recorded),
                                                           (HEAD_FILE, sealed)) if used is None]
-        if not seeded and members is None:
+        if not seeded and enrolled is None:
             unanchored.append("the enrolled public keys (give --enrolled FILE)")
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")

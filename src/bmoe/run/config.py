@@ -17,7 +17,6 @@ from bmoe.ledger.economics import Economics
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.run.config_checks import ConfigError, check_settings
 from bmoe.run.settings.consensus import CONSENSUS_ENGINES, VALIDATOR_ATTACKS
-from bmoe.run.settings.fleet import FRAMEWORKS
 from bmoe.run.settings.registry import DECLARED, EXECUTION_SETTINGS, SETTINGS
 from bmoe.run.settings.setting import PYTHON_TYPES, Setting
 from bmoe.verify.assignment import Adaptive, Sampled
@@ -25,7 +24,7 @@ from bmoe.verify.bound_window import Calibrated, bound_in_force
 from bmoe.verify.comparison import Tolerance, make_comparison
 from bmoe.verify.framework import framework_of
 
-__all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "FRAMEWORKS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
+__all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "VALIDATOR_ATTACKS", "ConfigError", "RunConfig",
            "from_dict"]
 
 T = TypeVar("T")

@@ -5,13 +5,11 @@ from __future__ import annotations
 from bmoe.edge.fleet import is_default_fleet
 from bmoe.run.settings.limits import MAX_PARTIES
 from bmoe.run.settings.setting import CLUSTER_UP, INFER, TRAIN, Flag, Setting, train_and_up
-from bmoe.verify.framework import FRAMEWORKS as PRESETS
-
-FRAMEWORKS = tuple(PRESETS)  # the framework presets (verify/framework.py)
+from bmoe.verify.framework import FRAMEWORKS
 
 FLEET = (
     Setting("framework", "str", "bmoe", "B-MoE: redundant and verified; traditional: edge i hosts expert i",
-            help="bmoe | traditional", choices=FRAMEWORKS,
+            help="bmoe | traditional", choices=tuple(FRAMEWORKS),
             flags=train_and_up(up=Flag(choice=True, help="bmoe, or traditional: one server (no ledger, no "
                                        "verification), edge i hosts expert i"))),
     Setting("num_edges", "int", 10, "M (paper, Sec. V)", help="number of edges M", low=1, high=MAX_PARTIES,
