@@ -49,6 +49,8 @@ SERVICE_COMMANDS = {
                               "CAR v1 file (roots: the objects) for `ipfs dag import`."),
     "import-car": LazyCommand("bmoe.cli.car:import_car_command", "Read a CAR v1 file, check every block and "
                               "every root object, then store the root objects."),
+    "lm": LazyCommand("bmoe.cli.lm:lm_group", "Mixture-of-Experts language models: data, training through "
+                      "B-MoE, sampling, checkpoints."),
     "explorer": LazyCommand("bmoe.explorer.command:explorer_command", "A read-only web explorer of a run's ledger "
                             "(blocks, tasks, edges, experts, curves, audit), or of a live local cluster."),
 }
