@@ -19,7 +19,7 @@ from tests.conftest import small_config
 def mid_round(tiny_data):  # type: ignore[no-untyped-def]
     """A session stopped after step 2 of a training round: commitments recorded, nothing decided."""
     session = Session(small_config(malicious_ratio=0.4, attack_params={"probability": 1.0}), dataset=tiny_data)
-    from bmoe.moe.payloads import decode_task_for_edge, encode_task
+    from bmoe.moe.payloads import encode_task
 
     p = session.participants
     x, y = tiny_data.x_train[:32], tiny_data.y_train[:32]
@@ -30,7 +30,7 @@ def mid_round(tiny_data):  # type: ignore[no-untyped-def]
     p.node.submit(act)
     for edge in session.edges:
         inputs = edge.runtime.task_inputs("t", task_cid, act.payload["activation_cid"],
-                                          lambda t, a: decode_task_for_edge(t, a, 4))
+                                          lambda t, a, runtime=edge.runtime: runtime.decode_task(t, a, 4))
         edge.begin_task()
         for tx in edge.compute(0, inputs, sorted(groups), list(p.node.working.expert_cids), True):
             edge.upload([entry["cid"] for entry in tx.payload["results"]])  # commit first, then upload (as asked)

@@ -31,7 +31,7 @@ from torch import nn
 from bmoe.edge.profiles import DEFAULT, NumericProfile, get_profile
 from bmoe.moe.experts import ExpertFactory, ExpertSpec, build_expert
 from bmoe.moe.fixed_point import IntegerExpert
-from bmoe.moe.payloads import encode_result
+from bmoe.moe.payloads import decode_task_for_edge, encode_result
 from bmoe.storage import BlobStore, cid_of, deserialize_tensors, serialize_tensors
 from bmoe.verify.comparison import EXACT
 
@@ -63,6 +63,7 @@ class TaskInputs:
     activation_cid: str
     x: torch.Tensor  # (B, *input_shape)
     groups: dict[int, torch.Tensor]  # expert -> ascending sample indices (n_e,)
+    grads: dict[int, torch.Tensor] | None = None  # a language model's backward task: expert -> dL/d(output) (n_e, d)
 
 
 @dataclass(frozen=True)
@@ -162,12 +163,20 @@ class ExpertRuntime:
         """Whether the weights of ``cid`` are here without a download."""
         return cid in self._weights or cid in self._own
 
+    def decode_task(self, task: bytes, activation: bytes, num_experts: int) -> tuple[
+            torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor] | None]:
+        """What this runtime's experts compute on: the samples, each activated expert's rows, and no output
+        gradients (a classifier's experts read their inputs from the task)."""
+        x, groups = decode_task_for_edge(task, activation, num_experts)
+        return x, groups, None
+
     def task_inputs(self, task_id: str, task_cid: str, activation_cid: str,
-                    decode: Callable[[bytes, bytes], tuple[torch.Tensor, dict[int, torch.Tensor]]]) -> TaskInputs:
+                    decode: Callable[[bytes, bytes], tuple[torch.Tensor, dict[int, torch.Tensor],
+                                                            dict[int, torch.Tensor] | None]]) -> TaskInputs:
         key = (task_cid, activation_cid)
         if key not in self._tasks:
-            x, groups = decode(self.store.get(task_cid), self.store.get(activation_cid))
-            self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups)
+            x, groups, grads = decode(self.store.get(task_cid), self.store.get(activation_cid))
+            self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups, grads)
         return self._tasks[key]
 
     def gradient(self, cid: str, load: Callable[[], torch.Tensor]) -> torch.Tensor:

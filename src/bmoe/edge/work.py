@@ -26,7 +26,7 @@ import torch
 from bmoe.edge.runtime import TaskInputs
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.payloads import decode_gradient, decode_task_for_edge
+from bmoe.moe.payloads import decode_gradient
 from bmoe.storage import BlobStore
 
 PHASE_RESULT = "result"  # step 2: expert results, answered by a commitment
@@ -97,8 +97,9 @@ class WorkHandler:
         return item.escalation and self._inputs is not None and self._inputs.task_id == item.task_id
 
     def _load_inputs(self, item: WorkItem) -> TaskInputs:
-        return self.worker.runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
-                                               lambda t, a: decode_task_for_edge(t, a, self.num_experts))
+        runtime = self.worker.runtime
+        return runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
+                                   lambda t, a: runtime.decode_task(t, a, self.num_experts))
 
     def _results(self, item: WorkItem) -> list[Transaction]:
         self._inputs = self._load_inputs(item)

@@ -21,6 +21,7 @@ Tensors = dict[str, torch.Tensor]
 MOMENT_1 = "adam.m."
 MOMENT_2 = "adam.v."
 STEP = "adam.step"
+MAX_STEPS = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def weights_of(state: Tensors) -> Tensors:
 def adamw_step(state: Tensors, grads: Tensors, lr: float, settings: AdamWSettings = AdamWSettings()) -> Tensors:
     """One AdamW step of every weight of ``state`` with ``grads`` (by weight name; a weight without a gradient
     keeps its value and moments): the new state, a new dict. Matrices decay, vectors (norms) do not."""
-    step = int(state[STEP]) + 1
+    step = min(max(int(state[STEP]), 0), MAX_STEPS) + 1  # an object's step, read defensively (anyone may send one)
     correction1 = 1.0 - settings.beta1 ** step
     correction2 = 1.0 - settings.beta2 ** step
     new: Tensors = {STEP: torch.tensor(step, dtype=torch.int64)}

@@ -35,8 +35,8 @@ from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
 from bmoe.protocol.validator import Validator, committed_cids
 from bmoe.storage import BlobStore
 
-__all__ = ["RoundObserver", "RoundOutcome", "RoundParticipants", "RoundTimes", "Traffic", "publish_task",
-           "run_round"]
+__all__ = ["RoundObserver", "RoundOutcome", "RoundParticipants", "RoundTimes", "Traffic", "assignments_of", "escalate",
+           "publish_task", "run_round", "submit_all", "submit_answers"]
 
 
 @dataclass
@@ -146,17 +146,17 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
     # Step 2: every assigned edge computes every activated expert it is assigned, and commits.
     state = p.node.pending_view()
     work = ResultWork(round_index, task_id, task.payload["data_cid"], activation_tx.payload["activation_cid"],
-                      _assignments(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
+                      assignments_of(state, state.tasks[task_id], sorted(groups)), list(state.expert_cids), train)
     watch.work_out(work)
-    _submit_answers(p, validator, watch, task_id, "result", p.gateway.results(work))
-    _escalate(p, validator, watch, task_id, "result", sorted(groups),
+    submit_answers(p, validator, watch, task_id, "result", p.gateway.results(work))
+    escalate(p, validator, watch, task_id, "result", sorted(groups),
               lambda extra: dataclasses.replace(work, assignments=extra, escalation=True))
     watch.step("compute")
 
     # Step 3: decide each expert, record misbehaviour, aggregate what was accepted.
     decided = validator.decide(task_id, "result", {e: int(rows.numel()) for e, rows in groups.items()},
                                routing, groups)
-    _submit(p, decided.transactions)
+    submit_all(p, decided.transactions)
     misbehaviour = decided.accusations
     outputs = {e: d.output for e, d in decided.decisions.items() if d.output is not None}
     assert decided.logits is not None
@@ -175,15 +175,15 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
         # Step 5: the edges update; each update is decided by digest.
         state = p.node.pending_view()
         update = UpdateWork(round_index, task_id, {e: cid for e, (cid, _) in gradients.items()},
-                            _assignments(state, state.tasks[task_id], sorted(groups)), work.expert_cids, lr)
+                            assignments_of(state, state.tasks[task_id], sorted(groups)), work.expert_cids, lr)
         watch.work_out(update)
-        _submit_answers(p, validator, watch, task_id, "update", p.gateway.updates(update))
-        _escalate(p, validator, watch, task_id, "update", sorted(gradients),
+        submit_answers(p, validator, watch, task_id, "update", p.gateway.updates(update))
+        escalate(p, validator, watch, task_id, "update", sorted(gradients),
                   lambda extra: dataclasses.replace(update, assignments=extra, task_cid=work.task_cid,
                                                     activation_cid=work.activation_cid))
         if gradients:
             decided = validator.decide(task_id, "update", {e: int(groups[e].numel()) for e in gradients})
-            _submit(p, decided.transactions)
+            submit_all(p, decided.transactions)
             misbehaviour += decided.accusations
         watch.step("update")
 
@@ -199,7 +199,7 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
                         watch.edge_seconds, watch.mine_seconds, watch.block_bytes, watch.edge_total_seconds)
 
 
-def _assignments(state: LedgerState, task: TaskState, experts: list[int]) -> dict[str, list[int]]:
+def assignments_of(state: LedgerState, task: TaskState, experts: list[int]) -> dict[str, list[int]]:
     """Edge address -> the activated experts the ledger assigns it, in the genesis's order of edges."""
     assignments: dict[str, list[int]] = {}
     for expert in experts:
@@ -208,7 +208,7 @@ def _assignments(state: LedgerState, task: TaskState, experts: list[int]) -> dic
     return assignments
 
 
-def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
+def escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
               experts: list[int], more_work: Callable[[dict[str, list[int]]], ResultWork | UpdateWork]) -> None:
     """A dispute, when a sample is split or incomplete: the disputed experts go, in this round, to every
     edge that was not sampled for them, and their answers join the sample's before the decision."""
@@ -228,10 +228,10 @@ def _escalate(p: RoundParticipants, validator: Validator, watch: RoundObserver, 
     more = more_work({address: extra[address] for address in state.edges if address in extra})
     watch.work_out(more)
     answers = p.gateway.results(more) if isinstance(more, ResultWork) else p.gateway.updates(more)
-    _submit_answers(p, validator, watch, task_id, phase, answers)
+    submit_answers(p, validator, watch, task_id, phase, answers)
 
 
-def _submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
+def submit_answers(p: RoundParticipants, validator: Validator, watch: RoundObserver, task_id: str, phase: str,
                     answers: list[Transaction]) -> None:
     """Record a phase's signed answers once the objects they name are stored (:func:`_upload_needed`). An
     answer whose object never arrived is not recorded: its edge is withheld, as if it had sent nothing."""
@@ -269,6 +269,6 @@ def _upload_needed(p: RoundParticipants, validator: Validator, watch: RoundObser
 
 
 
-def _submit(p: RoundParticipants, txs: list[Transaction]) -> None:
+def submit_all(p: RoundParticipants, txs: list[Transaction]) -> None:
     for tx in txs:
         p.node.submit(tx)

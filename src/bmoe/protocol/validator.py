@@ -23,7 +23,7 @@ bytes stall the round instead of being accused; with an honest majority they can
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +60,9 @@ from bmoe.verify.phase import (
     verdict_of,
 )
 from bmoe.verify.phase import Decision as PhaseDecision
+
+# (routing, groups, accepted outputs) -> the aggregate a result phase records
+Aggregate = Callable[[Routing, dict[int, torch.Tensor], dict[int, torch.Tensor]], torch.Tensor]
 
 
 @dataclass
@@ -117,11 +120,12 @@ class Validator:
         return activation.routing, activation.groups, tx
 
     def decide(self, task_id: str, phase: str, rows: dict[int, int], routing: Routing | None = None,
-               groups: dict[int, torch.Tensor] | None = None) -> PhaseDecisions:
+               groups: dict[int, torch.Tensor] | None = None, aggregate: Aggregate | None = None) -> PhaseDecisions:
         """Steps 3 and 5: apply the acceptance rule to what the ledger recorded, for every expert
         in ``rows`` (expert -> number of routed samples); one acceptance transaction, then one
         misbehaviour transaction per accused edge. In phase "result" (``routing`` and ``groups``
-        given) the accepted results are aggregated and the MoE output is recorded by CID."""
+        given) the accepted results are aggregated (by ``aggregate``, by default :meth:`aggregate`, the
+        routing's weighted mix) and the aggregate is recorded by CID."""
         state = self.node.pending_view()
         task = state.tasks[task_id]
         decisions: dict[int, Decision] = {}
@@ -139,7 +143,7 @@ class Validator:
             if routing is None or groups is None:
                 raise ValueError("phase 'result' needs the routing and groups to aggregate")
             outputs = {e: d.output for e, d in decisions.items() if d.output is not None}
-            logits = self.aggregate(routing, groups, outputs).detach()  # (B, C)
+            logits = (aggregate or self.aggregate)(routing, groups, outputs).detach()  # (B, C)
             require_finite_round("the aggregated MoE output", logits, "the accepted results overflow float32")
             payload["output_cid"] = self.store.put(encode_result(logits))
         txs = [self.signer.sign(PHASES[phase].decision_kind, payload)]

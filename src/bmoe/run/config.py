@@ -8,7 +8,7 @@ records of it (specs of the assignment, economics, comparison and calibration in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,15 +30,17 @@ __all__ = ["CONSENSUS_ENGINES", "EXECUTION_SETTINGS", "VALIDATOR_ATTACKS", "Conf
 T = TypeVar("T")
 
 
-def _declared_fields(cls: type[T]) -> type[T]:
-    """Give ``cls`` one field per declared setting (run/settings/), in declaration order, with its default."""
-    annotations: dict[str, Any] = {}
-    for setting in DECLARED:
-        kind = PYTHON_TYPES[setting.kind]
-        annotations[setting.name] = kind | None if setting.nullable else kind
-        setattr(cls, setting.name, _default(setting))
-    cls.__annotations__ = annotations
-    return cls
+def declared_fields(declarations: tuple[Setting, ...]) -> Callable[[type[T]], type[T]]:
+    """A decorator giving a class one field per setting of ``declarations``, in their order, with its default."""
+    def give(cls: type[T]) -> type[T]:
+        annotations: dict[str, Any] = {}
+        for setting in declarations:
+            kind = PYTHON_TYPES[setting.kind]
+            annotations[setting.name] = kind | None if setting.nullable else kind
+            setattr(cls, setting.name, _default(setting))
+        cls.__annotations__ = annotations
+        return cls
+    return give
 
 
 def _default(setting: Setting) -> Any:
@@ -49,7 +51,7 @@ def _default(setting: Setting) -> Any:
 
 
 @dataclass(frozen=True)
-@_declared_fields
+@declared_fields(DECLARED)
 class RunConfig:
     """Every run setting, one field per declaration in ``run/settings/`` (their defaults and reasons are there).
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from bmoe.ledger.sealing import validators_supported
 from bmoe.moe.presets import INTEGER_PRESETS
 from bmoe.run.settings.registry import DECLARED, SETTINGS
+from bmoe.run.settings.setting import Setting
 from bmoe.verify.bound_window import window_refusal
 from bmoe.verify.framework import framework_of
 
@@ -28,9 +30,10 @@ class ConfigError(ValueError):
     """A setting is out of range or unknown; the message names it."""
 
 
-def check_value(name: str, value: Any) -> None:
-    """Refuse a value of the wrong type, not finite, or outside the setting's range."""
-    setting = SETTINGS[name]
+def check_value(name: str, value: Any, declared: Mapping[str, Setting] = SETTINGS) -> None:
+    """Refuse a value of the wrong type, not finite, or outside the setting's range (``declared``: the settings
+    by name, a run's by default)."""
+    setting = declared[name]
     title = f"{name} ({setting.label})" if setting.label else name
     if value is None and setting.nullable:
         return

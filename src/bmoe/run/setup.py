@@ -195,16 +195,21 @@ def in_process_profiles(config: RunConfig) -> list[NumericProfile]:
     return profiles
 
 
-def edge_runtimes(config: RunConfig, store: BlobStore, spec: ExpertSpec,
-                  factory: ExpertFactory | None) -> list[ExpertRuntime]:
-    """One runtime per edge, computing under the edge's numeric profile. With ``share_compute`` the
-    edges of one profile share one runtime (one memo), else every edge has its own."""
+RuntimeFactory = Callable[[BlobStore, ExpertSpec, NumericProfile], ExpertRuntime]  # a language model's, say
+
+
+def edge_runtimes(config: RunConfig, store: BlobStore, spec: ExpertSpec, factory: ExpertFactory | None,
+                  make_runtime: RuntimeFactory | None = None) -> list[ExpertRuntime]:
+    """One runtime per edge, computing under the edge's numeric profile (an :class:`ExpertRuntime`, or what
+    ``make_runtime`` makes). With ``share_compute`` the edges of one profile share one runtime (one memo), else
+    every edge has its own."""
     shared: dict[str, ExpertRuntime] = {}
     runtimes = []
     for profile in in_process_profiles(config):
         runtime = shared.get(profile.name) if config.share_compute else None
         if runtime is None:
-            runtime = ExpertRuntime(store, spec, factory, profile)
+            runtime = (ExpertRuntime(store, spec, factory, profile) if make_runtime is None
+                       else make_runtime(store, spec, profile))
             if config.share_compute:
                 shared[profile.name] = runtime
         runtimes.append(runtime)
@@ -216,9 +221,10 @@ def distinct(runtimes: list[ExpertRuntime]) -> list[ExpertRuntime]:
 
 
 def make_edges(config: RunConfig, ids: Identities, node: LedgerNode, store: BlobStore, spec: ExpertSpec,
-               factory: ExpertFactory | None) -> tuple[list[EdgeWorker], list[ExpertRuntime]]:
+               factory: ExpertFactory | None, make_runtime: RuntimeFactory | None = None) -> tuple[
+                   list[EdgeWorker], list[ExpertRuntime]]:
     """The edge workers, each with its runtime (:func:`edge_runtimes`), and the distinct runtimes."""
-    runtimes = edge_runtimes(config, store, spec, factory)
+    runtimes = edge_runtimes(config, store, spec, factory, make_runtime)
     edges = []
     for index, (identity, behaviour) in enumerate(zip(ids.edges, behaviours(config), strict=True)):
         signer = Signer(identity, node.next_nonce(identity.address))

@@ -1,0 +1,108 @@
+"""The validators' side of one layer of a language model, forward and backward, around the edges' expert calls.
+
+Forward, layer l (:func:`enter_layer`, then :func:`leave_layer` once the layer's expert calls are decided):
+attention and the router run here on the residual stream; the experts' input (the normalised stream) and the
+routing go to the edges; the accepted outputs come back and are mixed into the stream (renormalised over the
+accepted experts, ``moe.dispatch.combine``). Each layer's graph is kept, cut at its input, for its backward.
+
+Backward, layer l, from the top (:func:`output_gradients`, then :func:`backpropagate`): dL/d(each expert's
+output) is taken from the layer's graph and sent to the edges; the edges' accepted dL/d(input) rows come back,
+summed per token, and join the gradient of the stream through attention, norms and router, which accumulates
+the trusted part's gradients and dL/d(the layer's input), the gradient of the layer below.
+
+Must not know: the ledger, storage, edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from bmoe.lm.losses import load_balancing_loss, router_z_loss
+from bmoe.lm.model import MoETransformer
+from bmoe.moe.dispatch import combine, routed_samples
+from bmoe.moe.gate import Routing
+
+
+@dataclass
+class LayerPass:
+    """One layer's forward on the validators, kept for its backward."""
+
+    layer: int
+    h_in: torch.Tensor  # (B, T, d) the layer's input, a leaf (requires grad when training)
+    h_mid: torch.Tensor  # (B, T, d) after attention
+    x: torch.Tensor  # (n, d) the experts' input, n = B*T
+    routing: Routing  # experts as the ledger's slots (n, K), weights (n, K), router logits (n, N)
+    groups: dict[int, torch.Tensor]  # slot -> ascending token rows
+    aux: torch.Tensor | None  # the layer's router losses, weighted (training)
+    leaves: dict[int, torch.Tensor] = field(default_factory=dict)  # slot -> accepted output (n_e, d)
+    h_out: torch.Tensor | None = None  # (B, T, d)
+
+
+def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool) -> LayerPass:
+    """Attention and the router of layer ``layer`` on the stream ``h`` (B, T, d)."""
+    config = model.config
+    block = model.model.layers[layer]
+    h_in = h.detach().requires_grad_(train)
+    cos, sin = model.rotary(h.shape[1])
+    with torch.set_grad_enabled(train):
+        h_mid = block.attend(h_in, cos, sin)
+        x = block.post_attention_layernorm(h_mid).reshape(-1, config.hidden_size)  # (n, d)
+        local = block.block_sparse_moe.route(x)
+        slots = local.experts + layer * config.num_local_experts  # (n, K)
+        routing = Routing(slots, local.weights, local.logits)
+        aux = None
+        if train:
+            k = config.num_experts_per_tok
+            aux = (config.router_aux_loss_coef * load_balancing_loss(local.logits, k)
+                   + config.router_z_loss_coef * router_z_loss(local.logits)) / config.num_hidden_layers
+    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux)
+
+
+def leave_layer(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+    """The stream after the layer: attention's output + the accepted experts' mix (B, T, d)."""
+    layer.leaves = {slot: out.detach().requires_grad_(train) for slot, out in outputs.items()}
+    with torch.set_grad_enabled(train):
+        mixed = combine(layer.routing.experts, layer.routing.weights.to(layer.x.dtype), layer.leaves, layer.groups,
+                        layer.x.shape[1])  # (n, d)
+        layer.h_out = layer.h_mid + mixed.view_as(layer.h_mid)
+    return layer.h_out
+
+
+def output_gradients(layer: LayerPass, g_out: torch.Tensor) -> dict[int, torch.Tensor]:
+    """dL/d(output) (n_e, d) of every routed slot, given dL/d(the layer's output) ``g_out`` (B, T, d). A slot whose
+    result was not accepted took no part in the mix: its gradient is zero."""
+    assert layer.h_out is not None
+    accepted = sorted(layer.leaves)
+    found = torch.autograd.grad(layer.h_out, [layer.leaves[s] for s in accepted], g_out, retain_graph=True,
+                                allow_unused=True) if accepted else ()
+    grads = {slot: (g if g is not None else torch.zeros_like(layer.leaves[slot]))
+             for slot, g in zip(accepted, found, strict=True)}
+    for slot, rows in layer.groups.items():
+        if slot not in grads:
+            grads[slot] = layer.x.new_zeros(int(rows.numel()), layer.x.shape[1])
+    return dict(sorted(grads.items()))
+
+
+def input_gradient(layer: LayerPass, accepted: dict[int, torch.Tensor]) -> torch.Tensor:
+    """dL/d(the experts' input) (n, d): the accepted dL/d(input) rows of every slot, summed per token (each already
+    carries its routing weight, through dL/d(output))."""
+    g_x = torch.zeros_like(layer.x.detach())
+    for slot, rows_grad in accepted.items():
+        g_x = g_x.index_add(0, layer.groups[slot], rows_grad)
+    return g_x
+
+
+def backpropagate(layer: LayerPass, g_out: torch.Tensor, g_x: torch.Tensor) -> torch.Tensor:
+    """Backpropagate the layer: dL/d(output) ``g_out`` (B, T, d) through the stream and the routing weights,
+    ``g_x`` (n, d) from the edges through the norm and attention, and the layer's router losses. The trusted
+    part's gradients accumulate; returns dL/d(the layer's input) (B, T, d)."""
+    assert layer.h_out is not None
+    tensors, grads = [layer.h_out, layer.x], [g_out, g_x]
+    if layer.aux is not None:
+        tensors.append(layer.aux)
+        grads.append(torch.ones_like(layer.aux))
+    torch.autograd.backward(tensors, grads)
+    assert layer.h_in.grad is not None
+    return layer.h_in.grad

@@ -1,0 +1,236 @@
+"""One B-MoE round of a language model: the classifier's protocol, one task per layer and direction.
+
+A language model's layer needs the layer below it, so a round is a sequence of ordinary ledger tasks over the
+same batch of token sequences (the publisher's, by CID), one block for the round:
+
+- **forward, layer l** (a task of kind ``infer``, ``<kind>-RRRRRR-fL``): the validators run attention and the
+  router and record the layer's activation (routing and the experts' input, by CID); every assigned edge
+  computes its expert calls (slot ``l * N + j`` of the ledger's experts: one call is (layer, expert, the tokens
+  routed to it)) and commits; each call is decided by the comparison and the acceptance rule, disputes and
+  escalation included, exactly as a classifier's expert; the accepted outputs are mixed into the stream.
+- the loss of the final stream, at the validators;
+- **backward, layer l**, from the top (a task of kind ``train``, ``train-RRRRRR-bL``): the activation adds each
+  routed slot's dL/d(output); each edge's result is dL/d(input) of its calls, decided like any result and summed
+  into the stream's gradient; the ``gate_update`` records the round's loss, the output gradients of the accepted
+  calls by CID and the trusted part's CID (its AdamW step is taken, and recorded, in the last backward task, layer
+  0, when every gradient is in); the edges then step their experts (AdamW, ``lm/optim.py``) and the updates are
+  decided by digest (or by the comparison in force) and recorded as the experts' new CIDs.
+
+The ledger needs nothing new: forward tasks are inference tasks, backward tasks are training tasks, and a layer
+is a coordinate of the expert index. An inference round (validation, serving) is the forward tasks alone.
+
+Must not know: how edges are reached (the :class:`~bmoe.protocol.edges.EdgeGateway`), what a round costs (the
+:class:`~bmoe.protocol.measure.RoundObserver`), which edges are honest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from bmoe.ledger.transactions import Transaction
+from bmoe.lm.payloads import check_batch, encode_batch
+from bmoe.moe.gate import Routing
+from bmoe.protocol.edges import ResultWork, UpdateWork
+from bmoe.protocol.lm.layers import (
+    LayerPass,
+    backpropagate,
+    enter_layer,
+    input_gradient,
+    leave_layer,
+    output_gradients,
+)
+from bmoe.protocol.lm.validator import LMValidator
+from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
+from bmoe.protocol.round import RoundParticipants, assignments_of, escalate, submit_all, submit_answers
+from bmoe.protocol.validator import Aggregate
+
+
+@dataclass
+class LMRoundOutcome:
+    round: int
+    kind: str  # train | infer
+    loss: float | None  # cross-entropy, nats per token (None: an inference round without targets)
+    calls: int  # expert calls decided (forward and backward)
+    accepted: int  # of them, accepted
+    misbehaviour: int
+    counts: list[int]  # tokens routed to each slot in the forward tasks
+    times: RoundTimes = field(default_factory=RoundTimes)
+    traffic: Traffic = field(default_factory=Traffic)
+    edge_seconds: float = 0.0  # per task the busiest edge's compute, summed over the (sequential) tasks
+    edge_total_seconds: float = 0.0  # every edge's compute, summed: what the fleet pays
+    block_bytes: int = 0
+
+
+def task_ids(round_index: int, layers: int, train: bool) -> list[str]:
+    """The round's task ids in the order they run: forward layers up, then (training) backward layers down."""
+    kind = "train" if train else "infer"
+    forward = [f"{kind}-{round_index:06d}-f{layer}" for layer in range(layers)]
+    backward = [f"train-{round_index:06d}-b{layer}" for layer in reversed(range(layers))] if train else []
+    return forward + backward
+
+
+def publish_lm_tasks(p: RoundParticipants, round_index: int, tokens: torch.Tensor, targets: torch.Tensor | None,
+                     layers: int, train: bool) -> list[Transaction]:
+    """The publisher's part: the batch stored by CID and one signed task per layer and direction (targets are
+    stored when given, for training or for a validation loss)."""
+    data_cid = p.store.put(encode_batch(tokens, targets))
+    samples = int(tokens.numel())
+    return [p.publisher.sign("task", {"task_id": task_id, "kind": "train" if "-b" in task_id else "infer",
+                                      "data_cid": data_cid, "samples": samples, "round": round_index})
+            for task_id in task_ids(round_index, layers, train)]
+
+
+def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int, tokens: torch.Tensor,
+                 targets: torch.Tensor | None, train: bool, lr: float,
+                 tasks: list[Transaction] | None = None) -> LMRoundOutcome:
+    """Run one round over ``tokens`` (B, T) and seal its block. Training needs ``targets``; with targets an
+    inference round reports the loss too. A round that fails leaves nothing pending."""
+    config = validator.config
+    check_batch(tokens, targets, config.vocab_size)
+    if train and targets is None:
+        raise ValueError("a training round needs targets")
+    tasks = tasks if tasks is not None else publish_lm_tasks(p, round_index, tokens, targets,
+                                                            config.num_hidden_layers, train)
+    if p.observer is None:
+        p.observer = RoundObserver(p.store)
+    try:
+        return _LMRound(p, validator, p.observer, round_index, train, lr, tasks).run(tokens, targets)
+    except BaseException:
+        p.node.discard_pending()
+        p.resync_nonces()
+        raise
+
+
+@dataclass
+class _LMRound:
+    p: RoundParticipants
+    validator: LMValidator
+    watch: RoundObserver
+    round_index: int
+    train: bool
+    lr: float
+    tasks: list[Transaction]
+    calls: int = 0
+    accepted: int = 0
+    misbehaviour: int = 0
+    edge_seconds: float = 0.0
+    edge_total_seconds: float = 0.0
+
+    def run(self, tokens: torch.Tensor, targets: torch.Tensor | None) -> LMRoundOutcome:
+        p, validator, config = self.p, self.validator, self.validator.config
+        self.watch.begin()
+        model = validator.current_model()
+        if self.train:
+            validator.zero_grad()
+        with torch.set_grad_enabled(self.train):
+            embedded = model.embed(tokens)  # (B, T, d)
+        h, passes = embedded, []
+        counts = [0] * config.num_slots
+        for layer_index in range(config.num_hidden_layers):
+            task = self.tasks[layer_index]
+            p.node.submit(task)
+            layer = enter_layer(model, layer_index, h, self.train)
+            outputs = self._expert_calls(task, layer, None, None)
+            h = leave_layer(layer, outputs, self.train)
+            passes.append(layer)
+            for slot, rows in layer.groups.items():
+                counts[slot] = int(rows.numel())
+        loss_value = None
+        if targets is not None:
+            loss, leaf = validator.loss(h, targets, self.train)
+            loss_value = float(loss.item())
+            self.watch.step("loss")
+            if self.train:
+                loss.backward()
+                assert leaf.grad is not None
+                self._backward(passes, embedded, leaf.grad, loss_value)
+        p.node.seal(timestamp=self.round_index + 1, proposer=validator.signer.identity)
+        p.resync_nonces()
+        self.watch.step("consensus")
+        self.watch.sealed(p.node.last_seal if p.node.seals else None, self.edge_seconds, self.edge_total_seconds)
+        return LMRoundOutcome(self.round_index, "train" if self.train else "infer", loss_value, self.calls,
+                              self.accepted, self.misbehaviour, counts, self.watch.times, self.watch.traffic,
+                              self.edge_seconds, self.edge_total_seconds, self.watch.block_bytes)
+
+    def _backward(self, passes: list[LayerPass], embedded: torch.Tensor, g_out: torch.Tensor, loss: float) -> None:
+        """The backward tasks, top layer first; the trusted part's step is recorded in the last (layer 0)."""
+        p, validator, config = self.p, self.validator, self.validator.config
+        for position, layer in enumerate(reversed(passes)):
+            task = self.tasks[config.num_hidden_layers + position]
+            p.node.submit(task)
+            grads = output_gradients(layer, g_out)
+            dx = self._expert_calls(task, layer, grads, LMValidator.summed)
+            g_in = backpropagate(layer, g_out, input_gradient(layer, dx))
+            if layer.layer == 0:
+                embedded.backward(g_in)
+                gate_cid = validator.trusted_step(self.lr)
+            else:
+                gate_cid = p.node.pending_view().gate_cid
+            gate_tx, stored = validator.gate_update(task.payload["task_id"], loss, gate_cid,
+                                                    {slot: grads[slot] for slot in dx})
+            p.node.submit(gate_tx)
+            self.watch.step("loss")
+            self._updates(task, stored)
+            g_out = g_in
+
+    def _expert_calls(self, task: Transaction, layer: LayerPass, grads: dict[int, torch.Tensor] | None,
+                      aggregate: Aggregate | None) -> dict[int, torch.Tensor]:
+        """One task's expert calls: the activation, the edges' commitments (disputes escalated), the decisions.
+        The accepted results by slot."""
+        p, validator, watch = self.p, self.validator, self.watch
+        task_id = task.payload["task_id"]
+        activation = validator.activation(task_id, layer, grads)
+        p.node.submit(activation)
+        watch.step("gate")
+        state = p.node.pending_view()
+        slots = sorted(layer.groups)
+        work = ResultWork(self.round_index, task_id, task.payload["data_cid"], activation.payload["activation_cid"],
+                          assignments_of(state, state.tasks[task_id], slots), list(state.expert_cids),
+                          train=grads is not None)
+        watch.work_out(work)
+        submit_answers(p, validator, watch, task_id, "result", p.gateway.results(work))
+        escalate(p, validator, watch, task_id, "result", slots,
+                 lambda extra: dataclasses.replace(work, assignments=extra, escalation=True))
+        watch.step("compute")
+        routing = Routing(layer.routing.experts, layer.routing.weights.detach(), layer.routing.logits.detach())
+        decided = validator.decide(task_id, "result", {s: int(rows.numel()) for s, rows in layer.groups.items()},
+                                   routing, layer.groups, aggregate)
+        submit_all(p, decided.transactions)
+        outputs = {s: d.output for s, d in decided.decisions.items() if d.output is not None}
+        self.calls += len(slots)
+        self.accepted += len(outputs)
+        self.misbehaviour += decided.accusations
+        watch.step("verify")
+        if grads is None or not self.train:
+            self._edge_time()
+        return outputs
+
+    def _updates(self, task: Transaction, stored: dict[int, tuple[str, torch.Tensor]]) -> None:
+        """Step 5 of a backward task: the edges step their experts; each update is decided."""
+        p, validator, watch = self.p, self.validator, self.watch
+        task_id = task.payload["task_id"]
+        state = p.node.pending_view()
+        work = UpdateWork(self.round_index, task_id, {s: cid for s, (cid, _) in stored.items()},
+                          assignments_of(state, state.tasks[task_id], sorted(stored)), list(state.expert_cids),
+                          self.lr)
+        watch.work_out(work)
+        submit_answers(p, validator, watch, task_id, "update", p.gateway.updates(work))
+        activation_cid = state.tasks[task_id].activation_cid or ""
+        escalate(p, validator, watch, task_id, "update", sorted(stored),
+                 lambda extra: dataclasses.replace(work, assignments=extra, task_cid=task.payload["data_cid"],
+                                                   activation_cid=activation_cid))
+        if stored:
+            decided = validator.decide(task_id, "update", {s: int(g.shape[0]) for s, (_, g) in stored.items()})
+            submit_all(p, decided.transactions)
+            self.misbehaviour += decided.accusations
+        watch.step("update")
+        self._edge_time()
+
+    def _edge_time(self) -> None:
+        """A task's edge compute (its phases), added to the round's: tasks run one after another."""
+        self.edge_seconds += self.p.gateway.busiest_seconds()
+        self.edge_total_seconds += self.p.gateway.total_seconds()
+

@@ -1,0 +1,98 @@
+"""A language model's run configuration: the model and its training (``LMSettings``) beside the protocol's.
+
+``LMRunConfig`` pairs :class:`LMSettings` (one field per declaration of ``run/settings/lm.py``) with a
+:class:`~bmoe.run.config.RunConfig` holding what a language model's run shares with a classifier's: the framework,
+the fleet and its attacks, the comparison, the assignment, stake, the ledger and the seed. The run config's
+``num_experts`` and ``top_k`` are the ledger's: L x N slots (a layer is a coordinate of the expert index), K per
+token; its ``lr`` is the peak learning rate (the genesis records it; each round's rate follows the schedule).
+Its hash, recorded in the genesis, covers both.
+
+Must not know: click, the disk, tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from bmoe.ledger.encoding import canonical_json, sha256_hex
+from bmoe.lm.config import LMConfig, LMConfigError
+from bmoe.run.config import RunConfig, declared_fields
+from bmoe.run.config_checks import ConfigError, check_value
+from bmoe.run.settings.lm import LM_SETTINGS, LM_SETTINGS_BY_NAME
+
+# RunConfig settings a language model's run does not use: refused when given (they would do nothing)
+CLASSIFIER_ONLY = ("dataset", "data_dir", "limit_train", "limit_test", "expert", "hidden", "batch_size", "balance",
+                   "rounds", "eval_every", "num_experts", "top_k", "lr")
+
+
+@dataclass(frozen=True)
+@declared_fields(LM_SETTINGS)
+class LMSettings:
+    """The model's shape, tokenizer and training schedule; defaults and reasons in ``run/settings/lm.py``."""
+
+    def validate(self) -> LMSettings:
+        for field in dataclasses.fields(self):
+            check_value(field.name, getattr(self, field.name), LM_SETTINGS_BY_NAME)
+        for setting in LM_SETTINGS:
+            if setting.choices and getattr(self, setting.name) not in setting.choices:
+                raise ConfigError(f"{setting.name} must be one of {', '.join(setting.choices)}, "
+                                  f"got {getattr(self, setting.name)!r}")
+        if self.min_lr > self.max_lr:  # type: ignore[attr-defined]
+            raise ConfigError(f"min_lr {self.min_lr} must be at most the peak lr {self.max_lr}")  # type: ignore[attr-defined]
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def model_config(self, vocab_size: int) -> LMConfig:
+        """The model these settings describe, for a tokenizer of ``vocab_size``."""
+        s: Any = self
+        try:
+            return LMConfig(vocab_size=vocab_size, hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
+                            num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
+                            num_local_experts=s.lm_experts, num_experts_per_tok=s.lm_top_k,
+                            max_position_embeddings=s.context, tie_word_embeddings=s.tie_embeddings,
+                            router_aux_loss_coef=s.aux_loss, router_z_loss_coef=s.z_loss)
+        except LMConfigError as err:
+            raise ConfigError(str(err)) from None
+
+
+@dataclass(frozen=True)
+class LMRunConfig:
+    """A language model's run: its own settings and the protocol's (``run``)."""
+
+    lm: LMSettings
+    run: RunConfig
+
+    @staticmethod
+    def build(lm: dict[str, Any], run: dict[str, Any]) -> LMRunConfig:
+        """Validated settings from ``lm`` (LM settings by name) and ``run`` (RunConfig settings by name)."""
+        unknown = sorted(set(lm) - set(LM_SETTINGS_BY_NAME))
+        if unknown:
+            raise ConfigError(f"unknown language-model setting(s): {', '.join(unknown)}")
+        refused = sorted(set(run) & set(CLASSIFIER_ONLY))
+        if refused:
+            raise ConfigError(f"setting(s) of a classifier's run, not a language model's: {', '.join(refused)}")
+        settings = LMSettings(**lm).validate()
+        s: Any = settings
+        if s.lm_top_k > s.lm_experts:
+            raise ConfigError(f"top-k {s.lm_top_k} must be at most the experts per layer {s.lm_experts}")
+        run_config = RunConfig(**run, num_experts=s.layers * s.lm_experts, top_k=s.lm_top_k, lr=s.max_lr).validate()
+        return LMRunConfig(settings, run_config)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lm": self.lm.to_dict(), "run": {k: v for k, v in self.run.to_dict().items()
+                                                 if k not in CLASSIFIER_ONLY}}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> LMRunConfig:
+        if not isinstance(data, dict) or set(data) != {"lm", "run"}:
+            raise ConfigError("a language model's config holds exactly the tables 'lm' and 'run'")
+        return LMRunConfig.build(dict(data["lm"]), dict(data["run"]))
+
+    def hash(self) -> str:
+        """SHA-256 over the recorded settings of both parts (execution settings left out)."""
+        recorded = {k: v for k, v in self.lm.to_dict().items() if LM_SETTINGS_BY_NAME[k].recorded}
+        return sha256_hex(canonical_json({"lm": recorded, "run": self.run.hash()}))

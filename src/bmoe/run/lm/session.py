@@ -1,0 +1,192 @@
+"""A language model's run through B-MoE (or the traditional framework), in one process: the public Python API.
+
+``LMSession`` wires a store, a ledger node, an :class:`~bmoe.protocol.lm.validator.LMValidator`, a publisher and the
+edges (each with an :class:`~bmoe.edge.lm_runtime.LMExpertRuntime`) from one :class:`LMRunConfig`; its genesis
+records the trusted part (``gate_cid``, the model's manifest in its metadata) and one object per (layer, expert).
+``train`` runs rounds (``protocol/lm/round.py``) on seeded windows of the training text with nanoGPT's learning-rate
+schedule, and every ``eval_every`` rounds measures the validation loss of the model the ledger holds (the trusted
+object and the accepted experts by their CIDs, assembled by the validator: what anyone reading the ledger would run).
+
+With a ``run_dir`` the store and chain live on disk (``store/``, ``chain.sqlite``), the settings in ``lm.json``, the
+tokenizer in the store by CID, the curves in ``history.json``. Resuming a run directory is not supported yet: a
+directory that holds a run is refused, so nothing sealed is overwritten.
+
+Must not know: click, where the text came from (the caller hands in token ids and the tokenizer's bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
+from bmoe.fileio import write_text_atomic
+from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.lm.config import LMConfig
+from bmoe.lm.model import MoETransformer, build_model
+from bmoe.lm.optim import cosine_lr
+from bmoe.protocol.edges import InProcessEdges
+from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
+from bmoe.protocol.lm.trusted import assemble, initial_objects
+from bmoe.protocol.lm.validator import LMValidator
+from bmoe.protocol.round import RoundParticipants
+from bmoe.run.config_checks import ConfigError
+from bmoe.run.lm.config import LMRunConfig
+from bmoe.run.setup import derive_identities, genesis_payload, in_process_profiles, make_edges, signing
+from bmoe.storage import BlobStore, DirectoryStore, MemoryStore
+from bmoe.verify.comparison import make_comparison
+from bmoe.verify.framework import framework_of
+
+CONFIG_FILE = "lm.json"
+HISTORY_FILE = "history.json"
+STORE_DIR = "store"
+CHAIN_FILE = "chain.sqlite"
+RoundCallback = Callable[[LMRoundOutcome, float], None]  # the round's outcome and its learning rate
+
+
+@dataclass
+class LMHistory:
+    """What a run measured: per round the loss, lr and costs; per validation point the held-out loss."""
+
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rounds": self.rounds, "validation": self.validation}
+
+
+class LMSession:
+    """One language model's run. ``train_ids``/``validation_ids``: the corpus as 1-D int64 token ids;
+    ``tokenizer``: the tokenizer's saved bytes (stored by CID, named in the model's manifest)."""
+
+    def __init__(self, config: LMRunConfig, tokenizer: bytes, vocab_size: int, train_ids: torch.Tensor,
+                 validation_ids: torch.Tensor, run_dir: Path | None = None) -> None:
+        self.config = config
+        run = config.run
+        if run.consensus != "pow":
+            raise ConfigError(f"a language model's run seals by proof of work for now; --consensus {run.consensus} "
+                              "needs the replicas to re-execute language-model tasks (not built yet)")
+        in_process_profiles(run)
+        self.model_config: LMConfig = config.lm.model_config(vocab_size)
+        context = self.model_config.max_position_embeddings
+        for name, ids in (("training", train_ids), ("validation", validation_ids)):
+            if ids.dim() != 1 or ids.numel() <= context:
+                raise ConfigError(f"the {name} text has {ids.numel()} tokens: it needs more than the context "
+                                  f"({context})")
+        self.train_ids, self.validation_ids = train_ids, validation_ids
+        self.run_dir = run_dir
+        if run_dir is not None and any((run_dir / name).exists() for name in (CHAIN_FILE, CONFIG_FILE)):
+            raise ConfigError(f"{run_dir} already holds a run; resuming a language model's run is not supported "
+                              "yet: choose a new --run-dir")
+        torch.set_num_threads(run.threads)
+        self.store: BlobStore = DirectoryStore(run_dir / STORE_DIR) if run_dir is not None else MemoryStore()
+        keeps = framework_of(run.framework).keeps_ledger
+        chain = ChainStore(run_dir / CHAIN_FILE) if run_dir is not None and keeps else None
+        self.ids = derive_identities(run)
+        self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps)
+        self.tokenizer_cid = self.store.put(tokenizer)
+        self._write_genesis()
+        node, ids = self.node, self.ids
+        self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
+        self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
+                                     self.model_config)
+        spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
+        self.edges, self.runtimes = make_edges(run, ids, node, self.store, spec, None,
+                                               lambda store, s, profile: LMExpertRuntime(store, s, profile))
+        gateway = InProcessEdges(self.edges, self.runtimes, self.store, self.model_config.num_slots,
+                                 check_honest=not make_comparison(run.comparison_spec()).records_groups)
+        self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
+                                              self.model_config.num_slots)
+        self.history = LMHistory()
+        self.step = 0
+        if run_dir is not None:
+            write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def _write_genesis(self) -> None:
+        run, ids = self.config.run, self.ids
+        model = build_model(self.model_config, run.seed)
+        trusted, experts = initial_objects(model, self.model_config, self.tokenizer_cid)
+        gate_cid = self.store.put(trusted)
+        expert_cids = [self.store.put(data) for data in experts]
+        spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
+        payload = genesis_payload(run, ids, spec, gate_cid, expert_cids)
+        payload["config_hash"] = self.config.hash()
+        validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
+        self.node.submit(validator.sign("genesis", payload))
+        self.node.seal(timestamp=0)
+
+    def lr(self, step: int) -> float:
+        s: Any = self.config.lm
+        return cosine_lr(step, s.max_lr, s.warmup, s.decay_steps, s.min_lr)
+
+    def batch(self, ids: torch.Tensor, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Seeded random windows of ``ids`` (B, T) and their next tokens: the seed, the stream (0: training,
+        1: validation) and the step fix them."""
+        s: Any = self.config.lm
+        generator = torch.Generator().manual_seed((self.config.run.seed * 1_000_003 + stream) * 10_000_019 + step)
+        context = self.model_config.max_position_embeddings
+        starts = torch.randint(0, ids.numel() - context, (s.sequences,), generator=generator)  # (B,)
+        offsets = torch.arange(context)
+        return ids[starts[:, None] + offsets], ids[starts[:, None] + offsets + 1]
+
+    def train(self, steps: int | None = None, on_round: RoundCallback | None = None) -> LMHistory:
+        """Run training rounds up to ``steps`` (by default the configured steps), validating every
+        ``eval_every`` rounds and after the last."""
+        s: Any = self.config.lm
+        total = s.steps if steps is None else steps
+        while self.step < total:
+            lr = self.lr(self.step)
+            x, y = self.batch(self.train_ids, self.step, 0)
+            outcome = run_lm_round(self.participants, self.validator, self.step, x, y, True, lr)
+            self.history.rounds.append({"step": self.step, "loss": outcome.loss, "lr": lr, "calls": outcome.calls,
+                                        "accepted": outcome.accepted, "misbehaviour": outcome.misbehaviour,
+                                        "edge_seconds": outcome.edge_seconds,
+                                        "edge_total_seconds": outcome.edge_total_seconds,
+                                        "bytes": outcome.traffic.total, "round_seconds": outcome.times.total()})
+            self.step += 1
+            if on_round is not None:
+                on_round(outcome, lr)
+            if self.step % s.eval_every == 0 or self.step == total:
+                self.validate()
+        self._save_history()
+        return self.history
+
+    def ledger_model(self) -> MoETransformer:
+        """The model the ledger holds now: its trusted object and accepted experts, by their CIDs."""
+        state = self.node.view()
+        return assemble(self.model_config, self.store.get(state.gate_cid),
+                        [self.store.get(cid) for cid in state.expert_cids])
+
+    def validate(self) -> float:
+        """The ledger's model's mean cross-entropy (nats per token) on ``eval_batches`` seeded held-out batches."""
+        s: Any = self.config.lm
+        model = self.ledger_model()
+        losses = []
+        with torch.no_grad():
+            for index in range(s.eval_batches):
+                x, y = self.batch(self.validation_ids, index, 1)
+                out = model(x, y)
+                assert out.cross_entropy is not None
+                losses.append(float(out.cross_entropy))
+        loss = sum(losses) / len(losses)
+        self.history.validation.append({"step": self.step, "loss": loss, "bits": loss / math.log(2)})
+        self._save_history()
+        return loss
+
+    def _save_history(self) -> None:
+        if self.run_dir is not None:
+            write_text_atomic(self.run_dir / HISTORY_FILE, json.dumps(self.history.to_dict(), indent=1) + "\n")
+
+    def head_hash(self) -> str:
+        return self.node.view().head
+
+    def close(self) -> None:
+        if self.node.chain is not None:
+            self.node.chain.close()

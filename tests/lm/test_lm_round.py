@@ -1,0 +1,83 @@
+"""A language model trained through B-MoE: the same model as without the protocol, one ledger task per layer and
+direction, every expert call decided, attackers outvoted."""
+
+from __future__ import annotations
+
+import pytest
+
+from bmoe.lm.config import LMConfig
+from bmoe.protocol.lm.round import task_ids
+from tests.lm.lm_runs import max_difference, reference_training, tiny_session
+
+
+def test_bmoe_training_is_bit_identical_to_training_without_the_protocol() -> None:
+    session = tiny_session()
+    history = session.train()
+    reference = reference_training(session, 4)
+    assert max_difference(session.ledger_model(), reference) == 0.0
+    assert [r["loss"] for r in history.rounds] == sorted((r["loss"] for r in history.rounds), reverse=True)
+
+
+def test_a_round_is_one_task_per_layer_and_direction_and_every_call_is_decided() -> None:
+    session = tiny_session(lm={"steps": 1})
+    session.train()
+    state = session.node.view()
+    config: LMConfig = session.model_config
+    assert state.task_count == 2 * config.num_hidden_layers
+    assert state.train_tasks == config.num_hidden_layers  # backward tasks train; forward tasks are inference
+    assert sorted(state.tasks) == sorted(task_ids(0, config.num_hidden_layers, True))
+    for task_id, task in state.tasks.items():
+        layer = int(task_id[-1])
+        activated = task.activated()
+        assert activated and all(config.layer_expert(slot)[0] == layer for slot in activated)  # one layer's slots
+        assert set(task.verdicts["result"]) == set(activated)
+        accepted = {slot for slot, cid in task.accepted_cids["result"].items() if cid is not None}
+        assert accepted == set(activated)
+        if task.kind == "train":
+            assert set(task.verdicts["update"]) == accepted  # every accepted call stepped its expert
+    genesis = tiny_session(lm={"steps": 1}).node.view()  # before any round
+    assert state.gate_cid != genesis.gate_cid  # the trusted part stepped, recorded in the last backward task
+    assert all(a != b for a, b in zip(state.expert_cids, genesis.expert_cids, strict=True))  # every expert stepped
+
+
+def test_a_seeded_run_gives_the_same_head_hash_twice_and_another_seed_another() -> None:
+    first, second = tiny_session(lm={"steps": 2}), tiny_session(lm={"steps": 2})
+    first.train()
+    second.train()
+    assert first.head_hash() == second.head_hash()
+    other = tiny_session(lm={"steps": 2}, seed=8)
+    other.train()
+    assert other.head_hash() != first.head_hash()
+
+
+@pytest.mark.parametrize("attack", ["sign_flip", "gaussian"])
+def test_an_honest_majority_trains_the_clean_runs_model_and_the_liars_are_recorded(attack: str) -> None:
+    clean = tiny_session(lm={"steps": 3})
+    clean.train()
+    attacked = tiny_session(lm={"steps": 3}, malicious_ratio=0.4, attack=attack, attack_params={"probability": 1.0})
+    history = attacked.train()
+    assert attacked.node.view().expert_cids == clean.node.view().expert_cids
+    assert attacked.node.view().gate_cid == clean.node.view().gate_cid
+    assert sum(r["misbehaviour"] for r in history.rounds) > 0
+    records = attacked.node.view().edge_records
+    liars = [edge.address for edge in attacked.edges if edge.behaviour.malicious]
+    assert liars and all(records[address].dissent > 0 for address in liars)
+
+
+def test_the_traditional_deployment_takes_an_attackers_results() -> None:
+    clean = tiny_session(lm={"steps": 3}, framework="traditional", num_edges=8)
+    clean.train()
+    attacked = tiny_session(lm={"steps": 3}, framework="traditional", num_edges=8, malicious_ratio=0.25,
+                            attack="sign_flip", attack_params={"probability": 1.0})
+    attacked.train()
+    assert len(attacked.edges) == attacked.model_config.num_slots  # one edge per (layer, expert)
+    assert max_difference(attacked.ledger_model(), clean.ledger_model()) > 0
+
+
+def test_sampled_replicas_dispute_a_split_sample_and_still_train_the_clean_model() -> None:
+    clean = tiny_session(lm={"steps": 2}, assignment="sampled", replicas=2)
+    clean.train()
+    attacked = tiny_session(lm={"steps": 2}, assignment="sampled", replicas=2, malicious_ratio=0.2,
+                            attack="sign_flip", attack_params={"probability": 1.0})
+    attacked.train()
+    assert attacked.node.view().expert_cids == clean.node.view().expert_cids
