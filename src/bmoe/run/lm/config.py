@@ -22,6 +22,10 @@ from bmoe.run.config import RunConfig, declared_fields
 from bmoe.run.config_checks import ConfigError, check_value
 from bmoe.run.settings.lm import LM_SETTINGS, LM_SETTINGS_BY_NAME
 
+# The RunConfig settings ``bmoe lm train`` shows (under ``bmoe train``'s flags): what the two kinds of run share
+PROTOCOL_SETTINGS = ("seed", "framework", "num_edges", "malicious_ratio", "attack", "attack_params", "collude", "fleet",
+                     "rule", "rule_fraction", "assignment", "replicas", "trusted_replicas", "trust_after", "stake",
+                     "reward", "slash", "min_stake", "difficulty", "share_compute", "threads")
 # RunConfig settings a language model's run does not use: refused when given (they would do nothing)
 CLASSIFIER_ONLY = ("dataset", "data_dir", "limit_train", "limit_test", "expert", "hidden", "batch_size", "balance",
                    "rounds", "eval_every", "num_experts", "top_k", "lr")

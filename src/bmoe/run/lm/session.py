@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,32 @@ class LMHistory:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "validation": self.validation}
+
+
+@contextmanager
+def open_run_dir(run_dir: Path) -> Iterator[None]:
+    """Create ``run_dir`` for a new run (refused when it holds one, or is not a directory); when the enclosed
+    set-up fails, remove what it created (the directory itself, if it did not exist)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory")
+    existed = run_dir.exists()
+    entries = set(run_dir.iterdir()) if existed else set()
+    if any((run_dir / name).exists() for name in (CHAIN_FILE, CONFIG_FILE, STORE_DIR)):
+        raise ConfigError(f"{run_dir} already holds a run; resuming a language model's run is not supported yet: "
+                          "choose a new --run-dir")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {run_dir}: {err.strerror or err}") from None
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            for path in set(run_dir.iterdir()) - entries:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
 
 
 class LMSession:

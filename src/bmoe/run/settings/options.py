@@ -30,8 +30,16 @@ CLICK_TYPES: Mapping[str, Any] = {"positive": click.IntRange(min=1)}
 
 def setting_options(command: str) -> Callable[[F], F]:
     """A decorator adding one option per setting ``command`` shows, in declaration order."""
+    return options_of(shown_in(command), command)
+
+
+def options_of(settings: Iterable[Setting], command: str) -> Callable[[F], F]:
+    """A decorator adding one option per setting of ``settings``, in their order, as ``command`` spells them
+    (``bmoe lm train`` shows its own settings and some of a run's under ``train``'s spelling)."""
+    chosen = tuple(settings)
+
     def add(function: F) -> F:
-        for setting in reversed(shown_in(command)):
+        for setting in reversed(chosen):
             function = _option(setting, command)(function)
         return function
     return add

@@ -1,0 +1,76 @@
+"""``bmoe lm train``: train a Mixture-of-Experts language model through B-MoE (or the traditional framework) on
+the complete Shakespeare, in one process, into a run directory (docs/lm.md)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bmoe.cli.comparison_options import comparison_options, comparison_settings
+from bmoe.cli.errors import fail
+from bmoe.console import console, err_console, results_table
+from bmoe.run.lm.config import PROTOCOL_SETTINGS
+from bmoe.run.settings.lm import LM_SETTINGS, LM_TRAIN
+from bmoe.run.settings.options import given_settings, options_of
+from bmoe.run.settings.registry import SETTINGS
+from bmoe.run.settings.setting import TRAIN
+
+
+@click.command("train")
+@click.option("--run-dir", type=click.Path(path_type=Path), required=True,
+              help="a new run directory (chain, store, settings, curves)")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@options_of(LM_SETTINGS, LM_TRAIN)
+@options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
+@comparison_options
+def train_command(run_dir: Path, cache_dir: Path | None, quiet: bool, comparison: str | None, bound: float | None,
+                  update_bound: float | None, bound_from: Path | None, force_bound: bool, **values: Any) -> None:
+    """Train a Mixture-of-Experts language model through B-MoE on the complete Shakespeare."""
+    from bmoe.run.lm.config import LMRunConfig
+    from bmoe.run.lm.text import load_text
+
+    lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
+                                                                  force_bound)}
+    config = LMRunConfig.build(lm, run)
+    text = load_text(config.lm, cache_dir)
+    _train(config, text, run_dir, quiet)
+
+
+def _train(config: Any, text: Any, run_dir: Path, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bmoe.run.lm.session import LMSession, open_run_dir
+
+    with open_run_dir(run_dir):
+        session = LMSession(config, text.tokenizer.to_bytes(), text.tokenizer.vocab_size, text.train_ids,
+                            text.validation_ids, run_dir)
+    steps = config.lm.steps
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"), TimeElapsedColumn(),
+                  console=err_console, disable=quiet) as progress:
+        bar = progress.add_task(f"{config.run.framework} lm", total=steps, loss="-", val="-")
+
+        def on_round(outcome: Any, lr: float) -> None:
+            validation = session.history.validation
+            progress.update(bar, completed=outcome.round + 1, loss=f"{outcome.loss:.3f}",
+                            val=f"{validation[-1]['loss']:.3f}" if validation else "-")
+        try:
+            history = session.train(on_round=on_round)
+        finally:
+            session.close()
+    final = history.validation[-1]["loss"]
+    chars_per_token = text.characters_per_token
+    rows = [{"framework": config.run.framework, "rounds": steps, "val_loss": f"{final:.3f}",
+             "bits_per_char": f"{final / math.log(2) / chars_per_token:.3f}",
+             "misbehaviour": sum(r["misbehaviour"] for r in history.rounds), "head": session.head_hash()[:16]}]
+    console.print(results_table("language model", rows, [
+        ("framework", "framework"), ("rounds", "rounds"), ("val_loss", "val loss (nats/token)"),
+        ("bits_per_char", "bits/char"), ("misbehaviour", "misbehaviour"), ("head", "head hash")]))
+    if not history.validation:
+        fail("no validation point was recorded")
