@@ -24,8 +24,9 @@ line, :mod:`bmoe.cli.audit`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,21 +34,25 @@ from typing import Any
 from bmoe.credentials import rpc_url_from_environment
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor, audit
-from bmoe.ledger.blocks import block_from_bytes
+from bmoe.ledger.blocks import Block, block_from_bytes
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import is_hex64
 from bmoe.ledger.errors import ChainStoreError, LedgerError
 from bmoe.ledger.head_anchor import read_head_anchor
 from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
+from bmoe.ledger.state import LedgerState
 from bmoe.protocol.grouped_check import block_check
 from bmoe.run.config import ConfigError
+from bmoe.run.lm.config import LMRunConfig
+from bmoe.run.lm.session import CONFIG_FILE as LM_CONFIG_FILE
 from bmoe.run.run_dir import HEAD_FILE, read_config_file, recorded_settings
 from bmoe.run.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.run.setup import derive_identities, enrolled_identities
 from bmoe.storage import BlobStore, DirectoryStore
 
 METRICS_FILE = "metrics.json"
+BlockCheck = Callable[[LedgerState, Block], str | None]
 
 
 class AuditSetupError(ConfigError):
@@ -176,20 +181,31 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
         if rpc_url is not None and ethereum_section(chain) is None:
             raise AuditSetupError(f"--rpc-url: {run_dir}'s chain is not sealed on Ethereum")
         rpc_url = rpc_url or rpc_url_from_environment() or _recorded_rpc_url(run_dir)
-        report = audit_chain(chain, store, anchors, rpc_url)
+        lm = lm_anchor(run_dir, seeded)
+        if lm is not None:  # a language model's run: its settings anchor the genesis, and every round is replayed
+            anchors = dataclasses.replace(anchors, genesis=lm[0], genesis_source=str(run_dir / LM_CONFIG_FILE))
+            unanchored.remove(f"{CONFIG_FILE} absent")
+        report = audit_chain(chain, store, anchors, rpc_url, lm[1] if lm is not None else None)
     report.unanchored = unanchored + report.unanchored
     return report
 
 
-def audit_chain(chain: ChainStore, store: BlobStore, anchors: Anchors, rpc_url: str | None) -> AuditReport:
+def audit_chain(chain: ChainStore, store: BlobStore, anchors: Anchors, rpc_url: str | None,
+                lm_settings: LMRunConfig | None = None) -> AuditReport:
     """Audit one chain file: a chain sealed on Ethereum, with a node to ask, as the chain its contract sealed
-    (the file a copy that must agree); else the file itself, saying so when its contract was not consulted."""
+    (the file a copy that must agree); else the file itself, saying so when its contract was not consulted.
+    ``lm_settings``: a language model's run, whose rounds are replayed (``protocol/lm/replay.py``)."""
+    check = block_check(store)
+    if lm_settings is not None:
+        from bmoe.protocol.lm.replay import lm_block_check
+
+        check = both_checks(check, lm_block_check(store, lm_settings.lm.lr))
     section = ethereum_section(chain)
     if section is not None and rpc_url:
         from bmoe.ethereum.audit_run import audit_on_contract
 
-        return audit_on_contract(rpc_url, section, chain, store, anchors, block_check(store))
-    report = audit(chain, store, anchors, block_check(store))
+        return audit_on_contract(rpc_url, section, chain, store, anchors, check)
+    report = audit(chain, store, anchors, check)
     if section is not None:
         report.unanchored.append("the Ethereum contract that sealed it (give --rpc-url URL)")
     return report
@@ -230,3 +246,28 @@ def evidence_summary(report: AuditReport) -> str:
             f"{report.evidence_checked} other commitments ({report.evidence_missing} absent)")
 
 
+
+
+def both_checks(first: BlockCheck, second: BlockCheck) -> BlockCheck:
+    """A block check that runs ``first``, then ``second``, and reports the first failure."""
+    def check(state: LedgerState, block: Block) -> str | None:
+        return first(state, block) or second(state, block)
+    return check
+
+
+def lm_anchor(run_dir: Path, seeded: bool) -> tuple[dict[str, Any], LMRunConfig] | None:
+    """A language model's run (``lm.json``): the genesis fields its settings imply (hash, seeded keys) and the
+    settings, or None for another run."""
+    path = run_dir / LM_CONFIG_FILE
+    if not path.exists():
+        return None
+    try:
+        config = LMRunConfig.from_dict(_read_json(path, str(path)))
+    except ConfigError as err:
+        raise AuditSetupError(f"{path}: {err}") from None
+    fields: dict[str, Any] = {"config_hash": config.hash(), "keys": None if seeded else ENROLLED_KEYS}
+    if seeded:
+        ids = derive_identities(config.run)
+        fields.update({"publisher": ids.publisher.address, "validators": [v.address for v in ids.validators],
+                       "edges": [e.address for e in ids.edges]})
+    return fields, config

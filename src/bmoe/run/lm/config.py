@@ -18,6 +18,7 @@ from typing import Any
 
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.lm.config import LMConfig, LMConfigError
+from bmoe.lm.optim import cosine_lr
 from bmoe.run.config import RunConfig, declared_fields
 from bmoe.run.config_checks import ConfigError, check_value
 from bmoe.run.settings.lm import LM_SETTINGS, LM_SETTINGS_BY_NAME
@@ -49,6 +50,11 @@ class LMSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def lr(self, step: int) -> float:
+        """The learning rate of round ``step``: nanoGPT's warmup and cosine decay."""
+        s: Any = self
+        return cosine_lr(step, s.max_lr, s.warmup, s.decay_steps, s.min_lr)
 
     def model_config(self, vocab_size: int) -> LMConfig:
         """The model these settings describe, for a tokenizer of ``vocab_size``."""

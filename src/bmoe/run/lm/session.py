@@ -33,7 +33,6 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
-from bmoe.lm.optim import cosine_lr
 from bmoe.protocol.edges import InProcessEdges
 from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
 from bmoe.protocol.lm.trusted import assemble, initial_objects
@@ -50,6 +49,7 @@ CONFIG_FILE = "lm.json"
 HISTORY_FILE = "history.json"
 STORE_DIR = "store"
 CHAIN_FILE = "chain.sqlite"
+HEAD_FILE = "head.json"
 RoundCallback = Callable[[LMRoundOutcome, float], None]  # the round's outcome and its learning rate
 
 
@@ -72,7 +72,7 @@ def open_run_dir(run_dir: Path) -> Iterator[None]:
         raise ConfigError(f"{run_dir} is not a directory")
     existed = run_dir.exists()
     entries = set(run_dir.iterdir()) if existed else set()
-    if any((run_dir / name).exists() for name in (CHAIN_FILE, CONFIG_FILE, STORE_DIR)):
+    if any((run_dir / name).exists() for name in (CHAIN_FILE, CONFIG_FILE, STORE_DIR, HEAD_FILE)):
         raise ConfigError(f"{run_dir} already holds a run; resuming a language model's run is not supported yet: "
                           "choose a new --run-dir")
     try:
@@ -116,7 +116,7 @@ class LMSession:
         torch.set_num_threads(run.threads)
         self.store: BlobStore = DirectoryStore(run_dir / STORE_DIR) if run_dir is not None else MemoryStore()
         keeps = framework_of(run.framework).keeps_ledger
-        chain = ChainStore(run_dir / CHAIN_FILE) if run_dir is not None and keeps else None
+        chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
         self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps)
         self.tokenizer_cid = self.store.put(tokenizer)
@@ -151,8 +151,7 @@ class LMSession:
         self.node.seal(timestamp=0)
 
     def lr(self, step: int) -> float:
-        s: Any = self.config.lm
-        return cosine_lr(step, s.max_lr, s.warmup, s.decay_steps, s.min_lr)
+        return self.config.lm.lr(step)
 
     def batch(self, ids: torch.Tensor, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Seeded random windows of ``ids`` (B, T) and their next tokens: the seed, the stream (0: training,
