@@ -65,6 +65,15 @@ def test_loading_leaves_the_callers_random_generator_alone(tmp_path: Path) -> No
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_a_bfloat16_checkpoint_is_read_into_float32(tmp_path: Path) -> None:
+    save_pretrained(tiny_model(), tmp_path / "ckpt")
+    rewrite_tensors(tmp_path / "ckpt", lambda t: t.update({k: v.to(torch.bfloat16) for k, v in t.items()}))
+    stored, _ = deserialize_tensors((tmp_path / "ckpt" / WEIGHTS_FILE).read_bytes())
+    loaded = load_pretrained(tmp_path / "ckpt").state_dict()
+    assert all(loaded[name].dtype == torch.float32 and torch.equal(loaded[name], tensor.float())
+               for name, tensor in stored.items())
+
+
 def rewrite_config(directory: Path, **changes: object) -> None:
     path = directory / CONFIG_FILE
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
@@ -94,6 +103,9 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {  # how a checkpoint is
     "unknown tensor": (lambda d: rewrite_tensors(d, lambda t: t.update({"model.extra.weight": torch.zeros(2)})),
                        "model.extra.weight"),
     "missing tensor": (lambda d: rewrite_tensors(d, lambda t: t.pop(ROUTER)), ROUTER),
+    "both layouts": (lambda d: rewrite_tensors(d, lambda t: t.update({ROUTER.replace("block_sparse_moe", "mlp"):
+                                                                       torch.zeros(4, 32)})),
+                     f"{ROUTER} is given twice"),
     "integer tensor": (lambda d: rewrite_tensors(d, lambda t: t.update({ROUTER: torch.zeros(4, 32, dtype=torch.int8)})),
                        "not a floating-point tensor"),
 }

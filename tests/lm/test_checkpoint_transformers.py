@@ -13,6 +13,9 @@ of CPU, hence the allowance of the fast tier's guard.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,7 @@ from bmoe.lm.model import MoETransformer
 from tests.lm.tiny_models import TINY, random_tokens, spread, tiny_model
 
 ATOL = 1e-5  # float32; see the module docstring
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "lm.md"
 IMPORTS_TRANSFORMERS = pytest.mark.witness(seconds=20)  # the first test of a run pays transformers' import
 
 
@@ -117,3 +121,17 @@ def test_a_transformers_checkpoint_saved_again_by_bmoe_keeps_its_tensors_and_the
     hf_original = hf_load(transformers, tmp_path / "hf")
     original = hf_original.state_dict()
     assert all(torch.equal(tensor, original[name]) for name, tensor in hf_once.state_dict().items())
+
+
+@IMPORTS_TRANSFORMERS
+def test_the_docs_snippets_write_a_checkpoint_that_transformers_loads(
+        transformers: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = DOCS.read_text().split("## Checkpoints (Hugging Face)\n", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(snippets) == 2
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for snippet in snippets:
+            exec(compile(snippet, str(DOCS), "exec"), {"__name__": "docs"})
+    assert out.getvalue() == "torch.Size([1, 3, 65])\n"
