@@ -20,6 +20,11 @@ class LMConfigError(ValueError):
     """A model shape that cannot be built; the message names the field."""
 
 
+def _is_number(value: object) -> bool:
+    """An int or a float, not a bool (a string from a hand-edited config.json is not compared with 0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class LMConfig:
     """A decoder-only MoE transformer: L blocks of RMSNorm -> attention (RoPE, grouped-query heads as an option)
@@ -59,10 +64,10 @@ class LMConfig:
             raise LMConfigError(f"num_experts_per_tok {self.num_experts_per_tok} must be at most num_local_experts "
                                 f"{self.num_local_experts}")
         for name in ("rope_theta", "rms_norm_eps"):
-            if not getattr(self, name) > 0:
+            if not _is_number(getattr(self, name)) or not getattr(self, name) > 0:
                 raise LMConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("router_aux_loss_coef", "router_z_loss_coef"):
-            if not getattr(self, name) >= 0:
+            if not _is_number(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise LMConfigError(f"{name} must be non-negative, got {getattr(self, name)!r}")
 
     @property
@@ -97,13 +102,21 @@ class LMConfig:
             raise LMConfigError(f"model_type {config.get('model_type')!r} is not mixtral")
         if config.get("hidden_act", "silu") != "silu":
             raise LMConfigError(f"hidden_act {config['hidden_act']!r}: only silu (SwiGLU experts) is implemented")
-        if config.get("sliding_window") not in (None, 0) and config["sliding_window"] < config.get(
-                "max_position_embeddings", 0):
-            raise LMConfigError("sliding-window attention is not implemented")
+        window, context = config.get("sliding_window"), config.get("max_position_embeddings", 0)
+        if window not in (None, 0) and (not _is_number(window) or not _is_number(context) or window < context):
+            raise LMConfigError(f"sliding_window {window!r} is shorter than the context {context!r}: "
+                                "sliding-window attention is not implemented")
         head_dim = config.get("head_dim")
         if head_dim not in (None, config.get("hidden_size", 0) // max(1, config.get("num_attention_heads", 1))):
             raise LMConfigError(f"head_dim {head_dim} must be hidden_size / num_attention_heads")
+        rope = config.get("rope_parameters") or {}  # transformers 5 keeps rope_theta here, 4.x at the top level
+        if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default" or config.get("rope_scaling"):
+            raise LMConfigError("scaled rotary embeddings are not implemented (rope_parameters or rope_scaling "
+                                "other than the default)")
         names = {field.name for field in dataclasses.fields(cls)}
         if "vocab_size" not in config:
             raise LMConfigError("config.json has no vocab_size")
-        return cls(**{name: config[name] for name in names if name in config})
+        fields = {name: config[name] for name in names if name in config}
+        if "rope_theta" in rope:
+            fields["rope_theta"] = rope["rope_theta"]
+        return cls(**fields)
