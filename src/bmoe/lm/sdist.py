@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bmoe.atomic_write import write_atomically
 from bmoe.data.errors import DataError
 from bmoe.fileio import read_regular_file
 
@@ -129,19 +129,8 @@ def _bounded_get(pin: PinnedSdist, client: httpx.Client, url: str) -> bytes:
 
 
 def _write_atomically(pin: PinnedSdist, target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` by a temporary file beside it and a rename: all of it or nothing."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            os.fchmod(handle, 0o644)  # a cache readable like any downloaded file, not mkstemp's 0600
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
     except OSError as err:
         raise DataError(f"{pin.label}: cannot write the cache {target}: {err.strerror or err}") from None
