@@ -32,6 +32,7 @@ def test_data_prints_the_split_the_held_out_works_and_the_tokenizer(shakespeare:
 
 @pytest.mark.parametrize(("flags", "needles"), [
     (["--tokenizer", "word"], ["--tokenizer", "'word' is not one of 'char', 'bpe'"]),
+    (["--corpus", "tiny"], ["--corpus", "'tiny' is not one of 'shakespeare', 'brown'"]),
     (["--vocab-size", "512"], ["--vocab-size has no effect without --tokenizer bpe"]),
     (["--tokenizer", "bpe", "--vocab-size", "100"], ["--vocab-size", "256<=x<=65536"]),
 ])
