@@ -20,13 +20,13 @@ import os
 import re
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
 
+from bmoe.atomic_write import write_atomically
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.errors import LedgerError
 
@@ -168,19 +168,7 @@ def save_identity(path: str | os.PathLike[str], identity: Identity) -> None:
     It is written to a temporary file in the same directory and renamed into place,
     so a crash leaves either the old file or the new one.
     """
-    target = Path(path)
-    data = _identity_bytes(identity)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, _identity_bytes(identity), mode=0o600)
 
 
 def load_identity(path: str | os.PathLike[str]) -> Identity:

