@@ -75,18 +75,3 @@ def read_regular_text(path: str | os.PathLike[str], limit: int = SMALL_FILE_LIMI
     """:func:`read_regular_file` decoded as UTF-8 (``UnicodeDecodeError`` if it is not)."""
     return read_regular_file(path, limit).decode("utf-8")
 
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it and ``os.replace``: a reader sees the old
-    file or the new one, never a torn one."""
-    temporary = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

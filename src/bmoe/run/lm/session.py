@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
+from bmoe.atomic_write import write_atomically
 from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
-from bmoe.fileio import write_text_atomic
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.lm.config import LMConfig
@@ -135,7 +135,7 @@ class LMSession:
         self.history = LMHistory()
         self.step = 0
         if run_dir is not None:
-            write_text_atomic(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+            write_atomically(run_dir / CONFIG_FILE, _json_bytes(config.to_dict()))
 
     def _write_genesis(self) -> None:
         run, ids = self.config.run, self.ids
@@ -209,7 +209,7 @@ class LMSession:
 
     def _save_history(self) -> None:
         if self.run_dir is not None:
-            write_text_atomic(self.run_dir / HISTORY_FILE, json.dumps(self.history.to_dict(), indent=1) + "\n")
+            write_atomically(self.run_dir / HISTORY_FILE, _json_bytes(self.history.to_dict()))
 
     def head_hash(self) -> str:
         return self.node.view().head
@@ -217,3 +217,7 @@ class LMSession:
     def close(self) -> None:
         if self.node.chain is not None:
             self.node.chain.close()
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=1, sort_keys=True) + "\n").encode()
