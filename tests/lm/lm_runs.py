@@ -16,8 +16,8 @@ TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the m
 CHARS = sorted(set(TEXT))
 IDS = torch.tensor([CHARS.index(c) for c in TEXT], dtype=torch.int64)
 TINY_LM: dict[str, Any] = dict(layers=2, hidden_size=32, intermediate_size=48, heads=4, kv_heads=2, lm_experts=4,
-                               lm_top_k=2, context=16, steps=4, sequences=4, eval_every=100, eval_batches=2, warmup=2,
-                               decay_steps=4)
+                               lm_top_k=2, context=16, steps=4, sequences=4, validation_every=100,
+                               validation_batches=2, warmup=2, decay_steps=4)
 
 
 def tiny_session(lm: dict[str, Any] | None = None, **run: Any) -> LMSession:

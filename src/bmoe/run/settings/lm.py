@@ -11,9 +11,7 @@ Must not know: click (``cli/lm/train.py`` reads the flags off these), the round,
 from __future__ import annotations
 
 from bmoe.run.settings.limits import MAX_BATCH, MAX_HIDDEN, MAX_PARTIES, MAX_ROUNDS, MAX_STEP
-from bmoe.run.settings.setting import Flag, Setting
-
-LM_TRAIN = "lm train"
+from bmoe.run.settings.setting import LM_TRAIN, Flag, Setting
 
 
 def _shown() -> dict[str, Flag]:
@@ -21,10 +19,12 @@ def _shown() -> dict[str, Flag]:
 
 
 LM_SETTINGS = (
+    Setting("corpus", "str", "shakespeare", "the complete Shakespeare (the issue); brown: 15 genres for experts to "
+            "specialise on", help="shakespeare | brown", choices=("shakespeare", "brown"), flags=_shown()),
     Setting("tokenizer", "str", "char", "character level: exactly reversible, tiny embeddings (the issue)",
             help="char | bpe (byte-level BPE trained offline with `tokenizers`)", choices=("char", "bpe"),
             flags=_shown()),
-    Setting("bpe_vocab", "int", 512, "a small BPE vocabulary for a 5 M-character corpus",
+    Setting("bpe_vocab", "int", 1024, "bmoe lm data's default: about 2.4 characters per token on Shakespeare",
             help="vocabulary size of the BPE tokenizer", low=260, high=MAX_HIDDEN, flags=_shown()),
     Setting("layers", "int", 4, "nanoGPT's CPU configuration", help="transformer layers L", low=1, high=64,
             flags=_shown()),
@@ -59,9 +59,10 @@ LM_SETTINGS = (
     Setting("warmup", "int", 100, "nanoGPT's warmup", help="warmup rounds", low=0, high=MAX_ROUNDS, flags=_shown()),
     Setting("decay_steps", "int", 2000, "nanoGPT: decay over the whole run", help="rounds of the cosine decay",
             low=1, high=MAX_ROUNDS, flags=_shown()),
-    Setting("eval_every", "int", 250, "a validation point every 250 rounds", help="rounds between validations",
-            low=1, high=MAX_ROUNDS, recorded=False, flags=_shown()),
-    Setting("eval_batches", "int", 20, "20 x 12 x 64 = 15 k held-out characters per point",
-            help="validation batches per point", low=1, high=MAX_ROUNDS, recorded=False, flags=_shown()),
+    Setting("validation_every", "int", 250, "a validation point every 250 rounds", help="rounds between validations",
+            low=1, high=MAX_ROUNDS, recorded=False, flags={LM_TRAIN: Flag(("--eval-every",))}),
+    Setting("validation_batches", "int", 20, "20 x 12 x 64 = 15 k held-out characters per point",
+            help="validation batches per point", low=1, high=MAX_ROUNDS, recorded=False,
+            flags={LM_TRAIN: Flag(("--eval-batches",))}),
 )
 LM_SETTINGS_BY_NAME = {setting.name: setting for setting in LM_SETTINGS}

@@ -19,7 +19,7 @@ from click.core import ParameterSource
 
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.settings.registry import shown_in
-from bmoe.run.settings.setting import INFER, PYTHON_TYPES, TRAIN, Setting
+from bmoe.run.settings.setting import IN_PLACE, INFER, PYTHON_TYPES, TRAIN, Setting
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,7 @@ def options_of(settings: Iterable[Setting], command: str) -> Callable[[F], F]:
 def _option(setting: Setting, command: str) -> Callable[[F], F]:
     flag = setting.flags[command]
     names = setting.flag_names(command)
-    in_place = command == TRAIN
+    in_place = command in IN_PLACE
     help_text = flag.help or setting.help
     if not in_place:
         shown = OVERLAY_DEFAULT.get(command, flag.shown_default or _shown(setting, names[0]))

@@ -20,6 +20,8 @@ from typing import Any
 TRAIN = "train"  # every setting with its default in place; a --config file overrides the defaults
 CLUSTER_UP = "cluster up"  # flags override a base config (--config), so each flag's default is None: not given
 INFER = "infer"  # flags override the run directory's config, as cluster up's do
+LM_TRAIN = "lm train"  # a language model's settings (run/settings/lm.py), each default in place as under train
+IN_PLACE = frozenset({TRAIN, LM_TRAIN})  # commands whose options hold the settings' defaults (not overlays)
 
 
 @dataclass(frozen=True)
