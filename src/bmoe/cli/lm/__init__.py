@@ -14,6 +14,11 @@ LM_COMMANDS = {
                         "its hash and cache it; print the train/validation split."),
     "train": LazyCommand("bmoe.cli.lm.train:train_command", "Train a Mixture-of-Experts language model through "
                          "B-MoE on the complete Shakespeare."),
+    "sample": LazyCommand("bmoe.cli.lm.sample:sample_command", "Generate text from the model a run's ledger holds."),
+    "export": LazyCommand("bmoe.cli.lm.checkpoint:export_command", "Write the model a run's ledger holds as a "
+                          "transformers-compatible Mixtral checkpoint."),
+    "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
+                          "shape and the CIDs its objects would have on a ledger."),
 }
 
 

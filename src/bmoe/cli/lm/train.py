@@ -24,12 +24,15 @@ from bmoe.run.settings.setting import LM_TRAIN, TRAIN
               help="a new run directory (chain, store, settings, curves)")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@click.option("--init", "init_dir", type=click.Path(path_type=Path), default=None,
+              help="start from a Mixtral checkpoint (bmoe lm export's): its weights, shape and tokenizer")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @options_of(LM_SETTINGS, LM_TRAIN)
 @options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
 @comparison_options
-def train_command(run_dir: Path, cache_dir: Path | None, quiet: bool, comparison: str | None, bound: float | None,
-                  update_bound: float | None, bound_from: Path | None, force_bound: bool, **values: Any) -> None:
+def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, quiet: bool, comparison: str | None,
+                  bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
+                  **values: Any) -> None:
     """Train a Mixture-of-Experts language model through B-MoE on the complete Shakespeare."""
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.text import load_text
@@ -37,19 +40,52 @@ def train_command(run_dir: Path, cache_dir: Path | None, quiet: bool, comparison
     lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
     run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
                                                                   force_bound)}
+    initial, tokenizer = None, None
+    if init_dir is not None:
+        initial, tokenizer = _checkpoint(init_dir, lm)
     config = LMRunConfig.build(lm, run)
-    text = load_text(config.lm, cache_dir)
-    _train(config, text, run_dir, quiet)
+    text = load_text(config.lm, cache_dir, tokenizer)
+    _train(config, text, run_dir, quiet, initial)
 
 
-def _train(config: Any, text: Any, run_dir: Path, quiet: bool) -> None:
+# the settings a checkpoint fixes, and its config's names for them
+SHAPE = {"layers": "num_hidden_layers", "hidden_size": "hidden_size", "intermediate_size": "intermediate_size",
+         "heads": "num_attention_heads", "kv_heads": "num_key_value_heads", "lm_experts": "num_local_experts",
+         "lm_top_k": "num_experts_per_tok", "context": "max_position_embeddings",
+         "tie_embeddings": "tie_word_embeddings", "aux_loss": "router_aux_loss_coef", "z_loss": "router_z_loss_coef"}
+
+
+def _checkpoint(init_dir: Path, lm: dict[str, Any]) -> tuple[Any, Any]:
+    """A checkpoint's model and tokenizer; its shape replaces the settings' (a shape flag given too is refused)."""
+    from click.core import ParameterSource
+
+    from bmoe.cli.lm.checkpoint import TOKENIZER_FILE, read_checkpoint
+    from bmoe.lm.tokenizer import tokenizer_from_bytes
+
+    context = click.get_current_context()
+    given = [name for name in SHAPE if context.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if given:
+        fail(f"--init {init_dir} fixes the model's shape: do not give {', '.join(given)} with it")
+    model, tokenizer_bytes = read_checkpoint(init_dir)
+    if tokenizer_bytes is None:
+        fail(f"{init_dir} has no {TOKENIZER_FILE}: a run needs the tokenizer the weights were trained with")
+    tokenizer = tokenizer_from_bytes(tokenizer_bytes)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        fail(f"{init_dir}: the tokenizer's {tokenizer.vocab_size} tokens are not the model's vocabulary "
+             f"{model.config.vocab_size}")
+    lm.update({name: getattr(model.config, field) for name, field in SHAPE.items()})
+    lm["tokenizer"] = tokenizer.name
+    return model, tokenizer
+
+
+def _train(config: Any, text: Any, run_dir: Path, quiet: bool, initial: Any = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bmoe.run.lm.session import LMSession, open_run_dir
 
     with open_run_dir(run_dir):
         session = LMSession(config, text.tokenizer.to_bytes(), text.tokenizer.vocab_size, text.train_ids,
-                            text.validation_ids, run_dir)
+                            text.validation_ids, run_dir, initial)
     steps = config.lm.steps
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"), TimeElapsedColumn(),

@@ -47,6 +47,7 @@ from bmoe.verify.framework import framework_of
 
 CONFIG_FILE = "lm.json"
 HISTORY_FILE = "history.json"
+MODEL_FILE = "model.json"  # a traditional run's model (it keeps no chain): the CIDs it holds
 STORE_DIR = "store"
 CHAIN_FILE = "chain.sqlite"
 HEAD_FILE = "head.json"
@@ -95,7 +96,8 @@ class LMSession:
     ``tokenizer``: the tokenizer's saved bytes (stored by CID, named in the model's manifest)."""
 
     def __init__(self, config: LMRunConfig, tokenizer: bytes, vocab_size: int, train_ids: torch.Tensor,
-                 validation_ids: torch.Tensor, run_dir: Path | None = None) -> None:
+                 validation_ids: torch.Tensor, run_dir: Path | None = None,
+                 initial: MoETransformer | None = None) -> None:
         self.config = config
         run = config.run
         if run.consensus != "pow":
@@ -119,8 +121,10 @@ class LMSession:
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
         self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps)
+        if initial is not None and initial.config != self.model_config:
+            raise ConfigError(f"the initial model's shape {initial.config} is not the settings' {self.model_config}")
         self.tokenizer_cid = self.store.put(tokenizer)
-        self._write_genesis()
+        self._write_genesis(initial)
         node, ids = self.node, self.ids
         self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
         self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
@@ -137,9 +141,9 @@ class LMSession:
         if run_dir is not None:
             write_atomically(run_dir / CONFIG_FILE, _json_bytes(config.to_dict()))
 
-    def _write_genesis(self) -> None:
+    def _write_genesis(self, initial: MoETransformer | None) -> None:
         run, ids = self.config.run, self.ids
-        model = build_model(self.model_config, run.seed)
+        model = initial if initial is not None else build_model(self.model_config, run.seed)
         trusted, experts = initial_objects(model, self.model_config, self.tokenizer_cid)
         gate_cid = self.store.put(trusted)
         expert_cids = [self.store.put(data) for data in experts]
@@ -210,6 +214,10 @@ class LMSession:
     def _save_history(self) -> None:
         if self.run_dir is not None:
             write_atomically(self.run_dir / HISTORY_FILE, _json_bytes(self.history.to_dict()))
+            if not framework_of(self.config.run.framework).keeps_ledger:
+                state = self.node.view()
+                write_atomically(self.run_dir / MODEL_FILE, _json_bytes({"gate_cid": state.gate_cid,
+                                                                         "expert_cids": state.expert_cids}))
 
     def head_hash(self) -> str:
         return self.node.view().head

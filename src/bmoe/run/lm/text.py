@@ -24,10 +24,12 @@ class LMText:
     characters_per_token: float  # of the validation text: bits per character = bits per token / this
 
 
-def load_text(settings: Any, cache_dir: Path | None = None) -> LMText:
-    """The settings' corpus (fetched and checked, or cached), tokenized as they say."""
+def load_text(settings: Any, cache_dir: Path | None = None, tokenizer: Tokenizer | None = None) -> LMText:
+    """The settings' corpus (fetched and checked, or cached), tokenized as they say (or by ``tokenizer``: a
+    checkpoint's)."""
     corpus = load_corpus(settings.corpus, cache_dir)
-    vocab = settings.bpe_vocab if settings.tokenizer == "bpe" else None
-    tokenizer = tokenizer_for_corpus(corpus, settings.tokenizer, vocab)
+    if tokenizer is None:
+        vocab = settings.bpe_vocab if settings.tokenizer == "bpe" else None
+        tokenizer = tokenizer_for_corpus(corpus, settings.tokenizer, vocab)
     train, validation = encode_corpus(tokenizer, corpus.train_text), encode_corpus(tokenizer, corpus.validation_text)
     return LMText(tokenizer, train, validation, len(corpus.validation_text) / max(1, validation.numel()))
