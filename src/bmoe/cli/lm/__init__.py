@@ -17,6 +17,8 @@ LM_COMMANDS = {
     "sample": LazyCommand("bmoe.cli.lm.sample:sample_command", "Generate text from the model a run's ledger holds."),
     "export": LazyCommand("bmoe.cli.lm.checkpoint:export_command", "Write the model a run's ledger holds as a "
                           "transformers-compatible Mixtral checkpoint."),
+    "attacks": LazyCommand("bmoe.cli.lm.attacks:attacks_command", "Train a language model among colluding attackers "
+                           "through B-MoE and the traditional deployment; plot both."),
     "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
                           "shape and the CIDs its objects would have on a ledger."),
 }
