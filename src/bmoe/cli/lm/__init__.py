@@ -19,6 +19,8 @@ LM_COMMANDS = {
                           "transformers-compatible Mixtral checkpoint."),
     "attacks": LazyCommand("bmoe.cli.lm.attacks:attacks_command", "Train a language model among colluding attackers "
                            "through B-MoE and the traditional deployment; plot both."),
+    "calibrate": LazyCommand("bmoe.cli.lm.calibrate:calibrate_command", "Measure honest divergence of a language "
+                             "model's expert calls across the fleet, per layer."),
     "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
                           "shape and the CIDs its objects would have on a ledger."),
 }

@@ -30,10 +30,13 @@ from bmoe.moe.payloads import PayloadError, decode_result, encode_gradient, enco
 from bmoe.protocol.lm.layers import (
     LayerPass,
     backpropagate,
+    descaled,
     enter_layer,
+    gradient_scale,
     input_gradient,
     leave_layer,
     output_gradients,
+    scaled,
 )
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.storage import BlobStore, StorageError, cid_of
@@ -109,7 +112,7 @@ class LMReplay:
             if r.g_out is None:
                 r.g_out = self._loss_gradient(r)
             r.grads = output_gradients(r.passes[layer], r.g_out)
-            grads = r.grads
+            grads = scaled(r.grads, gradient_scale(int(r.passes[layer].x.shape[0])))
         p = r.passes[layer]
         data = encode_layer_activation(p.routing.experts, p.routing.weights, p.x, grads)
         _same("activation_cid", tx.payload["activation_cid"], cid_of(data))
@@ -131,7 +134,7 @@ class LMReplay:
             summed = summed.index_add(0, p.groups[slot], rows_grad)
         _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(summed)))
         assert r.g_out is not None
-        r.g_in = backpropagate(p, r.g_out, input_gradient(p, accepted))
+        r.g_in = backpropagate(p, r.g_out, input_gradient(p, descaled(accepted, gradient_scale(int(p.x.shape[0])))))
         r.accepted_backward = set(accepted)
 
     def _gate_update(self, tx: Transaction) -> None:

@@ -10,9 +10,10 @@ same batch of token sequences (the publisher's, by CID), one block for the round
   escalation included, exactly as a classifier's expert; the accepted outputs are mixed into the stream.
 - the loss of the final stream, at the validators;
 - **backward, layer l**, from the top (a task of kind ``train``, ``train-RRRRRR-bL``): the activation adds each
-  routed slot's dL/d(output); each edge's result is dL/d(input) of its calls, decided like any result and summed
-  into the stream's gradient; the ``gate_update`` records the round's loss, the output gradients of the accepted
-  calls by CID and the trusted part's CID (its AdamW step is taken, and recorded, in the last backward task, layer
+  routed slot's dL/d(output) (times a power of two, ``layers.gradient_scale``, so the answers are of order one);
+  each edge's result is dL/d(input) of its calls, decided like any result and summed into the stream's gradient;
+  the ``gate_update`` records the round's loss, the output gradients of the accepted calls by CID and the trusted
+  part's CID (its AdamW step is taken, and recorded, in the last backward task, layer
   0, when every gradient is in); the edges then step their experts (AdamW, ``lm/optim.py``) and the updates are
   decided by digest (or by the comparison in force) and recorded as the experts' new CIDs.
 
@@ -37,10 +38,13 @@ from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.protocol.lm.layers import (
     LayerPass,
     backpropagate,
+    descaled,
     enter_layer,
+    gradient_scale,
     input_gradient,
     leave_layer,
     output_gradients,
+    scaled,
 )
 from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
@@ -162,7 +166,8 @@ class _LMRound:
             task = self.tasks[config.num_hidden_layers + position]
             p.node.submit(task)
             grads = output_gradients(layer, g_out)
-            dx = self._expert_calls(task, layer, grads, LMValidator.summed)
+            scale = gradient_scale(int(layer.x.shape[0]))
+            dx = descaled(self._expert_calls(task, layer, scaled(grads, scale), LMValidator.summed), scale)
             g_in = backpropagate(layer, g_out, input_gradient(layer, dx))
             if layer.layer == 0:
                 embedded.backward(g_in)

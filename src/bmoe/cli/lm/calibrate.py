@@ -1,0 +1,44 @@
+"""``bmoe lm calibrate``: honest divergence of a language model's expert calls on a mixed fleet, per layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bmoe.console import console, results_table
+from bmoe.run.settings.lm import LM_SETTINGS
+from bmoe.run.settings.options import given_settings, options_of
+from bmoe.run.settings.registry import SETTINGS
+from bmoe.run.settings.setting import LM_TRAIN, TRAIN
+
+
+@click.command("calibrate")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write the measurements as JSON here")
+@options_of(LM_SETTINGS, LM_TRAIN)
+@options_of(tuple(SETTINGS[name] for name in ("fleet", "num_edges", "seed", "threads")), TRAIN)
+def calibrate_command(cache_dir: Path | None, out: Path | None, **values: Any) -> None:
+    """Measure honest divergence of a language model's expert calls across the fleet, per layer."""
+    from bmoe.experiments.lm_calibration import MARGIN, measure, one_bound_fits, recommended
+    from bmoe.run.lm.config import LMRunConfig
+    from bmoe.run.lm.text import load_text
+
+    lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    config = LMRunConfig.build(lm, {**given_settings(TRAIN, values), "difficulty": 0})
+    divergence = measure(config, load_text(config.lm, cache_dir))
+    rows = [{**row, "largest": f"{row['largest']:.3g}"} for row in divergence.rows()]
+    console.print(results_table(f"largest honest distance, fleet {config.run.fleet or 'default'}", rows, [
+        ("direction", "task"), ("layer", "layer"), ("phase", "phase"), ("largest", "largest distance")]))
+    result_bound, update_bound = recommended(divergence)
+    console.print(f"{divergence.pairs} pairs of honest answers measured; with a margin of {MARGIN:g}: "
+                  f"--comparison tolerance --bound {result_bound:.3g} --update-bound {update_bound:.3g}")
+    for phase in ("result", "update"):
+        fits = one_bound_fits(divergence, phase)
+        console.print(f"{phase}: {'one bound fits every layer' if fits else 'layers differ by more than the margin'}")
+    if out is not None:
+        out.write_text(json.dumps({"rows": divergence.rows(), "pairs": divergence.pairs,
+                                   "result_bound": result_bound, "update_bound": update_bound}, indent=1) + "\n")
