@@ -50,7 +50,8 @@ def test_a_seeded_run_gives_the_same_head_hash_twice_and_another_seed_another() 
     assert other.head_hash() != first.head_hash()
 
 
-@pytest.mark.parametrize("attack", ["sign_flip", "gaussian"])
+@pytest.mark.parametrize("attack", ["sign_flip", "gaussian", "gaussian_persistent", "scale", "replay", "random",
+                                    "withhold"])
 def test_an_honest_majority_trains_the_clean_runs_model_and_the_liars_are_recorded(attack: str) -> None:
     clean = tiny_session(lm={"steps": 3})
     clean.train()
@@ -61,7 +62,17 @@ def test_an_honest_majority_trains_the_clean_runs_model_and_the_liars_are_record
     assert sum(r["misbehaviour"] for r in history.rounds) > 0
     records = attacked.node.view().edge_records
     liars = [edge.address for edge in attacked.edges if edge.behaviour.malicious]
-    assert liars and all(records[address].dissent > 0 for address in liars)
+    assert liars and all(records[address].dissent + records[address].withheld > 0 for address in liars)
+
+
+def test_a_bound_hugging_attacker_stays_within_the_tolerance_and_the_model_stays_the_clean_one() -> None:
+    bounds = {"comparison": "tolerance", "result_bound": 1e-4, "update_bound": 1e-5}
+    clean = tiny_session(lm={"steps": 2}, **bounds)
+    clean.train()
+    hugging = tiny_session(lm={"steps": 2}, malicious_ratio=0.4, attack="bound_hug", **bounds)
+    hugging.train()
+    # the huggers join the honest group, whose element-wise median is the honest majority's value
+    assert max_difference(hugging.ledger_model(), clean.ledger_model()) == 0.0
 
 
 def test_the_traditional_deployment_takes_an_attackers_results() -> None:
