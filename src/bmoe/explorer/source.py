@@ -65,7 +65,8 @@ def fingerprint(source: Source) -> tuple[tuple[int, int], ...]:
     return _stamp(source.watched())
 
 
-def _chain_files(chain: Path) -> list[Path]:
+def chain_files(chain: Path) -> list[Path]:
+    """A chain file and its write-ahead log."""
     return [chain, chain.with_name(chain.name + WAL_SUFFIX)]
 
 
@@ -83,7 +84,7 @@ class RunSource:
         self.label = f"run {run_dir.resolve().name}"
 
     def watched(self) -> list[Path]:
-        return [*_chain_files(self.run_dir / CHAIN_FILE), self.run_dir / METRICS_FILE, self.run_dir / CONFIG_FILE]
+        return [*chain_files(self.run_dir / CHAIN_FILE), self.run_dir / METRICS_FILE, self.run_dir / CONFIG_FILE]
 
     def audit(self) -> tuple[AuditReport, Path]:
         return audit_run_dir(self.run_dir, ()), self.run_dir / CHAIN_FILE
@@ -128,7 +129,7 @@ class ClusterSource:
         return [cluster.run_dir(record) / CHAIN_FILE for record in cluster.by_role("validator")]
 
     def watched(self) -> list[Path]:
-        return [path for chain in self._chains() for path in _chain_files(chain)]
+        return [path for chain in self._chains() for path in chain_files(chain)]
 
     def audit(self) -> tuple[AuditReport, Path]:
         """Every validator's chain audited against the storage nodes (they must agree); the longest one."""
