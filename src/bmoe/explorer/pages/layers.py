@@ -7,7 +7,9 @@ from __future__ import annotations
 from bmoe.explorer.html import Html, join, link, row, section, table, tag
 from bmoe.explorer.lm_index import LayerRouting, Manifest, layer_routing
 from bmoe.explorer.pages.view import NotFound, View, task_link
-from bmoe.explorer.svg import PALETTE, bar_chart
+from bmoe.explorer.svg import PALETTE, Series, bar_chart, line_chart
+
+LATEST = 50  # rounds a layer's table lists (the newest); its sums, and the charts, cover every round
 
 
 def _heat(count: int, tokens: int, top_k: int) -> Html:
@@ -26,9 +28,11 @@ def _routing_table(layer: LayerRouting, manifest: Manifest) -> Html:
                  for j in range(config.num_local_experts)))
     rows = [tag("tr", tag("td", r.task.round), tag("td", task_link(r.task.task_id)), tag("td", r.tokens),
                 Html("".join(_heat(count, r.tokens, top_k) for count in r.counts)))
-            for r in layer.tasks]
+            for r in layer.tasks[-LATEST:]]
     tokens = sum(r.tokens for r in layer.tasks)
-    total = tag("tr", tag("th", "all"), tag("th", f"{len(layer.tasks)} tasks"), tag("th", tokens),
+    total = tag("tr", tag("th", "all"), tag("th", f"{len(layer.tasks)} tasks"
+                                                  + (f" (the latest {LATEST} listed)" if len(layer.tasks) > LATEST
+                                                     else "")), tag("th", tokens),
                 Html("".join(_heat(count, tokens, top_k) for count in layer.totals)))
     return tag("table", head, join(rows), total, id=f"routing-{layer.layer}")
 
@@ -63,5 +67,11 @@ def layers(view: View) -> Html:
                           title=f"Layer {layer.layer}: share of tokens routed, all rounds", x_label="expert",
                           y_label="routed tokens / tokens", colors=[PALETTE[layer.layer % len(PALETTE)]] *
                           config.num_local_experts, width=420, id_=f"routing-chart-{layer.layer}")
-        parts.append(section(f"Layer {layer.layer}", row(_routing_table(layer, manifest), chart)))
+        per_round = line_chart([Series(f"expert {j}", [(float(r.task.round), r.counts[j] / r.tokens)
+                                                       for r in layer.tasks if r.kind == "train"])
+                                for j in range(config.num_local_experts)],
+                               title=f"Layer {layer.layer}: activation ratio per training round", x_label="round",
+                               y_label="routed tokens / tokens", y_range=(0.0, None), width=560,
+                               id_=f"routing-rounds-{layer.layer}")
+        parts.append(section(f"Layer {layer.layer}", row(_routing_table(layer, manifest), chart, per_round)))
     return view.page("Routing by layer", join(parts), active="/layers")

@@ -15,6 +15,7 @@ from bmoe.run.config import ConfigError
 from bmoe.run.lm.config import LMRunConfig
 
 HISTORY = "the run's history.json, not on the ledger"
+LATEST = 50  # rounds and validation points the tables list (the newest); the curves show every one
 
 
 def _manifest(view: View, manifest: Manifest | None, why: str) -> Html:
@@ -52,7 +53,7 @@ def _points(rows: list[dict[str, Any]], x: str, y: str) -> list[tuple[float, flo
 
 def _curves(view: View, history: dict[str, list[dict[str, Any]]]) -> Html:
     validation = history["validation"]
-    loss = line_chart([Series("training (ledger)", [(float(r), v) for r, v in round_losses(view.index.tasks)]),
+    loss = line_chart([Series("training", [(float(r), v) for r, v in round_losses(view.index.tasks)]),
                        Series("validation", _points(validation, "step", "loss"))],
                       title="Loss per step (nats per token)", x_label="step (rounds trained)", y_label="loss",
                       id_="loss-curve")
@@ -71,8 +72,9 @@ def _rounds(view: View, history: dict[str, list[dict[str, Any]]]) -> Html:
     ledger = dict(round_losses(view.index.tasks))
     columns = ("calls", "accepted", "misbehaviour", "edge_seconds", "edge_total_seconds", "bytes", "round_seconds")
     rows = [[r.get("step"), ledger.get(r["step"]) if isinstance(r.get("step"), int) else None, _number(r.get("lr")),
-             *(_number(r.get(name)) for name in columns)] for r in history["rounds"]]
-    validation = [[r.get("step"), _number(r.get("loss")), _number(r.get("bits"))] for r in history["validation"]]
+             *(_number(r.get(name)) for name in columns)] for r in history["rounds"][-LATEST:]]
+    validation = [[r.get("step"), _number(r.get("loss")), _number(r.get("bits"))]
+                  for r in history["validation"][-LATEST:]]
     return row(table(("round", "loss (ledger)", "lr", "expert calls", "accepted", "misbehaviour records",
                       "busiest edge s", "all edges s", "bytes", "round s"), rows, id_="rounds"),
                table(("step", "validation loss (nats)", "bits per token"), validation, id_="validation"))
@@ -97,7 +99,7 @@ def run(view: View) -> Html:
         settings = None
     body = join([section("Model (the trusted object's manifest)", _manifest(view, manifest, why)),
                  section("Curves", _curves(view, history)),
-                 section(f"Rounds ({HISTORY})", _rounds(view, history)),
+                 section(f"Rounds (the latest {LATEST}; {HISTORY})", _rounds(view, history)),
                  section("Audit", audit_details(view.report)),
                  section("In force (the genesis)", genesis_table(view)),
                  section("Settings (lm.json)", _settings(settings))])
