@@ -58,8 +58,9 @@ class LMRunSource(RunSource):
         report, chain = super().audit()
         path = self.run_dir / LM_FILE
         recorded = report.state.genesis.get("config_hash") if report.state.genesis else None
-        if self.settings().hash() != recorded:
-            raise AuditFailure(f"{path}: settings hash {self.settings().hash()} is not the genesis's "
+        settings_hash = self.settings().hash()
+        if settings_hash != recorded:
+            raise AuditFailure(f"{path}: settings hash {settings_hash} is not the genesis's "
                                f"config_hash {recorded} (the settings of another run?)")
         report.anchored_to.append(f"{path} (the settings hash)")
         report.unanchored = [item for item in report.unanchored  # files a language model's run never writes

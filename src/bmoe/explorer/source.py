@@ -4,7 +4,8 @@ Owns the choice between the two, and reading each through the project's own read
 ``run/audit`` and ``net/cluster/audit`` (the same checks as ``bmoe audit RUN_DIR`` / ``--cluster DIR``), its
 object stores (the run's directory or IPFS node; the cluster's storage nodes, read with the publisher's key),
 the run's ``config.json`` and ``metrics.json``, the cluster's ``cluster.json``. Also what to watch for
-change: the chain files and their write-ahead logs. Must not know HTML or the index.
+change: the chain files and their write-ahead logs. A language model's run directory (``lm.json``) is
+``lm_source``'s, a :class:`RunSource` with its own settings and curves. Must not know HTML or the index.
 """
 
 from __future__ import annotations
