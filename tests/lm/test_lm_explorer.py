@@ -33,6 +33,8 @@ from bmoe.protocol.lm.trusted import decode_trusted
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import LMSession
 from bmoe.storage import DirectoryStore, cid_of
+from tests.cli.helpers import SMALL
+from tests.cli.in_process import bmoe_here as bmoe
 from tests.explorer.browser import ExplorerProcess
 from tests.lm.explorer_pages import Node, parse
 from tests.lm.lm_runs import CHARS, IDS, TINY_LM
@@ -183,6 +185,7 @@ def test_every_page_loads_on_a_language_models_run(client: TestClient, path: str
 
 
 def test_search_and_objects_work_on_a_language_models_run(client: TestClient, run_dir: Path) -> None:
+    assert "Layers" in [a.text() for a in page(client, "/").all("header")[0].all("a")]
     found = client.get("/search", params={"q": "train-000002-b1"}, follow_redirects=False)
     assert found.status_code == 303 and found.headers["location"] == "/task/train-000002-b1"
     gate = head_state(run_dir).gate_cid
@@ -200,6 +203,25 @@ def test_settings_of_another_run_fail_the_audit(run_dir: Path, tmp_path: Path) -
         answer = other.get("/run")
     assert answer.status_code == 422
     assert "settings hash" in parse(answer.text).by_id("finding").text()
+
+
+def test_a_classifiers_run_keeps_its_pages_and_has_no_layers(tmp_path: Path) -> None:
+    result = bmoe("train", "--run-dir", tmp_path / "run", *SMALL, "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    source = run_source(tmp_path / "run")
+    assert not isinstance(source, LMRunSource)
+    with TestClient(make_app(Explorer(source), False)) as classifier:
+        layers = classifier.get("/layers")
+        assert layers.status_code == 404
+        assert "not a language model's run" in parse(layers.text).by_id("not-found").text()
+        run = page(classifier, "/run")
+        assert run.by_id("config") and run.by_id("genesis").pairs()["experts N"] == "4"
+        assert "Layers" not in [a.text() for a in run.all("header")[0].all("a")]
+        experts = page(classifier, "/experts")
+        assert [row[0] for row in experts.by_id("experts").rows()[1:]] == ["0", "1", "2", "3"]
+        with pytest.raises(KeyError):
+            experts.by_id("experts-grid")
+        assert "configured in config.json" in page(classifier, "/edges").text()
 
 
 @pytest.mark.parametrize(("lm_json", "needle"), [
