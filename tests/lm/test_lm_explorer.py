@@ -166,6 +166,11 @@ def test_the_experts_page_lists_every_layer_and_expert_with_its_current_cid(clie
     assert all(row[5] == f"{ROUNDS} of {ROUNDS}" for row in rows)  # every round stepped every expert
     grid = page(client, "/experts").by_id("experts-grid").rows()
     assert [row[0] for row in grid[1:]] == [f"layer {layer}" for layer in range(TINY_LM["layers"])]
+    forward = {task["task_id"]: task["samples"] for task in chain_payloads(run_dir, "task")}
+    for layer, row in enumerate(grid[1:]):
+        shares = [[a["counts"][layer * experts + j] / forward[a["task_id"]] for j in range(experts)]
+                  for a in chain_payloads(run_dir, "activation") if a["task_id"].endswith(f"-f{layer}")]
+        assert row[1:] == [f"{sum(s[j] for s in shares) / len(shares):.3f}" for j in range(experts)]
     one = page(client, f"/expert/{experts + 1}")
     assert one.all("h1")[0].text() == f"Expert {experts + 1} (layer 1, expert 1)"
     committed: dict[str, int] = {}
