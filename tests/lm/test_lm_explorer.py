@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 from starlette.testclient import TestClient
 
 from bmoe.cli import main
@@ -35,10 +36,11 @@ from bmoe.run.lm.session import LMSession
 from bmoe.storage import DirectoryStore, cid_of
 from tests.cli.helpers import SMALL
 from tests.cli.in_process import bmoe_here as bmoe
-from tests.explorer.browser import ExplorerProcess
+from tests.explorer.browser import MISSING, ExplorerProcess, chromium, full_page_png
 from tests.lm.explorer_pages import Node, parse
 from tests.lm.lm_runs import CHARS, IDS, TINY_LM
 
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 ROUNDS = 3
 ATTACKED = {"malicious_ratio": 0.4, "attack": "gaussian", "attack_params": {"probability": 0.5}}
 
@@ -256,4 +258,21 @@ def test_the_command_serves_a_language_models_run(run_dir: Path) -> None:
             answer = httpx.get(server.url + path)
             assert answer.status_code == 200 and needle in answer.text, path
     finally:
+        server.stop()
+
+
+def test_the_language_models_pages_load_in_a_browser_without_javascript(run_dir: Path) -> None:
+    if MISSING is not None:
+        pytest.skip(MISSING)
+    server, driver = ExplorerProcess(run_dir), chromium()
+    try:
+        for path, title in (("/run", "Run (language model)"), ("/layers", "Routing by layer")):
+            driver.get(server.url + path)
+            assert driver.find_element(By.TAG_NAME, "h1").text == title
+        assert len(driver.find_element(By.ID, "routing-chart-0").find_elements(By.TAG_NAME, "rect")) == 4
+        full_page_png(driver, DOCS_IMG / "explorer-lm-layers.png")
+        driver.get(server.url + "/run")
+        assert driver.find_element(By.ID, "loss-curve").find_elements(By.TAG_NAME, "circle")
+    finally:
+        driver.quit()
         server.stop()
