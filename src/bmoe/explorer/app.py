@@ -7,8 +7,10 @@ Owns the URL space and its status codes, read-only (GET and HEAD only):
     /block/{height|hash}   one block: header, seal, transactions
     /tasks, /task/{id}     tasks; one task's activation, decisions, groups, evidence, loss
     /edges, /edge/{ref}    edges' records and accounts (ref: address, edge-N or N)
-    /experts, /expert/{n}  CID history, activation ratio per round, acceptance
-    /run                   settings, what the genesis puts in force, curves, the audit's report
+    /experts, /expert/{n}  CID history, activation ratio per round, acceptance, each edge's answers
+    /layers                a language model's routing: tokens to each expert of each layer, per round
+    /run                   settings, what the genesis puts in force, curves, the audit's report (a language
+                           model's: its manifest, loss and validation curves, lm.json)
     /search?q=...          to the page of a height, hash, task id, edge or CID (303), or 404
     /object/{cid}          where the ledger names an object; /object/{cid}/bytes its verified bytes
     /cluster               (--cluster) every process's health and each validator's head, reloading
@@ -30,7 +32,7 @@ from starlette.routing import Route
 
 from bmoe.explorer.cluster_health import cluster_health
 from bmoe.explorer.html import Html
-from bmoe.explorer.pages import chain, edges, experts, objects, run, search, tasks
+from bmoe.explorer.pages import chain, edges, experts, layers, lm_run, objects, run, search, tasks
 from bmoe.explorer.pages.cluster import REFRESH_S, cluster_page
 from bmoe.explorer.pages.errors import audit_failed, not_found, unavailable
 from bmoe.explorer.pages.view import NotFound, View
@@ -95,7 +97,8 @@ def make_app(explorer: Explorer, is_cluster: bool) -> Starlette:
         "/edge/{ref}": lambda view, request: edges.edge(view, param(request, "ref")),
         "/experts": lambda view, request: experts.experts(view),
         "/expert/{ref}": lambda view, request: experts.expert(view, param(request, "ref")),
-        "/run": lambda view, request: run.run(view),
+        "/layers": lambda view, request: layers.layers(view),
+        "/run": lambda view, request: lm_run.run(view) if view.lm is not None else run.run(view),
         "/search": found,
         "/object/{cid}": object_page,
         "/object/{cid}/bytes": object_bytes,

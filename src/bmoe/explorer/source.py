@@ -4,7 +4,8 @@ Owns the choice between the two, and reading each through the project's own read
 ``run/audit`` and ``net/cluster/audit`` (the same checks as ``bmoe audit RUN_DIR`` / ``--cluster DIR``), its
 object stores (the run's directory or IPFS node; the cluster's storage nodes, read with the publisher's key),
 the run's ``config.json`` and ``metrics.json``, the cluster's ``cluster.json``. Also what to watch for
-change: the chain files and their write-ahead logs. Must not know HTML or the index.
+change: the chain files and their write-ahead logs. A language model's run directory (``lm.json``) is
+``lm_source``'s, a :class:`RunSource` with its own settings and curves. Must not know HTML or the index.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def fingerprint(source: Source) -> tuple[tuple[int, int], ...]:
     return _stamp(source.watched())
 
 
-def _chain_files(chain: Path) -> list[Path]:
+def chain_files(chain: Path) -> list[Path]:
+    """A chain file and its write-ahead log."""
     return [chain, chain.with_name(chain.name + WAL_SUFFIX)]
 
 
@@ -83,7 +85,7 @@ class RunSource:
         self.label = f"run {run_dir.resolve().name}"
 
     def watched(self) -> list[Path]:
-        return [*_chain_files(self.run_dir / CHAIN_FILE), self.run_dir / METRICS_FILE, self.run_dir / CONFIG_FILE]
+        return [*chain_files(self.run_dir / CHAIN_FILE), self.run_dir / METRICS_FILE, self.run_dir / CONFIG_FILE]
 
     def audit(self) -> tuple[AuditReport, Path]:
         return audit_run_dir(self.run_dir, ()), self.run_dir / CHAIN_FILE
@@ -128,7 +130,7 @@ class ClusterSource:
         return [cluster.run_dir(record) / CHAIN_FILE for record in cluster.by_role("validator")]
 
     def watched(self) -> list[Path]:
-        return [path for chain in self._chains() for path in _chain_files(chain)]
+        return [path for chain in self._chains() for path in chain_files(chain)]
 
     def audit(self) -> tuple[AuditReport, Path]:
         """Every validator's chain audited against the storage nodes (they must agree); the longest one."""

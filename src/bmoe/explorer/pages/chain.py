@@ -46,6 +46,17 @@ def quorum_line(view: View) -> Html:
                     f"nobody is accused for them", id="quorum-status")
 
 
+def _model(view: View) -> list[tuple[str, Html | str]]:
+    """A language model's shape in a line (its experts are the ledger's slots, L x N), linked to its manifest."""
+    manifest = view.manifest()
+    if manifest is None:
+        return []
+    c = manifest.config
+    return [("language model", link("/run", f"{c.num_hidden_layers} layers × {c.num_local_experts} experts, "
+                                            f"top-{c.num_experts_per_tok}, d {c.hidden_size}, context "
+                                            f"{c.max_position_embeddings}, vocabulary {c.vocab_size}"))]
+
+
 def home(view: View) -> Html:
     index = view.index
     head = index.head
@@ -53,8 +64,8 @@ def home(view: View) -> Html:
                      ("tasks", f"{index.state.task_count} ({index.state.train_tasks} training)"),
                      ("framework", index.genesis["framework"]),
                      ("experts N, top-K, edges M",
-                      f"{index.genesis['num_experts']}, {index.genesis['top_k']}, {len(index.state.edges)}")],
-                    id_="head")
+                      f"{index.genesis['num_experts']}, {index.genesis['top_k']}, {len(index.state.edges)}"),
+                     *_model(view)], id_="head")
     latest = [_block_row(view, block) for block in reversed(index.blocks[-LATEST:])]
     body = join([audit_line(view), quorum_line(view), summary,
                  section(f"Latest blocks ({len(latest)} of {len(index.blocks)})",

@@ -8,7 +8,9 @@ from bmoe.explorer.pages.view import NotFound, View, task_link
 from bmoe.explorer.svg import Series, line_chart
 from bmoe.run.config import RunConfig
 
-CONFIGURED = "configured in config.json, not known to the ledger"
+
+def configured_note(view: View) -> str:
+    return f"configured in {view.settings_file}, not known to the ledger"
 
 
 def _configured(config: RunConfig | None, index: int) -> tuple[str, str]:
@@ -54,7 +56,7 @@ def edges(view: View) -> Html:
                       f"minimum stake {economics.min_stake} to be assigned.") if economics is not None
              else tag("p", "This run has no stake: records only.", class_="muted"))
     body = join([tag("p", f"Records replayed from the chain at height {index.state.height}; profile and behaviour "
-                          f"are {CONFIGURED}.", class_="muted"),
+                          f"are {configured_note(view)}.", class_="muted"),
                  table(_headers(view), rows, id_="edges"), terms, chart])
     return view.page(f"Edges ({len(rows)})", body, active="/edges")
 
@@ -70,7 +72,8 @@ def edge(view: View, ref: str) -> Html:
     profile, behaviour = _configured(config, position)
     now = history[-1]
     facts = [("address", tag("span", address, class_="mono")), ("profile", profile),
-             ("behaviour", f"{behaviour} ({CONFIGURED})"), ("committed", now.committed), ("accepted", now.accepted),
+             ("behaviour", f"{behaviour} ({configured_note(view)})"), ("committed", now.committed),
+             ("accepted", now.accepted),
              ("dissent", now.dissent), ("withheld", now.withheld)]
     series = [Series(name, [(p.height, float(getattr(p, name))) for p in history])
               for name in ("accepted", "dissent", "withheld")]
@@ -83,8 +86,8 @@ def edge(view: View, ref: str) -> Html:
                                   for name in ("balance", "earned", "slashed")],
                                  title="Account after each block", x_label="block height", y_label="units",
                                  id_="account-chart"))
-    records = [[task_link(task.task_id), task.height, d.expert, d.phase, a.reason, short(a.evidence or "–", 16),
-                cid_link(a.evidence_cid)]
+    records = [[task_link(task.task_id), task.height, view.expert_label(d.expert), d.phase, a.reason,
+                short(a.evidence or "–", 16), cid_link(a.evidence_cid)]
                for task in index.tasks for d in (*task.decisions, *task.updates) for a in d.accusations
                if a.edge == address]
     body = join([pairs(facts, id_="edge-facts"), row(*charts),

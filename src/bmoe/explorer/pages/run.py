@@ -14,24 +14,27 @@ from bmoe.run.audit import evidence_summary
 from bmoe.verify.bound_window import bound_in_force
 
 
-def _spec(value: Any) -> str:
+def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _genesis(view: View) -> Html:
+def genesis_table(view: View) -> Html:
+    """What the genesis puts in force (a language model's experts counted as the ledger's slots, L x N)."""
     genesis = view.index.genesis
     state = view.index.state
     rule = genesis["rule"]
     items: list[tuple[str, Any]] = [
         ("framework", genesis["framework"]),
-        ("comparison", f"{_spec(genesis['comparison'])}"
+        ("comparison", f"{as_text(genesis['comparison'])}"
                        f"{' (groups recorded per decision)' if state.comparison.records_groups else ''}"),
         ("bound in force", bound_in_force(genesis) or "– (no tolerance)"),
-        ("assignment", _spec(genesis["assignment"])),
+        ("assignment", as_text(genesis["assignment"])),
         ("acceptance rule", rule["name"] + (f" ({rule['fraction']:.3g})" if rule["name"] == "fraction" else "")),
-        ("consensus", _spec(genesis["consensus"])), ("experts N", genesis["num_experts"]), ("top-K", genesis["top_k"]),
+        ("consensus", as_text(genesis["consensus"])),
+        ("experts N" if view.lm is None else "experts (ledger slots, L × N)", genesis["num_experts"]),
+        ("top-K", genesis["top_k"]),
         ("edges M", len(genesis["edges"])), ("validators", len(genesis["validators"])),
-        ("learning rate", genesis["lr"]), ("expert", _spec(genesis["expert_spec"])),
+        ("learning rate", genesis["lr"]), ("expert", as_text(genesis["expert_spec"])),
         ("config hash", tag("span", genesis["config_hash"], class_="mono"))]
     if "economics" in genesis:
         economics = genesis["economics"]
@@ -74,10 +77,10 @@ def audit_details(report: AuditReport) -> Html:
 
 def run(view: View) -> Html:
     config = view.config()
-    settings = table(("setting", "value"), [[name, _spec(value)] for name, value in sorted(config.to_dict().items())],
+    settings = table(("setting", "value"), [[name, as_text(value)] for name, value in sorted(config.to_dict().items())],
                      id_="config") if config is not None else tag("p", "No readable config.json.", class_="muted")
     body = join([section("Audit", audit_details(view.report)),
-                 section("In force (the genesis)", _genesis(view)),
+                 section("In force (the genesis)", genesis_table(view)),
                  section("Curves", _curves(view)),
                  section("Settings (config.json)", settings)])
     return view.page("Run", body, active="/run")

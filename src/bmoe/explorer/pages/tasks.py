@@ -37,7 +37,8 @@ def _groups(view: View, decision: ExpertDecision) -> Html:
 
 
 def _decisions(view: View, decided: tuple[ExpertDecision, ...], id_: str) -> Html:
-    rows = [[link(f"/expert/{d.expert}", d.expert), _status(d), cid_link(d.cid), short(d.digest or "–"),
+    rows = [[link(f"/expert/{d.expert}", view.expert_label(d.expert)), _status(d), cid_link(d.cid),
+             short(d.digest or "–"),
              _groups(view, d), view.edges(d.supporters), view.edges(d.dissenters), view.edges(d.missing)]
             for d in decided]
     return table(("expert", "decision", "accepted value", "digest", "groups (size: edges)", "supporters",

@@ -8,12 +8,17 @@ answers 404 with the message).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from bmoe.explorer.html import Cell, Html, link, page, path_part, short
 from bmoe.explorer.index import ChainIndex
+from bmoe.explorer.lm_index import MANIFEST_ERRORS, Manifest, read_manifest, slot_label
+from bmoe.explorer.lm_source import LMRunSource
 from bmoe.explorer.source import Source
 from bmoe.ledger.audit import AuditReport
 from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.lm.session import CONFIG_FILE as LM_FILE
+from bmoe.run.run_dir import CONFIG_FILE
 
 
 class NotFound(Exception):
@@ -29,7 +34,36 @@ class View:
 
     def page(self, title: str, body: Cell, active: str = "", query: str = "", refresh_s: int | None = None) -> Html:
         return page(title, body, label=self.source.label, active=active, cluster=self.is_cluster, query=query,
-                    refresh_s=refresh_s)
+                    refresh_s=refresh_s, lm=self.lm is not None)
+
+    @property
+    def lm(self) -> LMRunSource | None:
+        """The language model's run directory, or None (a classifier's run, a cluster)."""
+        return self.source if isinstance(self.source, LMRunSource) else None
+
+    @property
+    def settings_file(self) -> str:
+        return LM_FILE if self.lm is not None else CONFIG_FILE
+
+    @cached_property
+    def lm_manifest(self) -> tuple[Manifest | None, str]:
+        """A language model's manifest, from the trusted object the chain's head names, or None and why: a
+        classifier's run (no reason), or a trusted object that is not a language model's."""
+        if self.lm is None:
+            return None, ""
+        try:
+            with self.source.objects() as store:
+                return read_manifest(store, self.index.state.gate_cid), ""
+        except MANIFEST_ERRORS as err:
+            return None, str(err)
+
+    def manifest(self) -> Manifest | None:
+        return self.lm_manifest[0]
+
+    def expert_label(self, slot: int) -> str:
+        """An expert as a page names it: its index, and for a language model its (layer, expert)."""
+        manifest = self.manifest()
+        return str(slot) if manifest is None else f"{slot} ({slot_label(manifest.config, slot)})"
 
     def config(self) -> RunConfig | None:
         """The run's settings, or None when its config file is absent or unreadable (the chain stands alone)."""

@@ -1,0 +1,95 @@
+"""A language model's run directory as the explorer reads it (``bmoe lm train``: ``lm.json``, ``history.json``).
+
+Owns what differs from a classifier's run directory: the settings are ``lm.json`` (the model's and the protocol's,
+:class:`~bmoe.run.lm.config.LMRunConfig`) instead of ``config.json``, the curves ``history.json`` (training loss,
+learning rate and costs per round, validation loss per point) instead of ``metrics.json``. The chain and the
+store are read as a classifier's are (:class:`~bmoe.explorer.source.RunSource`): the same audit, plus one anchor,
+``lm.json``'s settings hash, which must be the genesis's (settings of another run fail the audit, as
+``config.json``'s do for a classifier). Also which of the two a directory holds (:func:`run_source`).
+Must not know HTML or the index.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bmoe.explorer.source import ExplorerError, RunSource, chain_files
+from bmoe.fileio import read_regular_text
+from bmoe.ledger.audit import AuditFailure, AuditReport
+from bmoe.run.audit import METRICS_FILE
+from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.lm.config import LMRunConfig
+from bmoe.run.lm.session import CONFIG_FILE as LM_FILE
+from bmoe.run.lm.session import HISTORY_FILE
+from bmoe.run.run_dir import CHAIN_FILE, CONFIG_FILE
+
+
+def read_lm_settings(path: Path) -> LMRunConfig:
+    """``lm.json``'s settings, validated; ConfigError (one line naming the file) for anything else."""
+    try:
+        body = json.loads(read_regular_text(path))
+        return LMRunConfig.from_dict(body)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: not a language model's settings: {err}") from None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as err:
+        raise ConfigError(f"{path}: not a language model's settings ({type(err).__name__}: {err})") from None
+
+
+class LMRunSource(RunSource):
+    """A run directory written by ``bmoe lm train`` (``LMSession`` with a run directory)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir)
+        try:
+            self.settings()
+        except ConfigError as err:
+            raise ExplorerError(str(err)) from None
+
+    def watched(self) -> list[Path]:
+        return [*chain_files(self.run_dir / CHAIN_FILE), self.run_dir / LM_FILE, self.run_dir / HISTORY_FILE]
+
+    def settings(self) -> LMRunConfig:
+        return read_lm_settings(self.run_dir / LM_FILE)
+
+    def audit(self) -> tuple[AuditReport, Path]:
+        """The run directory's audit, anchored to ``lm.json`` too: its settings hash must be the genesis's."""
+        report, chain = super().audit()
+        path = self.run_dir / LM_FILE
+        recorded = report.state.genesis.get("config_hash") if report.state.genesis else None
+        settings_hash = self.settings().hash()
+        if settings_hash != recorded:
+            raise AuditFailure(f"{path}: settings hash {settings_hash} is not the genesis's "
+                               f"config_hash {recorded} (the settings of another run?)")
+        report.anchored_to.append(f"{path} (the settings hash)")
+        report.unanchored = [item for item in report.unanchored  # files a language model's run never writes
+                             if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
+        return report, chain
+
+    def config(self) -> RunConfig:
+        """The protocol's settings (``lm.json``'s ``run`` table): what a classifier's page reads of a run."""
+        return self.settings().run
+
+    def metrics(self) -> dict[str, Any] | None:
+        return None  # no accuracy: a language model's curves are its history (history())
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        """``history.json``'s rounds and validation points (lists of objects; empty when absent or unreadable:
+        not on the ledger, shown as the run's own record)."""
+        try:
+            body = json.loads(read_regular_text(self.run_dir / HISTORY_FILE))
+        except (OSError, UnicodeDecodeError, ValueError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return {key: [row for row in body.get(key, []) if isinstance(row, dict)]
+                if isinstance(body.get(key), list) else [] for key in ("rounds", "validation")}
+
+
+def run_source(run_dir: Path) -> RunSource:
+    """The run directory's source: a language model's (``lm.json``) or a classifier's (``config.json``)."""
+    if (run_dir / LM_FILE).is_file():
+        if (run_dir / CONFIG_FILE).exists():
+            raise ExplorerError(f"{run_dir} holds both {CONFIG_FILE} and {LM_FILE}: not one run's directory")
+        return LMRunSource(run_dir)
+    return RunSource(run_dir)
