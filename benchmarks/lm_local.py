@@ -6,7 +6,7 @@ level on a text file, or on a synthetic text of made-up words if none is given, 
 warm-up step not timed) and, with ``--eval``, the loss on the last tenth of the text. A benchmark comparing
 B-MoE with this baseline imports :func:`local_tokens_per_second` and prints the ratio it measures in one run.
 
-    python benchmarks/lm_local.py [TEXT_FILE] [--steps 200] [--threads 2] [--eval]
+    python benchmarks/lm_local.py [TEXT_FILE] [--steps 200] [--threads 1] [--eval]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", nargs="?", type=Path, help="a UTF-8 text file (default: a synthetic text)")
     parser.add_argument("--steps", type=int, default=200, help="timed training steps")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval", action="store_true", help="print the loss on the last tenth of the text")
     args = parser.parse_args()
