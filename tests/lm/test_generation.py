@@ -30,6 +30,7 @@ def test_greedy_is_the_argmax_of_the_models_logits_at_every_step_past_the_contex
             assert produced == int(torch.argmax(logits))
             tokens.append(produced)
     assert generate(model, prompt, CONTEXT + 8, temperature=1.0, top_k=1, seed=3) == new  # top-1 is greedy
+    assert generate(model, prompt, CONTEXT + 8, temperature=1e-30, seed=3) == new  # the limit of a cold sample
 
 
 def test_a_model_that_memorised_the_text_continues_it() -> None:

@@ -34,7 +34,7 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int | None, gene
     logits = logits.float()
     if temperature == 0:
         return int(torch.argmax(logits))
-    logits = logits / temperature
+    logits = (logits - logits.max()) / temperature  # the same softmax; no inf - inf at a tiny temperature
     if top_k is not None:
         kth = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
