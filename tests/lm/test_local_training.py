@@ -12,7 +12,7 @@ from bmoe.lm.local_training import LocalTrainer, LocalTrainingSettings, train_st
 from bmoe.lm.model import build_model
 from bmoe.lm.optim import cosine_lr, weights_of
 from bmoe.lm.windows import random_windows
-from tests.lm.tiny_lm import CONTEXT, MEMORISE, one_thread, stream, tiny_config
+from tests.lm.tiny_lm import CONTEXT, MEMORISE, stream, tiny_config
 
 
 def batches(count: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -86,8 +86,7 @@ def test_train_step_refuses_a_state_without_every_weight() -> None:
 
 def test_the_loss_falls_on_a_repetitive_text_within_a_hundred_steps() -> None:
     trainer = LocalTrainer(build_model(tiny_config(), seed=0), MEMORISE, seed=0)
-    with one_thread():
-        losses = trainer.train(stream())
+    losses = trainer.train(stream())
     assert len(losses) == MEMORISE.steps and trainer.step == MEMORISE.steps
     assert sum(losses[-10:]) / 10 < 0.3 * sum(losses[:10]) / 10
 

@@ -38,7 +38,7 @@ MEMORISE = LocalTrainingSettings(steps=80, batch_size=8, max_lr=2e-2, warmup=10,
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """torch on one thread inside: a tiny model gains nothing from two, and the second doubles the CPU time."""
+    """torch on one thread inside (tests/lm/conftest.py wraps every test in it)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -50,8 +50,7 @@ def one_thread() -> Iterator[None]:
 @functools.cache
 def _memorised_state() -> Tensors:
     trainer = LocalTrainer(build_model(tiny_config(), seed=0), MEMORISE, seed=0)
-    with one_thread():
-        trainer.train(stream())
+    trainer.train(stream())
     return trainer.state
 
 
