@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bmoe.data.errors import DataError
-from bmoe.lm.batches import encode_corpus, random_windows
+from bmoe.lm.batches import encode_corpus
 from bmoe.lm.char_tokenizer import CharTokenizer
+from bmoe.lm.windows import random_windows
 
 TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
 
@@ -53,11 +53,11 @@ def test_every_offset_can_be_drawn_including_the_last() -> None:
 
 
 @pytest.mark.parametrize(("ids", "batch_size", "block_size", "needle"), [
-    (torch.arange(16), 2, 16, "longer than the block size 16"),
-    (torch.arange(40).view(2, 20), 2, 4, "1-D token tensor"),
-    (torch.arange(40), 0, 4, "must be positive"),
+    (torch.arange(16), 2, 16, "no window of 16 tokens"),
+    (torch.arange(40).view(2, 20), 2, 4, "one stream"),
+    (torch.arange(40), 2, 0, "must be positive"),
 ])
 def test_windows_that_cannot_be_cut_are_refused(ids: torch.Tensor, batch_size: int, block_size: int,
                                                 needle: str) -> None:
-    with pytest.raises(DataError, match=needle):
+    with pytest.raises(ValueError, match=needle):
         random_windows(ids, batch_size, block_size, torch.Generator().manual_seed(0))

@@ -46,7 +46,7 @@ ATTACKED = {"malicious_ratio": 0.4, "attack": "gaussian", "attack_params": {"pro
 
 
 def _write_run(run_dir: Path, **run: Any) -> None:
-    config = LMRunConfig.build({**TINY_LM, "steps": ROUNDS, "eval_every": 1},
+    config = LMRunConfig.build({**TINY_LM, "steps": ROUNDS, "validation_every": 1},
                                {"num_edges": 5, "difficulty": 0, "seed": 7, **ATTACKED, **run})
     cut = int(IDS.numel() * 0.9)
     session = LMSession(config, "".join(CHARS).encode(), len(CHARS), IDS[:cut], IDS[cut:], run_dir)
@@ -209,7 +209,7 @@ def test_settings_of_another_run_fail_the_audit(run_dir: Path, tmp_path: Path) -
     with TestClient(make_app(Explorer(run_source(copy)), False)) as other:
         answer = other.get("/run")
     assert answer.status_code == 422
-    assert "settings hash" in parse(answer.text).by_id("finding").text()
+    assert "config_hash differs from" in parse(answer.text).by_id("finding").text()
 
 
 def test_a_classifiers_run_keeps_its_pages_and_has_no_layers(tmp_path: Path) -> None:

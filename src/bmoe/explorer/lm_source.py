@@ -17,8 +17,6 @@ from typing import Any
 
 from bmoe.explorer.source import ExplorerError, RunSource, chain_files
 from bmoe.fileio import read_regular_text
-from bmoe.ledger.audit import AuditFailure, AuditReport
-from bmoe.run.audit import METRICS_FILE
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import CONFIG_FILE as LM_FILE
@@ -52,20 +50,6 @@ class LMRunSource(RunSource):
 
     def settings(self) -> LMRunConfig:
         return read_lm_settings(self.run_dir / LM_FILE)
-
-    def audit(self) -> tuple[AuditReport, Path]:
-        """The run directory's audit, anchored to ``lm.json`` too: its settings hash must be the genesis's."""
-        report, chain = super().audit()
-        path = self.run_dir / LM_FILE
-        recorded = report.state.genesis.get("config_hash") if report.state.genesis else None
-        settings_hash = self.settings().hash()
-        if settings_hash != recorded:
-            raise AuditFailure(f"{path}: settings hash {settings_hash} is not the genesis's "
-                               f"config_hash {recorded} (the settings of another run?)")
-        report.anchored_to.append(f"{path} (the settings hash)")
-        report.unanchored = [item for item in report.unanchored  # files a language model's run never writes
-                             if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
-        return report, chain
 
     def config(self) -> RunConfig:
         """The protocol's settings (``lm.json``'s ``run`` table): what a classifier's page reads of a run."""

@@ -184,7 +184,8 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
         lm = lm_anchor(run_dir, seeded)
         if lm is not None:  # a language model's run: its settings anchor the genesis, and every round is replayed
             anchors = dataclasses.replace(anchors, genesis=lm[0], genesis_source=str(run_dir / LM_CONFIG_FILE))
-            unanchored.remove(f"{CONFIG_FILE} absent")
+            unanchored = [item for item in unanchored  # files a language model's run never writes
+                          if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
         report = audit_chain(chain, store, anchors, rpc_url, lm[1] if lm is not None else None)
     report.unanchored = unanchored + report.unanchored
     return report

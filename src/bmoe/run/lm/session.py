@@ -33,6 +33,7 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
+from bmoe.lm.windows import random_windows
 from bmoe.protocol.edges import InProcessEdges
 from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
 from bmoe.protocol.lm.trusted import assemble, initial_objects
@@ -162,10 +163,7 @@ class LMSession:
         1: validation) and the step fix them."""
         s: Any = self.config.lm
         generator = torch.Generator().manual_seed((self.config.run.seed * 1_000_003 + stream) * 10_000_019 + step)
-        context = self.model_config.max_position_embeddings
-        starts = torch.randint(0, ids.numel() - context, (s.sequences,), generator=generator)  # (B,)
-        offsets = torch.arange(context)
-        return ids[starts[:, None] + offsets], ids[starts[:, None] + offsets + 1]
+        return random_windows(ids, s.sequences, self.model_config.max_position_embeddings, generator)
 
     def train(self, steps: int | None = None, on_round: RoundCallback | None = None) -> LMHistory:
         """Run training rounds up to ``steps`` (by default the configured steps), validating every
