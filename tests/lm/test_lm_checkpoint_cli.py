@@ -65,3 +65,17 @@ def test_import_refuses_a_directory_without_a_checkpoint(tmp_path: Path) -> None
 def test_export_of_a_directory_without_a_run_is_one_line(tmp_path: Path) -> None:
     assert_user_error(bmoe_here("lm", "export", tmp_path, tmp_path / "out"), "lm.json")
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_continues_the_prompt_the_same_way_for_the_same_seed(run_dir: Path) -> None:
+    first = bmoe_here("lm", "sample", run_dir, "--prompt", "To be", "--tokens", "20", "--seed", "3")
+    again = bmoe_here("lm", "sample", run_dir, "--prompt", "To be", "--tokens", "20", "--seed", "3")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout and first.stdout.startswith("To be")
+    assert len(first.stdout.rstrip("\n")) == len("To be") + 20  # character level: one character per token
+    greedy = bmoe_here("lm", "sample", run_dir, "--prompt", "To be", "--tokens", "5", "--temperature", "0")
+    assert greedy.returncode == 0 and greedy.stdout.startswith("To be")
+
+
+def test_sample_refuses_a_prompt_outside_the_vocabulary(run_dir: Path) -> None:
+    assert_user_error(bmoe_here("lm", "sample", run_dir, "--prompt", "Zebra§"), "not in the tokenizer's vocabulary")
