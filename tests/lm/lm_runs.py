@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,11 +21,12 @@ TINY_LM: dict[str, Any] = dict(layers=2, hidden_size=32, intermediate_size=48, h
                                validation_batches=2, warmup=2, decay_steps=4)
 
 
-def tiny_session(lm: dict[str, Any] | None = None, **run: Any) -> LMSession:
-    """A session of the tiny model (``lm`` overrides its settings), 5 edges, no proof-of-work by default."""
+def tiny_session(lm: dict[str, Any] | None = None, run_dir: Path | None = None, **run: Any) -> LMSession:
+    """A session of the tiny model (``lm`` overrides its settings), 5 edges, no proof-of-work by default; in
+    ``run_dir`` when given."""
     config = LMRunConfig.build({**TINY_LM, **(lm or {})}, {"num_edges": 5, "difficulty": 0, "seed": 7, **run})
     cut = int(IDS.numel() * 0.9)
-    return LMSession(config, "".join(CHARS).encode(), len(CHARS), IDS[:cut], IDS[cut:])
+    return LMSession(config, "".join(CHARS).encode(), len(CHARS), IDS[:cut], IDS[cut:], run_dir)
 
 
 def reference_training(session: LMSession, steps: int) -> MoETransformer:

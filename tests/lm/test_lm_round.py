@@ -3,8 +3,12 @@ direction, every expert call decided, attackers outvoted."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bmoe.ledger.chainstore import ChainStore
+from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.lm.config import LMConfig
 from bmoe.protocol.lm.round import task_ids
 from tests.lm.lm_runs import max_difference, reference_training, tiny_session
@@ -18,21 +22,26 @@ def test_bmoe_training_is_bit_identical_to_training_without_the_protocol() -> No
     assert [r["loss"] for r in history.rounds] == sorted((r["loss"] for r in history.rounds), reverse=True)
 
 
-def test_a_round_is_one_task_per_layer_and_direction_and_every_call_is_decided() -> None:
-    session = tiny_session(lm={"steps": 1})
+def test_a_round_is_a_block_per_layer_and_direction_and_every_call_is_decided(tmp_path: Path) -> None:
+    session = tiny_session(lm={"steps": 1}, run_dir=tmp_path / "run")
     session.train()
-    state = session.node.view()
+    session.close()
     config: LMConfig = session.model_config
-    assert state.task_count == 2 * config.num_hidden_layers
+    chain = ChainStore(tmp_path / "run" / "chain.sqlite")
+    state, tasks = LedgerState(), []
+    for block in chain.iter_blocks():
+        state = apply_block(state, block)
+        tasks += list(state.tasks.values()) if block.header.height > 0 else []
+        assert len(state.tasks) == (block.header.height > 0)  # one task a block
+    chain.close()
+    assert [task.task_id for task in tasks] == task_ids(0, config.num_hidden_layers, True)
     assert state.train_tasks == config.num_hidden_layers  # backward tasks train; forward tasks are inference
-    assert sorted(state.tasks) == sorted(task_ids(0, config.num_hidden_layers, True))
-    for task_id, task in state.tasks.items():
-        layer = int(task_id[-1])
+    for task in tasks:
+        layer = int(task.task_id[-1])
         activated = task.activated()
         assert activated and all(config.layer_expert(slot)[0] == layer for slot in activated)  # one layer's slots
-        assert set(task.verdicts["result"]) == set(activated)
         accepted = {slot for slot, cid in task.accepted_cids["result"].items() if cid is not None}
-        assert accepted == set(activated)
+        assert set(task.verdicts["result"]) == set(activated) == accepted
         if task.kind == "train":
             assert set(task.verdicts["update"]) == accepted  # every accepted call stepped its expert
     genesis = tiny_session(lm={"steps": 1}).node.view()  # before any round

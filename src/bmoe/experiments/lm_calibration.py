@@ -12,15 +12,19 @@ Must not know: click.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
+from bmoe.ledger.snapshot import chain_snapshot
+from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.moe.payloads import decode_result
 from bmoe.protocol.comparisons.grouping import distance
 from bmoe.run.lm.config import LMRunConfig
-from bmoe.run.lm.session import LMSession
+from bmoe.run.lm.session import CHAIN_FILE, LMSession
 from bmoe.run.lm.text import LMText
 from bmoe.storage import BlobStore, deserialize_tensors
 from bmoe.verify.comparison import Tolerance
@@ -51,23 +55,32 @@ class Divergence:
 def measure(config: LMRunConfig, text: LMText) -> Divergence:
     """Train ``config`` (its fleet, a wide tolerance) and measure every call's honest divergence."""
     wide = config.run.replace(comparison="tolerance", result_bound=WIDE, update_bound=WIDE)
-    session = LMSession(LMRunConfig(config.lm, wide), text.tokenizer.to_bytes(), text.tokenizer.vocab_size,
-                        text.train_ids, text.validation_ids)
     divergence = Divergence()
     comparison = Tolerance(result_bound=WIDE, update_bound=WIDE)
-
-    def measure_round(*_: object) -> None:
-        state = session.node.view()
-        for task_id, task in state.tasks.items():
-            direction, layer = task_id.rsplit("-", 1)[-1][0], int(task_id.rsplit("-", 1)[-1][1:])
-            for phase in ("result", "update"):
-                for slot, committed in task.commitments[phase].items():
-                    rows = int(task.counts[slot]) if task.counts is not None else 0
-                    answers = _answers(session.store, committed, phase, rows, session.model_config.hidden_size)
-                    for a, b in combinations(answers, 2):
-                        divergence.add((direction, layer, phase), distance(a, b, phase, comparison))
-    session.train(on_round=measure_round)
+    with tempfile.TemporaryDirectory() as directory:
+        session = LMSession(LMRunConfig(config.lm, wide), text.tokenizer.to_bytes(), text.tokenizer.vocab_size,
+                            text.train_ids, text.validation_ids, Path(directory) / "run")
+        session.train()
+        session.close()
+        with chain_snapshot(Path(directory) / "run" / CHAIN_FILE) as chain:
+            state = LedgerState()
+            for block in chain.iter_blocks():
+                state = apply_block(state, block)
+                for task_id, task in state.tasks.items():  # a block per task
+                    _measure_task(divergence, session.store, comparison, task_id, task,
+                                  session.model_config.hidden_size)
     return divergence
+
+
+def _measure_task(divergence: Divergence, store: BlobStore, comparison: Tolerance, task_id: str, task: TaskState,
+                  width: int) -> None:
+    direction, layer = task_id.rsplit("-", 1)[-1][0], int(task_id.rsplit("-", 1)[-1][1:])
+    for phase in ("result", "update"):
+        for slot, committed in task.commitments[phase].items():
+            rows = int(task.counts[slot]) if task.counts is not None else 0
+            answers = _answers(store, committed, phase, rows, width)
+            for a, b in combinations(answers, 2):
+                divergence.add((direction, layer, phase), distance(a, b, phase, comparison))
 
 
 def _answers(store: BlobStore, committed: Mapping[str, tuple[str, str]], phase: str, rows: int,

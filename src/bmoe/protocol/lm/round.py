@@ -1,7 +1,8 @@
 """One B-MoE round of a language model: the classifier's protocol, one task per layer and direction.
 
 A language model's layer needs the layer below it, so a round is a sequence of ordinary ledger tasks over the
-same batch of token sequences (the publisher's, by CID), one block for the round:
+same batch of token sequences (the publisher's, by CID), each sealed in a block of its own as soon as it is decided
+(as the ledger contract records them: one task a block):
 
 - **forward, layer l** (a task of kind ``infer``, ``<kind>-RRRRRR-fL``): the validators run attention and the
   router and record the layer's activation (routing and the experts' input, by CID); every assigned edge
@@ -90,8 +91,9 @@ def publish_lm_tasks(p: RoundParticipants, round_index: int, tokens: torch.Tenso
 def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int, tokens: torch.Tensor,
                  targets: torch.Tensor | None, train: bool, lr: float,
                  tasks: list[Transaction] | None = None) -> LMRoundOutcome:
-    """Run one round over ``tokens`` (B, T) and seal its block. Training needs ``targets``; with targets an
-    inference round reports the loss too. A round that fails leaves nothing pending."""
+    """Run one round over ``tokens`` (B, T), sealing a block per task. Training needs ``targets``; with targets an
+    inference round reports the loss too. A round that fails leaves nothing pending (the tasks sealed before it
+    stay sealed: a round that stops at a layer trained nothing, and the next round starts again at layer 0)."""
     config = validator.config
     check_batch(tokens, targets, config.vocab_size)
     if train and targets is None:
@@ -122,6 +124,7 @@ class _LMRound:
     misbehaviour: int = 0
     edge_seconds: float = 0.0
     edge_total_seconds: float = 0.0
+    block_bytes: int = 0
 
     def run(self, tokens: torch.Tensor, targets: torch.Tensor | None) -> LMRoundOutcome:
         p, validator, config = self.p, self.validator, self.validator.config
@@ -138,6 +141,7 @@ class _LMRound:
             p.node.submit(task)
             layer = enter_layer(model, layer_index, h, self.train)
             outputs = self._expert_calls(task, layer, None, None)
+            self._seal()
             h = leave_layer(layer, outputs, self.train)
             passes.append(layer)
             for slot, rows in layer.groups.items():
@@ -151,13 +155,19 @@ class _LMRound:
                 loss.backward()
                 assert leaf.grad is not None
                 self._backward(passes, embedded, leaf.grad, loss_value)
-        p.node.seal(timestamp=self.round_index + 1, proposer=validator.signer.identity)
-        p.resync_nonces()
-        self.watch.step("consensus")
-        self.watch.sealed(p.node.last_seal if p.node.seals else None, self.edge_seconds, self.edge_total_seconds)
+        self.watch.sealed(None, self.edge_seconds, self.edge_total_seconds)
         return LMRoundOutcome(self.round_index, "train" if self.train else "infer", loss_value, self.calls,
                               self.accepted, self.misbehaviour, counts, self.watch.times, self.watch.traffic,
-                              self.edge_seconds, self.edge_total_seconds, self.watch.block_bytes)
+                              self.edge_seconds, self.edge_total_seconds, self.block_bytes)
+
+    def _seal(self) -> None:
+        """A task's block: each task is sealed when its calls (and, backward, its updates) are decided."""
+        p = self.p
+        p.node.seal(timestamp=self.round_index + 1, proposer=self.validator.signer.identity)
+        p.resync_nonces()
+        if p.node.seals:
+            self.block_bytes += p.node.last_seal.block_bytes
+        self.watch.step("consensus")
 
     def _backward(self, passes: list[LayerPass], embedded: torch.Tensor, g_out: torch.Tensor, loss: float) -> None:
         """The backward tasks, top layer first; the trusted part's step is recorded in the last (layer 0)."""
@@ -179,6 +189,7 @@ class _LMRound:
             p.node.submit(gate_tx)
             self.watch.step("loss")
             self._updates(task, stored)
+            self._seal()
             g_out = g_in
 
     def _expert_calls(self, task: Transaction, layer: LayerPass, grads: dict[int, torch.Tensor] | None,
