@@ -11,6 +11,7 @@ import click
 
 from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import fail
+from bmoe.cli.ledger_options import ledger_options, ledger_settings
 from bmoe.console import console, err_console, results_table
 from bmoe.run.lm.config import PROTOCOL_SETTINGS
 from bmoe.run.settings.lm import LM_SETTINGS
@@ -29,17 +30,19 @@ from bmoe.run.settings.setting import LM_TRAIN, TRAIN
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @options_of(LM_SETTINGS, LM_TRAIN)
 @options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
+@ledger_options
 @comparison_options
 def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, quiet: bool, comparison: str | None,
                   bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
-                  **values: Any) -> None:
+                  ledger: str | None, rpc_url: str | None, eth_key: str | None, **values: Any) -> None:
     """Train a Mixture-of-Experts language model through B-MoE on the complete Shakespeare."""
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.text import load_text
 
     lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
     run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
-                                                                  force_bound)}
+                                                                  force_bound),
+           **ledger_settings(None, ledger, None, rpc_url, eth_key)}
     initial, tokenizer = None, None
     if init_dir is not None:
         initial, tokenizer = _checkpoint(init_dir, lm)

@@ -39,6 +39,7 @@ from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
 from bmoe.protocol.lm.trusted import assemble, initial_objects
 from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.round import RoundParticipants
+from bmoe.run import ethereum_ledger
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.setup import derive_identities, genesis_payload, in_process_profiles, make_edges, signing
@@ -101,9 +102,9 @@ class LMSession:
                  initial: MoETransformer | None = None) -> None:
         self.config = config
         run = config.run
-        if run.consensus != "pow":
-            raise ConfigError(f"a language model's run seals by proof of work for now; --consensus {run.consensus} "
-                              "needs the replicas to re-execute language-model tasks (not built yet)")
+        if run.consensus not in ("pow", "ethereum"):
+            raise ConfigError(f"a language model's run seals by proof of work or on Ethereum for now; --consensus "
+                              f"{run.consensus} needs its replicas to re-execute language-model tasks (not built yet)")
         in_process_profiles(run)
         self.model_config: LMConfig = config.lm.model_config(vocab_size)
         context = self.model_config.max_position_embeddings
@@ -121,11 +122,14 @@ class LMSession:
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
-        self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps)
+        sealer = None
+        if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
+            sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
+        self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps, sealer=sealer)
         if initial is not None and initial.config != self.model_config:
             raise ConfigError(f"the initial model's shape {initial.config} is not the settings' {self.model_config}")
         self.tokenizer_cid = self.store.put(tokenizer)
-        self._write_genesis(initial)
+        self._write_genesis(initial, sealer)
         node, ids = self.node, self.ids
         self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
         self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
@@ -142,7 +146,7 @@ class LMSession:
         if run_dir is not None:
             write_atomically(run_dir / CONFIG_FILE, _json_bytes(config.to_dict()))
 
-    def _write_genesis(self, initial: MoETransformer | None) -> None:
+    def _write_genesis(self, initial: MoETransformer | None, sealer: Any) -> None:
         run, ids = self.config.run, self.ids
         model = initial if initial is not None else build_model(self.model_config, run.seed)
         trusted, experts = initial_objects(model, self.model_config, self.tokenizer_cid)
@@ -151,6 +155,8 @@ class LMSession:
         spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
         payload = genesis_payload(run, ids, spec, gate_cid, expert_cids)
         payload["config_hash"] = self.config.hash()
+        if sealer is not None:
+            payload["consensus"] = ethereum_ledger.deploying(sealer, run, ids)(payload)
         validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
         self.node.submit(validator.sign("genesis", payload))
         self.node.seal(timestamp=0)
