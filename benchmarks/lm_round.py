@@ -87,7 +87,7 @@ def local_stepper(session: LMSession) -> Callable[[int], float]:
             for name, p in params.items():
                 p.copy_(state[name])
         assert out.cross_entropy is not None
-        return float(out.cross_entropy)
+        return float(out.cross_entropy.detach())
 
     return step
 

@@ -84,7 +84,7 @@ class Forward:
     """One expert's forward pass on its routed samples, kept for the backward pass."""
 
     key: tuple[str, str, str, int, str]  # weights CID, task CID, activation CID, expert, profile
-    module: nn.Module
+    module: nn.Module | None  # None: an expert run as a function of its weights (``edge/lm_runtime.py``)
     output: torch.Tensor  # (n_e, C), attached to the graph in training
     inputs: torch.Tensor  # (n_e, *input_shape) the routed samples (an integer expert's step reads them)
     dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # the stored weights' dtypes
@@ -124,7 +124,7 @@ class ExpertRuntime:
         """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID (the most
         recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
         if self.factory is None:  # a custom expert may hold more than its weights: built anew each time
-            self._spare = [f.module for f in self._forwards.values() if f.module.training]
+            self._spare = [f.module for f in self._forwards.values() if f.module is not None and f.module.training]
         self._forwards.clear()
         self._tasks.clear()
         self._gradients.clear()
@@ -245,6 +245,7 @@ class ExpertRuntime:
         return forward.updates[memo], forward.update_seconds[memo]
 
     def _float_step(self, forward: Forward, grad: torch.Tensor, lr: float) -> Weights:
+        assert forward.module is not None  # this runtime's forward passes build modules
         forward.module.zero_grad(set_to_none=True)
         with self.profile.computing():
             forward.output.backward(grad)
