@@ -138,7 +138,7 @@ def main() -> None:
     steppers = {"local": local_stepper(sessions["all"]),
                 **{name: bmoe_stepper(s, runs[name]) for name, s in sessions.items()}}
     profiler = cProfile.Profile() if args.profile else None
-    for name, step in steppers.items():  # the warm-up round, not measured (its costs are not counted either)
+    for step in steppers.values():  # the warm-up round, not measured (its costs are not counted either)
         step(0)
     for name in ("all", "sampled"):
         runs[name].edge_total = runs[name].edge_busiest = runs[name].traffic = 0
@@ -154,7 +154,8 @@ def main() -> None:
     print(f"{'run':>8} {'CPU/round':>10} {'ratio':>6} {'wall ratio':>10} {'edges sum/round':>16} "
           f"{'busiest/round':>14} {'bytes/round':>12}")
     for name, m in runs.items():
-        deployment = "" if name == "local" else (f"{m.edge_total / m.rounds:>15.3f}s {m.edge_busiest / m.rounds:>13.3f}s "
+        deployment = "" if name == "local" else (f"{m.edge_total / m.rounds:>15.3f}s "
+                                                 f"{m.edge_busiest / m.rounds:>13.3f}s "
                                                  f"{m.traffic / m.rounds / 1e6:>10.2f}MB")
         print(f"{name:>8} {m.cpu / m.rounds:>9.3f}s {m.cpu / local.cpu:>6.2f} {m.wall / local.wall:>10.2f} "
               f"{deployment}")

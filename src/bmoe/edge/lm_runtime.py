@@ -12,7 +12,9 @@ activation carries (``lm/payloads.py``). Two kinds of task reach it:
 The expert runs as a function of its weights (:func:`swiglu`, the kernels of
 :class:`~bmoe.lm.model.SwiGLUExpert`, so the same bits), not as a module built per call; a backward task's one
 autograd pass gives dL/d(input) and the weights' gradients together, and the update reuses those gradients when the
-output gradient it is given has the bits the activation carried (else it backpropagates that one).
+output gradient it is given has the bits the activation carried (else it backpropagates that one). A forward task
+keeps its pass's graph (the most recent :data:`KEEP_GRAPHS`, across tasks): the backward task of the same expert
+(same weights CID) on rows with the same bits backpropagates through it instead of running the forward pass again.
 
 Everything else (memo by content, numeric profiles, cached objects by CID, attacks through ``EdgeWorker``) is
 :class:`~bmoe.edge.runtime.ExpertRuntime`'s.
@@ -38,6 +40,7 @@ from bmoe.storage import BlobStore, serialize_tensors
 
 SWIGLU = "swiglu"  # the expert preset a language model's genesis records
 MATRICES = ("w1.weight", "w2.weight", "w3.weight")  # SwiGLUExpert's parameters, as its object names them
+KEEP_GRAPHS = 64  # forward tasks' graphs kept for the backward tasks (a round of the default model makes 32)
 
 
 def swiglu_spec(hidden_size: int, intermediate_size: int) -> ExpertSpec:
@@ -59,6 +62,16 @@ def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @dataclass
+class _Graph:
+    """An expert's forward pass with its graph: the output and the leaves it is a function of."""
+
+    rows: torch.Tensor  # (n_e, d) float32 the rows as the task carried them
+    x: torch.Tensor  # (n_e, d) the rows as the graph's leaf (the profile's dtype and device)
+    leaves: list[torch.Tensor]  # the matrices of MATRICES, as the graph's leaves
+    output: torch.Tensor  # (n_e, d)
+
+
+@dataclass
 class _Backward:
     """A backward task's pass through one expert, kept for the update: the graph, the output gradient it was
     taken with and the weights' gradients it gave."""
@@ -77,6 +90,9 @@ class LMExpertRuntime(ExpertRuntime):
         d, width = spec.input_shape[0], spec.hidden
         super().__init__(store, spec, lambda: SwiGLUExpert(d, width), profile)
         self._backwards: dict[tuple[str, str, str, int, str], _Backward] = {}
+        self._graphs: dict[tuple[str, int, str], _Graph] = {}  # forward tasks' passes by (weights CID, expert,
+        # profile), the most recent last; kept across tasks (``new_round`` starts each task)
+        self.reused_graphs = 0  # backward tasks that backpropagated through a forward task's graph
 
     def new_round(self) -> None:
         super().new_round()
@@ -100,30 +116,47 @@ class LMExpertRuntime(ExpertRuntime):
             started = time.perf_counter()
             matrices = self._matrices(weights)
             x_e = task.x[task.groups[expert]]  # (n_e, d)
-            if task.grads is None:
+            graph_key = (weights_cid, expert, profile.name)
+            if task.grads is None and profile.chunk_rows is not None:  # its rows a batch split: no graph kept
                 with profile.computing(), torch.no_grad():
                     output = profile.forward(lambda rows: swiglu(rows, *matrices), x_e)  # (n_e, d) float32
+            elif task.grads is None:
+                graph = self._graph(matrices, x_e)
+                self._graphs[graph_key] = graph
+                while len(self._graphs) > KEEP_GRAPHS:
+                    del self._graphs[next(iter(self._graphs))]
+                output = graph.output.detach().to(device="cpu", dtype=torch.float32)
             else:
-                output = self._backward(key, matrices, x_e, task.grads[expert], weights)
+                graph = self._graphs.pop(graph_key, None)
+                if graph is None or not same_bits(graph.rows, x_e):
+                    graph = self._graph(matrices, x_e)
+                else:
+                    self.reused_graphs += 1
+                output = self._backward(key, graph, task.grads[expert], weights)
             dtypes = {name: tensor.dtype for name, tensor in weights.items()}
             self._forwards[key] = Forward(key, None, output, x_e, dtypes, time.perf_counter() - started)
             self.compute_seconds += self._forwards[key].seconds
             self.forward_passes += 1
         return self._forwards[key]
 
-    def _backward(self, key: tuple[str, str, str, int, str], matrices: list[torch.Tensor], x_e: torch.Tensor,
-                  grad: torch.Tensor, state: Weights) -> torch.Tensor:
-        """dL/d(input) (n_e, d) float32 of the rows ``x_e`` (n_e, d) for dL/d(output) ``grad`` (n_e, d); the pass
-        is kept for the update."""
+    def _graph(self, matrices: list[torch.Tensor], rows: torch.Tensor) -> _Graph:
+        """The expert's forward pass on ``rows`` (n_e, d) with its graph, in the profile's precision."""
         profile = self.profile
-        dtype = matrices[0].dtype
-        x_e = x_e.to(device=profile.device, dtype=dtype).requires_grad_(True)  # (n_e, d)
+        x = rows.to(device=profile.device, dtype=matrices[0].dtype).detach().requires_grad_(True)  # (n_e, d)
         leaves = [m.detach().requires_grad_(True) for m in matrices]
         with profile.computing(), torch.enable_grad():
-            y = swiglu(x_e, *leaves)  # (n_e, d)
-            dx, *weight_grads = torch.autograd.grad(y, [x_e, *leaves], grad.to(device=profile.device, dtype=dtype),
+            return _Graph(rows, x, leaves, swiglu(x, *leaves))  # output (n_e, d)
+
+    def _backward(self, key: tuple[str, str, str, int, str], graph: _Graph, grad: torch.Tensor,
+                  state: Weights) -> torch.Tensor:
+        """dL/d(input) (n_e, d) float32 of the graph's rows for dL/d(output) ``grad`` (n_e, d); the weights'
+        gradients are kept for the update."""
+        y = graph.output
+        with self.profile.computing():
+            dx, *weight_grads = torch.autograd.grad(y, [graph.x, *graph.leaves], grad.to(device=y.device,
+                                                                                         dtype=y.dtype),
                                                     retain_graph=True)
-        self._backwards[key] = _Backward(y, leaves, grad, weight_grads, state)
+        self._backwards[key] = _Backward(y, graph.leaves, grad, weight_grads, state)
         return dx.to(device="cpu", dtype=torch.float32)
 
     def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[Encoded, float]:
