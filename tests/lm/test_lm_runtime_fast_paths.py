@@ -4,6 +4,7 @@
 - a backward task's dL/d(input) and update are the module's vector-Jacobian product and AdamW step, whether the
   forward task's graph is reused or the pass is run afresh, and a graph is reused only for rows of the same bits;
 - an update given an output gradient of other bits than the activation's steps with that gradient;
+- the updated object an edge computed is kept as the tensors its bytes decode to;
 - the traffic counted for a signed answer is its canonical JSON's length.
 """
 
@@ -20,7 +21,7 @@ from bmoe.ledger.transactions import tx_to_dict
 from bmoe.lm.model import SwiGLUExpert
 from bmoe.lm.optim import adamw_step, weights_of, with_moments
 from bmoe.protocol.measure import wire_size
-from bmoe.storage import MemoryStore, cid_of, serialize_tensors
+from bmoe.storage import MemoryStore, cid_of, deserialize_tensors, serialize_tensors
 
 D, WIDTH, ROWS, LR = 32, 48, 10, 1e-2
 SPEC = swiglu_spec(D, WIDTH)
@@ -108,6 +109,20 @@ def test_an_update_given_another_output_gradient_steps_with_that_gradient() -> N
     assert runtime.update(backward, "other", other, LR)[0].data == reference_update
     _, kept_update = _module_step(expert, state, x, grad)
     assert runtime.update(backward, "grad", grad, LR)[0].data == kept_update != reference_update
+
+
+def test_an_updated_object_is_kept_as_the_tensors_its_bytes_decode_to() -> None:
+    expert, x, grad = _expert(12), _rows(13), _rows(14)
+    state = _object(expert)
+    runtime = LMExpertRuntime(MemoryStore(), SPEC)  # an empty store: the kept object is read from nowhere else
+    encoded, _ = runtime.update(runtime.forward(state.cid, state, _task(x, grad, "b0"), 0, True), "g", grad, LR)
+    assert runtime.holds(encoded.cid)
+    kept, decoded = runtime.weights(encoded.cid), deserialize_tensors(encoded.data)[0]
+    assert sorted(kept) == sorted(decoded)
+    assert all(kept[name].dtype == decoded[name].dtype and torch.equal(kept[name].reshape(-1).view(torch.uint8),
+                                                                       decoded[name].reshape(-1).view(torch.uint8))
+               for name in decoded)
+    assert serialize_tensors(kept) == encoded.data
 
 
 def test_the_traffic_of_a_signed_answer_is_its_canonical_json() -> None:

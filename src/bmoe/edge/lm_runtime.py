@@ -36,7 +36,7 @@ from bmoe.lm.model import SwiGLUExpert
 from bmoe.lm.optim import adamw_step
 from bmoe.lm.payloads import decode_layer_activation
 from bmoe.moe.experts import ExpertSpec
-from bmoe.storage import BlobStore, serialize_tensors
+from bmoe.storage import BlobStore
 
 SWIGLU = "swiglu"  # the expert preset a language model's genesis records
 MATRICES = ("w1.weight", "w2.weight", "w3.weight")  # SwiGLUExpert's parameters, as its object names them
@@ -175,8 +175,7 @@ class LMExpertRuntime(ExpertRuntime):
             grads = {name: g.to(device="cpu", dtype=torch.float32) for name, g in zip(MATRICES, weight_grads,
                                                                                        strict=True)}
             new = adamw_step(dict(kept.state), grads, lr)
-            forward.updates[memo] = Encoded.of(serialize_tensors(new))
-            self._own[forward.updates[memo].cid] = forward.updates[memo].data
+            forward.updates[memo] = self.encode_own(new)
             forward.update_seconds[memo] = time.perf_counter() - started
             self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1

@@ -110,7 +110,7 @@ class ExpertRuntime:
         self.profile = profile if profile is not None else get_profile(DEFAULT)
         self._forwards: dict[tuple[str, str, str, int, str], Forward] = {}
         self._weights: dict[str, Weights] = {}  # by CID, least recently used first
-        self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
+        self._own: dict[str, AddressedWeights] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
         self._addressed: dict[bytes, list[AddressedWeights]] = {}  # recent tampered weights, by a sample
@@ -137,8 +137,9 @@ class ExpertRuntime:
         or downloaded."""
         tensors = self._weights.pop(cid, None)
         if tensors is None:
-            own = self._own.pop(cid, None)
-            tensors = AddressedWeights(cid, deserialize_tensors(own if own is not None else self.store.get(cid))[0])
+            tensors = self._own.pop(cid, None)  # the tensors its bytes were encoded from: the same bits
+            if tensors is None:
+                tensors = AddressedWeights(cid, deserialize_tensors(self.store.get(cid))[0])
         self._weights[cid] = tensors  # the most recently used last
         return tensors
 
@@ -237,12 +238,19 @@ class ExpertRuntime:
                     new = forward.module.integer_update(forward.inputs, grad, lr)
             else:
                 new = self._float_step(forward, grad, lr)
-            forward.updates[memo] = Encoded.of(serialize_tensors(new))
-            self._own[forward.updates[memo].cid] = forward.updates[memo].data  # the expert's next weights, if accepted
+            forward.updates[memo] = self.encode_own(new)
             forward.update_seconds[memo] = time.perf_counter() - started
             self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1
         return forward.updates[memo], forward.update_seconds[memo]
+
+    def encode_own(self, new: Weights) -> Encoded:
+        """Updated weights computed here, encoded; kept by CID as the expert's next weights, if accepted (as the
+        tensors, read-only: decoding their bytes would give the same bits)."""
+        encoded = Encoded.of(serialize_tensors(new))
+        dense = {name: t.detach().to("cpu").resolve_conj().resolve_neg().contiguous() for name, t in new.items()}
+        self._own[encoded.cid] = AddressedWeights(encoded.cid, dense)  # what the bytes hold, as serialised
+        return encoded
 
     def _float_step(self, forward: Forward, grad: torch.Tensor, lr: float) -> Weights:
         assert forward.module is not None  # this runtime's forward passes build modules
