@@ -74,7 +74,7 @@ def test_a_backward_task_through_the_forward_tasks_graph_is_the_modules_vjp_and_
     state = _object(expert)
     reference_dx, reference_update = _module_step(expert, state, x, grad)
     reused, fresh = LMExpertRuntime(MemoryStore(), SPEC), LMExpertRuntime(MemoryStore(), SPEC)
-    forward = reused.forward(state.cid, state, _task(x, None, "f0"), 0, False)
+    forward = reused.forward(state.cid, state, _task(x, None, "f0"), 0, True)  # a training round's forward task
     with torch.no_grad():
         assert _same(forward.output, expert(x))
     for runtime in (reused, fresh):
@@ -90,7 +90,7 @@ def test_a_forward_tasks_graph_is_not_used_for_rows_of_other_bits() -> None:
     expert, x, grad = _expert(5), _rows(6), _rows(7)
     state = _object(expert)
     runtime = LMExpertRuntime(MemoryStore(), SPEC)
-    runtime.forward(state.cid, state, _task(x, None, "f0"), 0, False)
+    runtime.forward(state.cid, state, _task(x, None, "f0"), 0, True)
     other = x.clone()
     other[0, 0] = -other[0, 0]
     reference_dx, reference_update = _module_step(expert, state, other, grad)
@@ -98,6 +98,18 @@ def test_a_forward_tasks_graph_is_not_used_for_rows_of_other_bits() -> None:
     assert runtime.reused_graphs == 0
     assert _same(backward.output, reference_dx)
     assert runtime.update(backward, "g", grad, LR)[0].data == reference_update
+
+
+def test_an_inference_rounds_forward_task_keeps_no_graph() -> None:
+    expert, x, grad = _expert(15), _rows(16), _rows(17)
+    state = _object(expert)
+    runtime = LMExpertRuntime(MemoryStore(), SPEC)
+    forward = runtime.forward(state.cid, state, _task(x, None, "f0"), 0, False)
+    with torch.no_grad():
+        assert _same(forward.output, expert(x)) and forward.output.grad_fn is None
+    reference_dx, _ = _module_step(expert, state, x, grad)
+    assert _same(runtime.forward(state.cid, state, _task(x, grad, "b0"), 0, True).output, reference_dx)
+    assert runtime.reused_graphs == 0
 
 
 def test_an_update_given_another_output_gradient_steps_with_that_gradient() -> None:

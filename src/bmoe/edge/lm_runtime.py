@@ -13,8 +13,9 @@ The expert runs as a function of its weights (:func:`swiglu`, the kernels of
 :class:`~bmoe.lm.model.SwiGLUExpert`, so the same bits), not as a module built per call; a backward task's one
 autograd pass gives dL/d(input) and the weights' gradients together, and the update reuses those gradients when the
 output gradient it is given has the bits the activation carried (else it backpropagates that one). A forward task
-keeps its pass's graph (the most recent :data:`KEEP_GRAPHS`, across tasks): the backward task of the same expert
-(same weights CID) on rows with the same bits backpropagates through it instead of running the forward pass again.
+of a training round (``train``) keeps its pass's graph (the most recent :data:`KEEP_GRAPHS`, across tasks): the
+backward task of the same expert (same weights CID) on rows with the same bits backpropagates through it instead of
+running the forward pass again.
 
 Everything else (memo by content, numeric profiles, cached objects by CID, attacks through ``EdgeWorker``) is
 :class:`~bmoe.edge.runtime.ExpertRuntime`'s.
@@ -108,8 +109,9 @@ class LMExpertRuntime(ExpertRuntime):
         return [weights[name].to(device=self.profile.device, dtype=dtype) for name in MATRICES]
 
     def forward(self, weights_cid: str, weights: Weights, task: TaskInputs, expert: int, train: bool) -> Forward:
-        """A forward task: the expert's output on its rows. A backward task: dL/d(input) of its rows, and the
-        weights' gradients kept for the AdamW step (memoised by content, as the classifier's)."""
+        """A forward task: the expert's output on its rows (in a training round, ``train``, its graph kept for the
+        backward task). A backward task: dL/d(input) of its rows, and the weights' gradients kept for the AdamW step
+        (memoised by content, as the classifier's)."""
         profile = self.profile
         key = (weights_cid, task.task_cid, task.activation_cid, expert, profile.name)
         if key not in self._forwards:
@@ -117,7 +119,8 @@ class LMExpertRuntime(ExpertRuntime):
             matrices = self._matrices(weights)
             x_e = task.x[task.groups[expert]]  # (n_e, d)
             graph_key = (weights_cid, expert, profile.name)
-            if task.grads is None and profile.chunk_rows is not None:  # its rows a batch split: no graph kept
+            if task.grads is None and (not train or profile.chunk_rows is not None):  # an inference round, or
+                # rows computed in batch splits: no graph kept
                 with profile.computing(), torch.no_grad():
                     output = profile.forward(lambda rows: swiglu(rows, *matrices), x_e)  # (n_e, d) float32
             elif task.grads is None:
