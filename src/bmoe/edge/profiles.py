@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -72,8 +72,9 @@ class NumericProfile:
             module = module.double()
         return module.to(self.device) if self.device != "cpu" else module
 
-    def forward(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``module`` (already :meth:`prepare`d) on ``x`` (n, *shape): (n, C) float32 on the CPU."""
+    def forward(self, module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``module`` (already :meth:`prepare`d, or a function of weights in the profile's precision) on ``x``
+        (n, *shape): (n, C) float32 on the CPU."""
         x = x.to(device=self.device, dtype=torch.float64 if self.float64 else x.dtype)
         if self.chunk_rows is not None and x.shape[0] > self.chunk_rows:
             output = torch.cat([module(part) for part in x.split(self.chunk_rows)])  # (n, C)

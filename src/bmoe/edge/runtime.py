@@ -84,7 +84,7 @@ class Forward:
     """One expert's forward pass on its routed samples, kept for the backward pass."""
 
     key: tuple[str, str, str, int, str]  # weights CID, task CID, activation CID, expert, profile
-    module: nn.Module
+    module: nn.Module | None  # None: an expert run as a function of its weights (``edge/lm_runtime.py``)
     output: torch.Tensor  # (n_e, C), attached to the graph in training
     inputs: torch.Tensor  # (n_e, *input_shape) the routed samples (an integer expert's step reads them)
     dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # the stored weights' dtypes
@@ -110,7 +110,7 @@ class ExpertRuntime:
         self.profile = profile if profile is not None else get_profile(DEFAULT)
         self._forwards: dict[tuple[str, str, str, int, str], Forward] = {}
         self._weights: dict[str, Weights] = {}  # by CID, least recently used first
-        self._own: dict[str, bytes] = {}  # updated weights this runtime computed, by CID, oldest first
+        self._own: dict[str, AddressedWeights] = {}  # updated weights this runtime computed, by CID, oldest first
         self._tasks: dict[tuple[str, str], TaskInputs] = {}
         self._gradients: dict[str, torch.Tensor] = {}  # this round's decoded output gradients, by CID
         self._addressed: dict[bytes, list[AddressedWeights]] = {}  # recent tampered weights, by a sample
@@ -124,7 +124,7 @@ class ExpertRuntime:
         """Drop per-round memos (forward graphs, decoded tasks); weights stay cached by CID (the most
         recently used :data:`KEEP_WEIGHTS`), and so do the updated weights computed here."""
         if self.factory is None:  # a custom expert may hold more than its weights: built anew each time
-            self._spare = [f.module for f in self._forwards.values() if f.module.training]
+            self._spare = [f.module for f in self._forwards.values() if f.module is not None and f.module.training]
         self._forwards.clear()
         self._tasks.clear()
         self._gradients.clear()
@@ -137,8 +137,9 @@ class ExpertRuntime:
         or downloaded."""
         tensors = self._weights.pop(cid, None)
         if tensors is None:
-            own = self._own.pop(cid, None)
-            tensors = AddressedWeights(cid, deserialize_tensors(own if own is not None else self.store.get(cid))[0])
+            tensors = self._own.pop(cid, None)  # the tensors its bytes were encoded from: the same bits
+            if tensors is None:
+                tensors = AddressedWeights(cid, deserialize_tensors(self.store.get(cid))[0])
         self._weights[cid] = tensors  # the most recently used last
         return tensors
 
@@ -237,14 +238,22 @@ class ExpertRuntime:
                     new = forward.module.integer_update(forward.inputs, grad, lr)
             else:
                 new = self._float_step(forward, grad, lr)
-            forward.updates[memo] = Encoded.of(serialize_tensors(new))
-            self._own[forward.updates[memo].cid] = forward.updates[memo].data  # the expert's next weights, if accepted
+            forward.updates[memo] = self.encode_own(new)
             forward.update_seconds[memo] = time.perf_counter() - started
             self.compute_seconds += forward.update_seconds[memo]
             self.backward_passes += 1
         return forward.updates[memo], forward.update_seconds[memo]
 
+    def encode_own(self, new: Weights) -> Encoded:
+        """Updated weights computed here, encoded; kept by CID as the expert's next weights, if accepted (as the
+        tensors, read-only: decoding their bytes would give the same bits)."""
+        encoded = Encoded.of(serialize_tensors(new))
+        dense = {name: t.detach().to("cpu").resolve_conj().resolve_neg().contiguous() for name, t in new.items()}
+        self._own[encoded.cid] = AddressedWeights(encoded.cid, dense)  # what the bytes hold, as serialised
+        return encoded
+
     def _float_step(self, forward: Forward, grad: torch.Tensor, lr: float) -> Weights:
+        assert forward.module is not None  # this runtime's forward passes build modules
         forward.module.zero_grad(set_to_none=True)
         with self.profile.computing():
             forward.output.backward(grad)

@@ -18,13 +18,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.node import SealStats
-from bmoe.ledger.transactions import Transaction, tx_to_dict
+from bmoe.ledger.transactions import Transaction, tx_signing_message
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.storage import BlobStore
 
 STEPS = ("gate", "compute", "verify", "loss", "update", "consensus")
+SIGNATURE_FIELD = len(',"signature":""')  # what the wire form adds to the signed message, besides the signature
+
+
+def wire_size(tx: Transaction) -> int:
+    """The bytes of ``tx``'s canonical JSON (``tx_to_dict``): the message its sender signed (kept with the
+    transaction, so nothing is encoded again) with ``"signature"``, the last key in sorted order, added."""
+    return len(tx_signing_message(tx)) + SIGNATURE_FIELD + len(tx.signature)
 
 
 @dataclass
@@ -113,7 +119,7 @@ class RoundObserver:
         """An edge's signed answer: it uploads the transaction and holds every object it names."""
         entries = tx.payload["results" if tx.kind == "commitment" else "updates"]
         self._held.setdefault(tx.sender, set()).update(str(entry["cid"]) for entry in entries)
-        self.traffic.add(tx.sender, up=len(canonical_json(tx_to_dict(tx))))
+        self.traffic.add(tx.sender, up=wire_size(tx))
 
     def uploaded(self, edge: str, cids: list[str]) -> None:
         """``edge`` uploaded the objects of ``cids``, asked for by the validators."""

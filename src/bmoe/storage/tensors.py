@@ -24,6 +24,7 @@ import json
 import sys
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from safetensors import deserialize
 
@@ -78,8 +79,9 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return {key: metadata[key] for key in sorted(metadata)}
 
 
-def _tensor_bytes(name: str, tensor: object) -> tuple[str, list[int], int, bytes]:
-    """Return (dtype name, shape, element size, raw little-endian bytes) of one tensor."""
+def _tensor_bytes(name: str, tensor: object) -> tuple[str, list[int], int, np.ndarray]:
+    """Return (dtype name, shape, element size, raw little-endian bytes) of one tensor; the bytes are a flat uint8
+    view of the dense tensor (not copied: ``serialize_tensors`` copies them once, into the object)."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"tensor {name!r} must be a torch.Tensor, got {type(tensor).__name__}")
     if tensor.layout != torch.strided:
@@ -90,7 +92,7 @@ def _tensor_bytes(name: str, tensor: object) -> tuple[str, list[int], int, bytes
     if dtype_name is None:
         raise TypeError(f"tensor {name!r} has unsupported dtype {tensor.dtype}")
     dense = tensor.detach().to("cpu").resolve_conj().resolve_neg().contiguous()
-    raw = dense.reshape(-1).view(torch.uint8).numpy().tobytes()
+    raw = dense.reshape(-1).view(torch.uint8).numpy()
     return dtype_name, list(dense.shape), dense.element_size(), raw
 
 
@@ -107,7 +109,7 @@ def serialize_tensors(
     if not isinstance(tensors, Mapping):
         raise TypeError(f"tensors must be a mapping of str to torch.Tensor, got {type(tensors).__name__}")
     meta = _check_metadata(metadata)
-    entries: list[tuple[str, str, list[int], int, bytes]] = []
+    entries: list[tuple[str, str, list[int], int, np.ndarray]] = []
     for name, tensor in tensors.items():
         if not isinstance(name, str):
             raise TypeError(f"tensor names must be str, got {type(name).__name__} {name!r}")

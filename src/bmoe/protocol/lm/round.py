@@ -205,7 +205,7 @@ class _LMRound:
         slots = sorted(layer.groups)
         work = ResultWork(self.round_index, task_id, task.payload["data_cid"], activation.payload["activation_cid"],
                           assignments_of(state, state.tasks[task_id], slots), list(state.expert_cids),
-                          train=grads is not None)
+                          train=self.train)
         watch.work_out(work)
         submit_answers(p, validator, watch, task_id, "result", p.gateway.results(work))
         escalate(p, validator, watch, task_id, "result", slots,
