@@ -142,3 +142,13 @@ def test_the_traffic_of_a_signed_answer_is_its_canonical_json() -> None:
     tx = signer.sign("commitment", {"task_id": "train-000001-b0",
                                     "results": [{"expert": 5, "digest": "ab" * 32, "cid": cid_of(b"result")}]})
     assert wire_size(tx) == len(canonical_json(tx_to_dict(tx)))
+
+
+def test_a_training_rounds_updates_reuse_the_backward_tasks_weight_gradients_and_stay_bit_identical() -> None:
+    from tests.lm.lm_runs import max_difference, reference_training, tiny_session
+
+    session = tiny_session(lm={"steps": 2})
+    session.train()
+    runtimes = session.runtimes
+    assert sum(runtime.reused_weight_grads for runtime in runtimes) > 0  # the scaled gradient's pass served the update
+    assert max_difference(session.ledger_model(), reference_training(session, 2)) == 0.0

@@ -35,7 +35,7 @@ from bmoe.edge.profiles import NumericProfile
 from bmoe.edge.runtime import Encoded, ExpertRuntime, Forward, TaskInputs, Weights
 from bmoe.lm.model import SwiGLUExpert
 from bmoe.lm.optim import adamw_step
-from bmoe.lm.payloads import decode_layer_activation
+from bmoe.lm.payloads import decode_layer_activation, gradient_scale
 from bmoe.moe.experts import ExpertSpec
 from bmoe.storage import BlobStore
 
@@ -82,6 +82,7 @@ class _Backward:
     grad: torch.Tensor  # (n_e, d) float32 dL/d(output), as the activation carried it
     weight_grads: list[torch.Tensor]  # dL/d(each matrix) for ``grad``
     state: Weights  # the expert's object: weights and moments
+    scale: float  # the power of two the activation's gradients carry (lm.payloads.gradient_scale)
 
 
 class LMExpertRuntime(ExpertRuntime):
@@ -94,6 +95,7 @@ class LMExpertRuntime(ExpertRuntime):
         self._graphs: dict[tuple[str, int, str], _Graph] = {}  # forward tasks' passes by (weights CID, expert,
         # profile), the most recent last; kept across tasks (``new_round`` starts each task)
         self.reused_graphs = 0  # backward tasks that backpropagated through a forward task's graph
+        self.reused_weight_grads = 0  # updates that took the backward task's weight gradients (no second pass)
 
     def new_round(self) -> None:
         super().new_round()
@@ -135,7 +137,8 @@ class LMExpertRuntime(ExpertRuntime):
                     graph = self._graph(matrices, x_e)
                 else:
                     self.reused_graphs += 1
-                output = self._backward(key, graph, task.grads[expert], weights)
+                output = self._backward(key, graph, task.grads[expert], weights,
+                                        gradient_scale(int(task.x.shape[0])))
             dtypes = {name: tensor.dtype for name, tensor in weights.items()}
             self._forwards[key] = Forward(key, None, output, x_e, dtypes, time.perf_counter() - started)
             self.compute_seconds += self._forwards[key].seconds
@@ -151,7 +154,7 @@ class LMExpertRuntime(ExpertRuntime):
             return _Graph(rows, x, leaves, swiglu(x, *leaves))  # output (n_e, d)
 
     def _backward(self, key: tuple[str, str, str, int, str], graph: _Graph, grad: torch.Tensor,
-                  state: Weights) -> torch.Tensor:
+                  state: Weights, scale: float) -> torch.Tensor:
         """dL/d(input) (n_e, d) float32 of the graph's rows for dL/d(output) ``grad`` (n_e, d); the weights'
         gradients are kept for the update."""
         y = graph.output
@@ -159,7 +162,7 @@ class LMExpertRuntime(ExpertRuntime):
             dx, *weight_grads = torch.autograd.grad(y, [graph.x, *graph.leaves], grad.to(device=y.device,
                                                                                          dtype=y.dtype),
                                                     retain_graph=True)
-        self._backwards[key] = _Backward(y, graph.leaves, grad, weight_grads, state)
+        self._backwards[key] = _Backward(y, graph.leaves, grad, weight_grads, state, scale)
         return dx.to(device="cpu", dtype=torch.float32)
 
     def update(self, forward: Forward, grad_cid: str, grad: torch.Tensor, lr: float) -> tuple[Encoded, float]:
@@ -170,7 +173,10 @@ class LMExpertRuntime(ExpertRuntime):
             started = time.perf_counter()
             kept = self._backwards[forward.key]
             weight_grads = kept.weight_grads
-            if not same_bits(grad, kept.grad):
+            if same_bits(grad * kept.scale, kept.grad):  # the activation's gradient, scaled by a power of two:
+                weight_grads = [g / kept.scale for g in weight_grads]  # the weights' gradients scale back exactly
+                self.reused_weight_grads += 1
+            elif not same_bits(grad, kept.grad):
                 with self.profile.computing():
                     weight_grads = list(torch.autograd.grad(
                         kept.output, kept.leaves, grad.to(device=kept.output.device, dtype=kept.output.dtype),

@@ -15,6 +15,8 @@ Must not know: the model, the ledger, how bytes travel.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from bmoe.moe.dispatch import routed_samples
@@ -108,3 +110,20 @@ def decode_layer_activation(data: bytes, num_slots: int) -> tuple[
     if set(grads) != set(groups):
         raise PayloadError(f"layer activation: output gradients for slots {sorted(grads)}, routed {sorted(groups)}")
     return inputs, groups, grads
+
+
+def gradient_scale(tokens: int) -> float:
+    """The power of two (>= ``tokens``) the output gradients a backward task sends are multiplied by: the loss is
+    a mean over the batch's tokens, so each token's gradient is ~1/tokens and the edges' dL/d(input) rows would be
+    tiny, below any tolerance's floor (a comparison must see an honest drift and a lie at the same scale in every
+    layer and direction). A power of two scales every product exactly, so the unscaled gradient is recovered bit
+    for bit (``descaled``)."""
+    return float(2 ** max(0, math.ceil(math.log2(max(1, tokens)))))
+
+
+def scaled(grads: dict[int, torch.Tensor], scale: float) -> dict[int, torch.Tensor]:
+    return {slot: grad * scale for slot, grad in grads.items()}
+
+
+def descaled(grads: dict[int, torch.Tensor], scale: float) -> dict[int, torch.Tensor]:
+    return {slot: grad / scale for slot, grad in grads.items()}

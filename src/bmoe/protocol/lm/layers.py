@@ -15,7 +15,6 @@ Must not know: the ledger, storage, edges.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,23 +23,6 @@ from bmoe.lm.losses import load_balancing_loss, router_z_loss
 from bmoe.lm.model import MoETransformer
 from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.gate import Routing
-
-
-def gradient_scale(tokens: int) -> float:
-    """The power of two (>= ``tokens``) the output gradients a backward task sends are multiplied by: the loss is
-    a mean over the batch's tokens, so each token's gradient is ~1/tokens and the edges' dL/d(input) rows would be
-    tiny, below any tolerance's floor (a comparison must see an honest drift and a lie at the same scale in every
-    layer and direction). A power of two scales every product exactly, so the unscaled gradient is recovered bit
-    for bit (``descaled``)."""
-    return float(2 ** max(0, math.ceil(math.log2(max(1, tokens)))))
-
-
-def scaled(grads: dict[int, torch.Tensor], scale: float) -> dict[int, torch.Tensor]:
-    return {slot: grad * scale for slot, grad in grads.items()}
-
-
-def descaled(grads: dict[int, torch.Tensor], scale: float) -> dict[int, torch.Tensor]:
-    return {slot: grad / scale for slot, grad in grads.items()}
 
 
 @dataclass

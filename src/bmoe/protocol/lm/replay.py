@@ -24,19 +24,16 @@ from bmoe.ledger.state import LedgerState
 from bmoe.ledger.transactions import Transaction
 from bmoe.lm.model import MoETransformer
 from bmoe.lm.optim import adamw_step
-from bmoe.lm.payloads import decode_batch, encode_layer_activation
+from bmoe.lm.payloads import decode_batch, descaled, encode_layer_activation, gradient_scale, scaled
 from bmoe.moe.dispatch import combine
 from bmoe.moe.payloads import PayloadError, decode_result, encode_gradient, encode_result
 from bmoe.protocol.lm.layers import (
     LayerPass,
     backpropagate,
-    descaled,
     enter_layer,
-    gradient_scale,
     input_gradient,
     leave_layer,
     output_gradients,
-    scaled,
 )
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.storage import BlobStore, StorageError, cid_of

@@ -33,19 +33,16 @@ from dataclasses import dataclass, field
 import torch
 
 from bmoe.ledger.transactions import Transaction
-from bmoe.lm.payloads import check_batch, encode_batch
+from bmoe.lm.payloads import check_batch, descaled, encode_batch, gradient_scale, scaled
 from bmoe.moe.gate import Routing
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.protocol.lm.layers import (
     LayerPass,
     backpropagate,
-    descaled,
     enter_layer,
-    gradient_scale,
     input_gradient,
     leave_layer,
     output_gradients,
-    scaled,
 )
 from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
