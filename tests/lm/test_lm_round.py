@@ -101,3 +101,26 @@ def test_sampled_replicas_dispute_a_split_sample_and_still_train_the_clean_model
                             attack="sign_flip", attack_params={"probability": 1.0})
     attacked.train()
     assert attacked.node.view().expert_cids == clean.node.view().expert_cids
+
+
+def test_a_pruned_run_keeps_the_ledgers_model_and_the_evidence_and_nothing_else() -> None:
+    from bmoe.run.lm.config import LMRunConfig
+    from bmoe.run.lm.session import LMSession
+    from tests.lm.lm_runs import CHARS, IDS, TINY_LM
+
+    config = LMRunConfig.build({**TINY_LM, "steps": 2}, {"num_edges": 5, "difficulty": 0, "seed": 7,
+                                                         "malicious_ratio": 0.2, "attack": "sign_flip",
+                                                         "attack_params": {"probability": 1.0}})
+    cut = int(IDS.numel() * 0.9)
+    pruned = LMSession(config, "".join(CHARS).encode(), len(CHARS), IDS[:cut], IDS[cut:], keep_objects=False)
+    pruned.train()
+    kept = tiny_session(lm={"steps": 2}, malicious_ratio=0.2, attack="sign_flip", attack_params={"probability": 1.0})
+    kept.train()
+    state = pruned.node.view()
+    assert pruned.head_hash() == kept.head_hash()  # pruning changes nothing recorded
+    stored = set(pruned.store.cids())
+    assert {state.gate_cid, *state.expert_cids, pruned.tokenizer_cid} <= stored
+    assert pruned.evidence and pruned.evidence <= stored  # the liar's answers, behind its records
+    assert stored == {state.gate_cid, *state.expert_cids, pruned.tokenizer_cid, *pruned.evidence}
+    assert len(stored) < len(set(kept.store.cids())) / 2
+    assert pruned.validate() == kept.validate()

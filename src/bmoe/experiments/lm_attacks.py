@@ -54,7 +54,7 @@ def run_unit(settings: AttackSettings, text: LMText, framework: str, reading: st
     """One training run: its validation curve, records, and the model's CIDs."""
     attack = READINGS[reading] if reading is not None else None
     session = LMSession(_config(settings, framework, attack), text.tokenizer.to_bytes(), text.tokenizer.vocab_size,
-                        text.train_ids, text.validation_ids)
+                        text.train_ids, text.validation_ids, keep_objects=False)
     history = session.train()
     state = session.node.view()
     return {"framework": framework, "reading": reading or "clean", "curve": history.validation,

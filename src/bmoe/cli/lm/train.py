@@ -27,12 +27,16 @@ from bmoe.run.settings.setting import LM_TRAIN, TRAIN
               help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
 @click.option("--init", "init_dir", type=click.Path(path_type=Path), default=None,
               help="start from a Mixtral checkpoint (bmoe lm export's): its weights, shape and tokenizer")
+@click.option("--prune", is_flag=True,
+              help="keep only the objects the ledger's state names and the evidence behind its records (a long run's "
+                   "expert objects fill ~38 MB a round otherwise); its history can then no longer be audited")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @options_of(LM_SETTINGS, LM_TRAIN)
 @options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
 @ledger_options
 @comparison_options
-def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, quiet: bool, comparison: str | None,
+def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, prune: bool, quiet: bool,
+                  comparison: str | None,
                   bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
                   ledger: str | None, rpc_url: str | None, eth_key: str | None, **values: Any) -> None:
     """Train a Mixture-of-Experts language model through B-MoE on the complete Shakespeare."""
@@ -48,7 +52,7 @@ def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, 
         initial, tokenizer = _checkpoint(init_dir, lm)
     config = LMRunConfig.build(lm, run)
     text = load_text(config.lm, cache_dir, tokenizer)
-    _train(config, text, run_dir, quiet, initial)
+    _train(config, text, run_dir, quiet, initial, not prune)
 
 
 # the settings a checkpoint fixes, and its config's names for them
@@ -81,14 +85,14 @@ def _checkpoint(init_dir: Path, lm: dict[str, Any]) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _train(config: Any, text: Any, run_dir: Path, quiet: bool, initial: Any = None) -> None:
+def _train(config: Any, text: Any, run_dir: Path, quiet: bool, initial: Any = None, keep_objects: bool = True) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bmoe.run.lm.session import LMSession, open_run_dir
 
     with open_run_dir(run_dir):
         session = LMSession(config, text.tokenizer.to_bytes(), text.tokenizer.vocab_size, text.train_ids,
-                            text.validation_ids, run_dir, initial)
+                            text.validation_ids, run_dir, initial, keep_objects)
     steps = config.lm.steps
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"), TimeElapsedColumn(),

@@ -28,6 +28,7 @@ Must not know: how edges are reached (the :class:`~bmoe.protocol.edges.EdgeGatew
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -86,8 +87,8 @@ def publish_lm_tasks(p: RoundParticipants, round_index: int, tokens: torch.Tenso
 
 
 def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int, tokens: torch.Tensor,
-                 targets: torch.Tensor | None, train: bool, lr: float,
-                 tasks: list[Transaction] | None = None) -> LMRoundOutcome:
+                 targets: torch.Tensor | None, train: bool, lr: float, tasks: list[Transaction] | None = None,
+                 on_sealed: Callable[[], None] | None = None) -> LMRoundOutcome:
     """Run one round over ``tokens`` (B, T), sealing a block per task. Training needs ``targets``; with targets an
     inference round reports the loss too. A round that fails leaves nothing pending (the tasks sealed before it
     stay sealed: a round that stops at a layer trained nothing, and the next round starts again at layer 0)."""
@@ -100,7 +101,7 @@ def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int,
     if p.observer is None:
         p.observer = RoundObserver(p.store)
     try:
-        return _LMRound(p, validator, p.observer, round_index, train, lr, tasks).run(tokens, targets)
+        return _LMRound(p, validator, p.observer, round_index, train, lr, tasks, on_sealed).run(tokens, targets)
     except BaseException:
         p.node.discard_pending()
         p.resync_nonces()
@@ -116,6 +117,7 @@ class _LMRound:
     train: bool
     lr: float
     tasks: list[Transaction]
+    on_sealed: Callable[[], None] | None = None  # told after each task's block (the node's view is that block's)
     calls: int = 0
     accepted: int = 0
     misbehaviour: int = 0
@@ -164,6 +166,8 @@ class _LMRound:
         p.resync_nonces()
         if p.node.seals:
             self.block_bytes += p.node.last_seal.block_bytes
+        if self.on_sealed is not None:
+            self.on_sealed()
         self.watch.step("consensus")
 
     def _backward(self, passes: list[LayerPass], embedded: torch.Tensor, g_out: torch.Tensor, loss: float) -> None:

@@ -29,6 +29,7 @@ import torch
 
 from bmoe.atomic_write import write_atomically
 from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
+from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
 from bmoe.lm.config import LMConfig
@@ -99,7 +100,7 @@ class LMSession:
 
     def __init__(self, config: LMRunConfig, tokenizer: bytes, vocab_size: int, train_ids: torch.Tensor,
                  validation_ids: torch.Tensor, run_dir: Path | None = None,
-                 initial: MoETransformer | None = None) -> None:
+                 initial: MoETransformer | None = None, keep_objects: bool = True) -> None:
         self.config = config
         run = config.run
         if run.consensus not in ("pow", "ethereum"):
@@ -143,6 +144,8 @@ class LMSession:
                                               self.model_config.num_slots)
         self.history = LMHistory()
         self.step = 0
+        self.keep_objects = keep_objects
+        self.evidence: set[str] = set()  # objects behind misbehaviour records: kept when the store is pruned
         if run_dir is not None:
             write_atomically(run_dir / CONFIG_FILE, _json_bytes(config.to_dict()))
 
@@ -179,7 +182,9 @@ class LMSession:
         while self.step < total:
             lr = self.lr(self.step)
             x, y = self.batch(self.train_ids, self.step, 0)
-            outcome = run_lm_round(self.participants, self.validator, self.step, x, y, True, lr)
+            outcome = run_lm_round(self.participants, self.validator, self.step, x, y, True, lr,
+                                   on_sealed=None if self.keep_objects else self._collect_evidence)
+            self._prune()
             self.history.rounds.append({"step": self.step, "loss": outcome.loss, "lr": lr, "calls": outcome.calls,
                                         "accepted": outcome.accepted, "misbehaviour": outcome.misbehaviour,
                                         "edge_seconds": outcome.edge_seconds,
@@ -192,6 +197,24 @@ class LMSession:
                 self.validate()
         self._save_history()
         return self.history
+
+    def _collect_evidence(self) -> None:
+        state = self.node.view()
+        for task in state.tasks.values():  # the block just sealed
+            self.evidence.update(evidence_objects(task, state.comparison.records_groups))
+
+    def _prune(self) -> None:
+        """Without ``keep_objects`` the store keeps only what the state names (the trusted part, the experts, the
+        tokenizer) and the evidence behind every misbehaviour record, as a pruned node does: a long run's expert
+        objects (weights and moments) would otherwise fill the disk, ~38 MB a round for the default model. Such a
+        run's history can no longer be audited against its objects."""
+        if self.keep_objects:
+            return
+        state = self.node.view()
+        keep = {state.gate_cid, *state.expert_cids, self.tokenizer_cid, *self.evidence}
+        for cid in list(self.store.cids()):
+            if cid not in keep:
+                self.store.delete(cid)
 
     def ledger_model(self) -> MoETransformer:
         """The model the ledger holds now: its trusted object and accepted experts, by their CIDs."""
