@@ -119,7 +119,9 @@ class LMSession:
             raise ConfigError(f"{run_dir} already holds a run; resuming a language model's run is not supported "
                               "yet: choose a new --run-dir")
         torch.set_num_threads(run.threads)
-        self.store: BlobStore = DirectoryStore(run_dir / STORE_DIR) if run_dir is not None else MemoryStore()
+        # objects durable before the block naming them (a flush per block, not an fsync per object)
+        self.store: BlobStore = (DirectoryStore(run_dir / STORE_DIR, batch=True) if run_dir is not None
+                                 else MemoryStore())
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
@@ -127,6 +129,8 @@ class LMSession:
         if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
             sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
         self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps, sealer=sealer)
+        if isinstance(self.store, DirectoryStore):
+            self.node.before_persist = self.store.flush
         if initial is not None and initial.config != self.model_config:
             raise ConfigError(f"the initial model's shape {initial.config} is not the settings' {self.model_config}")
         self.tokenizer_cid = self.store.put(tokenizer)
@@ -250,6 +254,8 @@ class LMSession:
         return self.node.view().head
 
     def close(self) -> None:
+        if isinstance(self.store, DirectoryStore):
+            self.store.flush()
         if self.node.chain is not None:
             self.node.chain.close()
 
