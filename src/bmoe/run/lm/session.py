@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ class LMSession:
         self.history = LMHistory()
         self.step = 0
         self.keep_objects = keep_objects
+        self._started = time.perf_counter()  # the wall clock's start of training, for the validation points
         self.evidence: set[str] = set()  # objects behind misbehaviour records: kept when the store is pruned
         if run_dir is not None:
             write_atomically(run_dir / CONFIG_FILE, _json_bytes(config.to_dict()))
@@ -183,6 +185,7 @@ class LMSession:
         ``validation_every`` rounds and after the last."""
         s: Any = self.config.lm
         total = s.steps if steps is None else steps
+        self._started = time.perf_counter()
         while self.step < total:
             lr = self.lr(self.step)
             x, y = self.batch(self.train_ids, self.step, 0)
@@ -238,7 +241,8 @@ class LMSession:
                 assert out.cross_entropy is not None
                 losses.append(float(out.cross_entropy))
         loss = sum(losses) / len(losses)
-        self.history.validation.append({"step": self.step, "loss": loss, "bits": loss / math.log(2)})
+        self.history.validation.append({"step": self.step, "loss": loss, "bits": loss / math.log(2),
+                                        "wall_seconds": time.perf_counter() - self._started})
         self._save_history()
         return loss
 
