@@ -30,21 +30,36 @@ def tiny_session(lm: dict[str, Any] | None = None, run_dir: Path | None = None, 
 
 
 def reference_training(session: LMSession, steps: int) -> MoETransformer:
-    """The same model trained in one process without the protocol, on the session's batches and schedule."""
+    """The same model trained in one process without the protocol, on the session's batches and schedule: one AdamW
+    step per part that has gradients (the trusted part, each expert), each part counting its own steps, as torch's
+    AdamW counts per parameter (an expert no token reached keeps its weights, moments and step)."""
     model = build_model(session.model_config, session.config.run.seed)
     params = dict(model.named_parameters())
-    state = with_moments({name: p.detach().clone() for name, p in params.items()})
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name, p in params.items():
+        parts.setdefault(_part(name), {})[name] = p.detach().clone()
+    states = {part: with_moments(weights) for part, weights in parts.items()}
     for step in range(steps):
         x, y = session.batch(session.train_ids, step, 0)
         model.zero_grad()
         out = model(x, y)
         assert out.loss is not None
         out.loss.backward()
-        state = adamw_step(state, {name: p.grad for name, p in params.items() if p.grad is not None}, session.lr(step))
+        for part, state in states.items():
+            grads = {name: params[name].grad for name in parts[part] if params[name].grad is not None}
+            if grads:
+                states[part] = adamw_step(state, grads, session.lr(step))
         with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(state[name])
+            for part, state in states.items():
+                for name in parts[part]:
+                    params[name].copy_(state[name])
     return model
+
+
+def _part(name: str) -> str:
+    """The object a parameter lives in: its expert's (``...experts.{j}``), else the trusted part's."""
+    head, found, _ = name.partition(".block_sparse_moe.experts.")
+    return f"{head}.{name[len(head) + len(found):].split('.')[0]}" if found else "trusted"
 
 
 def max_difference(a: MoETransformer, b: MoETransformer) -> float:

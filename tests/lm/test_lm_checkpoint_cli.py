@@ -79,3 +79,12 @@ def test_sample_continues_the_prompt_the_same_way_for_the_same_seed(run_dir: Pat
 
 def test_sample_refuses_a_prompt_outside_the_vocabulary(run_dir: Path) -> None:
     assert_user_error(bmoe_here("lm", "sample", run_dir, "--prompt", "Zebra§"), "not in the tokenizer's vocabulary")
+
+
+@pytest.mark.parametrize("body", ['{"lm": {}, "run": {"bogus": 1}}', '{"lm": [1], "run": {}}',
+                                  '{"lm": "ab", "run": {}}', '{"lm": {"layers": "four"}, "run": {}}', "[]", "not json"])
+def test_a_garbled_lm_json_is_one_line_for_sample_export_and_audit(run_dir: Path, tmp_path: Path, body: str) -> None:
+    (run_dir / "lm.json").write_text(body)
+    assert_user_error(bmoe_here("lm", "sample", run_dir), "lm.json")
+    assert_user_error(bmoe_here("lm", "export", run_dir, tmp_path / "out"), "lm.json")
+    assert_user_error(bmoe_here("audit", run_dir), "lm.json")

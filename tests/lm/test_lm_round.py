@@ -4,9 +4,11 @@ direction, every expert call decided, attackers outvoted."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from bmoe.edge.behaviour import AttackContext, EdgeBehaviour, Weights
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.lm.config import LMConfig
@@ -124,3 +126,44 @@ def test_a_pruned_run_keeps_the_ledgers_model_and_the_evidence_and_nothing_else(
     assert stored == {state.gate_cid, *state.expert_cids, pruned.tokenizer_cid, *pruned.evidence}
     assert len(stored) < len(set(kept.store.cids())) / 2
     assert pruned.validate() == kept.validate()
+
+
+def test_an_odd_number_of_layers_and_experts_no_token_reaches_still_train_bit_identically() -> None:
+    session = tiny_session(lm={"layers": 3, "lm_experts": 8, "lm_top_k": 1, "sequences": 1, "steps": 3})
+    unrouted = []
+    session.train(on_round=lambda outcome, lr: unrouted.append(outcome.counts.count(0)))
+    assert sum(unrouted) > 0  # 16 tokens over 8 experts a layer: some expert gets none (its object keeps its step)
+    assert max_difference(session.ledger_model(), reference_training(session, 3)) == 0.0
+
+
+def test_a_backward_task_with_no_accepted_call_is_recorded_and_audited(tmp_path: Path) -> None:
+    from bmoe.run.audit import audit_run_dir
+
+    session = tiny_session(lm={"steps": 1}, run_dir=tmp_path / "run", num_edges=3, malicious_ratio=0.67,
+                           attack="withhold", attack_params={"probability": 1.0})
+    session.train()
+    session.close()
+    records = session.node.view().edge_records
+    assert sum(record.withheld for record in records.values()) > 0
+    report = audit_run_dir(tmp_path / "run", ())
+    assert report.head_hash == session.head_hash()
+
+
+class _DropsMoments(EdgeBehaviour):
+    """Commits updated weights without their AdamW moments: an object no edge could step from."""
+
+    name: ClassVar[str] = "drops_moments"
+    malicious: ClassVar[bool] = True
+
+    def tamper_update(self, ctx: AttackContext, base: Weights, updated: Weights) -> Weights | None:
+        return {name: tensor for name, tensor in updated.items() if not name.startswith("adam.")}
+
+
+def test_an_update_of_another_form_is_malformed_even_unverified_and_the_run_goes_on() -> None:
+    session = tiny_session(lm={"steps": 2}, framework="traditional", num_edges=8)
+    session.edges[0].behaviour = _DropsMoments()  # hosts slot 0 alone: its update is accepted by nobody else
+    genesis = tiny_session(lm={"steps": 2}, framework="traditional", num_edges=8).node.view().expert_cids
+    history = session.train()
+    assert session.node.view().expert_cids[0] == genesis[0]  # never replaced by an object of another form
+    assert session.node.view().expert_cids[1] != genesis[1]
+    assert len(history.validation) == 1 and session.edges[0].address in session.node.view().edge_records

@@ -212,6 +212,7 @@ class Validator:
             cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
             if data is not None:
                 try:
+                    self.check_answer(state, phase, expert, data)
                     output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
                                            verified=state.rule.name != "sole")
                     valid_cid = cid
@@ -245,6 +246,10 @@ class Validator:
                 malformed = winner.digest
         decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
         return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
+
+    def check_answer(self, state: LedgerState, phase: str, expert: int, data: bytes) -> None:
+        """PayloadError when ``data`` cannot be an answer of ``phase`` for ``expert`` beyond what ``decode_agreed``
+        checks (a kind of expert whose objects carry more than weights checks their form here)."""
 
     def _verified_object(self, comparison: Comparison, digest: str, cids: list[str]) -> tuple[
             str | None, bytes | None]:

@@ -198,8 +198,11 @@ def audit_chain(chain: ChainStore, store: BlobStore, anchors: Anchors, rpc_url: 
     ``lm_settings``: a language model's run, whose rounds are replayed (``protocol/lm/replay.py``)."""
     check = block_check(store)
     if lm_settings is not None:
+        import torch
+
         from bmoe.protocol.lm.replay import lm_block_check
 
+        torch.set_num_threads(lm_settings.run.threads)  # the validators' float work, replayed on their thread count
         check = both_checks(check, lm_block_check(store, lm_settings.lm.lr))
     section = ethereum_section(chain)
     if section is not None and rpc_url:
@@ -264,7 +267,7 @@ def lm_anchor(run_dir: Path, seeded: bool) -> tuple[dict[str, Any], LMRunConfig]
         return None
     try:
         config = LMRunConfig.from_dict(_read_json(path, str(path)))
-    except ConfigError as err:
+    except (ConfigError, TypeError) as err:
         raise AuditSetupError(f"{path}: {err}") from None
     fields: dict[str, Any] = {"config_hash": config.hash(), "keys": None if seeded else ENROLLED_KEYS}
     if seeded:

@@ -34,6 +34,8 @@ def attacks_command(out: Path, cache_dir: Path | None, edges: int, ratio: float,
     from bmoe.run.lm.text import load_text
 
     lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} is not a directory")
     settings = AttackSettings(lm, edges, ratio, probability, seed)
     text = load_text(LMSettings(**lm).validate(), cache_dir)
     units = run_attacks(settings, text, out, lambda name: err_console.print(f"training {name}"))

@@ -82,6 +82,8 @@ def _checkpoint(init_dir: Path, lm: dict[str, Any]) -> tuple[Any, Any]:
              f"{model.config.vocab_size}")
     lm.update({name: getattr(model.config, field) for name, field in SHAPE.items()})
     lm["tokenizer"] = tokenizer.name
+    if tokenizer.name == "bpe":
+        lm["bpe_vocab"] = tokenizer.vocab_size  # the settings say the tokenizer the run has
     return model, tokenizer
 
 
@@ -107,6 +109,8 @@ def _train(config: Any, text: Any, run_dir: Path, quiet: bool, initial: Any = No
             history = session.train(on_round=on_round)
         finally:
             session.close()
+    if not history.validation:
+        fail("no validation point was recorded")
     final = history.validation[-1]["loss"]
     chars_per_token = text.characters_per_token
     rows = [{"framework": config.run.framework, "rounds": steps, "val_loss": f"{final:.3f}",
@@ -115,5 +119,3 @@ def _train(config: Any, text: Any, run_dir: Path, quiet: bool, initial: Any = No
     console.print(results_table("language model", rows, [
         ("framework", "framework"), ("rounds", "rounds"), ("val_loss", "val loss (nats/token)"),
         ("bits_per_char", "bits/char"), ("misbehaviour", "misbehaviour"), ("head", "head hash")]))
-    if not history.validation:
-        fail("no validation point was recorded")

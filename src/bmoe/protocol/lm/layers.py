@@ -55,8 +55,9 @@ def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool)
         aux = None
         if train:
             k = config.num_experts_per_tok
-            aux = (config.router_aux_loss_coef * load_balancing_loss(local.logits, k)
-                   + config.router_z_loss_coef * router_z_loss(local.logits)) / config.num_hidden_layers
+            layers = config.num_hidden_layers  # each term as lm_loss weighs it: coefficient x (term / L)
+            aux = (config.router_aux_loss_coef * (load_balancing_loss(local.logits, k) / layers)
+                   + config.router_z_loss_coef * (router_z_loss(local.logits) / layers))
     return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux)
 
 

@@ -59,6 +59,9 @@ class _Round:
     g_in: torch.Tensor | None = None
     loss: float | None = None
     accepted_backward: set[int] = field(default_factory=set)  # the backward task's accepted slots
+    data_cid: str = ""  # the round's batch: every task of the round names it
+    round: int = 0
+    next_backward: int = -1  # the layer the next backward task must be (the top first)
 
 
 def _task_layer(task_id: str) -> tuple[str, int]:
@@ -82,7 +85,7 @@ class LMReplay:
         for index, tx in enumerate(block.transactions):
             try:
                 self._replay(tx)
-            except (ReplayDiffers, PayloadError, StorageError, ValueError) as err:
+            except (ReplayDiffers, PayloadError, StorageError, ValueError, KeyError, RuntimeError) as err:
                 return f"transaction {index} ({tx.kind}): {err}"
         return None
 
@@ -102,6 +105,14 @@ class LMReplay:
         if direction == "f" and layer == 0:
             self._round = self._begin(tx.payload["gate_cid"], task)
         r = self._current()
+        if (task["data_cid"], task["round"]) != (r.data_cid, r.round):
+            raise ReplayDiffers(f"task {task['task_id']} names another batch or round than its round's first task")
+        expected = len(r.passes) if direction == "f" else r.next_backward
+        if layer != expected or (direction == "b" and layer not in r.passes):
+            raise ReplayDiffers(f"task {task['task_id']} out of order: the round's next {direction} task is layer "
+                                f"{expected}")
+        if direction == "b":
+            r.next_backward -= 1
         if direction == "f":
             r.passes[layer] = enter_layer(r.model, layer, r.h, r.train)
             grads = None
@@ -164,7 +175,8 @@ class LMReplay:
         train = task["task_id"].startswith("train-")
         with torch.set_grad_enabled(train):
             embedded = model.embed(tokens)
-        return _Round(model, state, tokenizer_cid, gate_cid, targets, train, embedded, embedded)
+        return _Round(model, state, tokenizer_cid, gate_cid, targets, train, embedded, embedded,
+                      data_cid=task["data_cid"], round=int(task["round"]), next_backward=config.num_hidden_layers - 1)
 
     def _current(self) -> _Round:
         if self._round is None:

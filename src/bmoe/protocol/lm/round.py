@@ -91,7 +91,8 @@ def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int,
                  on_sealed: Callable[[], None] | None = None) -> LMRoundOutcome:
     """Run one round over ``tokens`` (B, T), sealing a block per task. Training needs ``targets``; with targets an
     inference round reports the loss too. A round that fails leaves nothing pending (the tasks sealed before it
-    stay sealed: a round that stops at a layer trained nothing, and the next round starts again at layer 0)."""
+    stay sealed, and the next round starts again at layer 0: stopped in a forward task, it trained nothing; in a
+    backward task, the layers above have stepped their experts and the trusted part has not)."""
     config = validator.config
     check_batch(tokens, targets, config.vocab_size)
     if train and targets is None:
@@ -178,7 +179,7 @@ class _LMRound:
             p.node.submit(task)
             grads = output_gradients(layer, g_out)
             scale = gradient_scale(int(layer.x.shape[0]))
-            dx = descaled(self._expert_calls(task, layer, scaled(grads, scale), LMValidator.summed), scale)
+            dx = descaled(self._expert_calls(task, layer, scaled(grads, scale), validator.summed), scale)
             g_in = backpropagate(layer, g_out, input_gradient(layer, dx))
             if layer.layer == 0:
                 embedded.backward(g_in)

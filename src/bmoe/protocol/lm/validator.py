@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.state import LedgerState
 from bmoe.ledger.transactions import Transaction
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer
@@ -23,12 +24,12 @@ from bmoe.lm.optim import Tensors, adamw_step
 from bmoe.lm.payloads import encode_layer_activation
 from bmoe.moe.dispatch import activation_counts
 from bmoe.moe.gate import Routing
-from bmoe.moe.payloads import encode_gradient
+from bmoe.moe.payloads import PayloadError, encode_gradient
 from bmoe.protocol.gate_step import DIVERGED_HINT, require_finite_round
 from bmoe.protocol.lm.layers import LayerPass
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.protocol.validator import Validator
-from bmoe.storage import BlobStore
+from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 
 
 class LMValidator(Validator):
@@ -54,6 +55,20 @@ class LMValidator(Validator):
             self._model = (cid, model, state, tokenizer_cid)
         return self._model
 
+    def check_answer(self, state: LedgerState, phase: str, expert: int, data: bytes) -> None:
+        """An expert update must be an object of its base's form (the same tensors, shapes and dtypes: weights and
+        AdamW moments), else it is malformed: the next call on it would fail on every edge."""
+        if phase != "update":
+            return
+        try:
+            update = deserialize_tensors(data)[0]
+        except StorageError as err:
+            raise PayloadError(f"update: not a safetensors object ({err})") from None
+        base = deserialize_tensors(self.store.get(state.expert_cids[expert]))[0]
+        form = {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in base.items()}
+        if {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in update.items()} != form:
+            raise PayloadError(f"update of expert {expert}: not an object of its base's form (weights and moments)")
+
     def current_model(self) -> MoETransformer:
         """The model of the trusted part the ledger holds now (pending transactions included)."""
         return self.model(self.node.pending_view().gate_cid)
@@ -67,11 +82,11 @@ class LMValidator(Validator):
             "task_id": task_id, "gate_cid": gate_cid, "activation_cid": self.store.put(data),
             "counts": activation_counts(layer.routing.experts, self.config.num_slots)})
 
-    @staticmethod
-    def summed(routing: Routing, groups: dict[int, torch.Tensor], outputs: dict[int, torch.Tensor]) -> torch.Tensor:
-        """A backward task's aggregate: each token's accepted dL/d(input) rows summed (n, d)."""
-        n, d = routing.experts.shape[0], next(iter(outputs.values())).shape[1] if outputs else 0
-        total = torch.zeros(n, d)
+    def summed(self, routing: Routing, groups: dict[int, torch.Tensor],
+               outputs: dict[int, torch.Tensor]) -> torch.Tensor:
+        """A backward task's aggregate: each token's accepted dL/d(input) rows summed (n, d); zeros when no call was
+        accepted."""
+        total = torch.zeros(routing.experts.shape[0], self.config.hidden_size)
         for slot, rows_grad in outputs.items():
             total = total.index_add(0, groups[slot], rows_grad)
         return total

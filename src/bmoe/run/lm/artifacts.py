@@ -42,8 +42,10 @@ def read_settings(run_dir: Path) -> LMRunConfig:
         raise ConfigError(f"{run_dir} is not a language model's run directory (no {CONFIG_FILE})")
     try:
         return LMRunConfig.from_dict(json.loads(read_regular_text(path)))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(f"{path}: not a language model's settings ({err})") from None
 
 
 def model_cids(run_dir: Path) -> tuple[str, list[str], int | None]:

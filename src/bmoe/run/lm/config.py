@@ -85,7 +85,10 @@ class LMRunConfig:
         refused = sorted(set(run) & set(CLASSIFIER_ONLY))
         if refused:
             raise ConfigError(f"setting(s) of a classifier's run, not a language model's: {', '.join(refused)}")
-        settings = LMSettings(**lm).validate()
+        try:
+            settings = LMSettings(**lm).validate()
+        except TypeError as err:  # a value of no setting's type (the checks name the setting)
+            raise ConfigError(f"language-model settings: {err}") from None
         s: Any = settings
         if s.lm_top_k > s.lm_experts:
             raise ConfigError(f"top-k {s.lm_top_k} must be at most the experts per layer {s.lm_experts}")
@@ -97,9 +100,14 @@ class LMRunConfig:
                                                  if k not in CLASSIFIER_ONLY}}
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> LMRunConfig:
-        if not isinstance(data, dict) or set(data) != {"lm", "run"}:
-            raise ConfigError("a language model's config holds exactly the tables 'lm' and 'run'")
+    def from_dict(data: Any) -> LMRunConfig:
+        if not isinstance(data, dict) or set(data) != {"lm", "run"} or not all(
+                isinstance(data[table], dict) for table in ("lm", "run")):
+            raise ConfigError("a language model's config holds exactly the tables 'lm' and 'run', each a mapping of "
+                              "settings")
+        unknown = sorted(str(key) for key in set(data["run"]) - {f.name for f in dataclasses.fields(RunConfig)})
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in 'run': {', '.join(unknown)}")
         return LMRunConfig.build(dict(data["lm"]), dict(data["run"]))
 
     def hash(self) -> str:

@@ -186,6 +186,14 @@ class LMSession:
         s: Any = self.config.lm
         total = s.steps if steps is None else steps
         self._started = time.perf_counter()
+        try:
+            self._train_until(total, on_round)
+        finally:
+            self._save_history()  # what was sealed is recorded, also when a round fails
+        return self.history
+
+    def _train_until(self, total: int, on_round: RoundCallback | None) -> None:
+        s: Any = self.config.lm
         while self.step < total:
             lr = self.lr(self.step)
             x, y = self.batch(self.train_ids, self.step, 0)
@@ -202,8 +210,6 @@ class LMSession:
                 on_round(outcome, lr)
             if self.step % s.validation_every == 0 or self.step == total:
                 self.validate()
-        self._save_history()
-        return self.history
 
     def _collect_evidence(self) -> None:
         state = self.node.view()
