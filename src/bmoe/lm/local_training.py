@@ -2,7 +2,10 @@
 
 One step (:func:`train_step`) is one forward/backward of the whole model on a batch and one AdamW step of every
 weight through :func:`bmoe.lm.optim.adamw_step`, the pure function the validators (the trusted part) and the
-edges (the experts) call in the B-MoE round; a round with honest edges must reproduce these weights. The
+edges (the experts) call in the B-MoE round; a round with honest edges reproduces these weights as long as
+every expert gets tokens in every step (the state here counts one AdamW step for the whole model; the round's
+objects, like torch's AdamW, count per part, so an expert no token reached keeps its step there:
+``tests/lm/lm_runs.reference_training`` steps per part and matches the round in every case). The
 training state is a dict of tensors by the model's parameter names, weights and moments
 (``with_moments(model.state_dict())``): it is the truth, the model only the vehicle that computes the gradient.
 :class:`LocalTrainer` runs nanoGPT's Shakespeare-char recipe on CPU (batch 12 of 64-token windows, lr 1e-3,
