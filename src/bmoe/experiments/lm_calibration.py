@@ -23,6 +23,7 @@ from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.ledger.state import LedgerState, TaskState, apply_block
 from bmoe.moe.payloads import decode_result
 from bmoe.protocol.comparisons.grouping import distance
+from bmoe.protocol.lm.round import lm_task
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import CHAIN_FILE, LMSession
 from bmoe.run.lm.text import LMText
@@ -74,7 +75,9 @@ def measure(config: LMRunConfig, text: LMText) -> Divergence:
 
 def _measure_task(divergence: Divergence, store: BlobStore, comparison: Tolerance, task_id: str, task: TaskState,
                   width: int) -> None:
-    direction, layer = task_id.rsplit("-", 1)[-1][0], int(task_id.rsplit("-", 1)[-1][1:])
+    parsed = lm_task(task_id)
+    assert parsed is not None, task_id  # the session's own tasks
+    _, _, direction, layer = parsed
     for phase in ("result", "update"):
         for slot, committed in task.commitments[phase].items():
             rows = int(task.counts[slot]) if task.counts is not None else 0

@@ -10,16 +10,14 @@ training loss per round. Must not know HTML, HTTP or files.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from bmoe.explorer.model import TaskView
 from bmoe.lm.config import LMConfig
 from bmoe.moe.payloads import PayloadError
+from bmoe.protocol.lm.round import lm_task
 from bmoe.protocol.lm.trusted import decode_trusted
 from bmoe.storage import BlobStore, StorageError
-
-TASK_ID = re.compile(r"(?P<kind>train|infer)-(?P<round>\d{6})-(?P<direction>[fb])(?P<layer>\d+)")
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,6 @@ def read_manifest(store: BlobStore, trusted_cid: str) -> Manifest:
 
 
 MANIFEST_ERRORS = (PayloadError, StorageError)
-
-
-def lm_task(task_id: str) -> tuple[str, int, str, int] | None:
-    """A task id of the LM round read back: (kind, round, ``f`` or ``b``, layer); None for any other id."""
-    found = TASK_ID.fullmatch(task_id)
-    if found is None:
-        return None
-    return found["kind"], int(found["round"]), found["direction"], int(found["layer"])
 
 
 def layer_routing(tasks: list[TaskView], config: LMConfig) -> list[LayerRouting]:

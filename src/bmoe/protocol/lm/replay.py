@@ -35,6 +35,7 @@ from bmoe.protocol.lm.layers import (
     leave_layer,
     output_gradients,
 )
+from bmoe.protocol.lm.round import lm_task
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.storage import BlobStore, StorageError, cid_of
 
@@ -66,10 +67,10 @@ class _Round:
 
 def _task_layer(task_id: str) -> tuple[str, int]:
     """("f" | "b", layer) of a language model's task id ``<kind>-RRRRRR-fL`` / ``-bL``."""
-    suffix = task_id.rsplit("-", 1)[-1]
-    if len(suffix) < 2 or suffix[0] not in "fb" or not suffix[1:].isdigit():
-        raise ReplayDiffers(f"task {task_id!r} is not a language model's task (-f<layer> or -b<layer>)")
-    return suffix[0], int(suffix[1:])
+    parsed = lm_task(task_id)
+    if parsed is None:
+        raise ReplayDiffers(f"task {task_id!r} is not a language model's task (<kind>-RRRRRR-f<layer> or -b<layer>)")
+    return parsed[2], parsed[3]
 
 
 class LMReplay:

@@ -28,6 +28,7 @@ Must not know: how edges are reached (the :class:`~bmoe.protocol.edges.EdgeGatew
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,6 +68,17 @@ class LMRoundOutcome:
     block_bytes: int = 0
 
 
+TASK_ID = re.compile(r"(?P<kind>train|infer)-(?P<round>\d{6,})-(?P<direction>[fb])(?P<layer>\d+)")
+
+
+def lm_task(task_id: str) -> tuple[str, int, str, int] | None:
+    """A task id of :func:`task_ids` read back: (kind, round, ``f`` or ``b``, layer); None for any other id."""
+    found = TASK_ID.fullmatch(task_id)
+    if found is None:
+        return None
+    return found["kind"], int(found["round"]), found["direction"], int(found["layer"])
+
+
 def task_ids(round_index: int, layers: int, train: bool) -> list[str]:
     """The round's task ids in the order they run: forward layers up, then (training) backward layers down."""
     kind = "train" if train else "infer"
@@ -81,9 +93,14 @@ def publish_lm_tasks(p: RoundParticipants, round_index: int, tokens: torch.Tenso
     stored when given, for training or for a validation loss)."""
     data_cid = p.store.put(encode_batch(tokens, targets))
     samples = int(tokens.numel())
-    return [p.publisher.sign("task", {"task_id": task_id, "kind": "train" if "-b" in task_id else "infer",
+    return [p.publisher.sign("task", {"task_id": task_id, "kind": "train" if _backward(task_id) else "infer",
                                       "data_cid": data_cid, "samples": samples, "round": round_index})
             for task_id in task_ids(round_index, layers, train)]
+
+
+def _backward(task_id: str) -> bool:
+    parsed = lm_task(task_id)
+    return parsed is not None and parsed[2] == "b"
 
 
 def run_lm_round(p: RoundParticipants, validator: LMValidator, round_index: int, tokens: torch.Tensor,
