@@ -86,13 +86,20 @@ def output_gradients(layer: LayerPass, g_out: torch.Tensor) -> dict[int, torch.T
     return dict(sorted(grads.items()))
 
 
+def summed_rows(groups: dict[int, torch.Tensor], rows: dict[int, torch.Tensor], tokens: int,
+                width: int) -> torch.Tensor:
+    """Each slot's rows (n_e, d) added into its tokens' rows of a (tokens, width) zero tensor: a backward task's
+    aggregate, what the validators record and what the replay recomputes."""
+    total = torch.zeros(tokens, width)
+    for slot, slot_rows in rows.items():
+        total = total.index_add(0, groups[slot], slot_rows)
+    return total
+
+
 def input_gradient(layer: LayerPass, accepted: dict[int, torch.Tensor]) -> torch.Tensor:
     """dL/d(the experts' input) (n, d): the accepted dL/d(input) rows of every slot, summed per token (each already
     carries its routing weight, through dL/d(output))."""
-    g_x = torch.zeros_like(layer.x.detach())
-    for slot, rows_grad in accepted.items():
-        g_x = g_x.index_add(0, layer.groups[slot], rows_grad)
-    return g_x
+    return summed_rows(layer.groups, accepted, *layer.x.shape)
 
 
 def backpropagate(layer: LayerPass, g_out: torch.Tensor, g_x: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,7 @@ from bmoe.protocol.lm.layers import (
     input_gradient,
     leave_layer,
     output_gradients,
+    summed_rows,
 )
 from bmoe.protocol.lm.round import lm_task
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
@@ -138,10 +139,8 @@ class LMReplay:
             _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(mixed.detach())))
             r.h = leave_layer(p, accepted, r.train)
             return
-        summed = torch.zeros(p.x.shape[0], d)
-        for slot, rows_grad in accepted.items():
-            summed = summed.index_add(0, p.groups[slot], rows_grad)
-        _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(summed)))
+        aggregate = summed_rows(p.groups, accepted, *p.x.shape)  # as the validators' LMValidator.summed
+        _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(aggregate)))
         assert r.g_out is not None
         r.g_in = backpropagate(p, r.g_out, input_gradient(p, descaled(accepted, gradient_scale(int(p.x.shape[0])))))
         r.accepted_backward = set(accepted)

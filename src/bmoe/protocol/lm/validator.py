@@ -26,7 +26,7 @@ from bmoe.moe.dispatch import activation_counts
 from bmoe.moe.gate import Routing
 from bmoe.moe.payloads import PayloadError, encode_gradient
 from bmoe.protocol.gate_step import DIVERGED_HINT, require_finite_round
-from bmoe.protocol.lm.layers import LayerPass
+from bmoe.protocol.lm.layers import LayerPass, summed_rows
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
@@ -86,10 +86,7 @@ class LMValidator(Validator):
                outputs: dict[int, torch.Tensor]) -> torch.Tensor:
         """A backward task's aggregate: each token's accepted dL/d(input) rows summed (n, d); zeros when no call was
         accepted."""
-        total = torch.zeros(routing.experts.shape[0], self.config.hidden_size)
-        for slot, rows_grad in outputs.items():
-            total = total.index_add(0, groups[slot], rows_grad)
-        return total
+        return summed_rows(groups, outputs, routing.experts.shape[0], self.config.hidden_size)
 
     def loss(self, h: torch.Tensor, targets: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The cross-entropy (nats per token) of the head on the final stream ``h`` (B, T, d), and the stream's
