@@ -19,11 +19,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.ledger.state import LedgerState, TaskState, apply_block
+from bmoe.ledger.state import TaskState
 from bmoe.moe.payloads import decode_result
 from bmoe.protocol.comparisons.grouping import distance
 from bmoe.protocol.lm.round import lm_task
+from bmoe.run.lm.artifacts import chain_states
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import CHAIN_FILE, LMSession
 from bmoe.run.lm.text import LMText
@@ -63,13 +63,9 @@ def measure(config: LMRunConfig, text: LMText) -> Divergence:
                             text.train_ids, text.validation_ids, Path(directory) / "run")
         session.train()
         session.close()
-        with chain_snapshot(Path(directory) / "run" / CHAIN_FILE) as chain:
-            state = LedgerState()
-            for block in chain.iter_blocks():
-                state = apply_block(state, block)
-                for task_id, task in state.tasks.items():  # a block per task
-                    _measure_task(divergence, session.store, comparison, task_id, task,
-                                  session.model_config.hidden_size)
+        for state in chain_states(Path(directory) / "run" / CHAIN_FILE):
+            for task_id, task in state.tasks.items():  # a block per task
+                _measure_task(divergence, session.store, comparison, task_id, task, session.model_config.hidden_size)
     return divergence
 
 

@@ -10,6 +10,7 @@ Must not know: click.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +49,24 @@ def read_settings(run_dir: Path) -> LMRunConfig:
         raise ConfigError(f"{path}: not a language model's settings ({err})") from None
 
 
+def chain_states(chain_path: Path) -> Iterator[LedgerState]:
+    """The state after each block of the chain at ``chain_path``, replayed from a private copy (read, not judged:
+    ``bmoe audit`` judges a chain; this reads one). ``LedgerError`` for a chain that does not apply."""
+    with chain_snapshot(chain_path) as chain:
+        state = LedgerState()
+        for block in chain.iter_blocks():
+            state = apply_block(state, block)
+            yield state
+
+
 def model_cids(run_dir: Path) -> tuple[str, list[str], int | None]:
     """The trusted object's and the experts' CIDs of the model the run holds, and the chain's height."""
     chain_path = run_dir / CHAIN_FILE
     if chain_path.exists():
         try:
-            with chain_snapshot(chain_path) as chain:
-                state = LedgerState()
-                for block in chain.iter_blocks():
-                    state = apply_block(state, block)
+            state = LedgerState()
+            for state in chain_states(chain_path):  # noqa: B007  (the last one is the run's)
+                pass
         except LedgerError as err:
             raise ConfigError(f"{chain_path}: {err}") from None
         return state.gate_cid, list(state.expert_cids), state.height
