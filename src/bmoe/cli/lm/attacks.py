@@ -8,16 +8,13 @@ from typing import Any
 import click
 
 from bmoe.cli.errors import fail
+from bmoe.cli.lm.options import cache_dir_option, lm_options, lm_values
 from bmoe.console import console, err_console, results_table
-from bmoe.run.settings.lm import LM_SETTINGS
-from bmoe.run.settings.options import options_of
-from bmoe.run.settings.setting import LM_TRAIN
 
 
 @click.command("attacks")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="where the table and plots go")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@cache_dir_option
 @click.option("--edges", type=click.IntRange(min=1, max=1024), default=10, show_default=True,
               help="B-MoE's edges M (traditional: one per (layer, expert))")
 @click.option("--ratio", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.3, show_default=True,
@@ -25,7 +22,7 @@ from bmoe.run.settings.setting import LM_TRAIN
 @click.option("--probability", type=click.FloatRange(min=0.0, max=1.0), default=0.2, show_default=True,
               help="each attacker strikes a call with this probability")
 @click.option("--seed", type=int, default=0, show_default=True)
-@options_of(LM_SETTINGS, LM_TRAIN)
+@lm_options
 def attacks_command(out: Path, cache_dir: Path | None, edges: int, ratio: float, probability: float, seed: int,
                     **values: Any) -> None:
     """Train a language model among colluding attackers through B-MoE and the traditional deployment; plot both."""
@@ -33,7 +30,7 @@ def attacks_command(out: Path, cache_dir: Path | None, edges: int, ratio: float,
     from bmoe.run.lm.config import LMSettings
     from bmoe.run.lm.text import load_text
 
-    lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    lm = lm_values(values)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} is not a directory")
     settings = AttackSettings(lm, edges, ratio, probability, seed)

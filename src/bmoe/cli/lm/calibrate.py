@@ -11,20 +11,19 @@ from click.core import ParameterSource
 
 from bmoe.atomic_write import write_atomically
 from bmoe.cli.errors import UserError
+from bmoe.cli.lm.options import cache_dir_option, lm_options, lm_values
 from bmoe.console import console, results_table
-from bmoe.run.settings.lm import LM_SETTINGS
 from bmoe.run.settings.options import given_settings, options_of
 from bmoe.run.settings.registry import SETTINGS
-from bmoe.run.settings.setting import LM_TRAIN, TRAIN
+from bmoe.run.settings.setting import TRAIN
 
 CALIBRATION_ROUNDS = 5  # without --steps
 
 
 @click.command("calibrate")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@cache_dir_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write the measurements as JSON here")
-@options_of(LM_SETTINGS, LM_TRAIN)
+@lm_options
 @options_of(tuple(SETTINGS[name] for name in ("fleet", "num_edges", "seed", "threads")), TRAIN)
 def calibrate_command(cache_dir: Path | None, out: Path | None, **values: Any) -> None:
     """Measure honest divergence of a language model's expert calls across the fleet, per layer.
@@ -34,7 +33,7 @@ def calibrate_command(cache_dir: Path | None, out: Path | None, **values: Any) -
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.text import load_text
 
-    lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    lm = lm_values(values)
     if click.get_current_context().get_parameter_source("steps") != ParameterSource.COMMANDLINE:
         lm["steps"] = CALIBRATION_ROUNDS  # a few rounds measure the drift; every answer of them is kept to measure
     config = LMRunConfig.build(lm, {**given_settings(TRAIN, values), "difficulty": 0})

