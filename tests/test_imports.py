@@ -18,6 +18,7 @@ import pytest
 
 import bmoe
 from bmoe.cli.app import SERVICE_COMMANDS, app
+from bmoe.cli.lm import LM_COMMANDS
 from bmoe.edge.fleet import CPU_PROFILE_NAMES, parse_fleet
 from bmoe.edge.profiles import PROFILES
 from bmoe.moe import experts, presets
@@ -68,10 +69,14 @@ def test_a_storage_node_command_loads_no_torch() -> None:
     assert _loaded_after(_run_cli("store", "--help")) <= {"starlette", "uvicorn"}
 
 
-@pytest.mark.parametrize("name", sorted(SERVICE_COMMANDS))
+# every lazy group's commands, by their command line
+LAZY_COMMANDS = {**SERVICE_COMMANDS, **{f"lm {name}": lazy for name, lazy in LM_COMMANDS.items()}}
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
 def test_a_lazy_command_is_listed_as_its_own_help_would_list_it(name: str) -> None:
-    command = SERVICE_COMMANDS[name].load()
-    stand_in = click.Command(name, help=SERVICE_COMMANDS[name].summary)
+    command = LAZY_COMMANDS[name].load()
+    stand_in = click.Command(name, help=LAZY_COMMANDS[name].summary)
     for limit in (30, 45, 70, 10_000):
         assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
     assert not command.hidden
