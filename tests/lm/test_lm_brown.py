@@ -4,15 +4,13 @@ split is disjoint and the character tokenizer exact."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
 from bmoe.data.errors import DataError
 from bmoe.lm.brown import held_out_documents, plain_text, read_documents
 from bmoe.lm.corpora import load_corpus
 from bmoe.lm.tokenizer import tokenizer_for_corpus
+from tests.lm.archives import gzipped_tar
 from tests.lm.conftest import CachedCorpus
 
 TAGGED = ("\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, (/( yes/rb )/) ./.\n\n\n"
@@ -20,14 +18,7 @@ TAGGED = ("\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, (/( y
 
 
 def npm_tarball(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode("ascii")
-            member = tarfile.TarInfo(f"package/{name}")
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+    return gzipped_tar(files, "package")  # npm pack's folder
 
 
 def test_a_tagged_document_becomes_plain_sentences_one_a_line() -> None:

