@@ -18,8 +18,8 @@ from typing import Any
 from bmoe.explorer.source import ExplorerError, RunSource, chain_files
 from bmoe.fileio import read_regular_text
 from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.lm.config import LM_CONFIG_FILE as LM_FILE
 from bmoe.run.lm.config import LMRunConfig
-from bmoe.run.lm.session import CONFIG_FILE as LM_FILE
 from bmoe.run.lm.session import HISTORY_FILE
 from bmoe.run.run_dir import CHAIN_FILE, CONFIG_FILE
 

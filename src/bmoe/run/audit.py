@@ -44,8 +44,7 @@ from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.ledger.state import LedgerState
 from bmoe.protocol.grouped_check import block_check
 from bmoe.run.config import ConfigError
-from bmoe.run.lm.config import LMRunConfig
-from bmoe.run.lm.session import CONFIG_FILE as LM_CONFIG_FILE
+from bmoe.run.lm.config import LM_CONFIG_FILE, LMRunConfig
 from bmoe.run.run_dir import HEAD_FILE, read_config_file, recorded_settings
 from bmoe.run.session import CHAIN_FILE, CONFIG_FILE, STORE_DIR
 from bmoe.run.setup import derive_identities, enrolled_identities

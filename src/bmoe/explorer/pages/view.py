@@ -17,7 +17,7 @@ from bmoe.explorer.lm_source import LMRunSource
 from bmoe.explorer.source import Source
 from bmoe.ledger.audit import AuditReport
 from bmoe.run.config import ConfigError, RunConfig
-from bmoe.run.lm.session import CONFIG_FILE as LM_FILE
+from bmoe.run.lm.config import LM_CONFIG_FILE as LM_FILE
 from bmoe.run.run_dir import CONFIG_FILE
 
 

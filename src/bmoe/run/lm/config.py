@@ -23,6 +23,8 @@ from bmoe.run.config import RunConfig, declared_fields
 from bmoe.run.config_checks import ConfigError, check_value
 from bmoe.run.settings.lm import LM_SETTINGS, LM_SETTINGS_BY_NAME
 
+LM_CONFIG_FILE = "lm.json"  # a language model's run directory: these settings, as LMRunConfig.to_dict writes them
+
 # The RunConfig settings ``bmoe lm train`` shows (under ``bmoe train``'s flags): what the two kinds of run share
 PROTOCOL_SETTINGS = ("seed", "framework", "num_edges", "malicious_ratio", "attack", "attack_params", "collude", "fleet",
                      "rule", "rule_fraction", "assignment", "replicas", "trusted_replicas", "trust_after", "stake",

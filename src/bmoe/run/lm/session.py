@@ -43,13 +43,13 @@ from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.round import RoundParticipants
 from bmoe.run import ethereum_ledger
 from bmoe.run.config_checks import ConfigError
-from bmoe.run.lm.config import LMRunConfig
+from bmoe.run.lm.config import LM_CONFIG_FILE, LMRunConfig
 from bmoe.run.setup import derive_identities, genesis_payload, in_process_profiles, make_edges, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore
 from bmoe.verify.comparison import make_comparison
 from bmoe.verify.framework import framework_of
 
-CONFIG_FILE = "lm.json"
+CONFIG_FILE = LM_CONFIG_FILE
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"  # a traditional run's model (it keeps no chain): the CIDs it holds
 STORE_DIR = "store"
