@@ -12,6 +12,7 @@ from bmoe.ethereum.cids import DAG_PB, RAW
 from bmoe.ethereum.records import BOUNDS, KINDS, PHASES, REASONS, STATUSES
 
 
+@pytest.mark.slow  # vyper's compile: 4.8-5.1 s of CPU, across the fast tier's 5 s guard
 def test_the_committed_artifact_equals_a_fresh_compile_of_the_source() -> None:
     pytest.importorskip("vyper", reason="vyper is in the dev extra: pip install -e '.[dev]'")
     fresh = artifact_text(compile_artifact(SOURCE_PATH))
