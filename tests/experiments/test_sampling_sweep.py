@@ -40,6 +40,7 @@ def _rows(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     return [row for row in rows if row["mode"] == mode]
 
 
+@pytest.mark.slow  # the nine runs of the sweep fixture: ~5 s of CPU, at the fast tier's guard
 def test_the_table_has_a_row_per_run_and_every_file(sweep: tuple[Path, list[dict[str, Any]]]) -> None:
     out, rows = sweep
     assert [row["unit"] for row in rows] == ["none", "all-f0.20", "sampled-f0.20-r1", "sampled-f0.20-r3",
@@ -59,6 +60,7 @@ def test_the_table_has_a_row_per_run_and_every_file(sweep: tuple[Path, list[dict
         assert 0 <= row["mean_accuracy"] <= 1 and row["unverified"] == 0
 
 
+@pytest.mark.slow  # the nine runs of the sweep fixture: ~5 s of CPU, at the fast tier's guard
 def test_no_manipulation_is_accepted_once_r_exceeds_the_colluders(sweep: tuple[Path, list[dict[str, Any]]]) -> None:
     _, rows = sweep
     reference = _rows(rows, "none")[0]
@@ -70,6 +72,7 @@ def test_no_manipulation_is_accepted_once_r_exceeds_the_colluders(sweep: tuple[P
         assert row["model"] == reference["model"]  # nothing manipulated got in: exactly the clean model
 
 
+@pytest.mark.slow  # the nine runs of the sweep fixture: ~5 s of CPU, at the fast tier's guard
 def test_all_accepts_no_manipulation(sweep: tuple[Path, list[dict[str, Any]]]) -> None:
     _, rows = sweep
     reference = _rows(rows, "none")[0]
@@ -79,6 +82,7 @@ def test_all_accepts_no_manipulation(sweep: tuple[Path, list[dict[str, Any]]]) -
         assert row["model"] == reference["model"] and row["test_accuracy"] == reference["test_accuracy"]
 
 
+@pytest.mark.slow  # the nine runs of the sweep fixture: ~5 s of CPU, at the fast tier's guard
 def test_escapes_are_measured_where_the_sample_can_be_all_colluders(
         sweep: tuple[Path, list[dict[str, Any]]]) -> None:
     _, rows = sweep
@@ -112,6 +116,7 @@ def test_the_predicted_shares_of_escapes_and_disputes() -> None:
     assert split_probability(0.4, 1, 10) == 0  # one replica never splits
 
 
+@pytest.mark.slow  # the nine runs of the sweep fixture: ~5 s of CPU, at the fast tier's guard
 def test_a_second_sweep_reuses_every_finished_run(sweep: tuple[Path, list[dict[str, Any]]]) -> None:
     out, rows = sweep
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
