@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,16 @@ def _row(record: ProcessRecord, cluster: ClusterDescription, state: str = "", pi
     return f"  {record.name:<12} {record.role:<9} {where:<24} pid {pid!s:<8} {state}{cluster.path(record.log)}"
 
 
-def _publisher(cluster: ClusterDescription) -> SignedAuth:
+def announce_row(cluster: ClusterDescription) -> Callable[[ProcessRecord], None]:
+    """What ``up`` prints as each process becomes ready."""
+    def announce(record: ProcessRecord) -> None:
+        click.echo(_row(record, cluster, "ready  "))
+        sys.stdout.flush()
+
+    return announce
+
+
+def publisher_auth(cluster: ClusterDescription) -> SignedAuth:
     """The publisher's key, trusting the validators' replies (their addresses as the cluster enrolled them)."""
     return SignedAuth(load_identity(cluster.path(cluster.publisher_key)),
                       trusted=[v.address for v in cluster.by_role("validator")])
@@ -240,13 +250,8 @@ def up_command(root: Path, base_config: Path | None, stores: int | None, replica
     described = config.bound_in_force()
     if described is not None:
         click.echo(f"bound in force: {described}")
-    publisher = _publisher(cluster)
-
-    def announce(record: ProcessRecord) -> None:
-        click.echo(_row(record, cluster, "ready  "))
-        sys.stdout.flush()
-
-    start(cluster, publisher, start_timeout, announce,
+    publisher = publisher_auth(cluster)
+    start(cluster, publisher, start_timeout, announce_row(cluster),
           engines_ready=(lambda: fund_sealer(config)) if engines.starts_anvil else None)
     for record in cluster.by_role("edge"):
         if not record.argv:
@@ -269,7 +274,7 @@ def status_command(root: Path) -> None:
     found: dict[str, Running] = {}
     for running in find_running(cluster):
         found.setdefault(running.name, running)
-    with httpx.Client(auth=_publisher(cluster), timeout=2.0) as client:
+    with httpx.Client(auth=publisher_auth(cluster), timeout=2.0) as client:
         polled: dict[str, float] = {}
         stalls: dict[str, dict[str, Any]] = {}  # validator -> its quorum watch (protocol/quorum_watch.py)
         for validator in validators:
@@ -364,7 +369,7 @@ def down_command(root: Path, grace: float) -> None:
 def restart_command(root: Path, name: str, grace: float, start_timeout: float) -> None:
     cluster = load_cluster(root)
     record = cluster.process(name)
-    stopped = restart(cluster, record, _publisher(cluster), start_timeout, grace)
+    stopped = restart(cluster, record, publisher_auth(cluster), start_timeout, grace)
     was = f" (stopped pid {', '.join(map(str, stopped))})" if stopped else ""
     click.echo(_row(record, cluster, "ready  ") + was)
 

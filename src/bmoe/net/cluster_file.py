@@ -5,6 +5,7 @@ Owns the file's format. Paths inside are relative to the cluster directory::
     {"version": 1, "seed": 0, "config": "config.json", "input_shape": [1, 8, 8], "num_classes": 4,
      "edge_timeout": 5.0, "enrolment": "enrolled.json", "stores": [url, ...], "validator": url,
      "publisher_key": "keys/publisher.key", ["ipfs_api": url, with "stores": [] under --store ipfs,]
+     ["lm": "lm.json", "tokenizer": "tokenizer.json", a language model's deployment (bmoe lm cluster),]
      "processes": [{"name": "store-0", "role": "store", "url": ..., "address": ..., "key": "keys/store-0.key",
                     "log": "logs/store-0.log", "pid": 1234, "start_time": 5678, "argv": [...],
                     "index": null, "behaviour": null, "data": "store-0", "host": null, "wrap": []}, ...]}
@@ -66,6 +67,8 @@ class ClusterDescription:
     publisher_key: str
     processes: list[ProcessRecord] = field(default_factory=list)
     ipfs_api: str | None = None  # --store ipfs: the IPFS node holding the objects (no storage nodes then)
+    lm: str | None = None  # a language model's deployment (bmoe lm cluster): its settings, lm.json
+    tokenizer: str | None = None  # and its tokenizer's saved bytes
 
     def path(self, relative: str) -> Path:
         return self.root / relative
@@ -91,8 +94,9 @@ class ClusterDescription:
 
     def to_dict(self) -> dict[str, Any]:
         body = {key: value for key, value in asdict(self).items() if key not in ("root", "processes")}
-        if self.ipfs_api is None:
-            del body["ipfs_api"]  # a cluster on bmoe's storage nodes: the file as before
+        for optional in ("ipfs_api", "lm", "tokenizer"):
+            if body[optional] is None:
+                del body[optional]  # a classifier's cluster on bmoe's storage nodes: the file as before
         return {"version": VERSION, **body, "processes": [asdict(record) for record in self.processes]}
 
     def save(self) -> None:

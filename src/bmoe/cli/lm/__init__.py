@@ -21,6 +21,8 @@ LM_COMMANDS = {
                            "through B-MoE and the traditional deployment; plot both."),
     "calibrate": LazyCommand("bmoe.cli.lm.calibrate:calibrate_command", "Measure honest divergence of a language "
                              "model's expert calls across the fleet, per layer."),
+    "cluster": LazyCommand("bmoe.cli.lm.cluster:cluster_command", "Start a language model's deployment on this "
+                           "machine: storage nodes, one validator and the edges."),
     "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
                           "shape and the CIDs its objects would have on a ledger."),
 }

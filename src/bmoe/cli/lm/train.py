@@ -21,8 +21,11 @@ from bmoe.run.settings.setting import TRAIN
 
 
 @click.command("train")
-@click.option("--run-dir", type=click.Path(path_type=Path), required=True,
-              help="a new run directory (chain, store, settings, curves)")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="a new run directory (chain, store, settings, curves); required unless --cluster")
+@click.option("--cluster", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="train on the language model's deployment in this directory (bmoe lm cluster): its settings "
+                   "apply; --steps says how many more rounds to publish")
 @cache_dir_option
 @click.option("--init", "init_dir", type=click.Path(path_type=Path), default=None,
               help="start from a Mixtral checkpoint (bmoe lm export's): its weights, shape and tokenizer")
@@ -34,14 +37,21 @@ from bmoe.run.settings.setting import TRAIN
 @options_of(tuple(SETTINGS[name] for name in PROTOCOL_SETTINGS), TRAIN)
 @ledger_options
 @comparison_options
-def train_command(run_dir: Path, cache_dir: Path | None, init_dir: Path | None, prune: bool, quiet: bool,
-                  comparison: str | None,
+def train_command(run_dir: Path | None, cluster: Path | None, cache_dir: Path | None, init_dir: Path | None,
+                  prune: bool, quiet: bool, comparison: str | None,
                   bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
                   ledger: str | None, rpc_url: str | None, eth_key: str | None, **values: Any) -> None:
     """Train a Mixture-of-Experts language model through B-MoE on the complete Shakespeare."""
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.text import load_text
 
+    if cluster is not None:
+        from bmoe.cli.lm.cluster_training import train_on_cluster
+
+        train_on_cluster(cluster, cache_dir, quiet)
+        return
+    if run_dir is None:
+        fail("--run-dir is required (or --cluster DIR to train on a language model's deployment)")
     lm = lm_values(values)
     run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
                                                                   force_bound),

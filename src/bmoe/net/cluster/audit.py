@@ -15,7 +15,8 @@ from typing import Any
 from bmoe.ledger.audit import Anchors, AuditFailure, AuditReport, BlockAnchor
 from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
-from bmoe.run.audit import AuditSetupError, audit_chain, chain_path, config_anchor, genesis_keys
+from bmoe.net.cluster_file import load_cluster
+from bmoe.run.audit import AuditSetupError, audit_chain, chain_path, config_anchor, genesis_keys, lm_anchor
 from bmoe.run.run_dir import read_config_file
 from bmoe.storage import BlobStore
 
@@ -25,7 +26,6 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
     """The storage nodes (read with the publisher's key) or the cluster's IPFS node, the validators' chain
     files, the cluster's anchors, and the Ethereum node its config names (None: bmoe's own ledger)."""
     from bmoe.ledger.keys import load_identity
-    from bmoe.net.cluster_file import load_cluster
     from bmoe.net.enrolment import load_enrolment
     from bmoe.net.node_setup import trusted_stores
     from bmoe.net.store.client import HttpBlobStore
@@ -44,7 +44,13 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
     if seeded and fields and any(enrolled.get(n) not in (*fields["validators"], *fields["edges"]) for n in names):
         raise AuditFailure(f"{cluster.path(cluster.enrolment)} enrols keys that {cluster.config} does not derive")
     rpc_url = read_config_file(cluster.path(cluster.config)).rpc_url if genesis else None
-    anchors = Anchors(genesis=fields, genesis_source=genesis[1] if genesis else "")
+    source = genesis[1] if genesis else ""
+    if cluster.lm is not None:  # a language model's deployment: its settings' hash, and every round replayed
+        lm = lm_anchor(root, seeded)
+        if lm is None:
+            raise AuditSetupError(f"{cluster.path(cluster.lm)} is missing: the language model's settings")
+        fields["config_hash"], source = lm[0]["config_hash"], f"{cluster.path(cluster.lm)} and {source}"
+    anchors = Anchors(genesis=fields, genesis_source=source)
     if cluster.ipfs_api:
         from bmoe.storage.ipfs import IpfsStore
 
@@ -60,10 +66,12 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
 def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path, AuditReport]]:
     """Audit every validator's chain of the cluster in ``root`` against its storage nodes; they must agree."""
     reports: list[tuple[Path, AuditReport]] = []
+    lm = lm_anchor(root, True) if load_cluster(root).lm is not None else None
     with cluster_objects(root) as (store, chains, anchors, rpc_url):
         for path in chains:
             with chain_snapshot(path) as chain:
-                report = audit_chain(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source), rpc_url)
+                report = audit_chain(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source), rpc_url,
+                                     lm[1] if lm is not None else None)
             reports.append((path, report))
     _check_agreement(reports)
     return reports

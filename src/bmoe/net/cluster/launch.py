@@ -31,6 +31,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -60,6 +61,19 @@ from bmoe.run.setup import behaviours, participant_names
 HOST = "127.0.0.1"
 CONFIG_FILE = "config.json"
 ENROLMENT_FILE = "enrolled.json"
+
+
+LM_FILE = "lm.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class LanguageModelRun:
+    """What a language model's deployment adds to a classifier's: its settings (``LMRunConfig.to_dict`` as JSON
+    bytes) and its tokenizer's saved bytes."""
+
+    settings: bytes
+    tokenizer: bytes
 
 
 def free_ports(count: int) -> list[int]:
@@ -110,7 +124,7 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
          replication: int, edge_timeout: float, base_port: int, *, hosts: Mapping[str, str] | None = None,
          wrap: Mapping[str, Sequence[str]] | None = None, engines: Sequence[ProcessRecord] = (),
          ipfs_api: str | None = None, seeded_keys: bool = False,
-         operated: Mapping[str, str] | None = None) -> ClusterDescription:
+         operated: Mapping[str, str] | None = None, lm: LanguageModelRun | None = None) -> ClusterDescription:
     """Write keys, enrolment and config under ``root``; the description of every process (none started).
 
     ``hosts`` maps a store's or the validator's name (``store-J``, ``validator-0``) to the address it
@@ -119,7 +133,8 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     cluster starts first (:mod:`bmoe.net.cluster.engines`); ``ipfs_api``: the IPFS node every process
     reads and writes objects on instead of storage nodes (``stores`` is 0 then); ``seeded_keys``: keys derived
     from the seed (a simulation) instead of fresh random ones; ``operated``: edge name -> the public key its
-    operator handed in (the cluster does not start that edge)."""
+    operator handed in (the cluster does not start that edge); ``lm``: a language model's run (its settings and
+    tokenizer, written beside the config and handed to the validator and the edges instead of a dataset's shape)."""
     operated = dict(operated or {})
     edge_names = {f"edge-{i}" for i in range(config.edges_in_play)}
     strangers = sorted(set(operated) - edge_names)
@@ -151,6 +166,11 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     everyone = list(keys.values())
     save_enrolment(root / ENROLMENT_FILE, {identity.name: identity.address for identity in everyone})
     (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    shaped = ["--input-shape", ",".join(map(str, input_shape)), "--classes", str(num_classes)]
+    if lm is not None:
+        (root / LM_FILE).write_bytes(lm.settings)
+        (root / TOKENIZER_FILE).write_bytes(lm.tokenizer)
+        shaped = ["--lm", str(root / LM_FILE)]
     n_validators = validator_processes(config)
     ports = (list(range(base_port, base_port + stores + n_validators)) if base_port
              else free_ports(stores + n_validators))
@@ -161,7 +181,6 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
     validator_urls = [_url(h, ports[stores + i]) for i, h in enumerate(validator_hosts)]
     validator_url = validator_urls[0]
     py = [sys.executable, "-m"]
-    shape = ",".join(map(str, input_shape))
     common = ["--enrolled", str(root / ENROLMENT_FILE)]
     objects = ["--ipfs-api", ipfs_api] if ipfs_api is not None else ["--stores", ",".join(store_urls)]
     processes = list(engines)
@@ -181,7 +200,8 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
                 "--key", str(root / "keys" / f"{validator.name}.key"), *common, *objects,
                 "--host", validator_hosts[i], "--port", str(ports[stores + i]),
                 "--run-dir", str(root / validator.name),
-                "--edge-timeout", repr(edge_timeout), "--input-shape", shape, "--classes", str(num_classes),
+                "--edge-timeout", repr(edge_timeout), *shaped,
+                *(["--tokenizer", str(root / TOKENIZER_FILE)] if lm is not None else []),
                 *(["--peers", peers, "--task-timeout", repr(max(10.0, 3 * edge_timeout))] if n_validators > 1 else [])]
         processes.append(ProcessRecord(validator.name, "validator", validator_urls[i], validator.address,
                                        f"keys/{validator.name}.key", f"logs/{validator.name}.log", argv=argv,
@@ -198,14 +218,15 @@ def plan(root: Path, config: RunConfig, input_shape: tuple[int, ...], num_classe
         argv = [*prefix, *environment, *py, "bmoe.net.edge", "--index", str(index), "--profile", profile.name,
                 "--validator", ",".join(validator_urls),
                 *objects, "--key", str(root / "keys" / f"{identity.name}.key"),
-                "--config", str(root / CONFIG_FILE), *common, "--input-shape", shape, "--classes", str(num_classes),
+                "--config", str(root / CONFIG_FILE), *common, *shaped,
                 *_behaviour_flags(behaviour)]
         processes.append(ProcessRecord(identity.name, "edge", None, identity.address, f"keys/{identity.name}.key",
                                        f"logs/{identity.name}.log", argv=argv, index=index,
                                        behaviour=_behaviour_record(behaviour), wrap=prefix))
     return ClusterDescription(root, config.seed, CONFIG_FILE, list(input_shape), num_classes, edge_timeout,
                               ENROLMENT_FILE, store_urls, validator_url, f"keys/{publisher.name}.key", processes,
-                              ipfs_api=ipfs_api)
+                              ipfs_api=ipfs_api, lm=LM_FILE if lm is not None else None,
+                              tokenizer=TOKENIZER_FILE if lm is not None else None)
 
 
 def cluster_key(root: Path, seed: int, name: str, seeded: bool) -> Identity:

@@ -25,18 +25,21 @@ config's seed derives, and the storage nodes' bytes are checked against their CI
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
 
-from bmoe.edge.profiles import FleetError, get_profile
+from bmoe.edge.profiles import FleetError, NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
+from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Signer
 from bmoe.moe.experts import ExpertSpec
@@ -59,6 +62,7 @@ from bmoe.net.node_setup import (
 )
 from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.work_wire import declaration_query
+from bmoe.run.config import RunConfig
 from bmoe.run.setup import behaviours
 from bmoe.storage import BlobStore
 
@@ -75,6 +79,7 @@ class EdgeArgs:
     classes: int | None = None
     behaviour: dict[str, object] | None = None
     store_addresses: dict[str, str] = field(default_factory=dict)
+    lm: Path | None = None  # a language model's settings (lm.json): the edge computes SwiGLU experts
 
 
 def from_cluster(root: Path, index: int) -> EdgeArgs:
@@ -84,7 +89,8 @@ def from_cluster(root: Path, index: int) -> EdgeArgs:
     return EdgeArgs(cluster.validator, None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
                     cluster.path(record.key) if record.key else None,  # None: an edge its operator runs (--key)
                     cluster.path(cluster.config), cluster.path(cluster.enrolment),
-                    ",".join(map(str, cluster.input_shape)), cluster.num_classes, record.behaviour, addresses)
+                    ",".join(map(str, cluster.input_shape)), cluster.num_classes, record.behaviour, addresses,
+                    cluster.path(cluster.lm) if cluster.lm else None)
 
 
 def _log(name: str) -> Callable[[str], None]:
@@ -113,18 +119,21 @@ def _log(name: str) -> Callable[[str], None]:
 @click.option("--classes", type=click.IntRange(min=2), default=None, help="number of classes")
 @click.option("--profile", "profile_name", default=None,
               help="numeric profile (edge/profiles.py) [the config's fleet entry for this edge]")
+@click.option("--lm", "lm_file", type=click.Path(path_type=Path), default=None,
+              help="a language model's run: its settings (lm.json); the edge computes its SwiGLU experts")
 def edge_command(cluster_dir: Path | None, index: int, validator: str | None, stores: str | None,
                  ipfs_api: str | None, key_file: Path | None, config_file: Path | None, enrolled: Path | None,
                  attack: str | None,
                  attack_params: tuple[str, ...], input_shape: str | None, classes: int | None,
-                 profile_name: str | None) -> None:
+                 profile_name: str | None, lm_file: Path | None) -> None:
     args = from_cluster(cluster_dir, index) if cluster_dir is not None else EdgeArgs()
     if stores is not None and ipfs_api is not None:
         raise click.UsageError("give --stores or --ipfs-api, not both")
     if stores is not None or ipfs_api is not None:
         args.stores, args.ipfs_api = stores, ipfs_api
     for name, value in (("validator", validator), ("key", key_file), ("config", config_file),
-                        ("enrolled", enrolled), ("input_shape", input_shape), ("classes", classes)):
+                        ("enrolled", enrolled), ("input_shape", input_shape), ("classes", classes),
+                        ("lm", lm_file)):
         if value is not None:
             setattr(args, name, value)
     missing = [flag for flag, value in (("--validator", args.validator),
@@ -153,16 +162,11 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
         profile.check_process()  # MKL_CBWR and the like act only if set before torch loaded
     except FleetError as exc:
         raise SetupError(str(exc)) from None
-    if args.input_shape is not None and args.classes is not None:
-        shape, num_classes = parse_shape(args.input_shape), args.classes
-    else:
-        shape, num_classes = dataset_shape(config)
     store, where = _store(args, identity, members)
     validator_urls = parse_urls(args.validator, "--validator")
     validator_url = validator_urls[0]
     torch.set_num_threads(config.threads)  # bit-exact agreement needs the same thread count everywhere
-    spec = ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden)
-    runtime = ExpertRuntime(store, spec, profile=profile)
+    runtime = _runtime(args, config, store, profile)
     worker = EdgeWorker(index, Signer(identity), behaviour, runtime, store, config.seed, config.collude)
     log = _log(f"edge-{index}")
     loop = EdgeLoop(EdgeNode(worker, runtime, store, config.num_experts), validator_url, ids.validator.address,
@@ -176,6 +180,25 @@ def edge_command(cluster_dir: Path | None, index: int, validator: str | None, st
     finally:
         loop.close()
         store.close()
+
+
+def _runtime(args: EdgeArgs, config: RunConfig, store: BlobStore, profile: NumericProfile) -> ExpertRuntime:
+    """The runtime of the run's experts: a language model's SwiGLU experts (``--lm``), else the config's preset
+    over the input shape and classes (given, or read from the config's dataset)."""
+    if args.lm is not None:
+        from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
+        from bmoe.run.lm.config import LMRunConfig
+
+        try:
+            lm: Any = LMRunConfig.from_dict(json.loads(read_regular_text(args.lm))).lm
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SetupError(f"cannot read the language model's settings {args.lm}: {exc}") from None
+        return LMExpertRuntime(store, swiglu_spec(lm.hidden_size, lm.intermediate_size), profile)
+    if args.input_shape is not None and args.classes is not None:
+        shape, num_classes = parse_shape(args.input_shape), args.classes
+    else:
+        shape, num_classes = dataset_shape(config)
+    return ExpertRuntime(store, ExpertSpec(config.expert, tuple(shape), num_classes, config.hidden), profile=profile)
 
 
 def _store(args: EdgeArgs, identity: Identity, members: dict[str, str] | None) -> tuple[BlobStore, str]:

@@ -24,6 +24,8 @@ dataset is loaded once to read them (digits and synthetic are offline and quick)
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import click
 
+from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Sealer
 from bmoe.ledger.sealing import validators_supported
@@ -56,6 +59,7 @@ from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.pbft_service import PbftValidatorService
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
 from bmoe.run.config import RunConfig
+from bmoe.run.config_checks import ConfigError
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
 from bmoe.storage import BlobStore
@@ -90,6 +94,8 @@ class ValidatorArgs:
     edge_timeout: float | None = None
     input_shape: str | None = None
     classes: int | None = None
+    lm: Path | None = None  # a language model's settings (lm.json) and tokenizer: an LM deployment
+    tokenizer: Path | None = None
 
 
 def from_cluster(root: Path) -> ValidatorArgs:
@@ -100,7 +106,9 @@ def from_cluster(root: Path) -> ValidatorArgs:
     return ValidatorArgs(cluster.path(cluster.config), cluster.path(record.key), cluster.path(cluster.enrolment),
                          None if cluster.ipfs_api else ",".join(cluster.stores), cluster.ipfs_api,
                          record.host or "127.0.0.1", port, cluster.run_dir(record), cluster.edge_timeout,
-                         ",".join(map(str, cluster.input_shape)), cluster.num_classes)
+                         ",".join(map(str, cluster.input_shape)), cluster.num_classes,
+                         cluster.path(cluster.lm) if cluster.lm else None,
+                         cluster.path(cluster.tokenizer) if cluster.tokenizer else None)
 
 
 def check_single_validator(config: RunConfig) -> None:
@@ -135,12 +143,17 @@ def check_single_validator(config: RunConfig) -> None:
               help="PBFT: a backup votes the primary out when a published task is unsealed this long")
 @click.option("--max-body", type=click.IntRange(min=1), default=DEFAULT_VALIDATOR_MAX_BODY, show_default=True,
               help="largest request body in bytes")
+@click.option("--lm", "lm_file", type=click.Path(path_type=Path), default=None,
+              help="a language model's run: its settings (lm.json, as `bmoe lm cluster` writes it); --config is "
+                   "then its protocol part")
+@click.option("--tokenizer", "tokenizer_file", type=click.Path(path_type=Path), default=None,
+              help="with --lm: the run's tokenizer (its saved bytes)")
 def validator_command(cluster_dir: Path | None, config_file: Path | None, key_file: Path | None,
                       enrolled: Path | None, stores: str | None, ipfs_api: str | None, host: str | None,
                       port: int | None,
                       run_dir: Path | None, edge_timeout: float | None, input_shape: str | None,
                       classes: int | None, peers: str | None, pbft_timeout: float, task_timeout: float,
-                      max_body: int) -> None:
+                      max_body: int, lm_file: Path | None, tokenizer_file: Path | None) -> None:
     args = from_cluster(cluster_dir) if cluster_dir is not None else ValidatorArgs()
     if stores is not None and ipfs_api is not None:
         raise click.UsageError("give --stores or --ipfs-api, not both")
@@ -148,7 +161,8 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         args.stores, args.ipfs_api = stores, ipfs_api
     for name, value in (("config", config_file), ("key", key_file), ("enrolled", enrolled), ("host", host),
                         ("port", port), ("run_dir", run_dir), ("edge_timeout", edge_timeout),
-                        ("input_shape", input_shape), ("classes", classes)):
+                        ("input_shape", input_shape), ("classes", classes), ("lm", lm_file),
+                        ("tokenizer", tokenizer_file)):
         if value is not None:
             setattr(args, name, value)
     missing = [flag for flag, value in (("--config", args.config), ("--key", args.key), ("--enrolled", args.enrolled),
@@ -157,6 +171,9 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
     assert args.config and args.key and args.enrolled and args.run_dir
+    if args.lm is not None:
+        _serve_language_model(args, max_body)
+        return
     config = load_run_config(args.config)
     check_single_validator(config)
     identity = load_identity(args.key)
@@ -204,22 +221,80 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     except BaseException:
         sock.close()
         raise
-    session = service.session
-    edges.bind(session.node.pending_view)
-    edges.resync(session.node.view())
+    node = service.session.node
+    _serve(service, sock, edges, lambda: f"bmoe validator: listening on {url}, key {identity.address}, run dir "
+           f"{args.run_dir}, height {node.view().height}, head {node.head_hash}, edge timeout {edges.timeout:g} s",
+           [session_store, check_store, *([reexec_store] if reexec_store is not None else [])])
+
+
+def _serve(service: ValidatorService, sock: socket.socket, edges: NetworkEdges, line: Callable[[], str],
+           stores: list[BlobStore]) -> None:
+    """Hand the edges the session's ledger, serve until stopped (announcing ``line()`` once listening), then
+    close the store clients."""
+    node = service.session.node
+    edges.bind(node.pending_view)
+    edges.resync(node.view())
 
     def announce() -> None:
-        click.echo(f"bmoe validator: listening on {url}, key {identity.address}, run dir {args.run_dir}, "
-                   f"height {session.node.view().height}, head {session.head_hash}, edge timeout {edges.timeout:g} s")
+        click.echo(line())
         sys.stdout.flush()
 
     try:
         serve(service.app(), sock, on_listening=announce)
     finally:
-        session_store.close()
-        check_store.close()
-        if reexec_store is not None:
-            reexec_store.close()
+        for store in stores:
+            store.close()
+
+
+def _serve_language_model(args: ValidatorArgs, max_body: int) -> None:
+    """A language model's validator: one PoW validator holding an ``LMSession`` over the storage nodes and the
+    network's edges (:mod:`bmoe.net.validator.lm_service`)."""
+    from bmoe.lm.tokenizer import tokenizer_from_bytes
+    from bmoe.net.validator.lm_service import LMValidatorService
+    from bmoe.run.lm.config import LMRunConfig
+    from bmoe.run.lm.session import LMSession
+
+    assert args.lm is not None and args.key and args.enrolled and args.run_dir
+    if args.tokenizer is None:
+        raise SetupError("--lm needs --tokenizer: the run's tokenizer")
+    try:
+        lm_config = LMRunConfig.from_dict(json.loads(read_regular_text(args.lm)))
+        tokenizer_bytes = args.tokenizer.read_bytes()
+        tokenizer = tokenizer_from_bytes(tokenizer_bytes)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SetupError(f"cannot read the language model's run ({args.lm}, {args.tokenizer}): {exc}") from None
+    config = lm_config.run
+    if config.consensus != "pow" or not framework_of(config.framework).keeps_ledger:
+        raise SetupError("a language model's deployment runs one B-MoE validator sealing by proof of work for now")
+    identity = load_identity(args.key)
+    members = load_enrolment(args.enrolled)
+    ids = run_identities(config, members, identity, ["validator-0"])
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise SetupError(f"--run-dir {args.run_dir} exists and is not a directory")
+    stores_at = _object_stores(args, identity, members)
+    try:
+        sock = bind(args.host, args.port or 0)
+    except OSError as exc:
+        raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    url, counters = url_of(sock), Counters()
+    session_store, check_store = stores_at(), stores_at()
+    edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    try:
+        args.run_dir.mkdir(parents=True, exist_ok=True)
+        session = LMSession(lm_config, tokenizer_bytes, tokenizer.vocab_size, None, None, args.run_dir,
+                            store=session_store, gateway=edges, identities=None if ids.seeded else ids)
+        service = LMValidatorService(session, edges, check_store, ValidatorSettings(identity, members, url,
+                                                                                    max_body=max_body), counters)
+    except ConfigError as exc:
+        sock.close()
+        raise SetupError(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    shape = session.model_config
+    _serve(service, sock, edges, lambda: f"bmoe validator: language model {shape.num_hidden_layers} layers x "
+           f"{shape.num_local_experts} experts, listening on {url}, key {identity.address}, run dir {args.run_dir}, "
+           f"head {session.head_hash()}, edge timeout {edges.timeout:g} s", [session_store, check_store])
 
 
 def _object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str, str]) -> Callable[[], BlobStore]:

@@ -84,6 +84,7 @@ from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.task_records import TaskIndex
 from bmoe.net.work_wire import WireError, read_answer, read_declaration
 from bmoe.protocol.round import RoundOutcome
+from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.storage import BlobStore, StorageError
 
@@ -159,10 +160,18 @@ class ValidatorService:
                     self._cond.wait()
                 if self._stopping:
                     return
-                task = self._queue.popleft()
-                task_id = str(task.payload["task_id"])
-                self._status[task_id] = {"task_id": task_id, "status": "running"}
-            self._run_one(task_id, task)
+                tasks = self._take()
+                for task in tasks:
+                    task_id = str(task.payload["task_id"])
+                    self._status[task_id] = {"task_id": task_id, "status": "running"}
+            self._run(tasks)
+
+    def _take(self) -> list[Transaction]:
+        """The tasks the worker runs next, taken from the queue (the lock held; the queue is not empty): one."""
+        return [self._queue.popleft()]
+
+    def _run(self, tasks: list[Transaction]) -> None:
+        self._run_one(str(tasks[0].payload["task_id"]), tasks[0])
 
     def _run_one(self, task_id: str, task: Transaction) -> None:
         node = self.session.node
@@ -323,10 +332,14 @@ class ValidatorService:
             return Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
         return None
 
+    def run_config(self) -> RunConfig:
+        """The protocol's settings the validator runs under."""
+        return self.session.config
+
     def _judge_declaration(self, address: str, declared: tuple[str, str]) -> None:
         """Exclude edge ``address`` while its declaration cannot take part; include it again once it can."""
         index = self._edge_index.get(address)
-        reason = None if index is None else misdeclared(self.session.config, index, *declared)
+        reason = None if index is None else misdeclared(self.run_config(), index, *declared)
         if reason is not None and self.edges.exclude(address, reason):
             self.counters.add("edges.excluded")
         elif reason is None and self.edges.include(address):

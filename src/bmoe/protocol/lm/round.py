@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.lm.payloads import check_batch, descaled, encode_batch, gradient_scale, scaled
 from bmoe.moe.gate import Routing
@@ -50,6 +51,7 @@ from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
 from bmoe.protocol.round import RoundParticipants, assignments_of, escalate, submit_all, submit_answers
 from bmoe.protocol.validator import Aggregate
+from bmoe.storage import BlobStore
 
 
 @dataclass
@@ -91,10 +93,16 @@ def publish_lm_tasks(p: RoundParticipants, round_index: int, tokens: torch.Tenso
                      layers: int, train: bool) -> list[Transaction]:
     """The publisher's part: the batch stored by CID and one signed task per layer and direction (targets are
     stored when given, for training or for a validation loss)."""
-    data_cid = p.store.put(encode_batch(tokens, targets))
+    return sign_lm_tasks(p.publisher, p.store, round_index, tokens, targets, layers, train)
+
+
+def sign_lm_tasks(publisher: Signer, store: BlobStore, round_index: int, tokens: torch.Tensor,
+                  targets: torch.Tensor | None, layers: int, train: bool) -> list[Transaction]:
+    """:func:`publish_lm_tasks` for a publisher of its own (a deployment's: ``bmoe lm train --cluster``)."""
+    data_cid = store.put(encode_batch(tokens, targets))
     samples = int(tokens.numel())
-    return [p.publisher.sign("task", {"task_id": task_id, "kind": "train" if _backward(task_id) else "infer",
-                                      "data_cid": data_cid, "samples": samples, "round": round_index})
+    return [publisher.sign("task", {"task_id": task_id, "kind": "train" if _backward(task_id) else "infer",
+                                    "data_cid": data_cid, "samples": samples, "round": round_index})
             for task_id in task_ids(round_index, layers, train)]
 
 

@@ -30,21 +30,26 @@ import torch
 
 from bmoe.atomic_write import write_atomically
 from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
+from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.transactions import Transaction
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
-from bmoe.lm.windows import random_windows
-from bmoe.protocol.edges import InProcessEdges
-from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
+from bmoe.lm.payloads import decode_batch
+from bmoe.protocol.edges import EdgeGateway, InProcessEdges
+from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round, task_ids
 from bmoe.protocol.lm.trusted import assemble, initial_objects
 from bmoe.protocol.lm.validator import LMValidator
+from bmoe.protocol.quorum_watch import QuorumWatch
 from bmoe.protocol.round import RoundParticipants
 from bmoe.run import ethereum_ledger
 from bmoe.run.config_checks import ConfigError
+from bmoe.run.lm.batches import seeded_batch, validation_loss
 from bmoe.run.lm.config import LM_CONFIG_FILE, LMRunConfig
-from bmoe.run.setup import derive_identities, genesis_payload, in_process_profiles, make_edges, signing
+from bmoe.run.setup import Identities, derive_identities, genesis_payload, in_process_profiles, make_edges, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore
 from bmoe.verify.comparison import make_comparison
 from bmoe.verify.framework import framework_of
@@ -99,19 +104,25 @@ class LMSession:
     """One language model's run. ``train_ids``/``validation_ids``: the corpus as 1-D int64 token ids;
     ``tokenizer``: the tokenizer's saved bytes (stored by CID, named in the model's manifest)."""
 
-    def __init__(self, config: LMRunConfig, tokenizer: bytes, vocab_size: int, train_ids: torch.Tensor,
-                 validation_ids: torch.Tensor, run_dir: Path | None = None,
-                 initial: MoETransformer | None = None, keep_objects: bool = True) -> None:
+    def __init__(self, config: LMRunConfig, tokenizer: bytes, vocab_size: int, train_ids: torch.Tensor | None,
+                 validation_ids: torch.Tensor | None, run_dir: Path | None = None,
+                 initial: MoETransformer | None = None, keep_objects: bool = True, *,
+                 store: BlobStore | None = None, gateway: EdgeGateway | None = None,
+                 identities: Identities | None = None) -> None:
+        """A deployment's validator (``bmoe.net.validator``) passes its ``store`` (the storage nodes), its
+        ``gateway`` (edges over the network: no edges are built here) and the enrolled ``identities`` (holding its
+        own key), and no text: its rounds are the publisher's (:meth:`run_published`)."""
         self.config = config
         run = config.run
         if run.consensus not in ("pow", "ethereum"):
             raise ConfigError(f"a language model's run seals by proof of work or on Ethereum for now; --consensus "
                               f"{run.consensus} needs its replicas to re-execute language-model tasks (not built yet)")
-        in_process_profiles(run)
+        if gateway is None:
+            in_process_profiles(run)
         self.model_config: LMConfig = config.lm.model_config(vocab_size)
         context = self.model_config.max_position_embeddings
         for name, ids in (("training", train_ids), ("validation", validation_ids)):
-            if ids.dim() != 1 or ids.numel() <= context:
+            if ids is not None and (ids.dim() != 1 or ids.numel() <= context):
                 raise ConfigError(f"the {name} text has {ids.numel()} tokens: it needs more than the context "
                                   f"({context})")
         self.train_ids, self.validation_ids = train_ids, validation_ids
@@ -121,11 +132,11 @@ class LMSession:
                               "yet: choose a new --run-dir")
         torch.set_num_threads(run.threads)
         # objects durable before the block naming them (a flush per block, not an fsync per object)
-        self.store: BlobStore = (DirectoryStore(run_dir / STORE_DIR, batch=True) if run_dir is not None
-                                 else MemoryStore())
+        self.store: BlobStore = (store if store is not None else DirectoryStore(run_dir / STORE_DIR, batch=True)
+                                 if run_dir is not None else MemoryStore())
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
-        self.ids = derive_identities(run)
+        self.ids = identities if identities is not None else derive_identities(run)
         sealer = None
         if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
             sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
@@ -140,14 +151,18 @@ class LMSession:
         self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
         self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
                                      self.model_config)
-        spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
-        self.edges, self.runtimes = make_edges(run, ids, node, self.store, spec, None,
-                                               lambda store, s, profile: LMExpertRuntime(store, s, profile))
-        gateway = InProcessEdges(self.edges, self.runtimes, self.store, self.model_config.num_slots,
-                                 check_honest=not make_comparison(run.comparison_spec()).records_groups)
+        self.edges: list[EdgeWorker] = []
+        self.runtimes: list[ExpertRuntime] = []
+        if gateway is None:
+            spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
+            self.edges, self.runtimes = make_edges(run, ids, node, self.store, spec, None,
+                                                   lambda store, s, profile: LMExpertRuntime(store, s, profile))
+            gateway = InProcessEdges(self.edges, self.runtimes, self.store, self.model_config.num_slots,
+                                     check_honest=not make_comparison(run.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               self.model_config.num_slots)
         self.history = LMHistory()
+        self.quorum = QuorumWatch(run.stall_after)  # tasks in a row without quorum (protocol/quorum_watch.py)
         self.step = 0
         self.keep_objects = keep_objects
         self._started = time.perf_counter()  # the wall clock's start of training, for the validation points
@@ -176,9 +191,8 @@ class LMSession:
     def batch(self, ids: torch.Tensor, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Seeded random windows of ``ids`` (B, T) and their next tokens: the seed, the stream (0: training,
         1: validation) and the step fix them."""
-        s: Any = self.config.lm
-        generator = torch.Generator().manual_seed((self.config.run.seed * 1_000_003 + stream) * 10_000_019 + step)
-        return random_windows(ids, s.sequences, self.model_config.max_position_embeddings, generator)
+        return seeded_batch(self.config.run.seed, self.config.lm, ids, self.model_config.max_position_embeddings,
+                            step, stream)
 
     def train(self, steps: int | None = None, on_round: RoundCallback | None = None) -> LMHistory:
         """Run training rounds up to ``steps`` (by default the configured steps), validating every
@@ -194,22 +208,43 @@ class LMSession:
 
     def _train_until(self, total: int, on_round: RoundCallback | None) -> None:
         s: Any = self.config.lm
+        if self.train_ids is None:
+            raise ConfigError("this session has no training text: a deployment's rounds are its publisher's")
         while self.step < total:
-            lr = self.lr(self.step)
             x, y = self.batch(self.train_ids, self.step, 0)
-            outcome = run_lm_round(self.participants, self.validator, self.step, x, y, True, lr,
-                                   on_sealed=None if self.keep_objects else self._collect_evidence)
-            self._prune()
-            self.history.rounds.append({"step": self.step, "loss": outcome.loss, "lr": lr, "calls": outcome.calls,
-                                        "accepted": outcome.accepted, "misbehaviour": outcome.misbehaviour,
-                                        "edge_seconds": outcome.edge_seconds,
-                                        "edge_total_seconds": outcome.edge_total_seconds,
-                                        "bytes": outcome.traffic.total, "round_seconds": outcome.times.total()})
-            self.step += 1
+            outcome = self._round(self.step, x, y, None)
             if on_round is not None:
-                on_round(outcome, lr)
+                on_round(outcome, self.lr(outcome.round))
             if self.step % s.validation_every == 0 or self.step == total:
                 self.validate()
+
+    def _round(self, step: int, x: torch.Tensor, y: torch.Tensor, tasks: list[Transaction] | None) -> LMRoundOutcome:
+        """Training round ``step`` on (x, y), under the schedule's learning rate; recorded in the history."""
+        lr = self.lr(step)
+        outcome = run_lm_round(self.participants, self.validator, step, x, y, True, lr, tasks=tasks,
+                               on_sealed=None if self.keep_objects else self._collect_evidence)
+        self.quorum.observe(self.node.view())
+        self._prune()
+        self.history.rounds.append({"step": step, "loss": outcome.loss, "lr": lr, "calls": outcome.calls,
+                                    "accepted": outcome.accepted, "misbehaviour": outcome.misbehaviour,
+                                    "edge_seconds": outcome.edge_seconds,
+                                    "edge_total_seconds": outcome.edge_total_seconds,
+                                    "bytes": outcome.traffic.total, "round_seconds": outcome.times.total()})
+        self.step = step + 1
+        return outcome
+
+    def run_published(self, tasks: list[Transaction]) -> LMRoundOutcome:
+        """A training round a publisher signed and stored elsewhere (a deployment's validator): ``tasks`` are the
+        round's, in :func:`~bmoe.protocol.lm.round.task_ids` order, over one batch."""
+        first = tasks[0].payload
+        expected = task_ids(int(first["round"]), self.model_config.num_hidden_layers, True)
+        if [tx.payload.get("task_id") for tx in tasks] != expected or any(
+                tx.payload.get("data_cid") != first["data_cid"] for tx in tasks):
+            raise ValueError(f"a language model's round is the tasks {', '.join(expected)} over one batch")
+        x, y = decode_batch(self.store.get(first["data_cid"]), self.model_config.vocab_size)
+        if y is None:
+            raise ValueError(f"task data {first['data_cid']} has no targets: a training round needs them")
+        return self._round(int(first["round"]), x, y, tasks)
 
     def _collect_evidence(self) -> None:
         state = self.node.view()
@@ -238,15 +273,9 @@ class LMSession:
     def validate(self) -> float:
         """The ledger's model's mean cross-entropy (nats per token) on seeded held-out batches."""
         s: Any = self.config.lm
-        model = self.ledger_model()
-        losses = []
-        with torch.no_grad():
-            for index in range(s.validation_batches):
-                x, y = self.batch(self.validation_ids, index, 1)
-                out = model(x, y)
-                assert out.cross_entropy is not None
-                losses.append(float(out.cross_entropy))
-        loss = sum(losses) / len(losses)
+        if self.validation_ids is None:
+            raise ConfigError("this session has no validation text")
+        loss = validation_loss(self.ledger_model(), self.config.run.seed, s, self.validation_ids)
         self.history.validation.append({"step": self.step, "loss": loss, "bits": loss / math.log(2),
                                         "wall_seconds": time.perf_counter() - self._started})
         self._save_history()
