@@ -75,7 +75,8 @@ def test_the_seeded_cluster_seals_the_in_process_runs_chain(deployment: Deployme
     assert cluster_head["height"] == STEPS * 2 * 2  # a block per task: 2 layers x 2 directions
     ours = json.loads((deployment.root / "history.json").read_text())
     theirs = json.loads((run_dir / "history.json").read_text())
-    assert [r["loss"] for r in ours["rounds"]] == [r["loss"] for r in theirs["rounds"]]
+    for key in ("loss", "misbehaviour"):
+        assert [r[key] for r in ours["rounds"]] == [r[key] for r in theirs["rounds"]], key
     assert [v["loss"] for v in ours["validation"]] == [v["loss"] for v in theirs["validation"]]
     assert "head hash" in deployment.trained
 

@@ -69,9 +69,11 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int, *,
                 for tx in tasks:
                     validators.submit(tx)
                 record = validators.wait_sealed(str(tasks[-1].payload["task_id"]), timeout)
+                latency = time.perf_counter() - posted
+                records = [validators.wait_sealed(str(tx.payload["task_id"]), timeout) for tx in tasks[:-1]]
                 row = {"step": step, "loss": record.get("loss"), "lr": settings.lr(step),
-                       "round_seconds": time.perf_counter() - posted, "height": record.get("height"),
-                       "misbehaviour": len(record.get("misbehaviour") or []),
+                       "round_seconds": latency, "height": record.get("height"),
+                       "misbehaviour": sum(len(r.get("misbehaviour") or []) for r in [*records, record]),
                        "validator_times": record.get("round_times")}
                 history["rounds"].append(row)
                 if on_round is not None:
