@@ -138,3 +138,24 @@ def test_training_flags_are_the_deployments(deployment: Deployment) -> None:
 def test_a_classifier_cluster_or_none_is_refused(tmp_path: Path) -> None:
     assert_user_error(bmoe_here("lm", "train", "--cluster", tmp_path, "--steps", "1"), "cluster.json")
     assert_user_error(bmoe_here("lm", "train", "--steps", "1"), "--run-dir", "--cluster")
+
+
+def test_the_explorer_shows_the_deployments_model_and_curves(deployment: Deployment) -> None:
+    from starlette.testclient import TestClient
+
+    from bmoe.explorer.app import make_app
+    from bmoe.explorer.lm_source import LMClusterSource, cluster_source
+    from bmoe.explorer.snapshot import Explorer
+    from tests.lm.explorer_pages import parse
+
+    source = cluster_source(deployment.root)
+    assert isinstance(source, LMClusterSource)
+    history = json.loads((deployment.root / "history.json").read_text())
+    with TestClient(make_app(Explorer(source), True)) as client:
+        pages = {path: client.get(path) for path in ("/run", "/layers", "/experts", "/cluster", "/")}
+    assert {path: reply.status_code for path, reply in pages.items()} == dict.fromkeys(pages, 200)
+    run = parse(pages["/run"].text)
+    assert run.by_id("manifest").pairs()["layers L"] == "2"
+    validation = run.by_id("loss-curve").points()["validation"]
+    assert [x for x, _ in validation] == [float(point["step"]) for point in history["validation"]]
+    assert [row[0] for row in run.by_id("rounds").rows()[1:]] == [str(r) for r in range(STEPS)]

@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from bmoe.explorer.app import make_app
-from bmoe.explorer.lm_source import run_source
+from bmoe.explorer.lm_source import cluster_source, run_source
 from bmoe.explorer.snapshot import Explorer
-from bmoe.explorer.source import ClusterSource, ExplorerError, Source
+from bmoe.explorer.source import ExplorerError, Source
 from bmoe.net.http.serve import bind, serve, url_of
 
 DEFAULT_PORT = 8765
@@ -34,7 +34,7 @@ def explorer_command(run_dir: Path | None, cluster: Path | None, host: str, port
     live local cluster."""
     if (run_dir is None) == (cluster is None):
         raise ExplorerError("give a RUN_DIR or --cluster DIR (one of them)")
-    source: Source = run_source(run_dir) if run_dir is not None else ClusterSource(cluster)  # type: ignore[arg-type]
+    source: Source = run_source(run_dir) if run_dir is not None else cluster_source(cluster)  # type: ignore[arg-type]
     try:
         sock = bind(host, port)
     except OSError as err:

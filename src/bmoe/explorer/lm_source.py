@@ -5,7 +5,9 @@ Owns what differs from a classifier's run directory: the settings are ``lm.json`
 learning rate and costs per round, validation loss per point) instead of ``metrics.json``. The chain and the
 store are read as a classifier's are (:class:`~bmoe.explorer.source.RunSource`): the same audit, plus one anchor,
 ``lm.json``'s settings hash, which must be the genesis's (settings of another run fail the audit, as
-``config.json``'s do for a classifier). Also which of the two a directory holds (:func:`run_source`).
+``config.json``'s do for a classifier). Also which of the two a directory holds (:func:`run_source`), and a
+language model's deployment (:class:`LMClusterSource`: its chains and storage nodes as a classifier's cluster, its
+settings and curves in the cluster's directory).
 Must not know HTML or the index.
 """
 
@@ -15,8 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bmoe.explorer.source import ExplorerError, RunSource, chain_files
+from bmoe.explorer.source import ClusterSource, ExplorerError, RunSource, chain_files
 from bmoe.fileio import read_regular_text
+from bmoe.net.cluster_file import load_cluster
 from bmoe.run.config import ConfigError, RunConfig
 from bmoe.run.lm.config import LM_CONFIG_FILE as LM_FILE
 from bmoe.run.lm.config import LMRunConfig
@@ -59,15 +62,50 @@ class LMRunSource(RunSource):
         return None  # no accuracy: a language model's curves are its history (history())
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
-        """``history.json``'s rounds and validation points (lists of objects; empty when absent or unreadable:
-        not on the ledger, shown as the run's own record)."""
+        return read_history(self.run_dir / HISTORY_FILE)
+
+
+class LMClusterSource(ClusterSource):
+    """A language model's deployment (``bmoe lm cluster``): its settings (``DIR/lm.json``) and the curves its
+    publisher records (``DIR/history.json``, ``bmoe lm train --cluster``)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
         try:
-            body = json.loads(read_regular_text(self.run_dir / HISTORY_FILE))
-        except (OSError, UnicodeDecodeError, ValueError):
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        return {key: [row for row in body.get(key, []) if isinstance(row, dict)]
-                if isinstance(body.get(key), list) else [] for key in ("rounds", "validation")}
+            self.settings()
+        except ConfigError as err:
+            raise ExplorerError(str(err)) from None
+
+    def watched(self) -> list[Path]:
+        return [*super().watched(), self.root / LM_FILE, self.root / HISTORY_FILE]
+
+    def settings(self) -> LMRunConfig:
+        return read_lm_settings(self.root / LM_FILE)
+
+    def config(self) -> RunConfig:
+        return self.settings().run
+
+    def history(self) -> dict[str, list[dict[str, Any]]]:
+        return read_history(self.root / HISTORY_FILE)
+
+
+def read_history(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """``history.json``'s rounds and validation points (lists of objects; empty when absent or unreadable: not on
+    the ledger, shown as the run's own record)."""
+    try:
+        body = json.loads(read_regular_text(path))
+    except (OSError, UnicodeDecodeError, ValueError):
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return {key: [row for row in body.get(key, []) if isinstance(row, dict)]
+            if isinstance(body.get(key), list) else [] for key in ("rounds", "validation")}
+
+
+def cluster_source(root: Path) -> ClusterSource:
+    """The cluster's source: a language model's deployment (``lm`` in ``cluster.json``) or a classifier's."""
+    if not root.is_dir():
+        raise ExplorerError(f"cluster directory {root} does not exist or is not a directory")
+    return LMClusterSource(root) if load_cluster(root).lm is not None else ClusterSource(root)
 
 
 def run_source(run_dir: Path) -> RunSource:

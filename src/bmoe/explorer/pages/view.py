@@ -13,7 +13,7 @@ from functools import cached_property
 from bmoe.explorer.html import Cell, Html, link, page, path_part, short
 from bmoe.explorer.index import ChainIndex
 from bmoe.explorer.lm_index import MANIFEST_ERRORS, Manifest, read_manifest, slot_label
-from bmoe.explorer.lm_source import LMRunSource
+from bmoe.explorer.lm_source import LMClusterSource, LMRunSource
 from bmoe.explorer.source import Source
 from bmoe.ledger.audit import AuditReport
 from bmoe.run.config import ConfigError, RunConfig
@@ -37,9 +37,9 @@ class View:
                     refresh_s=refresh_s, lm=self.lm is not None)
 
     @property
-    def lm(self) -> LMRunSource | None:
-        """The language model's run directory, or None (a classifier's run, a cluster)."""
-        return self.source if isinstance(self.source, LMRunSource) else None
+    def lm(self) -> LMRunSource | LMClusterSource | None:
+        """The language model's run directory or deployment, or None (a classifier's run or cluster)."""
+        return self.source if isinstance(self.source, LMRunSource | LMClusterSource) else None
 
     @property
     def settings_file(self) -> str:
