@@ -37,9 +37,12 @@ from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
 from bmoe.lm.windows import random_windows
 from bmoe.protocol.edges import InProcessEdges
+from bmoe.protocol.lm.byzantine_validator import TamperingLMValidator
+from bmoe.protocol.lm.reexecute import LMReexecutor
 from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round
 from bmoe.protocol.lm.trusted import assemble, initial_objects
 from bmoe.protocol.lm.validator import LMValidator
+from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.round import RoundParticipants
 from bmoe.run import ethereum_ledger
 from bmoe.run.config_checks import ConfigError
@@ -104,9 +107,6 @@ class LMSession:
                  initial: MoETransformer | None = None, keep_objects: bool = True) -> None:
         self.config = config
         run = config.run
-        if run.consensus not in ("pow", "ethereum"):
-            raise ConfigError(f"a language model's run seals by proof of work or on Ethereum for now; --consensus "
-                              f"{run.consensus} needs its replicas to re-execute language-model tasks (not built yet)")
         in_process_profiles(run)
         self.model_config: LMConfig = config.lm.model_config(vocab_size)
         context = self.model_config.max_position_embeddings
@@ -126,9 +126,15 @@ class LMSession:
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
-        sealer = None
+        sealer: Any = None
+        self.pbft: PbftCluster | None = None
         if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
             sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
+        elif run.consensus == "pbft" and keeps:  # the validators vote, each replaying the proposed block
+            self.pbft = PbftCluster(self.ids.validators, run.byzantine_validators, run.validator_attack,
+                                    lambda name: LMReexecutor(self.store, config.lm.lr), run.seed, run.message_delay,
+                                    run.difficulty)
+            sealer = self.pbft.seal
         self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps, sealer=sealer)
         if isinstance(self.store, DirectoryStore):
             self.node.before_persist = self.store.flush
@@ -138,8 +144,8 @@ class LMSession:
         self._write_genesis(initial, sealer)
         node, ids = self.node, self.ids
         self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
-        self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
-                                     self.model_config)
+        validators = self._validators()
+        self.validator = validators[ids.validator.name]
         spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
         self.edges, self.runtimes = make_edges(run, ids, node, self.store, spec, None,
                                                lambda store, s, profile: LMExpertRuntime(store, s, profile))
@@ -147,6 +153,10 @@ class LMSession:
                                  check_honest=not make_comparison(run.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               self.model_config.num_slots)
+        if self.pbft is not None:  # the primary of the current view builds each task's block
+            self.participants.validators = validators
+            self.participants.primary = self.pbft.primary
+            self.participants.refusals = self.pbft.refusals
         self.history = LMHistory()
         self.step = 0
         self.keep_objects = keep_objects
@@ -164,11 +174,24 @@ class LMSession:
         spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
         payload = genesis_payload(run, ids, spec, gate_cid, expert_cids)
         payload["config_hash"] = self.config.hash()
-        if sealer is not None:
+        if run.consensus == "ethereum":
             payload["consensus"] = ethereum_ledger.deploying(sealer, run, ids)(payload)
         validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
         self.node.submit(validator.sign("genesis", payload))
         self.node.seal(timestamp=0)
+
+    def _validators(self) -> dict[str, LMValidator]:
+        """Every validator's signer on the round's work, by name (one under PoW and Ethereum); under PBFT the first
+        ``byzantine_validators`` tamper with the aggregates of the blocks they build when ``validator_attack`` is
+        ``tamper``. The round computes on validator-0's (``self.validator``); a proposer signs what it records."""
+        run, node = self.config.run, self.node
+        validators: dict[str, LMValidator] = {}
+        for index, identity in enumerate(self.ids.validators if self.pbft is not None else self.ids.validators[:1]):
+            tampers = index < run.byzantine_validators and run.validator_attack == "tamper"
+            kind = TamperingLMValidator if tampers else LMValidator
+            validators[identity.name] = kind(Signer(identity, node.next_nonce(identity.address)), node, self.store,
+                                             self.model_config)
+        return validators
 
     def lr(self, step: int) -> float:
         return self.config.lm.lr(step)
