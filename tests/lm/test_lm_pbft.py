@@ -14,7 +14,7 @@ from bmoe.ledger.errors import InvalidBlock
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.protocol import pbft_sealing
 from bmoe.protocol.lm.reexecute import LMReexecutor
-from bmoe.protocol.lm.round import lm_task
+from bmoe.protocol.lm.round import lm_task, run_lm_round
 from bmoe.run.audit import audit_run_dir
 from bmoe.run.lm.session import CHAIN_FILE, LMSession
 from tests.cli.helpers import assert_user_error
@@ -146,3 +146,29 @@ def test_pbft_with_three_validators_is_refused_in_one_line(tmp_path: Path) -> No
     result = bmoe_here("lm", "train", "--run-dir", tmp_path / "run", "--consensus", "pbft", "--validators", "3")
     assert_user_error(result, "--validators 4 or more", "got 3")
     assert not (tmp_path / "run").exists()
+
+
+
+@pytest.fixture(scope="module")
+def one_round() -> LMSession:
+    session = tiny_session(lm={"steps": 1}, **PBFT)
+    session.train()
+    return session
+
+
+@pytest.mark.parametrize("cut_after", [1, 2, 3])  # blocks sealed; then forward layer 1, backward 1, backward 0
+def test_a_task_whose_primary_is_cut_off_is_rebuilt_by_the_next_and_the_round_trains_the_same(
+        cut_after: int, one_round: LMSession) -> None:
+    session = tiny_session(lm={"steps": 1}, **PBFT)
+    assert session.pbft is not None
+    sim, delay = session.pbft.sim, session.config.run.message_delay
+
+    def sealed() -> None:  # validator-0, the primary, loses the network for long enough to be voted out
+        if session.node.view().height == cut_after:
+            sim.partition(["validator-0"])
+            sim.heal(at=sim.now + 60 * delay)
+    tokens, targets = session.batch(session.train_ids, 0, 0)
+    run_lm_round(session.participants, session.validator, 0, tokens, targets, True, session.lr(0), on_sealed=sealed)
+    assert session.pbft.view_changes == 1 and session.pbft.primary() == "validator-1"
+    assert _model(session) == _model(one_round)
+    assert session.node.view().height == 4
