@@ -18,6 +18,9 @@ same batch of token sequences (the publisher's, by CID), each sealed in a block 
   0, when every gradient is in); the edges then step their experts (AdamW, ``lm/optim.py``) and the updates are
   decided by digest (or by the comparison in force) and recorded as the experts' new CIDs.
 
+Under PBFT the primary of the current view builds each task's block; when a view change votes it out before the
+block is sealed, the task (not the round) is built again by the new primary, from the round's same computation.
+
 The ledger needs nothing new: forward tasks are inference tasks, backward tasks are training tasks, and a layer
 is a coordinate of the expert index. An inference round (validation, serving) is the forward tasks alone.
 

@@ -7,6 +7,10 @@ records the trusted part (``gate_cid``, the model's manifest in its metadata) an
 schedule, and every ``validation_every`` rounds measures the validation loss of the model the ledger holds (the trusted
 object and the accepted experts by their CIDs, assembled by the validator: what anyone reading the ledger would run).
 
+Blocks are sealed by proof of work, on Ethereum, or (``consensus`` ``pbft``) by PBFT among ``validators`` simulated
+validators that each replay every proposed block (``protocol/lm/reexecute.py``), the current primary building each
+task's block.
+
 With a ``run_dir`` the store and chain live on disk (``store/``, ``chain.sqlite``), the settings in ``lm.json``, the
 tokenizer in the store by CID, the curves in ``history.json``. Resuming a run directory is not supported yet: a
 directory that holds a run is refused, so nothing sealed is overwritten.
@@ -32,7 +36,7 @@ from bmoe.atomic_write import write_atomically
 from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.node import LedgerNode, Sealer, Signer
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
 from bmoe.lm.windows import random_windows
@@ -126,7 +130,7 @@ class LMSession:
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = derive_identities(run)
-        sealer: Any = None
+        sealer: Sealer | None = None
         self.pbft: PbftCluster | None = None
         if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
             sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
