@@ -14,8 +14,9 @@ is voted out by a view change), :meth:`PbftCluster.seal` raises ``ProposalReject
 
 Byzantine validators (the first ``byzantine`` ones, so the first primary is one) behave as ``attack``
 says: ``tamper`` builds blocks with a manipulated output and gate update when primary
-(``protocol/byzantine_validator.py``) and votes for anything; ``silent``, ``equivocate``,
-``garbage`` and ``replay`` are the consensus-level behaviours of ``consensus/byzantine.py``.
+(``protocol/byzantine_validator.py``; a language model's aggregates, ``protocol/lm/byzantine_validator.py``) and
+votes for anything; ``silent``, ``equivocate``, ``garbage`` and ``replay`` are the consensus-level behaviours of
+``consensus/byzantine.py``.
 """
 
 from __future__ import annotations
