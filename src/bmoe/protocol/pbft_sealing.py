@@ -3,22 +3,26 @@
 Every validator is a :class:`~bmoe.consensus.pbft.PbftReplica` whose ``validate`` judges the
 proposed block by the ledger's one check-then-apply (``ledger/judge.py``: link, Merkle root, every
 signature, the proposer enrolled in the genesis) with, as the apply, a re-execution against *its own*
-copy of the ledger state (``protocol/reexecute.py``): a block whose proposer forged or changed
+copy of the ledger state (a :class:`BlockReexecutor`: ``protocol/reexecute.py`` for a classifier's run,
+``protocol/lm/reexecute.py`` for a language model's): a block whose proposer forged or changed
 anything gets no prepare from an honest validator, and a committed block is judged again, with its
 certificate, before the validator follows it. Block 0 is mined, as under every engine. The round's proposer is the
 primary of the current view. When consensus does not seal its block (a tampering or silent primary
 is voted out by a view change), :meth:`PbftCluster.seal` raises ``ProposalRejected`` and the round
-is built again by the new primary (``protocol/round.py``).
+(a language model's: the task) is built again by the new primary (``protocol/round.py``,
+``protocol/lm/round.py``).
 
 Byzantine validators (the first ``byzantine`` ones, so the first primary is one) behave as ``attack``
 says: ``tamper`` builds blocks with a manipulated output and gate update when primary
-(``protocol/byzantine_validator.py``) and votes for anything; ``silent``, ``equivocate``,
-``garbage`` and ``replay`` are the consensus-level behaviours of ``consensus/byzantine.py``.
+(``protocol/byzantine_validator.py``; a language model's aggregates, ``protocol/lm/byzantine_validator.py``) and
+votes for anything; ``silent``, ``equivocate``, ``garbage`` and ``replay`` are the consensus-level behaviours of
+``consensus/byzantine.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from bmoe.consensus.byzantine import Equivocate, Garbage, Replay, Silent, permissive
 from bmoe.consensus.engine import ConsensusReplica
@@ -42,9 +46,15 @@ from bmoe.ledger.node import ConsensusStalled, Proposal, ProposalRejected, pow_s
 from bmoe.ledger.seal_rules import SealRules
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.ledger.transactions import tx_hash
-from bmoe.protocol.reexecute import Reexecutor
 
 CONSENSUS_TIMEOUT_DELAYS = 20  # the request timer, in one-way message delays
+
+
+class BlockReexecutor(Protocol):
+    """One validator's re-execution of the blocks it judges, in chain order."""
+
+    def check(self, state: LedgerState, block: Block) -> LedgerState:
+        """The state after ``block`` on top of ``state``, or a ``LedgerError`` naming what differs."""
 
 
 def unsealed_pbft_block(proposal: Proposal) -> Block:
@@ -66,7 +76,7 @@ class _ValidatorView:
     proposer enrolled in the genesis), a committed block with its commit certificate (``sealed=True``).
     """
 
-    def __init__(self, reexecutor: Reexecutor) -> None:
+    def __init__(self, reexecutor: BlockReexecutor) -> None:
         self.reexecutor = reexecutor
         self.state = LedgerState()
         self.head = GENESIS_PREV_HASH
@@ -117,7 +127,7 @@ class PbftCluster:
     """n PBFT validators in a simulated network; seals one block per call."""
 
     def __init__(self, identities: tuple[Identity, ...], byzantine: int, attack: str,
-                 make_reexecutor: Callable[[str], Reexecutor], seed: int, delay: float, difficulty: int) -> None:
+                 make_reexecutor: Callable[[str], BlockReexecutor], seed: int, delay: float, difficulty: int) -> None:
         self.mine = pow_sealer(difficulty)  # block 0, the founding block: mined by the genesis signer
         self.validators = {identity.name: identity.address for identity in identities}
         names = [identity.name for identity in identities]

@@ -53,9 +53,9 @@ def train_command(run_dir: Path | None, cluster: Path | None, cache_dir: Path | 
     if run_dir is None:
         fail("--run-dir is required (or --cluster DIR to train on a language model's deployment)")
     lm = lm_values(values)
-    run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
-                                                                  force_bound),
-           **ledger_settings(None, ledger, None, rpc_url, eth_key)}
+    given = given_settings(TRAIN, values)
+    run = {**given, **comparison_settings(comparison, bound, update_bound, bound_from, force_bound),
+           **ledger_settings(None, ledger, given.get("consensus"), rpc_url, eth_key)}
     initial, tokenizer = None, None
     if init_dir is not None:
         initial, tokenizer = _checkpoint(init_dir, lm)

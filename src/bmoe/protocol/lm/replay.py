@@ -83,6 +83,11 @@ class LMReplay:
         self._tasks: dict[str, dict[str, Any]] = {}
         self._round: _Round | None = None
 
+    @property
+    def in_round(self) -> bool:
+        """Whether a round is open: begun by its layer-0 forward task and not closed by its trusted part's step."""
+        return self._round is not None
+
     def block_error(self, block: Block) -> str | None:
         for index, tx in enumerate(block.transactions):
             try:

@@ -18,6 +18,9 @@ same batch of token sequences (the publisher's, by CID), each sealed in a block 
   0, when every gradient is in); the edges then step their experts (AdamW, ``lm/optim.py``) and the updates are
   decided by digest (or by the comparison in force) and recorded as the experts' new CIDs.
 
+Under PBFT the primary of the current view builds each task's block; when a view change votes it out before the
+block is sealed, the task (not the round) is built again by the new primary, from the round's same computation.
+
 The ledger needs nothing new: forward tasks are inference tasks, backward tasks are training tasks, and a layer
 is a coordinate of the expert index. An inference round (validation, serving) is the forward tasks alone.
 
@@ -28,13 +31,15 @@ Must not know: how edges are reached (the :class:`~bmoe.protocol.edges.EdgeGatew
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
-from bmoe.ledger.node import Signer
+from bmoe.ledger.node import ConsensusStalled, ProposalRejected, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.lm.payloads import check_batch, descaled, encode_batch, gradient_scale, scaled
 from bmoe.moe.gate import Routing
@@ -52,6 +57,8 @@ from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
 from bmoe.protocol.round import RoundParticipants, assignments_of, escalate, submit_all, submit_answers
 from bmoe.protocol.validator import Aggregate
 from bmoe.storage import BlobStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -152,7 +159,7 @@ class _LMRound:
     block_bytes: int = 0
 
     def run(self, tokens: torch.Tensor, targets: torch.Tensor | None) -> LMRoundOutcome:
-        p, validator, config = self.p, self.validator, self.validator.config
+        validator, config = self.validator, self.validator.config
         self.watch.begin()
         model = validator.current_model()
         if self.train:
@@ -163,10 +170,8 @@ class _LMRound:
         counts = [0] * config.num_slots
         for layer_index in range(config.num_hidden_layers):
             task = self.tasks[layer_index]
-            p.node.submit(task)
             layer = enter_layer(model, layer_index, h, self.train)
-            outputs = self._expert_calls(task, layer, None, None)
-            self._seal()
+            outputs = self._sealed(functools.partial(self._forward_task, task, layer))
             h = leave_layer(layer, outputs, self.train)
             passes.append(layer)
             for slot, rows in layer.groups.items():
@@ -185,10 +190,40 @@ class _LMRound:
                               self.accepted, self.misbehaviour, counts, self.watch.times, self.watch.traffic,
                               self.edge_seconds, self.edge_total_seconds, self.block_bytes)
 
+    def _proposer(self) -> LMValidator:
+        """The validator building the block: the round's own, or under PBFT the current primary."""
+        proposer = self.validator if self.p.primary is None else self.p.proposer()
+        assert isinstance(proposer, LMValidator)
+        return proposer
+
+    def _forward_task(self, task: Transaction, layer: LayerPass) -> dict[int, torch.Tensor]:
+        """One forward task's transactions, by the current proposer; the accepted results by slot."""
+        self.p.node.submit(task)
+        return self._expert_calls(task, layer, None, None)
+
+    def _sealed(self, build: Callable[[], T]) -> T:
+        """Build a task's block (``build``: the task's transactions, by the current proposer) and seal it. When
+        consensus does not seal it (a PBFT view change voted its proposer out), the task is built again by the new
+        proposer, at most once per validator, as ``protocol/round.py`` rebuilds a round."""
+        p = self.p
+        for _ in range(max(1, len(p.validators))):
+            counted = (self.calls, self.accepted, self.misbehaviour)
+            try:
+                built = build()
+                self._seal()
+                return built
+            except ProposalRejected:
+                p.node.discard_pending()
+                p.resync_nonces()
+                self.calls, self.accepted, self.misbehaviour = counted  # the rejected block's decisions count not
+        why = p.refusals() if p.refusals is not None else ""
+        raise ConsensusStalled(f"no proposer could seal a task of round {self.round_index}"
+                               + (f"; validators refused: {why}" if why else ""))
+
     def _seal(self) -> None:
         """A task's block: each task is sealed when its calls (and, backward, its updates) are decided."""
         p = self.p
-        p.node.seal(timestamp=self.round_index + 1, proposer=self.validator.signer.identity)
+        p.node.seal(timestamp=self.round_index + 1, proposer=self._proposer().signer.identity)
         p.resync_nonces()
         if p.node.seals:
             self.block_bytes += p.node.last_seal.block_bytes
@@ -198,32 +233,56 @@ class _LMRound:
 
     def _backward(self, passes: list[LayerPass], embedded: torch.Tensor, g_out: torch.Tensor, loss: float) -> None:
         """The backward tasks, top layer first; the trusted part's step is recorded in the last (layer 0)."""
-        p, validator, config = self.p, self.validator, self.validator.config
+        config = self.validator.config
         for position, layer in enumerate(reversed(passes)):
             task = self.tasks[config.num_hidden_layers + position]
-            p.node.submit(task)
             grads = output_gradients(layer, g_out)
-            scale = gradient_scale(int(layer.x.shape[0]))
-            dx = descaled(self._expert_calls(task, layer, scaled(grads, scale), validator.summed), scale)
-            g_in = backpropagate(layer, g_out, input_gradient(layer, dx))
-            if layer.layer == 0:
-                embedded.backward(g_in)
-                gate_cid = validator.trusted_step(self.lr)
-            else:
-                gate_cid = p.node.pending_view().gate_cid
-            gate_tx, stored = validator.gate_update(task.payload["task_id"], loss, gate_cid,
-                                                    {slot: grads[slot] for slot in dx})
-            p.node.submit(gate_tx)
-            self.watch.step("loss")
-            self._updates(task, stored)
-            self._seal()
-            g_out = g_in
+            stepped: dict[str, object] = {}  # layer 0: the trusted part's step, taken once
+            dx = self._sealed(functools.partial(self._backward_task, task, layer, grads, embedded, g_out, loss,
+                                                stepped))
+            if layer.layer != 0:  # its block's gate_cid is the current one: the gradient flows on once it is sealed
+                g_out = backpropagate(layer, g_out, input_gradient(layer, dx))
+
+    def _backward_task(self, task: Transaction, layer: LayerPass, grads: dict[int, torch.Tensor],
+                       embedded: torch.Tensor, g_out: torch.Tensor, loss: float,
+                       stepped: dict[str, object]) -> dict[int, torch.Tensor]:
+        """One backward task's transactions, by the current proposer; the accepted dL/d(input) by slot."""
+        p, proposer = self.p, self._proposer()
+        p.node.submit(task)
+        scale = gradient_scale(int(layer.x.shape[0]))
+        dx = descaled(self._expert_calls(task, layer, scaled(grads, scale), proposer.summed), scale)
+        if layer.layer == 0:
+            gate_cid = self._trusted_step(layer, embedded, g_out, dx, stepped)
+        else:
+            gate_cid = p.node.pending_view().gate_cid
+        gate_tx, stored = proposer.gate_update(task.payload["task_id"], loss, gate_cid,
+                                               {slot: grads[slot] for slot in dx})
+        p.node.submit(gate_tx)
+        self.watch.step("loss")
+        self._updates(task, stored)
+        return dx
+
+    def _trusted_step(self, layer: LayerPass, embedded: torch.Tensor, g_out: torch.Tensor,
+                      dx: dict[int, torch.Tensor], stepped: dict[str, object]) -> str:
+        """Layer 0's backward into the trusted part and its AdamW step: the new trusted object's CID. Its gradients
+        accumulate once: a block rebuilt by another proposer reuses the step, which holds while the edges' accepted
+        answers are the same (honest edges answer a task alike; else the round fails, nothing pending)."""
+        if stepped:
+            first = stepped["dx"]
+            assert isinstance(first, dict)
+            if first.keys() != dx.keys() or not all(torch.equal(first[s], dx[s]) for s in dx):
+                raise ConsensusStalled(f"round {self.round_index}: the rebuilt last backward task's accepted answers "
+                                       "differ from those its trusted part already stepped on")
+            return str(stepped["gate_cid"])
+        embedded.backward(backpropagate(layer, g_out, input_gradient(layer, dx)))
+        stepped.update(dx=dx, gate_cid=self.validator.trusted_step(self.lr))
+        return str(stepped["gate_cid"])
 
     def _expert_calls(self, task: Transaction, layer: LayerPass, grads: dict[int, torch.Tensor] | None,
                       aggregate: Aggregate | None) -> dict[int, torch.Tensor]:
         """One task's expert calls: the activation, the edges' commitments (disputes escalated), the decisions.
         The accepted results by slot."""
-        p, validator, watch = self.p, self.validator, self.watch
+        p, validator, watch = self.p, self._proposer(), self.watch
         task_id = task.payload["task_id"]
         activation = validator.activation(task_id, layer, grads)
         p.node.submit(activation)
@@ -253,7 +312,7 @@ class _LMRound:
 
     def _updates(self, task: Transaction, stored: dict[int, tuple[str, torch.Tensor]]) -> None:
         """Step 5 of a backward task: the edges step their experts; each update is decided."""
-        p, validator, watch = self.p, self.validator, self.watch
+        p, validator, watch = self.p, self._proposer(), self.watch
         task_id = task.payload["task_id"]
         state = p.node.pending_view()
         work = UpdateWork(self.round_index, task_id, {s: cid for s, (cid, _) in stored.items()},

@@ -16,7 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bmoe.edge.fleet import is_default_fleet
 from bmoe.ledger.encoding import canonical_json, sha256_hex
+from bmoe.ledger.sealing import DEPLOYED_PBFT_MIN
 from bmoe.lm.config import LMConfig, LMConfigError
 from bmoe.lm.optim import cosine_lr
 from bmoe.run.config import RunConfig, declared_fields
@@ -28,7 +30,8 @@ LM_CONFIG_FILE = "lm.json"  # a language model's run directory: these settings, 
 # The RunConfig settings ``bmoe lm train`` shows (under ``bmoe train``'s flags): what the two kinds of run share
 PROTOCOL_SETTINGS = ("seed", "framework", "num_edges", "malicious_ratio", "attack", "attack_params", "collude", "fleet",
                      "rule", "rule_fraction", "assignment", "replicas", "trusted_replicas", "trust_after", "stake",
-                     "reward", "slash", "min_stake", "difficulty", "share_compute", "threads")
+                     "reward", "slash", "min_stake", "difficulty", "consensus", "validators", "byzantine_validators",
+                     "validator_attack", "message_delay", "share_compute", "threads")
 # RunConfig settings a language model's run does not use: refused when given (they would do nothing)
 CLASSIFIER_ONLY = ("dataset", "data_dir", "limit_train", "limit_test", "expert", "hidden", "batch_size", "balance",
                    "rounds", "eval_every", "num_experts", "top_k", "lr")
@@ -95,6 +98,7 @@ class LMRunConfig:
         if s.lm_top_k > s.lm_experts:
             raise ConfigError(f"top-k {s.lm_top_k} must be at most the experts per layer {s.lm_experts}")
         run_config = RunConfig(**run, num_experts=s.layers * s.lm_experts, top_k=s.lm_top_k, lr=s.max_lr).validate()
+        _check_validators(run_config)
         return LMRunConfig(settings, run_config)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,3 +120,14 @@ class LMRunConfig:
         """SHA-256 over the recorded settings of both parts (execution settings left out)."""
         recorded = {k: v for k, v in self.lm.to_dict().items() if LM_SETTINGS_BY_NAME[k].recorded}
         return sha256_hex(canonical_json({"lm": recorded, "run": self.run.hash()}))
+
+
+def _check_validators(run: RunConfig) -> None:
+    """A language model's PBFT validators are n >= 3f + 1 with f >= 1 (``DEPLOYED_PBFT_MIN``), each replaying every
+    proposed block on the default numerics (the replay's, ``protocol/lm/replay.py``)."""
+    if run.consensus == "pbft" and run.validators < DEPLOYED_PBFT_MIN:
+        raise ConfigError(f"--consensus pbft needs --validators {DEPLOYED_PBFT_MIN} or more (n >= 3f + 1 with f >= 1), "
+                          f"got {run.validators}")
+    if not is_default_fleet(run.validator_fleet):
+        raise ConfigError("a language model's validators replay every block on the default numerics: drop "
+                          "validator_fleet")

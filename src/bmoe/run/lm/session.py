@@ -7,6 +7,10 @@ records the trusted part (``gate_cid``, the model's manifest in its metadata) an
 schedule, and every ``validation_every`` rounds measures the validation loss of the model the ledger holds (the trusted
 object and the accepted experts by their CIDs, assembled by the validator: what anyone reading the ledger would run).
 
+Blocks are sealed by proof of work, on Ethereum, or (``consensus`` ``pbft``) by PBFT among ``validators`` simulated
+validators that each replay every proposed block (``protocol/lm/reexecute.py``), the current primary building each
+task's block.
+
 With a ``run_dir`` the store and chain live on disk (``store/``, ``chain.sqlite``), the settings in ``lm.json``, the
 tokenizer in the store by CID, the curves in ``history.json``. Resuming a run directory is not supported yet: a
 directory that holds a run is refused, so nothing sealed is overwritten.
@@ -34,15 +38,18 @@ from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.audit import evidence_objects
 from bmoe.ledger.chainstore import ChainStore
-from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.node import LedgerNode, Sealer, Signer
 from bmoe.ledger.transactions import Transaction
 from bmoe.lm.config import LMConfig
 from bmoe.lm.model import MoETransformer, build_model
 from bmoe.lm.payloads import decode_batch
 from bmoe.protocol.edges import EdgeGateway, InProcessEdges
+from bmoe.protocol.lm.byzantine_validator import TamperingLMValidator
+from bmoe.protocol.lm.reexecute import LMReexecutor
 from bmoe.protocol.lm.round import LMRoundOutcome, run_lm_round, task_ids
 from bmoe.protocol.lm.trusted import assemble, initial_objects
 from bmoe.protocol.lm.validator import LMValidator
+from bmoe.protocol.pbft_sealing import PbftCluster
 from bmoe.protocol.quorum_watch import QuorumWatch
 from bmoe.protocol.round import RoundParticipants
 from bmoe.run import ethereum_ledger
@@ -114,9 +121,6 @@ class LMSession:
         own key), and no text: its rounds are the publisher's (:meth:`run_published`)."""
         self.config = config
         run = config.run
-        if run.consensus not in ("pow", "ethereum"):
-            raise ConfigError(f"a language model's run seals by proof of work or on Ethereum for now; --consensus "
-                              f"{run.consensus} needs its replicas to re-execute language-model tasks (not built yet)")
         if gateway is None:
             in_process_profiles(run)
         self.model_config: LMConfig = config.lm.model_config(vocab_size)
@@ -137,9 +141,15 @@ class LMSession:
         keeps = framework_of(run.framework).keeps_ledger
         chain = ChainStore(run_dir / CHAIN_FILE, anchor=run_dir / HEAD_FILE) if run_dir is not None and keeps else None
         self.ids = identities if identities is not None else derive_identities(run)
-        sealer = None
+        sealer: Sealer | None = None
+        self.pbft: PbftCluster | None = None
         if run.consensus == "ethereum":  # every block sealed through the run's contract (docs/ethereum.md)
             sealer = ethereum_ledger.contract_sealer(self.store, lambda: self.node.view(), None)
+        elif run.consensus == "pbft" and keeps:  # the validators vote, each replaying the proposed block
+            self.pbft = PbftCluster(self.ids.validators, run.byzantine_validators, run.validator_attack,
+                                    lambda name: LMReexecutor(self.store, config.lm.lr), run.seed, run.message_delay,
+                                    run.difficulty)
+            sealer = self.pbft.seal
         self.node = LedgerNode(signing(self.ids.validator), run.difficulty, chain, seals=keeps, sealer=sealer)
         if isinstance(self.store, DirectoryStore):
             self.node.before_persist = self.store.flush
@@ -149,8 +159,8 @@ class LMSession:
         self._write_genesis(initial, sealer)
         node, ids = self.node, self.ids
         self.publisher = Signer(ids.publisher, node.next_nonce(ids.publisher.address))
-        self.validator = LMValidator(Signer(ids.validator, node.next_nonce(ids.validator.address)), node, self.store,
-                                     self.model_config)
+        validators = self._validators()
+        self.validator = validators[ids.validator.name]
         self.edges: list[EdgeWorker] = []
         self.runtimes: list[ExpertRuntime] = []
         if gateway is None:
@@ -161,6 +171,10 @@ class LMSession:
                                      check_honest=not make_comparison(run.comparison_spec()).records_groups)
         self.participants = RoundParticipants(node, self.store, self.publisher, self.validator, gateway,
                                               self.model_config.num_slots)
+        if self.pbft is not None:  # the primary of the current view builds each task's block
+            self.participants.validators = validators
+            self.participants.primary = self.pbft.primary
+            self.participants.refusals = self.pbft.refusals
         self.history = LMHistory()
         self.quorum = QuorumWatch(run.stall_after)  # tasks in a row without quorum (protocol/quorum_watch.py)
         self.step = 0
@@ -179,11 +193,24 @@ class LMSession:
         spec = swiglu_spec(self.model_config.hidden_size, self.model_config.intermediate_size)
         payload = genesis_payload(run, ids, spec, gate_cid, expert_cids)
         payload["config_hash"] = self.config.hash()
-        if sealer is not None:
+        if run.consensus == "ethereum":
             payload["consensus"] = ethereum_ledger.deploying(sealer, run, ids)(payload)
         validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
         self.node.submit(validator.sign("genesis", payload))
         self.node.seal(timestamp=0)
+
+    def _validators(self) -> dict[str, LMValidator]:
+        """Every validator's signer on the round's work, by name (one under PoW and Ethereum); under PBFT the first
+        ``byzantine_validators`` tamper with the aggregates of the blocks they build when ``validator_attack`` is
+        ``tamper``. The round computes on validator-0's (``self.validator``); a proposer signs what it records."""
+        run, node = self.config.run, self.node
+        validators: dict[str, LMValidator] = {}
+        for index, identity in enumerate(self.ids.validators if self.pbft is not None else self.ids.validators[:1]):
+            tampers = index < run.byzantine_validators and run.validator_attack == "tamper"
+            kind = TamperingLMValidator if tampers else LMValidator
+            validators[identity.name] = kind(Signer(identity, node.next_nonce(identity.address)), node, self.store,
+                                             self.model_config)
+        return validators
 
     def lr(self, step: int) -> float:
         return self.config.lm.lr(step)
