@@ -159,3 +159,13 @@ def test_the_explorer_shows_the_deployments_model_and_curves(deployment: Deploym
     validation = run.by_id("loss-curve").points()["validation"]
     assert [x for x, _ in validation] == [float(point["step"]) for point in history["validation"]]
     assert [row[0] for row in run.by_id("rounds").rows()[1:]] == [str(r) for r in range(STEPS)]
+
+
+@pytest.mark.parametrize(("flags", "needles"), [
+    (["--consensus", "pbft", "--validators", "4"], ["proof of work", "bmoe lm train --consensus pbft"]),
+    (["--framework", "traditional", "--edges", "32"], ["traditional", "in process"]),
+])
+def test_a_deployment_it_cannot_run_is_refused_before_anything_starts(tmp_path: Path, flags: list[str],
+                                                                        needles: list[str]) -> None:
+    assert_user_error(bmoe_here("lm", "cluster", "--dir", tmp_path / "c", *flags), *needles)
+    assert not (tmp_path / "c").exists()

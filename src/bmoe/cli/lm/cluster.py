@@ -56,6 +56,9 @@ def cluster_command(root: Path, cache_dir: Path | None, stores: int, replication
     run = {**given_settings(TRAIN, values), **comparison_settings(comparison, bound, update_bound, bound_from,
                                                                   force_bound)}
     config = LMRunConfig.build(lm_values(values), run)
+    if config.run.consensus != "pow":
+        fail(f"a language model's deployment has one validator sealing by proof of work for now; --consensus "
+             f"{config.run.consensus} runs in process: bmoe lm train --consensus {config.run.consensus}")
     if not framework_of(config.run.framework).keeps_ledger:
         fail("a language model's deployment runs B-MoE (its validator keeps the ledger); train the traditional "
              "framework in process: bmoe lm train --framework traditional")
