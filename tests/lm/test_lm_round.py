@@ -105,6 +105,16 @@ def test_sampled_replicas_dispute_a_split_sample_and_still_train_the_clean_model
     assert attacked.node.view().expert_cids == clean.node.view().expert_cids
 
 
+def test_adaptive_assignment_among_an_attacker_trains_the_clean_model_and_records_it() -> None:
+    clean = tiny_session(lm={"steps": 2}, assignment="adaptive", replicas=3, trusted_replicas=2)
+    clean.train()
+    attacked = tiny_session(lm={"steps": 2}, assignment="adaptive", replicas=3, trusted_replicas=2,
+                            malicious_ratio=0.2, attack="gaussian", attack_params={"probability": 1.0})
+    attacked.train()
+    assert attacked.node.view().expert_cids == clean.node.view().expert_cids
+    assert sum(r["misbehaviour"] for r in attacked.history.rounds) > 0
+
+
 def test_a_pruned_run_keeps_the_ledgers_model_and_the_evidence_and_nothing_else() -> None:
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.session import LMSession
