@@ -45,6 +45,7 @@ from bmoe.protocol.lm.layers import (
     input_gradient,
     leave_layer,
     output_gradients,
+    recorded_mix,
 )
 from bmoe.protocol.lm.validator import LMValidator
 from bmoe.protocol.measure import RoundObserver, RoundTimes, Traffic
@@ -157,7 +158,7 @@ class _LMRound:
             task = self.tasks[layer_index]
             p.node.submit(task)
             layer = enter_layer(model, layer_index, h, self.train)
-            outputs = self._expert_calls(task, layer, None, None)
+            outputs = self._expert_calls(task, layer, None, self._mixer(layer))
             self._seal()
             h = leave_layer(layer, outputs, self.train)
             passes.append(layer)
@@ -187,6 +188,10 @@ class _LMRound:
         if self.on_sealed is not None:
             self.on_sealed()
         self.watch.step("consensus")
+
+    def _mixer(self, layer: LayerPass) -> Aggregate:
+        """A forward task's aggregate: the accepted experts' mix, made once for the record and the stream."""
+        return lambda routing, groups, accepted: recorded_mix(layer, accepted, self.train)
 
     def _backward(self, passes: list[LayerPass], embedded: torch.Tensor, g_out: torch.Tensor, loss: float) -> None:
         """The backward tasks, top layer first; the trusted part's step is recorded in the last (layer 0)."""

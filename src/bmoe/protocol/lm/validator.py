@@ -31,6 +31,12 @@ from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_p
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
 
+Form = dict[str, tuple[torch.dtype, tuple[int, ...]]]  # an object's tensors: name -> (dtype, shape)
+
+
+def _form(tensors: Tensors) -> Form:
+    return {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in tensors.items()}
+
 
 class LMValidator(Validator):
     """A validator of a language model's run; ``config`` is the model the genesis's trusted object describes."""
@@ -40,6 +46,7 @@ class LMValidator(Validator):
                          config.hidden_size)
         self.config = config
         self._model: tuple[str, MoETransformer, Tensors, str] | None = None  # CID, model, state, tokenizer CID
+        self._forms: dict[str, Form] = {}  # expert objects' forms by CID, the most recently used last
 
     def model(self, cid: str) -> MoETransformer:
         """The model with the trusted part of ``cid`` (its experts are never run here)."""
@@ -55,19 +62,34 @@ class LMValidator(Validator):
             self._model = (cid, model, state, tokenizer_cid)
         return self._model
 
-    def check_answer(self, state: LedgerState, phase: str, expert: int, data: bytes) -> None:
+    def check_answer(self, state: LedgerState, phase: str, expert: int, cid: str, data: bytes) -> Tensors | None:
         """An expert update must be an object of its base's form (the same tensors, shapes and dtypes: weights and
-        AdamW moments), else it is malformed: the next call on it would fail on every edge."""
+        AdamW moments), else it is malformed: the next call on it would fail on every edge. The update's tensors."""
         if phase != "update":
-            return
+            return None
         try:
             update = deserialize_tensors(data)[0]
         except StorageError as err:
             raise PayloadError(f"update: not a safetensors object ({err})") from None
-        base = deserialize_tensors(self.store.get(state.expert_cids[expert]))[0]
-        form = {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in base.items()}
-        if {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in update.items()} != form:
+        form = _form(update)
+        if form != self._form_of(state.expert_cids[expert]):
             raise PayloadError(f"update of expert {expert}: not an object of its base's form (weights and moments)")
+        self._remember_form(cid, form)  # the next round's base, when accepted
+        return update
+
+    def _form_of(self, cid: str) -> Form:
+        """The form of the stored expert object ``cid``, read once per CID (the bytes a CID names never change)."""
+        form = self._forms.pop(cid, None)
+        if form is None:
+            form = _form(deserialize_tensors(self.store.get(cid))[0])
+        self._remember_form(cid, form)
+        return form
+
+    def _remember_form(self, cid: str, form: Form) -> None:
+        self._forms.pop(cid, None)
+        self._forms[cid] = form  # the most recently used last
+        while len(self._forms) > 2 * self.config.num_slots:
+            del self._forms[next(iter(self._forms))]
 
     def current_model(self) -> MoETransformer:
         """The model of the trusted part the ledger holds now (pending transactions included)."""
