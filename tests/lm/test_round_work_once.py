@@ -1,6 +1,6 @@
 """What a round computes once instead of several times gives the bytes and answers of computing it each time:
-a transaction's encodings, a block's bytes, a small object's digest, the genesis's rules, the forward mix; and
-what crossed a boundary (a block read from bytes) is still checked in full."""
+a transaction's encodings, a block's bytes, a small object's digest, the genesis's rules, a task's samples, the
+forward mix; and what crossed a boundary (a block read from bytes) is still checked in full."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from bmoe.ledger.transactions import (
 from bmoe.moe.dispatch import combine
 from bmoe.protocol.lm.layers import enter_layer, leave_layer, recorded_mix
 from bmoe.storage.cid import CHUNK_SIZE, cid_of, sha256_hex_of
+from bmoe.verify.assignment import Adaptive, Sampled, consecutive_runs, task_samples
 from tests.lm.lm_runs import tiny_session
 from tests.lm.tiny_models import random_tokens, tiny_model
 
@@ -148,3 +149,17 @@ def test_the_recorded_forward_mix_is_the_streams_made_once(train: bool) -> None:
     assert out.requires_grad == train
     again = leave_layer(layer, {slot: out.clone() for slot, out in outputs.items()}, train)  # other tensors: remade
     assert layer.mixed is not mixed and torch.equal(again, out)
+
+
+@pytest.mark.parametrize("policy", [Sampled(2), Adaptive(3, 2, 1)])
+def test_a_tasks_samples_drawn_once_are_the_policys_draw(policy: Sampled | Adaptive) -> None:
+    edges = tuple(derive_identity(i, f"edge{i}").address for i in range(6))
+    activated, seed = (0, 2, 3, 5), hashlib.sha256(b"task").digest()
+    for trusted in (frozenset(), frozenset(edges[:4]), frozenset(edges)):
+        drawn = consecutive_runs(edges, activated, seed, lambda run, t=trusted: (
+            policy.trusted_replicas if isinstance(policy, Adaptive) and all(e in t for e in run[:2])
+            else policy.replicas))
+        for expert in activated:
+            assert policy.assigned(edges, expert, activated, seed, trusted) == drawn[expert]
+    assert task_samples(policy, edges, activated, seed, frozenset()) is task_samples(policy, edges, activated, seed,
+                                                                                     frozenset())
