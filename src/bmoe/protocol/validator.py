@@ -250,10 +250,9 @@ class Validator:
     def check_answer(self, state: LedgerState, phase: str, expert: int, cid: str,
                      data: bytes) -> dict[str, torch.Tensor] | None:
         """PayloadError when ``data`` (stored as ``cid``) cannot be an answer of ``phase`` for ``expert`` beyond what
-        ``decode_agreed``
-        checks (a kind of expert whose objects carry more than weights checks their form here); the tensors of
-        ``data`` when it decoded them (``decode_agreed`` reads them instead of decoding the bytes again), else
-        None."""
+        ``decode_agreed`` checks (a kind of expert whose objects carry more than weights checks their form here);
+        the tensors of ``data`` when it decoded them (``decode_agreed`` reads them instead of decoding the bytes
+        again), else None."""
         return None
 
     def _verified_object(self, comparison: Comparison, digest: str, cids: list[str]) -> tuple[
