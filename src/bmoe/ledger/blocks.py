@@ -16,7 +16,7 @@ from typing import Any
 from bmoe.ledger.encoding import canonical_json, decode_canonical_json, is_hex64, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.keys import is_address, is_signature_hex
-from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_to_dict
+from bmoe.ledger.transactions import Transaction, tx_from_dict, tx_json, tx_to_dict
 
 GENESIS_PREV_HASH = "0" * 64
 CONSENSUS_KINDS: tuple[str, ...] = ("pow", "pbft", "ethereum")  # the engines of ledger/sealing
@@ -159,12 +159,32 @@ def block_to_dict(block: Block) -> dict[str, Any]:
 
 def proposal_bytes(block: Block) -> bytes:
     """What a PBFT commit certificate certifies: the block's canonical bytes without the certificate."""
+    assembled = _assembled(block, certified=False)
+    if assembled is not None:
+        return assembled
     return canonical_json({k: v for k, v in block_to_dict(block).items() if k != "certificate"})
 
 
 def block_to_bytes(block: Block) -> bytes:
     """Canonical JSON bytes of ``block``."""
-    return canonical_json(block_to_dict(block))
+    assembled = _assembled(block, certified=True)
+    return assembled if assembled is not None else canonical_json(block_to_dict(block))
+
+
+def _assembled(block: Block, certified: bool) -> bytes | None:
+    """The canonical JSON of ``block`` (with its certificate when ``certified``) assembled from its parts' (the keys
+    in sorted order: certificate, header, proposer_signature, transactions), each transaction's encoded once
+    (``tx_json``); None when a part cannot be encoded, for the whole's encoding to say why."""
+    try:
+        parts = [b"{"]
+        if certified and block.certificate is not None:
+            parts += [b'"certificate":', canonical_json(block.certificate), b","]
+        parts += [b'"header":', canonical_json(header_to_dict(block.header)), b',"proposer_signature":',
+                  canonical_json(block.proposer_signature), b',"transactions":[',
+                  b",".join(tx_json(tx) for tx in block.transactions), b"]}"]
+    except (AttributeError, TypeError, ValueError, RecursionError):
+        return None
+    return b"".join(parts)
 
 
 def block_from_dict(data: object) -> Block:

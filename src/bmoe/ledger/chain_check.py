@@ -24,7 +24,7 @@ from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, LedgerError, s
 from bmoe.ledger.keys import verify_signature
 from bmoe.ledger.merkle import merkle_root
 from bmoe.ledger.pow import meets_difficulty
-from bmoe.ledger.transactions import tx_hash, tx_signing_message
+from bmoe.ledger.transactions import signature_verifies, tx_hash
 
 BlockHook = Callable[[Block, str], None]
 """``on_block(block, block_hash)``: called after a block passed every check.  Raise a
@@ -85,9 +85,10 @@ def check_block(block: Block, prev_hash: str, min_difficulty: int | None = None,
                 seal_check: SealCheck | None = None) -> int:
     """Verify one block on top of ``prev_hash``: its link, Merkle root, every signature, its PoW (a PoW
     header) and its seal (``seal_check``); :class:`ChainIntegrityError` naming the first fault, else the
-    number of signatures checked. Every block anything judges passes here: stored rows (:func:`check_chain`),
-    and through ``judge.check_then_apply`` the blocks a node seals, adopts or replays, the proposals a PBFT
-    replica votes on, and the chain an audit replays."""
+    number of signatures checked (a transaction object's once in a process, ``transactions.signature_verifies``:
+    a block read from bytes has new objects). Every block anything judges passes here: stored rows
+    (:func:`check_chain`), and through ``judge.check_then_apply`` the blocks a node seals, adopts or replays, the
+    proposals a PBFT replica votes on, and the chain an audit replays."""
     header = block.header
     height = header.height
     digest = header_hash(header)
@@ -102,7 +103,7 @@ def check_block(block: Block, prev_hash: str, min_difficulty: int | None = None,
             height, f"merkle_root {short_hash(header.merkle_root)} != computed {short_hash(root)}"
         )
     for index, (tx, h) in enumerate(zip(block.transactions, hashes, strict=True)):
-        if not verify_signature(tx.sender, tx_signing_message(tx), tx.signature):
+        if not signature_verifies(tx):
             raise ChainIntegrityError(height, "bad signature", tx_index=index, tx_hash=h)
     if not verify_signature(header.proposer, bytes.fromhex(digest), block.proposer_signature):
         raise ChainIntegrityError(height, f"bad proposer signature (proposer {short_hash(header.proposer)})")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from typing import Any
 
 from bmoe.storage.digest import sha256_hex as sha256_hex  # the ledger names bytes by storage's digest
@@ -18,27 +17,27 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _string_keys(obj: Any) -> bool:
-    """Whether every mapping key in ``obj`` is a string: the fast walk, level by level. False when unsure too
-    (a container met twice, or deeper than the recursion limit), so that :func:`_check_keys` decides: it names
-    the first bad key's path, and meets a too deep or circular value with its RecursionError, as before."""
-    level = [obj]
-    seen: set[int] = set()
-    for _ in range(sys.getrecursionlimit()):
-        below = []
-        for value in level:
-            if id(value) in seen:
+    """Whether every mapping key in ``obj`` is a string: the fast walk. False when unsure too (deeper than the
+    recursion limit, or circular), so that :func:`_check_keys` decides: it names the first bad key's path, and
+    meets a too deep or circular value with its RecursionError, as before."""
+    if not isinstance(obj, _CONTAINERS):
+        return True
+    try:
+        return _keys_below(obj)
+    except RecursionError:
+        return False
+
+
+def _keys_below(obj: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    """:func:`_string_keys` of a container, recursing only into the containers it holds."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
                 return False
-            seen.add(id(value))
-            if isinstance(value, dict):
-                if not all(isinstance(key, str) for key in value):
-                    return False
-                below.extend(item for item in value.values() if isinstance(item, _CONTAINERS))
-            elif isinstance(value, _CONTAINERS):
-                below.extend(item for item in value if isinstance(item, _CONTAINERS))
-        if not below:
-            return True
-        level = below
-    return False
+            if isinstance(value, _CONTAINERS) and not _keys_below(value):
+                return False
+        return True
+    return all(_keys_below(value) for value in obj if isinstance(value, _CONTAINERS))
 
 
 _CONTAINERS = (dict, list, tuple)

@@ -301,15 +301,17 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
 }
 
 
-def payload_error(kind: str, payload: Mapping[str, object], limits: Limits) -> str | None:
-    """Why ``payload`` is not a valid ``kind`` payload (size first, then the schema), or None."""
+def payload_error(kind: str, payload: Mapping[str, object], limits: Limits, size: int | None = None) -> str | None:
+    """Why ``payload`` is not a valid ``kind`` payload (size first, then the schema), or None. ``size``: the
+    length of its canonical JSON when the caller has it (``transactions.tx_payload_size``), else it is encoded."""
     schema = SCHEMAS.get(kind)
     if schema is None:
         return f"no schema for kind {kind!r}"
-    try:
-        size = len(canonical_json(dict(payload)))
-    except (TypeError, ValueError, RecursionError):
-        return "payload is not canonical JSON"
+    if size is None:
+        try:
+            size = len(canonical_json(dict(payload)))
+        except (TypeError, ValueError, RecursionError):
+            return "payload is not canonical JSON"
     if size > MAX_PAYLOAD_BYTES:
         return f"payload is {size} bytes of canonical JSON, more than the cap of {MAX_PAYLOAD_BYTES}"
     return fields_error(schema, payload, limits)

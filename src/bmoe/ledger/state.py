@@ -23,8 +23,9 @@ from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash
 from bmoe.ledger.economics import Balance, Economics, EconomicsError, eligible_edges, opening_balances
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.genesis_views import GenesisViews
 from bmoe.ledger.schemas import Limits, payload_error
-from bmoe.ledger.transactions import Transaction, tx_hash
+from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
 from bmoe.verify.assignment import Adaptive, Assignment, AssignmentError, make_assignment, task_seed
 from bmoe.verify.bound_window import BoundWindowError, check_genesis_window
@@ -108,14 +109,16 @@ class LedgerState:
     balances: dict[str, Balance] = field(default_factory=dict)  # economics: each edge's account (else empty)
     streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
 
-    # Read-only views of the genesis parameters.
+    genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
+
+    # Read-only views of the genesis parameters, each built once per genesis (``ledger/genesis_views.py``).
     @property
     def edges(self) -> tuple[str, ...]:
-        return tuple(self._genesis["edges"])
+        return self.genesis_views.view(self._genesis, "edges", tuple)
 
     @property
     def validators(self) -> tuple[str, ...]:
-        return tuple(self._genesis["validators"])
+        return self.genesis_views.view(self._genesis, "validators", tuple)
 
     @property
     def publisher(self) -> str:
@@ -123,11 +126,11 @@ class LedgerState:
 
     @property
     def rule(self) -> AcceptanceRule:
-        return AcceptanceRule.from_dict(self._genesis["rule"])
+        return self.genesis_views.view(self._genesis, "rule", AcceptanceRule.from_dict)
 
     @property
     def comparison(self) -> Comparison:
-        return make_comparison(self._genesis["comparison"])
+        return self.genesis_views.view(self._genesis, "comparison", make_comparison)
 
     @property
     def _genesis(self) -> dict[str, Any]:
@@ -137,7 +140,7 @@ class LedgerState:
 
     @property
     def assignment(self) -> Assignment:
-        return make_assignment(self._genesis["assignment"])
+        return self.genesis_views.view(self._genesis, "assignment", make_assignment)
 
     @property
     def economics(self) -> Economics | None:
@@ -550,7 +553,7 @@ def apply_transaction(state: LedgerState, tx: Transaction) -> None:
     state exactly as it was.
     """
     _require(tx.kind in HANDLERS, tx, "unknown kind")
-    reason = payload_error(tx.kind, tx.payload, _limits(state))
+    reason = payload_error(tx.kind, tx.payload, _limits(state), tx_payload_size(tx))
     _require(reason is None, tx, f"schema: {reason}")
     expected = state.next_nonce(tx.sender)
     _require(tx.nonce == expected, tx, f"nonce {tx.nonce} from {tx.sender[:8]}, expected {expected}")

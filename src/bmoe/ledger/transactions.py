@@ -71,9 +71,40 @@ def signing_message(kind: str, sender: str, nonce: int, payload: Mapping[str, An
     return canonical_json({"kind": kind, "sender": sender, "nonce": nonce, "payload": dict(payload)})
 
 
+def _message_of(kind: object, sender: object, nonce: object, payload_json: bytes) -> bytes | None:
+    """:func:`signing_message` assembled from the payload's canonical JSON, encoded once (the keys in sorted order:
+    kind, nonce, payload, sender), for fields of exactly the types a well-formed transaction has; else None."""
+    if type(kind) is not str or type(sender) is not str or type(nonce) is not int:
+        return None
+    return b"".join((b'{"kind":', canonical_json(kind), b',"nonce":', str(nonce).encode("ascii"), b',"payload":',
+                     payload_json, b',"sender":', canonical_json(sender), b"}"))
+
+
+def tx_payload_json(tx: Transaction) -> bytes:
+    """The canonical JSON of ``tx.payload`` (``TypeError`` / ``ValueError`` / ``RecursionError`` as
+    :func:`canonical_json` raises them), encoded once per transaction object."""
+    return _memo(tx, "payload", lambda: canonical_json(dict(tx.payload)))
+
+
+def tx_payload_size(tx: Transaction) -> int | None:
+    """The length of :func:`tx_payload_json`, or None when the payload has no canonical JSON."""
+    try:
+        return len(tx_payload_json(tx))
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def tx_signing_message(tx: Transaction) -> bytes:
     """The bytes ``tx.sender`` signed (or should have)."""
-    return _memo(tx, "message", lambda: signing_message(tx.kind, tx.sender, tx.nonce, tx.payload))
+    return _memo(tx, "message", lambda: _signing_message(tx))
+
+
+def _signing_message(tx: Transaction) -> bytes:
+    try:
+        message = _message_of(tx.kind, tx.sender, tx.nonce, tx_payload_json(tx))
+    except (TypeError, ValueError, RecursionError):
+        message = None
+    return message if message is not None else signing_message(tx.kind, tx.sender, tx.nonce, tx.payload)
 
 
 def tx_to_dict(tx: Transaction) -> dict[str, Any]:
@@ -89,11 +120,36 @@ def tx_to_dict(tx: Transaction) -> dict[str, Any]:
 
 def tx_hash(tx: Transaction) -> str:
     """SHA-256 hex of the canonical JSON of the full transaction, signature included."""
-    return _memo(tx, "hash", lambda: sha256_hex(canonical_json(tx_to_dict(tx))))
+    return _memo(tx, "hash", lambda: sha256_hex(tx_json(tx)))
+
+
+def tx_json(tx: Transaction) -> bytes:
+    """The canonical JSON of :func:`tx_to_dict`, once per transaction object: the signing message with the
+    signature added (the last key in sorted order)."""
+    return _memo(tx, "json", lambda: _tx_json(tx))
+
+
+def _tx_json(tx: Transaction) -> bytes:
+    if type(tx.signature) is str and type(tx.kind) is str and type(tx.sender) is str and type(tx.nonce) is int:
+        try:
+            message = tx_signing_message(tx)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        else:
+            return message[:-1] + b',"signature":' + canonical_json(tx.signature) + b"}"
+    return canonical_json(tx_to_dict(tx))
 
 
 def _field_error(kind: object, sender: object, nonce: object, payload: object) -> str | None:
     """Reason the unsigned fields are malformed, or None."""
+    reason = _plain_field_error(kind, sender, nonce, payload)
+    if reason is None:
+        reason = _payload_json(payload)[1]
+    return reason
+
+
+def _plain_field_error(kind: object, sender: object, nonce: object, payload: object) -> str | None:
+    """Reason the unsigned fields are malformed, or None, short of encoding the payload."""
     if not isinstance(kind, str):
         return f"kind must be a string, got {type(kind).__name__}"
     if kind not in TX_KINDS:
@@ -106,13 +162,17 @@ def _field_error(kind: object, sender: object, nonce: object, payload: object) -
         return f"nonce {nonce} out of range [0, 2**63-1]"
     if not isinstance(payload, Mapping):
         return f"payload must be a JSON object, got {type(payload).__name__}"
-    try:
-        canonical_json(dict(payload))
-    except RecursionError:
-        return "payload is nested too deeply"
-    except (TypeError, ValueError) as exc:
-        return f"payload is not canonical JSON: {exc}"
     return None
+
+
+def _payload_json(payload: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    """The canonical JSON of ``payload``, or why it has none."""
+    try:
+        return canonical_json(dict(payload)), None
+    except RecursionError:
+        return None, "payload is nested too deeply"
+    except (TypeError, ValueError) as exc:
+        return None, f"payload is not canonical JSON: {exc}"
 
 
 def _safe_hash(obj: object) -> str | None:
@@ -128,7 +188,11 @@ def transaction_error(tx: Transaction) -> str | None:
 
 
 def _transaction_error(tx: Transaction) -> str | None:
-    reason = _field_error(tx.kind, tx.sender, tx.nonce, tx.payload)
+    reason = _plain_field_error(tx.kind, tx.sender, tx.nonce, tx.payload)
+    if reason is None:
+        encoded, reason = _payload_json(tx.payload)
+        if encoded is not None:
+            _memo(tx, "payload", lambda: encoded)
     if reason is None and not is_signature_hex(tx.signature):
         reason = "signature must be 128 lower-case hex chars"
     return reason
@@ -172,11 +236,14 @@ def sign_transaction(identity: Identity, kind: str, payload: Mapping[str, Any], 
     result equals ``tx_from_dict(tx_to_dict(result))`` and later mutation of the
     caller's payload does not affect it.
     """
-    reason = _field_error(kind, identity.address, nonce, payload)
-    if reason is not None:
+    reason = _plain_field_error(kind, identity.address, nonce, payload)
+    encoded, reason = _payload_json(payload) if reason is None else (None, reason)
+    if encoded is None:
         raise InvalidTransaction(None, reason)
-    frozen_payload = json.loads(canonical_json(dict(payload)))
-    message = signing_message(kind, identity.address, nonce, frozen_payload)
+    frozen_payload = json.loads(encoded)  # whose canonical JSON is ``encoded`` again (one value, one encoding)
+    message = _message_of(kind, identity.address, nonce, encoded)
+    if message is None:  # a str or int subclass among the fields: encoded as a whole
+        message = signing_message(kind, identity.address, nonce, frozen_payload)
     tx = Transaction(
         kind=kind,
         sender=identity.address,
@@ -184,6 +251,7 @@ def sign_transaction(identity: Identity, kind: str, payload: Mapping[str, Any], 
         payload=frozen_payload,
         signature=identity.sign(message),
     )
+    _memo(tx, "payload", lambda: encoded)
     _memo(tx, "message", lambda: message)
     _memo(tx, "error", lambda: None if is_signature_hex(tx.signature) else _transaction_error(tx))  # fields: above
     return tx
@@ -194,8 +262,16 @@ def check_transaction_signature(tx: Transaction) -> None:
     reason = transaction_error(tx)
     if reason is not None:
         raise InvalidTransaction(_safe_hash(_loose_dict(tx)), reason)
-    if not _memo(tx, "signed", lambda: verify_signature(tx.sender, tx_signing_message(tx), tx.signature)):
+    if not signature_verifies(tx):
         raise InvalidTransaction(tx_hash(tx), "bad signature")
+
+
+def signature_verifies(tx: Transaction) -> bool:
+    """Whether ``tx.signature`` is ``tx.sender``'s over its signing message, verified once per transaction object:
+    its fields are frozen and its message encoded once, so verifying the same object again could only repeat the
+    answer (a node checks a transaction when it is submitted and again in the block it seals). A transaction read
+    from bytes, a peer's block or a stored chain, is a new object: its signature is verified."""
+    return _memo(tx, "signed", lambda: verify_signature(tx.sender, tx_signing_message(tx), tx.signature))
 
 
 def _loose_dict(tx: Transaction) -> dict[str, Any]:

@@ -18,13 +18,11 @@ def samples_for_expert(experts: torch.Tensor, expert: int) -> torch.Tensor:
 
 
 def routed_samples(experts: torch.Tensor, num_experts: int) -> dict[int, torch.Tensor]:
-    """For every activated expert, the ascending indices of its samples."""
-    groups: dict[int, torch.Tensor] = {}
-    for expert in range(num_experts):
-        rows = samples_for_expert(experts, expert)
-        if rows.numel():
-            groups[expert] = rows
-    return groups
+    """For every activated expert of ``range(num_experts)``, in ascending order, the ascending indices of its
+    samples (only the experts the routing names are looked for: a language model's layer routes to N of its
+    L * N slots)."""
+    return {expert: samples_for_expert(experts, expert) for expert in torch.unique(experts).tolist()
+            if 0 <= expert < num_experts}
 
 
 def activation_counts(experts: torch.Tensor, num_experts: int) -> list[int]:

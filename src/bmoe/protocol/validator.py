@@ -212,9 +212,9 @@ class Validator:
             cid, data = self._verified_object(state.comparison, verdict.digest, supporter_cids(verdict, committed))
             if data is not None:
                 try:
-                    self.check_answer(state, phase, expert, data)
+                    decoded = self.check_answer(state, phase, expert, cid, data)
                     output = decode_agreed(phase, data, n_rows, self.num_classes, len(verdict.supporters),
-                                           verified=state.rule.name != "sole")
+                                           verified=state.rule.name != "sole", tensors=decoded)
                     valid_cid = cid
                 except RoundDiverged:  # a PayloadError too, but the round fails: nobody is accused
                     raise
@@ -247,9 +247,13 @@ class Validator:
         decision = build_grouped_decision(expert, verdict, groups, accepted, malformed)
         return decision, verdict, output, build_accusations(decision, verdict, committed, grouping.distances)
 
-    def check_answer(self, state: LedgerState, phase: str, expert: int, data: bytes) -> None:
-        """PayloadError when ``data`` cannot be an answer of ``phase`` for ``expert`` beyond what ``decode_agreed``
-        checks (a kind of expert whose objects carry more than weights checks their form here)."""
+    def check_answer(self, state: LedgerState, phase: str, expert: int, cid: str,
+                     data: bytes) -> dict[str, torch.Tensor] | None:
+        """PayloadError when ``data`` (stored as ``cid``) cannot be an answer of ``phase`` for ``expert`` beyond what
+        ``decode_agreed`` checks (a kind of expert whose objects carry more than weights checks their form here);
+        the tensors of ``data`` when it decoded them (``decode_agreed`` reads them instead of decoding the bytes
+        again), else None."""
+        return None
 
     def _verified_object(self, comparison: Comparison, digest: str, cids: list[str]) -> tuple[
             str | None, bytes | None]:
@@ -293,8 +297,9 @@ def committed_cids(tx: Transaction) -> list[str]:
 
 
 def decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int,
-                   verified: bool) -> torch.Tensor | None:
-    """The agreed result (phase "result") or None (phase "update", whose weights are only checked).
+                   verified: bool, tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor | None:
+    """The agreed result (phase "result") or None (phase "update", whose weights are only checked; ``tensors``:
+    those of ``data`` when the caller decoded them already).
 
     PayloadError for bytes that are not a finite result or update of the right form. Non-finite
     values in a group the acceptance rule accepted (``verified``: any rule but ``sole``, even a group of
@@ -304,7 +309,7 @@ def decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: 
     try:
         if phase == "result":
             return decode_result(data, rows, classes)
-        for name, weights in sorted(deserialize_tensors(data)[0].items()):
+        for name, weights in sorted((tensors if tensors is not None else deserialize_tensors(data)[0]).items()):
             require_finite(f"updated weights {name}", weights)
         return None
     except NonFiniteValue as err:

@@ -175,6 +175,16 @@ def cid_of(data: bytes, *, chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LI
 _default_cid = IdentityMemo(lambda data: str(_build(data, CHUNK_SIZE, MAX_LINKS, None)))
 
 
+def sha256_hex_of(data: bytes) -> str:
+    """The SHA-256 (hex) of ``data``. A blob of one chunk is a raw leaf, whose CID's multihash is exactly this
+    digest: it is read from :func:`cid_of` (remembered for the same bytes object), so a small object committed by
+    its digest and stored by its CID (an expert's result) is hashed once, not twice."""
+    if type(data) is not bytes or len(data) > CHUNK_SIZE:
+        return hashlib.sha256(data).hexdigest()
+    body = _default_cid(data)[1:].upper()  # "b" + base32 of prefix 0x01 0x55 0x12 0x20 + the 32-byte digest
+    return base64.b32decode(body + "=" * (-len(body) % 8))[len(_CODEC_PREFIX[RAW_CODEC]):].hex()
+
+
 class Readable(Protocol):
     """What :func:`cid_of_stream` reads from: a binary file or anything with ``readinto``."""
 

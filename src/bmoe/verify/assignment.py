@@ -24,9 +24,11 @@ Must not know tensors, the ledger or I/O: it sees edge addresses, expert indices
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from bmoe.verify.specs import make_from_spec, spec_of
@@ -95,7 +97,12 @@ class Sampled(Assignment):
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
                  seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
         # fewer edges than r (some below the minimum stake): every one of them
-        return consecutive_runs(edges, activated, seed, lambda run: self.replicas)[expert]
+        return task_samples(self, edges, activated, seed, frozenset())[expert]
+
+    def samples(self, edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
+                trusted: frozenset[str]) -> dict[int, tuple[str, ...]]:
+        """Every activated expert's sample: the runs of :func:`consecutive_runs`, r edges long."""
+        return consecutive_runs(edges, activated, seed, lambda run: self.replicas)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +148,20 @@ class Adaptive(Assignment):
 
     def assigned(self, edges: tuple[str, ...], expert: int, activated: tuple[int, ...],
                  seed: bytes, trusted: frozenset[str] = frozenset()) -> tuple[str, ...]:
-        return self.sizes(edges, activated, seed, trusted)[expert]
+        return task_samples(self, edges, activated, seed, trusted)[expert]
+
+    def samples(self, edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
+                trusted: frozenset[str]) -> dict[int, tuple[str, ...]]:
+        return self.sizes(edges, activated, seed, trusted)
+
+
+@functools.lru_cache(maxsize=256)
+def task_samples(policy: Sampled | Adaptive, edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,
+                 trusted: frozenset[str]) -> Mapping[int, tuple[str, ...]]:
+    """``policy.samples(...)``, drawn once per task (its seed) and fleet: a pure function of these (hashable,
+    immutable) arguments that the ledger asks for each expert of each phase of a task, for every commitment
+    and decision (read-only: every caller shares it)."""
+    return MappingProxyType(policy.samples(edges, activated, seed, trusted))
 
 
 def consecutive_runs(edges: tuple[str, ...], activated: tuple[int, ...], seed: bytes,

@@ -41,10 +41,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from bmoe.hash_memo import IdentityMemo
-from bmoe.storage.digest import sha256_hex
+from bmoe.storage.cid import sha256_hex_of
 from bmoe.verify.specs import make_from_spec, spec_of
 
-_sha256_hex = IdentityMemo(sha256_hex)
+_sha256_hex = IdentityMemo(sha256_hex_of)  # a small object's digest is its raw CID's: hashed once for both
 
 
 class ComparisonError(ValueError):

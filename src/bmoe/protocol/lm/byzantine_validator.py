@@ -13,10 +13,14 @@ import torch
 
 from bmoe.moe.gate import Routing
 from bmoe.protocol.byzantine_validator import TamperingValidator
+from bmoe.protocol.lm.layers import LayerPass
 from bmoe.protocol.lm.validator import LMValidator
 
 
 class TamperingLMValidator(TamperingValidator, LMValidator):
+    def mixed(self, layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+        return super().mixed(layer, outputs, train).flip(dims=(1,))  # (n, d), each token's features reversed
+
     def summed(self, routing: Routing, groups: dict[int, torch.Tensor],
                outputs: dict[int, torch.Tensor]) -> torch.Tensor:
         return super().summed(routing, groups, outputs).flip(dims=(1,))  # (n, d), each token's features reversed

@@ -3,7 +3,8 @@
 Forward, layer l (:func:`enter_layer`, then :func:`leave_layer` once the layer's expert calls are decided):
 attention and the router run here on the residual stream; the experts' input (the normalised stream) and the
 routing go to the edges; the accepted outputs come back and are mixed into the stream (renormalised over the
-accepted experts, ``moe.dispatch.combine``). Each layer's graph is kept, cut at its input, for its backward.
+accepted experts, ``moe.dispatch.combine``; the mix the validators record, :func:`recorded_mix`, is the stream's
+when the model computes in float32, made once). Each layer's graph is kept, cut at its input, for its backward.
 
 Backward, layer l, from the top (:func:`output_gradients`, then :func:`backpropagate`): dL/d(each expert's
 output) is taken from the layer's graph and sent to the edges; the edges' accepted dL/d(input) rows come back,
@@ -37,6 +38,8 @@ class LayerPass:
     groups: dict[int, torch.Tensor]  # slot -> ascending token rows
     aux: torch.Tensor | None  # the layer's router losses, weighted (training)
     leaves: dict[int, torch.Tensor] = field(default_factory=dict)  # slot -> accepted output (n_e, d)
+    mixed: torch.Tensor | None = None  # (n, d) the accepted experts' mix, of ``mixed_of``
+    mixed_of: tuple[bool, dict[int, torch.Tensor]] | None = None  # (train, the accepted outputs) it was made of
     h_out: torch.Tensor | None = None  # (B, T, d)
 
 
@@ -61,13 +64,36 @@ def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool)
     return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux)
 
 
-def leave_layer(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
-    """The stream after the layer: attention's output + the accepted experts' mix (B, T, d)."""
+def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+    """The accepted experts' mix (n, d) in the model's precision (renormalised over the accepted experts,
+    ``moe.dispatch.combine``), with its graph when training; kept for :func:`leave_layer`."""
     layer.leaves = {slot: out.detach().requires_grad_(train) for slot, out in outputs.items()}
     with torch.set_grad_enabled(train):
-        mixed = combine(layer.routing.experts, layer.routing.weights.to(layer.x.dtype), layer.leaves, layer.groups,
-                        layer.x.shape[1])  # (n, d)
-        layer.h_out = layer.h_mid + mixed.view_as(layer.h_mid)
+        layer.mixed = combine(layer.routing.experts, layer.routing.weights.to(layer.x.dtype), layer.leaves,
+                              layer.groups, layer.x.shape[1])  # (n, d)
+    layer.mixed_of = (train, dict(outputs))
+    return layer.mixed
+
+
+def recorded_mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+    """What the validators record as a forward task's aggregate: the accepted experts' mix (n, d) in the router's
+    precision (float32), detached. A model that computes in float32 mixes the stream with the same bits: the mix is
+    made once, for both (:func:`mix`)."""
+    if layer.routing.weights.dtype == layer.x.dtype:
+        return mix(layer, outputs, train).detach()
+    return combine(layer.routing.experts, layer.routing.weights.detach(), outputs, layer.groups, layer.x.shape[1])
+
+
+def leave_layer(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+    """The stream after the layer: attention's output + the accepted experts' mix (B, T, d) (the one :func:`mix`
+    made of these outputs, else made now)."""
+    made = layer.mixed_of
+    if (layer.mixed is None or made is None or made[0] != train or made[1].keys() != outputs.keys()
+            or any(made[1][slot] is not out for slot, out in outputs.items())):
+        mix(layer, outputs, train)
+    assert layer.mixed is not None
+    with torch.set_grad_enabled(train):
+        layer.h_out = layer.h_mid + layer.mixed.view_as(layer.h_mid)
     return layer.h_out
 
 

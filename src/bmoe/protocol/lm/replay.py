@@ -25,7 +25,6 @@ from bmoe.ledger.transactions import Transaction
 from bmoe.lm.model import MoETransformer
 from bmoe.lm.optim import adamw_step
 from bmoe.lm.payloads import decode_batch, descaled, encode_layer_activation, gradient_scale, scaled
-from bmoe.moe.dispatch import combine
 from bmoe.moe.payloads import PayloadError, decode_result, encode_gradient, encode_result
 from bmoe.protocol.lm.layers import (
     LayerPass,
@@ -34,6 +33,7 @@ from bmoe.protocol.lm.layers import (
     input_gradient,
     leave_layer,
     output_gradients,
+    recorded_mix,
     summed_rows,
 )
 from bmoe.protocol.lm.round import lm_task
@@ -140,8 +140,8 @@ class LMReplay:
         accepted = {int(e["expert"]): decode_result(self.store.get(e["cid"]), int(p.groups[int(e["expert"])].numel()),
                                                     d) for e in tx.payload["decisions"] if e["status"] == "accepted"}
         if direction == "f":
-            mixed = combine(p.routing.experts, p.routing.weights.detach(), accepted, p.groups, d)
-            _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(mixed.detach())))
+            mixed = recorded_mix(p, accepted, r.train)
+            _same("output_cid", tx.payload["output_cid"], cid_of(encode_result(mixed)))
             r.h = leave_layer(p, accepted, r.train)
             return
         aggregate = summed_rows(p.groups, accepted, *p.x.shape)  # as the validators' LMValidator.summed

@@ -199,7 +199,9 @@ class _LMRound:
     def _forward_task(self, task: Transaction, layer: LayerPass) -> dict[int, torch.Tensor]:
         """One forward task's transactions, by the current proposer; the accepted results by slot."""
         self.p.node.submit(task)
-        return self._expert_calls(task, layer, None, None)
+        proposer = self._proposer()  # the accepted experts' mix, made once for the record and the stream
+        return self._expert_calls(task, layer, None, lambda routing, groups, accepted: proposer.mixed(
+            layer, accepted, self.train))
 
     def _sealed(self, build: Callable[[], T]) -> T:
         """Build a task's block (``build``: the task's transactions, by the current proposer) and seal it. When

@@ -26,10 +26,16 @@ from bmoe.moe.dispatch import activation_counts
 from bmoe.moe.gate import Routing
 from bmoe.moe.payloads import PayloadError, encode_gradient
 from bmoe.protocol.gate_step import DIVERGED_HINT, require_finite_round
-from bmoe.protocol.lm.layers import LayerPass, summed_rows
+from bmoe.protocol.lm.layers import LayerPass, recorded_mix, summed_rows
 from bmoe.protocol.lm.trusted import decode_trusted, encode_trusted, is_expert_parameter, load_trusted
 from bmoe.protocol.validator import Validator
 from bmoe.storage import BlobStore, StorageError, deserialize_tensors
+
+Form = dict[str, tuple[torch.dtype, tuple[int, ...]]]  # an object's tensors: name -> (dtype, shape)
+
+
+def _form(tensors: Tensors) -> Form:
+    return {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in tensors.items()}
 
 
 class LMValidator(Validator):
@@ -40,6 +46,7 @@ class LMValidator(Validator):
                          config.hidden_size)
         self.config = config
         self._model: tuple[str, MoETransformer, Tensors, str] | None = None  # CID, model, state, tokenizer CID
+        self._forms: dict[str, Form] = {}  # expert objects' forms by CID, the most recently used last
 
     def model(self, cid: str) -> MoETransformer:
         """The model with the trusted part of ``cid`` (its experts are never run here)."""
@@ -55,19 +62,34 @@ class LMValidator(Validator):
             self._model = (cid, model, state, tokenizer_cid)
         return self._model
 
-    def check_answer(self, state: LedgerState, phase: str, expert: int, data: bytes) -> None:
+    def check_answer(self, state: LedgerState, phase: str, expert: int, cid: str, data: bytes) -> Tensors | None:
         """An expert update must be an object of its base's form (the same tensors, shapes and dtypes: weights and
-        AdamW moments), else it is malformed: the next call on it would fail on every edge."""
+        AdamW moments), else it is malformed: the next call on it would fail on every edge. The update's tensors."""
         if phase != "update":
-            return
+            return None
         try:
             update = deserialize_tensors(data)[0]
         except StorageError as err:
             raise PayloadError(f"update: not a safetensors object ({err})") from None
-        base = deserialize_tensors(self.store.get(state.expert_cids[expert]))[0]
-        form = {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in base.items()}
-        if {name: (tensor.dtype, tuple(tensor.shape)) for name, tensor in update.items()} != form:
+        form = _form(update)
+        if form != self._form_of(state.expert_cids[expert]):
             raise PayloadError(f"update of expert {expert}: not an object of its base's form (weights and moments)")
+        self._remember_form(cid, form)  # the next round's base, when accepted
+        return update
+
+    def _form_of(self, cid: str) -> Form:
+        """The form of the stored expert object ``cid``, read once per CID (the bytes a CID names never change)."""
+        form = self._forms.pop(cid, None)
+        if form is None:
+            form = _form(deserialize_tensors(self.store.get(cid))[0])
+        self._remember_form(cid, form)
+        return form
+
+    def _remember_form(self, cid: str, form: Form) -> None:
+        self._forms.pop(cid, None)
+        self._forms[cid] = form  # the most recently used last
+        while len(self._forms) > 2 * self.config.num_slots:
+            del self._forms[next(iter(self._forms))]
 
     def current_model(self) -> MoETransformer:
         """The model of the trusted part the ledger holds now (pending transactions included)."""
@@ -81,6 +103,11 @@ class LMValidator(Validator):
         return self.signer.sign("activation", {
             "task_id": task_id, "gate_cid": gate_cid, "activation_cid": self.store.put(data),
             "counts": activation_counts(layer.routing.experts, self.config.num_slots)})
+
+    def mixed(self, layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
+        """A forward task's aggregate: the accepted experts' mix (n, d), made once for the record and the stream
+        (:func:`~bmoe.protocol.lm.layers.recorded_mix`)."""
+        return recorded_mix(layer, outputs, train)
 
     def summed(self, routing: Routing, groups: dict[int, torch.Tensor],
                outputs: dict[int, torch.Tensor]) -> torch.Tensor:
