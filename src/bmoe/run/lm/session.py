@@ -1,4 +1,6 @@
-"""A language model's run through B-MoE (or the traditional framework), in one process: the public Python API.
+"""A language model's run through B-MoE (or the traditional framework): the public Python API, in one process, and
+the validator's side of a deployment (``bmoe lm cluster``: its store, edges and keys handed in, its rounds the
+publisher's tasks, :meth:`LMSession.run_published`).
 
 ``LMSession`` wires a store, a ledger node, an :class:`~bmoe.protocol.lm.validator.LMValidator`, a publisher and the
 edges (each with an :class:`~bmoe.edge.lm_runtime.LMExpertRuntime`) from one :class:`LMRunConfig`; its genesis
