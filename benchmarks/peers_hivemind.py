@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,7 +42,8 @@ from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.experts import MLPExpert
 from bmoe.moe.gate import route_top_k
 
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 30.0  # one server's start; it takes 2-4 s on a quiet machine
+START_ATTEMPTS = 3
 MAX_BATCH = 1 << 16  # rows per request a task pool accepts: a whole batch routed to one expert fits
 # P2P.create's options that keep the daemon on loopback, talking to no one but the peers it is given
 LOOPBACK_P2P = {"host_maddrs": ["/ip4/127.0.0.1/tcp/0"], "use_relay": False, "auto_nat": False,
@@ -101,6 +104,7 @@ class HivemindExperts:
     def __init__(self, shape: ExpertShape, seeds: Sequence[int], log: Callable[[str], None]) -> None:
         self.shape, self.seeds, self.log = shape, list(seeds), log
         self.processes: list[subprocess.Popen[str]] = []
+        self.restarts = 0
         self.experts: list[nn.Module] = []
         self.dht = None
         self.p2p = None
@@ -123,21 +127,8 @@ class HivemindExperts:
         from hivemind.moe.expert_uid import ExpertInfo
         from hivemind.p2p import PeerID
 
-        env = {**os.environ, **ONE_THREAD}
-        for i, seed in enumerate(self.seeds):
-            argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--uid", f"expert.{i}",
-                    "--seed", str(seed), *self.shape.args()]
-            self.processes.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.DEVNULL, text=True, env=env,
-                                                   start_new_session=True))
-        ready = []
-        for i, process in enumerate(self.processes):
-            assert process.stdout is not None
-            line = process.stdout.readline()  # blocks until ready; a failed start closes stdout
-            if not line:
-                raise RuntimeError(f"hivemind server expert.{i} exited with {process.wait(timeout=10)} before ready")
-            ready.append(json.loads(line))
-        self.log(f"{len(ready)} hivemind servers ready")
+        ready = [self._serve(i, seed) for i, seed in enumerate(self.seeds)]
+        self.log(f"{len(ready)} hivemind servers ready ({self.restarts} restarted after a start that hung)")
         peers = [maddr for info in ready for maddr in info["maddrs"]]
         self.dht = hivemind.DHT(initial_peers=peers, start=True, **LOOPBACK_P2P)
         self.p2p = p2p = RemoteExpertWorker.run_coroutine(self.dht.replicate_p2p())
@@ -145,6 +136,35 @@ class HivemindExperts:
                         for i, info in enumerate(ready)]
         for expert in self.experts:
             _ = expert.info  # the schema call, once, before any round is timed
+
+    def _serve(self, i: int, seed: int) -> dict[str, Any]:
+        """Start expert ``i``'s server and wait for its ready line. A start can hang (seen here on a loaded machine:
+        one of the server's task pool processes never came up, so it never became ready); such a server is killed
+        and started again. Servers start one after another: ten at once on two cores hung more often."""
+        argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--uid", f"expert.{i}", "--seed", str(seed),
+                *self.shape.args()]
+        for _ in range(START_ATTEMPTS):
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True, env={**os.environ, **ONE_THREAD},
+                                       start_new_session=True)
+            self.processes.append(process)
+            assert process.stdout is not None
+            readable, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_S)
+            line = process.stdout.readline() if readable else ""  # the server prints its line at once
+            if line:
+                return dict(json.loads(line))
+            self._kill(process)
+            self.processes.remove(process)
+            self.restarts += 1
+        raise RuntimeError(f"hivemind server expert.{i} not ready after {START_ATTEMPTS} starts of "
+                           f"{START_TIMEOUT_S:g} s each")
+
+    @staticmethod
+    def _kill(process: subprocess.Popen[str]) -> None:
+        """The server's whole process group (its task pools, handler, DHT and p2pd), by the pid it started with."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def close(self) -> None:
         from hivemind.moe.client.remote_expert_worker import RemoteExpertWorker
@@ -163,9 +183,7 @@ class HivemindExperts:
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its task pools, handlers, DHT and p2pd with it
-            process.wait()
+            self._kill(process)
         self.processes = []
 
 
