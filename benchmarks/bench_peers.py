@@ -160,7 +160,7 @@ def hivemind_lm(config: LMRunConfig, text: LMText, rounds: int, log: Log) -> dic
     moe = layer.block_sparse_moe
     d, context = model_config.hidden_size, model_config.max_position_embeddings
     shape = ExpertShape("swiglu", d, model_config.intermediate_size, d, "adamw", settings.max_lr)
-    seconds: dict[str, list[float]] = {LM_LAYER: [], LM_MODEL: []}
+    seconds: dict[str, list[float]] = {LM_MODEL: [], LM_LAYER: []}  # the table's order
     with HivemindExperts(shape, range(model_config.num_local_experts), log) as servers, \
             ThreadPoolExecutor(model_config.num_local_experts) as pool:
         router_optimizer = torch.optim.AdamW(moe.gate.parameters(), lr=settings.max_lr)
@@ -252,7 +252,7 @@ def print_table(title: str, table: Mapping[str, Any], base: str) -> None:
     rows, notes = table["rows"], table["notes"]
     print(f"\n{title}")
     print(f"  {'variant':<36} {'round s':>8} {'/ ' + base.split(',')[0]:>11} {'comm. share':>11}   "
-          "validator's round: edge compute / communication / verification / server / consensus s")
+          "validator's round s: edge compute / communication / verification / server / consensus")
     reference = rows.get(base, {}).get("round")
     for label, row in rows.items():
         ratio = f"{row['round'] / reference:>11.2f}" if reference else f"{'-':>11}"
@@ -260,6 +260,8 @@ def print_table(title: str, table: Mapping[str, Any], base: str) -> None:
         share = f"{100 * parts['share']:>10.0f}%" if parts else f"{'-':>11}"
         split = (" / ".join(f"{parts[p]:.3f}" for p in ("edge compute", "communication", "verification", "server",
                                                       "consensus")) if parts else "")
+        if "validator_round" in row:
+            split = f"{row['validator_round']:.3f} = {split}"
         print(f"  {label:<36} {row['round']:>8.3f} {ratio} {share}   {split}")
     for label, note in notes.items():
         print(f"  {label}: not measured: {note}")
@@ -319,7 +321,7 @@ def main() -> None:
     if "lm" in result:
         print_table(f"one layer of the language model (d=128, 8 SwiGLU experts of width 256, top-2, 12 x 64 tokens):"
                     f" mean of rounds 2..{args.lm_rounds}; B-MoE: the publisher's round latency, the validator's "
-                    "split", result["lm"], LM_LAYER)
+                    "split", result["lm"], LM_MODEL)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 

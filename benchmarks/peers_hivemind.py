@@ -42,8 +42,9 @@ from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.experts import MLPExpert
 from bmoe.moe.gate import route_top_k
 
-START_TIMEOUT_S = 30.0  # one server's start; it takes 2-4 s on a quiet machine
+START_TIMEOUT_S = 30.0  # one server's start: 3-10 s here, four at once; one that hangs never finishes
 START_ATTEMPTS = 3
+PARALLEL_STARTS = 4  # servers starting at once: ten at once on two cores is slower, and hangs no less
 MAX_BATCH = 1 << 16  # rows per request a task pool accepts: a whole batch routed to one expert fits
 # P2P.create's options that keep the daemon on loopback, talking to no one but the peers it is given
 LOOPBACK_P2P = {"host_maddrs": ["/ip4/127.0.0.1/tcp/0"], "use_relay": False, "auto_nat": False,
@@ -127,7 +128,7 @@ class HivemindExperts:
         from hivemind.moe.expert_uid import ExpertInfo
         from hivemind.p2p import PeerID
 
-        ready = [self._serve(i, seed) for i, seed in enumerate(self.seeds)]
+        ready = self._serve_all()
         self.log(f"{len(ready)} hivemind servers ready ({self.restarts} restarted after a start that hung)")
         peers = [maddr for info in ready for maddr in info["maddrs"]]
         self.dht = hivemind.DHT(initial_peers=peers, start=True, **LOOPBACK_P2P)
@@ -137,27 +138,52 @@ class HivemindExperts:
         for expert in self.experts:
             _ = expert.info  # the schema call, once, before any round is timed
 
-    def _serve(self, i: int, seed: int) -> dict[str, Any]:
-        """Start expert ``i``'s server and wait for its ready line. A start can hang (seen here on a loaded machine:
-        one of the server's task pool processes never came up, so it never became ready); such a server is killed
-        and started again. Servers start one after another: ten at once on two cores hung more often."""
-        argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--uid", f"expert.{i}", "--seed", str(seed),
-                *self.shape.args()]
-        for _ in range(START_ATTEMPTS):
-            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.DEVNULL, text=True, env={**os.environ, **ONE_THREAD},
-                                       start_new_session=True)
-            self.processes.append(process)
-            assert process.stdout is not None
-            readable, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_S)
-            line = process.stdout.readline() if readable else ""  # the server prints its line at once
-            if line:
-                return dict(json.loads(line))
+    def _spawn(self, i: int) -> subprocess.Popen[str]:
+        argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--uid", f"expert.{i}",
+                "--seed", str(self.seeds[i]), *self.shape.args()]
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, env={**os.environ, **ONE_THREAD}, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def _serve_all(self) -> list[dict[str, Any]]:
+        """Start every server, :data:`PARALLEL_STARTS` at a time, and read each one's ready line. A start can hang
+        (seen here on a loaded machine: one of the server's task pool processes never came up, so the server never
+        became ready); a server not ready in :data:`START_TIMEOUT_S` is killed and started again."""
+        ready: dict[int, dict[str, Any]] = {}
+        waiting = list(range(len(self.seeds)))
+        starting: dict[int, tuple[subprocess.Popen[str], float]] = {}
+        tries = dict.fromkeys(waiting, 0)
+
+        def again(i: int) -> None:
+            process, _ = starting.pop(i)
             self._kill(process)
             self.processes.remove(process)
             self.restarts += 1
-        raise RuntimeError(f"hivemind server expert.{i} not ready after {START_ATTEMPTS} starts of "
-                           f"{START_TIMEOUT_S:g} s each")
+            waiting.append(i)
+
+        while len(ready) < len(self.seeds):
+            while waiting and len(starting) < PARALLEL_STARTS:
+                i = waiting.pop(0)
+                tries[i] += 1
+                if tries[i] > START_ATTEMPTS:
+                    raise RuntimeError(f"hivemind server expert.{i} not ready after {START_ATTEMPTS} starts of "
+                                       f"{START_TIMEOUT_S:g} s each")
+                starting[i] = (self._spawn(i), time.monotonic() + START_TIMEOUT_S)
+            pipes = {process.stdout: i for i, (process, _) in starting.items()}
+            wait = max(0.0, min(deadline for _, deadline in starting.values()) - time.monotonic())
+            readable, _, _ = select.select(list(pipes), [], [], wait)
+            for pipe in readable:
+                i = pipes[pipe]
+                line = starting[i][0].stdout.readline()  # type: ignore[union-attr]  # printed at once
+                if line:
+                    ready[i] = json.loads(line)
+                    del starting[i]
+                else:  # it exited
+                    again(i)
+            for i in [i for i, (_, deadline) in starting.items() if time.monotonic() >= deadline]:
+                again(i)
+        return [ready[i] for i in range(len(self.seeds))]
 
     @staticmethod
     def _kill(process: subprocess.Popen[str]) -> None:
@@ -179,7 +205,7 @@ class HivemindExperts:
         for process in self.processes:
             if process.stdin is not None and not process.stdin.closed:
                 process.stdin.close()  # a clean shutdown first
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 2
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
