@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import statistics
@@ -127,11 +128,22 @@ def hivemind_classifier(data: Dataset, rounds: int, log: Log) -> list[float]:
     return seconds
 
 
-def bmoe_classifier(data: Dataset, variant: Variant, rounds: int, log: Log) -> list[dict[str, float]]:
-    """The validator's times of each round of ``variant`` on a local cluster (no attackers)."""
+def bmoe_classifier(data: Dataset, variant: Variant, rounds: int, log: Log) -> tuple[list[dict[str, float]],
+                                                                                     list[float]]:
+    """The validator's times of each round of ``variant`` on a local cluster (no attackers), and the publisher's
+    seconds of rounds 2..R: from the previous round sealed to this one sealed (storing the task on the storage
+    nodes, posting it, the round, polling until sealed)."""
     base = RunConfig(dataset=data.name, rounds=rounds, batch_size=1000, lr=0.01, eval_every=10**6, threads=1)
+    sealed: list[float] = []
+
+    def on_line(line: str) -> None:
+        if line.lstrip().startswith("round "):  # measure_on_cluster logs each round as the publisher sees it sealed
+            sealed.append(time.perf_counter())
+        log(line)
+
     with tempfile.TemporaryDirectory(prefix="bmoe-bench-peers-") as tmp:
-        return measure_on_cluster(variant.configure(base), data, rounds, Path(tmp) / "cluster", log)
+        times = measure_on_cluster(variant.configure(base), data, rounds, Path(tmp) / "cluster", on_line)
+    return times, [after - before for before, after in itertools.pairwise(sealed)]
 
 
 def communication(times: Sequence[Mapping[str, float]], framework: str) -> dict[str, float]:
@@ -206,15 +218,17 @@ def classifier_table(data: Dataset, rounds: int, hivemind_ok: bool, log: Log) ->
     if hivemind_ok:
         log(f"{HIVEMIND}: {rounds} rounds")
         try:
-            rows[HIVEMIND] = {"round": _mean_after_first(hivemind_classifier(data, rounds, log))}
+            seconds = _mean_after_first(hivemind_classifier(data, rounds, log))
+            rows[HIVEMIND] = {"round": seconds, "end_to_end": seconds}
         except Exception as err:  # the peer failing to start is a result to print, not the end of the run
             notes[HIVEMIND] = _one_line(err)
             log(f"  hivemind failed: {notes[HIVEMIND]}")
     for variant in CLASSIFIER_VARIANTS:
         label = row_label({"framework": variant.framework, "assignment": variant.assignment})
         log(f"{label}: {rounds} rounds on a local cluster")
-        times = bmoe_classifier(data, variant, rounds, lambda line: log(f"  {line.strip()}"))
+        times, publisher = bmoe_classifier(data, variant, rounds, lambda line: log(f"  {line.strip()}"))
         rows[label] = {"round": _mean_after_first([t["round"] for t in times]),
+                       "end_to_end": statistics.fmean(publisher),
                        "parts": communication(times, variant.framework), "times": times}
     return {"rows": rows, "notes": notes}
 
@@ -228,18 +242,19 @@ def lm_table(rounds: int, hivemind_ok: bool, log: Log) -> dict[str, Any]:
         log(f"hivemind, 8 SwiGLU experts: {rounds} rounds of the layer, {rounds} of the whole 1-layer model")
         try:
             for label, seconds in hivemind_lm(config, text, rounds, log).items():
-                rows[label] = {"round": _mean_after_first(seconds)}
+                rows[label] = {"round": _mean_after_first(seconds), "end_to_end": _mean_after_first(seconds)}
         except Exception as err:
             notes[LM_LAYER] = _one_line(err)
             log(f"  hivemind failed: {notes[LM_LAYER]}")
-    rows[LM_LOCAL] = {"round": _mean_after_first(local_seconds(config, text, rounds))}
+    local = _mean_after_first(local_seconds(config, text, rounds))
+    rows[LM_LOCAL] = {"round": local, "end_to_end": local}
     for label, assignment in (("B-MoE sampled r=3", ["--assignment", "sampled", "--replicas", "3"]),
                               ("B-MoE all", ["--assignment", "all"])):
         log(f"{label}, 1-layer language model: {rounds} rounds on a local cluster")
         records = bmoe_lm(assignment, rounds, text)
         times = [r["validator_times"] for r in records if r.get("validator_times")]
-        rows[label] = {"round": _mean_after_first([r["round_seconds"] for r in records]),
-                       "validator_round": _mean_after_first([t["round"] for t in times]),
+        rows[label] = {"round": _mean_after_first([t["round"] for t in times]),
+                       "end_to_end": _mean_after_first([r["round_seconds"] for r in records]),
                        "parts": communication(times, "bmoe"), "times": times}
     return {"rows": rows, "notes": notes}
 
@@ -250,19 +265,19 @@ def load() -> list[float]:
 
 def print_table(title: str, table: Mapping[str, Any], base: str) -> None:
     rows, notes = table["rows"], table["notes"]
+    ref = rows.get(base, {})
     print(f"\n{title}")
-    print(f"  {'variant':<36} {'round s':>8} {'/ ' + base.split(',')[0]:>11} {'comm. share':>11}   "
-          "validator's round s: edge compute / communication / verification / server / consensus")
-    reference = rows.get(base, {}).get("round")
+    print(f"  {'variant':<36} {'round s':>8} {'/ hivemind':>10} {'end to end s':>12} {'/ hivemind':>10} "
+          f"{'comm. share':>11}   validator's round: edge compute / communication / verification / server / "
+          "consensus s")
     for label, row in rows.items():
-        ratio = f"{row['round'] / reference:>11.2f}" if reference else f"{'-':>11}"
+        ratios = [f"{row[m] / ref[m]:>10.2f}" if m in ref else f"{'-':>10}" for m in ("round", "end_to_end")]
         parts = row.get("parts")
         share = f"{100 * parts['share']:>10.0f}%" if parts else f"{'-':>11}"
         split = (" / ".join(f"{parts[p]:.3f}" for p in ("edge compute", "communication", "verification", "server",
                                                       "consensus")) if parts else "")
-        if "validator_round" in row:
-            split = f"{row['validator_round']:.3f} = {split}"
-        print(f"  {label:<36} {row['round']:>8.3f} {ratio} {share}   {split}")
+        print(f"  {label:<36} {row['round']:>8.3f} {ratios[0]} {row['end_to_end']:>12.3f} {ratios[1]} {share}   "
+              f"{split}")
     for label, note in notes.items():
         print(f"  {label}: not measured: {note}")
 
