@@ -72,6 +72,7 @@ from torch import nn
 from bmoe.data import Dataset
 from bmoe.experiments.reproduction.cluster_latency import Variant, cluster_split, measure_on_cluster, row_label
 from bmoe.lm.model import build_model
+from bmoe.moe.gate import LinearGate
 from bmoe.run.config import RunConfig
 from bmoe.run.lm.batches import TRAINING, seeded_batch
 from bmoe.run.lm.config import LMRunConfig
@@ -83,6 +84,7 @@ from lm_cluster import cluster_rounds, local_seconds
 from peers_hivemind import ExpertShape, HivemindExperts, grouped_round
 
 HIVEMIND = "hivemind, one server per expert"
+EXPERTS, TOP_K = 10, 3  # the paper's N and K (RunConfig's defaults, which the bmoe rows use)
 CLASSIFIER_VARIANTS = (Variant("traditional"), Variant("bmoe", 3), Variant("bmoe"))
 TARGETS = {"traditional": 1.0, "B-MoE sampled r=3": 1.3, "B-MoE all": 2.0}  # issue 24: x hivemind's grouped client
 COMMUNICATION_TARGET = 0.30  # issue 24: a B-MoE cluster round's communication share
@@ -116,18 +118,18 @@ def hivemind_classifier(data: Dataset, rounds: int, log: Log) -> list[float]:
     """Wall seconds of each grouped-client round against one hivemind server per expert."""
     torch.manual_seed(0)
     input_dim = int(torch.tensor(data.x_train.shape[1:]).prod())
-    gate = nn.Linear(input_dim, data.num_classes)  # bmoe's LinearGate: one logit per expert (N = 10)
+    gate = LinearGate(input_dim, EXPERTS)  # one logit per expert
     optimizer = torch.optim.SGD(gate.parameters(), lr=0.01)
-    shape = ExpertShape("mlp", input_dim, 256, data.num_classes, "sgd", 0.01)
+    shape = ExpertShape("mlp", input_dim, 256, data.num_classes, "sgd", 0.01)  # bmoe's mlp preset: 256 hidden
     seconds = []
-    with HivemindExperts(shape, range(10), log) as servers, ThreadPoolExecutor(10) as pool:
+    with HivemindExperts(shape, range(EXPERTS), log) as servers, ThreadPoolExecutor(EXPERTS) as pool:
         for r in range(rounds):
             at = (r * 1000) % (len(data.y_train) - 1000)
             x = data.x_train[at:at + 1000].flatten(1)  # (B, 784)
             y = data.y_train[at:at + 1000]  # (B,)
             started = time.perf_counter()
             grouped_round(servers.experts, gate, optimizer, x,
-                          lambda out, y=y: nn.functional.cross_entropy(out, y), 3, data.num_classes, pool)
+                          lambda out, y=y: nn.functional.cross_entropy(out, y), TOP_K, data.num_classes, pool)
             seconds.append(time.perf_counter() - started)
             log(f"  round {r + 1}: {seconds[-1]:.3f} s")
     return seconds
