@@ -17,7 +17,7 @@ from bmoe.ledger.keys import load_identity
 from bmoe.ledger.node import Signer
 from bmoe.ledger.transactions import tx_to_dict
 from bmoe.lm.payloads import encode_batch
-from bmoe.net.cluster_file import load_cluster
+from bmoe.net.cluster_file import ClusterDescription, load_cluster
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.store.client import HttpBlobStore
 from bmoe.run.lm.artifacts import model_cids
@@ -108,26 +108,30 @@ def _publisher_auth(root: Path) -> SignedAuth:
                       trusted=[v.address for v in cluster.by_role("validator")])
 
 
-@pytest.mark.parametrize(("task_id", "tokens", "reason"), [
-    ("train-000099", [[1, 2]], "bad_task_data"),  # a classifier's task id
-    ("train-000099-f0", [[1, 10_000]], "bad_task_data"),  # a token outside the vocabulary
+@pytest.mark.parametrize(("task_id", "kind", "round_index", "tokens", "needle"), [
+    ("train-000099", "infer", 99, None, "not a language model's training task"),  # a classifier's task id
+    ("train-000099-f0", "infer", 99, [[1, 10_000] * 4] * 2, "ids in [0, "),  # a token outside the vocabulary
+    ("train-000099-f0", "infer", 98, None, "must be of round 99"),  # the payload's round is not the id's
+    ("train-000099-b0", "infer", 99, None, "kind train"),  # a backward task is a training task
+    ("train-000099-f0", "infer", 99, [[1, 2]], "(sequences, context)"),  # not this run's batch shape
 ])
-def test_a_task_that_is_not_the_models_is_refused(deployment: Deployment, task_id: str, tokens: list[list[int]],
-                                                   reason: str) -> None:
+def test_a_task_that_is_not_the_models_is_refused(deployment: Deployment, task_id: str, kind: str, round_index: int,
+                                                   tokens: list[list[int]] | None, needle: str) -> None:
     import torch
 
     cluster = load_cluster(deployment.root)
     identity = load_identity(cluster.path(cluster.publisher_key))
     head = _validator_head(deployment.root)
-    ids = torch.tensor(tokens, dtype=torch.int64)
+    ids = torch.tensor(tokens if tokens is not None else [[1] * 8] * 2, dtype=torch.int64)  # (sequences, context)
     with HttpBlobStore(list(cluster.stores), identity) as store:
         data_cid = store.put(encode_batch(ids, ids.clone()))
     nonce = int(head["nonces"].get(identity.address, -1)) + 1  # type: ignore[attr-defined]
-    tx = Signer(identity, nonce).sign("task", {"task_id": task_id, "kind": "infer", "data_cid": data_cid,
-                                               "samples": int(ids.numel()), "round": 99})
+    tx = Signer(identity, nonce).sign("task", {"task_id": task_id, "kind": kind, "data_cid": data_cid,
+                                               "samples": int(ids.numel()), "round": round_index})
     with httpx.Client(auth=_publisher_auth(deployment.root), timeout=5) as client:
         reply = client.post(f"{cluster.validator}/tasks", json=tx_to_dict(tx))
-    assert reply.status_code == 400 and reply.json()["reason"] == reason, reply.text
+    assert reply.status_code == 400 and reply.json()["reason"] == "bad_task_data", reply.text
+    assert needle in reply.json()["error"], reply.text
 
 
 def test_training_flags_are_the_deployments(deployment: Deployment) -> None:
@@ -135,9 +139,17 @@ def test_training_flags_are_the_deployments(deployment: Deployment) -> None:
     assert_user_error(result, "--layers", "lm.json")
 
 
-def test_a_classifier_cluster_or_none_is_refused(tmp_path: Path) -> None:
+def test_a_classifier_cluster_or_none_is_refused(deployment: Deployment, tmp_path: Path) -> None:
     assert_user_error(bmoe_here("lm", "train", "--cluster", tmp_path, "--steps", "1"), "cluster.json")
     assert_user_error(bmoe_here("lm", "train", "--steps", "1"), "--run-dir", "--cluster")
+    classifier = tmp_path / "classifier"
+    classifier.mkdir()
+    ClusterDescription(classifier, 0, "config.json", [1, 8, 8], 10, 5.0, "enrolled.json", [], "http://127.0.0.1:1",
+                       "keys/publisher.key").save()
+    assert_user_error(bmoe_here("lm", "train", "--cluster", classifier, "--steps", "1"), "classifier's cluster",
+                      "bmoe train --cluster")
+    assert_user_error(bmoe_here("train", "--cluster", deployment.root), "language model's deployment",
+                      "bmoe lm train --cluster")
 
 
 def test_the_explorer_shows_the_deployments_model_and_curves(deployment: Deployment) -> None:
@@ -161,6 +173,13 @@ def test_the_explorer_shows_the_deployments_model_and_curves(deployment: Deploym
     assert [row[0] for row in run.by_id("rounds").rows()[1:]] == [str(r) for r in range(STEPS)]
 
 
+def test_a_directory_holding_a_stopped_deployments_chain_is_not_brought_up_again(tmp_path: Path) -> None:
+    (tmp_path / "validator-0").mkdir()
+    (tmp_path / "validator-0" / "chain.sqlite").write_bytes(b"")
+    assert_user_error(bmoe_here("lm", "cluster", "--dir", tmp_path), "stopped deployment's chain", "new --dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["validator-0"]
+
+
 @pytest.mark.parametrize(("flags", "needles"), [
     (["--consensus", "pbft", "--validators", "4"], ["proof of work", "bmoe lm train --consensus pbft"]),
     (["--framework", "traditional", "--edges", "32"], ["traditional", "in process"]),
@@ -169,3 +188,14 @@ def test_a_deployment_it_cannot_run_is_refused_before_anything_starts(tmp_path: 
                                                                         needles: list[str]) -> None:
     assert_user_error(bmoe_here("lm", "cluster", "--dir", tmp_path / "c", *flags), *needles)
     assert not (tmp_path / "c").exists()
+
+
+def test_training_again_continues_from_the_ledger_and_extends_the_history(deployment: Deployment) -> None:
+    """Last in the module: it trains the deployment one more round."""
+    result = bmoe_here("lm", "train", "--cluster", deployment.root, "--steps", "1", "--quiet", "--cache-dir",
+                       deployment.cache_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    history = json.loads((deployment.root / "history.json").read_text())
+    assert [r["step"] for r in history["rounds"]] == list(range(STEPS + 1))
+    assert [v["step"] for v in history["validation"]][-1] == STEPS + 1
+    assert _validator_head(deployment.root)["next_round"] == STEPS + 1

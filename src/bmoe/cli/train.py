@@ -51,7 +51,11 @@ def train(run_dir: Path | None, cluster: Path | None, config_file: Path | None, 
     given = given_settings(TRAIN, settings)
     base = {**(read_settings_file(config_file) if config_file is not None else {}), **given}
     if cluster is not None:
+        from bmoe.net.cluster_file import load_cluster
         from bmoe.net.publish.command import publish_command
+
+        if load_cluster(cluster).lm is not None:
+            fail(f"{cluster} is a language model's deployment: train it with `bmoe lm train --cluster {cluster}`")
 
         if "stall_after" in given:
             fail("on a cluster the validator watches for a stall: set it with `bmoe cluster up --stall-after N`")

@@ -72,6 +72,9 @@ def cluster_command(root: Path, cache_dir: Path | None, stores: int, replication
     if root.exists() and not root.is_dir():
         fail(f"--dir {root} exists and is not a directory")
     refuse_running(root)
+    if any(root.glob("validator-*/chain.sqlite")):
+        fail(f"{root} holds a stopped deployment's chain, which a language model's validator does not resume: "
+             "choose a new --dir")
     text = load_text(config.lm, cache_dir)
     settings = (json.dumps(config.to_dict(), indent=1, sort_keys=True) + "\n").encode()
     cluster = plan(root.resolve(), config.run, (), 0, stores, replication, edge_timeout, 0, seeded_keys=seeded_keys,

@@ -24,9 +24,12 @@ HISTORY_FILE = "history.json"
 
 
 def train_on_cluster(root: Path, cache_dir: Path | None, quiet: bool) -> None:
+    """Publish the rounds (``--steps`` more, else on to the settings' steps), recording ``DIR/history.json`` after
+    every round; print the round latency, the validation loss and the head."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bmoe.atomic_write import write_atomically
+    from bmoe.explorer.lm_source import read_history
     from bmoe.fileio import read_regular_text
     from bmoe.ledger.keys import load_identity
     from bmoe.lm.tokenizer import tokenizer_from_bytes
@@ -50,25 +53,27 @@ def train_on_cluster(root: Path, cache_dir: Path | None, quiet: bool) -> None:
         tokenizer = tokenizer_from_bytes(cluster.path(cluster.tokenizer).read_bytes())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         fail(f"cannot read the deployment's settings in {root}: {exc}")
-    steps = context.params["steps"] if context.get_parameter_source("steps") == ParameterSource.COMMANDLINE \
-        else config.lm.steps  # type: ignore[attr-defined]
+    given_steps = context.get_parameter_source("steps") == ParameterSource.COMMANDLINE
+    steps = context.params["steps"] if given_steps else None  # None: on to the settings' steps
     text = load_text(config.lm, cache_dir, tokenizer)
     validator = cluster.by_role("validator")[0]
     deployment = LMDeployment(cluster.validator, validator.address, list(cluster.stores),
                               load_identity(cluster.path(cluster.publisher_key)), config)
+    path = root / HISTORY_FILE
+    previous = read_history(path)  # what earlier runs recorded (an unreadable file counts as none)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err_console,
                   disable=quiet) as progress:
         bar = progress.add_task("cluster lm", total=steps, loss="-")
 
-        def on_round(row: dict[str, Any]) -> None:
-            progress.update(bar, advance=1, loss=f"{row['loss']:.3f}" if row["loss"] is not None else "-")
+        def on_round(history: dict[str, list[dict[str, Any]]]) -> None:
+            """Each round's record on disk as it is sealed: a run stopped later keeps what was published."""
+            merged = {key: previous[key] + history[key] for key in ("rounds", "validation")}
+            write_atomically(path, (json.dumps(merged, indent=1, sort_keys=True) + "\n").encode())
+            loss = history["rounds"][-1]["loss"]
+            progress.update(bar, advance=1, loss=f"{loss:.3f}" if loss is not None else "-")
 
         history = publish_lm_training(deployment, text, steps, on_round=on_round)
-    path = root / HISTORY_FILE
-    previous = json.loads(path.read_text()) if path.exists() else {"rounds": [], "validation": []}
-    merged = {key: previous.get(key, []) + history[key] for key in ("rounds", "validation")}
-    write_atomically(path, (json.dumps(merged, indent=1, sort_keys=True) + "\n").encode())
     final = history["validation"][-1] if history["validation"] else None
     seconds = [row["round_seconds"] for row in history["rounds"]]
     rows = [{"rounds": len(seconds), "round_s": f"{sum(seconds) / max(1, len(seconds)):.3f}",

@@ -30,7 +30,7 @@ from bmoe.run.lm.batches import TRAINING, seeded_batch, validation_loss
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.text import LMText
 
-LMRoundCallback = Callable[[dict[str, Any]], None]
+LMRoundCallback = Callable[[dict[str, list[dict[str, Any]]]], None]  # told the history so far after each round
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,13 @@ class LMDeployment:
     config: LMRunConfig
 
 
-def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int, *,
+def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int | None = None, *,
                         on_round: LMRoundCallback | None = None,
                         timeout: float = DEFAULT_TASK_TIMEOUT_S) -> dict[str, list[dict[str, Any]]]:
-    """Publish ``rounds`` more training rounds and wait for each to be sealed; the history as an in-process run
-    records it: per round the loss, lr and the validator's round time; per validation point the held-out loss."""
+    """Publish ``rounds`` more training rounds (by default up to the settings' ``steps``) and wait for each to be
+    sealed; the history as an in-process run records it: per round the loss, lr, the misbehaviour records, the
+    round's latency and the validator's times; per validation point the held-out loss. ``on_round`` is told after
+    every round, with the history so far."""
     config, settings = deployment.config, deployment.config.lm
     s: Any = settings
     model_config = settings.model_config(text.tokenizer.vocab_size)
@@ -60,9 +62,10 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int, *,
         with Validators(deployment.validator_url, deployment.publisher, config.run,
                         [deployment.validator_address]) as validators:
             head = validators.head()
-            start = int(head["train_tasks"]) // layers
+            start = int(head.get("next_round", int(head["train_tasks"]) // layers))  # past a round cut short too
+            end = start + rounds if rounds is not None else max(start, s.steps)
             signer = Signer(deployment.publisher, int(head["nonces"].get(deployment.publisher.address, -1)) + 1)
-            for step in range(start, start + rounds):
+            for step in range(start, end):
                 x, y = seeded_batch(seed, settings, text.train_ids, context, step, TRAINING)
                 tasks = sign_lm_tasks(signer, store, step, x, y, layers, True)
                 posted = time.perf_counter()
@@ -71,17 +74,19 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int, *,
                 record = validators.wait_sealed(str(tasks[-1].payload["task_id"]), timeout)
                 latency = time.perf_counter() - posted
                 records = [validators.wait_sealed(str(tx.payload["task_id"]), timeout) for tx in tasks[:-1]]
+                times = record.get("times") or {}
                 row = {"step": step, "loss": record.get("loss"), "lr": settings.lr(step),
-                       "round_seconds": latency, "height": record.get("height"),
+                       "height": record.get("height"),
                        "misbehaviour": sum(len(r.get("misbehaviour") or []) for r in [*records, record]),
-                       "validator_times": record.get("round_times")}
+                       "accepted": sum(int(r.get("accepted") or 0) for r in [*records, record]),
+                       "round_seconds": latency,  # the publisher's: posting the round's tasks to the last sealed
+                       "edge_seconds": times.get("edges"), "edge_total_seconds": times.get("edges_total"),
+                       "bytes": times.get("bytes"), "validator_times": times}
                 history["rounds"].append(row)
-                if on_round is not None:
-                    on_round(row)
                 stall = (record.get("quorum") or {}).get("stall")
                 if stall:
                     raise QuorumStalled(stall)
-                if (step + 1) % s.validation_every == 0 or step + 1 == start + rounds:
+                if (step + 1) % s.validation_every == 0 or step + 1 == end:
                     head = validators.head()
                     model = assemble(model_config, store.get(head["gate_cid"]),
                                      [store.get(cid) for cid in head["expert_cids"]])
@@ -89,6 +94,8 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int, *,
                     history["validation"].append({"step": step + 1, "loss": loss, "bits": loss / math.log(2),
                                                   "wall_seconds": time.perf_counter() - started,
                                                   "head_hash": head.get("head_hash")})
+                if on_round is not None:
+                    on_round(history)
     finally:
         store.close()
     return history

@@ -24,7 +24,6 @@ dataset is loaded once to read them (digits and synthetic are offline and quick)
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -33,7 +32,6 @@ from pathlib import Path
 
 import click
 
-from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Sealer
 from bmoe.ledger.sealing import validators_supported
@@ -59,7 +57,6 @@ from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.pbft_service import PbftValidatorService
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
 from bmoe.run.config import RunConfig
-from bmoe.run.config_checks import ConfigError
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
 from bmoe.storage import BlobStore
@@ -172,7 +169,9 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         raise click.UsageError(f"missing {', '.join(missing)} (or give --cluster-dir)")
     assert args.config and args.key and args.enrolled and args.run_dir
     if args.lm is not None:
-        _serve_language_model(args, max_body)
+        from bmoe.net.validator.lm_command import serve_language_model
+
+        serve_language_model(args, max_body)
         return
     config = load_run_config(args.config)
     check_single_validator(config)
@@ -191,7 +190,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         shape, num_classes = parse_shape(args.input_shape), args.classes
     else:
         shape, num_classes = dataset_shape(config)
-    stores_at = _object_stores(args, identity, members)
+    stores_at = object_stores(args, identity, members)
     genesis = None
     if pbft and not ids.seeded and held_name(ids) != "validator-0":
         genesis = founding_block(args.run_dir, peer_urls["validator-0"], identity, ids.validator.address)
@@ -222,12 +221,12 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         sock.close()
         raise
     node = service.session.node
-    _serve(service, sock, edges, lambda: f"bmoe validator: listening on {url}, key {identity.address}, run dir "
-           f"{args.run_dir}, height {node.view().height}, head {node.head_hash}, edge timeout {edges.timeout:g} s",
-           [session_store, check_store, *([reexec_store] if reexec_store is not None else [])])
+    serve_validator(service, sock, edges, lambda: f"bmoe validator: listening on {url}, key {identity.address}, "
+                    f"run dir {args.run_dir}, height {node.view().height}, head {node.head_hash}, edge timeout "
+                    f"{edges.timeout:g} s", [session_store, check_store, *([reexec_store] if reexec_store else [])])
 
 
-def _serve(service: ValidatorService, sock: socket.socket, edges: NetworkEdges, line: Callable[[], str],
+def serve_validator(service: ValidatorService, sock: socket.socket, edges: NetworkEdges, line: Callable[[], str],
            stores: list[BlobStore]) -> None:
     """Hand the edges the session's ledger, serve until stopped (announcing ``line()`` once listening), then
     close the store clients."""
@@ -246,58 +245,7 @@ def _serve(service: ValidatorService, sock: socket.socket, edges: NetworkEdges, 
             store.close()
 
 
-def _serve_language_model(args: ValidatorArgs, max_body: int) -> None:
-    """A language model's validator: one PoW validator holding an ``LMSession`` over the storage nodes and the
-    network's edges (:mod:`bmoe.net.validator.lm_service`)."""
-    from bmoe.lm.tokenizer import tokenizer_from_bytes
-    from bmoe.net.validator.lm_service import LMValidatorService
-    from bmoe.run.lm.config import LMRunConfig
-    from bmoe.run.lm.session import LMSession
-
-    assert args.lm is not None and args.key and args.enrolled and args.run_dir
-    if args.tokenizer is None:
-        raise SetupError("--lm needs --tokenizer: the run's tokenizer")
-    try:
-        lm_config = LMRunConfig.from_dict(json.loads(read_regular_text(args.lm)))
-        tokenizer_bytes = args.tokenizer.read_bytes()
-        tokenizer = tokenizer_from_bytes(tokenizer_bytes)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SetupError(f"cannot read the language model's run ({args.lm}, {args.tokenizer}): {exc}") from None
-    config = lm_config.run
-    if config.consensus != "pow" or not framework_of(config.framework).keeps_ledger:
-        raise SetupError("a language model's deployment runs one B-MoE validator sealing by proof of work for now")
-    identity = load_identity(args.key)
-    members = load_enrolment(args.enrolled)
-    ids = run_identities(config, members, identity, ["validator-0"])
-    if args.run_dir.exists() and not args.run_dir.is_dir():
-        raise SetupError(f"--run-dir {args.run_dir} exists and is not a directory")
-    stores_at = _object_stores(args, identity, members)
-    try:
-        sock = bind(args.host, args.port or 0)
-    except OSError as exc:
-        raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    url, counters = url_of(sock), Counters()
-    session_store, check_store = stores_at(), stores_at()
-    edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
-    try:
-        args.run_dir.mkdir(parents=True, exist_ok=True)
-        session = LMSession(lm_config, tokenizer_bytes, tokenizer.vocab_size, None, None, args.run_dir,
-                            store=session_store, gateway=edges, identities=None if ids.seeded else ids)
-        service = LMValidatorService(session, edges, check_store, ValidatorSettings(identity, members, url,
-                                                                                    max_body=max_body), counters)
-    except ConfigError as exc:
-        sock.close()
-        raise SetupError(str(exc)) from None
-    except BaseException:
-        sock.close()
-        raise
-    shape = session.model_config
-    _serve(service, sock, edges, lambda: f"bmoe validator: language model {shape.num_hidden_layers} layers x "
-           f"{shape.num_local_experts} experts, listening on {url}, key {identity.address}, run dir {args.run_dir}, "
-           f"head {session.head_hash()}, edge timeout {edges.timeout:g} s", [session_store, check_store])
-
-
-def _object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str, str]) -> Callable[[], BlobStore]:
+def object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str, str]) -> Callable[[], BlobStore]:
     """A maker of the validator's store clients: on the storage nodes (their keys checked now, against the
     enrolment), or on the IPFS node (checked to answer now)."""
     if args.ipfs_api is not None:

@@ -2,11 +2,14 @@
 
 A language model's training round is 2L ledger tasks over one batch (``protocol/lm/round.py``: forward layers up,
 backward layers down), each sealed in a block of its own. The publisher posts the round's tasks back to back
-(``POST /tasks``, each admitted as any task: signature, sender, unique id, the ledger's task rule with the next
-nonce, the batch stored and well formed); the round worker takes a round's first task, waits up to
-``round_wait`` seconds for the rest to be queued, and runs the whole round through
-``LMSession.run_published``, the code an in-process run uses. Each task's status turns ``sealed`` as the round
-ends (tasks sealed before a failure stay sealed; the rest are ``failed`` with the reason).
+(``POST /tasks``). Each is admitted as any task (signature, sender, unique id, the ledger's task rule with the next
+nonce) and, here, as one of the model's: a language model's task id, the payload's round and kind the id's, the
+batch stored, of this run's shape (sequences, context), token ids of the vocabulary with targets. The round worker
+takes a round's first task and each next one in order as it is queued, waiting up to ``round_wait`` seconds, and
+runs the whole round through ``LMSession.run_published``, the code an in-process run uses. A task that does not
+open a round, or a round cut short (a task missing, out of order, of another round), fails its tasks with the
+reason; nothing of it is pending. Tasks sealed before a failure stay sealed, and ``/head``'s ``next_round`` (one
+past every round a task of which is sealed) is where a publisher continues.
 
 Everything else (routes, authentication, edges' work items and answers, ``/head``, ``/stats``) is the
 classifier's validator's (:mod:`bmoe.net.validator.service`).
@@ -49,64 +52,91 @@ class LMValidatorService(ValidatorService):
         super().__init__(session, edges, admission_store, settings, counters)  # type: ignore[arg-type]
         self.lm_session = session
         self.round_wait = round_wait
+        self.next_round = 0  # a new chain (a validator does not resume a language model's run)
 
     def run_config(self) -> RunConfig:
         return self.lm_session.config.run
 
     def _take(self) -> list[Transaction]:
-        """A round's tasks: its first, and the rest once queued (waiting up to ``round_wait`` seconds, the lock
-        released meanwhile); whatever arrived, which ``run_published`` refuses when it is not a whole round."""
+        """A round's tasks: its first (``-f0``), then each next one of the round in order as it is queued (waiting
+        up to ``round_wait`` seconds, the lock released meanwhile). A first task that does not open a round, or a
+        round cut short, is what ``run_published`` refuses: its tasks fail, and the next round is taken afresh."""
         first = self._queue.popleft()
         parsed = lm_task(str(first.payload["task_id"]))
-        wanted = len(task_ids(parsed[1], self.lm_session.model_config.num_hidden_layers, True)) - 1 if parsed else 0
+        if parsed is None or parsed[2:] != ("f", 0):
+            return [first]
+        expected = task_ids(parsed[1], self.lm_session.model_config.num_hidden_layers, True)
+        tasks = [first]
         deadline = time.monotonic() + self.round_wait
-        while len(self._queue) < wanted and not self._stopping and time.monotonic() < deadline:
-            self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
-        return [first, *(self._queue.popleft() for _ in range(min(len(self._queue), wanted)))]
+        while len(tasks) < len(expected) and not self._stopping:
+            if self._queue:
+                if self._queue[0].payload["task_id"] != expected[len(tasks)]:
+                    break  # another round's task, or one out of order: this round is cut short
+                tasks.append(self._queue.popleft())
+            elif time.monotonic() < deadline:
+                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            else:
+                break
+        return tasks
 
     def _run(self, tasks: list[Transaction]) -> None:
         node = self.lm_session.node
         height = node.view().height
         started = time.perf_counter()
+        ids = [str(tx.payload["task_id"]) for tx in tasks]
         statuses: dict[str, dict[str, Any]] = {}
         try:
+            if self._stopping:
+                raise RuntimeError("the validator is stopping")
             outcome = self.lm_session.run_published(tasks)
         except Exception as exc:  # a round that cannot run fails its tasks, never the validator
-            self.counters.add("tasks.failed", len(tasks))
             error = _one_line(exc)
-            statuses = {str(tx.payload["task_id"]): {"task_id": tx.payload["task_id"], "status": "failed",
-                                                     "error": error} for tx in tasks}
+            statuses = {task_id: {"task_id": task_id, "status": "failed", "error": error} for task_id in ids}
         else:
-            self.counters.add("tasks.sealed", len(tasks))
             times = _round_times(outcome, time.perf_counter() - started)
             quorum = self.lm_session.quorum.to_dict()
-            statuses = {str(tx.payload["task_id"]): {"task_id": tx.payload["task_id"], "status": "sealed",
-                                                     "round_times": times, "quorum": quorum} for tx in tasks}
+            statuses = {task_id: {"task_id": task_id, "status": "sealed", "times": times, "quorum": quorum}
+                        for task_id in ids}
         chain = node.chain
         if chain is not None:
             for sealed in range(height + 1, node.view().height + 1):  # tasks sealed before a failure stay sealed
                 block = chain.block_at(sealed)
                 self.index.add(block)
                 for tx in block.transactions:
-                    if tx.kind == "task":
-                        statuses[str(tx.payload["task_id"])] = {"task_id": tx.payload["task_id"],
-                                                                **statuses.get(str(tx.payload["task_id"]), {}),
-                                                                "status": "sealed"}
+                    parsed = lm_task(str(tx.payload.get("task_id"))) if tx.kind == "task" else None
+                    if parsed is not None:
+                        self.next_round = max(self.next_round, parsed[1] + 1)  # a round's ids are never reused
+                        task_id = str(tx.payload["task_id"])
+                        if statuses.get(task_id, {}).get("status") != "sealed":
+                            statuses[task_id] = {"task_id": task_id, "status": "sealed"}
+        done = sum(status["status"] == "sealed" for status in statuses.values())
+        self.counters.add("tasks.sealed", done)
+        self.counters.add("tasks.failed", len(statuses) - done)
         with self._cond:
             self._head = self._sealed_head()
             self._quorum = self.lm_session.quorum.to_dict()
             self._status.update(statuses)
-            for tx in tasks:
-                self._active_nonces.pop(str(tx.payload["task_id"]), None)
+            for task_id in ids:
+                self._active_nonces.pop(task_id, None)
+
+    def _sealed_head(self) -> dict[str, Any]:
+        """The sealed state, with the round a publisher's next round must be (``next_round``): one past every
+        round a task of which is sealed, also one cut short (its task ids are taken)."""
+        return {**super()._sealed_head(), "next_round": getattr(self, "next_round", 0)}
 
     def _check_task_data(self, tx: Transaction) -> Refusal | None:
         """A round's task: a language model's task id, its batch stored, token ids of the model's vocabulary with
         targets (training), as many tokens as it declares."""
-        task_id = str(tx.payload["task_id"])
+        payload = tx.payload
+        task_id = str(payload["task_id"])
         parsed = lm_task(task_id)
         if parsed is None or parsed[0] != "train":
             return Refusal(400, "bad_task_data", f"{task_id!r} is not a language model's training task "
                            "(train-RRRRRR-fL or train-RRRRRR-bL)")
+        kind = "train" if parsed[2] == "b" else "infer"  # forward tasks are inference tasks (protocol/lm/round.py)
+        if payload.get("round") != parsed[1] or payload.get("kind") != kind:
+            return Refusal(400, "bad_task_data", f"task {task_id!r} must be of round {parsed[1]} and kind {kind}, "
+                           f"not round {payload.get('round')!r} and kind {payload.get('kind')!r}")
         cid = tx.payload["data_cid"]
         try:
             if not self.admission_store.has(cid):
@@ -116,6 +146,11 @@ class LMValidatorService(ValidatorService):
             return Refusal(400, "bad_task_data", f"task data {cid} refused: {exc}")
         except (StorageError, ValueError) as exc:
             return Refusal(400, "missing_object", f"task data {cid} cannot be checked: {exc}")
+        config, settings = self.lm_session.model_config, self.lm_session.config.lm
+        shape = (settings.sequences, config.max_position_embeddings)  # type: ignore[attr-defined]
+        if tuple(tokens.shape) != shape:
+            return Refusal(400, "bad_task_data", f"task data {cid} holds token sequences {tuple(tokens.shape)}; "
+                           f"this run's rounds are {shape} (sequences, context)")
         if targets is None or tokens.numel() != tx.payload["samples"]:
             return Refusal(400, "bad_task_data", f"task data {cid} holds {tokens.numel()} tokens "
                            f"{'with' if targets is not None else 'without'} targets; the task declares "

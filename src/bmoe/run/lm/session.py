@@ -268,7 +268,8 @@ class LMSession:
         first = tasks[0].payload
         expected = task_ids(int(first["round"]), self.model_config.num_hidden_layers, True)
         if [tx.payload.get("task_id") for tx in tasks] != expected or any(
-                tx.payload.get("data_cid") != first["data_cid"] for tx in tasks):
+                tx.payload.get("data_cid") != first["data_cid"] or tx.payload.get("round") != first["round"]
+                for tx in tasks):
             raise ValueError(f"a language model's round is the tasks {', '.join(expected)} over one batch")
         x, y = decode_batch(self.store.get(first["data_cid"]), self.model_config.vocab_size)
         if y is None:
