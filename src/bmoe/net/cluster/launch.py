@@ -56,6 +56,7 @@ from bmoe.net.errors import EnrolmentError, UnauthenticResponse
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.node_setup import SetupError
 from bmoe.run.config import RunConfig
+from bmoe.run.lm.config import LM_CONFIG_FILE
 from bmoe.run.setup import behaviours, participant_names
 
 HOST = "127.0.0.1"
@@ -63,7 +64,7 @@ CONFIG_FILE = "config.json"
 ENROLMENT_FILE = "enrolled.json"
 
 
-LM_FILE = "lm.json"
+LM_FILE = LM_CONFIG_FILE  # a language model's settings, as in its run directory (the audit reads them there too)
 TOKENIZER_FILE = "tokenizer.json"
 
 

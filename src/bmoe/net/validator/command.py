@@ -24,45 +24,36 @@ dataset is loaded once to read them (digits and synthetic are offline and quick)
 
 from __future__ import annotations
 
-import socket
-import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from bmoe.ledger.keys import Identity, load_identity
+from bmoe.ledger.keys import load_identity
 from bmoe.ledger.node import Sealer
 from bmoe.ledger.sealing import validators_supported
 from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
-from bmoe.net.http.serve import bind, serve, url_of
+from bmoe.net.http.serve import bind, url_of
 from bmoe.net.http.stats import Counters
 from bmoe.net.node_setup import (
     SetupError,
     dataset_shape,
-    ipfs_store,
     load_run_config,
     parse_shape,
-    parse_urls,
     run_identities,
     shape_only_dataset,
-    trusted_stores,
 )
-from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.validator.genesis_fetch import founding_block
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.pbft_service import PbftValidatorService
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
+from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
-from bmoe.storage import BlobStore
 from bmoe.verify.framework import framework_of
 
-DEFAULT_EDGE_TIMEOUT_S = 30.0
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
                     "--validators 4 or more), or one validator sealing on Ethereum (--ledger ethereum)")
 
@@ -76,23 +67,6 @@ def parse_peers(text: str) -> dict[str, str]:
             raise SetupError(f"--peers: {item!r} is not NAME=URL")
         peers[name] = url.rstrip("/")
     return peers
-
-
-@dataclass
-class ValidatorArgs:
-    config: Path | None = None
-    key: Path | None = None
-    enrolled: Path | None = None
-    stores: str | None = None
-    ipfs_api: str | None = None
-    host: str = "127.0.0.1"
-    port: int | None = None
-    run_dir: Path | None = None
-    edge_timeout: float | None = None
-    input_shape: str | None = None
-    classes: int | None = None
-    lm: Path | None = None  # a language model's settings (lm.json) and tokenizer: an LM deployment
-    tokenizer: Path | None = None
 
 
 def from_cluster(root: Path) -> ValidatorArgs:
@@ -224,37 +198,6 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     serve_validator(service, sock, edges, lambda: f"bmoe validator: listening on {url}, key {identity.address}, "
                     f"run dir {args.run_dir}, height {node.view().height}, head {node.head_hash}, edge timeout "
                     f"{edges.timeout:g} s", [session_store, check_store, *([reexec_store] if reexec_store else [])])
-
-
-def serve_validator(service: ValidatorService, sock: socket.socket, edges: NetworkEdges, line: Callable[[], str],
-           stores: list[BlobStore]) -> None:
-    """Hand the edges the session's ledger, serve until stopped (announcing ``line()`` once listening), then
-    close the store clients."""
-    node = service.session.node
-    edges.bind(node.pending_view)
-    edges.resync(node.view())
-
-    def announce() -> None:
-        click.echo(line())
-        sys.stdout.flush()
-
-    try:
-        serve(service.app(), sock, on_listening=announce)
-    finally:
-        for store in stores:
-            store.close()
-
-
-def object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str, str]) -> Callable[[], BlobStore]:
-    """A maker of the validator's store clients: on the storage nodes (their keys checked now, against the
-    enrolment), or on the IPFS node (checked to answer now)."""
-    if args.ipfs_api is not None:
-        ipfs_store(args.ipfs_api).close()
-        return lambda: ipfs_store(str(args.ipfs_api))
-    assert args.stores is not None
-    store_urls = parse_urls(args.stores)
-    addresses = trusted_stores(store_urls, identity, members)
-    return lambda: HttpBlobStore(store_urls, identity, node_addresses=addresses)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,10 +18,10 @@ from bmoe.net.enrolment import load_enrolment
 from bmoe.net.http.serve import bind, url_of
 from bmoe.net.http.stats import Counters
 from bmoe.net.node_setup import SetupError, run_identities
-from bmoe.net.validator.command import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
 from bmoe.net.validator.lm_service import LMValidatorService
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.service import ValidatorSettings
+from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import LMSession
