@@ -17,7 +17,6 @@ cores: the edges, the validator and the store share them, as they would not in a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from bmoe.net.cluster_file import load_cluster
 from bmoe.net.publish.lm import LMDeployment, publish_lm_training
 from bmoe.run.lm.batches import TRAINING, seeded_batch
 from bmoe.run.lm.config import LMRunConfig
+from bmoe.run.lm.settings_file import read_lm_settings
 from bmoe.run.lm.text import LMText, load_text
 
 
@@ -47,7 +47,7 @@ def cluster_rounds(root: Path, flags: list[str], rounds: int, text: LMText) -> l
     bmoe("lm", "cluster", "--dir", str(root), "--stores", "1", "--seeded-keys", *flags)
     try:
         cluster = load_cluster(root)
-        config = LMRunConfig.from_dict(json.loads((root / "lm.json").read_text()))
+        config = read_lm_settings(cluster.path(str(cluster.lm)))
         deployment = LMDeployment(cluster.validator, cluster.by_role("validator")[0].address, list(cluster.stores),
                                   load_identity(cluster.path(cluster.publisher_key)), config)
         return publish_lm_training(deployment, text, rounds)["rounds"]

@@ -13,29 +13,18 @@ Must not know HTML or the index.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from bmoe.explorer.source import ClusterSource, ExplorerError, RunSource, chain_files
-from bmoe.fileio import read_regular_text
 from bmoe.net.cluster_file import load_cluster
 from bmoe.run.config import ConfigError, RunConfig
+from bmoe.run.lm.artifacts import read_history
 from bmoe.run.lm.config import LM_CONFIG_FILE as LM_FILE
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import HISTORY_FILE
+from bmoe.run.lm.settings_file import read_lm_settings
 from bmoe.run.run_dir import CHAIN_FILE, CONFIG_FILE
-
-
-def read_lm_settings(path: Path) -> LMRunConfig:
-    """``lm.json``'s settings, validated; ConfigError (one line naming the file) for anything else."""
-    try:
-        body = json.loads(read_regular_text(path))
-        return LMRunConfig.from_dict(body)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: not a language model's settings: {err}") from None
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as err:
-        raise ConfigError(f"{path}: not a language model's settings ({type(err).__name__}: {err})") from None
 
 
 class LMRunSource(RunSource):
@@ -87,18 +76,6 @@ class LMClusterSource(ClusterSource):
 
     def history(self) -> dict[str, list[dict[str, Any]]]:
         return read_history(self.root / HISTORY_FILE)
-
-
-def read_history(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """``history.json``'s rounds and validation points (lists of objects; empty when absent or unreadable: not on
-    the ledger, shown as the run's own record)."""
-    try:
-        body = json.loads(read_regular_text(path))
-    except (OSError, UnicodeDecodeError, ValueError):
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    return {key: [row for row in body.get(key, []) if isinstance(row, dict)]
-            if isinstance(body.get(key), list) else [] for key in ("rounds", "validation")}
 
 
 def cluster_source(root: Path) -> ClusterSource:

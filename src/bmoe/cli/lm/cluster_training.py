@@ -29,13 +29,12 @@ def train_on_cluster(root: Path, cache_dir: Path | None, quiet: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bmoe.atomic_write import write_atomically
-    from bmoe.explorer.lm_source import read_history
-    from bmoe.fileio import read_regular_text
     from bmoe.ledger.keys import load_identity
     from bmoe.lm.tokenizer import tokenizer_from_bytes
     from bmoe.net.cluster_file import load_cluster
     from bmoe.net.publish.lm import LMDeployment, publish_lm_training
-    from bmoe.run.lm.config import LMRunConfig
+    from bmoe.run.lm.artifacts import read_history
+    from bmoe.run.lm.settings_file import read_lm_settings
     from bmoe.run.lm.text import load_text
 
     context = click.get_current_context()
@@ -48,11 +47,11 @@ def train_on_cluster(root: Path, cache_dir: Path | None, quiet: bool) -> None:
     if cluster.lm is None or cluster.tokenizer is None:
         fail(f"{root} holds a classifier's cluster: train it with `bmoe train --cluster {root}`")
     assert cluster.lm is not None and cluster.tokenizer is not None
+    config = read_lm_settings(cluster.path(cluster.lm))
     try:
-        config = LMRunConfig.from_dict(json.loads(read_regular_text(cluster.path(cluster.lm))))
         tokenizer = tokenizer_from_bytes(cluster.path(cluster.tokenizer).read_bytes())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        fail(f"cannot read the deployment's settings in {root}: {exc}")
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read the deployment's tokenizer {cluster.path(cluster.tokenizer)}: {exc}")
     given_steps = context.get_parameter_source("steps") == ParameterSource.COMMANDLINE
     steps = context.params["steps"] if given_steps else None  # None: on to the settings' steps
     text = load_text(config.lm, cache_dir, tokenizer)

@@ -17,6 +17,7 @@ from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.net.cluster_file import load_cluster
 from bmoe.run.audit import AuditSetupError, audit_chain, chain_path, config_anchor, genesis_keys, lm_anchor
+from bmoe.run.lm.settings_file import read_lm_settings
 from bmoe.run.run_dir import read_config_file
 from bmoe.storage import BlobStore
 
@@ -66,12 +67,13 @@ def cluster_objects(root: Path) -> Iterator[tuple[BlobStore, list[Path], Anchors
 def audit_cluster(root: Path, heads: tuple[BlockAnchor, ...]) -> list[tuple[Path, AuditReport]]:
     """Audit every validator's chain of the cluster in ``root`` against its storage nodes; they must agree."""
     reports: list[tuple[Path, AuditReport]] = []
-    lm = lm_anchor(root, True) if load_cluster(root).lm is not None else None
-    with cluster_objects(root) as (store, chains, anchors, rpc_url):
+    with cluster_objects(root) as (store, chains, anchors, rpc_url):  # a language model's settings checked there
+        cluster = load_cluster(root)
+        lm = read_lm_settings(cluster.path(cluster.lm)) if cluster.lm is not None else None  # its rounds replayed
         for path in chains:
             with chain_snapshot(path) as chain:
                 report = audit_chain(chain, store, Anchors(heads, anchors.genesis, anchors.genesis_source), rpc_url,
-                                     lm[1] if lm is not None else None)
+                                     lm)
             reports.append((path, report))
     _check_agreement(reports)
     return reports

@@ -25,7 +25,6 @@ config's seed derives, and the storage nodes' bytes are checked against their CI
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +38,6 @@ import torch
 from bmoe.edge.profiles import FleetError, NumericProfile, get_profile
 from bmoe.edge.runtime import ExpertRuntime
 from bmoe.edge.worker import EdgeWorker
-from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import Identity, load_identity
 from bmoe.ledger.node import Signer
 from bmoe.moe.experts import ExpertSpec
@@ -187,12 +185,9 @@ def _runtime(args: EdgeArgs, config: RunConfig, store: BlobStore, profile: Numer
     over the input shape and classes (given, or read from the config's dataset)."""
     if args.lm is not None:
         from bmoe.edge.lm_runtime import LMExpertRuntime, swiglu_spec
-        from bmoe.run.lm.config import LMRunConfig
+        from bmoe.run.lm.settings_file import read_lm_settings
 
-        try:
-            lm: Any = LMRunConfig.from_dict(json.loads(read_regular_text(args.lm))).lm
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise SetupError(f"cannot read the language model's settings {args.lm}: {exc}") from None
+        lm: Any = read_lm_settings(args.lm).lm
         return LMExpertRuntime(store, swiglu_spec(lm.hidden_size, lm.intermediate_size), profile)
     if args.input_shape is not None and args.classes is not None:
         shape, num_classes = parse_shape(args.input_shape), args.classes

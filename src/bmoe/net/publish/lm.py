@@ -4,7 +4,7 @@ validation loss of the model the ledger holds measured as the run says (``bmoe l
 The rounds are an in-process run's (``LMSession.train``): the same seeded batches (``run/lm/batches.py``), the same
 tasks (``sign_lm_tasks``), posted back to back to the validator, which runs them as one round; the publisher waits
 for the round's last task (``train-RRRRRR-b0``) to be sealed. It continues from the ledger: its first round is the
-sealed training tasks over L, its first nonce the sealed one plus 1 (``GET /head``). Every ``validation_every``
+validator's ``next_round``, its first nonce the sealed one plus 1 (``GET /head``). Every ``validation_every``
 rounds and after the last it reads the head's trusted object and experts from the storage nodes, by their CIDs,
 and measures the held-out loss, as anyone reading the ledger could.
 
@@ -62,7 +62,7 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int | No
         with Validators(deployment.validator_url, deployment.publisher, config.run,
                         [deployment.validator_address]) as validators:
             head = validators.head()
-            start = int(head.get("next_round", int(head["train_tasks"]) // layers))  # past a round cut short too
+            start = int(head["next_round"])  # past a round cut short too
             end = start + rounds if rounds is not None else max(start, s.steps)
             signer = Signer(deployment.publisher, int(head["nonces"].get(deployment.publisher.address, -1)) + 1)
             for step in range(start, end):

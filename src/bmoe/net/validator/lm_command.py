@@ -9,9 +9,6 @@ command line is the classifier's validator's (:mod:`bmoe.net.validator.command`)
 
 from __future__ import annotations
 
-import json
-
-from bmoe.fileio import read_regular_text
 from bmoe.ledger.keys import load_identity
 from bmoe.lm.tokenizer import tokenizer_from_bytes
 from bmoe.net.enrolment import load_enrolment
@@ -23,8 +20,8 @@ from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.service import ValidatorSettings
 from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
 from bmoe.run.config_checks import ConfigError
-from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import LMSession
+from bmoe.run.lm.settings_file import read_lm_settings
 from bmoe.verify.framework import framework_of
 
 
@@ -34,12 +31,12 @@ def serve_language_model(args: ValidatorArgs, max_body: int) -> None:
     assert args.lm is not None and args.key and args.enrolled and args.run_dir
     if args.tokenizer is None:
         raise SetupError("--lm needs --tokenizer: the run's tokenizer")
+    lm_config = read_lm_settings(args.lm)
     try:
-        lm_config = LMRunConfig.from_dict(json.loads(read_regular_text(args.lm)))
         tokenizer_bytes = args.tokenizer.read_bytes()
         tokenizer = tokenizer_from_bytes(tokenizer_bytes)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SetupError(f"cannot read the language model's run ({args.lm}, {args.tokenizer}): {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"cannot read the language model's tokenizer {args.tokenizer}: {exc}") from None
     config = lm_config.run
     if config.consensus != "pow" or not framework_of(config.framework).keeps_ledger:
         raise SetupError("a language model's deployment runs one B-MoE validator sealing by proof of work for now")

@@ -49,10 +49,10 @@ class LMValidatorService(ValidatorService):
 
     def __init__(self, session: LMSession, edges: NetworkEdges, admission_store: BlobStore,
                  settings: ValidatorSettings, counters: Counters, round_wait: float = DEFAULT_ROUND_WAIT_S) -> None:
+        self.next_round = 0  # a new chain (a validator does not resume a language model's run)
         super().__init__(session, edges, admission_store, settings, counters)  # type: ignore[arg-type]
         self.lm_session = session
         self.round_wait = round_wait
-        self.next_round = 0  # a new chain (a validator does not resume a language model's run)
 
     def run_config(self) -> RunConfig:
         return self.lm_session.config.run
@@ -122,7 +122,7 @@ class LMValidatorService(ValidatorService):
     def _sealed_head(self) -> dict[str, Any]:
         """The sealed state, with the round a publisher's next round must be (``next_round``): one past every
         round a task of which is sealed, also one cut short (its task ids are taken)."""
-        return {**super()._sealed_head(), "next_round": getattr(self, "next_round", 0)}
+        return {**super()._sealed_head(), "next_round": self.next_round}
 
     def _check_task_data(self, tx: Transaction) -> Refusal | None:
         """A round's task: a language model's task id, its batch stored, token ids of the model's vocabulary with

@@ -1,4 +1,4 @@
-"""Reading a language model's run directory: its settings, the model its ledger holds, its tokenizer.
+"""Reading a language model's run directory: its settings, the model its ledger holds, its tokenizer, its curves.
 
 A B-MoE run's model is what its chain says: the trusted object (``gate_cid``) and each (layer, expert)'s accepted
 object, replayed from the chain (``bmoe audit`` is the check of that chain; this only reads it). A traditional run
@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bmoe.fileio import read_regular_text
 from bmoe.ledger.errors import LedgerError
@@ -24,6 +25,7 @@ from bmoe.protocol.lm.trusted import assemble, decode_trusted
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.session import CHAIN_FILE, CONFIG_FILE, MODEL_FILE, STORE_DIR
+from bmoe.run.lm.settings_file import read_lm_settings
 from bmoe.storage import DirectoryStore, StorageError
 
 
@@ -41,12 +43,7 @@ def read_settings(run_dir: Path) -> LMRunConfig:
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a language model's run directory (no {CONFIG_FILE})")
-    try:
-        return LMRunConfig.from_dict(json.loads(read_regular_text(path)))
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ConfigError(f"{path}: not a language model's settings ({err})") from None
+    return read_lm_settings(path)
 
 
 def chain_states(chain_path: Path) -> Iterator[LedgerState]:
@@ -94,3 +91,15 @@ def open_lm_run(run_dir: Path) -> LMRun:
         raise ConfigError(f"{run_dir / STORE_DIR}: {err}") from None
     model.eval()
     return LMRun(config, model, tokenizer, gate_cid, expert_cids, height)
+
+
+def read_history(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """``history.json``'s rounds and validation points (lists of objects; empty when absent or unreadable: not on
+    the ledger, shown as the run's own record)."""
+    try:
+        body = json.loads(read_regular_text(path))
+    except (OSError, UnicodeDecodeError, ValueError):
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return {key: [row for row in body.get(key, []) if isinstance(row, dict)]
+            if isinstance(body.get(key), list) else [] for key in ("rounds", "validation")}
