@@ -70,7 +70,13 @@ import torch
 from torch import nn
 
 from bmoe.data import Dataset
-from bmoe.experiments.reproduction.cluster_latency import Variant, cluster_split, measure_on_cluster, row_label
+from bmoe.experiments.reproduction.cluster_latency import (
+    CLUSTER_PARTS,
+    Variant,
+    cluster_split,
+    measure_on_cluster,
+    row_label,
+)
 from bmoe.lm.model import build_model
 from bmoe.moe.gate import LinearGate
 from bmoe.run.config import RunConfig
@@ -85,7 +91,8 @@ from peers_hivemind import ExpertShape, HivemindExperts, grouped_round
 
 HIVEMIND = "hivemind, one server per expert"
 EXPERTS, TOP_K = 10, 3  # the paper's N and K (RunConfig's defaults, which the bmoe rows use)
-CLASSIFIER_VARIANTS = (Variant("traditional"), Variant("bmoe", 3), Variant("bmoe"))
+VARIANT_NAMES = {"traditional": Variant("traditional"), "sampled": Variant("bmoe", 3), "all": Variant("bmoe")}
+CLASSIFIER_VARIANTS = tuple(VARIANT_NAMES.values())
 TARGETS = {"traditional": 1.0, "B-MoE sampled r=3": 1.3, "B-MoE all": 2.0}  # issue 24: x hivemind's grouped client
 COMMUNICATION_TARGET = 0.30  # issue 24: a B-MoE cluster round's communication share
 LM_EDGES = 8  # one edge per expert of the layer
@@ -219,7 +226,8 @@ def bmoe_lm(assignment: list[str], rounds: int, text: LMText) -> list[dict[str, 
 # --- the run ---------------------------------------------------------------------------------------------------
 
 
-def classifier_table(data: Dataset, rounds: int, hivemind_ok: bool, log: Log) -> dict[str, Any]:
+def classifier_table(data: Dataset, rounds: int, hivemind_ok: bool, log: Log,
+                     variants: Sequence[Variant] = CLASSIFIER_VARIANTS) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     notes: dict[str, str] = {}
     if hivemind_ok:
@@ -230,7 +238,7 @@ def classifier_table(data: Dataset, rounds: int, hivemind_ok: bool, log: Log) ->
         except Exception as err:  # the peer failing to start is a result to print, not the end of the run
             notes[HIVEMIND] = _one_line(err)
             log(f"  hivemind failed: {notes[HIVEMIND]}")
-    for variant in CLASSIFIER_VARIANTS:
+    for variant in variants:
         label = row_label({"framework": variant.framework, "assignment": variant.assignment})
         log(f"{label}: {rounds} rounds on a local cluster")
         times, publisher = bmoe_classifier(data, variant, rounds, lambda line: log(f"  {line.strip()}"))
@@ -275,14 +283,12 @@ def print_table(title: str, table: Mapping[str, Any], base: str) -> None:
     ref = rows.get(base, {})
     print(f"\n{title}")
     print(f"  {'variant':<36} {'round s':>8} {'/ hivemind':>10} {'end to end s':>12} {'/ hivemind':>10} "
-          f"{'comm. share':>11}   validator's round: edge compute / communication / verification / server / "
-          "consensus s")
+          f"{'comm. share':>11}   validator's round: {' / '.join(CLUSTER_PARTS)} s")
     for label, row in rows.items():
         ratios = [f"{row[m] / ref[m]:>10.2f}" if m in ref else f"{'-':>10}" for m in ("round", "end_to_end")]
         parts = row.get("parts")
         share = f"{100 * parts['share']:>10.0f}%" if parts else f"{'-':>11}"
-        split = (" / ".join(f"{parts[p]:.3f}" for p in ("edge compute", "communication", "verification", "server",
-                                                      "consensus")) if parts else "")
+        split = " / ".join(f"{parts[p]:.3f}" for p in CLUSTER_PARTS) if parts else ""
         print(f"  {label:<36} {row['round']:>8.3f} {ratios[0]} {row['end_to_end']:>12.3f} {ratios[1]} {share}   "
               f"{split}")
     for label, note in notes.items():
@@ -294,11 +300,15 @@ def targets(classifier: Mapping[str, Any]) -> list[str]:
     lines = []
     reference = rows.get(HIVEMIND, {}).get("round")
     for label, limit in TARGETS.items():
+        if label not in rows:
+            continue
         value = rows[label]["round"] / reference if reference else None
         verdict = "-" if value is None else ("HOLDS" if value <= limit else "MISSED")
         shown = "not measured" if value is None else f"{value:.2f}"
         lines.append(f"  {label + ' <= ' + format(limit, 'g') + 'x hivemind':<44} {shown:>12}  {verdict}")
     for label in ("B-MoE sampled r=3", "B-MoE all"):
+        if label not in rows:
+            continue
         share = rows[label]["parts"]["share"]
         verdict = "HOLDS" if share <= COMMUNICATION_TARGET else "MISSED"
         lines.append(f"  {label + ' communication share <= 30 %':<44} {100 * share:>11.0f}%  {verdict}")
@@ -312,7 +322,13 @@ def main() -> None:
     parser.add_argument("--no-lm", action="store_true", help="the paper's workload only")
     parser.add_argument("--no-hivemind", action="store_true", help="the bmoe rows only")
     parser.add_argument("--json", type=Path, default=None, help="also write every number measured here")
+    parser.add_argument("--variants", default="traditional,sampled,all",
+                        help="the bmoe rows of the paper's workload, of traditional, sampled (r = 3), all [all three]")
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(VARIANT_NAMES))
+    if unknown or not chosen:
+        parser.error(f"--variants: unknown {', '.join(unknown) or 'nothing'}; choose of {', '.join(VARIANT_NAMES)}")
     if args.rounds < 2 or args.lm_rounds < 2:
         parser.error("--rounds and --lm-rounds must be >= 2 (round 1 pays for start-up)")
     started = time.perf_counter()
@@ -328,10 +344,13 @@ def main() -> None:
             "cores": os.cpu_count(), "load_before": before, "hivemind": version, "hivemind_missing": missing,
             "rounds": args.rounds, "lm_rounds": args.lm_rounds}
     result: dict[str, Any] = {"meta": meta}
-    result["classifier"] = classifier_table(data, args.rounds, version is not None, log)
+    result["classifier"] = classifier_table(data, args.rounds, version is not None, log,
+                                            [VARIANT_NAMES[name] for name in chosen])
     if not args.no_lm:
         result["lm"] = lm_table(args.lm_rounds, version is not None, log)
     meta["load_after"], meta["seconds"] = load(), round(time.perf_counter() - started, 1)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
 
     print(f"\n{meta['cores']} cores, load average (1, 5, 15 min) before {before}, after {meta['load_after']}; "
           f"commit {meta['commit']}, {meta['date']}, {meta['seconds']:.0f} s in all")
@@ -345,8 +364,6 @@ def main() -> None:
     if "lm" in result:
         print_table(f"one layer of the language model (d=128, 8 SwiGLU experts of width 256, top-2, 12 x 64 tokens):"
                     f" mean of rounds 2..{args.lm_rounds}", result["lm"], LM_MODEL)
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

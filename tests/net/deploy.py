@@ -119,7 +119,7 @@ class LocalCluster:
         return [r.url for r in self.description.by_role("validator") if r.url]
 
     def publish(self, rounds: int, data: Any, timeout: float = 60) -> list[dict[str, Any]]:
-        return publish_training(self.validator_urls, self.description.stores, self.publisher, self.config, data,
+        return publish_training(self.validator_urls, self.publisher, self.config, data,
                                 rounds, timeout=timeout, validators=self.validator_addresses)
 
     def infer(self, data: Any, limit: int) -> float:

@@ -43,7 +43,7 @@ def main(spec_file: str) -> None:
     start(cluster, auth, START_TIMEOUT_S, lambda record: print(f"ready: {record.name} {record.url or ''}",
                                                                file=sys.stderr, flush=True))
     data = load_dataset(config.dataset, None, config.seed, config.limit_train, config.limit_test)
-    records = publish_training(cluster.validator, cluster.stores, publisher, config, data, int(spec["rounds"]),
+    records = publish_training(cluster.validator, publisher, config, data, int(spec["rounds"]),
                                timeout=TASK_TIMEOUT_S, validators=validators)
     with httpx.Client(auth=auth, timeout=10.0) as client:
         head = client.get(f"{cluster.validator}/head").json()

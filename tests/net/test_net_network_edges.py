@@ -36,9 +36,10 @@ from tests.net.cluster import serving
 SETTINGS = {"malicious_ratio": 0.4, "attack": "gaussian", "attack_params": {"probability": 1.0}}
 
 
-def network_session(config: RunConfig, data: Dataset, timeout: float = 10.0) -> tuple[Session, NetworkEdges]:
+def network_session(config: RunConfig, data: Dataset, timeout: float = 10.0,
+                    fetch_grace: float = 5.0) -> tuple[Session, NetworkEdges]:
     store = MemoryStore()
-    edges = NetworkEdges(store, timeout)
+    edges = NetworkEdges(store, timeout, fetch_grace=fetch_grace)
     session = Session(config, dataset=data, store=store, gateway=edges)
     edges.bind(session.node.pending_view)
     return session, edges
@@ -65,7 +66,7 @@ def answering(edges: NetworkEdges, nodes: list[EdgeNode], delay: float = 0.0) ->
     def run(position: int, node: EdgeNode) -> None:
         last = -1
         while not stop.is_set():
-            item = edges.current()
+            item = edges.current(node.address)
             if item["work_id"] == last or not item["open"]:
                 time.sleep(0.002)
                 continue
@@ -136,6 +137,37 @@ def test_a_silent_edge_is_absent_after_the_timeout_and_recorded_withheld(tiny_da
     assert record.committed == 0 and record.withheld == 8  # every activated expert, in steps 2 and 5
     assert outcome.accepted == 4  # the three honest edges of five still decide every expert
     assert edges.counters.get("work.timed_out_edges") == 1  # step 5 does not wait for an edge without commitments
+
+
+def test_an_edge_that_never_reads_its_item_costs_the_fetch_grace_once_then_is_left_out_until_it_polls(
+        tiny_data: Dataset) -> None:
+    config = small_config(**SETTINGS)
+    session, edges = network_session(config, tiny_data, timeout=30.0, fetch_grace=0.5)
+    dead = session.ids.edges[4].address  # killed: it reads no work item
+    with answering(edges, edge_nodes(session, config, skip=(4,))):
+        started = time.monotonic()
+        session.train(rounds=1)
+        first = time.monotonic() - started
+        assert 0.5 <= first < 10  # the grace, not the 30 s timeout: nobody was computing its part
+        assert edges.gone() == [dead] and edges.counters.get("work.gone_edges") == 1
+        withheld = session.node.view().edge_records[dead].withheld
+        started = time.monotonic()
+        session.train(rounds=1)
+        assert time.monotonic() - started < 0.5  # left out: not waited for at all
+    record = session.node.view().edge_records[dead]
+    assert record.committed == 0 and record.withheld >= withheld > 0  # withheld whenever assigned, as after a timeout
+    edges.polled(dead)  # it came back and asked for work
+    assert edges.gone() == []
+
+
+def test_every_exchange_is_timed_per_phase(tiny_data: Dataset) -> None:
+    config = small_config(**SETTINGS)
+    session, edges = network_session(config, tiny_data)
+    with answering(edges, edge_nodes(session, config)):
+        session.train(rounds=2)
+    times = edges.exchange_percentiles()
+    assert {"result", "update"} <= set(times) and times["result"]["n"] == 2
+    assert 0 < times["result"]["p50"] <= times["result"]["p99"] < 10
 
 
 def open_result_work(session: Session, edges: NetworkEdges, assigned: list[str]) -> tuple[threading.Thread, list]:

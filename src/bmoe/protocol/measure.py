@@ -23,7 +23,7 @@ from bmoe.ledger.transactions import Transaction, tx_signing_message
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.storage import BlobStore
 
-STEPS = ("gate", "compute", "verify", "loss", "update", "consensus")
+STEPS = ("gate", "compute", "verify", "loss", "update", "storage", "consensus")
 SIGNATURE_FIELD = len(',"signature":""')  # what the wire form adds to the signed message, besides the signature
 
 
@@ -42,10 +42,11 @@ class RoundTimes:
     verify: float = 0.0
     loss: float = 0.0
     update: float = 0.0
+    storage: float = 0.0  # waiting, before the seal, for the objects written behind to be durable
     consensus: float = 0.0
 
     def total(self) -> float:
-        return self.gate + self.compute + self.verify + self.loss + self.update + self.consensus
+        return self.gate + self.compute + self.verify + self.loss + self.update + self.storage + self.consensus
 
 
 @dataclass

@@ -187,7 +187,9 @@ def _run_round_once(p: RoundParticipants, validator: Validator, task: Transactio
             misbehaviour += decided.accusations
         watch.step("update")
 
-    # Step 6: seal.
+    # Step 6: seal, once every object the block names is durable (a write-behind store wrote them meanwhile).
+    p.store.sync()
+    watch.step("storage")
     p.node.seal(timestamp=round_index + 1, proposer=validator.signer.identity)
     p.resync_nonces()  # the sealed block may be another proposer's version of this round
     watch.step("consensus")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -290,10 +291,15 @@ class Validator:
         return update.loss, gradients, tx
 
 
+def committed_entries(tx: Transaction) -> list[dict[str, Any]]:
+    """The (expert, digest, CID) entries an edge's answer (a commitment or an expert update) commits, in order."""
+    entries = next((phase.commit_entries for phase in PHASES.values() if phase.commit_kind == tx.kind), None)
+    return list(tx.payload.get(entries, [])) if entries else []
+
+
 def committed_cids(tx: Transaction) -> list[str]:
     """The CIDs an edge's answer (a commitment or an expert update) commits, in entry order."""
-    entries = next((phase.commit_entries for phase in PHASES.values() if phase.commit_kind == tx.kind), None)
-    return [str(entry["cid"]) for entry in tx.payload.get(entries, [])] if entries else []
+    return [str(entry["cid"]) for entry in committed_entries(tx)]
 
 
 def decode_agreed(phase: str, data: bytes, rows: int, classes: int, supporters: int,

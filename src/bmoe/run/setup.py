@@ -182,6 +182,7 @@ def write_genesis(node: LedgerNode, store: BlobStore, config: RunConfig, ids: Id
     if consensus is not None:
         payload["consensus"] = consensus(payload)
     node.submit(validator.sign("genesis", payload))
+    store.sync()  # the genesis's objects durable before its block is sealed
     return node.seal(timestamp=0)
 
 

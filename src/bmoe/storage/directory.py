@@ -24,6 +24,7 @@ import contextlib
 import functools
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class DirectoryStore(BlobStore):
         self.root = Path(root)
         self.batch = batch  # True: objects become durable at flush(), not at each put
         self._unsynced: set[Path] = set()  # files and directories written since the last flush (batch)
+        self._unsynced_lock = threading.Lock()  # a storage node writes from several threads
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
 
@@ -129,18 +131,25 @@ class DirectoryStore(BlobStore):
                 temp.unlink()
             raise
         if self.batch:
-            self._unsynced.add(final)
+            with self._unsynced_lock:
+                self._unsynced.add(final)
         self._durable_dir(shard)
 
     def _durable_dir(self, path: Path) -> None:
         if self.batch:
-            self._unsynced.add(path)
+            with self._unsynced_lock:
+                self._unsynced.add(path)
         else:
             _fsync_dir(path)
 
+    def sync(self) -> None:
+        """Every object written so far durable (:meth:`flush`; nothing to do when each put fsyncs)."""
+        self.flush()
+
     def flush(self) -> int:
         """Make every object written since the last flush durable (batch mode); how many paths it covered."""
-        pending, self._unsynced = self._unsynced, set()
+        with self._unsynced_lock:
+            pending, self._unsynced = self._unsynced, set()
         if not pending:
             return 0
         if not _syncfs(self.root):

@@ -90,6 +90,12 @@ class BlobStore(ABC):
         """Remove ``cid`` from the store; return whether it was stored."""
         return self._remove(parse_cid(cid))
 
+    def sync(self) -> None:
+        """Return once every object put so far is durable where this store keeps them. A store whose ``put``
+        writes before it returns has nothing to wait for (:class:`~bmoe.storage.write_behind.WriteBehindStore`
+        does)."""
+        return None
+
     def cids(self) -> Iterator[str]:
         """Every stored CID, sorted."""
         return self._list()
@@ -112,4 +118,24 @@ class BlobStore(ABC):
         return verify_cid(cid, self._read(cid))
 
 
-__all__ = ["BlobStore", "as_bytes"]
+class PublicApiStore(BlobStore):
+    """A store that implements the public methods itself (a remote or a layered store): its primitives call them,
+    for the base class's generic paths."""
+
+    def _read(self, cid: str) -> bytes:
+        return self.get(cid)
+
+    def _write(self, cid: str, data: bytes) -> None:
+        self.put(data)
+
+    def _exists(self, cid: str) -> bool:
+        return self.has(cid)
+
+    def _remove(self, cid: str) -> bool:
+        return self.delete(cid)
+
+    def _list(self) -> Iterator[str]:
+        return self.cids()
+
+
+__all__ = ["BlobStore", "PublicApiStore", "as_bytes"]

@@ -15,6 +15,8 @@ is stopped. Every round's seconds come from the validator's task record (``times
 - **verification**: step 3, comparing the edges' results and aggregating the accepted ones;
 - **server**: the gate, the loss and gate update, and the rest of the round's wall time (a
   traditional server's ledger-free bookkeeping is here too);
+- **storage**: waiting, before the seal, for the objects the validator wrote behind the round to be on the
+  storage nodes and synced (issue 24: the data path moved storage off the exchanges, not out of the protocol);
 - **consensus**: sealing the block (B-MoE only).
 
 The in-process figures are fig4b's (:mod:`.latency`): compute and server measured in one process,
@@ -52,7 +54,7 @@ from bmoe.run.session import Session
 from bmoe.run.setup import derive_identities
 from bmoe.verify.framework import framework_of
 
-CLUSTER_PARTS = ("edge compute", "communication", "verification", "server", "consensus")
+CLUSTER_PARTS = ("edge compute", "communication", "verification", "server", "storage", "consensus")
 EDGE_TIMEOUT_S = 120.0  # a cap only: every honest edge answers long before
 STORES = 2
 
@@ -90,7 +92,7 @@ def cluster_split(times: Mapping[str, float], framework: str) -> dict[str, float
     exchange = times["compute"] + times["update"]
     consensus = times["consensus"] if framework_of(framework).keeps_ledger else 0.0
     parts = {"edge compute": min(edge, exchange), "communication": max(0.0, exchange - edge),
-             "verification": times["verify"], "consensus": consensus}
+             "verification": times["verify"], "storage": times.get("storage", 0.0), "consensus": consensus}
     parts["server"] = max(0.0, times["round"] - sum(parts.values()))
     return {name: parts[name] for name in CLUSTER_PARTS}
 
@@ -132,7 +134,7 @@ def measure_on_cluster(config: RunConfig, data: Dataset, rounds: int, root: Path
               lambda record: log(f"  {record.name} ready at {record.url or 'its validator'}"))
         urls = [r.url for r in cluster.by_role("validator") if r.url]
         cpu.append(edges_cpu())
-        records = publish_training(urls, cluster.stores, publisher, config, data, rounds, timeout=600.0,
+        records = publish_training(urls, publisher, config, data, rounds, timeout=600.0,
                                    on_round=on_round)
     finally:
         left = stop([(r.pid, r.start_time) for r in cluster.processes], grace=5.0)
@@ -176,7 +178,8 @@ def cluster_rows(settings: ReproSettings, data: Dataset, rounds: int, out: Path,
         parts = _mean(local, COMPONENTS)
         rows.append({**ident, "where": "in-process",
                      "edge compute": parts["edge compute"], "communication": parts["communication"],
-                     "verification": None, "server": parts["server / validators"], "consensus": parts["consensus"],
+                     "verification": None, "server": parts["server / validators"], "storage": None,
+                     "consensus": parts["consensus"],
                      "total": sum(parts.values()), **_mean(local, TOTALS), "rounds": local})
     write_table(out, "fig4b_cluster", rows, ["framework", "assignment", "where", *CLUSTER_PARTS, "total", *TOTALS])
     plot_cluster(rows, out / "fig4b_cluster.png", settings.dataset)

@@ -63,6 +63,7 @@ from bmoe.net.work_wire import declaration_query
 from bmoe.run.config import RunConfig
 from bmoe.run.setup import behaviours
 from bmoe.storage import BlobStore
+from bmoe.storage.write_behind import WriteBehindStore
 
 
 @dataclass
@@ -200,13 +201,14 @@ def _store(args: EdgeArgs, identity: Identity, members: dict[str, str] | None) -
     """The edge's store (storage nodes, their replies checked against the enrolment when given; or the IPFS
     node) and what to call it."""
     if args.ipfs_api is not None:
-        return ipfs_store(args.ipfs_api), f"IPFS node {args.ipfs_api}"
+        return WriteBehindStore(ipfs_store(args.ipfs_api)), f"IPFS node {args.ipfs_api}"
     assert args.stores is not None
     store_urls = parse_urls(args.stores)
     addresses = args.store_addresses or None
     if members is not None and not addresses:
         addresses = trusted_stores(store_urls, identity, members)
-    return HttpBlobStore(store_urls, identity, node_addresses=addresses), f"{len(store_urls)} storage node(s)"
+    nodes = HttpBlobStore(store_urls, identity, node_addresses=addresses)
+    return WriteBehindStore(nodes), f"{len(store_urls)} storage node(s)"
 
 
 def main(argv: list[str] | None = None) -> None:

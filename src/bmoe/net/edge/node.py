@@ -13,7 +13,7 @@ the storage nodes, and the loop posts a null answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -24,9 +24,11 @@ from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
 from bmoe.moe.payloads import PayloadError
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame, is_frame
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.http.tcp import client_transport
 from bmoe.net.work_wire import EdgeTask, WireError, answer_json, edge_task
+from bmoe.protocol.validator import committed_entries
 from bmoe.storage import BlobStore, StorageError
 
 LONG_POLL_S = 5.0  # the validator holds a GET /work this long when nothing is new
@@ -55,13 +57,32 @@ class EdgeNode:
 
     def handle(self, task: EdgeTask) -> Transaction | None:
         """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send,
-        or an upload request, whose objects it stored)."""
+        or an upload request, whose objects it stored: durable when this returns)."""
         if task.item.phase == PHASE_UPLOAD:
-            return self.handler.handle(task.item)
+            answer = self.handler.handle(task.item)
+            self.store.sync()
+            return answer
         self.worker.signer.next_nonce = task.nonce
         if task.item.phase == PHASE_RESULT and not task.item.escalation:
             self.runtime.new_round()  # this process's runtime serves this edge alone
         return self.handler.handle(task.item)
+
+
+    def keep(self, objects: Mapping[str, bytes]) -> None:
+        """Hold the objects a work item brought (checked against their CIDs already), so that computing it reads
+        none from the storage nodes."""
+        keep = getattr(self.store, "keep", None)
+        if callable(keep):
+            for cid, data in objects.items():
+                keep(cid, data)
+
+    def carried(self, tx: Transaction | None, experts: Collection[int]) -> dict[str, bytes]:
+        """The committed objects of ``tx`` for ``experts`` that this edge holds: what its answer carries."""
+        if tx is None:
+            return {}
+        outbox = self.worker.outbox
+        return {cid: outbox[cid] for entry in committed_entries(tx)
+                if int(entry["expert"]) in experts and (cid := str(entry["cid"])) in outbox}
 
 
 class EdgeLoop:
@@ -110,13 +131,22 @@ class EdgeLoop:
         if len(self.urls) > 1:
             self._locate_primary()
             wait = 1.0
-        query = {"after": str(self.last_work), "wait": str(wait), **self.declared}
+        query = {"after": str(self.last_work), "wait": str(wait), "frames": "1", **self.declared}
         reply = self.client.get(f"{self.url}/work", params=query)
         if reply.status_code != 200:
             self.log(f"GET /work refused: {reply.status_code} {reply.text[:200]}")
             time.sleep(0.5)
             return False
-        item = reply.json()
+        objects: dict[str, bytes] = {}
+        if is_frame(reply.content):  # the work item and the objects it computes on
+            try:
+                item, objects = decode_frame(reply.content)
+            except FrameError as exc:
+                self.log(f"GET /work: {exc}")
+                time.sleep(0.5)
+                return False
+        else:
+            item = reply.json()
         work_id = int(item.get("work_id", -1))
         if work_id == self.last_work:
             return False  # nothing new (a lower id is new too: a restarted validator)
@@ -129,13 +159,19 @@ class EdgeLoop:
         self.last_work = work_id
         if task is None:
             return False
+        self.node.keep(objects)
+        carry = {int(e) for e in item.get("carry", []) if isinstance(e, int) and not isinstance(e, bool)}
         try:
             tx = self.node.handle(task)
         except (StorageError, PayloadError, ValueError, KeyError) as exc:
             what = f"{task.item.phase} of {task.item.task_id}"
             self.log(f"work {work_id} ({what}): cannot compute: {exc}; answering nothing")
             tx = None
-        answer = self.client.post(f"{self.url}/txs", json=answer_json(work_id, tx, self.node.last_compute_s))
+        carried = self.node.carried(tx, carry)
+        answer = self._answer(work_id, tx, carried)
+        if answer.status_code == 413 and carried:  # too large for the validator: it asks for the objects later
+            self.log(f"work {work_id}: the answer with its objects is too large for the validator; sent without")
+            answer = self._answer(work_id, tx, {})
         if answer.status_code != 200:
             self.log(f"work {work_id}: answer refused: {answer.status_code} {answer.text[:300]}")
             return False
@@ -144,6 +180,10 @@ class EdgeLoop:
             tx.kind if tx else "nothing")
         self.log(f"work {work_id}: {task.item.phase} of {task.item.task_id}: sent {sent}")
         return True
+
+    def _answer(self, work_id: int, tx: Transaction | None, objects: Mapping[str, bytes]) -> httpx.Response:
+        frame = encode_frame(answer_json(work_id, tx, self.node.last_compute_s), objects)
+        return self.client.post(f"{self.url}/txs", content=frame, headers={"content-type": FRAME_MEDIA_TYPE})
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:
         backoff = 0.1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from bmoe.net.cli_support import run_command
 from bmoe.net.cluster_file import load_cluster
 from bmoe.net.enrolment import load_enrolment
 from bmoe.net.errors import NetError
+from bmoe.net.frames import FRAME_MEDIA_TYPE, encode_frame
 from bmoe.net.http.auth import SignedAuth
 from bmoe.net.http.tcp import client_transport
 from bmoe.net.node_setup import ipfs_store, load_run_config, parse_urls, run_identities
@@ -41,7 +42,7 @@ from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.protocol.round import publish_task
 from bmoe.run.config import RunConfig
 from bmoe.run.setup import derive_identities
-from bmoe.storage import BlobStore
+from bmoe.storage import BlobStore, MemoryStore
 
 DEFAULT_TASK_TIMEOUT_S = 300.0
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -83,9 +84,15 @@ class ValidatorClient:
             raise PublishError(f"GET /head: {reply.status_code} {reply.text[:200]}")
         return dict(reply.json())
 
-    def submit(self, tx: Transaction) -> dict[str, Any]:
+    def submit(self, tx: Transaction, data: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+        """Post ``tx``; with ``data`` (its data's CID -> bytes), in one frame with the task: the validator stores
+        the data (durable before it seals), so the publisher stores nothing first."""
         try:
-            reply = self.client.post(f"{self.url}/tasks", json=tx_to_dict(tx))
+            if data:
+                frame = encode_frame({"transaction": tx_to_dict(tx)}, data)
+                reply = self.client.post(f"{self.url}/tasks", content=frame, headers={"content-type": FRAME_MEDIA_TYPE})
+            else:
+                reply = self.client.post(f"{self.url}/tasks", json=tx_to_dict(tx))
         except httpx.HTTPError as exc:
             raise PublishError(f"validator {self.url} unreachable: {exc}") from None
         if reply.status_code != 202:
@@ -109,6 +116,14 @@ class ValidatorClient:
             if time.monotonic() > deadline:
                 raise PublishError(f"task {task_id} not sealed within {timeout:g} s (status {status['status']})")
             time.sleep(poll)
+
+
+def carried(scratch: MemoryStore, tx: Transaction) -> dict[str, bytes]:
+    """The data of task ``tx``, taken out of the publisher's ``scratch`` store, to travel with the task."""
+    cid = str(tx.payload["data_cid"])
+    data = scratch.get(cid)
+    scratch.delete(cid)
+    return {cid: data}
 
 
 def _store(stores: BlobStore | Sequence[str], identity: Identity) -> tuple[BlobStore, bool]:
@@ -145,11 +160,11 @@ class Validators:
     def head(self) -> dict[str, Any]:
         return dict(self._first(lambda c: c.head()))
 
-    def submit(self, tx: Transaction) -> None:
+    def submit(self, tx: Transaction, data: Mapping[str, bytes] | None = None) -> None:
         if len(self.clients) == 1:
-            self.clients[0].submit(tx)
+            self.clients[0].submit(tx, data)
         else:
-            self._first(lambda c: c.submit(tx), every=True)
+            self._first(lambda c: c.submit(tx, data), every=True)
 
     def wait_sealed(self, task_id: str, timeout: float) -> dict[str, Any]:
         return dict(self._first(lambda c: c.wait_sealed(task_id, timeout)))
@@ -172,40 +187,36 @@ class Validators:
         return result
 
 
-def publish_training(validator_url: str | Sequence[str], stores: BlobStore | Sequence[str],
-                     publisher_identity: Identity, config: RunConfig, dataset: Dataset, rounds: int, *,
-                     on_round: RoundCallback | None = None,
+def publish_training(validator_url: str | Sequence[str], publisher_identity: Identity, config: RunConfig,
+                     dataset: Dataset, rounds: int, *, on_round: RoundCallback | None = None,
                      timeout: float = DEFAULT_TASK_TIMEOUT_S,
                      validators: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Publish ``rounds`` more training rounds (``Session.train``'s data order) and wait for each to be sealed.
+    Each task travels with its data (:meth:`ValidatorClient.submit`): the validator stores it.
 
     Several URLs (PBFT validators): each task goes to every validator that answers, and is waited for at
     whichever answers; the primary runs it, the others seal it by consensus. ``validators``: their enrolled
     addresses (default: the ones the config's seed derives)."""
-    store, owned = _store(stores, publisher_identity)
+    scratch = MemoryStore()
     trusted = validators
     records = []
-    try:
-        with Validators(validator_url, publisher_identity, config, trusted) as validators:
-            head = validators.head()
-            start = int(head["train_tasks"])
-            signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
-            for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
-                if round_index < start:
-                    continue
-                tx = publish_task(signer, store, round_index, dataset.x_train[indices], dataset.y_train[indices],
-                                  train=True)
-                validators.submit(tx)
-                record = validators.wait_sealed(str(tx.payload["task_id"]), timeout)
-                records.append(record)
-                if on_round is not None:
-                    on_round(record)
-                stall = (record.get("quorum") or {}).get("stall")
-                if stall:  # the validator's watch: tasks in a row without quorum (protocol/quorum_watch.py)
-                    raise QuorumStalled(stall)
-    finally:
-        if owned:
-            store.close()  # type: ignore[attr-defined]
+    with Validators(validator_url, publisher_identity, config, trusted) as validators:
+        head = validators.head()
+        start = int(head["train_tasks"])
+        signer = Signer(publisher_identity, int(head["nonces"].get(publisher_identity.address, -1)) + 1)
+        for round_index, indices in task_batches(dataset, config.batch_size, config.seed, start + rounds):
+            if round_index < start:
+                continue
+            tx = publish_task(signer, scratch, round_index, dataset.x_train[indices], dataset.y_train[indices],
+                              train=True)
+            validators.submit(tx, carried(scratch, tx))
+            record = validators.wait_sealed(str(tx.payload["task_id"]), timeout)
+            records.append(record)
+            if on_round is not None:
+                on_round(record)
+            stall = (record.get("quorum") or {}).get("stall")
+            if stall:  # the validator's watch: tasks in a row without quorum (protocol/quorum_watch.py)
+                raise QuorumStalled(stall)
     return records
 
 
@@ -215,6 +226,7 @@ def publish_inference(validator_url: str | Sequence[str], stores: BlobStore | Se
                       timeout: float = DEFAULT_TASK_TIMEOUT_S, validators: Sequence[str] | None = None) -> float:
     """Serve the test set (or its first ``limit`` samples) through the deployment; the framework's accuracy.
     Several URLs: as :func:`publish_training`."""
+    scratch = MemoryStore()
     store, owned = _store(stores, publisher_identity)
     trusted = validators
     size = batch_size or config.batch_size
@@ -228,8 +240,8 @@ def publish_inference(validator_url: str | Sequence[str], stores: BlobStore | Se
             for begin in range(0, total, size):
                 x = dataset.x_test[begin:min(begin + size, total)]
                 y = dataset.y_test[begin:min(begin + size, total)]
-                tx = publish_task(signer, store, round_index, x, None, train=False)
-                validators.submit(tx)
+                tx = publish_task(signer, scratch, round_index, x, None, train=False)
+                validators.submit(tx, carried(scratch, tx))
                 record = validators.wait_sealed(str(tx.payload["task_id"]), timeout)
                 logits = decode_result(store.get(record["output_cid"]), int(x.shape[0]), dataset.num_classes)
                 correct += int((logits.argmax(1) == y).sum())
@@ -325,7 +337,7 @@ def _publish(objects: BlobStore | list[str], urls: list[str], identity: Identity
                                      timeout=timeout, validators=validators)
         click.echo(f"inference accuracy {accuracy:.4f}")
     else:
-        publish_training(urls, objects, identity, config, dataset, rounds or config.rounds, on_round=show,
+        publish_training(urls, identity, config, dataset, rounds or config.rounds, on_round=show,
                          timeout=timeout, validators=validators)
     with Validators(urls, identity, config, validators) as reached:
         head = reached.head()

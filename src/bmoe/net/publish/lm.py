@@ -21,7 +21,7 @@ from typing import Any
 
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import Signer
-from bmoe.net.publish.command import DEFAULT_TASK_TIMEOUT_S, Validators
+from bmoe.net.publish.command import DEFAULT_TASK_TIMEOUT_S, Validators, carried
 from bmoe.net.store.client import HttpBlobStore
 from bmoe.protocol.lm.round import sign_lm_tasks
 from bmoe.protocol.lm.trusted import assemble
@@ -29,6 +29,7 @@ from bmoe.protocol.quorum_watch import QuorumStalled
 from bmoe.run.lm.batches import TRAINING, seeded_batch, validation_loss
 from bmoe.run.lm.config import LMRunConfig
 from bmoe.run.lm.text import LMText
+from bmoe.storage import MemoryStore
 
 LMRoundCallback = Callable[[dict[str, list[dict[str, Any]]]], None]  # told the history so far after each round
 
@@ -57,7 +58,8 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int | No
     layers, context, seed = model_config.num_hidden_layers, model_config.max_position_embeddings, config.run.seed
     history: dict[str, list[dict[str, Any]]] = {"rounds": [], "validation": []}
     started = time.perf_counter()
-    store = HttpBlobStore(deployment.store_urls, deployment.publisher)
+    store = HttpBlobStore(deployment.store_urls, deployment.publisher)  # the model, read for its validation loss
+    scratch = MemoryStore()
     try:
         with Validators(deployment.validator_url, deployment.publisher, config.run,
                         [deployment.validator_address]) as validators:
@@ -67,9 +69,10 @@ def publish_lm_training(deployment: LMDeployment, text: LMText, rounds: int | No
             signer = Signer(deployment.publisher, int(head["nonces"].get(deployment.publisher.address, -1)) + 1)
             for step in range(start, end):
                 x, y = seeded_batch(seed, settings, text.train_ids, context, step, TRAINING)
-                tasks = sign_lm_tasks(signer, store, step, x, y, layers, True)
+                tasks = sign_lm_tasks(signer, scratch, step, x, y, layers, True)
                 posted = time.perf_counter()
-                for tx in tasks:
+                validators.submit(tasks[0], carried(scratch, tasks[0]))  # the round's batch travels with its first task
+                for tx in tasks[1:]:
                     validators.submit(tx)
                 record = validators.wait_sealed(str(tasks[-1].payload["task_id"]), timeout)
                 latency = time.perf_counter() - posted

@@ -38,7 +38,7 @@ from bmoe.net.http.tcp import client_transport
 from bmoe.net.store.placement import normalize_url, rendezvous_order
 from bmoe.storage.cid import cid_of, parse_cid, verify_cid
 from bmoe.storage.errors import CorruptObject, ObjectNotFound
-from bmoe.storage.store import BlobStore, as_bytes
+from bmoe.storage.store import PublicApiStore, as_bytes
 
 T = TypeVar("T")
 _NETWORK_ERRORS = (httpx.TransportError, UnauthenticResponse)
@@ -61,7 +61,7 @@ def _reason(reply: httpx.Response) -> tuple[str, str]:
     return "", f"HTTP {reply.status_code}"
 
 
-class HttpBlobStore(BlobStore):
+class HttpBlobStore(PublicApiStore):
     """Blobs on remote storage nodes; every read is verified against its CID on this side."""
 
     def __init__(self, nodes: Sequence[str], identity: Identity, *, node_addresses: Mapping[str, str] | None = None,
@@ -155,6 +155,21 @@ class HttpBlobStore(BlobStore):
                 return cid
             failures[node] = _reason(reply)[1]
         raise RemoteStoreError(f"cannot store {cid} on any storage node", failures)
+
+    def sync(self) -> None:
+        """Every object stored so far durable on every node that answers (``POST /sync``: one ``syncfs`` each);
+        :class:`RemoteStoreError` when none does."""
+        failures: dict[str, str] = {}
+        for node in self.nodes:
+            try:
+                reply = self._request(node, "POST", "/sync")
+            except _NETWORK_ERRORS as exc:
+                failures[node] = f"{type(exc).__name__}: {exc}"
+                continue
+            if reply.status_code != 200:
+                failures[node] = _reason(reply)[1]
+        if len(failures) == len(self.nodes):
+            raise RemoteStoreError("no storage node synced its objects", failures)
 
     def get(self, cid: str) -> bytes:
         """The bytes of ``cid`` from the first node that sends intact ones."""
@@ -282,19 +297,3 @@ class HttpBlobStore(BlobStore):
         reply = self._request(normalize_url(node), "GET", route)
         reply.raise_for_status()
         return dict(reply.json())
-
-    # --- primitives, for the base class's generic paths ----------------------------------------
-    def _read(self, cid: str) -> bytes:
-        return self.get(cid)
-
-    def _write(self, cid: str, data: bytes) -> None:
-        self.put(data)
-
-    def _exists(self, cid: str) -> bool:
-        return self.has(cid)
-
-    def _remove(self, cid: str) -> bool:
-        return self.delete(cid)
-
-    def _list(self) -> Iterator[str]:
-        return self.cids()

@@ -20,7 +20,13 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
                            ``{"cids": [...], "next": CID or null}``
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url"}``
 ``GET /stats``             the node's counters (:mod:`bmoe.net.http.stats`) and object count
+``POST /sync``             every object stored so far made durable (one ``syncfs``): ``{"synced": paths}``
 =========================  =====================================================================
+
+Durability: a put is written atomically (temp file, rename) without its fsyncs; ``POST /sync`` makes all of
+them durable at once, and the node does it by itself every ``SYNC_EVERY_S`` seconds and when it stops. A
+validator syncs every node before it seals a block (``HttpBlobStore.sync``), so what a sealed block names is
+durable; a crash loses at most objects of a block not sealed yet (:mod:`bmoe.storage.directory`'s batch mode).
 
 Errors are JSON ``{"error", "reason"[, "cid"]}``: 400 ``invalid_cid`` / ``cid_mismatch`` /
 ``bad_query``, 404 ``not_found`` / ``no_route``, 405 ``method_not_allowed``, 500 ``corrupt`` /
@@ -34,6 +40,7 @@ peer is replaced by the next one. Forwarding is synchronous: the reply lists whe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +65,7 @@ from bmoe.net.store.placement import normalize_url, rendezvous_order
 from bmoe.storage import CorruptObject, DirectoryStore, InvalidCID, ObjectNotFound, cid_of, parse_cid, verify_cid
 
 MAX_LIST_LIMIT = 10_000
+SYNC_EVERY_S = 1.0  # the longest an object no client asked to sync stays volatile
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class StoreNode:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.store = DirectoryStore(config.data_dir)
+        self.store = DirectoryStore(config.data_dir, batch=True)  # durable at POST /sync (and every SYNC_EVERY_S)
         self.counters = Counters()
         self.nodes = (config.url, *config.peers)
         self._name = next((n for n, a in config.enrolled.items() if a == config.identity.address),
@@ -114,6 +122,7 @@ class StoreNode:
             Route("/blobs", self.put_blob, methods=["PUT"]),
             Route("/blobs/{cid}", self.get_blob, methods=["GET", "HEAD"]),
             Route("/blobs/{cid}", self.delete_blob, methods=["DELETE"]),
+            Route("/sync", self.sync, methods=["POST"]),
         ]
         handlers = {HTTPException: self._http_error, Exception: self._internal_error}
         app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
@@ -126,8 +135,19 @@ class StoreNode:
         async with httpx.AsyncClient(auth=auth, timeout=self.config.peer_timeout,
                                      transport=async_client_transport()) as client:
             self._peers = client
-            yield
+            flusher = asyncio.create_task(self._flush_every(SYNC_EVERY_S))
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                await run_in_threadpool(self.store.flush)
         self._peers = None
+
+    async def _flush_every(self, seconds: float) -> None:
+        """Bound how long an object a client never asked to sync stays volatile."""
+        while True:
+            await asyncio.sleep(seconds)
+            await run_in_threadpool(self.store.flush)
 
     def _error(self, status: int, reason: str, message: str, **extra: str) -> JSONResponse:
         self.counters.add(f"errors.{reason}")
@@ -157,6 +177,13 @@ class StoreNode:
         body = {"name": self._name, "address": self.config.identity.address, "url": self.config.url,
                 "objects": objects, **self.counters.snapshot()}
         return JSONResponse(body)
+
+    async def sync(self, request: Request) -> Response:
+        """Make every object this node stored so far durable (one ``syncfs``): a validator calls it on every node
+        before it seals a block naming what it stored."""
+        count = await run_in_threadpool(self.store.flush)
+        self.counters.add("syncs")
+        return JSONResponse({"synced": count})
 
     async def put_blob(self, request: Request) -> Response:
         body = await request.body()

@@ -52,6 +52,7 @@ from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, ob
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
+from bmoe.storage.write_behind import WriteBehindStore
 from bmoe.verify.framework import framework_of
 
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
@@ -174,8 +175,8 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     url = url_of(sock)
     counters = Counters()
-    session_store, check_store = stores_at(), stores_at()
-    edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    session_store = WriteBehindStore(stores_at())  # objects usable at once, durable before each seal
+    edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     settings = ValidatorSettings(identity, members, url, max_body=max_body)
     dataset = shape_only_dataset(config.dataset, shape, num_classes)
 
@@ -186,18 +187,18 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     reexec_store = stores_at() if pbft else None
     try:
         if reexec_store is not None:
-            service: ValidatorService = PbftValidatorService(open_session, edges, check_store, reexec_store, settings,
+            service: ValidatorService = PbftValidatorService(open_session, edges, session_store, reexec_store, settings,
                                                              counters, peer_urls, pbft_timeout=pbft_timeout,
                                                              task_timeout=task_timeout)
         else:
-            service = ValidatorService(open_session(), edges, check_store, settings, counters)
+            service = ValidatorService(open_session(), edges, session_store, settings, counters)
     except BaseException:
         sock.close()
         raise
     node = service.session.node
     serve_validator(service, sock, edges, lambda: f"bmoe validator: listening on {url}, key {identity.address}, "
                     f"run dir {args.run_dir}, height {node.view().height}, head {node.head_hash}, edge timeout "
-                    f"{edges.timeout:g} s", [session_store, check_store, *([reexec_store] if reexec_store else [])])
+                    f"{edges.timeout:g} s", [session_store, *([reexec_store] if reexec_store else [])])
 
 
 def main(argv: list[str] | None = None) -> None:

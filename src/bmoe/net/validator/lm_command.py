@@ -22,6 +22,7 @@ from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, ob
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.lm.session import LMSession
 from bmoe.run.lm.settings_file import read_lm_settings
+from bmoe.storage.write_behind import WriteBehindStore
 from bmoe.verify.framework import framework_of
 
 
@@ -51,13 +52,13 @@ def serve_language_model(args: ValidatorArgs, max_body: int) -> None:
     except OSError as exc:
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     url, counters = url_of(sock), Counters()
-    session_store, check_store = stores_at(), stores_at()
-    edges = NetworkEdges(check_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    session_store = WriteBehindStore(stores_at())  # objects usable at once, durable before each seal
+    edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)
         session = LMSession(lm_config, tokenizer_bytes, tokenizer.vocab_size, None, None, args.run_dir,
                             store=session_store, gateway=edges, identities=None if ids.seeded else ids)
-        service = LMValidatorService(session, edges, check_store, ValidatorSettings(identity, members, url,
+        service = LMValidatorService(session, edges, session_store, ValidatorSettings(identity, members, url,
                                                                                     max_body=max_body), counters)
     except ConfigError as exc:
         sock.close()
@@ -69,4 +70,4 @@ def serve_language_model(args: ValidatorArgs, max_body: int) -> None:
     line = (f"bmoe validator: language model {shape.num_hidden_layers} layers x {shape.num_local_experts} experts, "
             f"listening on {url}, key {identity.address}, run dir {args.run_dir}, head {session.head_hash()}, edge "
             f"timeout {edges.timeout:g} s")
-    serve_validator(service, sock, edges, lambda: line, [session_store, check_store])
+    serve_validator(service, sock, edges, lambda: line, [session_store])

@@ -20,6 +20,7 @@ Must not know: click, how the process was configured.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bmoe.ledger.transactions import Transaction
@@ -124,7 +125,7 @@ class LMValidatorService(ValidatorService):
         round a task of which is sealed, also one cut short (its task ids are taken)."""
         return {**super()._sealed_head(), "next_round": self.next_round}
 
-    def _check_task_data(self, tx: Transaction) -> Refusal | None:
+    def _check_task_data(self, tx: Transaction, carried: Mapping[str, bytes]) -> Refusal | None:
         """A round's task: a language model's task id, its batch stored, token ids of the model's vocabulary with
         targets (training), as many tokens as it declares."""
         payload = tx.payload
@@ -139,9 +140,10 @@ class LMValidatorService(ValidatorService):
                            f"not round {payload.get('round')!r} and kind {payload.get('kind')!r}")
         cid = tx.payload["data_cid"]
         try:
-            if not self.admission_store.has(cid):
-                return Refusal(400, "missing_object", f"task data {cid} is not in storage")
-            tokens, targets = decode_batch(self.admission_store.get(cid), self.lm_session.model_config.vocab_size)
+            data = self._task_data(cid, carried)
+            if isinstance(data, Refusal):
+                return data
+            tokens, targets = decode_batch(data, self.lm_session.model_config.vocab_size)
         except PayloadError as exc:
             return Refusal(400, "bad_task_data", f"task data {cid} refused: {exc}")
         except (StorageError, ValueError) as exc:

@@ -31,8 +31,10 @@ escalation is more work of the same round: it adds to the round's measurements.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +55,33 @@ from bmoe.net.work_wire import (
     upload_work_json,
 )
 from bmoe.protocol.edges import ResultWork, UpdateWork
-from bmoe.storage import BlobStore
+from bmoe.protocol.validator import committed_cids
+from bmoe.storage import BlobStore, StorageError
 
 LedgerView = Callable[[], LedgerState]
+FETCH_GRACE_S = 5.0  # an expected edge that has not read its item by then is not waited for (a live one polls)
+HELD_PER_EDGE = 64  # weights remembered per edge as held (an edge's runtime keeps its recent ones by CID)
+EXCHANGES_KEPT = 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-quantile of ``values`` (nearest rank; 0 for none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def spread_carriers(expected: list[str], assignments: Mapping[str, list[int]], experts: list[int]) -> dict[str,
+                                                                                                        list[int]]:
+    """Edge -> the experts whose committed objects its answer carries: of each expert's assigned edges that are
+    expected, the (i mod n)-th for the i-th expert, so one copy of each object travels and the load is spread."""
+    carry: dict[str, list[int]] = {}
+    for i, expert in enumerate(experts):
+        holders = [address for address in expected if expert in assignments.get(address, [])]
+        if holders:
+            carry.setdefault(holders[i % len(holders)], []).append(expert)
+    return carry
 
 
 @dataclass
@@ -69,6 +95,9 @@ class _Phase:
     expected: list[str]  # assignment order
     trial: LedgerState | None  # the working state plus every admitted answer (None: an upload request)
     started: float
+    push: dict[str, list[str]] = field(default_factory=dict)  # edge -> the CIDs its frame carries to it
+    carry: dict[str, list[int]] = field(default_factory=dict)  # edge -> experts whose objects its answer carries
+    fetched: set[str] = field(default_factory=set)  # edges that have read this item
     answers: dict[str, Transaction | None] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)  # seconds each edge says it computed
     last_answer: float = 0.0
@@ -79,9 +108,12 @@ class NetworkEdges:
     """Edges as remote processes: publish work, collect their signed answers until ``timeout``."""
 
     def __init__(self, store: BlobStore, timeout: float, counters: Counters | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, fetch_grace: float = FETCH_GRACE_S) -> None:
         if timeout <= 0:
             raise ValueError(f"edge timeout must be positive, got {timeout}")
+        if fetch_grace <= 0:
+            raise ValueError(f"the fetch grace must be positive, got {fetch_grace}")
+        self.fetch_grace = min(fetch_grace, timeout)
         self.store = store  # the storage nodes the edges upload to (the round reads them through the Session's)
         self.timeout = timeout
         self.counters = counters if counters is not None else Counters()
@@ -97,6 +129,9 @@ class NetworkEdges:
         self._busy = 0.0
         self._compute = 0.0
         self._compute_total = 0.0
+        self._held: dict[str, OrderedDict[str, None]] = {}  # edge -> weights it holds (it computed or was sent)
+        self._gone: set[str] = set()  # edges that did not fetch their last item: left out until they poll again
+        self._exchanges: deque[tuple[str, float]] = deque(maxlen=EXCHANGES_KEPT)  # (phase, publish -> last answer)
 
     def bind(self, view: LedgerView) -> None:
         """Read the working ledger state through ``view`` (``session.node.pending_view``)."""
@@ -110,8 +145,12 @@ class NetworkEdges:
             self._compute = 0.0
             self._compute_total = 0.0
             self._committed = set()
+        inputs = [work.task_cid, work.activation_cid]
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
-                            lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces))
+                            lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces),
+                            pushes=lambda address: inputs + self._weights_missing(address, work.assignments[address],
+                                                                                 work.expert_cids),
+                            carries=lambda expected: {a: list(work.assignments[a]) for a in expected})
         self._committed |= {address for address, tx in answers.items() if tx is not None}
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
@@ -121,8 +160,18 @@ class NetworkEdges:
                     and any(e in work.gradient_cids for e in experts)]
         if not expected:
             return []
+        inputs = [work.task_cid, work.activation_cid] if work.escalation else []
+
+        def pushes(address: str) -> list[str]:
+            mine = [work.gradient_cids[e] for e in work.assignments[address] if e in work.gradient_cids]
+            return mine + inputs + self._weights_missing(address, work.assignments[address], work.expert_cids)
+
         answers = self._run(PHASE_UPDATE, work.task_id, expected,
-                            lambda wid, exp, nonces: update_work_json(wid, work, exp, nonces))
+                            lambda wid, exp, nonces: update_work_json(wid, work, exp, nonces), pushes=pushes,
+                            carries=lambda exp: spread_carriers(exp, work.assignments, sorted(work.gradient_cids)))
+        for address, tx in answers.items():
+            if tx is not None:
+                self._hold(address, committed_cids(tx))  # the edge keeps the weights it computed
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
     def uploads(self, task_id: str, phase: str, requests: Mapping[str, list[str]]) -> None:
@@ -167,57 +216,146 @@ class NetworkEdges:
             return dict(self._excluded)
 
     # --- publishing and collecting ---------------------------------------------------------------
+    def _weights_missing(self, address: str, experts: list[int], expert_cids: list[str]) -> list[str]:
+        """The current weights of ``experts`` that edge ``address`` is not known to hold."""
+        held = self._held.get(address, OrderedDict())
+        return [expert_cids[e] for e in experts if expert_cids[e] not in held]
+
+    def _hold(self, address: str, cids: list[str]) -> None:
+        held = self._held.setdefault(address, OrderedDict())
+        for cid in cids:
+            held[cid] = None
+            held.move_to_end(cid)
+        while len(held) > HELD_PER_EDGE:
+            held.popitem(last=False)
+
     def _run(self, phase: str, task_id: str, expected: list[str],
              body: Callable[[int, list[str], dict[str, int]], dict[str, Any]],
-             trial: bool = True) -> dict[str, Transaction | None]:
+             trial: bool = True, pushes: Callable[[str], list[str]] | None = None,
+             carries: Callable[[list[str]], dict[str, list[int]]] | None = None) -> dict[str, Transaction | None]:
         if self._view is None:
             raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
         working = copy.deepcopy(self._view()) if trial else None
         with self._cond:
-            expected = [address for address in expected if address not in self._excluded]
+            expected = [address for address in expected if address not in self._excluded and address not in self._gone]
         nonces = {address: working.next_nonce(address) for address in expected} if working else {}
+        push = {address: self._pushable(pushes(address)) for address in expected} if pushes else {}
+        carry = carries(expected) if carries else {}
         with self._cond:
             self._work_id += 1
             started = self.clock()
             self._phase = _Phase(self._work_id, phase, task_id, body(self._work_id, expected, nonces), expected,
-                                 working, started, last_answer=started)
+                                 working, started, push, carry, last_answer=started)
             self.counters.add(f"work.{phase}")
-            deadline = started + self.timeout
+            deadline, grace_end = started + self.timeout, started + self.fetch_grace
             current = self._phase
             try:
                 while len(current.answers) < len(expected):
-                    left = deadline - self.clock()
-                    if left <= 0:
+                    now = self.clock()
+                    if now >= deadline:
                         break
-                    self._cond.wait(timeout=left)
+                    waiting = [address for address in expected if address not in current.answers]
+                    if now >= grace_end and not current.fetched.intersection(waiting):
+                        break  # the edges still waited for never read the item: nothing is being computed
+                    self._cond.wait(timeout=(deadline if now >= grace_end else grace_end) - now)
             finally:
                 current.open = False
             missing = len(expected) - len(current.answers)
             if missing:
                 self.counters.add("work.timed_out_edges", missing)
+            gone = {address for address in expected if address not in current.fetched | set(current.answers)}
+            if gone:
+                self._gone |= gone
+                self.counters.add("work.gone_edges", len(gone))
             self._busy += current.last_answer - current.started
+            self._exchanges.append((phase, current.last_answer - current.started))
             self._compute += max(current.compute.values(), default=0.0)
             self._compute_total += sum(current.compute.values())
             return dict(current.answers)
 
-    def current(self) -> dict[str, Any]:
-        """The work item edges see on ``GET /work``."""
+    def _pushable(self, cids: list[str]) -> list[str]:
+        """Those of ``cids`` this validator can read now (from memory, or fetched once here for every edge); an
+        edge reads any other from the storage nodes itself."""
+        readable = []
+        for cid in dict.fromkeys(cids):
+            try:
+                self.store.get(cid)
+            except StorageError:
+                continue
+            readable.append(cid)
+        return readable
+
+    def frame(self, address: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """What ``GET /work`` pushes to edge ``address``: the open work item, the experts whose objects its answer
+        carries, and the objects it computes on that it is not known to hold (:mod:`bmoe.net.frames`)."""
+        with self._cond:
+            phase = self._phase
+            if phase is None or not phase.open or address not in phase.expected:
+                return self.current(), {}
+            phase.fetched.add(address)
+            header = {**phase.body, "carry": phase.carry.get(address, [])}
+            cids = list(phase.push.get(address, []))
+        objects = {}
+        for cid in cids:
+            try:
+                objects[cid] = self.store.get(cid)
+            except StorageError:
+                continue
+        self._hold(address, [cid for cid in cids if cid in objects])
+        if objects:
+            self.counters.add("work.pushed", len(objects))
+        return header, objects
+
+    def current(self, address: str | None = None) -> dict[str, Any]:
+        """The work item edges see on ``GET /work`` (``address``: the edge reading it, which counts as fetched)."""
         with self._cond:
             phase = self._phase
             if phase is None or not phase.open:
                 return idle_json(phase.work_id if phase else self._work_id)
+            if address in phase.expected:
+                phase.fetched.add(address)
             return dict(phase.body)
+
+    def exchange_percentiles(self) -> dict[str, dict[str, float]]:
+        """Per phase, the seconds from publishing a work item to its last answer over the recent items: how many,
+        the median and the 99th percentile (a language model's forward task: one layer's round trip)."""
+        with self._cond:
+            kept = list(self._exchanges)
+        by_phase: dict[str, list[float]] = {}
+        for phase, seconds in kept:
+            by_phase.setdefault(phase, []).append(seconds)
+        return {phase: {"n": len(values), "p50": percentile(values, 0.50), "p99": percentile(values, 0.99)}
+                for phase, values in sorted(by_phase.items())}
+
+    def polled(self, address: str) -> None:
+        """Edge ``address`` asked for work: if it was presumed gone, it is expected again from the next item."""
+        with self._cond:
+            self._gone.discard(address)
+
+    def gone(self) -> list[str]:
+        """The edges presumed gone: they did not read their last work item within the fetch grace."""
+        with self._cond:
+            return sorted(self._gone)
 
     @property
     def work_id(self) -> int:
         return self._work_id
 
     # --- admission -------------------------------------------------------------------------------
-    def offer(self, sender: str, work_id: int, tx: Transaction | None, compute_s: float = 0.0) -> Refusal | None:
+    def offer(self, sender: str, work_id: int, tx: Transaction | None, compute_s: float = 0.0,
+              objects: Mapping[str, bytes] | None = None) -> Refusal | None:
         """Admit ``sender``'s answer to work item ``work_id``, or say why not (nothing changes then).
 
-        ``compute_s``: the seconds the edge says it computed, kept for the latency split only."""
+        ``compute_s``: the seconds the edge says it computed, kept for the latency split only. ``objects``: bytes
+        the answer carries (checked against their CIDs already, :func:`bmoe.net.frames.decode_frame`); each must be
+        one the transaction commits. Once the answer is admitted they are put into the store (written behind)."""
         refusal = self._check_sender(sender, tx)
+        if refusal is None and objects:
+            committed = set(committed_cids(tx)) if tx is not None else set()
+            stray = [cid for cid in objects if cid not in committed]
+            if stray:
+                refusal = Refusal(400, "uncommitted_object", f"the answer carries {stray[0]}, which its transaction "
+                                                             "does not commit")
         if refusal is not None:
             return refusal
         with self._cond:
@@ -231,6 +369,10 @@ class NetworkEdges:
             if refusal is not None:
                 return refusal
             assert phase is not None
+            for data in (objects or {}).values():
+                self.store.put(data)
+            if objects:
+                self.counters.add("work.carried", len(objects))
             phase.answers[sender] = tx
             phase.compute[sender] = compute_s
             phase.last_answer = self.clock()

@@ -76,7 +76,8 @@ from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
 from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.fleet_check import misdeclared
-from bmoe.net.http.auth import DEFAULT_WINDOW_S, Refusal
+from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame, is_frame
+from bmoe.net.http.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, Refusal
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.json_body import read_json
 from bmoe.net.http.stats import Counters
@@ -88,7 +89,7 @@ from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.storage import BlobStore, StorageError
 
-DEFAULT_VALIDATOR_MAX_BODY = 1024 * 1024  # tasks and answers are small JSON; blobs go to the stores
+DEFAULT_VALIDATOR_MAX_BODY = DEFAULT_MAX_BODY  # answers carry the objects they commit (an expert's weights)
 MAX_WAIT_S = 10.0
 POLL_S = 0.01
 
@@ -271,10 +272,11 @@ class ValidatorService:
             profiles = {self.names.get(a, a): profile for a, (profile, _) in sorted(self._declared.items())}
             quorum = self._quorum
         excluded = {self.names.get(a, a): why for a, why in sorted(self.edges.excluded().items())}
+        gone = [self.names.get(a, a) for a in self.edges.gone()]
         return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
                              "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
                              "edges_last_polled_s_ago": seen, "edge_profiles": profiles, "excluded_edges": excluded,
-                             "quorum": quorum,
+                             "gone_edges": gone, "exchange_s": self.edges.exchange_percentiles(), "quorum": quorum,
                              **self.counters.snapshot()})
 
     async def head(self, request: Request) -> Response:
@@ -289,9 +291,18 @@ class ValidatorService:
         return JSONResponse({"block": block_to_bytes(chain.block_at(0)).hex()})
 
     async def post_task(self, request: Request) -> Response:
-        body = await self._json(request)
-        if isinstance(body, Refusal):
-            return self._refuse(body)
+        raw = await request.body()
+        carried: dict[str, bytes] = {}
+        if is_frame(raw):  # the task and its data, which this validator then makes durable before it seals
+            try:
+                header, carried = await run_in_threadpool(decode_frame, raw)
+            except FrameError as exc:
+                return self._refuse(Refusal(400, "malformed_frame", f"task refused: {exc}"))
+            body: object = header.get("transaction")
+        else:
+            body = read_json(raw)
+            if isinstance(body, Refusal):
+                return self._refuse(body)
         try:
             tx = tx_from_dict(body)
             check_transaction_signature(tx)
@@ -299,10 +310,12 @@ class ValidatorService:
             reason = "bad_transaction_signature" if "bad signature" in str(exc) else "malformed_transaction"
             return self._refuse(Refusal(400, reason, f"transaction refused: {exc}"))
         refusal = self._admit_task(request.scope["bmoe.sender"], tx)
+        if refusal is None and set(carried) - {tx.payload.get("data_cid")}:
+            refusal = Refusal(400, "uncommitted_object", "a task carries its own data only")
         if refusal is None:
-            refusal = await run_in_threadpool(self._check_task_data, tx)
+            refusal = await run_in_threadpool(self._check_task_data, tx, carried)
         if refusal is None:
-            refusal, position = self._enqueue(tx)
+            refusal, position = self._enqueue(tx, carried)
         if refusal is not None:
             return self._refuse(refusal)
         self.counters.add("tasks.queued")
@@ -345,15 +358,24 @@ class ValidatorService:
         elif reason is None and self.edges.include(address):
             self.counters.add("edges.included")
 
-    def _check_task_data(self, tx: Transaction) -> Refusal | None:
-        """The task's data must be stored and hold what the task says: finite samples (no NaN or inf,
-        which would poison the gate and frame every honest edge), as many as it declares, labels for
+    def _task_data(self, cid: str, carried: Mapping[str, bytes]) -> bytes | Refusal:
+        """The task's data: carried with it, else read from storage (StorageError when it cannot be)."""
+        if cid in carried:
+            return carried[cid]
+        if not self.admission_store.has(cid):
+            return Refusal(400, "missing_object", f"task data {cid} is not in storage")
+        return self.admission_store.get(cid)
+
+    def _check_task_data(self, tx: Transaction, carried: Mapping[str, bytes]) -> Refusal | None:
+        """The task's data (``carried`` with it, or stored) must hold what the task says: finite samples (no NaN
+        or inf, which would poison the gate and frame every honest edge), as many as it declares, labels for
         training. Refused here, before anything about the task is recorded."""
         cid = tx.payload["data_cid"]
         try:
-            if not self.admission_store.has(cid):
-                return Refusal(400, "missing_object", f"task data {cid} is not in storage")
-            x, y = decode_task(self.admission_store.get(cid))
+            data = self._task_data(cid, carried)
+            if isinstance(data, Refusal):
+                return data
+            x, y = decode_task(data)
             dataset = self.session.dataset
             check_task_fits(x, y, tuple(dataset.input_shape), dataset.num_classes)
         except (StorageError, ValueError) as exc:
@@ -367,13 +389,17 @@ class ValidatorService:
                            f"{tx.payload['samples']} {tx.payload['kind']} samples")
         return None
 
-    def _enqueue(self, tx: Transaction) -> tuple[Refusal | None, int]:
+    def _enqueue(self, tx: Transaction, carried: Mapping[str, bytes]) -> tuple[Refusal | None, int]:
+        """Queue an admitted task; its carried data goes into the store first (written behind, durable before the
+        task's block is sealed)."""
         task_id = str(tx.payload["task_id"])
         with self._cond:
             if len(self._queue) >= self.settings.max_queue:
                 return Refusal(503, "busy", f"{len(self._queue)} tasks are queued; retry later"), 0
             if task_id in self._active_nonces or task_id in self.index:
                 return Refusal(409, "duplicate_task", f"task {task_id!r} is already queued or sealed"), 0
+            for data in carried.values():
+                self.admission_store.put(data)
             self._queue.append(tx)
             self._active_nonces[task_id] = tx.nonce
             self._status[task_id] = {"task_id": task_id, "status": "queued"}
@@ -400,6 +426,7 @@ class ValidatorService:
             declared = read_declaration(request.query_params)
         except ValueError as exc:  # WireError is one
             return self._refuse(Refusal(400, "bad_query", f"bad work query: {exc}"))
+        self.edges.polled(request.scope["bmoe.sender"])
         with self._cond:
             self._seen[request.scope["bmoe.sender"]] = time.monotonic()
             if declared is not None:
@@ -409,19 +436,30 @@ class ValidatorService:
         deadline = time.monotonic() + max(0.0, wait)
         while self.edges.work_id <= after and time.monotonic() < deadline:
             await asyncio.sleep(POLL_S)
-        return JSONResponse(self.edges.current())
+        if request.query_params.get("frames") == "1":  # the work item and the objects it computes on, in one frame
+            header, objects = await run_in_threadpool(self.edges.frame, request.scope["bmoe.sender"])
+            return Response(encode_frame(header, objects), media_type=FRAME_MEDIA_TYPE)
+        return JSONResponse(self.edges.current(request.scope["bmoe.sender"]))
 
     async def post_txs(self, request: Request) -> Response:
-        body = await self._json(request)
-        if isinstance(body, Refusal):
-            return self._refuse(body)
+        raw = await request.body()
+        objects: dict[str, bytes] = {}
+        if is_frame(raw):  # the answer and the objects it carries
+            try:
+                body, objects = await run_in_threadpool(decode_frame, raw)
+            except FrameError as exc:
+                return self._refuse(Refusal(400, "malformed_frame", f"answer refused: {exc}"))
+        else:
+            body = read_json(raw)
+            if isinstance(body, Refusal):
+                return self._refuse(body)
         try:
             answer = read_answer(body)
         except (WireError, InvalidTransaction) as exc:
             return self._refuse(Refusal(400, "malformed_transaction", f"answer refused: {exc}"))
         work_id = answer.work_id
         refusal = await run_in_threadpool(self.edges.offer, request.scope["bmoe.sender"], work_id, answer.transaction,
-                                          answer.compute_s)
+                                          answer.compute_s, objects)
         if refusal is not None:
             return self._refuse(refusal)
         return JSONResponse({"accepted": True, "work_id": work_id})

@@ -225,6 +225,8 @@ class _LMRound:
     def _seal(self) -> None:
         """A task's block: each task is sealed when its calls (and, backward, its updates) are decided."""
         p = self.p
+        p.store.sync()  # every object the block names durable before it is sealed
+        self.watch.step("storage")
         p.node.seal(timestamp=self.round_index + 1, proposer=self._proposer().signer.identity)
         p.resync_nonces()
         if p.node.seals:

@@ -199,6 +199,7 @@ class LMSession:
             payload["consensus"] = ethereum_ledger.deploying(sealer, run, ids)(payload)
         validator = Signer(signing(ids.validator), self.node.next_nonce(ids.validator.address))
         self.node.submit(validator.sign("genesis", payload))
+        self.store.sync()  # the genesis's objects durable before its block is sealed
         self.node.seal(timestamp=0)
 
     def _validators(self) -> dict[str, LMValidator]:

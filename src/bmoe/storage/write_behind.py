@@ -1,0 +1,164 @@
+"""``WriteBehindStore``: objects usable at once, made durable on the backing store in the background.
+
+Owns taking storage off a round's critical path without taking it out of the protocol. ``put`` keeps the
+bytes in memory and returns their CID at once; a small pool of threads writes them to the backing store
+(storage nodes, an IPFS node) meanwhile. ``get`` answers from memory first (bytes hashed when they were put),
+else from the backing store, which verifies (and keeps what it read). :meth:`sync` returns once every object
+put so far is on the backing store, and raises :class:`~bmoe.storage.errors.StorageError` naming what is not:
+the round calls it before it seals, so every object a sealed block names is stored (replicated, synced) before
+the block is sealed. A write that failed in the background is tried once more, in :meth:`sync`,
+before it counts as failed.
+
+Memory holds the most recent objects up to ``keep_bytes``; only objects already durable are dropped.
+Must not know what the objects are, or who reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from bmoe.storage.cid import cid_of, parse_cid
+from bmoe.storage.errors import ObjectNotFound, StorageError
+from bmoe.storage.store import BlobStore, PublicApiStore, as_bytes
+
+DEFAULT_KEEP_BYTES = 256 * 1024 * 1024
+
+
+class WriteBehindStore(PublicApiStore):
+    """A memory layer over ``backing``: puts return at once, :meth:`sync` waits until they are durable."""
+
+    def __init__(self, backing: BlobStore, *, writers: int = 4, keep_bytes: int = DEFAULT_KEEP_BYTES) -> None:
+        if writers < 1:
+            raise ValueError(f"writers must be >= 1, got {writers}")
+        self.backing = backing
+        self.keep_bytes = keep_bytes
+        self._lock = threading.Lock()
+        self._recent: OrderedDict[str, bytes] = OrderedDict()  # oldest first
+        self._recent_bytes = 0
+        self._pending: dict[str, Future[str]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="write-behind")
+        self.written = 0  # objects made durable in the background
+        self.retried = 0  # background writes that failed and were tried again in sync()
+
+    def __repr__(self) -> str:
+        return f"WriteBehindStore({self.backing!r}, {len(self._pending)} pending)"
+
+    # --- the public API, with memory first ----------------------------------------------------
+    def put(self, data: bytes) -> str:
+        blob = as_bytes(data)
+        cid = cid_of(blob)
+        with self._lock:
+            if cid in self._recent:
+                self._recent.move_to_end(cid)
+                return cid
+            self._recent[cid] = blob
+            self._recent_bytes += len(blob)
+            self._pending[cid] = self._pool.submit(self.backing.put, blob)
+            self._trim()
+        return cid
+
+    def keep(self, cid: str, data: bytes) -> None:
+        """Hold ``data``, already checked against ``cid``, for reads only: somebody else makes it durable (objects
+        pushed to an edge; the backing store's own copies read through)."""
+        blob = as_bytes(data)
+        with self._lock:
+            if cid in self._recent:
+                self._recent.move_to_end(cid)
+                return
+            self._recent[cid] = blob
+            self._recent_bytes += len(blob)
+            self._trim()
+
+    def get(self, cid: str) -> bytes:
+        key = parse_cid(cid)
+        with self._lock:
+            blob = self._recent.get(key)
+            if blob is not None:
+                self._recent.move_to_end(key)
+                return blob
+        blob = self.backing.get(key)  # verified there
+        self.keep(key, blob)
+        return blob
+
+    def has(self, cid: str) -> bool:
+        key = parse_cid(cid)
+        with self._lock:
+            if key in self._recent:
+                return True
+        return self.backing.has(key)
+
+    def held(self, cid: str) -> bool:
+        """Whether the bytes of ``cid`` are in memory here (a read costs no transfer)."""
+        with self._lock:
+            return parse_cid(cid) in self._recent
+
+    def pending(self) -> int:
+        """Objects put but not yet known durable."""
+        with self._lock:
+            return len(self._pending)
+
+    def sync(self) -> None:
+        """Return once every object put so far is durable on the backing store; raise :class:`StorageError`
+        naming the objects that are not (each failed background write is tried once more here)."""
+        with self._lock:
+            waiting = dict(self._pending)
+        failed: list[str] = []
+        for cid, future in waiting.items():
+            try:
+                future.result()
+            except Exception:
+                failed.append(cid)
+        errors: list[str] = []
+        for cid in failed:
+            self.retried += 1
+            with self._lock:
+                blob = self._recent.get(cid)
+            try:
+                if blob is None:
+                    raise ObjectNotFound(cid, "write-behind memory")
+                self.backing.put(blob)
+            except Exception as exc:
+                errors.append(f"{cid}: {exc}")
+        with self._lock:
+            for cid in waiting:
+                if cid not in failed or not any(e.startswith(cid) for e in errors):
+                    self._pending.pop(cid, None)
+                    self.written += 1
+            self._trim()
+        if errors:
+            raise StorageError(f"{len(errors)} object(s) not stored on {self.backing!r}: " + "; ".join(errors[:3]))
+        self.backing.sync()  # the backing store's own batch (storage nodes: one syncfs each)
+
+    def close(self) -> None:
+        """Finish the background writes (best effort), then close the backing store's client."""
+        self._pool.shutdown(wait=True)
+        close = getattr(self.backing, "close", None)
+        if callable(close):
+            close()
+
+    def _trim(self) -> None:
+        """Drop the oldest durable objects while memory holds more than ``keep_bytes`` (lock held)."""
+        for cid in list(self._recent):
+            if self._recent_bytes <= self.keep_bytes:
+                return
+            future = self._pending.get(cid)
+            if future is not None and not (future.done() and future.exception() is None):
+                continue
+            self._pending.pop(cid, None)
+            self._recent_bytes -= len(self._recent.pop(cid))
+
+    def delete(self, cid: str) -> bool:
+        key = parse_cid(cid)
+        self.sync()
+        with self._lock:
+            blob = self._recent.pop(key, None)
+            if blob is not None:
+                self._recent_bytes -= len(blob)
+        return self.backing.delete(key) or blob is not None
+
+    def cids(self) -> Iterator[str]:
+        self.sync()
+        return self.backing.cids()
