@@ -64,7 +64,7 @@ class CallLog:
     def record(self, layer: int, expert: int, rows: CallRows) -> None:
         self._parts[(layer, expert)].append(rows)
 
-    def keys(self) -> list[tuple[int, int]]:
+    def called_experts(self) -> list[tuple[int, int]]:
         """The (layer, expert) pairs with rows, in order."""
         return sorted(key for key, parts in self._parts.items() if parts)
 
@@ -95,7 +95,7 @@ class CallLog:
 
     def take(self) -> dict[tuple[int, int], CallRows]:
         """Every (layer, expert)'s rows (a chunk to commit), and an empty log after."""
-        taken = {key: self.rows(*key) for key in self.keys()}
+        taken = {key: self.rows(*key) for key in self.called_experts()}
         self._parts.clear()
         return taken
 
