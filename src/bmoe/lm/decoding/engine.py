@@ -32,7 +32,6 @@ from bmoe.lm.decoding.kv_cache import KVCache
 from bmoe.lm.decoding.sampling import SamplingError, SamplingParams, sample_token
 from bmoe.lm.decoding.step import Segment, forward_step
 from bmoe.lm.decoding.stop_text import stop_index, streamable_length
-from bmoe.lm.evaluation import inference
 from bmoe.lm.model import MoETransformer
 
 STOP, LENGTH = "stop", "length"  # the OpenAI API's finish reasons
@@ -59,9 +58,9 @@ class Completion:
     finish_reason: str | None
 
 
-@dataclass
+@dataclass(eq=False)
 class Sequence:
-    """A request's state in the engine."""
+    """A request's state in the engine (compared by identity)."""
 
     id: int
     prompt: list[int]
@@ -149,8 +148,7 @@ class DecodingEngine:
         if not self._running:
             return events
         running = list(self._running)
-        with inference(self.model):
-            logits = forward_step(self.model, [self._segment(s) for s in running], self.caller, self.log)  # (S, V)
+        logits = forward_step(self.model, [self._segment(s) for s in running], self.caller, self.log)  # (S, V)
         for sequence, row in zip(running, logits, strict=True):
             token = sample_token(row, sequence.params, len(sequence.tokens))
             sequence.tokens.append(token)

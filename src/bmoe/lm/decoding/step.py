@@ -116,8 +116,9 @@ def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller, 
 
 def forward_step(model: MoETransformer, segments: list[Segment], caller: ExpertCaller,
                  log: CallLog | None = None) -> torch.Tensor:
-    """Run ``segments`` through the model (without gradients), their keys and values appended to their caches;
-    the next-token logits after each segment's last token, (S, V)."""
+    """Run ``segments`` through the model (without gradients; its train/eval mode is left alone, as it has no
+    dropout), their keys and values appended to their caches; the next-token logits after each segment's last
+    token, (S, V)."""
     ids = torch.cat([segment.tokens for segment in segments])  # (n,)
     origins = RowOrigins.of(segments)
     with torch.no_grad():
