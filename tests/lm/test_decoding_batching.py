@@ -77,3 +77,14 @@ def test_requests_join_between_steps_wait_for_room_and_leave_when_done() -> None
         assert event.index == len(tokens[event.request]) - 1
     assert [tokens[request] for request in [first, *late]] == alone
     assert not engine.busy and engine.result(late[-1]).finish_reason == "length"
+
+
+def test_each_requests_callback_gets_its_own_events_as_the_engine_steps() -> None:
+    model = build_model(tiny_config(), seed=2)
+    streams: dict[int, list[str]] = {0: [], 1: []}
+    engine = DecodingEngine(model, decode=decode)
+    ids = [engine.submit(encode(p), s, on_event=lambda e, i=i: streams[i].append(e.text))
+           for i, (p, s) in enumerate(zip(PROMPTS[:2], SETTINGS[:2], strict=True))]
+    all_events = list(engine.events())
+    assert ["".join(streams[i]) for i in range(2)] == [engine.result(request).text for request in ids]
+    assert [len(streams[i]) for i in range(2)] == [sum(e.request == request for e in all_events) for request in ids]

@@ -70,6 +70,7 @@ class Sequence:
     finish_reason: str | None = None
     text: str = ""  # the generated text (cut before a stop when finished)
     shown: int = 0  # how many characters of it events have shown
+    on_event: Callable[[TokenEvent], None] | None = None  # called with each of the request's events
 
     @property
     def generated(self) -> list[int]:
@@ -97,9 +98,11 @@ class DecodingEngine:
 
     # requests
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> int:
-        """Queue a request; its id. Refuses an empty prompt, a token outside the vocabulary and stop strings
-        without a ``decode`` function to read them in."""
+    def submit(self, prompt: list[int], params: SamplingParams,
+               on_event: Callable[[TokenEvent], None] | None = None) -> int:
+        """Queue a request; its id. ``on_event``, if given, is called with each of its events as :meth:`step`
+        makes them (a server's per-request stream). Refuses an empty prompt, a token outside the vocabulary and
+        stop strings without a ``decode`` function to read them in."""
         config = self.model.config
         if not prompt:
             raise SamplingError("the prompt is empty: give at least one token")
@@ -112,7 +115,7 @@ class DecodingEngine:
         weight = self.model.lm_head.weight
         cache = KVCache(config.num_hidden_layers, config.num_key_value_heads, config.head_dim,
                         config.max_position_embeddings, weight.dtype, weight.device)
-        sequence = Sequence(self._next_id, list(prompt), params, cache, tokens=list(prompt))
+        sequence = Sequence(self._next_id, list(prompt), params, cache, tokens=list(prompt), on_event=on_event)
         self._next_id += 1
         self._sequences[sequence.id] = sequence
         self._waiting.append(sequence)
@@ -143,17 +146,21 @@ class DecodingEngine:
     # decoding
 
     def step(self) -> list[TokenEvent]:
-        """Admit what fits, run one forward pass for every running sequence, one token each; their events."""
+        """Admit what fits, run one forward pass for every running sequence, one token each; their events (each
+        also passed to its request's ``on_event``)."""
         events = self._admit()
-        if not self._running:
-            return events
         running = list(self._running)
-        logits = forward_step(self.model, [self._segment(s) for s in running], self.caller, self.log)  # (S, V)
-        for sequence, row in zip(running, logits, strict=True):
-            token = sample_token(row, sequence.params, len(sequence.tokens))
-            sequence.tokens.append(token)
-            events.append(self._after_token(sequence, token))
-        self._running = [s for s in self._running if s.finish_reason is None]
+        if running:
+            logits = forward_step(self.model, [self._segment(s) for s in running], self.caller, self.log)  # (S, V)
+            for sequence, row in zip(running, logits, strict=True):
+                token = sample_token(row, sequence.params, len(sequence.tokens))
+                sequence.tokens.append(token)
+                events.append(self._after_token(sequence, token))
+            self._running = [s for s in self._running if s.finish_reason is None]
+        for event in events:
+            listener = self._sequences[event.request].on_event
+            if listener is not None:
+                listener(event)
         return events
 
     def events(self) -> Iterator[TokenEvent]:

@@ -95,10 +95,12 @@ def filtered_probabilities(logits: torch.Tensor, params: SamplingParams) -> torc
 
 
 def sample_token(logits: torch.Tensor, params: SamplingParams, position: int) -> int:
-    """The token at ``position`` of a sequence from next-token ``logits`` (V,), as the module says."""
+    """The token at ``position`` of a sequence from next-token ``logits`` (V,), as the module says (on the CPU,
+    wherever the logits were computed)."""
+    logits = logits.detach().float().cpu()
     if params.temperature == 0:
-        return int(torch.argmax(logits.float()))
-    probabilities = filtered_probabilities(logits.float(), params)  # (V,)
+        return int(torch.argmax(logits))
+    probabilities = filtered_probabilities(logits, params)  # (V,)
     generator = torch.Generator().manual_seed(token_seed(params.seed, position))
     uniform = torch.rand((), generator=generator, dtype=torch.float64)
     cumulative = torch.cumsum(probabilities, dim=-1)  # (V,)
