@@ -61,13 +61,16 @@ def test_a_finished_sequence_rolled_back_runs_again_to_the_same_end_past_the_con
         assert [e.token for e in again] == [e.token for e in events][position - len(prompt):]
 
 
-def test_a_rollback_outside_the_generated_tokens_is_refused() -> None:
+def test_a_rollback_outside_the_generated_tokens_is_refused_and_one_past_them_changes_nothing() -> None:
     engine = DecodingEngine(build_model(tiny_config(), seed=0))
     request = engine.submit(encode("to be"), SamplingParams(max_tokens=3))
     list(engine.events())
     for position in (4, 9, -1):
         with pytest.raises(ValueError, match=r"can roll back to a position in \[5, 8\]"):
             engine.rollback(request, position)
+    finished = engine.result(request)
+    engine.rollback(request, 8)  # past the last token: nothing to drop
+    assert engine.result(request) == finished and not engine.busy
     engine.release(request)
     with pytest.raises(KeyError, match="no request 0"):
         engine.rollback(request, 5)

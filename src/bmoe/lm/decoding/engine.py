@@ -126,7 +126,8 @@ class DecodingEngine:
         return Completion(list(sequence.prompt), sequence.generated, sequence.text, sequence.finish_reason)
 
     def release(self, request: int) -> None:
-        """Forget a request (finished, or cancelled while it runs): its cache is freed, it cannot roll back."""
+        """Forget a request (finished, or cancelled while it runs): its cache is freed, it cannot roll back (its
+        rows stay in the call log: they were computed)."""
         sequence = self._sequences.pop(request)
         if sequence in self._running:
             self._running.remove(sequence)
@@ -158,9 +159,9 @@ class DecodingEngine:
                 events.append(self._after_token(sequence, token))
             self._running = [s for s in self._running if s.finish_reason is None]
         for event in events:
-            listener = self._sequences[event.request].on_event
-            if listener is not None:
-                listener(event)
+            sequence = self._sequences.get(event.request)  # a listener may have released its request
+            if sequence is not None and sequence.on_event is not None:
+                sequence.on_event(event)
         return events
 
     def events(self) -> Iterator[TokenEvent]:
@@ -188,9 +189,7 @@ class DecodingEngine:
             tokens = torch.tensor(sequence.tokens[start:], dtype=torch.int64, device=device)  # (t,)
             return Segment(sequence.id, tokens, start, start, length, sequence.cache)
         window = torch.tensor(sequence.tokens[-context:], dtype=torch.int64, device=device)  # (context,)
-        scratch = KVCache(sequence.cache.keys.shape[0], sequence.cache.keys.shape[1], sequence.cache.keys.shape[3],
-                          context, sequence.cache.keys.dtype, device)
-        return Segment(sequence.id, window, 0, length - context, length, scratch)
+        return Segment(sequence.id, window, 0, length - context, length, sequence.cache.empty_like())
 
     def _after_token(self, sequence: Sequence, token: int) -> TokenEvent:
         """Apply the stop rules after ``token``; the event that shows it."""
@@ -216,12 +215,14 @@ class DecodingEngine:
     def rollback(self, request: int, position: int) -> None:
         """Take a request back to token ``position`` (of its prompt and generated tokens, at least the prompt's
         length): the tokens from ``position`` on are dropped and generated again by the next steps. A finished
-        request runs again."""
+        request runs again. Rolling back to ``len(tokens)`` drops nothing and changes nothing."""
         sequence = self._sequence(request)
         if isinstance(position, bool) or not isinstance(position, int) or not len(sequence.prompt) <= position <= len(
                 sequence.tokens):
             raise ValueError(f"request {request} can roll back to a position in [{len(sequence.prompt)}, "
                              f"{len(sequence.tokens)}], not {position!r}")
+        if position == len(sequence.tokens):
+            return  # nothing to drop: no step has produced that position yet
         del sequence.tokens[position:]
         # the cache the step producing `position` started from: the prompt's step started from an empty cache
         kept = position - 1 if position > len(sequence.prompt) else 0

@@ -25,6 +25,11 @@ class KVCache:
         self.keys = torch.empty(self._shape, dtype=dtype, device=device)  # (L, Hkv, capacity, hd)
         self.values = torch.empty(self._shape, dtype=dtype, device=device)
 
+    def empty_like(self) -> KVCache:
+        """An empty cache of the same layers, heads, context, dtype and device."""
+        layers, kv_heads, _, head_dim = self._shape
+        return KVCache(layers, kv_heads, head_dim, self.context, self.keys.dtype, self.keys.device)
+
     @property
     def capacity(self) -> int:
         return self.keys.shape[2]
