@@ -31,6 +31,12 @@ def stable_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.linear(padded(x), weight)[:x.shape[0]]
 
 
+def stable_linears(x: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:func:`stable_linear` of the same rows by several weights, the rows padded once."""
+    rows = padded(x)
+    return tuple(F.linear(rows, weight)[:x.shape[0]] for weight in weights)
+
+
 def stable_expert(expert: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A position-wise expert on rows ``x`` (n, d) -> (n, d), computed on padded rows (the zero rows' outputs
     are dropped; a position-wise expert's other rows never see them)."""

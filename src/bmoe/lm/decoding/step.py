@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bmoe.lm.decoding.expert_calls import CallLog, CallRows, ExpertCaller
 from bmoe.lm.decoding.kv_cache import KVCache
-from bmoe.lm.decoding.rows import stable_linear
+from bmoe.lm.decoding.rows import stable_linear, stable_linears
 from bmoe.lm.model import Attention, MoETransformer, SparseMoE, apply_rotary
 from bmoe.moe.dispatch import combine, routed_samples
 from bmoe.moe.gate import route_top_k
@@ -52,9 +52,7 @@ def _attention(attn: Attention, layer: int, x: torch.Tensor, segments: list[Segm
     """Self-attention of rows ``x`` (n, d) (the segments' rows, in order), each sequence against its cache,
     the new keys and values written to it; (n, d)."""
     heads, kv_heads, head_dim = attn.num_heads, attn.num_kv_heads, attn.head_dim
-    q = stable_linear(x, attn.q_proj.weight)  # (n, H*hd)
-    k = stable_linear(x, attn.k_proj.weight)  # (n, Hkv*hd)
-    v = stable_linear(x, attn.v_proj.weight)
+    q, k, v = stable_linears(x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight)  # (n, H*hd), (n, Hkv*hd) x2
     outputs, offset = [], 0
     for segment in segments:
         length = int(segment.tokens.numel())
