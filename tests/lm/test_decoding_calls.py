@@ -119,3 +119,35 @@ def test_an_expert_left_out_of_an_answer_drops_out_of_its_rows_mixtures() -> Non
     run_all(engine, REQUESTS[:1])
     assert all(expert != 0 for _, expert in engine.log.called_experts())
     assert len(engine.result(0).tokens) == 10
+
+
+class FailingOnce(ModelExperts):
+    """The model's experts, but the first call of layer 1 at step ``at`` raises (an edge gone)."""
+
+    def __init__(self, model: MoETransformer, at: int) -> None:
+        super().__init__(model)
+        self.at, self.step, self.failed = at, -1, False
+
+    def __call__(self, layer: int, routed: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        self.step += layer == 0
+        if layer == 1 and self.step == self.at and not self.failed:
+            self.failed = True
+            raise ConnectionError("edge gone")
+        return super().__call__(layer, routed)
+
+
+def test_a_step_whose_caller_fails_commits_nothing_and_runs_again_to_the_same_end() -> None:
+    model = build_model(tiny_config(), seed=5)
+    reference = DecodingEngine(model)
+    honest = run_all(reference, REQUESTS)
+    engine = DecodingEngine(model, caller=FailingOnce(model, at=4))
+    ids = [engine.submit(prompt, params) for prompt, params in REQUESTS]
+    with pytest.raises(ConnectionError):
+        list(engine.events())
+    assert engine.busy
+    for _ in engine.events():
+        pass
+    assert [engine.result(request) for request in ids] == honest
+    assert engine.log.row_count() == reference.log.row_count()
+    for key in reference.log.called_experts():
+        assert torch.equal(engine.log.rows(*key).outputs, reference.log.rows(*key).outputs)

@@ -91,8 +91,8 @@ class RowOrigins:
                    torch.cat([torch.full((t,), s.produced, device=device) for s, t in spans]))
 
 
-def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller, log: CallLog | None,
-             origins: RowOrigins) -> torch.Tensor:
+def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller,
+             calls: list[tuple[int, int, CallRows]], origins: RowOrigins) -> torch.Tensor:
     """The MoE layer on rows ``x`` (n, d): the router in float32 (as ``SparseMoE.route``), one caller call for
     every expert chosen, the outputs combined by the routing weights; (n, d)."""
     routing = route_top_k(stable_linear(x.float(), moe.gate.weight.float()), moe.top_k)  # (n, K)
@@ -105,27 +105,31 @@ def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller, 
         if out.shape != routed[expert].shape:
             raise ValueError(f"the expert caller answered expert {expert} of layer {layer} with {tuple(out.shape)} "
                              f"rows for {tuple(routed[expert].shape)}")
-        if log is not None:
-            rows = groups[expert]
-            log.record(layer, expert, CallRows(origins.sequences[rows], origins.positions[rows],
-                                               origins.produced[rows], routed[expert], out))
+        rows = groups[expert]
+        calls.append((layer, expert, CallRows(origins.sequences[rows], origins.positions[rows],
+                                              origins.produced[rows], routed[expert], out)))
     return combine(routing.experts, routing.weights.to(x.dtype), outputs, groups, x.shape[1])
 
 
 def forward_step(model: MoETransformer, segments: list[Segment], caller: ExpertCaller,
                  log: CallLog | None = None) -> torch.Tensor:
     """Run ``segments`` through the model (without gradients; its train/eval mode is left alone, as it has no
-    dropout), their keys and values appended to their caches; the next-token logits after each segment's last
-    token, (S, V)."""
+    dropout), their keys and values appended to their caches and their expert calls to ``log``; the next-token
+    logits after each segment's last token, (S, V). A step that fails (a caller raising) commits nothing, to the
+    caches or the log: it can be run again."""
     ids = torch.cat([segment.tokens for segment in segments])  # (n,)
     origins = RowOrigins.of(segments)
+    calls: list[tuple[int, int, CallRows]] = []  # logged once the step has gone through
     with torch.no_grad():
         h = model.model.embed_tokens(ids)  # (n, d)
         for index, layer in enumerate(model.layers):
             h = h + _attention(layer.self_attn, index, layer.input_layernorm(h), segments, model)
-            h = h + _mixture(layer.block_sparse_moe, index, layer.post_attention_layernorm(h), caller, log, origins)
+            h = h + _mixture(layer.block_sparse_moe, index, layer.post_attention_layernorm(h), caller, calls, origins)
         ends = torch.cumsum(torch.tensor([int(s.tokens.numel()) for s in segments], device=ids.device), 0) - 1  # (S,)
         logits = stable_linear(model.model.norm(h[ends]), model.lm_head.weight)  # (S, V)
     for segment in segments:
         segment.cache.advance(int(segment.tokens.numel()))
+    if log is not None:
+        for layer, expert, rows in calls:
+            log.record(layer, expert, rows)
     return logits
