@@ -5,8 +5,9 @@ takes another path than one of 4 or more, so a row decoded alone (one token rout
 re-computed in a chunk's batched verification differed in their last bits (about 1e-6 relative). Padding every
 call with zero rows to a multiple of :data:`ROW_MULTIPLE` removes that: measured on 2026-12-07 for d = 32...576,
 widths 64...1536, 1-700 rows and 1, 2, 4 and 8 threads, each row's bits equal the same row's in any other padded
-call (padding to a multiple of 8 instead had one exception: a 704-row call on 8 threads). It is a property of the kernels measured, not a promise of every BLAS (a GPU's split-K kernels may
-differ): ``tests/lm/test_decoding_calls.py`` checks it where the tests run.
+call (padding to a multiple of 8 instead had one exception: a 704-row call on 8 threads). It is a property of
+the kernels measured, not a promise of every BLAS (a GPU's split-K kernels may differ):
+``tests/lm/test_decoding_calls.py`` checks it where the tests run.
 
 Must not know: which rows these are, the model's layout.
 """
