@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bmoe.lm.decoding.engine import DecodingEngine
-from bmoe.lm.decoding.expert_calls import ModelExperts, recompute
+from bmoe.lm.decoding.expert_calls import ModelExperts, RecordedExperts, recompute
 from bmoe.lm.decoding.rows import stable_expert
 from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.lm.model import MoETransformer, SwiGLUExpert, build_model
@@ -151,3 +151,15 @@ def test_a_step_whose_caller_fails_commits_nothing_and_runs_again_to_the_same_en
     assert engine.log.row_count() == reference.log.row_count()
     for key in reference.log.called_experts():
         assert torch.equal(engine.log.rows(*key).outputs, reference.log.rows(*key).outputs)
+
+
+def test_a_generation_replayed_from_its_recorded_calls_runs_no_expert_and_gives_the_same_tokens() -> None:
+    model = build_model(tiny_config(), seed=6)
+    engine = DecodingEngine(model)
+    original = run_all(engine, REQUESTS)
+    calls = engine.log.take()
+    replay = DecodingEngine(model, caller=RecordedExperts(calls))
+    assert run_all(replay, REQUESTS) == original
+    other = (encode("question"), SamplingParams(max_tokens=3))
+    with pytest.raises(KeyError, match=r"rows sent to expert .* were never recorded"):
+        run_all(DecodingEngine(model, caller=RecordedExperts(calls)), [other])

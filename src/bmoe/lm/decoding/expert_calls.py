@@ -10,6 +10,7 @@ rejected result does in training.
 position of the token it belongs to and the position of the token its step generated: a chunk's calls can be
 committed and re-computed in one batched call per (layer, expert) (:func:`recompute`), and a wrong row says how
 far its sequence must roll back (to the token its step generated; nothing before it used the row).
+:class:`RecordedExperts` answers from recorded calls without running an expert (a replay).
 
 Must not know: the ledger, edges, the network, sampling.
 """
@@ -98,6 +99,33 @@ class CallLog:
         taken = {key: self.rows(*key) for key in self.called_experts()}
         self._parts.clear()
         return taken
+
+
+class RecordedExperts:
+    """A caller that answers from recorded calls, running no expert: each input row gets the output recorded for
+    the same (layer, expert, input bytes). Decoding is bit-exact, so a generation replayed from its calls asks
+    exactly the recorded rows (a replay that reuses accepted outputs); a row never recorded is refused."""
+
+    def __init__(self, calls: dict[tuple[int, int], CallRows]) -> None:
+        self._outputs: dict[tuple[int, int, bytes], torch.Tensor] = {}
+        for (layer, expert), rows in calls.items():
+            for row, out in zip(rows.inputs, rows.outputs, strict=True):
+                self._outputs[(layer, expert, _row_bytes(row))] = out
+
+    def __call__(self, layer: int, routed: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        answers = {}
+        for expert, rows in routed.items():
+            keys = [(layer, expert, _row_bytes(row)) for row in rows]
+            missing = sum(key not in self._outputs for key in keys)
+            if missing:
+                raise KeyError(f"{missing} of the {len(keys)} rows sent to expert {expert} of layer {layer} "
+                               "were never recorded")
+            answers[expert] = torch.stack([self._outputs[key] for key in keys])  # (n_e, d)
+        return answers
+
+
+def _row_bytes(row: torch.Tensor) -> bytes:
+    return row.detach().cpu().contiguous().numpy().tobytes()
 
 
 def recompute(calls: dict[tuple[int, int], CallRows], caller: ExpertCaller) -> dict[tuple[int, int], torch.Tensor]:
