@@ -4,7 +4,8 @@ Each new token is drawn from the model's next-token distribution at the last pos
 temperature and cut to the ``top_k`` most likely tokens (nanoGPT's ``generate``), with a ``torch.Generator``
 seeded by ``seed``, so a (model, prompt, settings, seed) gives the same tokens every time; temperature 0 is greedy
 (argmax, the first index on a tie). The context is the last ``max_position_embeddings`` tokens, recomputed in
-full at every step: no KV cache yet (that optimisation comes with serving; it must give the same tokens).
+full at every step, with no cache: the reference that ``lm/decoding`` (the KV-cache engine, which gives the same
+greedy tokens) is tested against and benchmarked beside.
 
 Must not know: tokenizers, the protocol.
 """

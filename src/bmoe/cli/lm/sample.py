@@ -1,4 +1,5 @@
-"""``bmoe lm sample``: text from the model a run's ledger holds, for a quick look."""
+"""``bmoe lm sample``: text from the model a run's ledger holds, for a quick look (decoded with a KV cache,
+``lm/decoding``)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,21 @@ from bmoe.console import console
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True,
               help="sampling temperature (0: greedy)")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="sample among the k likeliest tokens")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
+              help="sample among the likeliest tokens whose probability reaches p (nucleus sampling)")
 @click.option("--seed", type=int, default=0, show_default=True, help="the sampler's seed")
 def sample_command(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
-                   seed: int) -> None:
+                   top_p: float, seed: int) -> None:
     """Generate text from the model a run's ledger holds."""
-    from bmoe.lm.generation import generate
+    from bmoe.lm.decoding.engine import complete
+    from bmoe.lm.decoding.sampling import SamplingParams
     from bmoe.run.lm.artifacts import open_lm_run
 
     run = open_lm_run(run_dir)
     try:
-        prompt_ids = run.tokenizer.encode(prompt)
-        new = generate(run.model, prompt_ids, max_new_tokens, temperature, top_k, seed)
+        params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                seed=seed)
+        completion = complete(run.model, run.tokenizer.encode(prompt), params, run.tokenizer.decode)
     except ValueError as err:
         raise UserError(f"cannot sample: {err}") from None
-    console.print(prompt + run.tokenizer.decode(new), markup=False, highlight=False, soft_wrap=True)
+    console.print(prompt + completion.text, markup=False, highlight=False, soft_wrap=True)
