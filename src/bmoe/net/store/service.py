@@ -5,7 +5,8 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
 =========================  =====================================================================
 ``PUT /blobs``             body = the blob; ``?cid=`` optional expected CID (400 ``cid_mismatch``);
                            stores it, forwards it to ``replication - 1`` peers (not when
-                           ``?replica=1``: that marks a forwarded copy), replies
+                           ``?replica=1``: that marks a forwarded copy; after replying when
+                           ``?replicate=behind``: ``POST /sync`` waits for it), replies
                            ``{"cid", "size", "replicas": [node URLs holding it]}``
 ``GET /blobs/{cid}``       the bytes (``application/octet-stream``, verified against the CID
                            before sending); a copy that fails verification is never sent: 500
@@ -20,7 +21,9 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
                            ``{"cids": [...], "next": CID or null}``
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url"}``
 ``GET /stats``             the node's counters (:mod:`bmoe.net.http.stats`) and object count
-``POST /sync``             every object stored so far made durable (one ``syncfs``): ``{"synced": paths}``
+``POST /sync``             the replications running behind done, the peers that took them synced
+                           (``?local=1`` on theirs), every object stored so far made durable (one
+                           ``syncfs``): ``{"synced": paths, "replicated": copies waited for}``
 =========================  =====================================================================
 
 Durability: a put is written atomically (temp file, rename) without its fsyncs; ``POST /sync`` makes all of
@@ -111,6 +114,8 @@ class StoreNode:
         self._name = next((n for n, a in config.enrolled.items() if a == config.identity.address),
                           config.identity.name)
         self._peers: httpx.AsyncClient | None = None
+        self._replicating: set[asyncio.Task[list[str]]] = set()  # replications running behind their PUTs
+        self._behind: set[asyncio.Task[list[str]]] = set()  # those since the last POST /sync (it waits for them)
 
     # --- wiring ------------------------------------------------------------------------------
     def app(self) -> ASGIApp:
@@ -179,11 +184,24 @@ class StoreNode:
         return JSONResponse(body)
 
     async def sync(self, request: Request) -> Response:
-        """Make every object this node stored so far durable (one ``syncfs``): a validator calls it on every node
-        before it seals a block naming what it stored."""
+        """Make every object this node stored so far durable (one ``syncfs``), and the copies it is replicating
+        behind (it waits for them, then asks the peers that took them to sync, ``?local=1``): a validator calls it
+        on every node before it seals a block naming what it stored."""
+        behind, self._behind = self._behind, set()
+        peers: set[str] = set()
+        for done in await asyncio.gather(*behind):
+            peers.update(done)
+        if peers and request.query_params.get("local") != "1":
+            assert self._peers is not None
+            replies = await asyncio.gather(*(self._peers.post(f"{peer}/sync", params={"local": "1"})
+                                             for peer in sorted(peers)), return_exceptions=True)
+            failed = [peer for peer, reply in zip(sorted(peers), replies, strict=True)
+                      if isinstance(reply, BaseException) or reply.status_code != 200]
+            if failed:
+                return self._error(502, "peer_sync_failed", f"peers {', '.join(failed)} did not sync their replicas")
         count = await run_in_threadpool(self.store.flush)
         self.counters.add("syncs")
-        return JSONResponse({"synced": count})
+        return JSONResponse({"synced": count, "replicated": len(behind)})
 
     async def put_blob(self, request: Request) -> Response:
         body = await request.body()
@@ -200,7 +218,12 @@ class StoreNode:
         await run_in_threadpool(self.store.put, body)
         self.counters.add("blobs.stored")
         replicas = [self.config.url]
-        if request.query_params.get("replica") != "1":
+        if request.query_params.get("replicate") == "behind":  # replicated meanwhile; POST /sync waits for it
+            task = asyncio.create_task(self._replicate(cid, body))
+            self._replicating.add(task)
+            task.add_done_callback(self._replicating.discard)
+            self._behind.add(task)
+        elif request.query_params.get("replica") != "1":
             replicas += await self._replicate(cid, body)
         return JSONResponse({"cid": cid, "size": len(body), "replicas": replicas})
 

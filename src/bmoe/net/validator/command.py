@@ -48,11 +48,16 @@ from bmoe.net.validator.genesis_fetch import founding_block
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.pbft_service import PbftValidatorService
 from bmoe.net.validator.service import DEFAULT_VALIDATOR_MAX_BODY, ValidatorService, ValidatorSettings
-from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
+from bmoe.net.validator.startup import (
+    DEFAULT_EDGE_TIMEOUT_S,
+    ValidatorArgs,
+    object_stores,
+    serve_validator,
+    write_behind_store,
+)
 from bmoe.run.config import RunConfig
 from bmoe.run.session import Session
 from bmoe.run.setup import held_name
-from bmoe.storage.write_behind import WriteBehindStore
 from bmoe.verify.framework import framework_of
 
 PBFT_UNSUPPORTED = ("a deployment runs one PoW validator, or n >= 4 PBFT validators (consensus pbft, "
@@ -175,7 +180,7 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     url = url_of(sock)
     counters = Counters()
-    session_store = WriteBehindStore(stores_at())  # objects usable at once, durable before each seal
+    session_store = write_behind_store(stores_at)
     edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     settings = ValidatorSettings(identity, members, url, max_body=max_body)
     dataset = shape_only_dataset(config.dataset, shape, num_classes)

@@ -18,11 +18,16 @@ from bmoe.net.node_setup import SetupError, run_identities
 from bmoe.net.validator.lm_service import LMValidatorService
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.service import ValidatorSettings
-from bmoe.net.validator.startup import DEFAULT_EDGE_TIMEOUT_S, ValidatorArgs, object_stores, serve_validator
+from bmoe.net.validator.startup import (
+    DEFAULT_EDGE_TIMEOUT_S,
+    ValidatorArgs,
+    object_stores,
+    serve_validator,
+    write_behind_store,
+)
 from bmoe.run.config_checks import ConfigError
 from bmoe.run.lm.session import LMSession
 from bmoe.run.lm.settings_file import read_lm_settings
-from bmoe.storage.write_behind import WriteBehindStore
 from bmoe.verify.framework import framework_of
 
 
@@ -52,7 +57,7 @@ def serve_language_model(args: ValidatorArgs, max_body: int) -> None:
     except OSError as exc:
         raise SetupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     url, counters = url_of(sock), Counters()
-    session_store = WriteBehindStore(stores_at())  # objects usable at once, durable before each seal
+    session_store = write_behind_store(stores_at)
     edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ Must not know: click, how the process was configured.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -39,10 +40,8 @@ DEFAULT_ROUND_WAIT_S = 30.0
 
 
 def _round_times(outcome: LMRoundOutcome, wall: float) -> dict[str, float]:
-    t = outcome.times
-    return {"gate": t.gate, "compute": t.compute, "verify": t.verify, "loss": t.loss, "update": t.update,
-            "consensus": t.consensus, "edges": outcome.edge_seconds, "edges_total": outcome.edge_total_seconds,
-            "bytes": float(outcome.traffic.total), "round": wall}
+    return {**dataclasses.asdict(outcome.times), "edges": outcome.edge_seconds,
+            "edges_total": outcome.edge_total_seconds, "bytes": float(outcome.traffic.total), "round": wall}
 
 
 class LMValidatorService(ValidatorService):

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -110,9 +111,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _times(outcome: RoundOutcome, wall: float) -> dict[str, float]:
-    t = outcome.times
-    return {"gate": t.gate, "compute": t.compute, "verify": t.verify, "loss": t.loss, "update": t.update,
-            "consensus": t.consensus, "mine": outcome.mine_seconds, "edges": outcome.edge_seconds,
+    return {**dataclasses.asdict(outcome.times), "mine": outcome.mine_seconds, "edges": outcome.edge_seconds,
             "edges_total": outcome.edge_total_seconds, "bytes": float(outcome.traffic.total), "round": wall}
 
 

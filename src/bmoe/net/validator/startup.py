@@ -23,6 +23,7 @@ from bmoe.net.store.client import HttpBlobStore
 from bmoe.net.validator.network_edges import NetworkEdges
 from bmoe.net.validator.service import ValidatorService
 from bmoe.storage import BlobStore
+from bmoe.storage.write_behind import WriteBehindStore
 
 DEFAULT_EDGE_TIMEOUT_S = 30.0
 
@@ -73,3 +74,13 @@ def object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str,
     store_urls = parse_urls(args.stores)
     addresses = trusted_stores(store_urls, identity, members)
     return lambda: HttpBlobStore(store_urls, identity, node_addresses=addresses)
+
+
+def write_behind_store(stores_at: Callable[[], BlobStore]) -> WriteBehindStore:
+    """The store a validator's rounds use: objects usable at once, written behind the round, every one durable
+    (replicated and synced) before a block naming it is sealed. On storage nodes, a node acknowledges a put once
+    it holds the blob and replicates meanwhile: the sync before the seal waits for the copies."""
+    backing = stores_at()
+    if isinstance(backing, HttpBlobStore):
+        backing.replicate_behind = True
+    return WriteBehindStore(backing)
