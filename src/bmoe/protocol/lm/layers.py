@@ -36,6 +36,7 @@ class LayerPass:
     x: torch.Tensor  # (n, d) the experts' input, n = B*T
     routing: Routing  # experts as the ledger's slots (n, K), weights (n, K), router logits (n, N)
     groups: dict[int, torch.Tensor]  # slot -> ascending token rows
+    renormalise: bool  # the mix renormalises over the accepted experts (router_weighting "softmax"), else sums them
     aux: torch.Tensor | None  # the layer's router losses, weighted (training)
     leaves: dict[int, torch.Tensor] = field(default_factory=dict)  # slot -> accepted output (n_e, d)
     mixed: torch.Tensor | None = None  # (n, d) the accepted experts' mix, of ``mixed_of``
@@ -61,7 +62,8 @@ def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool)
             layers = config.num_hidden_layers  # each term as lm_loss weighs it: coefficient x (term / L)
             aux = (config.router_aux_loss_coef * (load_balancing_loss(local.logits, k) / layers)
                    + config.router_z_loss_coef * (router_z_loss(local.logits) / layers))
-    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux)
+    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots),
+                     block.block_sparse_moe.renormalise, aux)
 
 
 def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
@@ -70,7 +72,7 @@ def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torc
     layer.leaves = {slot: out.detach().requires_grad_(train) for slot, out in outputs.items()}
     with torch.set_grad_enabled(train):
         layer.mixed = combine(layer.routing.experts, layer.routing.weights.to(layer.x.dtype), layer.leaves,
-                              layer.groups, layer.x.shape[1])  # (n, d)
+                              layer.groups, layer.x.shape[1], layer.renormalise)  # (n, d)
     layer.mixed_of = (train, dict(outputs))
     return layer.mixed
 
@@ -81,7 +83,8 @@ def recorded_mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool
     made once, for both (:func:`mix`)."""
     if layer.routing.weights.dtype == layer.x.dtype:
         return mix(layer, outputs, train).detach()
-    return combine(layer.routing.experts, layer.routing.weights.detach(), outputs, layer.groups, layer.x.shape[1])
+    return combine(layer.routing.experts, layer.routing.weights.detach(), outputs, layer.groups, layer.x.shape[1],
+                   layer.renormalise)
 
 
 def leave_layer(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
