@@ -80,6 +80,12 @@ def metadata(reader: Any, key: str, default: Any = None) -> Any:
     return field.contents()
 
 
+def float32_value(value: float) -> float:
+    """A float32 metadata value as the decimal it was written from: the shortest that rounds to the same float32
+    (GGUF keeps an epsilon of 1e-5 as 9.99999974e-06; the model was trained with 1e-5)."""
+    return float(str(np.float32(value)))
+
+
 def llama_shape(reader: Any) -> LlamaShape:
     """The Llama's shape from the file's ``llama.*`` metadata (its vocabulary from the token embedding's rows)."""
     where = reader.data.filename
@@ -102,8 +108,8 @@ def llama_shape(reader: Any) -> LlamaShape:
         num_hidden_layers=int(metadata(reader, "llama.block_count")), num_attention_heads=heads,
         num_key_value_heads=int(metadata(reader, "llama.attention.head_count_kv", heads)),
         max_position_embeddings=int(metadata(reader, "llama.context_length")),
-        rope_theta=float(metadata(reader, "llama.rope.freq_base", 10000.0)),
-        rms_norm_eps=float(metadata(reader, "llama.attention.layer_norm_rms_epsilon")),
+        rope_theta=float32_value(metadata(reader, "llama.rope.freq_base", 10000.0)),
+        rms_norm_eps=float32_value(metadata(reader, "llama.attention.layer_norm_rms_epsilon")),
         tie_word_embeddings=not any(t.name == "output.weight" for t in reader.tensors))
     rotary = int(metadata(reader, "llama.rope.dimension_count", shape.head_dim))
     if rotary != shape.head_dim:
