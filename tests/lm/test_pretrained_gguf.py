@@ -22,6 +22,7 @@ from bmoe.lm.model import MoETransformer, apply_rotary, rotary_tables
 from bmoe.lm.pretrained import read_gguf_model
 from bmoe.lm.pretrained.gguf_llama import dequantized, llama_shape, llama_tensors, open_gguf
 from tests.lm.gguf_files import CHAT_TEMPLATE, SPECIAL, TinyGGUF, write_tiny_gguf
+from tests.lm.reference_llama import dense_llama, greedy, llama_cpp_rotary, offline_transformers
 
 ATOL = 1e-4  # float32; see the module docstring
 PROMPTS = [[1, 40, 41, 42], [5, 6], [100, 200, 17, 99, 3, 250], [2]]
@@ -35,34 +36,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyGGUF:
 
 @pytest.fixture(scope="module")
 def transformers() -> Iterator[ModuleType]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield pytest.importorskip("transformers")
+    with offline_transformers() as module:
+        yield module
 
 
-def dense_llama(transformers: ModuleType, tiny: TinyGGUF) -> torch.nn.Module:
-    """transformers' dense Llama of the tiny shape holding the weights the file holds."""
-    shape = tiny.shape
-    config = transformers.LlamaConfig(
-        vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
-        num_hidden_layers=shape.num_hidden_layers, num_attention_heads=shape.num_attention_heads,
-        num_key_value_heads=shape.num_key_value_heads, max_position_embeddings=shape.max_position_embeddings,
-        rope_theta=shape.rope_theta, rms_norm_eps=shape.rms_norm_eps, tie_word_embeddings=True,
-        attn_implementation="eager")
-    model = transformers.LlamaForCausalLM(config).eval()
-    state = {**tiny.dense, "lm_head.weight": tiny.dense["model.embed_tokens.weight"]}
-    model.load_state_dict(state, strict=True)
-    return model
-
-
-def greedy(forward: object, prompt: list[int], steps: int) -> list[int]:
-    """``steps`` argmax tokens after ``prompt``, the whole sequence recomputed each step."""
-    tokens = list(prompt)
-    with torch.no_grad():
-        for _ in range(steps):
-            tokens.append(int(forward(torch.tensor([tokens])).logits[0, -1].argmax()))  # type: ignore[operator]
-    return tokens[len(prompt):]
+def dense_reference(transformers: ModuleType, tiny: TinyGGUF) -> torch.nn.Module:
+    return dense_llama(transformers, tiny.shape, tiny.dense)
 
 
 def test_the_reader_gives_back_the_weights_the_file_holds_in_hugging_faces_rotary_layout(tiny: TinyGGUF) -> None:
@@ -75,17 +54,6 @@ def test_the_reader_gives_back_the_weights_the_file_holds_in_hugging_faces_rotar
         assert torch.equal(tensors[name], expected), name
     raw_q = dequantized(next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight"))
     assert not torch.equal(raw_q, tensors["model.layers.0.self_attn.q_proj.weight"])  # the file's order differs
-
-
-def llama_cpp_rotary(x: torch.Tensor, theta: float) -> torch.Tensor:
-    """llama.cpp's rotary embedding (``rope`` mode 0): adjacent pairs (2i, 2i + 1) of ``x`` (H, T, hd) rotated
-    by position * theta^(-2i/hd)."""
-    head_dim = x.shape[-1]
-    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (hd/2,)
-    angles = torch.arange(x.shape[1], dtype=torch.float64)[:, None] * inv_freq  # (T, hd/2)
-    even, odd = x[..., 0::2].double(), x[..., 1::2].double()
-    cos, sin = angles.cos(), angles.sin()
-    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).float()
 
 
 def test_attention_scores_of_the_files_rows_under_llama_cpps_rotary_equal_bmoes_on_the_rows_read(
@@ -120,7 +88,7 @@ def test_the_moefied_model_computes_transformers_dense_llama_greedy_tokens_equal
     model: MoETransformer = pretrained.model
     assert model.config.num_local_experts == model.config.num_experts_per_tok == experts
     assert model.config.intermediate_size * experts == tiny.shape.intermediate_size
-    dense = dense_llama(transformers, tiny)
+    dense = dense_reference(transformers, tiny)
     worst = 0.0
     for prompt in PROMPTS:
         with torch.no_grad():
