@@ -1,14 +1,19 @@
 """MoEfication: a SwiGLU FFN split into neuron slices is the sum of its slices, so a model whose chosen experts are
 summed (``router_weighting`` "unit") with all E active is the dense model up to summation order, whatever its
-routers; the validators' mix sums as the model does; "softmax" stays Mixtral's, and its config.json is unchanged."""
+routers; the validators' mix sums as the model does; "softmax" stays Mixtral's, and its config.json is unchanged; a
+MoEfied model's checkpoint says "unit" and reads back the same."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bmoe.data.errors import DataError
+from bmoe.lm.checkpoint import load_pretrained, save_pretrained
 from bmoe.lm.config import LMConfig, LMConfigError
 from bmoe.lm.model import MoETransformer
 from bmoe.lm.pretrained.gguf_llama import LlamaShape
@@ -102,3 +107,14 @@ def test_the_moefied_config_keeps_the_dense_shape_and_refuses_an_uneven_split() 
     for bad in (5, 0, True):
         with pytest.raises(DataError, match="positive divisor of the FFN width 48"):
             moefied_config(SHAPE, bad)
+
+
+def test_a_moefied_model_saved_as_a_checkpoint_reads_back_summing(tmp_path: Path) -> None:
+    model = moefy(SHAPE, dense_tensors(), 4)
+    save_pretrained(model, tmp_path / "moefied")
+    assert json.loads((tmp_path / "moefied" / "config.json").read_text())["router_weighting"] == "unit"
+    again = load_pretrained(tmp_path / "moefied")
+    assert again.config == model.config
+    tokens = random_tokens(model.config, 1, 8, seed=8)
+    with torch.no_grad():
+        assert torch.equal(again(tokens).logits, model(tokens).logits)
