@@ -3,8 +3,9 @@
 Forward, layer l (:func:`enter_layer`, then :func:`leave_layer` once the layer's expert calls are decided):
 attention and the router run here on the residual stream; the experts' input (the normalised stream) and the
 routing go to the edges; the accepted outputs come back and are mixed into the stream (renormalised over the
-accepted experts, ``moe.dispatch.combine``; the mix the validators record, :func:`recorded_mix`, is the stream's
-when the model computes in float32, made once). Each layer's graph is kept, cut at its input, for its backward.
+accepted experts, ``moe.dispatch.combine``, or summed when the model's ``router_weighting`` is "unit"; the mix
+the validators record, :func:`recorded_mix`, is the stream's when the model computes in float32, made once).
+Each layer's graph is kept, cut at its input, for its backward.
 
 Backward, layer l, from the top (:func:`output_gradients`, then :func:`backpropagate`): dL/d(each expert's
 output) is taken from the layer's graph and sent to the edges; the edges' accepted dL/d(input) rows come back,
@@ -36,12 +37,12 @@ class LayerPass:
     x: torch.Tensor  # (n, d) the experts' input, n = B*T
     routing: Routing  # experts as the ledger's slots (n, K), weights (n, K), router logits (n, N)
     groups: dict[int, torch.Tensor]  # slot -> ascending token rows
-    renormalise: bool  # the mix renormalises over the accepted experts (router_weighting "softmax"), else sums them
     aux: torch.Tensor | None  # the layer's router losses, weighted (training)
     leaves: dict[int, torch.Tensor] = field(default_factory=dict)  # slot -> accepted output (n_e, d)
     mixed: torch.Tensor | None = None  # (n, d) the accepted experts' mix, of ``mixed_of``
     mixed_of: tuple[bool, dict[int, torch.Tensor]] | None = None  # (train, the accepted outputs) it was made of
     h_out: torch.Tensor | None = None  # (B, T, d)
+    renormalise: bool = True  # the mix renormalises over the accepted experts (router_weighting "softmax"), else sums
 
 
 def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool) -> LayerPass:
@@ -62,8 +63,8 @@ def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool)
             layers = config.num_hidden_layers  # each term as lm_loss weighs it: coefficient x (term / L)
             aux = (config.router_aux_loss_coef * (load_balancing_loss(local.logits, k) / layers)
                    + config.router_z_loss_coef * (router_z_loss(local.logits) / layers))
-    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots),
-                     block.block_sparse_moe.renormalise, aux)
+    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux,
+                     renormalise=block.block_sparse_moe.renormalise)
 
 
 def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
