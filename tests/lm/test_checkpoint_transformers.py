@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 
 from bmoe.lm.checkpoint import WEIGHTS_FILE, load_pretrained, save_pretrained
 from bmoe.lm.model import MoETransformer
+from tests.lm.reference_llama import offline_transformers
 from tests.lm.tiny_models import TINY, random_tokens, spread, tiny_model
 
 ATOL = 1e-5  # float32; see the module docstring
@@ -36,13 +37,7 @@ IMPORTS_TRANSFORMERS = pytest.mark.witness(seconds=20)  # the first test of a ru
 
 @pytest.fixture(scope="module")
 def transformers() -> Iterator[ModuleType]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        module = pytest.importorskip("transformers")
-        import huggingface_hub.constants  # read HF_HUB_OFFLINE when first imported: it may have been already
-
-        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with offline_transformers() as module:
         yield module
 
 

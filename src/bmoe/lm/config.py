@@ -4,7 +4,10 @@
 ``num_local_experts``, ``num_experts_per_tok``...), so a ``config.json`` written by ``bmoe lm export`` is one
 that ``MixtralForCausalLM`` reads, and one it wrote is one bmoe reads. Two coefficients are bmoe's own and
 travel in the same file (transformers ignores keys it does not know): the router z-loss's (ST-MoE), and whether
-the load-balancing loss is averaged per layer (it is; see ``lm/losses.py``).
+the load-balancing loss is averaged per layer (it is; see ``lm/losses.py``). One more is bmoe's: ``router_weighting``,
+"unit" for a dense model split into neuron-slice experts (``lm/pretrained/``), whose chosen experts are summed
+rather than mixed; it is written only when not Mixtral's "softmax", so a Mixtral model's config.json (and every hash
+of one) is what it was, and transformers, which does not know the key, cannot read a "unit" model as it is meant.
 
 Must not know: tensors, training, the protocol.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+ROUTER_WEIGHTINGS = ("softmax", "unit")  # the first is the default (Mixtral's)
 
 
 class LMConfigError(ValueError):
@@ -45,6 +50,9 @@ class LMConfig:
     tie_word_embeddings: bool = False
     router_aux_loss_coef: float = 0.01  # Switch load-balancing loss (Fedus et al., 2021)
     router_z_loss_coef: float = 0.001  # router z-loss (Zoph et al., 2022, ST-MoE)
+    # how the K chosen experts' outputs are weighted: "softmax" renormalises the router's top-K logits (Mixtral);
+    # "unit" sums them with weight 1 (MoEfication: a dense FFN split into neuron slices is the sum of its slices)
+    router_weighting: str = "softmax"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -66,6 +74,9 @@ class LMConfig:
         for name in ("rope_theta", "rms_norm_eps"):
             if not _is_number(getattr(self, name)) or not getattr(self, name) > 0:
                 raise LMConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.router_weighting not in ROUTER_WEIGHTINGS:
+            raise LMConfigError(f"router_weighting must be one of {', '.join(ROUTER_WEIGHTINGS)}, "
+                                f"got {self.router_weighting!r}")
         for name in ("router_aux_loss_coef", "router_z_loss_coef"):
             if not _is_number(getattr(self, name)) or not getattr(self, name) >= 0:
                 raise LMConfigError(f"{name} must be non-negative, got {getattr(self, name)!r}")
@@ -90,6 +101,8 @@ class LMConfig:
     def to_hf(self) -> dict[str, Any]:
         """The ``config.json`` of transformers' ``MixtralForCausalLM`` for this model."""
         fields = dataclasses.asdict(self)
+        if fields["router_weighting"] == ROUTER_WEIGHTINGS[0]:  # Mixtral's own: left out, as before the field was
+            del fields["router_weighting"]
         return {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", **fields,
                 "head_dim": self.head_dim, "hidden_act": "silu", "attention_dropout": 0.0, "sliding_window": None,
                 "router_jitter_noise": 0.0, "output_router_logits": False, "torch_dtype": "float32",

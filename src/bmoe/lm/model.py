@@ -8,7 +8,9 @@
       -> norm -> lm_head                                (B, T, V)
 
 The MoE feed-forward layer (:class:`SparseMoE`): a linear router computed in float32, softmax -> top-K ->
-renormalised over the K (``moe.gate.route_top_k``: a softmax of the top-K logits), N SwiGLU experts, and
+renormalised over the K (``moe.gate.route_top_k``: a softmax of the top-K logits; or, with the config's
+``router_weighting`` "unit", the K chosen experts summed with weight 1, as a dense FFN split into neuron-slice
+experts needs: ``lm/pretrained/``), N SwiGLU experts, and
 **dropless** routing: no capacity factor, every token reaches its K experts, so a token's output never depends
 on the other tokens of its batch (replicas on different batches agree, DESIGN.md "Large models"). Each expert
 runs once on the tokens routed to it (``moe.dispatch``), as the B-MoE round runs it on an edge.
@@ -114,15 +116,19 @@ class SparseMoE(nn.Module):
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
         self.top_k = config.num_experts_per_tok
+        self.renormalise = config.router_weighting == "softmax"  # else "unit": the chosen experts are summed
         self.gate = nn.Linear(config.hidden_size, config.num_local_experts, bias=False)  # the router
         self.experts = nn.ModuleList(SwiGLUExpert(config.hidden_size, config.intermediate_size)
                                      for _ in range(config.num_local_experts))
 
     def route(self, x: torch.Tensor) -> Routing:
         """The router on tokens ``x`` (n, d), in float32 whatever the model's dtype: top-K experts (n, K), their
-        renormalised weights (n, K) and the router logits (n, N)."""
+        weights (n, K) (renormalised; all 1 when the router's weighting is "unit") and the router logits (n, N)."""
         logits = F.linear(x.float(), self.gate.weight.float())  # (n, N)
-        return route_top_k(logits, self.top_k)
+        routing = route_top_k(logits, self.top_k)
+        if self.renormalise:
+            return routing
+        return Routing(routing.experts, torch.ones_like(routing.weights), logits)  # (n, K) of 1
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's output (B, T, d) and its router logits (B*T, N)."""
@@ -131,7 +137,7 @@ class SparseMoE(nn.Module):
         routing = self.route(tokens)
         groups = routed_samples(routing.experts, len(self.experts))
         outputs = {e: self.experts[e](tokens[rows]) for e, rows in groups.items()}  # (n_e, d) each
-        y = combine(routing.experts, routing.weights.to(x.dtype), outputs, groups, d)  # (n, d)
+        y = combine(routing.experts, routing.weights.to(x.dtype), outputs, groups, d, self.renormalise)  # (n, d)
         return y.view(batch, length, d), routing.logits
 
 

