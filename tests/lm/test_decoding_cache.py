@@ -24,9 +24,12 @@ def _cache(config: LMConfig) -> KVCache:
                    config.max_position_embeddings, torch.float32)
 
 
-@pytest.mark.parametrize(("tied", "kv_heads"), [(False, 2), (True, 2), (False, 4)])  # 4: no grouped heads
-def test_each_cached_steps_logits_are_the_full_recomputes(tied: bool, kv_heads: int) -> None:
-    config = dataclasses.replace(tiny_config(tie_word_embeddings=tied), num_key_value_heads=kv_heads)
+@pytest.mark.parametrize(("tied", "kv_heads", "weighting"), [(False, 2, "softmax"), (True, 2, "softmax"),
+                                                            (False, 4, "softmax"),  # 4: no grouped heads
+                                                            (True, 2, "unit")])  # a MoEfied dense model's sum
+def test_each_cached_steps_logits_are_the_full_recomputes(tied: bool, kv_heads: int, weighting: str) -> None:
+    config = dataclasses.replace(tiny_config(tie_word_embeddings=tied), num_key_value_heads=kv_heads,
+                                 router_weighting=weighting)
     model = build_model(config, seed=3).eval()
     tokens = torch.randint(0, config.vocab_size, (CONTEXT,), generator=torch.Generator().manual_seed(1))  # (P,)
     cache, caller, prompt = _cache(config), ModelExperts(model), 5

@@ -23,7 +23,7 @@ from bmoe.lm.decoding.kv_cache import KVCache
 from bmoe.lm.decoding.rows import stable_linear, stable_linears
 from bmoe.lm.model import Attention, MoETransformer, SparseMoE, apply_rotary
 from bmoe.moe.dispatch import combine, routed_samples
-from bmoe.moe.gate import route_top_k
+from bmoe.moe.gate import Routing, route_top_k
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,8 @@ def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller,
     """The MoE layer on rows ``x`` (n, d): the router in float32 (as ``SparseMoE.route``), one caller call for
     every expert chosen, the outputs combined by the routing weights; (n, d)."""
     routing = route_top_k(stable_linear(x.float(), moe.gate.weight.float()), moe.top_k)  # (n, K)
+    if not moe.renormalise:  # a "unit" router (a MoEfied dense model): the chosen experts are summed
+        routing = Routing(routing.experts, torch.ones_like(routing.weights), routing.logits)
     groups = routed_samples(routing.experts, len(moe.experts))
     routed = {expert: x[rows] for expert, rows in groups.items()}  # (n_e, d) each
     outputs = caller(layer, routed)
@@ -108,7 +110,7 @@ def _mixture(moe: SparseMoE, layer: int, x: torch.Tensor, caller: ExpertCaller,
         rows = groups[expert]
         calls.append((layer, expert, CallRows(origins.sequences[rows], origins.positions[rows],
                                               origins.produced[rows], routed[expert], out)))
-    return combine(routing.experts, routing.weights.to(x.dtype), outputs, groups, x.shape[1])
+    return combine(routing.experts, routing.weights.to(x.dtype), outputs, groups, x.shape[1], moe.renormalise)
 
 
 def forward_step(model: MoETransformer, segments: list[Segment], caller: ExpertCaller,
