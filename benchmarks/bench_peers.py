@@ -96,6 +96,7 @@ CLASSIFIER_VARIANTS = tuple(VARIANT_NAMES.values())
 TARGETS = {"traditional": 1.0, "B-MoE sampled r=3": 1.3, "B-MoE all": 2.0}  # issue 24: x hivemind's grouped client
 COMMUNICATION_TARGET = 0.30  # issue 24: a B-MoE cluster round's communication share
 LM_EDGES = 8  # one edge per expert of the layer
+LM_LAYERS = 4  # the default model's depth: its per-layer round trips
 LM_LAYER, LM_MODEL, LM_LOCAL = "hivemind, the MoE layer alone", "hivemind, the whole 1-layer model", "bmoe, local step"
 Log = Callable[[str], None]
 
@@ -215,12 +216,20 @@ def hivemind_lm(config: LMRunConfig, text: LMText, rounds: int, log: Log) -> dic
     return seconds
 
 
-def bmoe_lm(assignment: list[str], rounds: int, text: LMText) -> list[dict[str, Any]]:
-    """The publisher's records of ``rounds`` rounds of the 1-layer model on a local cluster."""
-    flags = ["--edges", str(LM_EDGES), "--layers", "1", "--eval-every", str(10**6), "--eval-batches", "1",
+def bmoe_lm(assignment: list[str], rounds: int, text: LMText, layers: int = 1,
+            stats: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The publisher's records of ``rounds`` rounds of the ``layers``-layer model on a local cluster (``stats``:
+    filled with the validator's ``/stats`` at the end)."""
+    flags = ["--edges", str(LM_EDGES), "--layers", str(layers), "--eval-every", str(10**6), "--eval-batches", "1",
              *assignment]
     with tempfile.TemporaryDirectory(prefix="bmoe-bench-peers-lm-") as tmp:
-        return cluster_rounds(Path(tmp) / "cluster", flags, rounds, text)
+        return cluster_rounds(Path(tmp) / "cluster", flags, rounds, text, stats)
+
+
+def layer_round_trips(stats: Mapping[str, Any]) -> dict[str, float]:
+    """One layer's round trip (a forward task's routed tokens pushed to its edges, every (layer, expert) call's
+    output back), from the validator's ``/stats``: how many, p50 and p99 seconds."""
+    return dict(stats.get("exchange_s", {}).get("result forward", {"n": 0, "p50": 0.0, "p99": 0.0}))
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -266,12 +275,19 @@ def lm_table(rounds: int, hivemind_ok: bool, log: Log) -> dict[str, Any]:
     for label, assignment in (("B-MoE sampled r=3", ["--assignment", "sampled", "--replicas", "3"]),
                               ("B-MoE all", ["--assignment", "all"])):
         log(f"{label}, 1-layer language model: {rounds} rounds on a local cluster")
-        records = bmoe_lm(assignment, rounds, text)
+        stats: dict[str, Any] = {}
+        records = bmoe_lm(assignment, rounds, text, stats=stats)
         times = [r["validator_times"] for r in records if r.get("validator_times")]
         rows[label] = {"round": _mean_after_first([t["round"] for t in times]),
                        "end_to_end": _mean_after_first([r["round_seconds"] for r in records]),
-                       "parts": communication(times, "bmoe"), "times": times}
-    return {"rows": rows, "notes": notes}
+                       "parts": communication(times, "bmoe"), "times": times, "layer": layer_round_trips(stats)}
+    log(f"B-MoE sampled r=3, the {LM_LAYERS}-layer language model: {rounds} rounds on a local cluster")
+    stats = {}
+    bmoe_lm(["--assignment", "sampled", "--replicas", "3"], rounds, text, LM_LAYERS, stats)
+    layers = {"B-MoE sampled r=3, 1 layer": rows["B-MoE sampled r=3"]["layer"],
+              "B-MoE all, 1 layer": rows["B-MoE all"]["layer"],
+              f"B-MoE sampled r=3, {LM_LAYERS} layers": layer_round_trips(stats)}
+    return {"rows": rows, "notes": notes, "layer_round_trips": layers}
 
 
 def load() -> list[float]:
@@ -362,6 +378,11 @@ def main() -> None:
     print("\ntargets of issue 24:")
     print("\n".join(targets(result["classifier"])))
     if "lm" in result:
+        print("\none layer's round trip on the cluster (the validator pushes a forward task's routed tokens to the "
+              "edges, each (layer, expert) call's output comes back with its signed commitment):")
+        for label, trip in result["lm"]["layer_round_trips"].items():
+            print(f"  {label:<36} p50 {1000 * trip['p50']:7.1f} ms   p99 {1000 * trip['p99']:7.1f} ms   "
+                  f"({trip['n']} layer calls)")
         print_table(f"one layer of the language model (d=128, 8 SwiGLU experts of width 256, top-2, 12 x 64 tokens):"
                     f" mean of rounds 2..{args.lm_rounds}", result["lm"], LM_MODEL)
 

@@ -31,6 +31,7 @@ from bmoe.ledger.keys import load_identity
 from bmoe.lm.model import build_model
 from bmoe.lm.optim import adamw_step, with_moments
 from bmoe.net.cluster_file import load_cluster
+from bmoe.net.publish.command import ValidatorClient
 from bmoe.net.publish.lm import LMDeployment, publish_lm_training
 from bmoe.run.lm.batches import TRAINING, seeded_batch
 from bmoe.run.lm.config import LMRunConfig
@@ -42,15 +43,22 @@ def bmoe(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "bmoe", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def cluster_rounds(root: Path, flags: list[str], rounds: int, text: LMText) -> list[dict[str, Any]]:
-    """Bring a deployment up in ``root``, publish ``rounds`` rounds, bring it down; the rounds' records."""
+def cluster_rounds(root: Path, flags: list[str], rounds: int, text: LMText,
+                   stats: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Bring a deployment up in ``root``, publish ``rounds`` rounds, bring it down; the rounds' records. ``stats``:
+    filled with the validator's ``/stats`` (its exchange times per phase and direction among them) at the end."""
     bmoe("lm", "cluster", "--dir", str(root), "--stores", "1", "--seeded-keys", *flags)
     try:
         cluster = load_cluster(root)
         config = read_lm_settings(cluster.path(str(cluster.lm)))
-        deployment = LMDeployment(cluster.validator, cluster.by_role("validator")[0].address, list(cluster.stores),
-                                  load_identity(cluster.path(cluster.publisher_key)), config)
-        return publish_lm_training(deployment, text, rounds)["rounds"]
+        validator = cluster.by_role("validator")[0].address
+        publisher = load_identity(cluster.path(cluster.publisher_key))
+        deployment = LMDeployment(cluster.validator, validator, list(cluster.stores), publisher, config)
+        records = publish_lm_training(deployment, text, rounds)["rounds"]
+        if stats is not None:
+            with ValidatorClient(cluster.validator, publisher, validator) as client:
+                stats.update(client.stats())
+        return records
     finally:
         bmoe("cluster", "down", "--dir", str(root))
 

@@ -180,6 +180,15 @@ class ExpertRuntime:
             self._tasks[key] = TaskInputs(task_id, task_cid, activation_cid, x, groups, grads)
         return self._tasks[key]
 
+    def adopt_task(self, inputs: TaskInputs) -> None:
+        """Use ``inputs`` for their task and activation instead of decoding the stored objects (the rows routed to
+        this edge's experts, pushed by its validator)."""
+        self._tasks[(inputs.task_cid, inputs.activation_cid)] = inputs
+
+    def drop_task(self, task_cid: str, activation_cid: str) -> None:
+        """Forget the inputs kept for a task (they lack an expert it must now compute: decode it whole)."""
+        self._tasks.pop((task_cid, activation_cid), None)
+
     def gradient(self, cid: str, load: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The output gradient of ``cid``, decoded by ``load`` once a round for every edge served here (the
         same CID is the same bytes, so the same tensor; nobody writes into it)."""

@@ -98,8 +98,16 @@ class WorkHandler:
 
     def _load_inputs(self, item: WorkItem) -> TaskInputs:
         runtime = self.worker.runtime
-        return runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
-                                   lambda t, a: runtime.decode_task(t, a, self.num_experts))
+
+        def load() -> TaskInputs:
+            return runtime.task_inputs(item.task_id, item.task_cid, item.activation_cid,
+                                       lambda t, a: runtime.decode_task(t, a, self.num_experts))
+
+        inputs = load()
+        if any(expert not in inputs.groups for expert in item.experts):  # rows pushed for other experts only
+            runtime.drop_task(item.task_cid, item.activation_cid)
+            inputs = load()
+        return inputs
 
     def _results(self, item: WorkItem) -> list[Transaction]:
         self._inputs = self._load_inputs(item)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from bmoe.moe.dispatch import routed_samples
-from bmoe.storage import deserialize_tensors, serialize_tensors
+from bmoe.storage import CorruptObject, deserialize_tensors, serialize_tensors
 
 
 class PayloadError(ValueError):
@@ -111,6 +111,37 @@ def decode_task_for_edge(task: bytes, activation: bytes, num_experts: int) -> tu
     x, _ = decode_task(task)
     experts, _ = decode_activation(activation)
     return x, routed_samples(experts, num_experts)
+
+
+def encode_routed_rows(x: torch.Tensor, groups: dict[int, torch.Tensor], experts: list[int]) -> bytes:
+    """The rows of ``x`` (B, ...) routed to each of ``experts`` (``groups``: expert -> sample indices), and those
+    indices: what one edge computes on, instead of the whole task."""
+    tensors: dict[str, torch.Tensor] = {}
+    for expert in experts:
+        rows = groups[expert]
+        tensors[f"x.{expert}"] = x[rows].contiguous()  # (n_e, ...)
+        tensors[f"i.{expert}"] = rows.contiguous()  # (n_e,)
+    return serialize_tensors(tensors)
+
+
+def decode_routed_rows(data: bytes) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """:func:`encode_routed_rows`'s rows as one tensor (sum n_e, ...) and each expert's positions in it, so that
+    ``x[groups[e]]`` is the rows of expert ``e``, bit for bit as indexing the whole task gives them."""
+    try:
+        tensors, _ = deserialize_tensors(data)
+        experts = sorted({int(name.split(".", 1)[1]) for name in tensors})
+        if set(tensors) != {f"{kind}.{e}" for e in experts for kind in ("x", "i")} or not experts:
+            raise ValueError(f"expected x.E and i.E for each expert, got {sorted(tensors)}")
+        parts = [tensors[f"x.{e}"] for e in experts]
+        x = torch.cat(parts)  # (sum n_e, ...)
+    except (ValueError, RuntimeError, CorruptObject) as err:
+        raise PayloadError(f"routed rows: {err}") from None
+    require_finite("routed rows", x)
+    groups, start = {}, 0
+    for expert, part in zip(experts, parts, strict=True):
+        groups[expert] = torch.arange(start, start + part.shape[0])  # (n_e,)
+        start += part.shape[0]
+    return x, groups
 
 
 def encode_result(output: torch.Tensor) -> bytes:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from bmoe.edge.runtime import ExpertRuntime
+from bmoe.edge.runtime import ExpertRuntime, TaskInputs
 from bmoe.edge.work import PHASE_RESULT, PHASE_UPLOAD, WorkHandler
 from bmoe.edge.worker import EdgeWorker
 from bmoe.ledger.transactions import Transaction
-from bmoe.moe.payloads import PayloadError
+from bmoe.moe.payloads import PayloadError, decode_routed_rows
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame, is_frame
 from bmoe.net.http.auth import SignedAuth
@@ -55,9 +55,10 @@ class EdgeNode:
         """The last item's measured compute time (forward passes or SGD steps)."""
         return self.handler.last_compute_s
 
-    def handle(self, task: EdgeTask) -> Transaction | None:
+    def handle(self, task: EdgeTask, routed_rows: bytes | None = None) -> Transaction | None:
         """The edge's answer to ``task``: its signed commitment / expert update, or None (nothing to send,
-        or an upload request, whose objects it stored: durable when this returns)."""
+        or an upload request, whose objects it stored: durable when this returns). ``routed_rows``: the rows of
+        its experts its validator pushed (``encode_routed_rows``), computed on instead of the whole task."""
         if task.item.phase == PHASE_UPLOAD:
             answer = self.handler.handle(task.item)
             self.store.sync()
@@ -65,6 +66,10 @@ class EdgeNode:
         self.worker.signer.next_nonce = task.nonce
         if task.item.phase == PHASE_RESULT and not task.item.escalation:
             self.runtime.new_round()  # this process's runtime serves this edge alone
+        if routed_rows is not None and task.item.phase == PHASE_RESULT:
+            item = task.item
+            x, groups = decode_routed_rows(routed_rows)  # PayloadError: the caller answers nothing
+            self.runtime.adopt_task(TaskInputs(item.task_id, item.task_cid, item.activation_cid, x, groups))
         return self.handler.handle(task.item)
 
 
@@ -160,9 +165,11 @@ class EdgeLoop:
         if task is None:
             return False
         self.node.keep(objects)
+        routed = item.get("routed")
+        rows = objects.get(routed) if isinstance(routed, str) else None
         carry = {int(e) for e in item.get("carry", []) if isinstance(e, int) and not isinstance(e, bool)}
         try:
-            tx = self.node.handle(task)
+            tx = self.node.handle(task, rows)
         except (StorageError, PayloadError, ValueError, KeyError) as exc:
             what = f"{task.item.phase} of {task.item.task_id}"
             self.log(f"work {work_id} ({what}): cannot compute: {exc}; answering nothing")

@@ -84,6 +84,12 @@ class ValidatorClient:
             raise PublishError(f"GET /head: {reply.status_code} {reply.text[:200]}")
         return dict(reply.json())
 
+    def stats(self) -> dict[str, Any]:
+        reply = self._get("/stats")
+        if reply.status_code != 200:
+            raise PublishError(f"GET /stats: {reply.status_code} {reply.text[:200]}")
+        return dict(reply.json())
+
     def submit(self, tx: Transaction, data: Mapping[str, bytes] | None = None) -> dict[str, Any]:
         """Post ``tx``; with ``data`` (its data's CID -> bytes), in one frame with the task: the validator stores
         the data (durable before it seals), so the publisher stores nothing first."""

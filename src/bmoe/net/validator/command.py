@@ -181,7 +181,8 @@ def validator_command(cluster_dir: Path | None, config_file: Path | None, key_fi
     url = url_of(sock)
     counters = Counters()
     session_store = write_behind_store(stores_at)
-    edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters)
+    edges = NetworkEdges(session_store, args.edge_timeout or DEFAULT_EDGE_TIMEOUT_S, counters,
+                         routed_rows=not pbft)  # under PBFT edges compute on what the ledger's CIDs name
     settings = ValidatorSettings(identity, members, url, max_body=max_body)
     dataset = shape_only_dataset(config.dataset, shape, num_classes)
 

@@ -119,6 +119,12 @@ class LMValidatorService(ValidatorService):
             for task_id in ids:
                 self._active_nonces.pop(task_id, None)
 
+    def exchange_key(self, phase: str, task_id: str) -> str:
+        """A language model's exchanges by phase and direction: a forward task's results are one layer's
+        round trip (the routed tokens pushed, each (layer, expert) call's output back)."""
+        parsed = lm_task(task_id)
+        return phase if parsed is None else f"{phase} {'forward' if parsed[2] == 'f' else 'backward'}"
+
     def _sealed_head(self) -> dict[str, Any]:
         """The sealed state, with the round a publisher's next round must be (``next_round``): one past every
         round a task of which is sealed, also one cut short (its task ids are taken)."""

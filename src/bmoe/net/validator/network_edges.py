@@ -8,6 +8,18 @@ not answer is simply absent: the round records it as withheld (failures are data
 validator excluded (:meth:`exclude`: it declared numerics the run cannot accept) is not waited for:
 it is left out of every work item, so the round records it absent, until :meth:`include`.
 
+Failure stays a value, and costs at most its timeout once: an expected edge that has not read the item
+``fetch_grace`` seconds after it was published is computing nothing, so it is not waited for (a live edge holds a
+poll open, or polls again as soon as it answered); an edge that did not answer an item (never read it, or read it
+and did not answer within the timeout) is presumed gone and left out of the items that follow, recorded absent as
+above, until it polls again (:meth:`polled`).
+
+The hot path (issue 24): an edge polls with ``frames=1`` and :meth:`frame` answers with the item and the objects
+it computes on that it is not known to hold (the task and activation, or, with ``routed_rows``, just the rows
+routed to its experts; its output gradients; weights it lacks), in one binary frame (:mod:`bmoe.net.frames`); its
+answer carries the committed objects the item asks it to carry (``carry``: every result, one copy of each
+updated expert), put into the store, which writes them behind the round (``WriteBehindStore``).
+
 Admission of an answer, in order (each refusal is an :class:`~bmoe.net.http.auth.Refusal`, never an
 exception): the transaction's signature; its sender is the HTTP sender and an edge of the genesis;
 a work item is open and the answer names it; the edge is expected and has not answered yet; the
@@ -42,6 +54,7 @@ from typing import Any
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction
 from bmoe.ledger.transactions import Transaction, check_transaction_signature
+from bmoe.moe.payloads import PayloadError, decode_task_for_edge, encode_routed_rows
 from bmoe.net.http.auth import Refusal
 from bmoe.net.http.stats import Counters
 from bmoe.net.work_wire import (
@@ -57,6 +70,7 @@ from bmoe.net.work_wire import (
 from bmoe.protocol.edges import ResultWork, UpdateWork
 from bmoe.protocol.validator import committed_cids
 from bmoe.storage import BlobStore, StorageError
+from bmoe.storage.cid import cid_of
 
 LedgerView = Callable[[], LedgerState]
 FETCH_GRACE_S = 5.0  # an expected edge that has not read its item by then is not waited for (a live one polls)
@@ -108,12 +122,18 @@ class NetworkEdges:
     """Edges as remote processes: publish work, collect their signed answers until ``timeout``."""
 
     def __init__(self, store: BlobStore, timeout: float, counters: Counters | None = None,
-                 clock: Callable[[], float] = time.monotonic, fetch_grace: float = FETCH_GRACE_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, fetch_grace: float = FETCH_GRACE_S,
+                 routed_rows: bool = False) -> None:
+        """``routed_rows`` (a classifier's deployment with one validator): push each edge the rows routed to its
+        experts instead of the whole task when they are fewer (those rows are not checked against a CID on the
+        ledger, so a deployment whose edges must not trust their validator, PBFT, pushes the task itself)."""
         if timeout <= 0:
             raise ValueError(f"edge timeout must be positive, got {timeout}")
         if fetch_grace <= 0:
             raise ValueError(f"the fetch grace must be positive, got {fetch_grace}")
         self.fetch_grace = min(fetch_grace, timeout)
+        self.routed_rows = routed_rows
+        self._ephemeral: dict[str, bytes] = {}  # this round's routed rows by CID: pushed, never stored
         self.store = store  # the storage nodes the edges upload to (the round reads them through the Session's)
         self.timeout = timeout
         self.counters = counters if counters is not None else Counters()
@@ -130,8 +150,9 @@ class NetworkEdges:
         self._compute = 0.0
         self._compute_total = 0.0
         self._held: dict[str, OrderedDict[str, None]] = {}  # edge -> weights it holds (it computed or was sent)
-        self._gone: set[str] = set()  # edges that did not fetch their last item: left out until they poll again
-        self._exchanges: deque[tuple[str, float]] = deque(maxlen=EXCHANGES_KEPT)  # (phase, publish -> last answer)
+        self._gone: set[str] = set()  # edges that did not answer their last item: left out until they poll again
+        self._exchanges: deque[tuple[str, str, float]] = deque(maxlen=EXCHANGES_KEPT)  # (phase, task, publish ->
+        # last answer)
 
     def bind(self, view: LedgerView) -> None:
         """Read the working ledger state through ``view`` (``session.node.pending_view``)."""
@@ -141,15 +162,17 @@ class NetworkEdges:
     # --- EdgeGateway ---------------------------------------------------------------------------
     def results(self, work: ResultWork) -> list[Transaction]:
         if not work.escalation:  # a new round; a dispute's escalation adds to the round's
+            self._ephemeral = {}
             self._busy = 0.0
             self._compute = 0.0
             self._compute_total = 0.0
             self._committed = set()
         inputs = [work.task_cid, work.activation_cid]
+        rows = self._rows(work) if self.routed_rows and not work.escalation else {}
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
                             lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces),
-                            pushes=lambda address: inputs + self._weights_missing(address, work.assignments[address],
-                                                                                 work.expert_cids),
+                            pushes=lambda address: rows.get(address, inputs)
+                            + self._weights_missing(address, work.assignments[address], work.expert_cids),
                             carries=lambda expected: {a: list(work.assignments[a]) for a in expected})
         self._committed |= {address for address, tx in answers.items() if tx is not None}
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
@@ -216,6 +239,24 @@ class NetworkEdges:
             return dict(self._excluded)
 
     # --- publishing and collecting ---------------------------------------------------------------
+    def _rows(self, work: ResultWork) -> dict[str, list[str]]:
+        """Edge -> [the CID of its routed rows] (put in memory here, never written), for the edges whose experts'
+        rows are fewer than the task's samples; the others are pushed the task and the activation."""
+        try:
+            x, groups = decode_task_for_edge(self.store.get(work.task_cid), self.store.get(work.activation_cid),
+                                             len(work.expert_cids))
+        except (StorageError, PayloadError):
+            return {}
+        pushed: dict[str, list[str]] = {}
+        for address, experts in work.assignments.items():
+            mine = [e for e in experts if e in groups]
+            if len(mine) == len(experts) and sum(int(groups[e].numel()) for e in mine) < x.shape[0]:
+                data = encode_routed_rows(x, groups, mine)
+                cid = cid_of(data)
+                self._ephemeral[cid] = data
+                pushed[address] = [cid]
+        return pushed
+
     def _weights_missing(self, address: str, experts: list[int], expert_cids: list[str]) -> list[str]:
         """The current weights of ``experts`` that edge ``address`` is not known to hold."""
         held = self._held.get(address, OrderedDict())
@@ -263,12 +304,13 @@ class NetworkEdges:
             missing = len(expected) - len(current.answers)
             if missing:
                 self.counters.add("work.timed_out_edges", missing)
-            gone = {address for address in expected if address not in current.fetched | set(current.answers)}
+            gone = {address for address in expected if address not in current.answers}  # never read it, or read
+            # it and did not answer within the timeout: presumed dead until it polls again (a live one polls at once)
             if gone:
                 self._gone |= gone
                 self.counters.add("work.gone_edges", len(gone))
             self._busy += current.last_answer - current.started
-            self._exchanges.append((phase, current.last_answer - current.started))
+            self._exchanges.append((phase, task_id, current.last_answer - current.started))
             self._compute += max(current.compute.values(), default=0.0)
             self._compute_total += sum(current.compute.values())
             return dict(current.answers)
@@ -279,11 +321,15 @@ class NetworkEdges:
         readable = []
         for cid in dict.fromkeys(cids):
             try:
-                self.store.get(cid)
+                self._read(cid)
             except StorageError:
                 continue
             readable.append(cid)
         return readable
+
+    def _read(self, cid: str) -> bytes:
+        data = self._ephemeral.get(cid)
+        return data if data is not None else self.store.get(cid)
 
     def frame(self, address: str) -> tuple[dict[str, Any], dict[str, bytes]]:
         """What ``GET /work`` pushes to edge ``address``: the open work item, the experts whose objects its answer
@@ -298,9 +344,11 @@ class NetworkEdges:
         objects = {}
         for cid in cids:
             try:
-                objects[cid] = self.store.get(cid)
+                objects[cid] = self._read(cid)
             except StorageError:
                 continue
+        if routed := [cid for cid in cids if cid in self._ephemeral]:
+            header["routed"] = routed[0]
         self._hold(address, [cid for cid in cids if cid in objects])
         if objects:
             self.counters.add("work.pushed", len(objects))
@@ -316,14 +364,16 @@ class NetworkEdges:
                 phase.fetched.add(address)
             return dict(phase.body)
 
-    def exchange_percentiles(self) -> dict[str, dict[str, float]]:
-        """Per phase, the seconds from publishing a work item to its last answer over the recent items: how many,
-        the median and the 99th percentile (a language model's forward task: one layer's round trip)."""
+    def exchange_percentiles(self, key: Callable[[str, str], str] = lambda phase, task_id: phase) -> dict[
+            str, dict[str, float]]:
+        """Per ``key(phase, task id)`` (the phase by default), the seconds from publishing a work item to its last
+        answer over the recent items: how many, the median and the 99th percentile (a language model's forward
+        task: one layer's round trip)."""
         with self._cond:
             kept = list(self._exchanges)
         by_phase: dict[str, list[float]] = {}
-        for phase, seconds in kept:
-            by_phase.setdefault(phase, []).append(seconds)
+        for phase, task_id, seconds in kept:
+            by_phase.setdefault(key(phase, task_id), []).append(seconds)
         return {phase: {"n": len(values), "p50": percentile(values, 0.50), "p99": percentile(values, 0.99)}
                 for phase, values in sorted(by_phase.items())}
 
@@ -333,7 +383,8 @@ class NetworkEdges:
             self._gone.discard(address)
 
     def gone(self) -> list[str]:
-        """The edges presumed gone: they did not read their last work item within the fetch grace."""
+        """The edges presumed gone: they did not answer their last work item (did not read it within the fetch
+        grace, or read it and did not answer within the timeout) and have not polled since."""
         with self._cond:
             return sorted(self._gone)
 

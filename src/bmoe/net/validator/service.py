@@ -274,8 +274,10 @@ class ValidatorService:
         gone = [self.names.get(a, a) for a in self.edges.gone()]
         return JSONResponse({"name": self.names.get(self.settings.identity.address, "validator"),
                              "url": self.settings.url, "queued": queued, "edge_timeout": self.edges.timeout,
+                             "fetch_grace_s": self.edges.fetch_grace,
                              "edges_last_polled_s_ago": seen, "edge_profiles": profiles, "excluded_edges": excluded,
-                             "gone_edges": gone, "exchange_s": self.edges.exchange_percentiles(), "quorum": quorum,
+                             "gone_edges": gone, "exchange_s": self.edges.exchange_percentiles(self.exchange_key),
+                             "quorum": quorum,
                              **self.counters.snapshot()})
 
     async def head(self, request: Request) -> Response:
@@ -343,6 +345,10 @@ class ValidatorService:
         except InvalidTransaction as exc:
             return Refusal(400, "invalid_transaction", f"the ledger refuses it: {exc}")
         return None
+
+    def exchange_key(self, phase: str, task_id: str) -> str:
+        """What ``/stats``' exchange times are grouped by: the phase (step 2's results, step 5's updates...)."""
+        return phase
 
     def run_config(self) -> RunConfig:
         """The protocol's settings the validator runs under."""
