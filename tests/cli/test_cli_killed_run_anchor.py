@@ -22,6 +22,8 @@ from bmoe.ledger.errors import ChainStoreError
 from tests.cli.helpers import SMALL, assert_user_error
 from tests.cli.in_process import bmoe_here
 
+pytestmark = pytest.mark.slow  # a `bmoe train` subprocess killed, then audited: ~5 s of CPU, at the fast tier's guard
+
 SOURCE = Path(bmoe.__file__).resolve().parents[1]  # the code under test, in the child process too
 
 

@@ -55,6 +55,17 @@ def test_a_put_replicated_behind_is_on_both_nodes_once_synced(store: HttpBlobSto
     assert all(s["syncs"] for s in stats), stats  # counted on each node
 
 
+def test_put_many_writes_each_blob_on_its_nodes_side_by_side(store: HttpBlobStore, pair: Cluster) -> None:
+    blobs = [bytes([i]) * (300_000 + i) for i in range(6)]
+    cids = store.put_many(blobs)
+    assert cids == [cid_of(blob) for blob in blobs]
+    store.sync()
+    for cid, blob in zip(cids, blobs, strict=True):
+        assert pair.holders(cid) == {"node-a", "node-b"} and store.get(cid) == blob
+    stats = [store.node_info(node) for node in store.nodes]
+    assert all(s["blobs"]["stored"] >= len(blobs) for s in stats), stats  # type: ignore[index]
+
+
 def test_put_is_idempotent_and_accepts_bytes_like(store: HttpBlobStore) -> None:
     contract.test_put_is_idempotent_and_accepts_bytes_like(store)
 

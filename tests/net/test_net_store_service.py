@@ -179,7 +179,7 @@ def test_authentication_refusals_are_counted_and_the_node_keeps_serving(client: 
 
 def test_health_is_public_and_signed_for_the_callers_nonce(raw: httpx.Client, url: str) -> None:
     reply = raw.get("/health", headers={NONCE_HEADER: "ab" * 16})
-    assert reply.json() == {"status": "ok", "name": "node-a", "address": NODE.address, "url": url}
+    assert reply.json() == {"status": "ok", "name": "node-a", "address": NODE.address, "url": url, "replication": 1}
     assert check_response(200, reply.headers, reply.content, "ab" * 16, {NODE.address}) is None
     assert check_response(200, reply.headers, reply.content, "cd" * 16, {NODE.address}) is not None
 

@@ -1,8 +1,9 @@
 """``WriteBehindStore``: objects usable at once, made durable on the backing store in the background.
 
 Owns taking storage off a round's critical path without taking it out of the protocol. ``put`` keeps the
-bytes in memory and returns their CID at once; a small pool of threads writes them to the backing store
-(storage nodes, an IPFS node) meanwhile. ``get`` answers from memory first (bytes hashed when they were put),
+bytes in memory and returns their CID at once; a few writer threads write them to the backing store (storage
+nodes, an IPFS node) meanwhile, in batches where the backing store takes them (``put_many``: one request per
+storage node). ``get`` answers from memory first (bytes hashed when they were put),
 else from the backing store, which verifies (and keeps what it read). :meth:`sync` returns once every object
 put so far is on the backing store, and raises :class:`~bmoe.storage.errors.StorageError` naming what is not:
 the round calls it before it seals, so every object a sealed block names is stored (replicated, synced) before
@@ -16,30 +17,40 @@ Must not know what the objects are, or who reads them.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from bmoe.storage.cid import cid_of, parse_cid
 from bmoe.storage.errors import ObjectNotFound, StorageError
 from bmoe.storage.store import BlobStore, PublicApiStore, as_bytes
 
 DEFAULT_KEEP_BYTES = 256 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 8 * 1024 * 1024  # one backing write (a storage node's POST /batch) at most
 
 
 class WriteBehindStore(PublicApiStore):
     """A memory layer over ``backing``: puts return at once, :meth:`sync` waits until they are durable."""
 
-    def __init__(self, backing: BlobStore, *, writers: int = 4, keep_bytes: int = DEFAULT_KEEP_BYTES) -> None:
+    def __init__(self, backing: BlobStore, *, writers: int = 2, keep_bytes: int = DEFAULT_KEEP_BYTES,
+                 batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
         if writers < 1:
             raise ValueError(f"writers must be >= 1, got {writers}")
         self.backing = backing
         self.keep_bytes = keep_bytes
+        self.batch_bytes = batch_bytes
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._recent: OrderedDict[str, bytes] = OrderedDict()  # oldest first
         self._recent_bytes = 0
-        self._pending: dict[str, Future[str]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="write-behind")
+        self._queue: deque[str] = deque()  # put, not handed to a writer yet
+        self._pending: set[str] = set()  # put, not known durable (queued, being written, or failed)
+        self._writing = 0  # batches the writers are on
+        self._failed: dict[str, str] = {}  # CID -> why its background write failed
+        self._closing = False
+        self._writers = [threading.Thread(target=self._write_loop, name=f"write-behind-{i}", daemon=True)
+                         for i in range(writers)]
+        for thread in self._writers:
+            thread.start()
         self.written = 0  # objects made durable in the background
         self.retried = 0  # background writes that failed and were tried again in sync()
 
@@ -56,9 +67,47 @@ class WriteBehindStore(PublicApiStore):
                 return cid
             self._recent[cid] = blob
             self._recent_bytes += len(blob)
-            self._pending[cid] = self._pool.submit(self.backing.put, blob)
+            self._queue.append(cid)
+            self._pending.add(cid)
+            self._changed.notify_all()
             self._trim()
         return cid
+
+    def _write_loop(self) -> None:
+        """A writer: take what is queued (up to ``batch_bytes``), write it in one call when the backing store takes
+        batches (``put_many``: storage nodes), else one by one."""
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if not self._queue:
+                    return
+                batch: dict[str, bytes] = {}
+                size = 0
+                while self._queue and (not batch or size + len(self._recent[self._queue[0]]) <= self.batch_bytes):
+                    cid = self._queue.popleft()
+                    batch[cid] = self._recent[cid]
+                    size += len(batch[cid])
+                self._writing += 1
+            error = None
+            try:
+                put_many = getattr(self.backing, "put_many", None)
+                if callable(put_many):
+                    put_many(list(batch.values()))
+                else:
+                    for blob in batch.values():
+                        self.backing.put(blob)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._writing -= 1
+                for cid in batch:
+                    if error is None:
+                        self._pending.discard(cid)
+                        self.written += 1
+                    else:
+                        self._failed[cid] = error
+                self._changed.notify_all()
 
     def keep(self, cid: str, data: bytes) -> None:
         """Hold ``data``, already checked against ``cid``, for reads only: somebody else makes it durable (objects
@@ -104,13 +153,9 @@ class WriteBehindStore(PublicApiStore):
         """Return once every object put so far is durable on the backing store; raise :class:`StorageError`
         naming the objects that are not (each failed background write is tried once more here)."""
         with self._lock:
-            waiting = dict(self._pending)
-        failed: list[str] = []
-        for cid, future in waiting.items():
-            try:
-                future.result()
-            except Exception:
-                failed.append(cid)
+            while self._queue or self._writing:
+                self._changed.wait()
+            failed, self._failed = dict(self._failed), {}
         errors: list[str] = []
         for cid in failed:
             self.retried += 1
@@ -122,11 +167,13 @@ class WriteBehindStore(PublicApiStore):
                 self.backing.put(blob)
             except Exception as exc:
                 errors.append(f"{cid}: {exc}")
+                with self._lock:
+                    self._failed[cid] = str(exc)
+                continue
+            with self._lock:
+                self._pending.discard(cid)
+                self.written += 1
         with self._lock:
-            for cid in waiting:
-                if cid not in failed or not any(e.startswith(cid) for e in errors):
-                    self._pending.pop(cid, None)
-                    self.written += 1
             self._trim()
         if errors:
             raise StorageError(f"{len(errors)} object(s) not stored on {self.backing!r}: " + "; ".join(errors[:3]))
@@ -134,7 +181,11 @@ class WriteBehindStore(PublicApiStore):
 
     def close(self) -> None:
         """Finish the background writes (best effort), then close the backing store's client."""
-        self._pool.shutdown(wait=True)
+        with self._lock:
+            self._closing = True
+            self._changed.notify_all()
+        for thread in self._writers:
+            thread.join(timeout=30)
         close = getattr(self.backing, "close", None)
         if callable(close):
             close()
@@ -144,10 +195,8 @@ class WriteBehindStore(PublicApiStore):
         for cid in list(self._recent):
             if self._recent_bytes <= self.keep_bytes:
                 return
-            future = self._pending.get(cid)
-            if future is not None and not (future.done() and future.exception() is None):
+            if cid in self._pending:
                 continue
-            self._pending.pop(cid, None)
             self._recent_bytes -= len(self._recent.pop(cid))
 
     def delete(self, cid: str) -> bool:

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
 
 from bmoe.ledger.keys import Identity
 from bmoe.net.errors import DeleteRefused, RemoteStoreError, UnauthenticResponse
+from bmoe.net.frames import FRAME_MEDIA_TYPE, encode_frame
 from bmoe.net.http.auth import DEFAULT_MAX_BODY, SIZE_HEADER, SignedAuth
 from bmoe.net.http.tcp import client_transport
 from bmoe.net.store.placement import normalize_url, rendezvous_order
@@ -81,6 +83,7 @@ class HttpBlobStore(PublicApiStore):
         self.max_body = max_body
         self.list_page = list_page
         self.replicate_behind = replicate_behind
+        self._replication: int | None = None  # the nodes' replication setting, read at the first put_many
         trusted = None if node_addresses is None else {normalize_url(u): a for u, a in node_addresses.items()}
         if trusted is not None and (missing := [n for n in self.nodes if n not in trusted]):
             raise ValueError(f"node_addresses has no address for {', '.join(missing)}")
@@ -160,18 +163,60 @@ class HttpBlobStore(PublicApiStore):
             failures[node] = _reason(reply)[1]
         raise RemoteStoreError(f"cannot store {cid} on any storage node", failures)
 
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store ``blobs`` with one request per node, all at once (``POST /batch?replica=1``): each blob to the
+        first ``replication`` nodes of its rendezvous order (the nodes' setting, read once from ``/health``), so
+        its copies are written side by side rather than forwarded one after the other. A node that fails has its
+        blobs put one by one instead (:meth:`put`: the next nodes, which replicate). Their CIDs."""
+        copies = self._copies()
+        groups: dict[str, dict[str, bytes]] = {}
+        cids = []
+        for data in blobs:
+            blob = as_bytes(data)
+            cid = cid_of(blob)
+            cids.append(cid)
+            for node in rendezvous_order(cid, self.nodes)[:copies]:
+                groups.setdefault(node, {})[cid] = blob
+
+        def send(node: str, batch: dict[str, bytes]) -> list[bytes]:
+            try:
+                reply = self._request(node, "POST", "/batch", params={"replica": "1"},
+                                      content=encode_frame({}, batch), headers={"content-type": FRAME_MEDIA_TYPE})
+                if reply.status_code == 200 and set(_json(reply).get("cids") or ()) == set(batch):  # type: ignore[arg-type]
+                    return []
+            except _NETWORK_ERRORS:
+                pass
+            return list(batch.values())
+
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as pool:
+            failed = [blob for left in pool.map(lambda item: send(*item), groups.items()) for blob in left]
+        for blob in failed:
+            self.put(blob)
+        return cids
+
+    def _copies(self) -> int:
+        """How many nodes hold each blob: the nodes' replication setting (1 when no node says)."""
+        if self._replication is None:
+            for node in self.nodes:
+                try:
+                    self._replication = max(1, int(self.node_info(node, "/health").get("replication", 1)))  # type: ignore[call-overload]
+                    break
+                except (*_NETWORK_ERRORS, httpx.HTTPStatusError, ValueError):
+                    continue
+        return min(self._replication or 1, len(self.nodes))
+
     def sync(self) -> None:
         """Every object stored so far durable on every node that answers (``POST /sync``: one ``syncfs`` each);
         :class:`RemoteStoreError` when none does."""
-        failures: dict[str, str] = {}
-        for node in self.nodes:
+        def sync(node: str) -> str | None:
             try:
                 reply = self._request(node, "POST", "/sync")
             except _NETWORK_ERRORS as exc:
-                failures[node] = f"{type(exc).__name__}: {exc}"
-                continue
-            if reply.status_code != 200:
-                failures[node] = _reason(reply)[1]
+                return f"{type(exc).__name__}: {exc}"
+            return None if reply.status_code == 200 else _reason(reply)[1]
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:  # every node at once
+            failures = {node: why for node, why in zip(self.nodes, pool.map(sync, self.nodes), strict=True) if why}
         if len(failures) == len(self.nodes):
             raise RemoteStoreError("no storage node synced its objects", failures)
 

@@ -19,8 +19,11 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
                            the local copy only: ``{"deleted": bool}``
 ``GET /blobs``             local CIDs, sorted, paged: ``?after=CID&limit=N`` ->
                            ``{"cids": [...], "next": CID or null}``
-``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url"}``
+``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "replication"}``
 ``GET /stats``             the node's counters (:mod:`bmoe.net.http.stats`) and object count
+``POST /batch``            body = a frame of blobs (:mod:`bmoe.net.frames`, each checked against its
+                           CID): stored, replicated behind (not when ``?replica=1``), replies
+                           ``{"cids", "size"}``; 400 ``malformed_frame``
 ``POST /sync``             the replications running behind done, the peers that took them synced
                            (``?local=1`` on theirs), every object stored so far made durable (one
                            ``syncfs``): ``{"synced": paths, "replicated": copies waited for}``
@@ -60,6 +63,7 @@ from starlette.types import ASGIApp
 
 from bmoe.ledger.keys import Identity
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame
 from bmoe.net.http.auth import BLOB_MEDIA_TYPE, DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, SIZE_HEADER, SignedAuth
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.stats import Counters
@@ -128,6 +132,7 @@ class StoreNode:
             Route("/blobs/{cid}", self.get_blob, methods=["GET", "HEAD"]),
             Route("/blobs/{cid}", self.delete_blob, methods=["DELETE"]),
             Route("/sync", self.sync, methods=["POST"]),
+            Route("/batch", self.put_batch, methods=["POST"]),
         ]
         handlers = {HTTPException: self._http_error, Exception: self._internal_error}
         app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
@@ -174,7 +179,8 @@ class StoreNode:
 
     # --- routes ------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        body = {"status": "ok", "name": self._name, "address": self.config.identity.address, "url": self.config.url}
+        body = {"status": "ok", "name": self._name, "address": self.config.identity.address, "url": self.config.url,
+                "replication": self.config.replication}
         return JSONResponse(body)
 
     async def stats(self, request: Request) -> Response:
@@ -202,6 +208,23 @@ class StoreNode:
         count = await run_in_threadpool(self.store.flush)
         self.counters.add("syncs")
         return JSONResponse({"synced": count, "replicated": len(behind)})
+
+    async def put_batch(self, request: Request) -> Response:
+        """Several blobs in one frame (:mod:`bmoe.net.frames`, each checked against its CID): stored, then
+        replicated behind (``POST /sync`` waits for the copies), or not at all when ``?replica=1``."""
+        body = await request.body()
+        try:
+            _, blobs = await run_in_threadpool(decode_frame, body)
+        except FrameError as exc:
+            return self._error(400, "malformed_frame", f"batch refused: {exc}")
+        await run_in_threadpool(lambda: [self.store.put(blob) for blob in blobs.values()])
+        self.counters.add("blobs.stored", len(blobs))
+        if request.query_params.get("replica") != "1" and blobs:
+            task = asyncio.create_task(self._replicate_batch(blobs))
+            self._replicating.add(task)
+            task.add_done_callback(self._replicating.discard)
+            self._behind.add(task)
+        return JSONResponse({"cids": list(blobs), "size": sum(len(blob) for blob in blobs.values())})
 
     async def put_blob(self, request: Request) -> Response:
         body = await request.body()
@@ -290,6 +313,28 @@ class StoreNode:
             except (httpx.HTTPError, UnauthenticResponse, ValueError):
                 ok = False
             self.counters.add("replication.sent" if ok else "replication.failed")
+            if ok:
+                done.append(peer)
+        return done
+
+    async def _replicate_batch(self, blobs: dict[str, bytes]) -> list[str]:
+        """Forward each blob to the first ``replication - 1`` peers of its rendezvous order, one frame per peer;
+        the peers that took a frame."""
+        assert self._peers is not None
+        per_peer: dict[str, dict[str, bytes]] = {}
+        for cid, blob in blobs.items():
+            for peer in self._peer_order(cid)[: self.config.replication - 1]:
+                per_peer.setdefault(peer, {})[cid] = blob
+        done: list[str] = []
+        for peer, batch in per_peer.items():
+            try:
+                reply = await self._peers.post(f"{peer}/batch", params={"replica": "1"},
+                                               content=encode_frame({}, batch),
+                                               headers={"content-type": FRAME_MEDIA_TYPE})
+                ok = reply.status_code == 200
+            except (httpx.HTTPError, UnauthenticResponse, ValueError):
+                ok = False
+            self.counters.add("replication.sent" if ok else "replication.failed", len(batch))
             if ok:
                 done.append(peer)
         return done

@@ -133,6 +133,7 @@ class NetworkEdges:
             raise ValueError(f"the fetch grace must be positive, got {fetch_grace}")
         self.fetch_grace = min(fetch_grace, timeout)
         self.routed_rows = routed_rows
+        self.on_publish: Callable[[], None] | None = None  # told each time a work item is published
         self._ephemeral: dict[str, bytes] = {}  # this round's routed rows by CID: pushed, never stored
         self.store = store  # the storage nodes the edges upload to (the round reads them through the Session's)
         self.timeout = timeout
@@ -288,6 +289,8 @@ class NetworkEdges:
             self._phase = _Phase(self._work_id, phase, task_id, body(self._work_id, expected, nonces), expected,
                                  working, started, push, carry, last_answer=started)
             self.counters.add(f"work.{phase}")
+            if self.on_publish is not None:
+                self.on_publish()  # wake the edges' polls now
             deadline, grace_end = started + self.timeout, started + self.fetch_grace
             current = self._phase
             try:

@@ -92,7 +92,7 @@ from bmoe.storage import BlobStore, StorageError
 
 DEFAULT_VALIDATOR_MAX_BODY = DEFAULT_MAX_BODY  # answers carry the objects they commit (an expert's weights)
 MAX_WAIT_S = 10.0
-POLL_S = 0.01
+POLL_S = 0.5  # a waiting poll also looks again this often (it is woken when an item is published)
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ class ValidatorService:
             raise ValueError("a validator needs a run directory (its chain)")
         self.session = session
         self.edges = edges
+        self._published = asyncio.Event()  # replaced by the serving loop's own at start-up
         self.admission_store = admission_store  # its own client: checks run beside the round's thread
         self.settings = settings
         self.counters = counters
@@ -236,9 +237,18 @@ class ValidatorService:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        self._published = asyncio.Event()
+        self.edges.on_publish = lambda: loop.call_soon_threadsafe(self._work_published)
         self.start()
         yield
+        self.edges.on_publish = None
         await run_in_threadpool(self.stop)
+
+    def _work_published(self) -> None:
+        """(The event loop) a work item was published: wake every edge's poll waiting for one."""
+        published, self._published = self._published, asyncio.Event()
+        published.set()
 
     def _refuse(self, refusal: Refusal) -> JSONResponse:
         self.counters.add(f"errors.{refusal.reason}")
@@ -439,8 +449,12 @@ class ValidatorService:
         if declared is not None:
             self._judge_declaration(request.scope["bmoe.sender"], declared)
         deadline = time.monotonic() + max(0.0, wait)
-        while self.edges.work_id <= after and time.monotonic() < deadline:
-            await asyncio.sleep(POLL_S)
+        while self.edges.work_id <= after and (left := deadline - time.monotonic()) > 0:
+            published = self._published  # set when the next item is published (the round's thread tells the loop)
+            if self.edges.work_id > after:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(published.wait(), timeout=min(left, POLL_S))
         if request.query_params.get("frames") == "1":  # the work item and the objects it computes on, in one frame
             header, objects = await run_in_threadpool(self.edges.frame, request.scope["bmoe.sender"])
             return Response(encode_frame(header, objects), media_type=FRAME_MEDIA_TYPE)
