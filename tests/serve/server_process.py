@@ -13,13 +13,14 @@ import torch
 from tests.cli.helpers import command_environment
 
 START_TIMEOUT_S = 120.0  # torch's import alone takes 2.5-20 s on 2 shared cores
-TEXT = "to be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 12
+TEXT = "to be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 40
+CONTEXT = 256
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n.,:;'!?-"  # what prompts may use
 
 
 def tiny_run(directory: Path, seed: int = 5) -> Path:
-    """A ``bmoe lm train`` run directory of a tiny model (2 layers, d = 32, 4 experts top-2, context 64) trained
-    one step through B-MoE, its character tokenizer knowing :data:`ALPHABET`."""
+    """A ``bmoe lm train`` run directory of a tiny model (2 layers, d = 32, 4 experts top-2, context 256: room for
+    long generations) trained one step through B-MoE, its character tokenizer knowing :data:`ALPHABET`."""
     from bmoe.lm.char_tokenizer import CharTokenizer
     from bmoe.run.lm.config import LMRunConfig
     from bmoe.run.lm.session import LMSession
@@ -27,7 +28,7 @@ def tiny_run(directory: Path, seed: int = 5) -> Path:
 
     tokenizer = CharTokenizer.from_text(ALPHABET + TEXT)
     ids = torch.tensor(tokenizer.encode(TEXT), dtype=torch.int64)
-    config = LMRunConfig.build({**TINY_LM, "steps": 1, "context": 64},
+    config = LMRunConfig.build({**TINY_LM, "steps": 1, "context": CONTEXT},
                                {"num_edges": 3, "difficulty": 0, "seed": seed})
     cut = int(ids.numel() * 0.9)
     session = LMSession(config, tokenizer.to_bytes(), tokenizer.vocab_size, ids[:cut], ids[cut:], directory)

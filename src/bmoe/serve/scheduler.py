@@ -143,11 +143,10 @@ class Scheduler:
                     break
                 arrived, self._inbox = self._inbox, []
                 cancels, self._cancels = self._cancels, []
-            for ticket in cancels:
-                self._release(ticket)
-            if cancels:
+            released = sum(self._release(ticket) for ticket in cancels)  # a request may have finished meanwhile
+            if released:
                 with self._wake:
-                    self.stats.cancelled += len(cancels)
+                    self.stats.cancelled += released
             for ticket in arrived:
                 self._admit(ticket)
             if self._engine.busy:
@@ -185,11 +184,15 @@ class Scheduler:
                 self._end(ticket, finished)
                 self.stats.finished += 1
 
-    def _release(self, ticket: Ticket) -> None:
-        if ticket.request is not None and self._tickets.pop(ticket.request, None) is not None:
+    def _release(self, ticket: Ticket) -> bool:
+        """Release ``ticket``'s request in the engine; whether it was there."""
+        there = ticket.request is not None and self._tickets.pop(ticket.request, None) is not None
+        if there:
+            assert ticket.request is not None
             self._engine.release(ticket.request)
             self._digests.drop(ticket.request)
         self.stats.running = len(self._tickets)
+        return there
 
     def _end(self, ticket: Ticket, item: Finished | Failed) -> None:
         with self._wake:
