@@ -6,6 +6,7 @@ tiny trained run; what it answers is checked against the decoding engine run her
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -197,3 +198,12 @@ def test_concurrent_requests_are_decoded_together_each_as_alone(client: openai.O
     assert together == alone  # the same text and the same expert calls, bit for bit
     assert after["batched_steps"] > before["batched_steps"]
     assert after["largest_batch"] >= 2
+
+
+def test_the_docs_client_snippet_runs_as_written(server: ServeProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    assert "http://127.0.0.1:8000/v1" in snippet and '"smollm2-135m"' in snippet
+    exec(snippet.replace("http://127.0.0.1:8000/v1", server.url).replace('"smollm2-135m"', '"tiny"'), {})
+    printed = capsys.readouterr().out
+    assert "bafk" in printed and "completion_tokens=32" in printed
