@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from bmoe.lm.decoding.expert_calls import CallRows
 
@@ -32,13 +32,13 @@ class CallsDigest:
         return {"rows": self.rows, "experts": self.experts, "sha256": self.sha256}
 
 
-def row_records(rows: CallRows) -> torch.Tensor:
+def row_records(rows: CallRows) -> np.ndarray:
     """Each row's bytes as the module says: (n, 8 + 2 * d * itemsize) uint8."""
     n = int(rows.positions.numel())
-    positions = rows.positions.to(torch.int64).cpu().contiguous().view(torch.uint8).reshape(n, 8)
-    inputs = rows.inputs.detach().cpu().contiguous().view(torch.uint8).reshape(n, -1)
-    outputs = rows.outputs.detach().cpu().contiguous().view(torch.uint8).reshape(n, -1)
-    return torch.cat([positions, inputs, outputs], dim=1)
+    positions = rows.positions.detach().cpu().numpy().astype("<i8", copy=False).view(np.uint8).reshape(n, 8)
+    inputs = np.ascontiguousarray(rows.inputs.detach().cpu().numpy()).view(np.uint8).reshape(n, -1)
+    outputs = np.ascontiguousarray(rows.outputs.detach().cpu().numpy()).view(np.uint8).reshape(n, -1)
+    return np.concatenate([positions, inputs, outputs], axis=1)
 
 
 class CallDigests:
@@ -48,16 +48,18 @@ class CallDigests:
         self._open: dict[int, dict[tuple[int, int], tuple[hashlib._Hash, int]]] = {}
 
     def fold(self, calls: dict[tuple[int, int], CallRows]) -> None:
-        """Add one step's calls (``CallLog.take()``: (layer, expert) -> rows) to their requests' digests."""
+        """Add one step's calls (``CallLog.take()`` after each step: (layer, expert) -> rows) to their requests'
+        digests. A step's rows come segment by segment, each sequence's in position order (``decoding/step.py``,
+        ``moe.dispatch.routed_samples``' ascending indices), so each sequence's rows are one contiguous run."""
         for key, rows in calls.items():
             records = row_records(rows)  # (n, bytes a row)
-            for sequence in rows.sequences.unique().tolist():
-                mine = rows.sequences == sequence  # (n,)
-                order = torch.argsort(rows.positions[mine], stable=True)
-                digests = self._open.setdefault(int(sequence), {})
+            sequences = rows.sequences.cpu().numpy()  # (n,)
+            cuts = (np.flatnonzero(sequences[1:] != sequences[:-1]) + 1).tolist()
+            for start, end in zip([0, *cuts], [*cuts, len(sequences)], strict=True):
+                digests = self._open.setdefault(int(sequences[start]), {})
                 hasher, count = digests.get(key) or (hashlib.sha256(), 0)
-                hasher.update(records[mine][order].numpy().tobytes())
-                digests[key] = (hasher, count + int(mine.sum()))
+                hasher.update(records[start:end])
+                digests[key] = (hasher, count + end - start)
 
     def finish(self, request: int) -> CallsDigest:
         """The digest of ``request``'s calls (forgotten here after)."""
