@@ -154,6 +154,7 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path, tiny_run_dir: Path) -
     assert_user_error(bmoe_here("serve"), "exactly one of --model")
     assert_user_error(bmoe_here("serve", "--model", "smollm2-135m", "--model-dir", tiny_run_dir), "exactly one")
     assert_user_error(bmoe_here("serve", "--model-dir", tmp_path, "--port", "0"), "lm.json")
+    assert_user_error(bmoe_here("serve", "--model-dir", tiny_run_dir, "--experts", "4"), "--experts applies")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -22,8 +22,9 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
               help="a `bmoe lm train` run directory: serve the model its ledger holds")
 @click.option("--name", default=None, help="the model's id in the API (default: the pretrained name, or the run "
               "directory's name)")
-@click.option("--experts", type=click.IntRange(min=1), default=DEFAULT_EXPERTS, show_default=True,
-              help="a pretrained model's experts a layer (its FFN split into neuron slices, all active)")
+@click.option("--experts", type=click.IntRange(min=1), default=None,
+              help=f"a pretrained model's experts a layer (its FFN split into neuron slices, all active; default "
+                   f"{DEFAULT_EXPERTS})")
 @click.option("--host", default="127.0.0.1", show_default=True, help="the address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="the port to listen on (0: any free port, printed)")
@@ -31,7 +32,7 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
               help="requests decoded together in one step (continuous batching); more wait their turn")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads for decoding (default: torch's; 1 on a loaded machine)")
-def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int, host: str,
+def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int | None, host: str,
                   port: int, max_batch: int, threads: int | None) -> None:
     """Serve a language model behind the OpenAI HTTP API, every response with its receipt."""
     import torch
@@ -46,6 +47,8 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         raise UserError("give exactly one of --model NAME (a pretrained model) and --model-dir RUN_DIR")
     if model_name is not None:
         pretrained_source(model_name)  # an unknown name is one line before anything is bound or loaded
+    elif experts is not None:
+        raise UserError("--experts applies to a pretrained model (--model); a run's model has its own experts")
     elif model_dir is not None and not model_dir.is_dir():
         raise UserError(f"--model-dir {model_dir}: no such directory")
     try:
@@ -56,7 +59,7 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         if threads is not None:
             torch.set_num_threads(threads)
         if model_name is not None:
-            served = served_pretrained(model_name, experts, name)
+            served = served_pretrained(model_name, experts or DEFAULT_EXPERTS, name)
         else:
             assert model_dir is not None
             served = served_run(model_dir, name)
