@@ -98,6 +98,13 @@ def test_a_body_that_is_not_a_json_object_is_a_400(server: ServeProcess, client:
     healthy(client)
 
 
+def test_a_body_over_16_mib_is_a_413_read_no_further(server: ServeProcess, client: openai.OpenAI) -> None:
+    body = b'{"model": "tiny", "prompt": "' + b"a" * (16 * 2**20) + b'"}'
+    response = httpx.post(server.url + "/completions", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+    healthy(client)
+
+
 def test_a_bad_completion_prompt_is_a_400(client: openai.OpenAI) -> None:
     for prompt, needle in (([1, 2, 10**6], "vocabulary"), (["to be", "or not"], "one prompt"), ("", "empty"),
                            ([{"x": 1}], "Invalid type")):

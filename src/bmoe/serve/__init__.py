@@ -4,6 +4,7 @@ its receipt (docs/serving.md).
 - ``openai_schema.py``: a request's JSON body -> a checked request, or the API's error;
 - ``openai_responses.py``: the API's response and stream-chunk shapes;
 - ``served_model.py``: the model served (pretrained by name, or a run directory's) and its identity;
+- ``engine_request.py``: a checked request -> the engine's prompt ids and sampling settings;
 - ``call_digest.py``: the digest of the expert calls one request caused;
 - ``receipt.py``: what every response's receipt holds;
 - ``scheduler.py``: the thread that owns the decoding engine;

@@ -2,11 +2,11 @@
 ``POST /v1/completions``, ``POST /v1/chat/completions``, whole or streamed as server-sent events; bmoe's own
 ``GET /bmoe/receipts/{id}`` (the receipts of the last responses) and ``GET /bmoe/stats`` (the scheduler's counts).
 
-A request is read (``openai_schema.py``), its prompt encoded (the chat template for chat) and held to the model's
-context, then handed to the :class:`~bmoe.serve.scheduler.Scheduler`; its tokens come back as the engine decodes
-them. Every response carries its receipt (``receipt.py``) in the ``bmoe`` field (a stream's last chunk) and its
-id in the ``X-Bmoe-Receipt`` header. Every refusal is the API's error shape with its status; a client that goes
-away has its request released in the engine.
+A request is read (``openai_schema.py``), made into the engine's prompt and sampling settings
+(``engine_request.py``) and handed to the :class:`~bmoe.serve.scheduler.Scheduler`; its tokens come back as the
+engine decodes them. Every response carries its receipt (``receipt.py``) in the ``bmoe`` field (a stream's last
+chunk) and its id in the ``X-Bmoe-Receipt`` header. Every refusal is the API's error shape with its status; a
+client that goes away has its request released in the engine.
 
 Must not know: how the model was loaded, where the experts run, the ledger.
 """
@@ -26,11 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bmoe.data.errors import DataError
-from bmoe.lm.decoding.sampling import SamplingError, SamplingParams
 from bmoe.net.http.auth import Refusal
 from bmoe.net.http.json_body import read_json
 from bmoe.serve.client_gone import EventStream, unless_disconnected
+from bmoe.serve.engine_request import prompt_ids, sampling_params
 from bmoe.serve.openai_responses import DONE, ResponseShape, model_card, models_list, server_sent, usage
 from bmoe.serve.openai_schema import ApiError, GenerationRequest, parse_request
 from bmoe.serve.receipt import Receipt
@@ -38,24 +37,8 @@ from bmoe.serve.scheduler import Failed, Finished, Scheduler, Ticket
 from bmoe.serve.served_model import ServedModel
 
 MAX_BODY_BYTES = 16 * 2**20  # a prompt of a few million characters; more is a 413
-DEFAULT_COMPLETION_TOKENS = 16  # the API's default max_tokens for completions (chat's: the rest of the context)
 RECEIPTS_KEPT = 4096  # receipts GET /bmoe/receipts/{id} still knows
 RECEIPT_HEADER = "X-Bmoe-Receipt"
-
-
-def context_error(served: ServedModel, request: GenerationRequest, prompt_tokens: int) -> ApiError | None:
-    """The API's refusal of a prompt and ``max_tokens`` that do not fit the model's context, or None."""
-    where = "messages" if request.chat else "prompt"
-    if prompt_tokens >= served.context:
-        return ApiError(400, f"This model's maximum context length is {served.context} tokens. However, your "
-                             f"{where} resulted in {prompt_tokens} tokens. Please reduce the length of the {where}.",
-                        where, "context_length_exceeded")
-    if request.max_tokens is not None and prompt_tokens + request.max_tokens > served.context:
-        return ApiError(400, f"This model's maximum context length is {served.context} tokens. However, you "
-                             f"requested {prompt_tokens + request.max_tokens} tokens ({prompt_tokens} in the "
-                             f"{where}, {request.max_tokens} in the completion). Please reduce the length of the "
-                             f"{where} or completion.", "max_tokens", "context_length_exceeded")
-    return None
 
 
 class ServeApp:
@@ -69,49 +52,14 @@ class ServeApp:
 
     # reading a request
 
-    def _prompt(self, request: GenerationRequest) -> list[int]:
-        try:
-            if request.chat:
-                assert request.messages is not None
-                return self.served.chat_prompt(request.messages)
-            if isinstance(request.prompt, list):
-                vocab = self.served.model.config.vocab_size
-                bad = next((t for t in request.prompt if not 0 <= t < vocab), None)
-                if bad is not None:
-                    raise ApiError(400, f"prompt token {bad} is not in the vocabulary [0, {vocab})", "prompt",
-                                   "invalid_value")
-                return request.prompt
-            return self.served.tokenizer.encode(request.prompt or "")
-        except DataError as err:  # a character outside the vocabulary, a message the template refuses
-            raise ApiError(400, str(err), "messages" if request.chat else "prompt", "invalid_value") from None
-
-    def _sampling(self, request: GenerationRequest, prompt: list[int]) -> SamplingParams:
-        if not prompt:
-            raise ApiError(400, "The prompt is empty: give at least one token.", "prompt", "invalid_value")
-        refusal = context_error(self.served, request, len(prompt))
-        if refusal is not None:
-            raise refusal
-        room = self.served.context - len(prompt)
-        max_tokens = request.max_tokens if request.max_tokens is not None else (
-            room if request.chat else min(DEFAULT_COMPLETION_TOKENS, room))
-        top_k = request.top_k
-        vocab = self.served.model.config.vocab_size
-        if top_k is not None and top_k > vocab:
-            raise ApiError(400, f"Invalid 'top_k': {top_k} is more than the vocabulary's {vocab} tokens.", "top_k",
-                           "invalid_value")
-        seed = request.seed if request.seed is not None else secrets.randbits(63)  # recorded in the receipt
-        try:
-            return SamplingParams(max_tokens=max_tokens, temperature=request.temperature, top_k=top_k,
-                                  top_p=request.top_p, stop=request.stop, eos_token_id=self.served.eos_token_id,
-                                  seed=seed)
-        except SamplingError as err:
-            raise ApiError(400, str(err), None, "invalid_value") from None
-
     async def _read(self, http: Request, chat: bool) -> GenerationRequest:
-        body = await http.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.", None, "body_too_large")
-        parsed = read_json(body)
+        body = bytearray()
+        async for part in http.stream():
+            body += part
+            if len(body) > MAX_BODY_BYTES:
+                raise ApiError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.", None,
+                               "body_too_large")
+        parsed = read_json(bytes(body))
         if isinstance(parsed, Refusal):
             raise ApiError(400, f"We could not parse the JSON body of your request: {parsed.message}", None,
                            parsed.reason)
@@ -133,8 +81,8 @@ class ServeApp:
 
     async def generate(self, http: Request, chat: bool) -> Response:
         request = await self._read(http, chat)
-        prompt = self._prompt(request)
-        params = self._sampling(request, prompt)
+        prompt = prompt_ids(self.served, request)
+        params = sampling_params(self.served, request, prompt)
         prefix = "chatcmpl-" if chat else "cmpl-"
         shape = ResponseShape(chat, prefix + secrets.token_hex(12), int(time.time()), self.served.name,
                               "bmoe-" + self.served.identity["weights_cid"][-16:])
