@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
+import openai
 import torch
 
 from tests.cli.helpers import command_environment
@@ -58,9 +60,16 @@ class ServeProcess:
         reader.join(START_TIMEOUT_S)
         return lines[0].strip() if lines else ""
 
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    def client(self, timeout: float = 60) -> openai.OpenAI:
+        """The official client, on this server (no retries: a refusal must show at once)."""
+        return openai.OpenAI(base_url=self.url, api_key="unused", max_retries=0, timeout=timeout)
+
+    def stats(self) -> dict[str, int]:
+        """The scheduler's counts (``GET /bmoe/stats``)."""
+        return httpx.get(self.bmoe_url("/bmoe/stats")).json()
+
+    def bmoe_url(self, path: str) -> str:
+        return self.url.removesuffix("/v1") + path
 
     def close(self) -> None:
         if self.process.poll() is None:

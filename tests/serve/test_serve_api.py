@@ -37,16 +37,12 @@ def server(tiny_run_dir: Path) -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServeProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
+    return server.client()
 
 
 @pytest.fixture(scope="module")
 def run(tiny_run_dir: Path) -> LMRun:
     return open_lm_run(tiny_run_dir)
-
-
-def stats(server: ServeProcess) -> dict[str, int]:
-    return httpx.get(server.url.removesuffix("/v1") + "/bmoe/stats").json()
 
 
 def reference(run: LMRun, prompt: list[int], params: SamplingParams) -> tuple[Completion, str]:
@@ -132,7 +128,7 @@ def test_a_chat_completion_renders_the_template_and_streams_the_same_text(client
     receipt = receipt_of(chunks[-1])
     assert stream.response.headers["x-bmoe-receipt"] == receipt["id"] == chunks[0].id
     assert receipt["completion"]["sha256"] == receipt_of(whole)["completion"]["sha256"]
-    kept = httpx.get(server.url.removesuffix("/v1") + f"/bmoe/receipts/{receipt['id']}")
+    kept = httpx.get(server.bmoe_url(f"/bmoe/receipts/{receipt['id']}"))
     assert kept.json() == receipt
 
 
@@ -191,10 +187,10 @@ def test_concurrent_requests_are_decoded_together_each_as_alone(client: openai.O
         return answer.choices[0].text, receipt_of(answer)["calls"]["sha256"]
 
     alone = [ask(prompt) for prompt in prompts]
-    before = stats(server)
+    before = server.stats()
     with ThreadPoolExecutor(len(prompts)) as pool:
         together = list(pool.map(ask, prompts))
-    after = stats(server)
+    after = server.stats()
     assert together == alone  # the same text and the same expert calls, bit for bit
     assert after["batched_steps"] > before["batched_steps"]
     assert after["largest_batch"] >= 2

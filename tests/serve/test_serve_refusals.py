@@ -31,11 +31,7 @@ def server(tiny_run_dir: Path) -> Iterator[ServeProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServeProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
-
-
-def stats(server: ServeProcess) -> dict[str, int]:
-    return httpx.get(server.url.removesuffix("/v1") + "/bmoe/stats").json()
+    return server.client()
 
 
 def healthy(client: openai.OpenAI) -> None:
@@ -122,7 +118,7 @@ def test_an_unknown_route_and_a_wrong_method_answer_in_the_apis_shape(server: Se
 
 def test_a_client_gone_mid_stream_is_released_and_the_server_goes_on(server: ServeProcess,
                                                                      client: openai.OpenAI) -> None:
-    before = stats(server)
+    before = server.stats()
     body = {"model": "tiny", "prompt": "to be", "max_tokens": CONTEXT - 10, "temperature": 0, "stream": True}
     with httpx.stream("POST", server.url + "/completions", json=body) as response:
         lines = response.iter_lines()
@@ -130,7 +126,7 @@ def test_a_client_gone_mid_stream_is_released_and_the_server_goes_on(server: Ser
         assert json.loads(first.removeprefix("data: "))["object"] == "text_completion"
     # closed after one chunk of CONTEXT - 10 tokens
     deadline = time.monotonic() + 30
-    while (now := stats(server))["running"] and time.monotonic() < deadline:
+    while (now := server.stats())["running"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert now["running"] == 0
     assert now["cancelled"] == before["cancelled"] + 1 and now["finished"] == before["finished"]
@@ -138,17 +134,17 @@ def test_a_client_gone_mid_stream_is_released_and_the_server_goes_on(server: Ser
 
 
 def test_a_client_gone_before_a_whole_answer_is_released_too(server: ServeProcess, client: openai.OpenAI) -> None:
-    before = stats(server)
+    before = server.stats()
     body = json.dumps({"model": "tiny", "prompt": "to be", "max_tokens": CONTEXT - 10, "temperature": 0}).encode()
     host, port = server.url.removeprefix("http://").removesuffix("/v1").rsplit(":", 1)
     with socket.create_connection((host, int(port))) as raw:
         raw.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         deadline = time.monotonic() + 30
-        while stats(server)["submitted"] == before["submitted"] and time.monotonic() < deadline:
+        while server.stats()["submitted"] == before["submitted"] and time.monotonic() < deadline:
             time.sleep(0.01)
     deadline = time.monotonic() + 30
-    while (now := stats(server))["running"] and time.monotonic() < deadline:
+    while (now := server.stats())["running"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert now["submitted"] == before["submitted"] + 1
     assert now["cancelled"] == before["cancelled"] + 1 and now["finished"] == before["finished"]

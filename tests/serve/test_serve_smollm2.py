@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import openai
 import pytest
 
 from bmoe.lm.decoding.engine import complete
@@ -34,7 +33,7 @@ def smollm2() -> PretrainedLM:
 
 
 def test_a_chat_answer_is_the_engines_whole_and_streamed(server: ServeProcess, smollm2: PretrainedLM) -> None:
-    client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=300)
+    client = server.client(timeout=300)
     answer = client.chat.completions.create(model="smollm2-135m", messages=QUESTION, max_tokens=NEW_TOKENS,
                                             temperature=0)
     eos = smollm2.stop_token_ids[0]
