@@ -133,8 +133,8 @@ def _refuse_unimplemented(body: dict[str, Any], chat: bool) -> None:
     n = _integer(body, "n", 1)
     if n != 1:
         raise _unsupported("n", f"it generates one choice per request (n = 1), got n = {n}")
-    if (chat and _boolean(body, "logprobs")) or body.get("top_logprobs") is not None or (
-            not chat and body.get("logprobs") is not None):
+    asks_logprobs = _boolean(body, "logprobs") if chat else body.get("logprobs") is not None
+    if asks_logprobs or body.get("top_logprobs") is not None:
         raise _unsupported("logprobs", "it returns no log probabilities")
     if not chat and _integer(body, "best_of", 1) != 1:
         raise _unsupported("best_of", "it generates one choice per request (best_of = 1)")

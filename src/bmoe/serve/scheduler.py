@@ -166,7 +166,7 @@ class Scheduler:
     def _step(self) -> None:
         try:
             events = self._engine.step()
-        except Exception as err:
+        except Exception as err:  # a caller's failure fails the engine's requests, not the server
             for ticket in list(self._tickets.values()):
                 self._release(ticket)
                 self._end(ticket, Failed(f"decoding failed: {type(err).__name__}: {err}", refused=False))
