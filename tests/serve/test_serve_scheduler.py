@@ -26,7 +26,7 @@ def decode(ids: list[int]) -> str:
 
 
 def run(scheduler: Scheduler, body: Callable[[], Awaitable[None]]) -> None:
-    scheduler.start()
+    """Run ``body`` on an event loop (it starts the scheduler: requests submitted before are admitted together)."""
     try:
         asyncio.run(asyncio.wait_for(body(), 60))
     finally:
@@ -50,6 +50,7 @@ def test_requests_decode_together_each_as_alone_and_a_cancelled_one_is_released(
     async def body() -> None:
         cancelled = scheduler.submit(encode("the question"), SamplingParams(max_tokens=2000))  # past the context
         tickets = [scheduler.submit(prompt, params) for prompt in prompts]
+        scheduler.start()  # all four admitted in its first step
         first = await cancelled.queue.get()
         assert isinstance(first, TokenEvent)
         scheduler.cancel(cancelled)
@@ -73,6 +74,7 @@ def test_a_setting_the_engine_refuses_fails_only_its_request() -> None:
     async def body() -> None:
         refused = scheduler.submit(encode("to be"), SamplingParams(top_k=len(CHARACTERS) + 1))
         fine = scheduler.submit(encode("to be"), SamplingParams(max_tokens=4, temperature=0))
+        scheduler.start()
         ends.extend(await asyncio.gather(last(refused), last(fine)))
 
     run(scheduler, body)
@@ -102,6 +104,7 @@ def test_a_failing_expert_caller_fails_its_step_and_the_next_requests_decode() -
     params = SamplingParams(max_tokens=6, temperature=0)
 
     async def body() -> None:
+        scheduler.start()
         ends.append(await last(scheduler.submit(encode("to be"), params)))
         ends.append(await last(scheduler.submit(encode("to be"), params)))
 
