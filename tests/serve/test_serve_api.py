@@ -75,9 +75,13 @@ def receipt_of(response: Any) -> dict[str, Any]:
     return response.model_extra["bmoe"]["receipt"]
 
 
-def test_the_model_is_listed_under_its_name(client: openai.OpenAI) -> None:
+def test_the_model_is_listed_under_its_name_with_its_identity(client: openai.OpenAI, run: LMRun) -> None:
     assert [model.id for model in client.models.list()] == ["tiny"]
-    assert client.models.retrieve("tiny").owned_by == "bmoe"
+    card = client.models.retrieve("tiny")
+    assert card.owned_by == "bmoe"
+    assert card.model_extra["bmoe"]["source"]["run"]["trusted_cid"] == run.gate_cid
+    answer = client.completions.create(model="tiny", prompt="to be", max_tokens=1)
+    assert receipt_of(answer)["model"] == card.model_extra["bmoe"]
 
 
 def test_a_greedy_completion_is_the_engines_with_usage_and_receipt(client: openai.OpenAI, run: LMRun,

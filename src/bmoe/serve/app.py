@@ -132,13 +132,13 @@ class ServeApp:
         return await self.generate(http, chat=True)
 
     async def models(self, http: Request) -> Response:
-        return JSONResponse(models_list([self.served.name], self.created))
+        return JSONResponse(models_list([model_card(self.served.name, self.created, self.served.identity)]))
 
     async def model(self, http: Request) -> Response:
         name = http.path_params["model"]
         if name != self.served.name:
             raise ApiError(404, f"The model `{name}` does not exist.", "model", "model_not_found")
-        return JSONResponse(model_card(name, self.created))
+        return JSONResponse(model_card(name, self.created, self.served.identity))
 
     async def receipt(self, http: Request) -> Response:
         receipt = self.receipts.get(http.path_params["id"])

@@ -23,12 +23,13 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def models_list(names: list[str], created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [model_card(name, created) for name in names]}
+def models_list(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "list", "data": cards}
 
 
-def model_card(name: str, created: int) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": created, "owned_by": "bmoe"}
+def model_card(name: str, created: int, identity: dict[str, Any]) -> dict[str, Any]:
+    """A model as ``/v1/models`` lists it, with its identity (the receipt's ``model``) in the ``bmoe`` field."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "bmoe", "bmoe": identity}
 
 
 def server_sent(payload: dict[str, Any]) -> bytes:
