@@ -51,9 +51,10 @@ def _starters() -> dict[str, tuple[object, ...]]:
     from tests.net.cluster import Cluster
     from tests.net.deploy import LocalCluster, run_module
     from tests.net.netns import Topology
+    from tests.serve.server_process import ServeProcess
 
     return {"cluster": (Cluster, LocalCluster, Topology), "engines": (Anvil, start_node), "browser": (chromium,),
-            "subprocess": (bmoe, run_module, ExplorerProcess)}
+            "subprocess": (bmoe, run_module, ExplorerProcess, ServeProcess)}
 
 
 def _codes(code: types.CodeType) -> Iterator[types.CodeType]:

@@ -51,6 +51,8 @@ SERVICE_COMMANDS = {
                               "every root object, then store the root objects."),
     "lm": LazyCommand("bmoe.cli.lm:lm_group", "Mixture-of-Experts language models: data, training through "
                       "B-MoE, sampling, checkpoints."),
+    "serve": LazyCommand("bmoe.cli.serve:serve_command", "Serve a language model behind the OpenAI HTTP API, every "
+                         "response with its receipt."),
     "explorer": LazyCommand("bmoe.explorer.command:explorer_command", "A read-only web explorer of a run's ledger "
                             "(blocks, tasks, edges, experts, curves, audit), or of a live local cluster."),
 }
