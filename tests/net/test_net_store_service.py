@@ -9,6 +9,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
+from bmoe.net.frames import FRAME_MEDIA_TYPE, encode_frame
 from bmoe.net.http.auth import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -192,3 +193,16 @@ def test_node_config_is_checked(tmp_path: Path) -> None:
         NodeConfig(**base, peers=("http://127.0.0.1:1/",))  # type: ignore[arg-type]
     config = NodeConfig(**base, peers=("http://127.0.0.1:2/", "http://127.0.0.1:2"), replication=2)  # type: ignore[arg-type]
     assert config.peers == ("http://127.0.0.1:2",)
+
+
+def test_a_batch_is_stored_whole_and_a_bad_one_refused(client: httpx.Client, node: StoreNode) -> None:
+    blobs = {cid_of(blob): blob for blob in (b"result", b"weights" * 1000)}
+    reply = client.post("/batch", content=encode_frame({}, blobs), headers={"content-type": FRAME_MEDIA_TYPE})
+    assert reply.status_code == 200 and reply.json() == {"cids": list(blobs), "size": sum(map(len, blobs.values()))}
+    for cid, blob in blobs.items():
+        assert client.get(f"/blobs/{cid}").content == blob
+    frame = encode_frame({}, {cid_of(b"honest"): b"honest"}).replace(b"honest", b"forged")
+    assert_refused(client.post("/batch", content=frame), 400, "malformed_frame")
+    assert not node.store.has(cid_of(b"forged")) and not node.store.has(cid_of(b"honest"))
+    synced = client.post("/sync")
+    assert synced.status_code == 200 and synced.json()["synced"] >= 0

@@ -8,6 +8,11 @@ transport: it long-polls ``GET /work``, hands the item to the node and posts the
 ``POST /txs``; every reply must be signed by the validator's key. An upload request (edges commit first
 and upload on demand) is answered the same way: the node puts the objects asked for that it holds into
 the storage nodes, and the loop posts a null answer.
+
+The loop asks for frames (``frames=1``, :mod:`bmoe.net.frames`): the item arrives with the objects the edge
+computes on (kept in its store's memory, so computing reads nothing from the storage nodes; or just the rows
+routed to its experts), and the answer goes back as a frame carrying the committed objects the item names in
+``carry``.
 """
 
 from __future__ import annotations
@@ -71,7 +76,6 @@ class EdgeNode:
             x, groups = decode_routed_rows(routed_rows)  # PayloadError: the caller answers nothing
             self.runtime.adopt_task(TaskInputs(item.task_id, item.task_cid, item.activation_cid, x, groups))
         return self.handler.handle(task.item)
-
 
     def keep(self, objects: Mapping[str, bytes]) -> None:
         """Hold the objects a work item brought (checked against their CIDs already), so that computing it reads

@@ -152,8 +152,8 @@ class NetworkEdges:
         self._compute_total = 0.0
         self._held: dict[str, OrderedDict[str, None]] = {}  # edge -> weights it holds (it computed or was sent)
         self._gone: set[str] = set()  # edges that did not answer their last item: left out until they poll again
-        self._exchanges: deque[tuple[str, str, float]] = deque(maxlen=EXCHANGES_KEPT)  # (phase, task, publish ->
-        # last answer)
+        # (phase, task id, seconds from publishing the item to its last answer), the most recent ones:
+        self._exchanges: deque[tuple[str, str, float]] = deque(maxlen=EXCHANGES_KEPT)
 
     def bind(self, view: LedgerView) -> None:
         """Read the working ledger state through ``view`` (``session.node.pending_view``)."""
@@ -307,8 +307,9 @@ class NetworkEdges:
             missing = len(expected) - len(current.answers)
             if missing:
                 self.counters.add("work.timed_out_edges", missing)
-            gone = {address for address in expected if address not in current.answers}  # never read it, or read
-            # it and did not answer within the timeout: presumed dead until it polls again (a live one polls at once)
+            # Never read the item, or read it and did not answer within the timeout: presumed dead until it polls
+            # again (a live edge polls again as soon as it has answered).
+            gone = {address for address in expected if address not in current.answers}
             if gone:
                 self._gone |= gone
                 self.counters.add("work.gone_edges", len(gone))
