@@ -78,17 +78,18 @@ class ValidatorClient:
         except httpx.HTTPError as exc:
             raise PublishError(f"validator {self.url} unreachable: {exc}") from None
 
-    def head(self) -> dict[str, Any]:
-        reply = self._get("/head")
+    def _get_json(self, path: str) -> dict[str, Any]:
+        """A signed ``GET path``'s JSON object; :class:`PublishError` unless the reply is a 200."""
+        reply = self._get(path)
         if reply.status_code != 200:
-            raise PublishError(f"GET /head: {reply.status_code} {reply.text[:200]}")
+            raise PublishError(f"GET {path}: {reply.status_code} {reply.text[:200]}")
         return dict(reply.json())
 
+    def head(self) -> dict[str, Any]:
+        return self._get_json("/head")
+
     def stats(self) -> dict[str, Any]:
-        reply = self._get("/stats")
-        if reply.status_code != 200:
-            raise PublishError(f"GET /stats: {reply.status_code} {reply.text[:200]}")
-        return dict(reply.json())
+        return self._get_json("/stats")
 
     def submit(self, tx: Transaction, data: Mapping[str, bytes] | None = None) -> dict[str, Any]:
         """Post ``tx``; with ``data`` (its data's CID -> bytes), in one frame with the task: the validator stores
@@ -106,10 +107,7 @@ class ValidatorClient:
         return dict(reply.json())
 
     def task(self, task_id: str) -> dict[str, Any]:
-        reply = self._get(f"/tasks/{task_id}")
-        if reply.status_code != 200:
-            raise PublishError(f"GET /tasks/{task_id}: {reply.status_code} {reply.text[:200]}")
-        return dict(reply.json())
+        return self._get_json(f"/tasks/{task_id}")
 
     def wait_sealed(self, task_id: str, timeout: float = DEFAULT_TASK_TIMEOUT_S, poll: float = 0.02) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -69,9 +69,7 @@ class HttpBlobStore(PublicApiStore):
     def __init__(self, nodes: Sequence[str], identity: Identity, *, node_addresses: Mapping[str, str] | None = None,
                  timeout: float = 10.0, connect_timeout: float = 2.0, retries: int = 1, retry_backoff: float = 0.1,
                  max_body: int = DEFAULT_MAX_BODY, list_page: int = 1000,
-                 transport: httpx.BaseTransport | None = None, replicate_behind: bool = False) -> None:
-        """``replicate_behind``: a node acknowledges a put once it holds the blob and replicates it meanwhile;
-        :meth:`sync` then waits for the copies (what a caller that syncs before relying on them wants)."""
+                 transport: httpx.BaseTransport | None = None) -> None:
         if not nodes:
             raise ValueError("HttpBlobStore needs at least one storage node URL")
         if retries < 0:
@@ -82,7 +80,6 @@ class HttpBlobStore(PublicApiStore):
         self.retry_backoff = retry_backoff
         self.max_body = max_body
         self.list_page = list_page
-        self.replicate_behind = replicate_behind
         self._replication: int | None = None  # the nodes' replication setting, read at the first put_many
         trusted = None if node_addresses is None else {normalize_url(u): a for u, a in node_addresses.items()}
         if trusted is not None and (missing := [n for n in self.nodes if n not in trusted]):
@@ -153,8 +150,7 @@ class HttpBlobStore(PublicApiStore):
         failures: dict[str, str] = {}
         for node in rendezvous_order(cid, self.nodes):
             try:
-                params = {"cid": cid, **({"replicate": "behind"} if self.replicate_behind else {})}
-                reply = self._request(node, "PUT", "/blobs", params=params, content=blob)
+                reply = self._request(node, "PUT", "/blobs", params={"cid": cid}, content=blob)
             except _NETWORK_ERRORS as exc:
                 failures[node] = f"{type(exc).__name__}: {exc}"
                 continue

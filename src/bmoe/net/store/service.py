@@ -5,8 +5,7 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
 =========================  =====================================================================
 ``PUT /blobs``             body = the blob; ``?cid=`` optional expected CID (400 ``cid_mismatch``);
                            stores it, forwards it to ``replication - 1`` peers (not when
-                           ``?replica=1``: that marks a forwarded copy; after replying when
-                           ``?replicate=behind``: ``POST /sync`` waits for it), replies
+                           ``?replica=1``: that marks a forwarded copy), replies
                            ``{"cid", "size", "replicas": [node URLs holding it]}``
 ``GET /blobs/{cid}``       the bytes (``application/octet-stream``, verified against the CID
                            before sending); a copy that fails verification is never sent: 500
@@ -22,11 +21,11 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "replication"}``
 ``GET /stats``             the node's counters (:mod:`bmoe.net.http.stats`) and object count
 ``POST /batch``            body = a frame of blobs (:mod:`bmoe.net.frames`, each checked against its
-                           CID): stored, replicated behind (not when ``?replica=1``), replies
+                           CID): stored on this node only (the client sends a batch to each node
+                           responsible for its blobs, ``HttpBlobStore.put_many``), replies
                            ``{"cids", "size"}``; 400 ``malformed_frame``
-``POST /sync``             the replications running behind done, the peers that took them synced
-                           (``?local=1`` on theirs), every object stored so far made durable (one
-                           ``syncfs``): ``{"synced": paths, "replicated": copies waited for}``
+``POST /sync``             every object stored so far made durable (one ``syncfs``):
+                           ``{"synced": paths}``
 =========================  =====================================================================
 
 Durability: a put is written atomically (temp file, rename) without its fsyncs; ``POST /sync`` makes all of
@@ -63,7 +62,7 @@ from starlette.types import ASGIApp
 
 from bmoe.ledger.keys import Identity
 from bmoe.net.errors import UnauthenticResponse
-from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame
+from bmoe.net.frames import FrameError, decode_frame
 from bmoe.net.http.auth import BLOB_MEDIA_TYPE, DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, SIZE_HEADER, SignedAuth
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.stats import Counters
@@ -118,8 +117,6 @@ class StoreNode:
         self._name = next((n for n, a in config.enrolled.items() if a == config.identity.address),
                           config.identity.name)
         self._peers: httpx.AsyncClient | None = None
-        self._replicating: set[asyncio.Task[list[str]]] = set()  # replications running behind their PUTs
-        self._behind: set[asyncio.Task[list[str]]] = set()  # those since the last POST /sync (it waits for them)
 
     # --- wiring ------------------------------------------------------------------------------
     def app(self) -> ASGIApp:
@@ -190,28 +187,15 @@ class StoreNode:
         return JSONResponse(body)
 
     async def sync(self, request: Request) -> Response:
-        """Make every object this node stored so far durable (one ``syncfs``), and the copies it is replicating
-        behind (it waits for them, then asks the peers that took them to sync, ``?local=1``): a validator calls it
-        on every node before it seals a block naming what it stored."""
-        behind, self._behind = self._behind, set()
-        peers: set[str] = set()
-        for done in await asyncio.gather(*behind):
-            peers.update(done)
-        if peers and request.query_params.get("local") != "1":
-            assert self._peers is not None
-            replies = await asyncio.gather(*(self._peers.post(f"{peer}/sync", params={"local": "1"})
-                                             for peer in sorted(peers)), return_exceptions=True)
-            failed = [peer for peer, reply in zip(sorted(peers), replies, strict=True)
-                      if isinstance(reply, BaseException) or reply.status_code != 200]
-            if failed:
-                return self._error(502, "peer_sync_failed", f"peers {', '.join(failed)} did not sync their replicas")
+        """Make every object this node stored so far durable (one ``syncfs``): a validator calls it on every node
+        before it seals a block naming what it stored."""
         count = await run_in_threadpool(self.store.flush)
         self.counters.add("syncs")
-        return JSONResponse({"synced": count, "replicated": len(behind)})
+        return JSONResponse({"synced": count})
 
     async def put_batch(self, request: Request) -> Response:
-        """Several blobs in one frame (:mod:`bmoe.net.frames`, each checked against its CID): stored, then
-        replicated behind (``POST /sync`` waits for the copies), or not at all when ``?replica=1``."""
+        """Several blobs in one frame (:mod:`bmoe.net.frames`, each checked against its CID), stored on this node:
+        the client sends each node the blobs it is responsible for (``HttpBlobStore.put_many``)."""
         body = await request.body()
         try:
             _, blobs = await run_in_threadpool(decode_frame, body)
@@ -219,11 +203,6 @@ class StoreNode:
             return self._error(400, "malformed_frame", f"batch refused: {exc}")
         await run_in_threadpool(lambda: [self.store.put(blob) for blob in blobs.values()])
         self.counters.add("blobs.stored", len(blobs))
-        if request.query_params.get("replica") != "1" and blobs:
-            task = asyncio.create_task(self._replicate_batch(blobs))
-            self._replicating.add(task)
-            task.add_done_callback(self._replicating.discard)
-            self._behind.add(task)
         return JSONResponse({"cids": list(blobs), "size": sum(len(blob) for blob in blobs.values())})
 
     async def put_blob(self, request: Request) -> Response:
@@ -241,12 +220,7 @@ class StoreNode:
         await run_in_threadpool(self.store.put, body)
         self.counters.add("blobs.stored")
         replicas = [self.config.url]
-        if request.query_params.get("replicate") == "behind":  # replicated meanwhile; POST /sync waits for it
-            task = asyncio.create_task(self._replicate(cid, body))
-            self._replicating.add(task)
-            task.add_done_callback(self._replicating.discard)
-            self._behind.add(task)
-        elif request.query_params.get("replica") != "1":
+        if request.query_params.get("replica") != "1":
             replicas += await self._replicate(cid, body)
         return JSONResponse({"cid": cid, "size": len(body), "replicas": replicas})
 
@@ -313,28 +287,6 @@ class StoreNode:
             except (httpx.HTTPError, UnauthenticResponse, ValueError):
                 ok = False
             self.counters.add("replication.sent" if ok else "replication.failed")
-            if ok:
-                done.append(peer)
-        return done
-
-    async def _replicate_batch(self, blobs: dict[str, bytes]) -> list[str]:
-        """Forward each blob to the first ``replication - 1`` peers of its rendezvous order, one frame per peer;
-        the peers that took a frame."""
-        assert self._peers is not None
-        per_peer: dict[str, dict[str, bytes]] = {}
-        for cid, blob in blobs.items():
-            for peer in self._peer_order(cid)[: self.config.replication - 1]:
-                per_peer.setdefault(peer, {})[cid] = blob
-        done: list[str] = []
-        for peer, batch in per_peer.items():
-            try:
-                reply = await self._peers.post(f"{peer}/batch", params={"replica": "1"},
-                                               content=encode_frame({}, batch),
-                                               headers={"content-type": FRAME_MEDIA_TYPE})
-                ok = reply.status_code == 200
-            except (httpx.HTTPError, UnauthenticResponse, ValueError):
-                ok = False
-            self.counters.add("replication.sent" if ok else "replication.failed", len(batch))
             if ok:
                 done.append(peer)
         return done

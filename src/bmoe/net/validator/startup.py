@@ -77,10 +77,6 @@ def object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str,
 
 
 def write_behind_store(stores_at: Callable[[], BlobStore]) -> WriteBehindStore:
-    """The store a validator's rounds use: objects usable at once, written behind the round, every one durable
-    (replicated and synced) before a block naming it is sealed. On storage nodes, a node acknowledges a put once
-    it holds the blob and replicates meanwhile: the sync before the seal waits for the copies."""
-    backing = stores_at()
-    if isinstance(backing, HttpBlobStore):
-        backing.replicate_behind = True
-    return WriteBehindStore(backing)
+    """The store a validator's rounds use: objects usable at once, written behind the round (on storage nodes, a
+    batch to every node responsible for them), every one durable before a block naming it is sealed."""
+    return WriteBehindStore(stores_at())
