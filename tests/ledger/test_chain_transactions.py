@@ -43,6 +43,7 @@ def test_tx_kinds_is_a_tuple_with_every_kind() -> None:
         "misbehaviour",
         "dispute",
         "gate_update",
+        "generation_chunk",
     )
 
 

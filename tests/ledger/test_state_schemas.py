@@ -18,6 +18,8 @@ from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, begin
 from bmoe.ledger.transactions import TX_KINDS, Transaction
 from bmoe.run.session import Session
 from tests.conftest import small_config
+from tests.generation.helpers import generate, liar, model
+from tests.generation.helpers import session as generation_session
 
 HUGE = "x" * (MAX_PAYLOAD_BYTES + 1)
 # Wrong for every field of every kind (no field is nullable at the top level, none takes -1 or "").
@@ -45,8 +47,23 @@ def honest(tiny_data, tmp_path_factory) -> dict[str, tuple[LedgerState, Transact
     for tx in blocks[1].transactions:
         found.setdefault(tx.kind, (copy.deepcopy(working), tx))
         apply_transaction(working, tx)
+    found["generation_chunk"] = _disputed_chunk(tmp_path_factory.mktemp("generation"))
     assert set(found) == set(TX_KINDS)
     return found
+
+
+def _disputed_chunk(run_dir: Path) -> tuple[LedgerState, Transaction]:
+    """A verified generation's first chunk with a dispute (edge 4 lied), and the state before it."""
+    session = generation_session(model(), {4: liar(1, 2)}, run_dir=run_dir)
+    generate(session)
+    assert session.node.chain is not None
+    state = LedgerState()
+    for block in session.node.chain.iter_blocks():
+        tx = block.transactions[0]
+        if tx.kind == "generation_chunk" and tx.payload["disputes"] and tx.payload["records_against"]:
+            return begin_block(state), tx
+        state = apply_block(state, block)
+    raise AssertionError("no chunk with a dispute")
 
 
 def mutations(payload: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
-from bmoe.ledger.keys import ENROLLED_KEYS
+from bmoe.ledger.generation import MAX_ROWS_NAMED
+from bmoe.ledger.keys import ENROLLED_KEYS, is_signature_hex
 from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
@@ -102,6 +103,10 @@ def hex64(value: object, limits: Limits) -> str | None:
 cid = matches(_CID, "a CIDv1 (base32, raw or dag-pb, sha2-256)")
 task_id = matches(_TASK_ID, "a task id of 1 to 64 characters [A-Za-z0-9._:-]")
 name = matches(_NAME, "a name of 1 to 64 characters [A-Za-z0-9._:+-]")
+
+
+def signature(value: object, limits: Limits) -> str | None:
+    return None if is_signature_hex(value) else "must be an Ed25519 signature (128 lower-case hex characters)"
 
 
 def one_of(*values: str) -> Check:
@@ -258,6 +263,13 @@ _CONSENSUS = tagged("engine", {
 _EXPERT_SPEC = record({"preset": name, "input_shape": list_of(integer(1, MAX_INT), 1, lambda _: MAX_SHAPE_DIMS),
                        "num_classes": integer(1, 1 << 20), "hidden": integer(1, 1 << 24)})
 
+_CALL_COMMITMENT = record({"outputs": cid, "signature": signature})
+_GENERATION_DISPUTE = record({"slot": expert, "inputs": hex64, "accepted": cid,
+                              "commitments": mapping(hex64, _CALL_COMMITMENT, _edges)})
+_ROW = list_of(integer(0, MAX_INT), 2, lambda _: 2)  # [sequence, position]
+_GENERATION_RECORD = record({"edge": hex64, "slot": expert, "reason": one_of("dissent", "withheld"),
+                             "rows": list_of(_ROW, 0, lambda _: MAX_ROWS_NAMED)})
+
 SCHEMAS: Mapping[str, Mapping[str, Check]] = {
     "genesis": {
         "framework": one_of(*FRAMEWORKS),
@@ -298,6 +310,11 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
     "gate_update": {"task_id": task_id, "loss": number(0.0, math.inf), "gate_cid": cid,
                     "gradient_cids": mapping(matches(re.compile(r"0|[1-9][0-9]{0,5}"), "an expert index"), cid,
                                              _experts)},
+    "generation_chunk": {"generation": task_id, "chunk": integer(0, MAX_INT), "records": cid, "outputs_root": hex64,
+                         "calls": integer(0, _experts), "rows": integer(0, MAX_INT), "tokens": integer(0, MAX_INT),
+                         "checked": integer(0, _experts), "seed": integer(0, MAX_INT),
+                         "disputes": list_of(_GENERATION_DISPUTE, 0, _experts),
+                         "records_against": list_of(_GENERATION_RECORD, 0, lambda lim: lim.experts * lim.edges)},
 }
 
 

@@ -23,6 +23,7 @@ from bmoe.ledger.blocks import GENESIS_PREV_HASH, Block, block_hash
 from bmoe.ledger.economics import Balance, Economics, EconomicsError, eligible_edges, opening_balances
 from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
+from bmoe.ledger.generation import dispute_error, record_error
 from bmoe.ledger.genesis_views import GenesisViews
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
@@ -108,6 +109,8 @@ class LedgerState:
     results_root: str = "0" * 64  # running hash over every accepted outcome
     balances: dict[str, Balance] = field(default_factory=dict)  # economics: each edge's account (else empty)
     streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
+    generations: dict[str, int] = field(default_factory=dict)  # generation id -> chunks recorded (ledger/generation.py)
+    generated_tokens: int = 0  # tokens of every recorded chunk
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -199,6 +202,9 @@ class LedgerState:
             summary["balances"] = {edge: balance.to_dict() for edge, balance in sorted(self.balances.items())}
         if self.streaks:
             summary["streaks"] = dict(sorted(self.streaks.items()))
+        if self.generations:  # only once something was generated: every earlier chain keeps its roots
+            summary["generations"] = dict(sorted(self.generations.items()))
+            summary["generated_tokens"] = self.generated_tokens
         return summary
 
 
@@ -524,6 +530,40 @@ def apply_gate_update(state: LedgerState, tx: Transaction) -> None:
     task.gate_updated = True
 
 
+def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
+    """One verified chunk of a generation (``ledger/generation.py``): in order within its generation, every
+    disputed call's evidence holding, every record against an edge what that evidence shows; a dissent is slashed
+    where the run has stake."""
+    _from_validator(state, tx)
+    generation, chunk = tx.payload["generation"], tx.payload["chunk"]
+    expected = state.generations.get(generation, 0)
+    _require(chunk == expected, tx, f"generation {generation!r}: chunk {chunk}, expected {expected}")
+    _require(tx.payload["checked"] <= tx.payload["calls"], tx, "more calls checked than made")
+    disputes = {entry["slot"]: entry for entry in tx.payload["disputes"]}
+    _require(len(disputes) == len(tx.payload["disputes"]), tx, "a slot disputed twice")
+    for entry in disputes.values():
+        _require(entry["slot"] < len(state.expert_cids), tx, f"no expert slot {entry['slot']}")
+        reason = dispute_error(generation, chunk, entry, state.edges)
+        _require(reason is None, tx, str(reason))
+    records = tx.payload["records_against"]
+    _require(len({(r["edge"], r["slot"]) for r in records}) == len(records), tx, "an edge recorded twice in a slot")
+    for entry in records:
+        _require(entry["edge"] in state.edge_records, tx, "accused edge is not enrolled")
+        reason = record_error(entry, disputes)
+        _require(reason is None, tx, str(reason))
+    state.generations[generation] = chunk + 1
+    state.generated_tokens += tx.payload["tokens"]
+    economics = state.economics
+    for entry in records:
+        record = state.edge_records[entry["edge"]]
+        if entry["reason"] == "withheld":
+            record.withheld += 1
+        else:
+            record.dissent += 1
+            if economics is not None:
+                state.balances[entry["edge"]].slash(economics.slash)  # proven: the evidence is on the ledger
+
+
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "genesis": apply_genesis,
     "task": apply_task,
@@ -535,6 +575,7 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "misbehaviour": apply_misbehaviour,
     "dispute": apply_dispute,
     "gate_update": apply_gate_update,
+    "generation_chunk": apply_generation_chunk,
 }
 
 

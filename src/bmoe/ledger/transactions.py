@@ -31,6 +31,7 @@ TX_KINDS: tuple[str, ...] = (
     "misbehaviour",
     "dispute",
     "gate_update",
+    "generation_chunk",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})

@@ -1,0 +1,223 @@
+"""Verified decoding: the decoding engine on the fast path, its tokens shown only once their chunk is verified.
+
+:class:`VerifiedDecoding` has the engine's interface (``submit``, ``step``, ``busy``, ``result``, ``release``,
+``log``), so a server's scheduler drives it as it drives the plain engine. Each :meth:`step` runs one engine step
+with the experts on the fast path (``fast_path.py``) and holds its token events back. After ``chunk_steps`` steps
+(or when nothing runs any more, or an edge is gone) the chunk is verified (``chunk.py``) and recorded (the
+``recorder`` signs and seals its ``generation_chunk`` transaction); every sequence a wrong answer reached rolls
+back to its first wrong token, its held events from there are dropped and the next steps generate them again
+with other primaries (an accused edge serves no more); the rest of the held events are released.
+
+``log`` holds the verified calls (accepted outputs, rows a rollback discarded left out), what a request's call
+digest is made of. :meth:`receipt` says which sealed chunks hold a request's calls.
+
+Must not know: HTTP, how a chunk is sealed (the ``recorder``), the genesis.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bmoe.lm.decoding.engine import Completion, DecodingEngine, TokenEvent
+from bmoe.lm.decoding.expert_calls import CallLog, CallRows
+from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.lm.model import MoETransformer
+from bmoe.protocol.generation.chunk import ChunkContext, ChunkOutcome, verify_chunk
+from bmoe.protocol.generation.edges import EdgeGone
+from bmoe.protocol.generation.fast_path import FastPath
+
+
+@dataclass(frozen=True)
+class SealedChunk:
+    """A chunk as the ledger recorded it."""
+
+    chunk: int
+    height: int  # the block that sealed it
+    tx: str  # the transaction's hash
+    records: str  # CID of its call records
+    tokens: int
+    calls: int
+    checked: int
+    disputes: int
+    records_against: int
+    ledger_bytes: int  # the transaction's canonical JSON
+
+
+Recorder = Callable[[dict[str, Any]], SealedChunk]  # payload -> sealed (sign, submit, seal)
+ChunkSeed = Callable[[int], int]  # chunk index -> its verification seed
+
+
+@dataclass
+class VerificationStats:
+    """What verification has done in this session."""
+
+    chunks: int = 0
+    tokens: int = 0  # tokens verified and released
+    calls: int = 0
+    checked: int = 0
+    disputes: int = 0
+    rollbacks: int = 0  # sequences rolled back
+    discarded_tokens: int = 0  # held tokens a rollback dropped
+    fast_rows: int = 0  # expert rows the fast path computed
+    replica_rows: int = 0  # expert rows replicas re-computed (verification's extra compute)
+    ledger_bytes: int = 0
+    gone: list[str] = field(default_factory=list)
+    accused: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class VerifiedDecoding:
+    """The engine's interface, every token verified before it is shown."""
+
+    def __init__(self, model: MoETransformer, context: ChunkContext, recorder: Recorder, chunk_seed: ChunkSeed,
+                 primary_seed: int, chunk_steps: int = 16, decode: Callable[[list[int]], str] | None = None,
+                 max_batch: int = 16) -> None:
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise ValueError(f"chunk_steps must be an integer >= 1, got {chunk_steps!r}")
+        self.context = context
+        self.recorder = recorder
+        self.chunk_seed = chunk_seed
+        self.chunk_steps = chunk_steps
+        self.fast = FastPath(context.edges, model.config.num_local_experts, primary_seed)
+        self.engine = DecodingEngine(model, self.fast, decode, max_batch)
+        self.log = CallLog()  # verified calls, for the requests' digests
+        self.serving = [address for address in context.enrolled if address in context.edges]
+        self.sealed: list[SealedChunk] = []
+        self.stats = VerificationStats()
+        self._chunk = 0
+        self._steps = 0
+        self._tokens = 0
+        self._held: list[TokenEvent] = []
+        self._listeners: dict[int, Callable[[TokenEvent], None]] = {}
+        self._chunks_of: dict[int, list[int]] = defaultdict(list)  # request -> the chunks holding its calls
+        self.fast.begin(0, self.serving)
+
+    # the engine's interface
+
+    def submit(self, prompt: list[int], params: SamplingParams,
+               on_event: Callable[[TokenEvent], None] | None = None) -> int:
+        request = self.engine.submit(prompt, params)
+        if on_event is not None:
+            self._listeners[request] = on_event
+        return request
+
+    def result(self, request: int) -> Completion:
+        return self.engine.result(request)
+
+    def release(self, request: int) -> None:
+        self.engine.release(request)
+        self._listeners.pop(request, None)
+        self._held = [event for event in self._held if event.request != request]
+
+    @property
+    def busy(self) -> bool:
+        return self.engine.busy or bool(self._held)
+
+    def step(self) -> list[TokenEvent]:
+        """One engine step on the fast path; the events verified by now (none until a chunk ends)."""
+        try:
+            events = self.engine.step()
+        except EdgeGone as err:  # nothing of the step was committed: verify what was, then go on without the edge
+            self._drop(err.address)
+            return self._end_chunk()
+        self._held.extend(events)
+        self._steps += 1
+        self._tokens += sum(event.token is not None for event in events)
+        if self._steps >= self.chunk_steps or not self.engine.busy:
+            return self._end_chunk()
+        return []
+
+    def receipt(self, request: int) -> dict[str, Any]:
+        """The sealed chunks holding ``request``'s calls: the receipt's ``ledger`` section."""
+        chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
+        return {"generation": self.context.generation,
+                "chunks": [{"chunk": c.chunk, "height": c.height, "tx": c.tx, "records": c.records}
+                           for c in chunks],
+                "height": self.sealed[-1].height if self.sealed else None}
+
+    def verification(self, request: int) -> dict[str, Any]:
+        """The receipt's ``verification`` section for ``request``."""
+        chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
+        return {"mode": "b-moe", "verified": True, "policy": self.context.policy.name,
+                "chunk_steps": self.chunk_steps, "checked_calls": sum(c.checked for c in chunks),
+                "calls": sum(c.calls for c in chunks), "disputes": sum(c.disputes for c in chunks),
+                "records_against": sum(c.records_against for c in chunks)}
+
+    # chunks
+
+    def _drop(self, address: str, accused: bool = False) -> None:
+        """``address`` serves no more in this session: gone, or ``accused`` of a lie."""
+        if address in self.serving:
+            self.serving.remove(address)
+        listed = self.stats.accused if accused else self.stats.gone
+        if address not in listed:
+            listed.append(address)
+
+    def _end_chunk(self) -> list[TokenEvent]:
+        calls = self.engine.log.take()
+        if calls:
+            outcome = verify_chunk(self.context, self._chunk, self.chunk_seed(self._chunk), calls,
+                                   dict(self.fast.primaries), self._tokens)
+            self._record(outcome, calls)
+            self._chunk += 1
+        self._steps = self._tokens = 0
+        self.fast.begin(self._chunk, self.serving)
+        released, self._held = self._held, []
+        self.stats.tokens += sum(event.token is not None for event in released)
+        for event in released:
+            listener = self._listeners.get(event.request)
+            if listener is not None:
+                listener(event)
+        return released
+
+    def _record(self, outcome: ChunkOutcome, calls: dict[tuple[int, int], CallRows]) -> None:
+        sealed = self.recorder(outcome.payload)
+        self.sealed.append(sealed)
+        for rows in calls.values():
+            for sequence in set(rows.sequences.tolist()):
+                self._chunks_of[sequence].append(len(self.sealed) - 1)
+        for address in sorted(outcome.accused):
+            self._drop(address, accused=True)
+        for address in sorted(outcome.gone):
+            self._drop(address)
+        for sequence, position in sorted(outcome.rollbacks.items()):
+            self._roll_back(sequence, position)
+        for (layer, expert), rows in sorted(calls.items()):
+            self._log_verified(layer, expert, rows, outcome.accepted[(layer, expert)], outcome.rollbacks)
+        stats = self.stats
+        stats.chunks += 1
+        stats.calls += outcome.payload["calls"]
+        stats.checked += outcome.payload["checked"]
+        stats.disputes += len(outcome.payload["disputes"])
+        stats.fast_rows += outcome.payload["rows"]
+        stats.replica_rows += outcome.replica_rows
+        stats.ledger_bytes += sealed.ledger_bytes
+
+    def _roll_back(self, sequence: int, position: int) -> None:
+        try:
+            prompt = len(self.engine.result(sequence).prompt)
+        except KeyError:  # released meanwhile (its client went away): nothing to roll back
+            return
+        self.engine.rollback(sequence, position)
+        kept = [e for e in self._held if not (e.request == sequence and e.index >= position - prompt)]
+        self.stats.discarded_tokens += sum(e.token is not None for e in self._held) - sum(
+            e.token is not None for e in kept)
+        self._held = kept
+        self.stats.rollbacks += 1
+
+    def _log_verified(self, layer: int, expert: int, rows: CallRows, accepted: torch.Tensor,
+                      rollbacks: dict[int, int]) -> None:
+        """Record the call's rows that stand (not discarded by a rollback) with their accepted outputs."""
+        keep = torch.ones(rows.sequences.shape[0], dtype=torch.bool)  # (n,)
+        for sequence, position in rollbacks.items():
+            keep &= (rows.sequences != sequence) | (rows.produced < position)
+        if bool(keep.any()):
+            self.log.record(layer, expert, CallRows(rows.sequences[keep], rows.positions[keep], rows.produced[keep],
+                                                    rows.inputs[keep], accepted[keep]))

@@ -1,0 +1,66 @@
+"""The fast path of verified generation: each (layer, expert) call of a decoding step goes to one edge, the call's
+primary for the chunk (``policy.primary_for``), and its answer is used at once; the chunk's verification checks it
+after the fact.
+
+:class:`FastPath` is an ``ExpertCaller`` (``lm/decoding/expert_calls.py``): the engine calls it once per layer
+with every expert's routed rows; it sends each primary its experts' rows in one call. An edge that does not answer
+raises :class:`~bmoe.protocol.generation.edges.EdgeGone` out of the engine's step, which then commits nothing and
+can be run again once the session has ended the chunk and chosen primaries among the edges left.
+
+Must not know: the ledger, the chunk's decision, sampling.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from bmoe.protocol.generation.edges import EdgeGone, GenerationEdge
+from bmoe.protocol.generation.policy import primary_for
+
+
+class MalformedAnswer(EdgeGone):
+    """An edge answered rows of the wrong shape or type: as good as no answer (nothing it said can be used)."""
+
+    def __init__(self, address: str, what: str) -> None:
+        RuntimeError.__init__(self, f"edge {address[:12]} answered {what}")
+        self.address = address
+
+
+class FastPath:
+    """Routes a layer's calls to their primaries among ``serving`` (addresses of ``edges``)."""
+
+    def __init__(self, edges: Mapping[str, GenerationEdge], experts_per_layer: int, seed: int) -> None:
+        self.edges = edges
+        self.experts_per_layer = experts_per_layer
+        self.seed = seed
+        self.chunk = 0
+        self.serving: list[str] = list(edges)
+        self.primaries: dict[int, str] = {}  # slot -> the edge that answered it in this chunk
+
+    def begin(self, chunk: int, serving: Sequence[str]) -> None:
+        """Start ``chunk`` with primaries drawn among ``serving``."""
+        self.chunk, self.serving, self.primaries = chunk, list(serving), {}
+
+    def primary(self, slot: int) -> str:
+        return self.primaries.get(slot) or primary_for(self.seed, self.chunk, slot, self.serving)
+
+    def __call__(self, layer: int, routed: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        by_edge: dict[str, dict[int, torch.Tensor]] = defaultdict(dict)
+        for expert, rows in routed.items():
+            by_edge[self.primary(layer * self.experts_per_layer + expert)][expert] = rows
+        answers: dict[int, torch.Tensor] = {}
+        for address, part in by_edge.items():
+            answer = self.edges[address].compute(layer, part)  # EdgeGone: the step commits nothing
+            for expert, rows in part.items():
+                out = answer.get(expert)
+                if not isinstance(out, torch.Tensor) or out.shape != rows.shape or out.dtype != rows.dtype:
+                    raise MalformedAnswer(address, f"expert {expert} of layer {layer}: not {tuple(rows.shape)} "
+                                                   f"{rows.dtype} rows")
+                answers[expert] = out
+        for address, part in by_edge.items():
+            for expert in part:
+                self.primaries[layer * self.experts_per_layer + expert] = address
+        return answers
