@@ -5,6 +5,9 @@ diverges from the honest one, and through an attack that never strikes equals it
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -25,6 +28,7 @@ from bmoe.lm.model import MoETransformer
 from tests.lm.decoding_helpers import CountingExperts
 from tests.lm.tiny_models import tiny_model
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "lm.md"
 MODEL = tiny_model()  # d = 32, 2 layers, 4 experts; never changed by the tests
 D = MODEL.config.hidden_size
 
@@ -195,3 +199,11 @@ def test_a_greedy_generation_through_a_liar_diverges_and_through_a_spared_call_e
     one_row = make_output_attack("swap", MODEL, seed=0, probability=0.1, rows="one")
     greedy(MODEL, AttackedExperts(ModelExperts(MODEL), one_row))
     assert one_row.strikes and all(len(s.rows) == 1 for s in one_row.strikes)
+
+
+def test_the_docs_example_runs() -> None:
+    section = DOCS.read_text().split("## Attacks on expert calls\n", 1)[1].split("\n## ", 1)[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict[str, object] = {"__name__": "docs"}
+    exec(compile(snippet, str(DOCS), "exec"), namespace)
+    assert namespace["kind"] == OUTPUT_ATTACKS[-1]  # the loop went through every kind
