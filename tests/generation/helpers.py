@@ -56,3 +56,12 @@ def session(m: MoETransformer, liars: dict[int, OutputAttack] | None = None, run
             **settings: object) -> GenerationSession:
     values: dict[str, object] = {"edges": 5, "replicas": 1, "chunk_steps": 4, **settings}
     return open_session(m, GenerationSettings(**values), (liars or {}).get, run_dir=run_dir)  # type: ignore[arg-type]
+
+
+def receipt(s: GenerationSession, request: int) -> dict[str, object]:
+    """The parts of ``request``'s served receipt that a replay reads (``serve/receipt.py`` makes the rest)."""
+    from bmoe.lm.decoding.token_digest import tokens_sha256
+    result = s.decoding.result(request)
+    return {"prompt": {"tokens": len(result.prompt), "sha256": tokens_sha256(result.prompt)},
+            "completion": {"tokens": len(result.tokens), "sha256": tokens_sha256(result.tokens)},
+            "ledger": s.decoding.receipt(request)}

@@ -31,9 +31,9 @@ def disputed(tmp_path_factory: pytest.TempPathFactory) -> Disputed:
     run_dir = tmp_path_factory.mktemp("generation")
     s = session(model(), {4: liar(1, 2)}, run_dir=run_dir)
     generate(s)
-    with ChainStore(run_dir / "chain.jsonl", readonly=True) as chain:
+    with ChainStore(run_dir / "chain.sqlite", readonly=True) as chain:
         blocks = list(chain.iter_blocks())
-    states = list(chain_states(run_dir / "chain.jsonl"))
+    states = list(chain_states(run_dir / "chain.sqlite"))
     height = next(b.header.height for b in blocks[1:] if b.transactions[0].payload["disputes"])
     return Disputed(dict(blocks[height].transactions[0].payload), states[height - 1], s.validator)
 

@@ -61,7 +61,7 @@ def test_the_records_name_the_liars_rows_token_by_token(tmp_path: Path) -> None:
     generate(s)
     liar_address = s.edges[4].address
     named = 0
-    states = list(chain_states(tmp_path / "chain.jsonl"))  # the chain replays, block by block
+    states = list(chain_states(tmp_path / "chain.sqlite"))  # the chain replays, block by block
     assert states[-1].edge_records[liar_address].dissent > 0
     for block in _blocks(tmp_path):
         for tx in block.transactions:
@@ -78,7 +78,7 @@ def test_the_records_name_the_liars_rows_token_by_token(tmp_path: Path) -> None:
 
 
 def _blocks(run_dir: Path) -> list[Block]:
-    with ChainStore(run_dir / "chain.jsonl", readonly=True) as chain:
+    with ChainStore(run_dir / "chain.sqlite", readonly=True) as chain:
         return list(chain.iter_blocks())
 
 

@@ -53,6 +53,8 @@ SERVICE_COMMANDS = {
                       "B-MoE, sampling, checkpoints."),
     "serve": LazyCommand("bmoe.cli.serve:serve_command", "Serve a language model behind the OpenAI HTTP API, every "
                          "response with its receipt."),
+    "replay": LazyCommand("bmoe.cli.replay:replay_command", "Regenerate a verified generation from its receipt, "
+                          "the ledger and the store, and re-check its expert calls."),
     "explorer": LazyCommand("bmoe.explorer.command:explorer_command", "A read-only web explorer of a run's ledger "
                             "(blocks, tasks, edges, experts, curves, audit), or of a live local cluster."),
 }

@@ -34,6 +34,10 @@ def _print(report: AuditReport, where: Path) -> None:
     console.print(f"checked {report.transactions} transactions, {report.signatures} signatures, Merkle roots, "
                   f"seals ({report.seal_rules}), state roots by replay, "
                   f"{report.objects_checked} required objects, {evidence}", highlight=False, soft_wrap=True)
+    if report.generation_chunks:
+        console.print(f"verified generation: {report.generation_chunks} chunks, {report.generation_calls} expert "
+                      "calls re-computed with the ledger's experts, each its accepted output", highlight=False,
+                      soft_wrap=True)
     bound = bound_in_force(report.state.genesis or {})
     if bound is not None:
         console.print(f"bound in force: {bound}", highlight=False, soft_wrap=True)

@@ -6,13 +6,22 @@ pretrained one takes 10-30 s); a line ``serving NAME at URL/v1`` says when reque
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bmoe.cli.errors import UserError
+from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
 from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
+
+if TYPE_CHECKING:
+    from bmoe.run.generation import GenerationSettings
+    from bmoe.serve.scheduler import Scheduler
+    from bmoe.serve.served_model import ServedModel
 
 
 @click.command("serve")
@@ -32,8 +41,25 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
               help="requests decoded together in one step (continuous batching); more wait their turn")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads for decoding (default: torch's; 1 on a loaded machine)")
+@click.option("--verified", is_flag=True, help="generate through B-MoE: the experts on M edges, every chunk of "
+              "expert calls re-computed by replicas and sealed on a ledger before its tokens are sent")
+@click.option("--edges", type=click.IntRange(1, 1024), default=None, help="[--verified] edges M (default 5)")
+@click.option("--replicas", default=None, metavar="R|all",
+              help="[--verified] edges re-computing each checked call (default 1; all: every other edge)")
+@click.option("--check-probability", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="[--verified] a call is re-computed with this probability (default 1: every call)")
+@click.option("--chunk-steps", type=click.IntRange(min=1), default=None,
+              help="[--verified] decoding steps per verified chunk (default 16)")
+@click.option("--ledger-dir", type=click.Path(path_type=Path), default=None,
+              help="[--verified] a new directory for the chain, the store and receipts.jsonl (`bmoe replay` reads "
+                   "it; default: in memory)")
+@click.option("--attackers", type=click.IntRange(min=0), default=None,
+              help="[--verified] the last N edges lie (a demonstration; default 0)")
+@click.option("--attack", type=click.Choice(OUTPUT_ATTACKS), default=None, help="[--verified] how the attackers "
+              "lie (default zero)")
+@click.option("--seed", type=int, default=None, help="[--verified] the ledger's seed: keys, primaries, attacks")
 def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int | None, host: str,
-                  port: int, max_batch: int, threads: int | None) -> None:
+                  port: int, max_batch: int, threads: int | None, verified: bool, **verification: Any) -> None:
     """Serve a language model behind the OpenAI HTTP API, every response with its receipt."""
     import torch
 
@@ -51,6 +77,7 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         raise UserError("--experts applies to a pretrained model (--model); a run's model has its own experts")
     elif model_dir is not None and not model_dir.is_dir():
         raise UserError(f"--model-dir {model_dir}: no such directory")
+    settings = verified_settings(verified, max_batch, **verification)
     try:
         sock = bind(host, port)
     except OSError as err:
@@ -67,10 +94,69 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         sock.close()
         raise
     url = url_of(sock)
+    scheduler, on_receipt, mode = Scheduler(served.model, served.tokenizer.decode, max_batch=max_batch), None, ""
+    if settings is not None:
+        try:
+            scheduler, on_receipt, mode = verified_scheduler(served, settings, verification)
+        except BaseException:
+            sock.close()
+            raise
 
     def listening() -> None:
-        click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']})")
+        click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']}){mode}")
         sys.stdout.flush()
 
-    serve(build_app(served, Scheduler(served.model, served.tokenizer.decode, max_batch=max_batch)), sock,
-          on_listening=listening)
+    serve(build_app(served, scheduler, on_receipt), sock, on_listening=listening)
+
+
+def verified_settings(verified: bool, max_batch: int, **values: Any) -> GenerationSettings | None:
+    """The verified server's settings from its flags (None without --verified); a flag without --verified, a bad
+    --replicas or a used --ledger-dir is one line."""
+    from bmoe.protocol.generation.policy import ALL
+    from bmoe.run.generation import CHAIN_FILE, GenerationSettings
+
+    given = sorted(f"--{key.replace('_', '-')}" for key, value in values.items() if value is not None)
+    if not verified:
+        if given:
+            raise UserError(f"{', '.join(given)} need --verified")
+        return None
+    replicas_text = values["replicas"] or "1"
+    if replicas_text == "all":
+        replicas = ALL
+    elif replicas_text.isdigit() and int(replicas_text) >= 1:
+        replicas = int(replicas_text)
+    else:
+        raise UserError(f"--replicas must be an integer >= 1 or 'all', got {replicas_text!r}")
+    edges = values["edges"] or 5
+    if (values["attackers"] or 0) > edges:
+        raise UserError(f"--attackers {values['attackers']} is more than the {edges} edges")
+    ledger_dir = values["ledger_dir"]
+    if ledger_dir is not None and (ledger_dir / CHAIN_FILE).exists():
+        raise UserError(f"--ledger-dir {ledger_dir} already holds a ledger: give a new directory")
+    return GenerationSettings(edges=edges, replicas=replicas, probability=values["check_probability"] or 1.0,
+                              chunk_steps=values["chunk_steps"] or 16, seed=values["seed"] or 0, max_batch=max_batch)
+
+
+def verified_scheduler(served: ServedModel, settings: GenerationSettings, values: dict[str, Any]
+                       ) -> tuple[Scheduler, Callable[[dict[str, Any]], None] | None, str]:
+    """The genesis written, the edges built, a scheduler driving verified decoding; what to do with each receipt
+    (append it to the ledger directory's receipts.jsonl), and a note for the start-up line."""
+    from bmoe.cli.replay import RECEIPTS_FILE
+    from bmoe.run.generation import attackers, open_session
+    from bmoe.serve.scheduler import Scheduler
+
+    ledger_dir: Path | None = values["ledger_dir"]
+    attack_for = attackers(served.model, settings.edges, values["attackers"] or 0, values["attack"] or "zero",
+                           settings.seed)
+    session = open_session(served.model, settings, attack_for, served.tokenizer.decode, ledger_dir)
+    scheduler = Scheduler(served.model, served.tokenizer.decode, engine=session.decoding)
+    on_receipt = None
+    if ledger_dir is not None:
+        receipts = ledger_dir / RECEIPTS_FILE
+
+        def on_receipt(receipt: dict[str, Any]) -> None:
+            with receipts.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(receipt, sort_keys=True) + "\n")
+    where = f", ledger in {ledger_dir}" if ledger_dir is not None else ", ledger in memory"
+    return scheduler, on_receipt, (f"; verified: {settings.edges} edges, {settings.policy().name}, "
+                                   f"{settings.chunk_steps} steps a chunk{where}")

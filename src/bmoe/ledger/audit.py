@@ -54,6 +54,8 @@ class AuditReport:
     evidence_required: int = 0  # evidence objects behind misbehaviour records (all present and intact)
     block_hashes: list[str] = field(default_factory=list)  # by height
     unanchored: list[str] = field(default_factory=list)  # anchors the caller looked for and did not find
+    generation_chunks: int = 0  # verified generation's chunks whose calls were re-computed (run/audit.py)
+    generation_calls: int = 0
 
     @property
     def genesis_hash(self) -> str:
@@ -85,6 +87,12 @@ def named_objects(tx: Transaction) -> Iterator[tuple[str, str, bool]]:
         yield "gate_cid", payload["gate_cid"], True
         for expert, cid in sorted(payload["gradient_cids"].items()):
             yield f"gradient_cids[{expert}]", cid, True
+    elif tx.kind == "generation_chunk":  # the records, and each dispute's outputs (the evidence)
+        yield "records", payload["records"], True
+        for entry in payload["disputes"]:
+            yield f"slot {entry['slot']} accepted", entry["accepted"], True
+            for edge, commitment in sorted(entry["commitments"].items()):
+                yield f"slot {entry['slot']} {edge[:12]} outputs", commitment["outputs"], True
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from bmoe.ledger.head_anchor import read_head_anchor
 from bmoe.ledger.keys import ENROLLED_KEYS
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.ledger.state import LedgerState
+from bmoe.protocol.generation.replay import audit_generation
 from bmoe.protocol.grouped_check import block_check
 from bmoe.run.config import ConfigError
 from bmoe.run.lm.config import LM_CONFIG_FILE, LMRunConfig
@@ -186,6 +187,12 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
             unanchored = [item for item in unanchored  # files a language model's run never writes
                           if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
         report = audit_chain(chain, store, anchors, rpc_url, lm[1] if lm is not None else None)
+        if report.state.generations:  # verified generation: every chunk's calls re-computed with the ledger's experts
+            report.generation_chunks, check = audit_generation(chain.iter_blocks(), store)
+            report.generation_calls = check.rechecked
+            if check.wrong:
+                raise AuditFailure("accepted outputs that the ledger's experts do not give: "
+                                   + ", ".join(check.wrong[:5]))
     report.unanchored = unanchored + report.unanchored
     return report
 

@@ -2,7 +2,7 @@
 (layer, expert) slot by CID) and M edges, the edges themselves (each computing the model's experts, some lying),
 and :class:`~bmoe.protocol.generation.decoding.VerifiedDecoding` on top, every chunk sealed in a block of its own.
 
-Keys derive from the seed (a simulation: ``run/setup.derive_identities``). The chain (``chain.jsonl``) and the
+Keys derive from the seed (a simulation: ``run/setup.derive_identities``). The chain (``chain.sqlite``) and the
 store (``store/``) go to ``run_dir`` when one is given, so ``bmoe replay`` and ``bmoe audit`` can read them after;
 else both stay in memory. The verification seed of chunk c is the SHA-256 of validator-0's signature over
 ``generation-check:{generation}:{c}``: deterministic (Ed25519 signs deterministically), so a seeded session seals
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bmoe.edge.attacks.expert_output import make_output_attack
 from bmoe.edge.lm_runtime import swiglu_spec
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import canonical_json
@@ -33,10 +34,10 @@ from bmoe.protocol.generation.edges import GenerationEdge, OutputAttack
 from bmoe.protocol.generation.policy import ALL, CheckPolicy
 from bmoe.protocol.lm.trusted import encode_trusted, expert_weights, trusted_weights
 from bmoe.run.config import RunConfig
+from bmoe.run.run_dir import CHAIN_FILE, STORE_DIR
 from bmoe.run.setup import derive_identities, genesis_payload, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore, serialize_tensors
 
-CHAIN_FILE, STORE_DIR = "chain.jsonl", "store"
 AttackFor = Callable[[int], OutputAttack | None]  # edge index -> its attack (None: honest)
 
 
@@ -80,6 +81,17 @@ class GenerationSession:
     @property
     def head_hash(self) -> str:
         return self.node.head_hash
+
+
+def attackers(model: MoETransformer, edges: int, count: int, kind: str, seed: int,
+              probability: float = 1.0) -> AttackFor:
+    """The last ``count`` of ``edges`` edges lie with attack ``kind`` (``edge/attacks/expert_output.py``), each with
+    its own seeded attack striking a call with ``probability``; the others are honest."""
+    if not 0 <= count <= edges:
+        raise ValueError(f"{count} attackers among {edges} edges")
+    made = {index: make_output_attack(kind, model, seed=seed * 1000 + index, probability=probability)
+            for index in range(edges - count, edges)}
+    return made.get
 
 
 def model_objects(model: MoETransformer) -> tuple[bytes, list[bytes]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,9 +44,11 @@ RECEIPT_HEADER = "X-Bmoe-Receipt"
 class ServeApp:
     """The routes' state: the model, its scheduler, the receipts kept."""
 
-    def __init__(self, served: ServedModel, scheduler: Scheduler) -> None:
+    def __init__(self, served: ServedModel, scheduler: Scheduler,
+                 on_receipt: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.served = served
         self.scheduler = scheduler
+        self.on_receipt = on_receipt  # each receipt as it is made (a verified server appends it to its ledger dir)
         self.created = int(time.time())
         self.receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -73,8 +75,11 @@ class ServeApp:
 
     def _receipt(self, shape: ResponseShape, ticket: Ticket, finished: Finished) -> dict[str, Any]:
         receipt = Receipt(shape.id, self.served.identity, ticket.params, ticket.prompt, finished.completion.tokens,
-                          finished.completion.finish_reason or "stop", finished.calls).to_json()
+                          finished.completion.finish_reason or "stop", finished.calls, finished.verification,
+                          finished.ledger).to_json()
         self.receipts[shape.id] = receipt
+        if self.on_receipt is not None:
+            self.on_receipt(receipt)
         while len(self.receipts) > RECEIPTS_KEPT:
             self.receipts.popitem(last=False)
         return receipt
@@ -169,9 +174,11 @@ async def _http_error(http: Request, err: Exception) -> Response:
     return JSONResponse(ApiError(err.status_code, message, None, None).body(), status_code=err.status_code)
 
 
-def build_app(served: ServedModel, scheduler: Scheduler) -> Starlette:
-    """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app)."""
-    state = ServeApp(served, scheduler)
+def build_app(served: ServedModel, scheduler: Scheduler,
+              on_receipt: Callable[[dict[str, Any]], None] | None = None) -> Starlette:
+    """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app); ``on_receipt`` is
+    called with every receipt made."""
+    state = ServeApp(served, scheduler, on_receipt)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

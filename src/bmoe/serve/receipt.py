@@ -13,23 +13,16 @@ Must not know: HTTP, the engine, the model's tensors.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.lm.decoding.token_digest import tokens_sha256
 from bmoe.serve.call_digest import CallsDigest
 
 RECEIPT_VERSION = 1
 IN_PROCESS = {"mode": "in-process", "verified": False,
               "note": "the experts ran in the server's process; no replica re-computed them, no ledger recorded them"}
-
-
-def tokens_sha256(tokens: list[int]) -> str:
-    """SHA-256 (hex) of token ids as 32-bit little-endian unsigned integers."""
-    return hashlib.sha256(np.asarray(tokens, dtype="<u4").tobytes()).hexdigest()
 
 
 def sampling_json(params: SamplingParams) -> dict[str, Any]:

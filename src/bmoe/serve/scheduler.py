@@ -6,8 +6,9 @@ step decodes all running requests together, the newcomers' prompts in the same p
 :class:`~bmoe.lm.decoding.engine.TokenEvent`\\ s ending with a :class:`Finished` (the completion and the digest
 of its expert calls) or a :class:`Failed`. :meth:`Scheduler.cancel` (a client gone) releases the request in the
 engine before the next step. The experts go through the ``caller`` given (the in-process ``ModelExperts`` by
-default): a verified caller plugs in there. :attr:`Scheduler.stats` counts steps, and the steps that decoded more
-than one sequence.
+default), or the scheduler drives another ``engine`` with the engine's interface: verified generation's
+``VerifiedDecoding``, whose events come once their chunk is verified and whose receipts name the ledger.
+:attr:`Scheduler.stats` counts steps, and the steps that decoded more than one sequence.
 
 Must not know: HTTP, the API's shapes, tokenizers (text comes through ``decode``).
 """
@@ -19,9 +20,10 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from bmoe.lm.decoding.engine import Completion, DecodingEngine, TokenEvent
-from bmoe.lm.decoding.expert_calls import ExpertCaller
+from bmoe.lm.decoding.expert_calls import CallLog, ExpertCaller
 from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.lm.model import MoETransformer
 from bmoe.serve.call_digest import CallDigests, CallsDigest
@@ -29,10 +31,30 @@ from bmoe.serve.call_digest import CallDigests, CallsDigest
 
 @dataclass(frozen=True)
 class Finished:
-    """A request's end: what it generated and the digest of its expert calls."""
+    """A request's end: what it generated, the digest of its expert calls, and, when a verifying decoder produced
+    it, the receipt's ``ledger`` and ``verification`` sections."""
 
     completion: Completion
     calls: CallsDigest
+    ledger: dict[str, Any] | None = None
+    verification: dict[str, Any] | None = None
+
+
+class Decoder(Protocol):
+    """What the scheduler drives: ``DecodingEngine``, or a decoder with its interface that verifies
+    (``protocol/generation/decoding.VerifiedDecoding``, which also gives ``receipt`` and ``verification``)."""
+
+    log: CallLog
+    busy: bool
+
+    def submit(self, prompt: list[int], params: SamplingParams,
+               on_event: Callable[[TokenEvent], None] | None = None) -> int: ...
+
+    def step(self) -> list[TokenEvent]: ...
+
+    def result(self, request: int) -> Completion: ...
+
+    def release(self, request: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,8 +113,9 @@ class Scheduler:
     """Owns a :class:`DecodingEngine` on a thread of its own."""
 
     def __init__(self, model: MoETransformer, decode: Callable[[list[int]], str], caller: ExpertCaller | None = None,
-                 max_batch: int = 16) -> None:
-        self._engine = DecodingEngine(model, caller, decode, max_batch)
+                 max_batch: int = 16, engine: Decoder | None = None) -> None:
+        """``engine``: a decoder to drive instead of a ``DecodingEngine`` on ``model`` (``caller`` then unused)."""
+        self._engine: Decoder = engine if engine is not None else DecodingEngine(model, caller, decode, max_batch)
         self._digests = CallDigests()
         self._tickets: dict[int, Ticket] = {}  # the engine's requests, by id (decoding thread only)
         self._inbox: list[Ticket] = []
@@ -179,7 +202,8 @@ class Scheduler:
         for event in events:
             ticket = self._tickets.get(event.request)
             if event.finish_reason is not None and ticket is not None:
-                finished = Finished(self._engine.result(event.request), self._digests.finish(event.request))
+                finished = Finished(self._engine.result(event.request), self._digests.finish(event.request),
+                                    *_receipt_sections(self._engine, event.request))
                 self._release(ticket)
                 self._end(ticket, finished)
                 self.stats.finished += 1
@@ -200,3 +224,12 @@ class Scheduler:
         ticket.post(item)
         if isinstance(item, Failed):
             self.stats.failed += 1
+
+
+def _receipt_sections(engine: Decoder, request: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A verifying decoder's ``ledger`` and ``verification`` sections for ``request``; (None, None) for the plain
+    engine."""
+    receipt, verification = getattr(engine, "receipt", None), getattr(engine, "verification", None)
+    if receipt is None or verification is None:
+        return None, None
+    return receipt(request), verification(request)

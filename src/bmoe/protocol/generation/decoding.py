@@ -16,6 +16,8 @@ Must not know: HTTP, how a chunk is sealed (the ``recorder``), the genesis.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 
+from bmoe.ledger.encoding import canonical_json
 from bmoe.lm.decoding.engine import Completion, DecodingEngine, TokenEvent
 from bmoe.lm.decoding.expert_calls import CallLog, CallRows
 from bmoe.lm.decoding.sampling import SamplingParams
@@ -73,6 +76,28 @@ class VerificationStats:
         return dict(self.__dict__)
 
 
+def request_object(prompt: list[int], params: SamplingParams) -> bytes:
+    """What a replay needs of a request besides the ledger: its prompt's token ids and its sampling settings (the
+    seed included), canonical JSON."""
+    settings = dataclasses.asdict(params)
+    settings["stop"] = list(params.stop)
+    return canonical_json({"prompt": list(prompt), "sampling": settings})
+
+
+def read_request(data: bytes) -> tuple[list[int], SamplingParams]:
+    """A request object's prompt and sampling settings; ValueError for bytes that are not one."""
+    try:
+        value = json.loads(data)
+        settings = dict(value["sampling"])
+        settings["stop"] = tuple(settings["stop"])
+        prompt = value["prompt"]
+        if not isinstance(prompt, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            raise ValueError("the prompt is not a list of token ids")
+        return prompt, SamplingParams(**settings)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"not a generation request object: {err}") from None
+
+
 class VerifiedDecoding:
     """The engine's interface, every token verified before it is shown."""
 
@@ -97,13 +122,16 @@ class VerifiedDecoding:
         self._held: list[TokenEvent] = []
         self._listeners: dict[int, Callable[[TokenEvent], None]] = {}
         self._chunks_of: dict[int, list[int]] = defaultdict(list)  # request -> the chunks holding its calls
+        self._requests: dict[int, str] = {}  # request -> the CID of its request object
         self.fast.begin(0, self.serving)
 
     # the engine's interface
 
     def submit(self, prompt: list[int], params: SamplingParams,
                on_event: Callable[[TokenEvent], None] | None = None) -> int:
+        """Queue a request; its prompt and sampling settings are stored (``request_object``) for its replay."""
         request = self.engine.submit(prompt, params)
+        self._requests[request] = self.context.store.put(request_object(prompt, params))
         if on_event is not None:
             self._listeners[request] = on_event
         return request
@@ -114,6 +142,7 @@ class VerifiedDecoding:
     def release(self, request: int) -> None:
         self.engine.release(request)
         self._listeners.pop(request, None)
+        self._requests.pop(request, None)
         self._held = [event for event in self._held if event.request != request]
 
     @property
@@ -137,7 +166,7 @@ class VerifiedDecoding:
     def receipt(self, request: int) -> dict[str, Any]:
         """The sealed chunks holding ``request``'s calls: the receipt's ``ledger`` section."""
         chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
-        return {"generation": self.context.generation,
+        return {"generation": self.context.generation, "request": self._requests.get(request),
                 "chunks": [{"chunk": c.chunk, "height": c.height, "tx": c.tx, "records": c.records}
                            for c in chunks],
                 "height": self.sealed[-1].height if self.sealed else None}

@@ -1,0 +1,163 @@
+"""Replaying a receipt: the generation regenerated bit for bit from the ledger and the store, and its expert calls
+re-checked.
+
+A receipt of verified generation names its request object (prompt and sampling settings, by CID) and the sealed
+chunks that hold its calls (height, transaction hash, records CID). :func:`replay_receipt`:
+
+1. replays the chain (every block checked by the ledger's rules) and finds each chunk's transaction at its height,
+   with the receipt's records CID; the records' accepted outputs must hash to the transaction's ``outputs_root``;
+2. assembles the model the genesis names (the trusted part and every expert by CID);
+3. decodes the request again, the experts answered from the accepted outputs (``RecordedExperts``: no expert
+   runs; a row never recorded is an error), and compares the tokens with the receipt's digests;
+4. re-computes ``fraction`` of the chunks' calls (1: all, drawn from ``seed``) with the ledger's experts and
+   checks each against its accepted CID.
+
+:func:`audit_generation` does step 1 and 4 for every chunk of a chain (``bmoe audit``).
+
+Must not know: HTTP, the CLI, how the receipt reached the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bmoe.ledger.blocks import Block
+from bmoe.ledger.generation import output_leaf
+from bmoe.ledger.merkle import merkle_root
+from bmoe.ledger.state import LedgerState, apply_block
+from bmoe.ledger.transactions import tx_hash
+from bmoe.lm.decoding.engine import complete
+from bmoe.lm.decoding.expert_calls import CallRows, ModelExperts, RecordedExperts
+from bmoe.lm.decoding.token_digest import tokens_sha256
+from bmoe.lm.model import MoETransformer
+from bmoe.protocol.generation.chunk import rows_bytes
+from bmoe.protocol.generation.decoding import read_request
+from bmoe.protocol.generation.records import ChunkRecords, decode_records
+from bmoe.protocol.lm.trusted import assemble, decode_trusted
+from bmoe.storage import BlobStore, cid_of
+
+
+class ReplayError(ValueError):
+    """A receipt the chain or the store does not back."""
+
+
+@dataclass
+class ChunkCheck:
+    """Calls re-computed and those whose result was not the accepted output."""
+
+    rechecked: int = 0
+    wrong: list[str] = field(default_factory=list)  # "chunk C slot S (layer L, expert E)"
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    tokens: list[int]
+    tokens_match: bool  # the regenerated tokens have the receipt's completion digest
+    prompt_match: bool
+    chunks: int
+    calls: int
+    check: ChunkCheck
+
+
+@dataclass(frozen=True)
+class SealedChunks:
+    """The chain's generation chunks, by transaction hash: (height, payload); and its last state."""
+
+    by_tx: dict[str, tuple[int, Mapping[str, Any]]]
+    state: LedgerState
+
+
+def sealed_chunks(blocks: Iterable[Block]) -> SealedChunks:
+    """Replay ``blocks`` (every rule checked) and collect their generation chunks."""
+    state, found = LedgerState(), {}
+    for block in blocks:
+        state = apply_block(state, block)
+        for tx in block.transactions:
+            if tx.kind == "generation_chunk":
+                found[tx_hash(tx)] = (block.header.height, tx.payload)
+    return SealedChunks(found, state)
+
+
+def ledger_model(state: LedgerState, store: BlobStore) -> MoETransformer:
+    """The model the genesis names, assembled from the store."""
+    config = decode_trusted(store.get(state.gate_cid))[1]
+    return assemble(config, store.get(state.gate_cid), [store.get(cid) for cid in state.expert_cids]).eval()
+
+
+def chunk_records(payload: Mapping[str, Any], store: BlobStore) -> ChunkRecords:
+    """A sealed chunk's records, checked against its transaction's ``outputs_root``."""
+    records = decode_records(store.get(payload["records"]))
+    root = merkle_root([output_leaf(c.slot, c.accepted) for c in records.calls]) if records.calls else "0" * 64
+    if root != payload["outputs_root"] or (records.generation, records.chunk) != (payload["generation"],
+                                                                                 payload["chunk"]):
+        raise ReplayError(f"chunk {payload['chunk']}: its records do not match its transaction")
+    return records
+
+
+def recheck(records: ChunkRecords, model: MoETransformer, fraction: float, rng: random.Random,
+            check: ChunkCheck) -> None:
+    """Re-compute ``fraction`` of ``records``' calls with ``model``'s experts against their accepted CIDs."""
+    experts, per_layer = ModelExperts(model), model.config.num_local_experts
+    for call in records.calls:
+        if fraction < 1 and rng.random() >= fraction:
+            continue
+        layer, expert = divmod(call.slot, per_layer)
+        outputs = experts(layer, {expert: call.inputs})[expert]
+        check.rechecked += 1
+        if cid_of(rows_bytes(outputs)) != call.accepted:
+            check.wrong.append(f"chunk {records.chunk} slot {call.slot} (layer {layer}, expert {expert})")
+
+
+def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: BlobStore, fraction: float = 1.0,
+                   seed: int = 0) -> ReplayReport:
+    """Regenerate ``receipt``'s tokens from the chain ``blocks`` and ``store`` and re-check ``fraction`` of its
+    calls; :class:`ReplayError` when the receipt names what the chain or store does not hold."""
+    ledger = receipt.get("ledger")
+    if not isinstance(ledger, Mapping) or not ledger.get("chunks") or not ledger.get("request"):
+        raise ReplayError("the receipt names no ledger chunks: it is not a verified generation's receipt")
+    sealed = sealed_chunks(blocks)
+    model = ledger_model(sealed.state, store)
+    per_layer = model.config.num_local_experts
+    calls: dict[tuple[int, int], list[CallRows]] = defaultdict(list)
+    check, rng = ChunkCheck(), random.Random(seed)
+    for named in ledger["chunks"]:
+        height, payload = sealed.by_tx.get(named["tx"], (None, None))
+        if payload is None or height != named["height"] or payload["records"] != named["records"]:
+            raise ReplayError(f"chunk {named['chunk']}: no such transaction at height {named['height']} on the chain")
+        records = chunk_records(payload, store)
+        for key, rows in records.with_outputs(store, per_layer).items():
+            calls[key].append(rows)
+        recheck(records, model, fraction, rng, check)
+    prompt, params = read_request(store.get(ledger["request"]))
+    completion = receipt["completion"]
+    params = dataclasses.replace(params, max_tokens=completion["tokens"], stop=())  # stops only cut the text
+    merged = {key: CallRows(*(torch.cat([getattr(p, name) for p in parts]) for name in
+                              ("sequences", "positions", "produced", "inputs", "outputs")))
+              for key, parts in calls.items()}
+    try:
+        tokens = complete(model, prompt, params, caller=RecordedExperts(merged)).tokens
+    except KeyError as err:
+        raise ReplayError(f"the records do not hold every call of this generation: {err}") from None
+    return ReplayReport(tokens, tokens_sha256(tokens) == completion["sha256"],
+                        tokens_sha256(prompt) == receipt["prompt"]["sha256"], len(ledger["chunks"]),
+                        sum(len(parts) for parts in calls.values()), check)
+
+
+def audit_generation(blocks: Iterable[Block], store: BlobStore, fraction: float = 1.0, seed: int = 0
+                     ) -> tuple[int, ChunkCheck]:
+    """Every generation chunk of a chain: its records match its transaction, and ``fraction`` of its calls
+    re-computed match their accepted outputs; (chunks, the check)."""
+    sealed = sealed_chunks(blocks)
+    if not sealed.by_tx:
+        return 0, ChunkCheck()
+    model, check, rng = ledger_model(sealed.state, store), ChunkCheck(), random.Random(seed)
+    for _, payload in sorted(sealed.by_tx.values(), key=lambda item: item[0]):
+        recheck(chunk_records(payload, store), model, fraction, rng, check)
+    return len(sealed.by_tx), check

@@ -1,0 +1,75 @@
+"""``bmoe serve --verified``: a real server generating through B-MoE among a lying edge, every response's receipt
+naming sealed chunks, the text the clean engine's, and ``bmoe replay`` regenerating it from the ledger directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bmoe.lm.decoding.engine import complete
+from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.run.lm.artifacts import open_lm_run
+from tests.cli.in_process import bmoe_here
+from tests.serve.server_process import ServeProcess
+
+pytestmark = pytest.mark.slow  # a server process, a replay
+
+
+@pytest.fixture(scope="module")
+def ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("verified") / "ledger"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run_dir: Path, ledger_dir: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess("--model-dir", tiny_run_dir, "--name", "tiny", "--verified", "--edges", "5",
+                           "--attackers", "1", "--attack", "zero", "--chunk-steps", "4", "--ledger-dir", ledger_dir)
+    yield process
+    process.close()
+
+
+def receipt_of(response: Any) -> dict[str, Any]:
+    return response.model_extra["bmoe"]["receipt"]
+
+
+def test_a_verified_completion_is_the_clean_one_among_a_liar_and_replays(server: ServeProcess, tiny_run_dir: Path,
+                                                                         ledger_dir: Path) -> None:
+    assert "verified: 5 edges" in server.first_line
+    client = server.client()
+    answer = client.completions.create(model="tiny", prompt="to be, or", max_tokens=20, temperature=0.7, seed=3)
+    run = open_lm_run(tiny_run_dir)
+    clean = complete(run.model, run.tokenizer.encode("to be, or"), SamplingParams(max_tokens=20, temperature=0.7,
+                                                                                  seed=3), run.tokenizer.decode)
+    assert answer.choices[0].text == clean.text
+    receipt = receipt_of(answer)
+    assert receipt["verification"]["verified"] is True and receipt["verification"]["records_against"] > 0
+    assert receipt["ledger"]["chunks"] and receipt["ledger"]["request"]
+    recorded = [json.loads(line) for line in (ledger_dir / "receipts.jsonl").read_text().splitlines()]
+    assert recorded[-1]["id"] == receipt["id"]
+    replayed = bmoe_here(*["replay", receipt["id"], "--ledger-dir", str(ledger_dir)])
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "OK: the same tokens, bit for bit" in replayed.stdout + replayed.stderr
+
+
+def test_a_verified_stream_ends_with_its_receipt(server: ServeProcess) -> None:
+    client = server.client()
+    chunks = list(client.completions.create(model="tiny", prompt="whether", max_tokens=12, stream=True, seed=1))
+    assert chunks[-1].model_extra["bmoe"]["receipt"]["ledger"]["chunks"]
+
+
+def test_verified_flags_need_verified_and_a_used_ledger_dir_is_refused(tiny_run_dir: Path, ledger_dir: Path) -> None:
+    without = bmoe_here(*["serve", "--model-dir", str(tiny_run_dir), "--edges", "3"])
+    assert without.returncode == 2 and "--edges need --verified" in without.stderr
+    used = bmoe_here(*["serve", "--model-dir", str(tiny_run_dir), "--verified", "--ledger-dir", str(ledger_dir)])
+    assert used.returncode == 2 and "already holds a ledger" in used.stderr
+    bad = bmoe_here(*["serve", "--model-dir", str(tiny_run_dir), "--verified", "--replicas", "two"])
+    assert bad.returncode == 2 and "--replicas must be" in bad.stderr
+
+
+def test_replay_refuses_an_unknown_receipt(ledger_dir: Path, server: ServeProcess) -> None:
+    refused = bmoe_here(*["replay", "cmpl-none", "--ledger-dir", str(ledger_dir)])
+    assert refused.returncode == 2 and "neither a receipt file nor a receipt id" in refused.stderr
