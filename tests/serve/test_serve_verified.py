@@ -49,7 +49,8 @@ def test_a_verified_completion_is_the_clean_one_among_a_liar_and_replays(server:
     assert receipt["verification"]["verified"] is True and receipt["verification"]["records_against"] > 0
     assert receipt["ledger"]["chunks"] and receipt["ledger"]["request"]
     recorded = [json.loads(line) for line in (ledger_dir / "receipts.jsonl").read_text().splitlines()]
-    assert recorded[-1]["id"] == receipt["id"]
+    assert recorded[-1]["receipt"]["id"] == receipt["id"]
+    assert (recorded[-1]["prompt"], recorded[-1]["text"]) == ("to be, or", clean.text)
     replayed = bmoe_here(*["replay", receipt["id"], "--ledger-dir", str(ledger_dir)])
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "OK: the same tokens, bit for bit" in replayed.stdout + replayed.stderr

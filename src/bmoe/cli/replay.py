@@ -36,7 +36,7 @@ def read_receipt(value: str, ledger_dir: Path) -> dict[str, Any]:
     receipts = ledger_dir / RECEIPTS_FILE
     if receipts.is_file():
         for line in receipts.read_text(encoding="utf-8").splitlines():
-            receipt = json.loads(line)
+            receipt = json.loads(line)["receipt"]  # {"receipt", "prompt", "text"}: bmoe serve --verified
             if receipt.get("id") == value:
                 return receipt
     raise UserError(f"{value}: neither a receipt file nor a receipt id in {receipts}")

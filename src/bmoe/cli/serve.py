@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 
 if TYPE_CHECKING:
     from bmoe.run.generation import GenerationSettings
+    from bmoe.serve.app import ReceiptSink
     from bmoe.serve.scheduler import Scheduler
     from bmoe.serve.served_model import ServedModel
 
@@ -138,9 +138,10 @@ def verified_settings(verified: bool, max_batch: int, **values: Any) -> Generati
 
 
 def verified_scheduler(served: ServedModel, settings: GenerationSettings, values: dict[str, Any]
-                       ) -> tuple[Scheduler, Callable[[dict[str, Any]], None] | None, str]:
+                       ) -> tuple[Scheduler, ReceiptSink | None, str]:
     """The genesis written, the edges built, a scheduler driving verified decoding; what to do with each receipt
-    (append it to the ledger directory's receipts.jsonl), and a note for the start-up line."""
+    (append it with its prompt and completion texts to the ledger directory's receipts.jsonl: the explorer shows
+    them), and a note for the start-up line."""
     from bmoe.cli.replay import RECEIPTS_FILE
     from bmoe.run.generation import attackers, open_session
     from bmoe.serve.scheduler import Scheduler
@@ -154,9 +155,10 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
     if ledger_dir is not None:
         receipts = ledger_dir / RECEIPTS_FILE
 
-        def on_receipt(receipt: dict[str, Any]) -> None:
+        def on_receipt(receipt: dict[str, Any], prompt: str, text: str) -> None:
+            line = {"receipt": receipt, "prompt": prompt, "text": text}
             with receipts.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(receipt, sort_keys=True) + "\n")
+                out.write(json.dumps(line, sort_keys=True) + "\n")
     where = f", ledger in {ledger_dir}" if ledger_dir is not None else ", ledger in memory"
     return scheduler, on_receipt, (f"; verified: {settings.edges} edges, {settings.policy().name}, "
                                    f"{settings.chunk_steps} steps a chunk{where}")

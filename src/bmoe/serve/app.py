@@ -39,16 +39,17 @@ from bmoe.serve.served_model import ServedModel
 MAX_BODY_BYTES = 16 * 2**20  # a prompt of a few million characters; more is a 413
 RECEIPTS_KEPT = 4096  # receipts GET /bmoe/receipts/{id} still knows
 RECEIPT_HEADER = "X-Bmoe-Receipt"
+ReceiptSink = Callable[[dict[str, Any], str, str], None]  # (receipt, prompt text, completion text) -> None
 
 
 class ServeApp:
     """The routes' state: the model, its scheduler, the receipts kept."""
 
     def __init__(self, served: ServedModel, scheduler: Scheduler,
-                 on_receipt: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_receipt: ReceiptSink | None = None) -> None:
         self.served = served
         self.scheduler = scheduler
-        self.on_receipt = on_receipt  # each receipt as it is made (a verified server appends it to its ledger dir)
+        self.on_receipt = on_receipt  # each receipt and its texts (a verified server appends them to its ledger dir)
         self.created = int(time.time())
         self.receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -79,7 +80,7 @@ class ServeApp:
                           finished.ledger).to_json()
         self.receipts[shape.id] = receipt
         if self.on_receipt is not None:
-            self.on_receipt(receipt)
+            self.on_receipt(receipt, self.served.tokenizer.decode(ticket.prompt), finished.completion.text)
         while len(self.receipts) > RECEIPTS_KEPT:
             self.receipts.popitem(last=False)
         return receipt
@@ -175,9 +176,9 @@ async def _http_error(http: Request, err: Exception) -> Response:
 
 
 def build_app(served: ServedModel, scheduler: Scheduler,
-              on_receipt: Callable[[dict[str, Any]], None] | None = None) -> Starlette:
+              on_receipt: ReceiptSink | None = None) -> Starlette:
     """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app); ``on_receipt`` is
-    called with every receipt made."""
+    called with every receipt made, the prompt's text and the completion's."""
     state = ServeApp(served, scheduler, on_receipt)
 
     @asynccontextmanager
