@@ -53,9 +53,10 @@ def liar(layer: int, expert: int, every: int = 1) -> OutputAttack:
 
 
 def session(m: MoETransformer, liars: dict[int, OutputAttack] | None = None, run_dir: Path | None = None,
-            **settings: object) -> GenerationSession:
+            decode: Callable[[list[int]], str] | None = None, **settings: object) -> GenerationSession:
     values: dict[str, object] = {"edges": 5, "replicas": 1, "chunk_steps": 4, **settings}
-    return open_session(m, GenerationSettings(**values), (liars or {}).get, run_dir=run_dir)  # type: ignore[arg-type]
+    return open_session(m, GenerationSettings(**values), (liars or {}).get, decode,  # type: ignore[arg-type]
+                        run_dir=run_dir)
 
 
 def receipt(s: GenerationSession, request: int) -> dict[str, object]:

@@ -94,7 +94,7 @@ def test_a_seeded_session_seals_the_same_chain_every_time() -> None:
 
 def test_colluders_under_a_third_change_nothing() -> None:
     m = model()
-    s = session(m, {7: liar(0, 1), 8: liar(0, 1), 9: liar(0, 1)}, edges=10, replicas=2)
+    s = session(m, {7: liar(0, 1), 8: liar(0, 1), 9: liar(0, 1)}, edges=10, replicas=3)
     assert generate(s) == clean_tokens(m)
     assert sorted(s.decoding.stats.accused) == sorted(e.address for e in s.edges[7:])
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from bmoe.lm.decoding.engine import complete
@@ -74,3 +75,29 @@ def test_verified_flags_need_verified_and_a_used_ledger_dir_is_refused(tiny_run_
 def test_replay_refuses_an_unknown_receipt(ledger_dir: Path, server: ServeProcess) -> None:
     refused = bmoe_here(*["replay", "cmpl-none", "--ledger-dir", str(ledger_dir)])
     assert refused.returncode == 2 and "neither a receipt file nor a receipt id" in refused.stderr
+
+
+def test_an_optimistic_stream_cut_back_by_its_marks_is_the_verified_text(server: ServeProcess,
+                                                                         tiny_run_dir: Path) -> None:
+    client = server.client()
+    text, marks = "", []
+    for chunk in client.completions.create(model="tiny", prompt="whether 'tis", max_tokens=24, temperature=0.9,
+                                           seed=8, stream=True, extra_body={"bmoe": {"optimistic": True}}):
+        mark = (chunk.model_extra or {}).get("bmoe", {})
+        if "verified_tokens" in mark:
+            marks.append(mark)
+            if "cut" in mark:
+                text = text[:mark["cut"]["text_chars"]]
+        elif chunk.choices:
+            text += chunk.choices[0].text
+    run = open_lm_run(tiny_run_dir)
+    clean = complete(run.model, run.tokenizer.encode("whether 'tis"), SamplingParams(max_tokens=24, temperature=0.9,
+                                                                                     seed=8), run.tokenizer.decode)
+    assert text == clean.text
+    assert marks and marks[-1]["verified_tokens"] == 24
+
+
+def test_an_optimistic_request_must_stream(server: ServeProcess) -> None:
+    with pytest.raises(openai.BadRequestError, match="applies to a stream"):
+        server.client().completions.create(model="tiny", prompt="to", max_tokens=2,
+                                           extra_body={"bmoe": {"optimistic": True}})

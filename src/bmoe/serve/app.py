@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bmoe.lm.decoding.stream_mark import PrefixMark
 from bmoe.net.http.auth import Refusal
 from bmoe.net.http.json_body import read_json
 from bmoe.serve.client_gone import EventStream, unless_disconnected
@@ -93,7 +94,7 @@ class ServeApp:
         shape = ResponseShape(chat, prefix + secrets.token_hex(12), int(time.time()), self.served.name,
                               "bmoe-" + self.served.identity["weights_cid"][-16:])
         echo = self.served.tokenizer.decode(prompt) if request.echo else ""
-        ticket = self.scheduler.submit(prompt, params)
+        ticket = self.scheduler.submit(prompt, params, request.optimistic)
         headers = {RECEIPT_HEADER: shape.id}
         if request.stream:
             return EventStream(self._stream(shape, ticket, request.include_usage, echo),
@@ -127,6 +128,12 @@ class ServeApp:
                     yield server_sent(last)
                     last = shape.usage_chunk(usage(len(ticket.prompt), len(completion.tokens)))
                 yield server_sent({**last, **extension})
+            elif isinstance(item, PrefixMark):
+                mark: dict[str, Any] = {"verified_tokens": item.verified}
+                if item.cut_tokens is not None:
+                    mark["cut"] = {"tokens": item.cut_tokens, "text_chars": item.cut_text}
+                yield server_sent({**shape.chunk(None if shape.chat else "", include_usage=include_usage),
+                                   "bmoe": mark})
             elif item.text:
                 yield server_sent(shape.chunk(item.text, include_usage=include_usage))
         yield DONE

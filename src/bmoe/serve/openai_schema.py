@@ -56,6 +56,7 @@ class GenerationRequest:
     stream: bool
     include_usage: bool
     echo: bool
+    optimistic: bool = False  # bmoe's extension {"bmoe": {"optimistic": true}}: tokens before their verification
 
 
 def _invalid(param: str, expected: str, value: object) -> ApiError:
@@ -102,6 +103,25 @@ def _boolean(body: dict[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         raise _invalid(name, "a boolean", value)
     return value
+
+
+def _optimistic(body: dict[str, Any], stream: bool) -> bool:
+    """bmoe's extension object: ``{"bmoe": {"optimistic": true}}`` asks a verified server's stream for every token at
+    once, the verified prefix marked (docs/serving.md)."""
+    extension = body.get("bmoe")
+    if extension is None:
+        return False
+    if not isinstance(extension, dict):
+        raise _invalid("bmoe", "an object", extension)
+    unknown = sorted(set(extension) - {"optimistic"})
+    if unknown:
+        raise ApiError(400, f"Unknown field {unknown[0]!r} in 'bmoe': it takes 'optimistic'.", "bmoe",
+                       "unknown_parameter")
+    optimistic = _boolean(extension, "optimistic")
+    if optimistic and not stream:
+        raise ApiError(400, "'bmoe.optimistic' applies to a stream: set 'stream' too.", "bmoe.optimistic",
+                       "invalid_value")
+    return optimistic
 
 
 def _stop(body: dict[str, Any]) -> tuple[str, ...]:
@@ -239,4 +259,4 @@ def parse_request(body: object, chat: bool) -> GenerationRequest:
         chat=chat, model=model, prompt=None if chat else _prompt(body), messages=_messages(body) if chat else None,
         max_tokens=_max_tokens(body, chat), temperature=temperature, top_p=top_p, top_k=top_k, stop=_stop(body),
         seed=seed, stream=stream, include_usage=_stream_usage(body, stream),
-        echo=False if chat else _boolean(body, "echo"))
+        echo=False if chat else _boolean(body, "echo"), optimistic=_optimistic(body, stream))

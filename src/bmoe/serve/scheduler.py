@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from bmoe.lm.decoding.engine import Completion, DecodingEngine, TokenEvent
 from bmoe.lm.decoding.expert_calls import CallLog, ExpertCaller
 from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.lm.decoding.stream_mark import PrefixMark
 from bmoe.lm.model import MoETransformer
 from bmoe.serve.call_digest import CallDigests, CallsDigest
 
@@ -65,7 +66,7 @@ class Failed:
     refused: bool  # True: the request itself was wrong (a 400), False: the server failed (a 500)
 
 
-Item = TokenEvent | Finished | Failed
+Item = TokenEvent | PrefixMark | Finished | Failed
 
 
 @dataclass(eq=False)
@@ -75,6 +76,7 @@ class Ticket:
     prompt: list[int]
     params: SamplingParams
     loop: asyncio.AbstractEventLoop
+    optimistic: bool = False  # events before their verification, with PrefixMarks (a verifying decoder only)
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
     request: int | None = None  # the engine's id, once the decoding thread has submitted it
     done: bool = False  # set by the decoding thread once Finished or Failed is posted
@@ -136,9 +138,11 @@ class Scheduler:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Ticket:
-        """Queue a request (from the event loop); its ticket."""
-        ticket = Ticket(list(prompt), params, asyncio.get_running_loop())
+    def submit(self, prompt: list[int], params: SamplingParams, optimistic: bool = False) -> Ticket:
+        """Queue a request (from the event loop); its ticket. ``optimistic``: a verifying decoder sends its tokens
+        before their verification, with :class:`PrefixMark` items (the plain engine verifies nothing: every token
+        is as final as it will be)."""
+        ticket = Ticket(list(prompt), params, asyncio.get_running_loop(), optimistic)
         with self._wake:
             self._inbox.append(ticket)
             self.stats.submitted += 1
@@ -178,8 +182,12 @@ class Scheduler:
             ticket.post(Failed("the server is shutting down", refused=False))
 
     def _admit(self, ticket: Ticket) -> None:
+        optimistic = getattr(self._engine, "submit_optimistic", None) if ticket.optimistic else None
         try:
-            ticket.request = self._engine.submit(ticket.prompt, ticket.params, on_event=ticket.post)
+            if optimistic is not None:
+                ticket.request = optimistic(ticket.prompt, ticket.params, ticket.post)
+            else:
+                ticket.request = self._engine.submit(ticket.prompt, ticket.params, on_event=ticket.post)
         except ValueError as err:  # SamplingError: a setting the model cannot take
             self._end(ticket, Failed(str(err), refused=True))
             return

@@ -125,6 +125,10 @@ class DecodingEngine:
         sequence = self._sequence(request)
         return Completion(list(sequence.prompt), sequence.generated, sequence.text, sequence.finish_reason)
 
+    def shown(self, request: int) -> int:
+        """How many characters of the request's text its events have shown (after a rollback: what is kept)."""
+        return self._sequence(request).shown
+
     def release(self, request: int) -> None:
         """Forget a request (finished, or cancelled while it runs): its cache is freed, it cannot roll back (its
         rows stay in the call log: they were computed)."""

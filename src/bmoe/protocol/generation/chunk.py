@@ -127,7 +127,7 @@ def verify_chunk(ctx: ChunkContext, chunk: int, seed: int, calls: Mapping[tuple[
     accepted = {(call.layer, call.expert): _accepted_rows(call) for call in work}
     _store(ctx, work, accepted)
     records_cid = ctx.store.put(encode_records(ctx.generation, chunk, seed, ctx.policy.name,
-                                               [_record(call) for call in work]))
+                                               [_record(call) for call in work], torch.get_num_threads()))
     payload = {
         "generation": ctx.generation, "chunk": chunk, "records": records_cid,
         "outputs_root": merkle_root([output_leaf(call.slot, call.accepted) for call in work]) if work else "0" * 64,

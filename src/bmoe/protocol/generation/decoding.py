@@ -8,6 +8,9 @@ with the experts on the fast path (``fast_path.py``) and holds its token events 
 back to its first wrong token, its held events from there are dropped and the next steps generate them again
 with other primaries (an accused edge serves no more); the rest of the held events are released.
 
+A request submitted with :meth:`submit_optimistic` gets its events at once instead, and after each chunk a
+``PrefixMark`` (``lm/decoding/stream_mark.py``): how many of its tokens are final, and where a rollback cut them.
+
 ``log`` holds the verified calls (accepted outputs, rows a rollback discarded left out), what a request's call
 digest is made of. :meth:`receipt` says which sealed chunks hold a request's calls.
 
@@ -29,6 +32,7 @@ from bmoe.ledger.encoding import canonical_json
 from bmoe.lm.decoding.engine import Completion, DecodingEngine, TokenEvent
 from bmoe.lm.decoding.expert_calls import CallLog, CallRows
 from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.lm.decoding.stream_mark import PrefixMark
 from bmoe.lm.model import MoETransformer
 from bmoe.protocol.generation.chunk import ChunkContext, ChunkOutcome, verify_chunk
 from bmoe.protocol.generation.edges import EdgeGone
@@ -120,9 +124,11 @@ class VerifiedDecoding:
         self._steps = 0
         self._tokens = 0
         self._held: list[TokenEvent] = []
-        self._listeners: dict[int, Callable[[TokenEvent], None]] = {}
+        self._listeners: dict[int, Callable[[Any], None]] = {}
         self._chunks_of: dict[int, list[int]] = defaultdict(list)  # request -> the chunks holding its calls
         self._requests: dict[int, str] = {}  # request -> the CID of its request object
+        self._optimistic: set[int] = set()  # requests whose events go out before their verification
+        self._cuts: dict[int, tuple[int, int]] = {}  # request -> (tokens, characters) kept by this chunk's rollback
         self.fast.begin(0, self.serving)
 
     # the engine's interface
@@ -136,6 +142,14 @@ class VerifiedDecoding:
             self._listeners[request] = on_event
         return request
 
+    def submit_optimistic(self, prompt: list[int], params: SamplingParams,
+                          on_event: Callable[[TokenEvent | PrefixMark], None]) -> int:
+        """Queue a request whose events ``on_event`` gets at once, before their chunk is verified, with a
+        :class:`PrefixMark` after each chunk: how many of its tokens are final, and where a rollback cut them."""
+        request = self.submit(prompt, params, on_event)
+        self._optimistic.add(request)
+        return request
+
     def result(self, request: int) -> Completion:
         return self.engine.result(request)
 
@@ -143,6 +157,7 @@ class VerifiedDecoding:
         self.engine.release(request)
         self._listeners.pop(request, None)
         self._requests.pop(request, None)
+        self._optimistic.discard(request)
         self._held = [event for event in self._held if event.request != request]
 
     @property
@@ -157,6 +172,9 @@ class VerifiedDecoding:
             self._drop(err.address)
             return self._end_chunk()
         self._held.extend(events)
+        for event in events:
+            if event.request in self._optimistic:
+                self._listeners[event.request](event)
         self._steps += 1
         self._tokens += sum(event.token is not None for event in events)
         if self._steps >= self.chunk_steps or not self.engine.busy:
@@ -202,8 +220,13 @@ class VerifiedDecoding:
         self.stats.tokens += sum(event.token is not None for event in released)
         for event in released:
             listener = self._listeners.get(event.request)
-            if listener is not None:
+            if listener is not None and event.request not in self._optimistic:
                 listener(event)
+        for request in sorted(self._optimistic):
+            cut = self._cuts.get(request)
+            self._listeners[request](PrefixMark(request, len(self.engine.result(request).tokens),
+                                                cut[0] if cut else None, cut[1] if cut else None))
+        self._cuts = {}
         return released
 
     def _record(self, outcome: ChunkOutcome, calls: dict[tuple[int, int], CallRows]) -> None:
@@ -235,6 +258,7 @@ class VerifiedDecoding:
         except KeyError:  # released meanwhile (its client went away): nothing to roll back
             return
         self.engine.rollback(sequence, position)
+        self._cuts[sequence] = (position - prompt, self.engine.shown(sequence))
         kept = [e for e in self._held if not (e.request == sequence and e.index >= position - prompt)]
         self.stats.discarded_tokens += sum(e.token is not None for e in self._held) - sum(
             e.token is not None for e in kept)

@@ -2,7 +2,9 @@
 
 One safetensors file: for each call (slot s), its rows' ``s.sequences``, ``s.positions`` (the token each row
 belongs to), ``s.produced`` (the token its step generated) and ``s.inputs`` (n, d) float32; and in the metadata
-(key :data:`RECORDS_KEY`, JSON) the generation, chunk, seed and policy, and for each call: its slot, the inputs'
+(key :data:`RECORDS_KEY`, JSON) the generation, chunk, seed, policy and the torch threads it was computed with
+(a product's bits depend on how many threads split it: a replay and an audit compute with as many), and for each
+call: its slot, the inputs'
 SHA-256, the primary that answered on the fast path and the CID of what it answered, the accepted output's CID
 (the object of the call's accepted rows), whether it was checked, its replicas, whether it was disputed, and every
 signed commitment. With the ledger's experts, anyone can re-compute any call from these records and check it
@@ -61,6 +63,7 @@ class ChunkRecords:
     seed: int
     policy: str
     calls: list[CallRecord]
+    threads: int = 1  # torch threads the chunk was computed with
 
     def with_outputs(self, store: BlobStore, experts_per_layer: int) -> dict[tuple[int, int], CallRows]:
         """Each call's rows with its accepted outputs, read from ``store``: (layer, expert) -> rows."""
@@ -80,7 +83,8 @@ def outputs_from_bytes(data: bytes, shape: torch.Size | tuple[int, ...]) -> torc
     return torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(n, d)
 
 
-def encode_records(generation: str, chunk: int, seed: int, policy: str, calls: list[CallRecord]) -> bytes:
+def encode_records(generation: str, chunk: int, seed: int, policy: str, calls: list[CallRecord], threads: int
+                   ) -> bytes:
     tensors: dict[str, torch.Tensor] = {}
     for call in calls:
         tensors[f"{call.slot}.sequences"] = call.sequences.to(torch.int64)
@@ -88,7 +92,7 @@ def encode_records(generation: str, chunk: int, seed: int, policy: str, calls: l
         tensors[f"{call.slot}.produced"] = call.produced.to(torch.int64)
         tensors[f"{call.slot}.inputs"] = call.inputs.to(torch.float32)
     meta = {"version": RECORDS_VERSION, "generation": generation, "chunk": chunk, "seed": seed, "policy": policy,
-            "calls": [call.meta() for call in calls]}
+            "threads": threads, "calls": [call.meta() for call in calls]}
     return serialize_tensors(tensors, {RECORDS_KEY: json.dumps(meta, sort_keys=True)})
 
 
@@ -101,7 +105,10 @@ def decode_records(data: bytes) -> ChunkRecords:
                             tensors[f"{c['slot']}.produced"], tensors[f"{c['slot']}.inputs"], c["inputs"],
                             c["primary"], c["fast"], c["accepted"], c["checked"], c["replicas"], c["disputed"],
                             c["commitments"]) for c in meta["calls"]]
-        return ChunkRecords(meta["generation"], meta["chunk"], meta["seed"], meta["policy"], calls)
+        threads = meta["threads"]
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+            raise ValueError(f"threads {threads!r}")
+        return ChunkRecords(meta["generation"], meta["chunk"], meta["seed"], meta["policy"], calls, threads)
     except PayloadError:
         raise
     except Exception as err:  # any unreadable object is refused the same way

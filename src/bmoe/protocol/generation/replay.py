@@ -12,6 +12,9 @@ chunks that hold its calls (height, transaction hash, records CID). :func:`repla
 4. re-computes ``fraction`` of the chunks' calls (1: all, drawn from ``seed``) with the ledger's experts and
    checks each against its accepted CID.
 
+Steps 3 and 4 run with as many torch threads as the chunks were computed with (their records say): a product's
+bits depend on how many threads split it.
+
 :func:`audit_generation` does step 1 and 4 for every chunk of a chain (``bmoe audit``).
 
 Must not know: HTTP, the CLI, how the receipt reached the caller.
@@ -19,10 +22,11 @@ Must not know: HTTP, the CLI, how the receipt reached the caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +105,17 @@ def chunk_records(payload: Mapping[str, Any], store: BlobStore) -> ChunkRecords:
     return records
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Torch on ``threads`` threads for the block, as before after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def recheck(records: ChunkRecords, model: MoETransformer, fraction: float, rng: random.Random,
             check: ChunkCheck) -> None:
     """Re-compute ``fraction`` of ``records``' calls with ``model``'s experts against their accepted CIDs."""
@@ -109,7 +124,8 @@ def recheck(records: ChunkRecords, model: MoETransformer, fraction: float, rng: 
         if fraction < 1 and rng.random() >= fraction:
             continue
         layer, expert = divmod(call.slot, per_layer)
-        outputs = experts(layer, {expert: call.inputs})[expert]
+        with torch_threads(records.threads):
+            outputs = experts(layer, {expert: call.inputs})[expert]
         check.rechecked += 1
         if cid_of(rows_bytes(outputs)) != call.accepted:
             check.wrong.append(f"chunk {records.chunk} slot {call.slot} (layer {layer}, expert {expert})")
@@ -126,12 +142,13 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
     model = ledger_model(sealed.state, store)
     per_layer = model.config.num_local_experts
     calls: dict[tuple[int, int], list[CallRows]] = defaultdict(list)
-    check, rng = ChunkCheck(), random.Random(seed)
+    check, rng, threads = ChunkCheck(), random.Random(seed), set()
     for named in ledger["chunks"]:
         height, payload = sealed.by_tx.get(named["tx"], (None, None))
         if payload is None or height != named["height"] or payload["records"] != named["records"]:
             raise ReplayError(f"chunk {named['chunk']}: no such transaction at height {named['height']} on the chain")
         records = chunk_records(payload, store)
+        threads.add(records.threads)
         for key, rows in records.with_outputs(store, per_layer).items():
             calls[key].append(rows)
         recheck(records, model, fraction, rng, check)
@@ -141,8 +158,11 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
     merged = {key: CallRows(*(torch.cat([getattr(p, name) for p in parts]) for name in
                               ("sequences", "positions", "produced", "inputs", "outputs")))
               for key, parts in calls.items()}
+    if len(threads) > 1:
+        raise ReplayError(f"the chunks were computed with different thread counts {sorted(threads)}")
     try:
-        tokens = complete(model, prompt, params, caller=RecordedExperts(merged)).tokens
+        with torch_threads(threads.pop()):
+            tokens = complete(model, prompt, params, caller=RecordedExperts(merged)).tokens
     except KeyError as err:
         raise ReplayError(f"the records do not hold every call of this generation: {err}") from None
     return ReplayReport(tokens, tokens_sha256(tokens) == completion["sha256"],
