@@ -7,7 +7,8 @@ The generations page shows each response's text, tokens, whether it is verified 
 on the chain with the sums its chunks record; a chunk's page its calls, each token's experts per layer (top-K in every
 layer) and the liar's records against (edge, layer, expert, token) as the chain records them, marked on the routes;
 the liar's edge page counts its generation records; the chain's pages link to the chunks; a classifier's run shows
-none of it. Pages are read from the real app over HTTP (Starlette's test client), no browser.
+none of it. Pages are read from the real app over HTTP (Starlette's test client); one test (slow) runs the command
+and follows the links in a real browser, from the liar's edge page to the chunk that caught it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
 from starlette.testclient import TestClient
 
 from bmoe.explorer.app import make_app
@@ -28,9 +31,11 @@ from bmoe.ledger.transactions import tx_hash
 from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.storage import DirectoryStore
 from tests.cli.in_process import bmoe_here as bmoe
+from tests.explorer.browser import ExplorerProcess, follow, full_page_png, text_of
 from tests.generation.helpers import liar, model, receipt, session
 from tests.lm.explorer_pages import Node, parse
 
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 LIAR = (4, 1, 2)  # edge-4 zeroes expert 2 of layer 1
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7]]
 PROMPT_TEXTS = ['say <b>hi</b> & "bye"', "one two three four"]
@@ -227,3 +232,22 @@ def test_a_classifier_runs_explorer_shows_no_generation(tmp_path: Path) -> None:
         assert run.get("/generations").status_code == 404
         assert "Generation records" not in page(run, "/edge/edge-0").text()
         assert page(run, "/edges").by_id("edges").rows()[0][0] == "edge"
+
+
+def test_the_command_serves_the_liars_chunk_to_a_browser(browser: webdriver.Chrome, ledger_dir: Path) -> None:
+    edge, layer, expert = LIAR
+    server = ExplorerProcess(ledger_dir)
+    try:
+        assert "audit OK" in server.first_line
+        browser.get(server.url + "/generations")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Generations"
+        assert PROMPT_TEXTS[0] in text_of(browser, "responses")
+        browser.get(f"{server.url}/edge/edge-{edge}")
+        follow(browser, "#generation-records a[href^='/chunk/']")
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Chunk ")
+        records = text_of(browser, "records")
+        assert f"edge-{edge} {model().config.slot(layer, expert)} {layer} {expert} dissent" in records
+        assert browser.find_element(By.ID, "routes").find_elements(By.CSS_SELECTOR, "span.bad")
+        full_page_png(browser, DOCS_IMG / "explorer-generation-chunk.png")
+    finally:
+        server.stop()
