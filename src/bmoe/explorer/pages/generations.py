@@ -89,7 +89,8 @@ def _response_row(view: View, response: ServedResponse, manifest: Manifest | Non
                    for c in response.chunks), ", ")
     records = [_record_line(view, record, manifest)
                for record in edge_records(c.sealed for c in response.chunks if c.sealed is not None)]
-    tokens = f"{response.prompt_tokens} + {response.completion_tokens}"
+    counts = (response.prompt_tokens, response.completion_tokens)
+    tokens = f"{counts[0]} + {counts[1]}" if None not in counts else None
     return [tag("span", response.id, class_="mono", id=f"response-{response.id}"), response.prompt, response.text,
             tokens, response.finish_reason, _verified(response), chunks or "–",
             join(records, "; ") if records else "none"]
@@ -122,10 +123,14 @@ def generations(view: View) -> Html:
 def _calls(view: View, records: ChunkRecords, manifest: Manifest) -> Html:
     rows = [[call.slot, *manifest.config.layer_expert(call.slot), int(call.inputs.shape[0]), view.who(call.primary),
              view.edges(tuple(call.replicas)), "yes" if call.checked else "no",
-             tag("span", "disputed", class_="bad") if call.disputed else "no", _object(view, call.accepted)]
+             tag("span", "disputed", class_="bad") if call.disputed else "no",
+             "accepted" if call.fast == call.accepted else tag("span", "replaced: rolled back", class_="bad"),
+             _object(view, call.accepted)]
             for call in records.calls]
-    return table(("slot", "layer", "expert", "rows", "primary (fast path)", "replicas", "checked", "disputed",
-                  "accepted outputs"), rows, id_="calls")
+    note = tag("p", "A fast-path answer that was replaced rolled its sequences back to their first wrong token: the "
+                    "tokens from there were discarded and generated again in the next chunk.", class_="muted")
+    return join([table(("slot", "layer", "expert", "rows", "primary (fast path)", "replicas", "checked", "disputed",
+                        "fast path's answer", "accepted outputs"), rows, id_="calls"), note])
 
 
 def _route_cell(route: TokenRoute, layer: int, against: dict[tuple[int, int, int, int], list[str]]) -> Html:
