@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from bmoe.explorer.cluster_health import cluster_health
 from bmoe.explorer.html import Html
-from bmoe.explorer.pages import chain, edges, experts, generations, layers, lm_run, objects, run, search, tasks
+from bmoe.explorer.pages import chain, chunk, edges, experts, generations, layers, lm_run, objects, run, search, tasks
 from bmoe.explorer.pages.cluster import REFRESH_S, cluster_page
 from bmoe.explorer.pages.errors import audit_failed, not_found, unavailable
 from bmoe.explorer.pages.view import NotFound, View
@@ -73,7 +73,7 @@ def make_app(explorer: Explorer, is_cluster: bool) -> Starlette:
 
     def chunk_page(view: View, request: Request) -> Html:
         with explorer.source.objects() as store:
-            return generations.chunk(view, param(request, "generation"), param(request, "chunk"), store)
+            return chunk.chunk(view, param(request, "generation"), param(request, "chunk"), store)
 
     def object_bytes(view: View, request: Request) -> Response:
         cid = param(request, "cid")
