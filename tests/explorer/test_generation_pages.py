@@ -233,6 +233,16 @@ def test_blocks_link_their_chunk_and_unknown_chunks_are_404(client: TestClient, 
         assert client.get(path).status_code == 404, path
 
 
+def test_the_search_box_finds_a_response_and_a_session(client: TestClient, ledger_dir: Path) -> None:
+    response = receipts(ledger_dir)[1]["receipt"]["id"]
+    found = client.get("/search", params={"q": response}, follow_redirects=False)
+    assert (found.status_code, found.headers["location"]) == (303, f"/generations#response-{response}")
+    assert parse(client.get(found.headers["location"]).text).by_id(f"response-{response}").text() == response
+    session_found = client.get("/search", params={"q": "gen-0"}, follow_redirects=False)
+    assert session_found.headers["location"] == "/generations#sessions"
+    assert client.get("/search", params={"q": "cmpl-nobody"}).status_code == 404
+
+
 def test_a_classifier_runs_explorer_shows_no_generation(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = bmoe("train", "--run-dir", run_dir, "--dataset", "synthetic", "--experts", "4", "--top-k", "2",
