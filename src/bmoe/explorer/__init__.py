@@ -9,5 +9,7 @@ inline SVG drawn from the same data, so the pages need no network and no JavaScr
 - ``index`` and ``task_view``: the replay, indexed for pages (blocks, tasks, edges, experts, objects);
   ``lm_index``: a language model's manifest, routing by layer and losses, read from it;
 - ``snapshot``: the audited index currently served, rebuilt when the chain changes;
+- ``generation_index`` and ``receipts``: a verified server's generation chunks on the chain, and its responses
+  (``receipts.jsonl``) checked against them;
 - ``html``, ``svg``, ``pages/``: rendering; ``app``: the routes; ``command``: the command line.
 """

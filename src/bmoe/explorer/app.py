@@ -9,6 +9,8 @@ Owns the URL space and its status codes, read-only (GET and HEAD only):
     /edges, /edge/{ref}    edges' records and accounts (ref: address, edge-N or N)
     /experts, /expert/{n}  CID history, activation ratio per round, acceptance, each edge's answers
     /layers                a language model's routing: tokens to each expert of each layer, per round
+    /generations           a verified server's responses (receipts.jsonl) and the generation sessions on the chain
+    /chunk/{gen}/{n}       one sealed generation chunk: its calls, each token's experts per layer, records against
     /run                   settings, what the genesis puts in force, curves, the audit's report (a language
                            model's: its manifest, loss and validation curves, lm.json)
     /search?q=...          to the page of a height, hash, task id, edge or CID (303), or 404
@@ -32,7 +34,7 @@ from starlette.routing import Route
 
 from bmoe.explorer.cluster_health import cluster_health
 from bmoe.explorer.html import Html
-from bmoe.explorer.pages import chain, edges, experts, layers, lm_run, objects, run, search, tasks
+from bmoe.explorer.pages import chain, chunk, edges, experts, generations, layers, lm_run, objects, run, search, tasks
 from bmoe.explorer.pages.cluster import REFRESH_S, cluster_page
 from bmoe.explorer.pages.errors import audit_failed, not_found, unavailable
 from bmoe.explorer.pages.view import NotFound, View
@@ -69,6 +71,10 @@ def make_app(explorer: Explorer, is_cluster: bool) -> Starlette:
         with explorer.source.objects() as store:
             return objects.object_page(view, param(request, "cid"), store)
 
+    def chunk_page(view: View, request: Request) -> Html:
+        with explorer.source.objects() as store:
+            return chunk.chunk(view, param(request, "generation"), param(request, "chunk"), store)
+
     def object_bytes(view: View, request: Request) -> Response:
         cid = param(request, "cid")
         try:
@@ -98,6 +104,8 @@ def make_app(explorer: Explorer, is_cluster: bool) -> Starlette:
         "/experts": lambda view, request: experts.experts(view),
         "/expert/{ref}": lambda view, request: experts.expert(view, param(request, "ref")),
         "/layers": lambda view, request: layers.layers(view),
+        "/generations": lambda view, request: generations.generations(view),
+        "/chunk/{generation}/{chunk}": chunk_page,
         "/run": lambda view, request: lm_run.run(view) if view.lm is not None else run.run(view),
         "/search": found,
         "/object/{cid}": object_page,

@@ -98,12 +98,14 @@ def section(title: str, *content: Cell, id_: str | None = None) -> Html:
 
 
 def page(title: str, body: Cell, *, label: str, active: str = "", cluster: bool = False, query: str = "",
-         refresh_s: int | None = None, lm: bool = False) -> Html:
+         refresh_s: int | None = None, lm: bool = False, generations: bool = False) -> Html:
     """A whole page: ``title`` (heading and window title), the navigation (``lm``: a language model's run, with
-    its per-layer routing), ``body``."""
+    its per-layer routing; ``generations``: a verified server's ledger, with its generations), ``body``."""
     nav = [*NAV, ("/cluster", "Cluster")] if cluster else list(NAV)
     if lm:
         nav.insert(nav.index(("/experts", "Experts")) + 1, ("/layers", "Layers"))
+    if generations:
+        nav.insert(1, ("/generations", "Generations"))
     links = join(tag("a", text, href=href, class_="on" if href == active else None) for href, text in nav)
     search = Html(f'<form action="/search" method="get" role="search"><input name="q" id="q" value="{escape(query)}" '
                   'placeholder="height, block hash, task id, edge address or CID" aria-label="search">'

@@ -6,6 +6,7 @@ import dataclasses
 
 from bmoe.explorer.html import Html, join, link, pairs, section, short, table, tag
 from bmoe.explorer.model import BlockView
+from bmoe.explorer.pages.generations import chunk_href
 from bmoe.explorer.pages.view import NotFound, View, block_link, hash_link, task_link
 from bmoe.ledger.transactions import Transaction, tx_hash
 
@@ -57,6 +58,16 @@ def _model(view: View) -> list[tuple[str, Html | str]]:
                                             f"{c.max_position_embeddings}, vocabulary {c.vocab_size}"))]
 
 
+def _generations(view: View) -> list[tuple[str, Html | str]]:
+    """A verified server's ledger: its generation sessions, chunks and tokens in a line, linked to their page."""
+    if not view.generating:
+        return []
+    state = view.index.state
+    return [("generations", link("/generations", f"{len(state.generations)} sessions, "
+                                                 f"{sum(state.generations.values())} chunks sealed, "
+                                                 f"{state.generated_tokens} tokens"))]
+
+
 def home(view: View) -> Html:
     index = view.index
     head = index.head
@@ -65,7 +76,7 @@ def home(view: View) -> Html:
                      ("framework", index.genesis["framework"]),
                      ("experts N, top-K, edges M",
                       f"{index.genesis['num_experts']}, {index.genesis['top_k']}, {len(index.state.edges)}"),
-                     *_model(view)], id_="head")
+                     *_model(view), *_generations(view)], id_="head")
     latest = [_block_row(view, block) for block in reversed(index.blocks[-LATEST:])]
     body = join([audit_line(view), quorum_line(view), summary,
                  section(f"Latest blocks ({len(latest)} of {len(index.blocks)})",
@@ -107,6 +118,11 @@ def _summary(view: View, tx: Transaction) -> Html:
         parts.append(f"{payload['phase']}: experts {[d['expert'] for d in payload['disputes']]} escalated")
     elif tx.kind == "gate_update":
         parts.append(f"loss {payload['loss']:.4f}")
+    elif tx.kind == "generation_chunk":
+        parts += [link(chunk_href(payload["generation"], payload["chunk"]),
+                       f"{payload['generation']} chunk {payload['chunk']}"),
+                  f": {payload['tokens']} tokens, {payload['calls']} calls ({payload['checked']} checked), "
+                  f"{len(payload['disputes'])} disputed, {len(payload['records_against'])} records against edges"]
     return join(parts, " ")
 
 

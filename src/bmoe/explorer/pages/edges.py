@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bmoe.explorer.html import Html, cid_link, join, link, pairs, row, section, short, table, tag
 from bmoe.explorer.model import EdgePoint
+from bmoe.explorer.pages.generations import edge_section
 from bmoe.explorer.pages.view import NotFound, View, task_link
 from bmoe.explorer.svg import Series, line_chart
 from bmoe.run.config import RunConfig
@@ -93,5 +94,6 @@ def edge(view: View, ref: str) -> Html:
     body = join([pairs(facts, id_="edge-facts"), row(*charts),
                  section(f"Misbehaviour records ({len(records)})",
                          table(("task", "block", "expert", "phase", "record", "evidence", "evidence object"), records,
-                               id_="records") if records else tag("p", "None.", class_="muted"))])
+                               id_="records") if records else tag("p", "None.", class_="muted")),
+                 edge_section(view, address)])
     return view.page(f"Edge edge-{position}", body, active="/edges")

@@ -1,14 +1,16 @@
 """Search: a height, a block hash, a task id, an edge (address, ``edge-N``) or a CID, to its page.
 
 Owns the order in which a query is read: a number is a height; a full hash a block, then an edge, then
-a transaction; a CID an object; anything else a task id, then an edge name; a hash prefix of at least
-six characters that matches exactly one block or edge.
+a transaction; a CID an object; anything else a task id, then an edge name, then (a verified server's
+ledger) a generation session's or a response's id; a hash prefix of at least six characters that matches
+exactly one block or edge.
 """
 
 from __future__ import annotations
 
 from bmoe.explorer.html import path_part
 from bmoe.explorer.pages.view import NotFound, View
+from bmoe.explorer.receipts import read_receipts, receipts_file
 
 MIN_PREFIX = 6
 
@@ -34,8 +36,20 @@ def resolve(view: View, query: str) -> str:
     if q in index.transactions:
         height, _ = index.transactions[q]
         return f"/block/{height}"
+    if view.generating:
+        generation = _generation(view, q)
+        if generation is not None:
+            return generation
     if len(q) >= MIN_PREFIX:
         matches = index.prefixed(q.lower())
         if len(matches) == 1:
             return resolve(view, matches[0])
     raise NotFound(f"nothing on the chain matches {q!r}: no block, task, edge, transaction or object by that name")
+
+
+def _generation(view: View, q: str) -> str | None:
+    """A generation session's id, or a response's id in the server's receipts.jsonl: the generations page."""
+    if q in view.index.state.generations:
+        return "/generations#sessions"
+    responses = read_receipts(receipts_file(view.source), view.generation_chunks).responses
+    return f"/generations#response-{path_part(q)}" if any(r.id == q for r in responses) else None

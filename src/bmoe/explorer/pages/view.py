@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+from bmoe.explorer.generation_index import ChunkEntry, generation_chunks
 from bmoe.explorer.html import Cell, Html, link, page, path_part, short
 from bmoe.explorer.index import ChainIndex
 from bmoe.explorer.lm_index import MANIFEST_ERRORS, Manifest, read_manifest, slot_label
 from bmoe.explorer.lm_source import LMClusterSource, LMRunSource
+from bmoe.explorer.receipts import receipts_file
 from bmoe.explorer.source import Source
 from bmoe.ledger.audit import AuditReport
 from bmoe.run.config import ConfigError, RunConfig
@@ -34,12 +36,23 @@ class View:
 
     def page(self, title: str, body: Cell, active: str = "", query: str = "", refresh_s: int | None = None) -> Html:
         return page(title, body, label=self.source.label, active=active, cluster=self.is_cluster, query=query,
-                    refresh_s=refresh_s, lm=self.lm is not None)
+                    refresh_s=refresh_s, lm=self.lm is not None, generations=self.generating)
 
     @property
     def lm(self) -> LMRunSource | LMClusterSource | None:
         """The language model's run directory or deployment, or None (a classifier's run or cluster)."""
         return self.source if isinstance(self.source, LMRunSource | LMClusterSource) else None
+
+    @cached_property
+    def generation_chunks(self) -> list[ChunkEntry]:
+        """The chain's verified generation chunks (``generation_index``), in chain order."""
+        return generation_chunks(self.index)
+
+    @property
+    def generating(self) -> bool:
+        """A verified server's ledger: generation chunks on the chain, or its receipts.jsonl beside it."""
+        path = receipts_file(self.source)
+        return bool(self.index.state.generations) or (path is not None and path.is_file())
 
     @property
     def settings_file(self) -> str:
