@@ -17,8 +17,6 @@ import click
 from bmoe.cli.errors import UserError, fail
 from bmoe.console import console
 
-RECEIPTS_FILE = "receipts.jsonl"
-
 
 def read_receipt(value: str, ledger_dir: Path) -> dict[str, Any]:
     """The receipt a file holds (a receipt, or a response carrying one), or the one with id ``value`` in
@@ -33,6 +31,8 @@ def read_receipt(value: str, ledger_dir: Path) -> dict[str, Any]:
         if not isinstance(data, dict) or "completion" not in data:
             raise UserError(f"{path}: holds no receipt (no 'completion')")
         return data
+    from bmoe.run.generation import RECEIPTS_FILE
+
     receipts = ledger_dir / RECEIPTS_FILE
     if receipts.is_file():
         for line in receipts.read_text(encoding="utf-8").splitlines():

@@ -142,8 +142,7 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
     """The genesis written, the edges built, a scheduler driving verified decoding; what to do with each receipt
     (append it with its prompt and completion texts to the ledger directory's receipts.jsonl: the explorer shows
     them), and a note for the start-up line."""
-    from bmoe.cli.replay import RECEIPTS_FILE
-    from bmoe.run.generation import attackers, open_session
+    from bmoe.run.generation import RECEIPTS_FILE, attackers, open_session
     from bmoe.serve.scheduler import Scheduler
 
     ledger_dir: Path | None = values["ledger_dir"]

@@ -18,8 +18,7 @@ from typing import Any
 
 from bmoe.explorer.generation_index import ChunkEntry
 from bmoe.explorer.source import RunSource, Source
-
-RECEIPTS_FILE = "receipts.jsonl"  # bmoe serve --verified's (cli/replay.py reads it too)
+from bmoe.run.generation import RECEIPTS_FILE
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from bmoe.run.run_dir import CHAIN_FILE, STORE_DIR
 from bmoe.run.setup import derive_identities, genesis_payload, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore, serialize_tensors
 
+RECEIPTS_FILE = "receipts.jsonl"  # bmoe serve --verified: a line a response (receipt, prompt and completion text)
 AttackFor = Callable[[int], OutputAttack | None]  # edge index -> its attack (None: honest)
 
 

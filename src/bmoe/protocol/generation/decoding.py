@@ -184,7 +184,7 @@ class VerifiedDecoding:
     def receipt(self, request: int) -> dict[str, Any]:
         """The sealed chunks holding ``request``'s calls: the receipt's ``ledger`` section."""
         chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
-        return {"generation": self.context.generation, "request": self._requests.get(request),
+        return {"generation": self.context.generation, "request": self._requests.get(request), "sequence": request,
                 "chunks": [{"chunk": c.chunk, "height": c.height, "tx": c.tx, "records": c.records}
                            for c in chunks],
                 "height": self.sealed[-1].height if self.sealed else None}
