@@ -118,7 +118,7 @@ def generation_edge_command(host: str, port: int, key_file: Path, store_at: str,
         if isinstance(store, HttpBlobStore):
             store.close()
     lie = make_attack(attack, experts, attack_layer, attack_expert, attack_seed, attack_probability)
-    service = GenerationEdgeService(GenerationEdge(identity, experts, lie), experts, callers)
+    service = GenerationEdgeService(GenerationEdge(identity, experts, lie), experts, callers, threads=threads)
     try:
         sock = bind(host, port)
     except OSError as exc:

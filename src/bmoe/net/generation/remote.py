@@ -43,6 +43,7 @@ class RemoteGenerationEdge:
         self._address = address
         self.alive = True
         self.rows_computed = 0  # expert rows this edge answered for (the fleet's extra compute is counted from these)
+        self.requests: dict[str, int] = {"/compute": 0, "/commit": 0}  # round trips made, by route
         auth = SignedAuth(caller, trusted={origin_of(httpx.URL(self.url)): address})
         self._client = httpx.Client(base_url=self.url, auth=auth, timeout=timeout,
                                     transport=transport if transport is not None else client_transport())
@@ -90,6 +91,7 @@ class RemoteGenerationEdge:
     def _post(self, path: str, **request: object) -> httpx.Response:
         if not self.alive:
             raise EdgeGone(self._address)
+        self.requests[path] += 1
         try:
             reply = self._client.post(path, **request)  # type: ignore[arg-type]
         except httpx.TransportError:  # refused, reset, timed out: the process is gone or as good as gone
