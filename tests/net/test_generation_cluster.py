@@ -5,11 +5,14 @@ against it as dissent; an edge process lying on one (layer, expert) is located a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bmoe.lm.decoding.engine import complete
+from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.lm.model import MoETransformer
 from bmoe.net.generation.local import LocalEdges, prepare_model
 from bmoe.protocol.generation.records import decode_records
@@ -85,3 +88,17 @@ def test_a_lying_edge_process_is_located_and_recorded(tiny: MoETransformer, tmp_
                 if call.disputed:
                     assert call.slot == SLOT_OF_LIE and call.commitments[liar]["outputs"] != call.accepted
 
+
+
+def test_the_serving_docs_snippet_runs(tiny: MoETransformer, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "serving.md").read_text()
+    (snippet,) = re.findall(r"```py\n(.*?)```", docs, flags=re.S)
+    exec(snippet, {"root": tmp_path, "model": tiny})
+    params = SamplingParams(max_tokens=8, seed=0)
+    in_process = open_session(tiny, GenerationSettings(edges=4, replicas=1, chunk_steps=4)).decoding
+    request = in_process.submit([1, 2, 3], params)
+    while in_process.busy:
+        in_process.step()
+    assert in_process.result(request).tokens == complete(tiny, [1, 2, 3], params).tokens
+    assert capsys.readouterr().out.strip() == f"{in_process.result(request).tokens} {in_process.stats.chunks} chunks"
