@@ -38,7 +38,7 @@ def _edges(root: Path, m: MoETransformer, settings: GenerationSettings,
 
 
 def _remote_session(m: MoETransformer, settings: GenerationSettings, edges: LocalEdges) -> GenerationSession:
-    return open_session(m, settings, edges=edges.remote(session_validator(m, settings), timeout=5.0))
+    return open_session(m, settings, edges=edges.remote(session_validator(m, settings), timeout=15.0))
 
 
 @pytest.fixture(scope="module")

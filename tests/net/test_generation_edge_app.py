@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bmoe.ledger.generation import call_message
-from bmoe.ledger.keys import Identity, derive_identity, save_identity, verify_signature
+from bmoe.ledger.keys import Identity, derive_identity, generate_identity, save_identity, verify_signature
 from bmoe.lm.decoding.expert_calls import ModelExperts
 from bmoe.lm.model import MoETransformer
 from bmoe.net.frames import FRAME_MEDIA_TYPE
@@ -33,6 +33,7 @@ from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.stats import Counters
 from bmoe.protocol.generation.edges import EdgeGone, GenerationEdge
 from bmoe.protocol.generation.fast_path import MalformedAnswer
+from bmoe.run.generation import GenerationSettings, open_session
 from bmoe.storage import DirectoryStore, cid_of
 from tests.lm.tiny_models import tiny_model
 from tests.net.cluster import free_ports, serving
@@ -173,3 +174,15 @@ def test_the_command_refuses_bad_flags_in_one_line(served: tuple[ServedExperts, 
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and says in err and err.count("\n") == 1
+
+
+def test_a_session_enrols_the_keys_of_the_edges_it_is_given(model: MoETransformer) -> None:
+    settings = GenerationSettings(edges=3)
+    edges = [GenerationEdge(generate_identity(f"edge-{i}"), ModelExperts(model)) for i in range(3)]
+    s = open_session(model, settings, edges=edges)
+    assert list(s.node.view().edge_records) == [e.address for e in edges]  # their own keys, in order
+    assert s.edges == edges
+    with pytest.raises(ValueError, match="2 edges given for settings of 3"):
+        open_session(model, settings, edges=edges[:2])
+    with pytest.raises(ValueError, match="attack_for"):
+        open_session(model, settings, lambda index: None, edges=edges)
