@@ -8,6 +8,9 @@ else both stay in memory. The verification seed of chunk c is the SHA-256 of val
 ``generation-check:{generation}:{c}``: deterministic (Ed25519 signs deterministically), so a seeded session seals
 the same chain every time, and no edge can know before it answers which calls will be checked, or by whom.
 
+Edges built elsewhere (``edges=``: processes reached over the network, ``net/generation``) bring their own keys,
+which the genesis enrols instead.
+
 Must not know: HTTP, the API, tokenizers.
 """
 
@@ -35,7 +38,7 @@ from bmoe.protocol.generation.policy import ALL, CheckPolicy
 from bmoe.protocol.lm.trusted import encode_trusted, expert_weights, trusted_weights
 from bmoe.run.config import RunConfig
 from bmoe.run.run_dir import CHAIN_FILE, STORE_DIR
-from bmoe.run.setup import derive_identities, genesis_payload, signing
+from bmoe.run.setup import Identities, derive_identities, enrolled_identities, genesis_payload, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore, serialize_tensors
 
 RECEIPTS_FILE = "receipts.jsonl"  # bmoe serve --verified: a line a response (receipt, prompt and completion text)
@@ -106,10 +109,15 @@ def model_objects(model: MoETransformer) -> tuple[bytes, list[bytes]]:
 
 
 def open_session(model: MoETransformer, settings: GenerationSettings, attack_for: AttackFor | None = None,
-                 decode: Callable[[list[int]], str] | None = None, run_dir: Path | None = None) -> GenerationSession:
-    """Write the genesis, build the edges, and start verified decoding."""
+                 decode: Callable[[list[int]], str] | None = None, run_dir: Path | None = None,
+                 edges: Sequence[GenerationEdge] | None = None) -> GenerationSession:
+    """Write the genesis, build the edges, and start verified decoding. ``edges``: edges built elsewhere (processes
+    reached over the network, ``net/generation``), one per ``settings.edges``, each with its own key, which the
+    genesis enrols instead of seed-derived edge keys (``attack_for`` is then theirs to know)."""
     run = settings.run_config(model).validate()
     ids = derive_identities(run)
+    if edges is not None:
+        ids = _enrolling(run, ids, edges, attack_for)
     store: BlobStore = DirectoryStore(run_dir / STORE_DIR, batch=True) if run_dir is not None else MemoryStore()
     chain = ChainStore(run_dir / CHAIN_FILE) if run_dir is not None else None
     validator = signing(ids.validator)
@@ -121,14 +129,33 @@ def open_session(model: MoETransformer, settings: GenerationSettings, attack_for
     node.submit(signer.sign("genesis", payload))
     store.sync()
     node.seal(timestamp=0)
-    edges = [GenerationEdge(signing(identity), ModelExperts(model), attack_for(index) if attack_for else None)
-             for index, identity in enumerate(ids.edges)]
+    if edges is None:
+        edges = [GenerationEdge(signing(identity), ModelExperts(model), attack_for(index) if attack_for else None)
+                 for index, identity in enumerate(ids.edges)]
+    edges = list(edges)
     enrolled = [edge.address for edge in edges]
     context = ChunkContext(settings.generation, {edge.address: edge for edge in edges}, enrolled,
                            model.config.num_local_experts, settings.policy(), store)
     decoding = VerifiedDecoding(model, context, _recorder(node, store, signer), _chunk_seed(validator, settings),
                                 settings.seed, settings.chunk_steps, decode, settings.max_batch)
     return GenerationSession(settings, node, store, edges, decoding, validator)
+
+
+def session_validator(model: MoETransformer, settings: GenerationSettings) -> Identity:
+    """The key the session of ``settings`` signs with (validator-0's, seed-derived): what edges built elsewhere
+    must accept requests from."""
+    return signing(derive_identities(settings.run_config(model).validate()).validator)
+
+
+def _enrolling(run: RunConfig, ids: Identities, edges: Sequence[GenerationEdge],
+               attack_for: AttackFor | None) -> Identities:
+    """``ids`` with ``edges``' own keys as the edges (the publisher's and validators' stay seed-derived)."""
+    if len(edges) != run.edges_in_play:
+        raise ValueError(f"edges: {len(edges)} edges given for settings of {run.edges_in_play}")
+    if attack_for is not None:
+        raise ValueError("attack_for applies to the edges open_session builds, not to edges given")
+    enrolled = {p.name: p.address for p in ids.everyone()} | {f"edge-{i}": e.address for i, e in enumerate(edges)}
+    return enrolled_identities(run, enrolled, signing(ids.validator))
 
 
 def _recorder(node: LedgerNode, store: BlobStore, signer: Signer) -> Callable[[dict[str, Any]], SealedChunk]:
@@ -151,4 +178,5 @@ def _chunk_seed(validator: Identity, settings: GenerationSettings) -> Callable[[
     return seed
 
 
-__all__: Sequence[str] = ("GenerationSession", "GenerationSettings", "model_objects", "open_session")
+__all__: Sequence[str] = ("GenerationSession", "GenerationSettings", "model_objects", "open_session",
+                          "session_validator")

@@ -27,6 +27,9 @@ LM_COMMANDS = {
                          "wheel), check its hashes and cache it; print its shape."),
     "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
                           "shape and the CIDs its objects would have on a ledger."),
+    "generation-edge": LazyCommand("bmoe.cli.lm.generation_edge:generation_edge_command", "Run one edge of "
+                                   "verified generation: an HTTP process computing a language model's expert calls "
+                                   "and signing commitments, holding no sequence state."),
 }
 
 
