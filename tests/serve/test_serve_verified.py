@@ -101,3 +101,21 @@ def test_an_optimistic_request_must_stream(server: ServeProcess) -> None:
     with pytest.raises(openai.BadRequestError, match="applies to a stream"):
         server.client().completions.create(model="tiny", prompt="to", max_tokens=2,
                                            extra_body={"bmoe": {"optimistic": True}})
+
+
+def test_a_verified_server_in_front_of_edge_processes(tiny_run_dir: Path, tmp_path: Path) -> None:
+    process = ServeProcess("--model-dir", tiny_run_dir, "--name", "tiny", "--verified", "--edges", "3",
+                           "--attackers", "1", "--chunk-steps", "4", "--edge-processes",
+                           "--ledger-dir", tmp_path / "ledger")
+    try:
+        assert "edges as processes" in process.first_line
+        answer = process.client().completions.create(model="tiny", prompt="to be", max_tokens=12, temperature=0.7,
+                                                     seed=2)
+    finally:
+        process.close()
+    run = open_lm_run(tiny_run_dir)
+    clean = complete(run.model, run.tokenizer.encode("to be"), SamplingParams(max_tokens=12, temperature=0.7, seed=2),
+                     run.tokenizer.decode)
+    assert answer.choices[0].text == clean.text
+    assert receipt_of(answer)["verification"]["records_against"] > 0
+    assert len(list((tmp_path / "ledger" / "edges" / "keys").iterdir())) == 3  # each edge its own key

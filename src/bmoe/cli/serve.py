@@ -18,6 +18,7 @@ from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
 from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 
 if TYPE_CHECKING:
+    from bmoe.net.generation.local import LocalEdges
     from bmoe.run.generation import GenerationSettings
     from bmoe.serve.app import ReceiptSink
     from bmoe.serve.scheduler import Scheduler
@@ -58,6 +59,9 @@ if TYPE_CHECKING:
 @click.option("--attack", type=click.Choice(OUTPUT_ATTACKS), default=None, help="[--verified] how the attackers "
               "lie (default zero)")
 @click.option("--seed", type=int, default=None, help="[--verified] the ledger's seed: keys, primaries, attacks")
+@click.option("--edge-processes", is_flag=True, default=None,
+              help="[--verified] run the M edges as processes on 127.0.0.1, each with its own key (`bmoe lm "
+                   "generation-edge`), instead of in the server's process")
 def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int | None, host: str,
                   port: int, max_batch: int, threads: int | None, verified: bool, **verification: Any) -> None:
     """Serve a language model behind the OpenAI HTTP API, every response with its receipt."""
@@ -95,10 +99,15 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         raise
     url = url_of(sock)
     scheduler, on_receipt, mode = Scheduler(served.model, served.tokenizer.decode, max_batch=max_batch), None, ""
+    edge_processes = None
     if settings is not None:
         try:
-            scheduler, on_receipt, mode = verified_scheduler(served, settings, verification)
+            if verification["edge_processes"]:
+                edge_processes = start_edge_processes(served, settings, verification)
+            scheduler, on_receipt, mode = verified_scheduler(served, settings, verification, edge_processes)
         except BaseException:
+            if edge_processes is not None:
+                edge_processes.stop()
             sock.close()
             raise
 
@@ -106,7 +115,11 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']}){mode}")
         sys.stdout.flush()
 
-    serve(build_app(served, scheduler, on_receipt), sock, on_listening=listening)
+    try:
+        serve(build_app(served, scheduler, on_receipt), sock, on_listening=listening)
+    finally:
+        if edge_processes is not None:
+            edge_processes.stop()
 
 
 def verified_settings(verified: bool, max_batch: int, **values: Any) -> GenerationSettings | None:
@@ -137,8 +150,27 @@ def verified_settings(verified: bool, max_batch: int, **values: Any) -> Generati
                               chunk_steps=values["chunk_steps"] or 16, seed=values["seed"] or 0, max_batch=max_batch)
 
 
-def verified_scheduler(served: ServedModel, settings: GenerationSettings, values: dict[str, Any]
-                       ) -> tuple[Scheduler, ReceiptSink | None, str]:
+def start_edge_processes(served: ServedModel, settings: GenerationSettings, values: dict[str, Any]) -> LocalEdges:
+    """The M edges as processes on 127.0.0.1 (their keys, the model's objects and their logs under the ledger
+    directory's ``edges/``, or a temporary directory), the last ``--attackers`` lying with ``--attack``."""
+    import tempfile
+
+    from bmoe.net.generation.local import LocalEdges, prepare_model
+    from bmoe.run.generation import session_validator
+
+    ledger_dir: Path | None = values["ledger_dir"]
+    root = ledger_dir / "edges" if ledger_dir is not None else Path(tempfile.mkdtemp(prefix="bmoe-edges-"))
+    root.mkdir(parents=True, exist_ok=True)
+    store, model_file = prepare_model(root, served.model)
+    count, kind = values["attackers"] or 0, values["attack"] or "zero"
+    attacks = {index: ["--attack", kind, "--attack-seed", str(index)]
+               for index in range(settings.edges - count, settings.edges)}
+    validator = session_validator(served.model, settings)
+    return LocalEdges(root, settings.edges, store, model_file, validator.address, attacks).start()
+
+
+def verified_scheduler(served: ServedModel, settings: GenerationSettings, values: dict[str, Any],
+                       processes: LocalEdges | None = None) -> tuple[Scheduler, ReceiptSink | None, str]:
     """The genesis written, the edges built, a scheduler driving verified decoding; what to do with each receipt
     (append it with its prompt and completion texts to the ledger directory's receipts.jsonl: the explorer shows
     them), and a note for the start-up line."""
@@ -146,9 +178,15 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
     from bmoe.serve.scheduler import Scheduler
 
     ledger_dir: Path | None = values["ledger_dir"]
-    attack_for = attackers(served.model, settings.edges, values["attackers"] or 0, values["attack"] or "zero",
-                           settings.seed)
-    session = open_session(served.model, settings, attack_for, served.tokenizer.decode, ledger_dir)
+    if processes is not None:
+        from bmoe.run.generation import session_validator
+
+        edges = processes.remote(session_validator(served.model, settings))
+        session = open_session(served.model, settings, None, served.tokenizer.decode, ledger_dir, edges)
+    else:
+        attack_for = attackers(served.model, settings.edges, values["attackers"] or 0, values["attack"] or "zero",
+                               settings.seed)
+        session = open_session(served.model, settings, attack_for, served.tokenizer.decode, ledger_dir)
     scheduler = Scheduler(served.model, served.tokenizer.decode, engine=session.decoding)
     on_receipt = None
     if ledger_dir is not None:
@@ -159,5 +197,6 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
             with receipts.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, sort_keys=True) + "\n")
     where = f", ledger in {ledger_dir}" if ledger_dir is not None else ", ledger in memory"
+    where += ", edges as processes" if processes is not None else ""
     return scheduler, on_receipt, (f"; verified: {settings.edges} edges, {settings.policy().name}, "
                                    f"{settings.chunk_steps} steps a chunk{where}")
