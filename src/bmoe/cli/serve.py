@@ -115,11 +115,8 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']}){mode}")
         sys.stdout.flush()
 
-    try:
-        serve(build_app(served, scheduler, on_receipt), sock, on_listening=listening)
-    finally:
-        if edge_processes is not None:
-            edge_processes.stop()
+    serve(build_app(served, scheduler, on_receipt, edge_processes.stop if edge_processes is not None else None), sock,
+          on_listening=listening)
 
 
 def verified_settings(verified: bool, max_batch: int, **values: Any) -> GenerationSettings | None:

@@ -182,10 +182,11 @@ async def _http_error(http: Request, err: Exception) -> Response:
     return JSONResponse(ApiError(err.status_code, message, None, None).body(), status_code=err.status_code)
 
 
-def build_app(served: ServedModel, scheduler: Scheduler,
-              on_receipt: ReceiptSink | None = None) -> Starlette:
+def build_app(served: ServedModel, scheduler: Scheduler, on_receipt: ReceiptSink | None = None,
+              on_stop: Callable[[], None] | None = None) -> Starlette:
     """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app); ``on_receipt`` is
-    called with every receipt made, the prompt's text and the completion's."""
+    called with every receipt made, the prompt's text and the completion's; ``on_stop`` after the scheduler stops (the
+app's shutdown: uvicorn re-raises the stopping signal after it, so nothing after ``serve`` would run)."""
     state = ServeApp(served, scheduler, on_receipt)
 
     @asynccontextmanager
@@ -195,6 +196,8 @@ def build_app(served: ServedModel, scheduler: Scheduler,
             yield
         finally:
             scheduler.stop()
+            if on_stop is not None:
+                on_stop()
 
     routes = [Route("/v1/models", state.models, methods=["GET"]),
               Route("/v1/models/{model:path}", state.model, methods=["GET"]),
