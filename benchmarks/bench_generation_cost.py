@@ -29,9 +29,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,10 +42,13 @@ from bmoe.lm.config import LMConfig
 from bmoe.lm.decoding.engine import DecodingEngine
 from bmoe.lm.decoding.expert_calls import ExpertCaller
 from bmoe.lm.decoding.sampling import SamplingParams
-from bmoe.lm.model import MoETransformer, build_model
+from bmoe.lm.model import MoETransformer
 from bmoe.protocol.generation.decoding import SealedChunk
 from bmoe.protocol.generation.policy import ALL
 from bmoe.run.generation import GenerationSession, GenerationSettings, open_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_generation_detection import model_and_requests, print_table
 
 
 @dataclass(frozen=True)
@@ -168,14 +173,6 @@ def median_clock(clocks: list[Clock]) -> Clock:
                  statistics.median(c.seal for c in clocks))
 
 
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print("| " + " | ".join(cell.ljust(w) for cell, w in zip(rows[0], widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows[1:]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=48, help="new tokens per sequence")
@@ -196,12 +193,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = LMConfig(vocab_size=65)
-    model = build_model(config, seed=0).eval()
-    generator = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(0, config.vocab_size, (args.prompt,), generator=generator).tolist()
-               for _ in range(args.batch)]
-    params = [SamplingParams(max_tokens=args.tokens, temperature=0.8, seed=i) for i in range(args.batch)]
+    model, prompts, params = model_and_requests(args.batch, args.prompt, args.tokens)
+    config = model.config
     settings = settings_of(args.chunk_steps)
     plain = Measure()
     measures = {setting.name: Measure() for setting in settings}
@@ -234,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"torch threads {args.threads}; median of {args.repeats}")
     print(f"unverified (DecodingEngine, in-process experts): {plain_rate:.0f} tokens per CPU second, "
           f"{plain_experts:.3f} CPU s in expert calls; {tokens_total / plain_wall:.0f} tokens per wall second")
-    rows = [["setting", "tokens/s", "x unverified", "x unverified (wall)", "replica rows / fast rows", "replica s / fast-path expert s",
-             "seal s", "other verification s", "ledger B/token", "same tokens"]]
+    rows = [["setting", "tokens/s", "x unverified", "x unverified (wall)", "replica rows / fast rows",
+             "replica s / fast-path expert s", "seal s", "other verification s", "ledger B/token", "same tokens"]]
     for setting in settings:
         measure = measures[setting.name]
         seconds = statistics.median(measure.seconds)
@@ -248,8 +241,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                      f"{clock.seal:.3f}", f"{max(other, 0.0):.3f}",
                      f"{stats['ledger_bytes'] / stats['tokens']:.1f}", "yes" if measure.same_tokens else "NO"])
     print_table(rows)
-    print("seconds are CPU seconds of this process; other verification s: the verified run's seconds less its fast-path expert calls, its replicas, its "
-          "sealing and the unverified run's seconds outside expert calls (the model's own work)")
+    print("seconds are CPU seconds of this process; other verification s: the verified run's seconds less its "
+          "fast-path expert calls, its replicas, its sealing "
+          "and the unverified run's seconds outside expert calls (the model's own work)")
     print(f"load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} on {os.cpu_count()} cores")
 

@@ -222,7 +222,19 @@ def table(results: dict[tuple[str, str], Tally], kinds: list[str], settings: lis
     return rows
 
 
+def model_and_requests(count: int, length: int, tokens: int) -> tuple[MoETransformer, list[list[int]],
+                                                                      list[SamplingParams]]:
+    """``LMConfig``'s default model, random weights (seed 0), and ``count`` random prompts of ``length`` tokens
+    with their sampling (``tokens`` new tokens, temperature 0.8, a seed each)."""
+    model = build_model(LMConfig(vocab_size=65), seed=0).eval()
+    generator = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, model.config.vocab_size, (length,), generator=generator).tolist()
+               for _ in range(count)]
+    return model, prompts, [SamplingParams(max_tokens=tokens, temperature=0.8, seed=i) for i in range(count)]
+
+
 def print_table(rows: list[list[str]]) -> None:
+    """``rows`` (a header first) as a Markdown table."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print("| " + " | ".join(cell.ljust(w) for cell, w in zip(rows[0], widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -296,12 +308,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = LMConfig(vocab_size=65)
-    model = build_model(config, seed=0).eval()
-    generator = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(0, config.vocab_size, (args.prompt_length,), generator=generator).tolist()
-               for _ in range(args.prompts)]
-    params = [SamplingParams(max_tokens=args.tokens, temperature=0.8, seed=i) for i in range(args.prompts)]
+    model, prompts, params = model_and_requests(args.prompts, args.prompt_length, args.tokens)
+    config = model.config
     clean = [complete(model, prompt, p).tokens for prompt, p in zip(prompts, params, strict=True)]
     settings = settings_of(args.probability_list)
     out = args.out if args.out is not None else Path(tempfile.mkdtemp(prefix="bmoe-generation-detection-"))
