@@ -77,12 +77,13 @@ def colluders_command(run_dir: Path | None, model_name: str | None, experts: int
         raise UserError(f"cannot generate: {err}") from None
     console.print(f"{colluders} of {edges} edges collude ({', '.join(map(str, outcome.colluders))}), each answering "
                   f"'{attack}' on every call; B-MoE re-computes every call on {replicas} other edges",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     for label, key, same in (("clean (one process, no protocol)", "clean", True),
                              ("B-MoE among the colluders", "verified", outcome.verified_is_clean),
                              ("unverified among the colluders", "unverified", outcome.unverified_is_clean)):
         verdict = "" if key == "clean" else f"  [{'equals' if same else 'DIFFERS from'} the clean text]"
-        console.print(f"--- {label}{verdict}", markup=False, highlight=False)
+        console.print(f"--- {label}{verdict}", markup=False, highlight=False, soft_wrap=True)
         console.print(prompt + outcome.texts[key], markup=False, highlight=False, soft_wrap=True)
     console.print(f"B-MoE recorded {outcome.accused} colluder(s) and rolled back {outcome.rollbacks} time(s); the "
-                  f"unverified deployment used {outcome.lies_unverified} lie(s)", markup=False, highlight=False)
+                  f"unverified deployment used {outcome.lies_unverified} lie(s)", markup=False, highlight=False,
+                  soft_wrap=True)
