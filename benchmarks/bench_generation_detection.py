@@ -251,14 +251,14 @@ def plot(results: dict[tuple[str, str], Tally], kinds: list[str], settings: list
     sampled = [s for s in settings if s.replicas == 1]
     replicated = [s for s in settings if s.probability == 1]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    for kind in kinds:
-        rates = [results[(kind, s.name)] for s in sampled]
-        left.plot([s.probability for s in sampled], [100 * t.rate(t.detected, t.told) for t in rates], marker="o",
-                  label=kind)
-        right.plot(range(len(replicated)), [100 * results[(kind, s.name)].rate(results[(kind, s.name)].detected,
-                                                                                results[(kind, s.name)].told)
-                                            for s in replicated], marker="o", label=kind)
-    left.plot([0, 1], [0, 100], color="grey", linestyle=":", label="y = p")
+    for index, kind in enumerate(kinds):  # kinds often coincide (they strike the same calls): markers tell them
+        style = {"marker": "osv^Dx+"[index % 7], "markersize": 9 - index, "linestyle": ("-", "--", ":")[index % 3],
+                 "label": kind}
+        detected = [results[(kind, s.name)] for s in sampled]
+        left.plot([s.probability for s in sampled], [100 * t.rate(t.detected, t.told) for t in detected], **style)
+        detected = [results[(kind, s.name)] for s in replicated]
+        right.plot(range(len(replicated)), [100 * t.rate(t.detected, t.told) for t in detected], **style)
+    left.plot([0, 1], [0, 100], color="grey", linewidth=0.8, label="y = p")
     left.set(xlabel="check probability p (r = 1)", ylabel="lies recorded on the ledger (%)", xlim=(0, 1.05),
              ylim=(-3, 103), title="Detection against the audit probability")
     right.set(xticks=range(len(replicated)), xticklabels=[s.name for s in replicated], ylim=(-3, 103),
