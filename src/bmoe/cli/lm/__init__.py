@@ -19,6 +19,8 @@ LM_COMMANDS = {
                           "transformers-compatible Mixtral checkpoint."),
     "attacks": LazyCommand("bmoe.cli.lm.attacks:attacks_command", "Train a language model among colluding attackers "
                            "through B-MoE and the traditional deployment; plot both."),
+    "colluders": LazyCommand("bmoe.cli.lm.colluders:colluders_command", "Generate text clean, through B-MoE "
+                             "among colluding edges and unverified among them, and compare."),
     "calibrate": LazyCommand("bmoe.cli.lm.calibrate:calibrate_command", "Measure honest divergence of a language "
                              "model's expert calls across the fleet, per layer."),
     "cluster": LazyCommand("bmoe.cli.lm.cluster:cluster_command", "Start a language model's deployment on this "
