@@ -126,3 +126,27 @@ def test_an_audit_probability_checks_some_calls() -> None:
     assert generate(s) == clean_tokens(m)
     stats = s.decoding.stats
     assert 0 < stats.checked < stats.calls
+
+
+def test_an_accused_edge_recomputes_nothing_after_its_record() -> None:
+    m = model()
+    s = session(m, {4: liar(1, 2)})
+    generate(s)
+    liar_address = s.edges[4].address
+    accused_at = None
+    for sealed in s.decoding.sealed:
+        calls = decode_records(s.store.get(sealed.records)).calls
+        if accused_at is not None:  # every chunk after the one that caught it
+            assert all(liar_address not in c.replicas and liar_address not in c.commitments
+                       and c.primary != liar_address for c in calls)
+        elif sealed.records_against:
+            accused_at = sealed.chunk
+    assert accused_at is not None and accused_at < s.decoding.sealed[-1].chunk
+
+
+def test_a_chunks_evidence_may_fill_what_the_genesis_allows() -> None:
+    from bmoe.ledger.schemas import GENERATION_BYTES_PER_SLOT_EDGE, MAX_PAYLOAD_BYTES, Limits, payload_cap
+    smollm2 = Limits(experts=30 * 8, edges=10)
+    assert payload_cap("generation_chunk", smollm2) == 240 * 10 * GENERATION_BYTES_PER_SLOT_EDGE > MAX_PAYLOAD_BYTES
+    assert payload_cap("commitment", smollm2) == MAX_PAYLOAD_BYTES
+    assert payload_cap("generation_chunk", Limits(experts=4, edges=3)) == MAX_PAYLOAD_BYTES

@@ -29,6 +29,7 @@ from bmoe.verify.comparison import ComparisonError, make_comparison
 from bmoe.verify.framework import FRAMEWORKS
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
+GENERATION_BYTES_PER_SLOT_EDGE = 1280  # a commitment (~300 B) and a record naming 64 rows (~900 B) per slot and edge
 MAX_EXPERTS = 1024  # N; the paper uses 10
 MAX_EDGES = 1024  # M; the paper uses 10
 MAX_VALIDATORS = 128  # PBFT replicas; all-to-all messages make more impractical
@@ -318,6 +319,15 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
 }
 
 
+def payload_cap(kind: str, limits: Limits) -> int:
+    """The most bytes of canonical JSON a ``kind`` payload may have: :data:`MAX_PAYLOAD_BYTES`, and for a generation
+    chunk, whose evidence is at most every edge's commitment and record on every slot, what the run's N slots and M
+    edges allow (:data:`GENERATION_BYTES_PER_SLOT_EDGE` each): bounded by the genesis, never by the sender."""
+    if kind == "generation_chunk":
+        return max(MAX_PAYLOAD_BYTES, limits.experts * limits.edges * GENERATION_BYTES_PER_SLOT_EDGE)
+    return MAX_PAYLOAD_BYTES
+
+
 def payload_error(kind: str, payload: Mapping[str, object], limits: Limits, size: int | None = None) -> str | None:
     """Why ``payload`` is not a valid ``kind`` payload (size first, then the schema), or None. ``size``: the
     length of its canonical JSON when the caller has it (``transactions.tx_payload_size``), else it is encoded."""
@@ -329,6 +339,7 @@ def payload_error(kind: str, payload: Mapping[str, object], limits: Limits, size
             size = len(canonical_json(dict(payload)))
         except (TypeError, ValueError, RecursionError):
             return "payload is not canonical JSON"
-    if size > MAX_PAYLOAD_BYTES:
-        return f"payload is {size} bytes of canonical JSON, more than the cap of {MAX_PAYLOAD_BYTES}"
+    cap = payload_cap(kind, limits)
+    if size > cap:
+        return f"payload is {size} bytes of canonical JSON, more than the cap of {cap}"
     return fields_error(schema, payload, limits)

@@ -11,6 +11,7 @@ import click
 from bmoe.cli.errors import UserError
 from bmoe.console import console
 from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
+from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 
 
 @click.command("colluders")
@@ -18,9 +19,8 @@ from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
               help="a `bmoe lm train` run directory: the model its ledger holds")
 @click.option("--model", "model_name", default=None,
               help="a pretrained model by name (smollm2-135m), fetched into the cache first if absent")
-@click.option("--experts", type=click.IntRange(min=1), default=2, show_default=True,
-              help="a pretrained model's experts a layer (its FFN split into neuron slices, all active); few, so a "
-                   "chunk's disputes (every call a colluder touches) fit a ledger transaction")
+@click.option("--experts", type=click.IntRange(min=1), default=DEFAULT_EXPERTS, show_default=True,
+              help="a pretrained model's experts a layer (its FFN split into neuron slices, all active)")
 @click.option("--prompt", default="The ", show_default=True, help="the text to continue")
 @click.option("--tokens", type=click.IntRange(min=1, max=4096), default=48, show_default=True,
               help="tokens to generate")

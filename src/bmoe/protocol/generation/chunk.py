@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,10 +100,13 @@ class ChunkOutcome:
 
 
 def verify_chunk(ctx: ChunkContext, chunk: int, seed: int, calls: Mapping[tuple[int, int], CallRows],
-                 primaries: Mapping[int, str], tokens: int) -> ChunkOutcome:
+                 primaries: Mapping[int, str], tokens: int, distrusted: Collection[str] = frozenset()
+                 ) -> ChunkOutcome:
     """Verify one chunk's ``calls`` (the engine's log, ``CallLog.take()``) answered by ``primaries`` (slot ->
-    edge); ``seed`` draws the checks, ``tokens`` is how many tokens its steps generated."""
-    gone: set[str] = set()
+    edge); ``seed`` draws the checks, ``tokens`` is how many tokens its steps generated. ``distrusted`` edges (a
+    record against them earlier in the session) re-compute nothing: neither drawn as replicas nor asked in a
+    dispute, so a liar caught once does not bring its disputes, and their evidence, into every later chunk."""
+    gone: set[str] = set(distrusted)
     work = [_call(ctx, layer, expert, rows, primaries) for (layer, expert), rows in sorted(calls.items())]
     for call in work:
         call.answers[call.primary] = call.rows.outputs
@@ -139,7 +142,7 @@ def verify_chunk(ctx: ChunkContext, chunk: int, seed: int, calls: Mapping[tuple[
     }
     replica_rows = sum(int(call.rows.inputs.shape[0]) * (len(call.answers) - (call.primary in call.answers))
                        for call in work)
-    return ChunkOutcome(payload, accepted, rollbacks, accused, gone, replica_rows)
+    return ChunkOutcome(payload, accepted, rollbacks, accused, gone - set(distrusted), replica_rows)
 
 
 def _call(ctx: ChunkContext, layer: int, expert: int, rows: CallRows, primaries: Mapping[int, str]) -> _Call:

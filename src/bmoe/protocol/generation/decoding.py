@@ -211,7 +211,7 @@ class VerifiedDecoding:
         calls = self.engine.log.take()
         if calls:
             outcome = verify_chunk(self.context, self._chunk, self.chunk_seed(self._chunk), calls,
-                                   dict(self.fast.primaries), self._tokens)
+                                   dict(self.fast.primaries), self._tokens, self.stats.accused)
             self._record(outcome, calls)
             self._chunk += 1
         self._steps = self._tokens = 0
