@@ -12,13 +12,16 @@ a lazy zero output), one edge of ``--edges`` lies on every call it serves, and:
   misjudging); a response is flagged ``low`` below the 5th percentile of the honest responses' scores. Printed:
   the responses whose text the attack changed, the responses flagged, the median score.
 - **verification**: the same prompts through a verified session (``run/generation.open_session``, r = 1, every
-  call checked) with that liar among the edges: the lies it told (its attack's strikes, the ground truth), the
-  lies recorded against it (calls of the sealed chunks' records where its signed commitment is not the accepted
-  output), and whether the released text is the honest text.
-- **cost**: seconds per response of the judge (every validator), and of verification (the verified session's time
-  less the plain generation's, per response).
+  call checked) with that liar among the edges: the calls it lied on (the distinct (layer, expert) slots its
+  attack struck: the ground truth, per chunk call; the liar is caught and excluded in its first chunk, so every
+  strike falls in it, which the benchmark checks), the lies recorded against it (calls of the sealed chunks'
+  records where its signed commitment is not the accepted output), and whether the released text is the honest
+  text.
+- **cost**: CPU seconds per response (one torch thread; CPU time, not wall time, because the machine is shared) of
+  the judge (every validator), and of verification (the verified session's CPU time less the plain generation's,
+  per response).
 
-    python benchmarks/bench_quality_vs_verification.py [--prompts 6] [--tokens 20] [--edges 5] [--threads 1]
+    python benchmarks/bench_quality_vs_verification.py [--prompts 4] [--tokens 12] [--edges 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -70,11 +73,11 @@ def generate_plain(lm: PretrainedLM, prompts: list[list[int]], params: SamplingP
     caller = ModelExperts(lm.model)
     engine = DecodingEngine(lm.model, AttackedExperts(caller, attack) if attack else caller, lm.tokenizer.decode,
                             max_batch=len(prompts))
-    start = time.perf_counter()
+    start = time.process_time()
     requests = [engine.submit(prompt, params) for prompt in prompts]
     while engine.busy:
         engine.step()
-    return [engine.result(request).text for request in requests], time.perf_counter() - start
+    return [engine.result(request).text for request in requests], time.process_time() - start
 
 
 def generate_verified(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, edges: int,
@@ -85,24 +88,26 @@ def generate_verified(lm: PretrainedLM, prompts: list[list[int]], params: Sampli
     session = open_session(lm.model, GenerationSettings(edges=edges, replicas=1, probability=1.0, seed=7),
                            {liar: attack}.get if attack else None, lm.tokenizer.decode)
     decoding = session.decoding
-    start = time.perf_counter()
+    start = time.process_time()
     requests = [decoding.submit(prompt, params) for prompt in prompts]
     while decoding.busy:
         decoding.step()
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     address = session.edges[liar].address
     recorded = 0
-    for sealed in decoding.sealed:
+    for index, sealed in enumerate(decoding.sealed):
         for call in decode_records(session.store.get(sealed.records)).calls:
             made = call.commitments.get(address)
-            recorded += made is not None and made["outputs"] != call.accepted
+            against = made is not None and made["outputs"] != call.accepted
+            assert not (against and index), "a lie recorded after the first chunk: count strikes per chunk"
+            recorded += against
     return [decoding.result(request).text for request in requests], seconds, recorded
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=6)
-    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=12)
     parser.add_argument("--edges", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -117,9 +122,9 @@ def main() -> None:
     params = SamplingParams(max_tokens=args.tokens, temperature=0.0, eos_token_id=lm.stop_token_ids[0])
 
     honest, plain_s = generate_plain(lm, prompts, params, None)
-    start = time.perf_counter()
+    start = time.process_time()
     honest_verdicts = [judge.score(prompt, answer) for prompt, answer in zip(texts, honest, strict=True)]
-    judge_s = (time.perf_counter() - start) / len(texts)
+    judge_s = (time.process_time() - start) / len(texts)
     threshold = calibrate_threshold([v.median for v in honest_verdicts if v.median is not None])
     judge = judge.with_threshold(threshold)
 
@@ -135,16 +140,17 @@ def main() -> None:
             return make_output_attack(kind, lm.model, seed=11, probability=probability, **extra)
 
         answers = honest if kind == "honest" else generate_plain(lm, prompts, params, attack(1 / args.edges))[0]
-        start = time.perf_counter()
+        start = time.process_time()
         verdicts = [judge.score(prompt, answer) for prompt, answer in zip(texts, answers, strict=True)]
-        row.judge_s = (time.perf_counter() - start) / len(texts)
+        row.judge_s = (time.process_time() - start) / len(texts)
         row.changed = sum(a != h for a, h in zip(answers, honest, strict=True))
         row.flagged = sum(v.flag == "low" for v in verdicts)
         row.median_score = statistics.median(v.median for v in verdicts if v.median is not None)
         row.misjudging = sum(len(v.misjudging) for v in verdicts)
         liar = attack(1.0)
         verified, verified_s, row.lies_recorded = generate_verified(lm, prompts, params, args.edges, liar)
-        row.lies_told = len(liar.strikes) if liar is not None else 0  # type: ignore[attr-defined]
+        strikes = liar.strikes if liar is not None else []  # type: ignore[attr-defined]
+        row.lies_told = len({(strike.layer, strike.expert) for strike in strikes})
         row.verified_clean = sum(v == h for v, h in zip(verified, honest, strict=True))
         row.verify_s = (verified_s - plain_s) / len(texts)
         rows.append(row)
@@ -153,10 +159,10 @@ def main() -> None:
     n = len(texts)
     print(f"\nSmolLM2-135M (8 experts, all active), {n} chat prompts, greedy, {args.tokens} tokens; one liar among "
           f"{args.edges} edges; threshold {threshold:.4f} (5th percentile of the honest scores); judge "
-          f"{scorer.name}, 3 honest validators + 1 lazy; honest generation {plain_s:.1f} s for {n} responses, the "
-          f"judge {judge_s:.3f} s a response on the honest ones")
+          f"{scorer.name}, 3 honest validators + 1 lazy; honest generation {plain_s:.1f} CPU s for {n} responses, "
+          f"the judge {judge_s:.3f} CPU s a response on the honest ones")
     print("| condition | text changed (unverified) | quality flags low | median score | misjudging reports | "
-          "lies told | lies recorded | verified text honest | judge s/response | verification s/response |")
+          "calls lied on | lies recorded | verified text honest | judge CPU s/response | verification CPU s/response |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row.condition} | {row.changed}/{n} | {row.flagged}/{n} | {row.median_score:.3f} | "

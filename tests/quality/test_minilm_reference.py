@@ -5,6 +5,9 @@ transformers too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -12,10 +15,17 @@ from bmoe.data.errors import DataError
 from bmoe.lm.quality.bert import BertConfig, load_bert
 from bmoe.lm.quality.scorers import RelevanceScorer
 from bmoe.lm.quality.sentence_encoder import SentenceEncoder, load_sentence_encoder
+from tests.lm.reference_llama import offline_transformers
 from tests.quality.tiny_encoder import CONFIG, SENTENCES, tiny_weights
 
 pytestmark = pytest.mark.slow
-transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def transformers() -> Iterator[ModuleType]:
+    """transformers with the Hugging Face hub switched off (it loads only the cached directory)."""
+    with offline_transformers() as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +36,7 @@ def minilm() -> SentenceEncoder:
         pytest.skip(f"all-MiniLM-L6-v2 is not cached and cannot be fetched: {err}")
 
 
-def test_the_tiny_bert_is_transformers_bert_model() -> None:
+def test_the_tiny_bert_is_transformers_bert_model(transformers: ModuleType) -> None:
     weights = tiny_weights(seed=5)
     reference = transformers.BertModel(transformers.BertConfig(**CONFIG)).eval()
     missing, unexpected = reference.load_state_dict(weights, strict=False)
@@ -39,13 +49,14 @@ def test_the_tiny_bert_is_transformers_bert_model() -> None:
     assert torch.allclose(got[mask.bool()], expected[mask.bool()], atol=1e-5)
 
 
-def test_minilm_embeddings_are_transformers_mean_pooled_and_normalised(minilm: SentenceEncoder) -> None:
+def test_minilm_embeddings_are_transformers_mean_pooled_and_normalised(minilm: SentenceEncoder,
+                                                                       transformers: ModuleType) -> None:
     from bmoe.lm.pretrained.catalogue import MINILM_L6_V2
     from bmoe.lm.pretrained.fetch import cached_encoder
 
     directory = str(cached_encoder(MINILM_L6_V2))
-    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
-    model = transformers.BertModel.from_pretrained(directory).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    model = transformers.BertModel.from_pretrained(directory, local_files_only=True).eval()
     texts = [*SENTENCES, "", "A long answer about the sea. " * 80]  # the last one truncated to 256 tokens
     with torch.no_grad():
         batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
