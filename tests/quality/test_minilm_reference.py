@@ -6,6 +6,7 @@ transformers too."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -73,3 +74,12 @@ def test_minilm_relevance_ranks_an_answer_above_an_unrelated_text(minilm: Senten
     question = "What is the capital of France?"
     assert score(question, "The capital of France is Paris.") > 0.5 > score(question, "zq vv 77 !! lorem")
     assert score(question, "The capital of France is Paris.") == score(question, "The capital of France is Paris.")
+
+
+def test_the_docs_snippet_runs_as_written(minilm: SentenceEncoder) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "platform.md").read_text()
+    snippet = page.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "docs/platform.md", "exec"), namespace)
+    quality = namespace["receipt"]["verification"]["quality"]  # type: ignore[index]
+    assert quality["heuristic"] is True and quality["flag"] == "ok" and quality["median"] > 0.5
