@@ -12,16 +12,15 @@ a lazy zero output), one edge of ``--edges`` lies on every call it serves, and:
   misjudging); a response is flagged ``low`` below the 5th percentile of the honest responses' scores. Printed:
   the responses whose text the attack changed, the responses flagged, the median score.
 - **verification**: the same prompts through a verified session (``run/generation.open_session``, r = 1, every
-  call checked) with that liar among the edges: the calls it lied on (the distinct (layer, expert) slots its
-  attack struck: the ground truth, per chunk call; the liar is caught and excluded in its first chunk, so every
-  strike falls in it, which the benchmark checks), the lies recorded against it (calls of the sealed chunks'
+  call checked) with that liar among the edges: the chunk calls it lied on (the distinct (chunk, layer, expert)
+  its attack struck: the ground truth), the lies recorded against it (calls of the sealed chunks'
   records where its signed commitment is not the accepted output), and whether the released text is the honest
   text.
 - **cost**: CPU seconds per response (one torch thread; CPU time, not wall time, because the machine is shared) of
   the judge (every validator), and of verification (the verified session's CPU time less the plain generation's,
   per response).
 
-    python benchmarks/bench_quality_vs_verification.py [--prompts 4] [--tokens 12] [--edges 5] [--threads 1]
+    python benchmarks/bench_quality_vs_verification.py [--prompts 3] [--tokens 8] [--edges 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -80,14 +80,32 @@ def generate_plain(lm: PretrainedLM, prompts: list[list[int]], params: SamplingP
     return [engine.result(request).text for request in requests], time.process_time() - start
 
 
+class ChunkTagged:
+    """An attack that notes the chunk of each of its strikes: the chunks sealed so far when it struck (a chunk's
+    fast-path calls, replicas and disputes all run before it is sealed)."""
+
+    def __init__(self, attack: Any) -> None:
+        self.attack, self.decoding, self.lies = attack, None, set()  # lies: (chunk, layer, expert)
+
+    def __call__(self, layer: int, expert: int, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        before = len(self.attack.strikes)
+        answer = self.attack(layer, expert, inputs, outputs)
+        if len(self.attack.strikes) > before:
+            self.lies.add((len(self.decoding.sealed), layer, expert))
+        return answer
+
+
 def generate_verified(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, edges: int,
-                      attack: object | None) -> tuple[list[str], float, int]:
-    """Every prompt through a verified session whose last edge runs ``attack``; texts, seconds, lies recorded
-    against the liar in the sealed chunks' records."""
+                      attack: Any | None) -> tuple[list[str], float, int, int]:
+    """Every prompt through a verified session whose last edge runs ``attack``; texts, CPU seconds, the chunk
+    calls it lied on, and those recorded against it in the sealed chunks' records."""
     liar = edges - 1
+    tagged = ChunkTagged(attack) if attack is not None else None
     session = open_session(lm.model, GenerationSettings(edges=edges, replicas=1, probability=1.0, seed=7),
-                           {liar: attack}.get if attack else None, lm.tokenizer.decode)
+                           {liar: tagged}.get if tagged else None, lm.tokenizer.decode)
     decoding = session.decoding
+    if tagged is not None:
+        tagged.decoding = decoding
     start = time.process_time()
     requests = [decoding.submit(prompt, params) for prompt in prompts]
     while decoding.busy:
@@ -95,19 +113,18 @@ def generate_verified(lm: PretrainedLM, prompts: list[list[int]], params: Sampli
     seconds = time.process_time() - start
     address = session.edges[liar].address
     recorded = 0
-    for index, sealed in enumerate(decoding.sealed):
+    for sealed in decoding.sealed:
         for call in decode_records(session.store.get(sealed.records)).calls:
             made = call.commitments.get(address)
-            against = made is not None and made["outputs"] != call.accepted
-            assert not (against and index), "a lie recorded after the first chunk: count strikes per chunk"
-            recorded += against
-    return [decoding.result(request).text for request in requests], seconds, recorded
+            recorded += made is not None and made["outputs"] != call.accepted
+    told = len(tagged.lies) if tagged is not None else 0
+    return [decoding.result(request).text for request in requests], seconds, told, recorded
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=12)
+    parser.add_argument("--prompts", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--edges", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -147,10 +164,8 @@ def main() -> None:
         row.flagged = sum(v.flag == "low" for v in verdicts)
         row.median_score = statistics.median(v.median for v in verdicts if v.median is not None)
         row.misjudging = sum(len(v.misjudging) for v in verdicts)
-        liar = attack(1.0)
-        verified, verified_s, row.lies_recorded = generate_verified(lm, prompts, params, args.edges, liar)
-        strikes = liar.strikes if liar is not None else []  # type: ignore[attr-defined]
-        row.lies_told = len({(strike.layer, strike.expert) for strike in strikes})
+        verified, verified_s, row.lies_told, row.lies_recorded = generate_verified(lm, prompts, params, args.edges,
+                                                                                  attack(1.0))
         row.verified_clean = sum(v == h for v, h in zip(verified, honest, strict=True))
         row.verify_s = (verified_s - plain_s) / len(texts)
         rows.append(row)
