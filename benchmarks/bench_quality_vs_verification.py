@@ -20,7 +20,7 @@ a lazy zero output), one edge of ``--edges`` lies on every call it serves, and:
   the judge (every validator), and of verification (the verified session's CPU time less the plain generation's,
   per response).
 
-    python benchmarks/bench_quality_vs_verification.py [--prompts 3] [--tokens 8] [--edges 5] [--threads 1]
+    python benchmarks/bench_quality_vs_verification.py [--prompts 3] [--tokens 8] [--edges 5] [--threads 1] [--show]
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--edges", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--show", action="store_true", help="print each unverified response and its score")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
@@ -164,6 +165,9 @@ def main() -> None:
         row.flagged = sum(v.flag == "low" for v in verdicts)
         row.median_score = statistics.median(v.median for v in verdicts if v.median is not None)
         row.misjudging = sum(len(v.misjudging) for v in verdicts)
+        if args.show:
+            for answer, verdict in zip(answers, verdicts, strict=True):
+                print(f"    [{name}] {verdict.median:.3f} {verdict.flag}: {answer!r}", flush=True)
         verified, verified_s, row.lies_told, row.lies_recorded = generate_verified(lm, prompts, params, args.edges,
                                                                                   attack(1.0))
         row.verified_clean = sum(v == h for v, h in zip(verified, honest, strict=True))
