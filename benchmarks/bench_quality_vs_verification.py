@@ -20,7 +20,7 @@ a lazy zero output), one edge of ``--edges`` lies on every call it serves, and:
   the judge (every validator), and of verification (the verified session's CPU time less the plain generation's,
   per response).
 
-    python benchmarks/bench_quality_vs_verification.py [--prompts 3] [--tokens 8] [--edges 5] [--threads 1] [--show]
+    python benchmarks/bench_quality_vs_verification.py [--prompts 8] [--tokens 8] [--edges 5] [--threads 1] [--show]
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def generate_verified(lm: PretrainedLM, prompts: list[list[int]], params: Sampli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--edges", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
