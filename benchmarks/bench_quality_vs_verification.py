@@ -1,8 +1,8 @@
 """Quality evaluation (PolyLink's TIQE, ``lm/quality/``) beside per-expert verification, on the same attacks.
 
-SmolLM2-135M-Instruct as an MoE (8 experts a layer, all active; ``bmoe lm fetch smollm2-135m`` first, else a
-trained-from-nothing tiny model would say nothing about text) answers ``--prompts`` short chat prompts, greedy,
-``--tokens`` tokens each, in one batch. For honest generation and for each attack of
+SmolLM2-135M-Instruct as an MoE (8 experts a layer, all active; fetched into the cache first if absent: a tiny
+model's text would say nothing about quality, so there is no fallback to one) answers ``--prompts`` short chat
+prompts, greedy, ``--tokens`` tokens each, in one batch. For honest generation and for each attack of
 ``edge/attacks/expert_output.py`` (noise at several sizes, int8 and int4 re-quantised experts, a swapped expert,
 a lazy zero output), one edge of ``--edges`` lies on every call it serves, and:
 
