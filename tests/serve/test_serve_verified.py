@@ -119,3 +119,23 @@ def test_a_verified_server_in_front_of_edge_processes(tiny_run_dir: Path, tmp_pa
     assert answer.choices[0].text == clean.text
     assert receipt_of(answer)["verification"]["records_against"] > 0
     assert len(list((tmp_path / "ledger" / "edges" / "keys").iterdir())) == 3  # each edge its own key
+
+
+def test_the_quality_layer_scores_every_response_in_its_receipt(tiny_run_dir: Path) -> None:
+    from bmoe.lm.quality.judge import FLAGS
+
+    process = ServeProcess("--model-dir", tiny_run_dir, "--name", "tiny", "--quality", "--quality-threshold", "0.2")
+    try:
+        answer = process.client().completions.create(model="tiny", prompt="to be, or not", max_tokens=10, seed=1)
+    finally:
+        process.close()
+    quality = receipt_of(answer)["verification"]["quality"]
+    assert quality["heuristic"] is True and quality["threshold"] == 0.2 and quality["flag"] in FLAGS
+    assert sorted(quality["scores"]) == ["validator-0", "validator-1", "validator-2"]
+    assert -1 <= quality["median"] <= 1 and quality["misjudging"] == []
+    assert receipt_of(answer)["verification"]["mode"] == "in-process"
+
+
+def test_a_quality_threshold_needs_quality(tiny_run_dir: Path) -> None:
+    refused = bmoe_here("serve", "--model-dir", str(tiny_run_dir), "--quality-threshold", "0.3")
+    assert refused.returncode == 2 and "--quality-threshold needs --quality" in refused.stderr

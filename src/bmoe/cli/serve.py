@@ -20,7 +20,7 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 if TYPE_CHECKING:
     from bmoe.net.generation.local import LocalEdges
     from bmoe.run.generation import GenerationSettings
-    from bmoe.serve.app import ReceiptSink
+    from bmoe.serve.app import ReceiptAmend, ReceiptSink
     from bmoe.serve.scheduler import Scheduler
     from bmoe.serve.served_model import ServedModel
 
@@ -59,11 +59,17 @@ if TYPE_CHECKING:
 @click.option("--attack", type=click.Choice(OUTPUT_ATTACKS), default=None, help="[--verified] how the attackers "
               "lie (default zero)")
 @click.option("--seed", type=int, default=None, help="[--verified] the ledger's seed: keys, primaries, attacks")
+@click.option("--quality", is_flag=True, help="score every response with the quality layer (a heuristic: the "
+              "prompt's and completion's all-MiniLM-L6-v2 embeddings, three validators' median; docs/platform.md), "
+              "in the receipt's verification.quality")
+@click.option("--quality-threshold", type=click.FloatRange(-1.0, 1.0), default=None,
+              help="[--quality] flag a response whose median score is below this (default: none, 'uncalibrated')")
 @click.option("--edge-processes", is_flag=True, default=None,
               help="[--verified] run the M edges as processes on 127.0.0.1, each with its own key (`bmoe lm "
                    "generation-edge`), instead of in the server's process")
 def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int | None, host: str,
-                  port: int, max_batch: int, threads: int | None, verified: bool, **verification: Any) -> None:
+                  port: int, max_batch: int, threads: int | None, verified: bool, quality: bool,
+                  quality_threshold: float | None, **verification: Any) -> None:
     """Serve a language model behind the OpenAI HTTP API, every response with its receipt."""
     import torch
 
@@ -82,6 +88,8 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
     elif model_dir is not None and not model_dir.is_dir():
         raise UserError(f"--model-dir {model_dir}: no such directory")
     settings = verified_settings(verified, max_batch, **verification)
+    if quality_threshold is not None and not quality:
+        raise UserError("--quality-threshold needs --quality")
     try:
         sock = bind(host, port)
     except OSError as err:
@@ -89,6 +97,7 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
     try:
         if threads is not None:
             torch.set_num_threads(threads)
+        amend = quality_amend(quality_threshold) if quality else None  # the encoder loaded (fetched) first
         if model_name is not None:
             served = served_pretrained(model_name, experts or DEFAULT_EXPERTS, name)
         else:
@@ -115,8 +124,27 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']}){mode}")
         sys.stdout.flush()
 
-    serve(build_app(served, scheduler, on_receipt, edge_processes.stop if edge_processes is not None else None), sock,
-          on_listening=listening)
+    serve(build_app(served, scheduler, on_receipt, edge_processes.stop if edge_processes is not None else None,
+                    amend), sock, on_listening=listening)
+
+
+QUALITY_VALIDATORS = 3  # in one server all run the same scorer; a deployment's each run their own
+
+
+def quality_amend(threshold: float | None) -> ReceiptAmend:
+    """Every receipt's ``verification.quality``: the quality layer's verdict on its prompt and completion texts."""
+    from bmoe.lm.quality.judge import QualityJudge, QualityValidator, with_quality
+    from bmoe.lm.quality.scorers import RelevanceScorer
+    from bmoe.lm.quality.sentence_encoder import load_sentence_encoder
+
+    scorer = RelevanceScorer(load_sentence_encoder())
+    judge = QualityJudge([QualityValidator(f"validator-{i}", scorer) for i in range(QUALITY_VALIDATORS)],
+                         threshold=threshold)
+
+    def amend(receipt: dict[str, Any], prompt_text: str, completion_text: str) -> dict[str, Any]:
+        verdict = judge.score(prompt_text, completion_text)
+        return {**receipt, "verification": with_quality(receipt["verification"], verdict)}
+    return amend
 
 
 def verified_settings(verified: bool, max_batch: int, **values: Any) -> GenerationSettings | None:

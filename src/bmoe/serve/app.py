@@ -41,15 +41,17 @@ MAX_BODY_BYTES = 16 * 2**20  # a prompt of a few million characters; more is a 4
 RECEIPTS_KEPT = 4096  # receipts GET /bmoe/receipts/{id} still knows
 RECEIPT_HEADER = "X-Bmoe-Receipt"
 ReceiptSink = Callable[[dict[str, Any], str, str], None]  # (receipt, prompt text, completion text) -> None
+ReceiptAmend = Callable[[dict[str, Any], str, str], dict[str, Any]]  # the same -> the receipt to send (a quality entry)
 
 
 class ServeApp:
     """The routes' state: the model, its scheduler, the receipts kept."""
 
-    def __init__(self, served: ServedModel, scheduler: Scheduler,
-                 on_receipt: ReceiptSink | None = None) -> None:
+    def __init__(self, served: ServedModel, scheduler: Scheduler, on_receipt: ReceiptSink | None = None,
+                 amend_receipt: ReceiptAmend | None = None) -> None:
         self.served = served
         self.scheduler = scheduler
+        self.amend_receipt = amend_receipt  # e.g. the quality layer's scores (lm/quality, docs/platform.md)
         self.on_receipt = on_receipt  # each receipt and its texts (a verified server appends them to its ledger dir)
         self.created = int(time.time())
         self.receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -79,9 +81,12 @@ class ServeApp:
         receipt = Receipt(shape.id, self.served.identity, ticket.params, ticket.prompt, finished.completion.tokens,
                           finished.completion.finish_reason or "stop", finished.calls, finished.verification,
                           finished.ledger).to_json()
+        prompt_text = self.served.tokenizer.decode(ticket.prompt)
+        if self.amend_receipt is not None:
+            receipt = self.amend_receipt(receipt, prompt_text, finished.completion.text)
         self.receipts[shape.id] = receipt
         if self.on_receipt is not None:
-            self.on_receipt(receipt, self.served.tokenizer.decode(ticket.prompt), finished.completion.text)
+            self.on_receipt(receipt, prompt_text, finished.completion.text)
         while len(self.receipts) > RECEIPTS_KEPT:
             self.receipts.popitem(last=False)
         return receipt
@@ -183,11 +188,12 @@ async def _http_error(http: Request, err: Exception) -> Response:
 
 
 def build_app(served: ServedModel, scheduler: Scheduler, on_receipt: ReceiptSink | None = None,
-              on_stop: Callable[[], None] | None = None) -> Starlette:
+              on_stop: Callable[[], None] | None = None, amend_receipt: ReceiptAmend | None = None) -> Starlette:
     """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app); ``on_receipt`` is
     called with every receipt made, the prompt's text and the completion's; ``on_stop`` after the scheduler stops (the
-app's shutdown: uvicorn re-raises the stopping signal after it, so nothing after ``serve`` would run)."""
-    state = ServeApp(served, scheduler, on_receipt)
+app's shutdown: uvicorn re-raises the stopping signal after it, so nothing after ``serve`` would run);
+``amend_receipt`` may add to every receipt before it is sent and kept."""
+    state = ServeApp(served, scheduler, on_receipt, amend_receipt)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
