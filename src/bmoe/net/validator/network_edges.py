@@ -128,7 +128,7 @@ class NetworkEdges:
                  clock: Callable[[], float] = time.monotonic, fetch_grace: float = FETCH_GRACE_S,
                  routed_rows: bool = False) -> None:
         """``routed_rows`` (a classifier's deployment with one validator): push each edge the rows routed to its
-        experts instead of the whole task when they are fewer (those rows are not checked against a CID on the
+        experts (each sample once) instead of the whole task (those rows are not checked against a CID on the
         ledger, so a deployment whose edges must not trust their validator, PBFT, pushes the task itself)."""
         if timeout <= 0:
             raise ValueError(f"edge timeout must be positive, got {timeout}")
