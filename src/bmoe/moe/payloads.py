@@ -114,33 +114,35 @@ def decode_task_for_edge(task: bytes, activation: bytes, num_experts: int) -> tu
 
 
 def encode_routed_rows(x: torch.Tensor, groups: dict[int, torch.Tensor], experts: list[int]) -> bytes:
-    """The rows of ``x`` (B, ...) routed to each of ``experts`` (``groups``: expert -> sample indices), and those
-    indices: what one edge computes on, instead of the whole task."""
-    tensors: dict[str, torch.Tensor] = {}
+    """The rows of ``x`` (B, ...) routed to any of ``experts`` (``groups``: expert -> sample indices), each once, and
+    each expert's positions among them: what one edge computes on, instead of the whole task. A sample routed to
+    two of the edge's experts travels once (an edge's K-of-N experts share many samples)."""
+    union = torch.unique(torch.cat([groups[expert] for expert in experts]))  # (U,) ascending sample indices
+    tensors: dict[str, torch.Tensor] = {"x": x[union].contiguous(), "i": union.contiguous()}  # (U, ...), (U,)
     for expert in experts:
-        rows = groups[expert]
-        tensors[f"x.{expert}"] = x[rows].contiguous()  # (n_e, ...)
-        tensors[f"i.{expert}"] = rows.contiguous()  # (n_e,)
+        tensors[f"p.{expert}"] = torch.searchsorted(union, groups[expert]).contiguous()  # (n_e,) positions in x
     return serialize_tensors(tensors)
 
 
 def decode_routed_rows(data: bytes) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """:func:`encode_routed_rows`'s rows as one tensor (sum n_e, ...) and each expert's positions in it, so that
-    ``x[groups[e]]`` is the rows of expert ``e``, bit for bit as indexing the whole task gives them."""
+    """:func:`encode_routed_rows`'s rows (U, ...) and each expert's positions among them, so that ``x[groups[e]]``
+    is the rows of expert ``e``, bit for bit as indexing the whole task gives them."""
     try:
         tensors, _ = deserialize_tensors(data)
-        experts = sorted({int(name.split(".", 1)[1]) for name in tensors})
-        if set(tensors) != {f"{kind}.{e}" for e in experts for kind in ("x", "i")} or not experts:
-            raise ValueError(f"expected x.E and i.E for each expert, got {sorted(tensors)}")
-        parts = [tensors[f"x.{e}"] for e in experts]
-        x = torch.cat(parts)  # (sum n_e, ...)
+        experts = sorted(int(name.split(".", 1)[1]) for name in tensors if name.startswith("p."))
+        if set(tensors) != {"x", "i", *(f"p.{e}" for e in experts)} or not experts:
+            raise ValueError(f"expected x, i and p.E for each expert, got {sorted(tensors)}")
+        x, rows = tensors["x"], tensors["i"]
+        if x.ndim < 1 or rows.shape != (x.shape[0],):
+            raise ValueError(f"x {tuple(x.shape)} and its sample indices i {tuple(rows.shape)} differ in length")
+        groups = {e: tensors[f"p.{e}"] for e in experts}
+        for expert, positions in groups.items():
+            if positions.dtype != torch.int64 or positions.ndim != 1 or (
+                    positions.numel() and not 0 <= int(positions.min()) <= int(positions.max()) < x.shape[0]):
+                raise ValueError(f"p.{expert} must be int64 positions in [0, {x.shape[0]})")
     except (ValueError, RuntimeError, CorruptObject) as err:
         raise PayloadError(f"routed rows: {err}") from None
     require_finite("routed rows", x)
-    groups, start = {}, 0
-    for expert, part in zip(experts, parts, strict=True):
-        groups[expert] = torch.arange(start, start + part.shape[0])  # (n_e,)
-        start += part.shape[0]
     return x, groups
 
 

@@ -6,7 +6,9 @@ is :mod:`bmoe.net.http.guard`). A request carries five headers:
 * ``X-Bmoe-Address``: the sender's address (hex Ed25519 verify key, :mod:`bmoe.ledger.keys`);
 * ``X-Bmoe-Timestamp``: Unix time in whole seconds;
 * ``X-Bmoe-Nonce``: 32 lower-case hex chars, fresh per request;
-* ``X-Bmoe-Content-Sha256``: hex sha256 of the body (of ``b""`` when there is none);
+* ``X-Bmoe-Content-Sha256``: hex sha256 of the body (of ``b""`` when there is none), or, for a body
+  sent as a frame (content type ``application/x-bmoe-frame``), the frame's digest: the sha256 of its head,
+  which lists each object's CID and size (:func:`content_digest`, :func:`bmoe.net.frames.frame_digest`);
 * ``X-Bmoe-Signature``: Ed25519 signature of :meth:`RequestHead.canonical`, the lines
   ``BMOE-HTTP-REQUEST-V1``, method, raw path, raw query, Host, body sha256, timestamp, nonce,
   address. The body hash is signed as a header, so a server checks the signature before it reads
@@ -22,7 +24,9 @@ Replies are signed too: ``X-Bmoe-Address`` + ``X-Bmoe-Signature`` over
 node's address; a ``HEAD`` reply hashes the empty body the client receives), which binds each
 reply to the request that asked for it. The one exception is a successful ``GET`` of blob bytes
 (``application/octet-stream``): the CID already authenticates the content and the client verifies
-it, so those bytes are streamed unhashed.
+it, so those bytes are streamed unhashed. A frame's reply, like a frame's request, signs the frame's digest
+(:func:`content_digest`): its reader checks every object against the CID the signed head lists
+(:func:`bmoe.net.frames.decode_frame`), so the objects are hashed once, as their CIDs, not once more as a body.
 
 :class:`SignedAuth` is the client helper: an ``httpx.Auth`` that signs every request and, when told
 whom to trust, checks every signed reply.
@@ -42,6 +46,7 @@ import httpx
 
 from bmoe.ledger.keys import Identity, is_address, is_signature_hex, verify_signature
 from bmoe.net.errors import UnauthenticResponse
+from bmoe.net.frames import FRAME_MEDIA_TYPE, frame_digest
 from bmoe.storage.digest import sha256_hex
 
 ADDRESS_HEADER = "x-bmoe-address"
@@ -120,12 +125,25 @@ def is_nonce(value: object) -> bool:
     return isinstance(value, str) and _NONCE.fullmatch(value) is not None
 
 
+def content_digest(body: bytes, content_type: str = "") -> str:
+    """The digest of ``body`` that a signature covers: its SHA-256, or for a frame (``content_type`` is the frame
+    media type and ``body`` starts with a whole frame head) the frame's digest, the SHA-256 of its head, whose
+    objects the frame's reader checks against their CIDs (:func:`bmoe.net.frames.frame_digest`). The content type
+    is not signed: a reply or request whose type is changed on the way has its digest computed the other way,
+    which no longer matches the signed one."""
+    if content_type.startswith(FRAME_MEDIA_TYPE):
+        digest = frame_digest(body)
+        if digest is not None:
+            return digest
+    return sha256_hex(body)
+
+
 # --- requests ------------------------------------------------------------------------------
 def sign_request(identity: Identity, method: str, path: str, query: str, host: str, body: bytes,
-                 *, timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+                 *, timestamp: int | None = None, nonce: str | None = None, content_type: str = "") -> dict[str, str]:
     """The five authentication headers for a request; fresh timestamp and nonce unless given."""
     head = RequestHead(
-        method=method.upper(), path=path, query=query, host=host, body_sha256=sha256_hex(body),
+        method=method.upper(), path=path, query=query, host=host, body_sha256=content_digest(body, content_type),
         timestamp=int(time.time()) if timestamp is None else timestamp,
         nonce=secrets.token_hex(16) if nonce is None else nonce, address=identity.address,
     )
@@ -217,9 +235,10 @@ def needs_signature(method: str, status: int, content_type: str) -> bool:
     return not (method.upper() == "GET" and status == 200 and content_type.startswith(BLOB_MEDIA_TYPE))
 
 
-def sign_response(identity: Identity, status: int, request_nonce: str, body: bytes, size: str = "") -> dict[str, str]:
-    """The two headers that sign a reply."""
-    head = ResponseHead(status, request_nonce, sha256_hex(body), size, identity.address)
+def sign_response(identity: Identity, status: int, request_nonce: str, body: bytes, size: str = "",
+                  content_type: str = "") -> dict[str, str]:
+    """The two headers that sign a reply (a frame's: ``body`` need only hold its head, :func:`content_digest`)."""
+    head = ResponseHead(status, request_nonce, content_digest(body, content_type), size, identity.address)
     return {ADDRESS_HEADER: identity.address, SIGNATURE_HEADER: identity.sign(head.canonical())}
 
 
@@ -231,7 +250,8 @@ def check_response(status: int, headers: Mapping[str, str], body: bytes, request
         return "reply is not signed"
     if address not in trusted:
         return f"reply is signed by {address}, which is not a trusted key for this server"
-    head = ResponseHead(status, request_nonce, sha256_hex(body), headers.get(SIZE_HEADER, ""), address)
+    digest = content_digest(body, headers.get("content-type", ""))
+    head = ResponseHead(status, request_nonce, digest, headers.get(SIZE_HEADER, ""), address)
     if not verify_signature(address, head.canonical(), signature):
         return "reply signature does not match its status, body and request"
     return None
@@ -266,7 +286,7 @@ class SignedAuth(httpx.Auth):
         path, _, _ = request.url.raw_path.partition(b"?")
         headers = sign_request(self.identity, request.method, path.decode("latin-1"),
                                request.url.query.decode("latin-1"), request.headers.get("host", ""),
-                               request.content)
+                               request.content, content_type=request.headers.get("content-type", ""))
         request.headers.update(headers)
 
     def _trusted_for(self, request: httpx.Request) -> Collection[str] | None:

@@ -11,13 +11,18 @@ Owns the server side of :mod:`bmoe.net.http.auth`. For each HTTP request, in ord
    503 ``busy`` if the nonce cache is full);
 5. the body is read, counted as it arrives and refused once it passes ``max_body`` (413
    ``too_large``: this catches chunked bodies that declare no length);
-6. the body must hash to the signed ``X-Bmoe-Content-Sha256`` (401 ``body_mismatch``).
+6. the body must hash to the signed ``X-Bmoe-Content-Sha256`` (401 ``body_mismatch``); a frame's body to its
+   digest, the hash of its head (:func:`~bmoe.net.http.auth.content_digest`): the route reads it with
+   :func:`~bmoe.net.frames.decode_frame`, which checks every object against the CID the head lists.
 
 The app then sees the body (at most ``max_body`` bytes, held in memory) and the sender's address
 as ``scope["bmoe.sender"]``. Every refusal is a JSON ``{"error", "reason"}`` body, counted as
 ``errors.<reason>`` in the node's :class:`~bmoe.net.http.stats.Counters`. Before refusing, the guard
 reads and discards what is left of the body (up to ``max_body`` more bytes), so a client that is
 still sending sees the refusal instead of a reset connection.
+
+A frame's reply is signed once the app has sent its head, and its objects then pass through as the app sends
+them, never joined into one body (:class:`~bmoe.net.http.frame_response.FrameResponse`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bmoe.ledger.keys import Identity
+from bmoe.net.frames import FRAME_MEDIA_TYPE, head_length
 from bmoe.net.http.auth import (
     DEFAULT_MAX_BODY,
     DEFAULT_WINDOW_S,
@@ -39,13 +45,13 @@ from bmoe.net.http.auth import (
     NonceCache,
     Refusal,
     check_request,
+    content_digest,
     is_nonce,
     needs_signature,
     read_request_head,
     sign_response,
 )
 from bmoe.net.http.stats import Counters
-from bmoe.storage.digest import sha256_hex
 
 
 class _Disconnected(Exception):
@@ -112,35 +118,42 @@ class SignedRequestGuard:
         body = await _read_body(receive, self.max_body)
         if body is None:
             return _too_large(self.max_body)
-        if sha256_hex(body) != head.body_sha256:
+        if content_digest(body, headers.get("content-type", "")) != head.body_sha256:
             return Refusal(401, "body_mismatch", "body does not hash to the signed X-Bmoe-Content-Sha256")
         return head.address, body
 
     def _signing(self, method: str, nonce: str, send: Send) -> Send:
-        """``send`` that holds back each signable reply until its body is complete, then signs it."""
+        """``send`` that holds back each signable reply until its body is complete (a frame's: until its head is
+        complete), then signs it; what a frame's app sends after its head passes through."""
         start: Message | None = None
+        content_type = ""
         chunks: list[bytes] = []
 
         async def signing_send(message: Message) -> None:
-            nonlocal start
+            nonlocal start, content_type
             if message["type"] == "http.response.start":
                 headers = Headers(raw=message["headers"])
-                if needs_signature(method, message["status"], headers.get("content-type", "")):
+                content_type = headers.get("content-type", "")
+                if needs_signature(method, message["status"], content_type):
                     start = message
                     return
             if start is None or message["type"] != "http.response.body":
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
+            more = message.get("more_body", False)
+            frame = content_type.startswith(FRAME_MEDIA_TYPE) and method != "HEAD"
+            if more and not (frame and head_length(chunks[0] if len(chunks) == 1 else b"".join(chunks))):
                 return
-            body = b"".join(chunks)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
             size = Headers(raw=start["headers"]).get(SIZE_HEADER, "")
             seen = b"" if method == "HEAD" else body  # a HEAD reply reaches the client without its body
-            extra = sign_response(self.identity, start["status"], nonce, seen, size)
+            extra = sign_response(self.identity, start["status"], nonce, seen, size, content_type)
             raw = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in extra.items()]
             await send({**start, "headers": [*start["headers"], *raw]})
-            await send({"type": "http.response.body", "body": body})
+            start = None  # signed: the rest of a frame's body passes through
+            await send({"type": "http.response.body", "body": body, "more_body": more})
 
         return signing_send
 

@@ -51,6 +51,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.state import LedgerState, apply_transaction
 from bmoe.ledger.transactions import Transaction, check_transaction_signature
@@ -110,6 +112,7 @@ class _Phase:
     trial: LedgerState | None  # the working state plus every admitted answer (None: an upload request)
     started: float
     push: dict[str, list[str]] = field(default_factory=dict)  # edge -> the CIDs its frame carries to it
+    routed: dict[str, list[int]] = field(default_factory=dict)  # edge -> experts whose routed rows its frame carries
     carry: dict[str, list[int]] = field(default_factory=dict)  # edge -> experts whose objects its answer carries
     fetched: set[str] = field(default_factory=set)  # edges that have read this item
     answers: dict[str, Transaction | None] = field(default_factory=dict)
@@ -125,7 +128,7 @@ class NetworkEdges:
                  clock: Callable[[], float] = time.monotonic, fetch_grace: float = FETCH_GRACE_S,
                  routed_rows: bool = False) -> None:
         """``routed_rows`` (a classifier's deployment with one validator): push each edge the rows routed to its
-        experts instead of the whole task when they are fewer (those rows are not checked against a CID on the
+        experts (each sample once) instead of the whole task (those rows are not checked against a CID on the
         ledger, so a deployment whose edges must not trust their validator, PBFT, pushes the task itself)."""
         if timeout <= 0:
             raise ValueError(f"edge timeout must be positive, got {timeout}")
@@ -135,6 +138,8 @@ class NetworkEdges:
         self.routed_rows = routed_rows
         self.on_publish: Callable[[], None] | None = None  # told each time a work item is published
         self._ephemeral: dict[str, bytes] = {}  # this round's routed rows by CID: pushed, never stored
+        self._task_rows: tuple[torch.Tensor, dict[int, torch.Tensor]] | None = None  # this round's (x, groups)
+        self._routed_cids: dict[str, str] = {}  # edge -> the CID of the routed rows encoded for it this round
         self.store = store  # the storage nodes the edges upload to (the round reads them through the Session's)
         self.timeout = timeout
         self.counters = counters if counters is not None else Counters()
@@ -163,18 +168,18 @@ class NetworkEdges:
     # --- EdgeGateway ---------------------------------------------------------------------------
     def results(self, work: ResultWork) -> list[Transaction]:
         if not work.escalation:  # a new round; a dispute's escalation adds to the round's
-            self._ephemeral = {}
+            self._ephemeral, self._routed_cids, self._task_rows = {}, {}, None
             self._busy = 0.0
             self._compute = 0.0
             self._compute_total = 0.0
             self._committed = set()
         inputs = [work.task_cid, work.activation_cid]
-        rows = self._rows(work) if self.routed_rows and not work.escalation else {}
+        routed = self._routing(work) if self.routed_rows and not work.escalation else {}
         answers = self._run(PHASE_RESULT, work.task_id, list(work.assignments),
                             lambda wid, expected, nonces: result_work_json(wid, work, expected, nonces),
-                            pushes=lambda address: rows.get(address, inputs)
+                            pushes=lambda address: ([] if address in routed else inputs)
                             + self._weights_missing(address, work.assignments[address], work.expert_cids),
-                            carries=lambda expected: {a: list(work.assignments[a]) for a in expected})
+                            carries=lambda expected: {a: list(work.assignments[a]) for a in expected}, routed=routed)
         self._committed |= {address for address, tx in answers.items() if tx is not None}
         return [tx for address in work.assignments if (tx := answers.get(address)) is not None]
 
@@ -240,23 +245,33 @@ class NetworkEdges:
             return dict(self._excluded)
 
     # --- publishing and collecting ---------------------------------------------------------------
-    def _rows(self, work: ResultWork) -> dict[str, list[str]]:
-        """Edge -> [the CID of its routed rows] (put in memory here, never written), for the edges whose experts'
-        rows are fewer than the task's samples; the others are pushed the task and the activation."""
+    def _routing(self, work: ResultWork) -> dict[str, list[int]]:
+        """Edge -> its experts, for the edges whose experts are all activated: each is pushed the rows routed to them,
+        each row once (encoded when it reads its item, :meth:`_routed_rows`, so that encoding and hashing one edge's
+        rows overlaps with the others computing); the others are pushed the task and the activation."""
         try:
             x, groups = decode_task_for_edge(self.store.get(work.task_cid), self.store.get(work.activation_cid),
                                              len(work.expert_cids))
         except (StorageError, PayloadError):
             return {}
-        pushed: dict[str, list[str]] = {}
+        self._task_rows = (x, groups)
+        routed: dict[str, list[int]] = {}
         for address, experts in work.assignments.items():
-            mine = [e for e in experts if e in groups]
-            if len(mine) == len(experts) and sum(int(groups[e].numel()) for e in mine) < x.shape[0]:
-                data = encode_routed_rows(x, groups, mine)
-                cid = cid_of(data)
-                self._ephemeral[cid] = data
-                pushed[address] = [cid]
-        return pushed
+            if experts and all(e in groups for e in experts):
+                routed[address] = list(experts)
+        return routed
+
+    def _routed_rows(self, address: str, experts: list[int]) -> str | None:
+        """The CID of the rows of ``experts`` routed to edge ``address`` this round, encoded once and kept in memory
+        (never written: they are not an object of the ledger); None when the round has no task rows."""
+        cid = self._routed_cids.get(address)
+        if cid is None and self._task_rows is not None:
+            x, groups = self._task_rows
+            data = encode_routed_rows(x, groups, experts)
+            cid = cid_of(data)
+            self._ephemeral[cid] = data
+            self._routed_cids[address] = cid
+        return cid
 
     def _weights_missing(self, address: str, experts: list[int], expert_cids: list[str]) -> list[str]:
         """The current weights of ``experts`` that edge ``address`` is not known to hold."""
@@ -274,7 +289,8 @@ class NetworkEdges:
     def _run(self, phase: str, task_id: str, expected: list[str],
              body: Callable[[int, list[str], dict[str, int]], dict[str, Any]],
              trial: bool = True, pushes: Callable[[str], list[str]] | None = None,
-             carries: Callable[[list[str]], dict[str, list[int]]] | None = None) -> dict[str, Transaction | None]:
+             carries: Callable[[list[str]], dict[str, list[int]]] | None = None,
+             routed: Mapping[str, list[int]] | None = None) -> dict[str, Transaction | None]:
         if self._view is None:
             raise RuntimeError("NetworkEdges.bind(view) must be called before a round")
         working = copy.deepcopy(self._view()) if trial else None
@@ -287,7 +303,8 @@ class NetworkEdges:
             self._work_id += 1
             started = self.clock()
             self._phase = _Phase(self._work_id, phase, task_id, body(self._work_id, expected, nonces), expected,
-                                 working, started, push, carry, last_answer=started)
+                                 working, started, push, {a: list(routed[a]) for a in expected if a in (routed or {})},
+                                 carry, last_answer=started)
             self.counters.add(f"work.{phase}")
             if self.on_publish is not None:
                 self.on_publish()  # wake the edges' polls now
@@ -345,14 +362,16 @@ class NetworkEdges:
             phase.fetched.add(address)
             header = {**phase.body, "carry": phase.carry.get(address, [])}
             cids = list(phase.push.get(address, []))
+            experts = phase.routed.get(address)
+        if experts is not None and (rows := self._routed_rows(address, experts)) is not None:
+            cids.insert(0, rows)
+            header["routed"] = rows
         objects = {}
         for cid in cids:
             try:
                 objects[cid] = self._read(cid)
             except StorageError:
                 continue
-        if routed := [cid for cid in cids if cid in self._ephemeral]:
-            header["routed"] = routed[0]
         self._hold(address, [cid for cid in cids if cid in objects])
         if objects:
             self.counters.add("work.pushed", len(objects))

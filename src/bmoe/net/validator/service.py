@@ -77,8 +77,9 @@ from bmoe.ledger.state import apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, tx_from_dict
 from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.fleet_check import misdeclared
-from bmoe.net.frames import FRAME_MEDIA_TYPE, FrameError, decode_frame, encode_frame, is_frame
+from bmoe.net.frames import FrameError, decode_frame, is_frame
 from bmoe.net.http.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, Refusal
+from bmoe.net.http.frame_response import FrameResponse
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.json_body import read_json
 from bmoe.net.http.stats import Counters
@@ -457,7 +458,7 @@ class ValidatorService:
                 await asyncio.wait_for(published.wait(), timeout=min(left, POLL_S))
         if request.query_params.get("frames") == "1":  # the work item and the objects it computes on, in one frame
             header, objects = await run_in_threadpool(self.edges.frame, request.scope["bmoe.sender"])
-            return Response(encode_frame(header, objects), media_type=FRAME_MEDIA_TYPE)
+            return FrameResponse(header, objects)  # its head, then each object: never joined into one body
         return JSONResponse(self.edges.current(request.scope["bmoe.sender"]))
 
     async def post_txs(self, request: Request) -> Response:
