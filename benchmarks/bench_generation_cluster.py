@@ -7,6 +7,8 @@ in-process edges, and the verified session with the edge processes (the tokens m
 times ``--calls`` fast-path calls to one edge process (one layer, two experts' rows, as a decoding step sends them)
 against the same call in process.
 
+Last, the throughput on the edge processes against load: ``--load`` concurrent requests decoded together.
+
     python benchmarks/bench_generation_cluster.py [--edges 4] [--requests 4] [--max-tokens 32] [--hidden 128]
 """
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--chunk-steps", type=int, default=16)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, here and in each edge process")
+    parser.add_argument("--load", default="1,4,16", help="concurrent requests for the throughput-against-load table "
+                        "(comma-separated; empty: skip it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # more threads than free cores make every small product wait for them
     config = LMConfig(vocab_size=256, hidden_size=args.hidden, intermediate_size=2 * args.hidden,
@@ -109,6 +113,13 @@ def main() -> None:
                   f" ms, p99 {percentile(rtts, 0.99) * 1e3:.2f} ms, min {min(rtts) * 1e3:.2f} ms; the same call in "
                   f"process p50 "
                   f"{statistics.median(local_s) * 1e3:.3f} ms")
+            for count in [int(n) for n in args.load.split(",") if n]:
+                batch = requests(config, count, args.max_tokens)
+                session = open_session(model, settings, edges=edges.remote(validator))
+                generated, seconds = run(session.decoding, batch)
+                print(f"{count:>3} concurrent requests on the edge processes: "
+                      f"{sum(len(t) for t in generated) / seconds:.1f} tokens/s (continuous batching: one call per "
+                      f"(layer, expert) a step, whatever the batch)")
     print(f"load average after {os.getloadavg()[0]:.1f} (2 cores shared with other work)")
 
 
