@@ -98,6 +98,9 @@ class ChainStore:
             except ChainStoreError:
                 self.close()
                 raise
+            if not readonly:
+                _remove_torn_anchors(anchor)
+
 
     def _check_anchor(self, anchor: Path) -> None:
         recorded = read_head_anchor(anchor)
@@ -284,3 +287,10 @@ class ChainStore:
         """A metadata value, or ``default`` if unset."""
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return default if not rows or rows[0][0] is None else str(rows[0][0])
+
+
+def _remove_torn_anchors(anchor: Path) -> None:
+    """Remove what a process killed while replacing ``anchor`` left: ``write_atomically``'s temporary files (the
+    anchor itself is whole: the old one or the new one, never a torn one)."""
+    for stale in anchor.parent.glob(f".{anchor.name}.*"):
+        stale.unlink(missing_ok=True)
