@@ -75,3 +75,11 @@ def test_a_tampered_chain_does_not_replay(served: Any, tmp_path: Path) -> None:
     blocks[2] = blocks[1]  # a block out of place
     with pytest.raises(LedgerError):
         replay_receipt(receipts[0], blocks, DirectoryStore(run_dir / "store"))
+
+
+def test_a_receipt_naming_another_object_as_its_request_is_refused(served: Any) -> None:
+    run_dir, _, receipts = served
+    other = receipts[0]["ledger"]["chunks"][0]["records"]  # an object, but not a request
+    forged = {**receipts[0], "ledger": {**receipts[0]["ledger"], "request": other}}
+    with pytest.raises(ReplayError, match="not a generation request object"):
+        replay_receipt(forged, _blocks(run_dir), DirectoryStore(run_dir / "store"))

@@ -152,7 +152,10 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
         for key, rows in records.with_outputs(store, per_layer).items():
             calls[key].append(rows)
         recheck(records, model, fraction, rng, check)
-    prompt, params = read_request(store.get(ledger["request"]))
+    try:
+        prompt, params = read_request(store.get(ledger["request"]))
+    except ValueError as err:  # not a request object: the receipt names something else
+        raise ReplayError(f"the receipt's request {ledger['request']}: {err}") from None
     completion = receipt["completion"]
     params = dataclasses.replace(params, max_tokens=completion["tokens"], stop=())  # stops only cut the text
     merged = {key: CallRows(*(torch.cat([getattr(p, name) for p in parts]) for name in
