@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 
 import torch
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,6 +38,7 @@ from bmoe.net.frames import FRAME_MEDIA_TYPE
 from bmoe.net.generation.experts import ServedExperts
 from bmoe.net.generation.wire import WireError, decode_calls, encode_calls
 from bmoe.net.http.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, Refusal
+from bmoe.net.http.error_handlers import error_handlers
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.json_body import read_json
 from bmoe.net.http.stats import Counters
@@ -65,8 +65,7 @@ class GenerationEdgeService:
     def app(self) -> ASGIApp:
         routes = [Route("/health", self.health, methods=["GET"]), Route("/stats", self.stats, methods=["GET"]),
                   Route("/compute", self.compute, methods=["POST"]), Route("/commit", self.commit, methods=["POST"])]
-        handlers = {HTTPException: self._http_error, Exception: self._internal_error}
-        app = Starlette(routes=routes, exception_handlers=handlers, lifespan=self._lifespan)
+        app = Starlette(routes=routes, exception_handlers=error_handlers(self._error), lifespan=self._lifespan)
         return SignedRequestGuard(app, identity=self.edge.identity, enrolled=self.callers, counters=self.counters,
                                   max_body=self.max_body, window=self.window)
 
@@ -120,14 +119,6 @@ class GenerationEdgeService:
     def _error(self, status: int, reason: str, message: str) -> JSONResponse:
         self.counters.add(f"errors.{reason}")
         return JSONResponse({"error": message, "reason": reason}, status_code=status)
-
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        reason = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return self._error(exc.status_code, reason, f"{request.method} {request.url.path}: {exc.detail}")
-
-    async def _internal_error(self, request: Request, exc: Exception) -> Response:
-        return self._error(500, "internal", f"internal error: {type(exc).__name__}")
 
 
 def _commit_fields(body: object, slots: int) -> tuple[str, int, int, str, str] | str:

@@ -54,7 +54,6 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -64,6 +63,7 @@ from bmoe.ledger.keys import Identity
 from bmoe.net.errors import UnauthenticResponse
 from bmoe.net.frames import FrameError, decode_frame
 from bmoe.net.http.auth import BLOB_MEDIA_TYPE, DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, SIZE_HEADER, SignedAuth
+from bmoe.net.http.error_handlers import error_handlers
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.stats import Counters
 from bmoe.net.http.tcp import async_client_transport
@@ -131,8 +131,7 @@ class StoreNode:
             Route("/sync", self.sync, methods=["POST"]),
             Route("/batch", self.put_batch, methods=["POST"]),
         ]
-        handlers = {HTTPException: self._http_error, Exception: self._internal_error}
-        app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
+        app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=error_handlers(self._error))
         return SignedRequestGuard(app, identity=self.config.identity, enrolled=set(self.config.enrolled.values()),
                                   counters=self.counters, max_body=self.config.max_body, window=self.config.window)
 
@@ -159,14 +158,6 @@ class StoreNode:
     def _error(self, status: int, reason: str, message: str, **extra: str) -> JSONResponse:
         self.counters.add(f"errors.{reason}")
         return JSONResponse({"error": message, "reason": reason, **extra}, status_code=status)
-
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        reason = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return self._error(exc.status_code, reason, f"{request.method} {request.url.path}: {exc.detail}")
-
-    async def _internal_error(self, request: Request, exc: Exception) -> Response:
-        return self._error(500, "internal", f"internal error: {type(exc).__name__}")
 
     def _cid(self, request: Request) -> str | JSONResponse:
         try:

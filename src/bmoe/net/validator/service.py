@@ -64,7 +64,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -79,6 +78,7 @@ from bmoe.moe.payloads import PayloadError, check_task_fits, decode_task
 from bmoe.net.fleet_check import misdeclared
 from bmoe.net.frames import FrameError, decode_frame, is_frame
 from bmoe.net.http.auth import DEFAULT_MAX_BODY, DEFAULT_WINDOW_S, Refusal
+from bmoe.net.http.error_handlers import error_handlers
 from bmoe.net.http.frame_response import FrameResponse
 from bmoe.net.http.guard import SignedRequestGuard
 from bmoe.net.http.json_body import read_json
@@ -230,7 +230,8 @@ class ValidatorService:
 
     def app(self) -> ASGIApp:
         routes = self.routes()
-        handlers = {HTTPException: self._http_error, Exception: self._internal_error}
+        handlers = error_handlers(lambda status, reason, message: self._refuse(Refusal(status, reason, message)),
+                                  _one_line)
         app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers=handlers)
         return SignedRequestGuard(app, identity=self.settings.identity, enrolled=set(self.settings.enrolled.values()),
                                   counters=self.counters, max_body=self.settings.max_body,
@@ -254,14 +255,6 @@ class ValidatorService:
     def _refuse(self, refusal: Refusal) -> JSONResponse:
         self.counters.add(f"errors.{refusal.reason}")
         return JSONResponse(refusal.body(), status_code=refusal.status)
-
-    async def _http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        reason = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return self._refuse(Refusal(exc.status_code, reason, f"{request.method} {request.url.path}: {exc.detail}"))
-
-    async def _internal_error(self, request: Request, exc: Exception) -> Response:
-        return self._refuse(Refusal(500, "internal", f"internal error: {_one_line(exc)}"))
 
     async def _json(self, request: Request) -> object | Refusal:
         return read_json(await request.body())
