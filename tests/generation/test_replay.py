@@ -12,6 +12,7 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import LedgerError
 from bmoe.protocol.generation.replay import ReplayError, audit_generation, replay_receipt
 from bmoe.run.generation import GenerationSession
+from bmoe.run.lm.artifacts import chain_states
 from bmoe.storage import DirectoryStore
 from tests.generation.helpers import PARAMS, PROMPTS, liar, model, receipt, session
 
@@ -45,7 +46,8 @@ def test_every_receipt_replays_to_its_tokens_and_every_call_rechecks(served: Any
 
 def test_the_audit_rechecks_every_chunk(served: Any) -> None:
     run_dir, s, _ = served
-    chunks, check = audit_generation(_blocks(run_dir), DirectoryStore(run_dir / "store"))
+    state = list(chain_states(run_dir / "chain.sqlite"))[-1]
+    chunks, check = audit_generation(state, _blocks(run_dir), DirectoryStore(run_dir / "store"))
     assert chunks == s.decoding.stats.chunks and check.rechecked == s.decoding.stats.calls and not check.wrong
 
 

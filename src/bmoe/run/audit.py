@@ -188,7 +188,7 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
                           if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
         report = audit_chain(chain, store, anchors, rpc_url, lm[1] if lm is not None else None)
         if report.state.generations:  # verified generation: every chunk's calls re-computed with the ledger's experts
-            report.generation_chunks, check = audit_generation(chain.iter_blocks(), store)
+            report.generation_chunks, check = audit_generation(report.state, chain.iter_blocks(), store)
             report.generation_calls = check.rechecked
             if check.wrong:
                 raise AuditFailure("accepted outputs that the ledger's experts do not give: "

@@ -15,7 +15,8 @@ chunks that hold its calls (height, transaction hash, records CID). :func:`repla
 Steps 3 and 4 run with as many torch threads as the chunks were computed with (their records say): a product's
 bits depend on how many threads split it.
 
-:func:`audit_generation` does step 1 and 4 for every chunk of a chain (``bmoe audit``).
+:func:`audit_generation` does step 4 for every chunk of a chain that ``bmoe audit`` has already replayed and
+judged, with the records' match of step 1.
 
 Must not know: HTTP, the CLI, how the receipt reached the caller.
 """
@@ -173,14 +174,15 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
                         sum(len(parts) for parts in calls.values()), check)
 
 
-def audit_generation(blocks: Iterable[Block], store: BlobStore, fraction: float = 1.0, seed: int = 0
-                     ) -> tuple[int, ChunkCheck]:
-    """Every generation chunk of a chain: its records match its transaction, and ``fraction`` of its calls
-    re-computed match their accepted outputs; (chunks, the check)."""
-    sealed = sealed_chunks(blocks)
-    if not sealed.by_tx:
+def audit_generation(state: LedgerState, blocks: Iterable[Block], store: BlobStore, fraction: float = 1.0,
+                     seed: int = 0) -> tuple[int, ChunkCheck]:
+    """Every generation chunk of a chain already judged (``state``: the state its replay ended on, as ``bmoe
+    audit``'s chain check leaves it; the blocks are not applied again): its records match its transaction, and
+    ``fraction`` of its calls re-computed match their accepted outputs; (chunks, the check)."""
+    payloads = [tx.payload for block in blocks for tx in block.transactions if tx.kind == "generation_chunk"]
+    if not payloads:
         return 0, ChunkCheck()
-    model, check, rng = ledger_model(sealed.state, store), ChunkCheck(), random.Random(seed)
-    for _, payload in sorted(sealed.by_tx.values(), key=lambda item: item[0]):
+    model, check, rng = ledger_model(state, store), ChunkCheck(), random.Random(seed)
+    for payload in payloads:  # in chain order
         recheck(chunk_records(payload, store), model, fraction, rng, check)
-    return len(sealed.by_tx), check
+    return len(payloads), check
