@@ -125,7 +125,7 @@ class VerifiedDecoding:
         self._tokens = 0
         self._held: list[TokenEvent] = []
         self._listeners: dict[int, Callable[[Any], None]] = {}
-        self._chunks_of: dict[int, list[int]] = defaultdict(list)  # request -> the chunks holding its calls
+        self._chunks_of: dict[int, set[int]] = defaultdict(set)  # request -> the chunks holding its calls
         self._requests: dict[int, str] = {}  # request -> the CID of its request object
         self._optimistic: set[int] = set()  # requests whose events go out before their verification
         self._cuts: dict[int, tuple[int, int]] = {}  # request -> (tokens, characters) kept by this chunk's rollback
@@ -183,7 +183,7 @@ class VerifiedDecoding:
 
     def receipt(self, request: int) -> dict[str, Any]:
         """The sealed chunks holding ``request``'s calls: the receipt's ``ledger`` section."""
-        chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
+        chunks = self._sealed_of(request)
         return {"generation": self.context.generation, "request": self._requests.get(request), "sequence": request,
                 "chunks": [{"chunk": c.chunk, "height": c.height, "tx": c.tx, "records": c.records}
                            for c in chunks],
@@ -191,11 +191,15 @@ class VerifiedDecoding:
 
     def verification(self, request: int) -> dict[str, Any]:
         """The receipt's ``verification`` section for ``request``."""
-        chunks = [self.sealed[index] for index in sorted(set(self._chunks_of.get(request, [])))]
+        chunks = self._sealed_of(request)
         return {"mode": "b-moe", "verified": True, "policy": self.context.policy.name,
                 "chunk_steps": self.chunk_steps, "checked_calls": sum(c.checked for c in chunks),
                 "calls": sum(c.calls for c in chunks), "disputes": sum(c.disputes for c in chunks),
                 "records_against": sum(c.records_against for c in chunks)}
+
+    def _sealed_of(self, request: int) -> list[SealedChunk]:
+        """The sealed chunks holding ``request``'s calls, in order."""
+        return [self.sealed[index] for index in sorted(self._chunks_of.get(request, ()))]
 
     # chunks
 
@@ -232,9 +236,8 @@ class VerifiedDecoding:
     def _record(self, outcome: ChunkOutcome, calls: dict[tuple[int, int], CallRows]) -> None:
         sealed = self.recorder(outcome.payload)
         self.sealed.append(sealed)
-        for rows in calls.values():
-            for sequence in set(rows.sequences.tolist()):
-                self._chunks_of[sequence].append(len(self.sealed) - 1)
+        for sequence in {s for rows in calls.values() for s in rows.sequences.tolist()}:
+            self._chunks_of[sequence].add(len(self.sealed) - 1)
         for address in sorted(outcome.accused):
             self._drop(address, accused=True)
         for address in sorted(outcome.gone):
