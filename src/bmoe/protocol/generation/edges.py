@@ -22,8 +22,8 @@ from bmoe.lm.decoding.expert_calls import ExpertCaller
 class EdgeGone(RuntimeError):
     """An edge did not answer: it is gone (killed, disconnected)."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(f"edge {address[:12]} did not answer: it is gone")
+    def __init__(self, address: str, message: str | None = None) -> None:
+        super().__init__(message or f"edge {address[:12]} did not answer: it is gone")
         self.address = address
 
 

@@ -25,8 +25,7 @@ class MalformedAnswer(EdgeGone):
     """An edge answered rows of the wrong shape or type: as good as no answer (nothing it said can be used)."""
 
     def __init__(self, address: str, what: str) -> None:
-        RuntimeError.__init__(self, f"edge {address[:12]} answered {what}")
-        self.address = address
+        super().__init__(address, f"edge {address[:12]} answered {what}")
 
 
 class FastPath:
