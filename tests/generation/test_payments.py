@@ -62,7 +62,8 @@ def _settled(paid: PaidRun) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
         kinds = [tx.kind for tx in block.transactions]
         if "settlement" in kinds:
             assert kinds == ["generation_chunk", "settlement"]
-            found.append((block.header.height, dict(block.transactions[0].payload), dict(block.transactions[1].payload)))
+            chunk, settlement = (dict(tx.payload) for tx in block.transactions)
+            found.append((block.header.height, chunk, settlement))
     return found
 
 
