@@ -17,8 +17,9 @@ from bmoe.ledger.payments import PaymentAccount
 from bmoe.ledger.pricing import Pricing, price_per_token
 from bmoe.ledger.state import LedgerState, apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, sign_transaction
-from bmoe.protocol.generation.billing import active_sequences, served_calls
+from bmoe.protocol.generation.billing import active_sequences, settlement_mismatch
 from bmoe.protocol.generation.records import decode_records
+from bmoe.protocol.generation.replay import audit_generation
 from bmoe.run.generation import GenerationSession
 from bmoe.run.lm.artifacts import chain_states
 from bmoe.run.payments import PaymentTerms, bill, payment_refusal
@@ -76,8 +77,7 @@ def test_every_chunk_is_settled_in_its_own_block_at_the_rule_price(paid: PaidRun
         assert settlement["active"] == active_sequences(records) <= 4
         assert settlement["price"] == price_per_token(pricing, settlement["active"])
         assert sum(c["tokens"] for c in settlement["charges"]) <= chunk["tokens"]
-        dissenters = frozenset(r["edge"] for r in chunk["records_against"] if r["reason"] == "dissent")
-        assert {c["edge"]: c["calls"] for c in settlement["credits"]} == served_calls(records, dissenters)
+        assert settlement_mismatch(records, chunk, settlement) is None
 
 
 def test_the_payers_pay_for_every_token_that_stands_and_the_payees_earn_it_all(paid: PaidRun) -> None:
@@ -210,3 +210,22 @@ def test_a_payer_that_cannot_cover_its_requests_at_the_cap_price_is_refused(paid
     assert payment_refusal(state, "bob", tokens, []) is None
     assert payment_refusal(state, "bob", tokens + 1, []) is not None
     assert payment_refusal(state, "bob", tokens, [1]) is not None  # a request under way reserves its part
+
+
+# ---------------------------------------------------------------- the audit
+
+
+def test_the_audit_finds_every_settlement_backed_by_its_chunks_records(paid: PaidRun) -> None:
+    chunks, check = audit_generation(paid.states[-1], paid.blocks, paid.session.store)
+    assert chunks == len(_settled(paid)) and check.misbilled == [] and check.wrong == []
+
+
+def test_a_settlement_the_records_do_not_back_is_named_by_the_audit(paid: PaidRun) -> None:
+    _, chunk, settlement = _settled(paid)[0]
+    records = decode_records(paid.session.store.get(chunk["records"]))
+    busier = {**settlement, "active": settlement["active"] + 1}
+    assert "load" in str(settlement_mismatch(records, chunk, busier))
+    shifted = copy.deepcopy(settlement)  # the same money, but one call credited to another edge
+    shifted["credits"][0]["calls"] += 1
+    shifted["credits"][1]["calls"] -= 1
+    assert "calls the records do not show" in str(settlement_mismatch(records, chunk, shifted))

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bmoe.ledger.payments import PaymentAccount, settlement_payload
+from bmoe.ledger.payments import PaymentAccount, chunk_facts, settlement_payload
 from bmoe.ledger.pricing import Pricing
 from bmoe.ledger.state import LedgerState
 from bmoe.protocol.generation.billing import ChunkUsage, served_calls
@@ -49,8 +49,7 @@ def settler(pricing: Pricing, store: BlobStore) -> Settle:
     def settle(payload: dict[str, Any], usage: ChunkUsage) -> dict[str, Any] | None:
         if not usage.tokens:
             return None
-        dissenters = frozenset(r["edge"] for r in payload["records_against"] if r["reason"] == "dissent")
-        served = served_calls(decode_records(store.get(payload["records"])), dissenters)
+        served = served_calls(decode_records(store.get(payload["records"])), chunk_facts(payload).dissenters)
         return settlement_payload(pricing, payload["generation"], payload["chunk"], usage.active, usage.tokens,
                                   served)
     return settle
