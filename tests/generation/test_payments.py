@@ -22,11 +22,9 @@ from bmoe.protocol.generation.records import decode_records
 from bmoe.protocol.generation.replay import audit_generation
 from bmoe.run.generation import GenerationSession
 from bmoe.run.lm.artifacts import chain_states
-from bmoe.run.payments import PaymentTerms, bill, payment_refusal
-from tests.generation.helpers import PARAMS, PROMPTS, liar, model, session
-
-PAYERS = ["alice", "bob", "alice"]
-TERMS = PaymentTerms(Pricing(base=100, floor=40, cap=300), {"alice": 10**6, "bob": 10**6, "carol": 5})
+from bmoe.run.payments import bill, payment_refusal
+from tests.generation.helpers import model, session
+from tests.generation.paid_session import PAYERS, TERMS, paid_session
 
 
 @dataclass(frozen=True)
@@ -37,20 +35,10 @@ class PaidRun:
     states: list[LedgerState]
 
 
-def paid_generation(s: GenerationSession) -> list[int]:
-    decoding = s.decoding
-    requests = [decoding.submit(prompt, params, payer=payer)
-                for prompt, params, payer in zip(PROMPTS, PARAMS, PAYERS, strict=True)]
-    while decoding.busy:
-        decoding.step()
-    return requests
-
-
 @pytest.fixture(scope="module")
 def paid(tmp_path_factory: pytest.TempPathFactory) -> PaidRun:
     run_dir = tmp_path_factory.mktemp("paid")
-    s = session(model(), {4: liar(1, 2)}, run_dir=run_dir, payments=TERMS, max_batch=4)
-    paid_generation(s)
+    s = paid_session(run_dir)
     with ChainStore(run_dir / "chain.sqlite", readonly=True) as chain:
         blocks = list(chain.iter_blocks())
     return PaidRun(s, run_dir, blocks, list(chain_states(run_dir / "chain.sqlite")))
