@@ -2,14 +2,19 @@
 ``settlement`` it seals beside each chunk, the admission check that keeps any payer from overdrawing, and the bill.
 
 - :class:`PaymentTerms`: the price rule and each requester account's opening deposit; the rule's ``capacity`` is
-  the session's max batch (the load's denominator).
+  the session's max batch (the load's denominator); :func:`read_payment_terms` reads them from a JSON file
+  (``bmoe serve --verified --payments FILE``).
 - :func:`settler`: per sealed chunk, the settlement the ledger's rules ask for (``ledger/payments.py``): the tokens
   that stand per payer (the decoding's :class:`~bmoe.protocol.generation.billing.ChunkUsage`), the edges' accepted
   calls from the chunk's records object, the price for the measured load.
 - :func:`payment_refusal`: why a payer cannot start a request, or None. A request reserves its worst case, its
-  ``max_tokens`` at the rule's cap price, and so does every unfinished request of the same payer for the tokens it
-  may still generate: what the ledger says the payer holds must cover them all, so no settlement can overdraw.
-- :func:`bill`: every participant's deposited, paid, earned and balance, from a replayed state.
+  ``max_tokens`` at the rule's cap price, until it is released, and so does every unreleased request of the same
+  payer: what the ledger says the payer holds must cover them all, so no settlement can overdraw (conservative: a
+  request's tokens already charged stay reserved too).
+- :func:`bill`: every participant's deposited, paid, earned and balance, from a replayed state;
+- :class:`PaidDecoding`: a session's verified decoding that admits a request only when its payer can pay
+  (:func:`payment_refusal`; :class:`PaymentRequired`, a 402 on the API, otherwise): what ``bmoe serve --verified
+  --payments`` drives.
 
 Must not know: HTTP, the API's shapes.
 """
@@ -17,16 +22,25 @@ Must not know: HTTP, the API's shapes.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bmoe.ledger.payments import PaymentAccount, chunk_facts, settlement_payload
-from bmoe.ledger.pricing import Pricing
+from bmoe.ledger.pricing import Pricing, PricingError
+from bmoe.ledger.schemas import SCHEMAS, Limits
 from bmoe.ledger.state import LedgerState
+from bmoe.lm.decoding.engine import TokenEvent
+from bmoe.lm.decoding.sampling import SamplingParams
+from bmoe.lm.decoding.stream_mark import PrefixMark
 from bmoe.protocol.generation.billing import ChunkUsage, served_calls
 from bmoe.protocol.generation.records import decode_records
 from bmoe.storage import BlobStore
+
+if TYPE_CHECKING:  # run/generation.py imports this module
+    from bmoe.run.generation import GenerationSession
 
 Settle = Callable[[dict[str, Any], ChunkUsage], dict[str, Any] | None]  # chunk payload, usage -> settlement
 
@@ -44,6 +58,33 @@ class PaymentTerms:
         return {"pricing": pricing.spec(), "deposits": dict(sorted(self.deposits.items()))}
 
 
+class PaymentTermsError(ValueError):
+    """A payments file that cannot be a session's terms (one line)."""
+
+
+def read_payment_terms(path: Path) -> PaymentTerms:
+    """``{"deposits": {account: units}, "pricing": {"base", "floor", "cap", "validator_bp"}}`` (pricing optional, each
+    of its fields too: :class:`~bmoe.ledger.pricing.Pricing`'s defaults), checked as the genesis will check it."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PaymentTermsError(f"{path}: not a readable JSON file ({err})") from None
+    if not isinstance(body, dict) or not set(body) <= {"deposits", "pricing"} or not isinstance(
+            body.get("deposits"), dict) or not isinstance(body.get("pricing", {}), dict):
+        raise PaymentTermsError(f"{path}: must be an object of 'deposits' (account -> units) and optional 'pricing'")
+    unknown = sorted(set(body.get("pricing", {})) - {"base", "floor", "cap", "validator_bp"})
+    if unknown:
+        raise PaymentTermsError(f"{path}: unknown pricing field {unknown[0]!r} (base, floor, cap, validator_bp)")
+    try:
+        terms = PaymentTerms(Pricing(**body.get("pricing", {})), dict(body["deposits"]))
+    except PricingError as err:
+        raise PaymentTermsError(f"{path}: {err}") from None
+    reason = SCHEMAS["genesis"]["payments"](terms.section(terms.pricing.capacity), Limits())
+    if reason is not None:
+        raise PaymentTermsError(f"{path}: {reason}")
+    return terms
+
+
 def settler(pricing: Pricing, store: BlobStore) -> Settle:
     """The settlement of each chunk (None for a chunk nobody pays for)."""
     def settle(payload: dict[str, Any], usage: ChunkUsage) -> dict[str, Any] | None:
@@ -56,8 +97,8 @@ def settler(pricing: Pricing, store: BlobStore) -> Settle:
 
 
 def payment_refusal(state: LedgerState, payer: str, max_tokens: int, pending: Iterable[int]) -> str | None:
-    """Why ``payer`` cannot start a request of ``max_tokens``, or None. ``pending``: the tokens its unfinished
-    requests may still generate. The ledger's ``state`` says what it holds."""
+    """Why ``payer`` cannot start a request of ``max_tokens``, or None. ``pending``: the ``max_tokens`` of its
+    requests not yet released. The ledger's ``state`` says what it holds."""
     spec = (state.genesis or {}).get("payments")
     if spec is None:
         return "this session takes no payments"
@@ -69,6 +110,52 @@ def payment_refusal(state: LedgerState, payer: str, max_tokens: int, pending: It
         return (f"account {payer!r} holds {held} units ({reserved} reserved by its requests under way), less than "
                 f"the {needed} that {max_tokens} tokens may cost at the cap price {cap}")
     return None
+
+
+class PaymentRequired(ValueError):
+    """A request whose payer cannot pay for it (the API answers 402, nothing is generated)."""
+
+    status = 402
+
+
+class PaidDecoding:
+    """``session``'s verified decoding, every request charged to a payer that can pay for it (the engine's
+    interface: what a scheduler drives). A request's worst case stays reserved until it is released."""
+
+    def __init__(self, session: GenerationSession) -> None:
+        self.session = session
+        self.decoding = session.decoding
+        self._reserved: dict[int, tuple[str, int]] = {}  # request -> (payer, max tokens)
+
+    def __getattr__(self, name: str) -> Any:  # log, busy, step, result, receipt, verification, sealed, stats
+        return getattr(self.decoding, name)
+
+    def _admit(self, payer: str | None, params: SamplingParams) -> str:
+        if payer is None:
+            raise PaymentRequired("this session charges for generated tokens: name the paying account")
+        pending = [tokens for who, tokens in self._reserved.values() if who == payer]
+        reason = payment_refusal(self.session.node.view(), payer, params.max_tokens, pending)
+        if reason is not None:
+            raise PaymentRequired(reason)
+        return payer
+
+    def submit(self, prompt: list[int], params: SamplingParams, on_event: Callable[[TokenEvent], None] | None = None,
+               payer: str | None = None) -> int:
+        charged = self._admit(payer, params)
+        request = self.decoding.submit(prompt, params, on_event, charged)
+        self._reserved[request] = (charged, params.max_tokens)
+        return request
+
+    def submit_optimistic(self, prompt: list[int], params: SamplingParams,
+                          on_event: Callable[[TokenEvent | PrefixMark], None], payer: str | None = None) -> int:
+        charged = self._admit(payer, params)
+        request = self.decoding.submit_optimistic(prompt, params, on_event, charged)
+        self._reserved[request] = (charged, params.max_tokens)
+        return request
+
+    def release(self, request: int) -> None:
+        self.decoding.release(request)
+        self._reserved.pop(request, None)
 
 
 def bill(state: LedgerState) -> list[dict[str, Any]]:
