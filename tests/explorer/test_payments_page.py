@@ -71,5 +71,6 @@ def test_bmoe_records_prints_the_bill_as_a_table_and_as_json(paid: tuple[Path, G
     for row in expected:
         if row["role"] == "requester":
             assert row["account"] in printed.stdout
+    assert "edge-4" in printed.stdout and "validator-0" in printed.stdout
     as_json = bmoe("records", directory, "--json")
     assert json.loads(as_json.stdout)["payments"] == expected

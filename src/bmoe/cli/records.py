@@ -113,7 +113,9 @@ def payments_table(state: LedgerState, path: Path) -> Table:
     table = Table(title=f"payments at height {state.height}: {path}")
     for column in columns:
         table.add_column(column, justify="left" if column in ("account", "role") else "right")
+    names = {**{address: f"edge-{index}" for index, address in enumerate(state.edges)},
+             **{address: f"validator-{index}" for index, address in enumerate(state.validators)}}
     for row in bill(state):
-        account = row["account"] if row["role"] == "requester" else row["account"][:12]
+        account = names.get(row["account"], row["account"])
         table.add_row(account, row["role"], *(str(row[c]) for c in columns[2:]))
     return table

@@ -159,7 +159,11 @@ class PaidDecoding:
 
 
 def bill(state: LedgerState) -> list[dict[str, Any]]:
-    """Every participant's account: its role (requester, edge, validator), deposited, paid, earned, balance."""
-    roles = {**{edge: "edge" for edge in state.edges}, **{v: "validator" for v in state.validators}}
-    return [{"account": account, "role": roles.get(account, "requester"), **held.to_dict(), "balance": held.balance}
-            for account, held in sorted(state.payments.items(), key=lambda item: (roles.get(item[0], ""), item[0]))]
+    """Every participant's account: its role (requester, edge, validator), deposited, paid, earned, balance; the
+    requesters by name, then the edges in genesis order, then the validators."""
+    order = {**{account: (1, "", i) for i, account in enumerate(state.edges)},
+             **{account: (2, "", i) for i, account in enumerate(state.validators)}}
+    roles = {1: "edge", 2: "validator"}
+    ranked = sorted(state.payments.items(), key=lambda item: order.get(item[0], (0, item[0], 0)))
+    return [{"account": account, "role": roles.get(order.get(account, (0, "", 0))[0], "requester"), **held.to_dict(),
+             "balance": held.balance} for account, held in ranked]
