@@ -28,8 +28,7 @@ class ChunkUsage:
     """A chunk's measured load and the tokens each payer owes for it."""
 
     active: int  # sequences decoded together in the chunk
-    tokens: Mapping[str, int] = field(default_factory=dict)  # payer -> tokens that stand
-    unpaid: int = 0  # tokens of requests that named no payer
+    tokens: Mapping[str, int] = field(default_factory=dict)  # payer -> tokens that stand (requests naming a payer)
 
 
 def served_calls(records: ChunkRecords, dissenters: frozenset[str] = frozenset()) -> dict[str, int]:

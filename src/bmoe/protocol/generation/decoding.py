@@ -266,17 +266,12 @@ class VerifiedDecoding:
         """The chunk's load and, per payer, its held tokens that the rollbacks keep."""
         cuts = {sequence: self._cut_index(sequence, position) for sequence, position in rollbacks.items()}
         tokens: dict[str, int] = defaultdict(int)
-        unpaid = 0
         for event in self._held:
             cut = cuts.get(event.request)
-            if event.token is None or (cut is not None and event.index >= cut):
-                continue
             payer = self._payers.get(event.request)
-            if payer is None:
-                unpaid += 1
-            else:
+            if event.token is not None and payer is not None and (cut is None or event.index < cut):
                 tokens[payer] += 1
-        return ChunkUsage(active, dict(sorted(tokens.items())), unpaid)
+        return ChunkUsage(active, dict(sorted(tokens.items())))
 
     def _cut_index(self, sequence: int, position: int) -> int | None:
         """The first of ``sequence``'s token indices a rollback to ``position`` discards; None once released."""
