@@ -17,12 +17,13 @@ from bmoe.ledger.payments import PaymentAccount
 from bmoe.ledger.pricing import Pricing, price_per_token
 from bmoe.ledger.state import LedgerState, apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, sign_transaction
+from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.protocol.generation.billing import active_sequences, settlement_mismatch
 from bmoe.protocol.generation.records import decode_records
 from bmoe.protocol.generation.replay import audit_generation
 from bmoe.run.generation import GenerationSession
 from bmoe.run.lm.artifacts import chain_states
-from bmoe.run.payments import bill, payment_refusal
+from bmoe.run.payments import PaidDecoding, PaymentRequired, PaymentTerms, bill, payment_refusal
 from tests.generation.helpers import model, session
 from tests.generation.paid_session import PAYERS, TERMS, paid_session
 
@@ -217,3 +218,27 @@ def test_a_settlement_the_records_do_not_back_is_named_by_the_audit(paid: PaidRu
     shifted["credits"][0]["calls"] += 1
     shifted["credits"][1]["calls"] -= 1
     assert "calls the records do not show" in str(settlement_mismatch(records, chunk, shifted))
+
+
+def test_paid_decoding_reserves_each_requests_worst_case_until_it_is_released() -> None:
+    cap, tokens = 300, 6
+    terms = PaymentTerms(Pricing(base=100, floor=40, cap=cap), {"dana": 2 * tokens * cap})
+    decoding = PaidDecoding(session(model(), payments=terms, max_batch=4))
+    params = SamplingParams(max_tokens=tokens, seed=0)
+    first, second = (decoding.submit([1, 2, 3], params, payer="dana") for _ in range(2))
+    with pytest.raises(PaymentRequired, match="reserved"):
+        decoding.submit([1, 2, 3], params, payer="dana")
+    with pytest.raises(PaymentRequired, match="name the paying account"):
+        decoding.submit([1, 2, 3], params)
+    while decoding.busy:
+        decoding.step()
+    decoding.release(first)
+    held = decoding.session.node.view().payments["dana"].balance
+    assert tokens * cap <= held < 2 * tokens * cap  # both were charged, at most the cap price
+    with pytest.raises(PaymentRequired, match="reserved"):  # the second, not released, still reserves its worst case
+        decoding.submit([4, 5], params, payer="dana")
+    decoding.release(second)
+    third = decoding.submit([4, 5], params, payer="dana")
+    while decoding.busy:
+        decoding.step()
+    assert decoding.result(third).tokens
