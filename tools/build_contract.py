@@ -1,4 +1,5 @@
-"""Compile contracts/BmoeLedger.vy into src/bmoe/ethereum/BmoeLedger.json (run after editing the contract).
+"""Compile contracts/BmoeLedger.vy and contracts/BmoePayments.vy into src/bmoe/ethereum/BmoeLedger.json and
+BmoePayments.json (run after editing a contract).
 
     .venv/bin/python tools/build_contract.py
 
@@ -7,14 +8,22 @@ The test ``tests/ethereum/test_artifact.py`` fails until the committed artifact 
 
 from __future__ import annotations
 
-from bmoe.ethereum.artifact import ARTIFACT_PATH, artifact_text, compile_artifact
+from bmoe.ethereum.artifact import (
+    ARTIFACT_PATH,
+    PAYMENTS_ARTIFACT_PATH,
+    PAYMENTS_SOURCE_PATH,
+    SOURCE_PATH,
+    artifact_text,
+    compile_artifact,
+)
 
 
 def main() -> None:
-    body = compile_artifact()
-    ARTIFACT_PATH.write_text(artifact_text(body), encoding="utf-8")
-    print(f"wrote {ARTIFACT_PATH} ({body['version']}, {body['compiler']}, "
-          f"runtime {len(body['bytecode_runtime']) // 2 - 1} bytes)")
+    for source, artifact in ((SOURCE_PATH, ARTIFACT_PATH), (PAYMENTS_SOURCE_PATH, PAYMENTS_ARTIFACT_PATH)):
+        body = compile_artifact(source)
+        artifact.write_text(artifact_text(body), encoding="utf-8")
+        print(f"wrote {artifact} ({body['version']}, {body['compiler']}, "
+              f"runtime {len(body['bytecode_runtime']) // 2 - 1} bytes)")
 
 
 if __name__ == "__main__":

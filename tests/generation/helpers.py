@@ -27,10 +27,12 @@ def clean_tokens(m: MoETransformer) -> list[list[int]]:
     return [complete(m, prompt, params).tokens for prompt, params in zip(PROMPTS, PARAMS, strict=True)]
 
 
-def generate(session: GenerationSession, before_step: Callable[[int], None] | None = None) -> list[list[int]]:
-    """Every prompt through the session's verified decoding, to its end; ``before_step(step)`` runs first."""
+def generate(session: GenerationSession, before_step: Callable[[int], None] | None = None,
+             payer: str | None = None) -> list[list[int]]:
+    """Every prompt through the session's verified decoding, to its end; ``before_step(step)`` runs first;
+    ``payer``: the account every request is charged to (a paid session)."""
     decoding = session.decoding
-    requests = [decoding.submit(prompt, params) for prompt, params in zip(PROMPTS, PARAMS, strict=True)]
+    requests = [decoding.submit(prompt, params, payer=payer) for prompt, params in zip(PROMPTS, PARAMS, strict=True)]
     step = 0
     while decoding.busy:
         if before_step is not None:

@@ -15,7 +15,8 @@ import pytest
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.schemas import MAX_PAYLOAD_BYTES, Limits, payload_error
 from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, begin_block, state_root
-from bmoe.ledger.transactions import TX_KINDS, Transaction
+from bmoe.ledger.transactions import TX_KINDS, Transaction, sign_transaction
+from bmoe.run.payments import PaymentTerms
 from bmoe.run.session import Session
 from tests.conftest import small_config
 from tests.generation.helpers import generate, liar, model
@@ -47,21 +48,29 @@ def honest(tiny_data, tmp_path_factory) -> dict[str, tuple[LedgerState, Transact
     for tx in blocks[1].transactions:
         found.setdefault(tx.kind, (copy.deepcopy(working), tx))
         apply_transaction(working, tx)
-    found["generation_chunk"] = _disputed_chunk(tmp_path_factory.mktemp("generation"))
+    found.update(_disputed_chunk(tmp_path_factory.mktemp("generation")))
     assert set(found) == set(TX_KINDS)
     return found
 
 
-def _disputed_chunk(run_dir: Path) -> tuple[LedgerState, Transaction]:
-    """A verified generation's first chunk with a dispute (edge 4 lied), and the state before it."""
-    session = generation_session(model(), {4: liar(1, 2)}, run_dir=run_dir)
-    generate(session)
+def _disputed_chunk(run_dir: Path) -> dict[str, tuple[LedgerState, Transaction]]:
+    """A paid verified generation's first chunk with a dispute (edge 4 lied), its settlement and a deposit, each
+    with the state before it."""
+    session = generation_session(model(), {4: liar(1, 2)}, run_dir=run_dir,
+                                 payments=PaymentTerms(deposits={"anyone": 10**6}))
+    generate(session, payer="anyone")
     assert session.node.chain is not None
     state = LedgerState()
     for block in session.node.chain.iter_blocks():
         tx = block.transactions[0]
         if tx.kind == "generation_chunk" and tx.payload["disputes"] and tx.payload["records_against"]:
-            return begin_block(state), tx
+            working = begin_block(state)
+            found = {"generation_chunk": (copy.deepcopy(working), tx)}
+            apply_transaction(working, tx)
+            found["settlement"] = (working, block.transactions[1])
+            deposit = sign_transaction(session.validator, "deposit", {"account": "anyone", "amount": 5},
+                                       state.next_nonce(session.validator.address))
+            return {**found, "deposit": (begin_block(state), deposit)}
         state = apply_block(state, block)
     raise AssertionError("no chunk with a dispute")
 

@@ -3,7 +3,8 @@
 PATH is a run directory, or a cluster directory (``bmoe cluster up --dir``), whose longest validator
 chain is read. Nothing here is trusted from a file but the blocks themselves: the state machine replays
 them from the genesis (``ledger/state.py``), as ``bmoe audit`` does before it also checks seals and
-objects. Without ``--stake`` in the run, the account columns are absent.
+objects. Without ``--stake`` in the run, the account columns are absent. A paid generation session (its genesis
+takes payments: ``run/payments.py``) adds a table of what each participant deposited, paid and earned.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bmoe.ledger.errors import LedgerError
 from bmoe.ledger.snapshot import chain_snapshot
 from bmoe.ledger.state import LedgerState, apply_block
 from bmoe.run.config import ConfigError
+from bmoe.run.payments import bill
 from bmoe.run.session import CHAIN_FILE
 
 
@@ -81,8 +83,11 @@ def records_command(path: Path, as_json: bool) -> None:
     rows = edge_rows(state)
     economics = state.economics
     if as_json:
-        print(json.dumps({"height": state.height, "economics": economics.spec() if economics else None,
-                          "edges": rows}, indent=2))
+        body: dict[str, Any] = {"height": state.height, "economics": economics.spec() if economics else None,
+                                "edges": rows}
+        if state.payments:
+            body["payments"] = bill(state)
+        print(json.dumps(body, indent=2))
         return
     columns = ["edge", "committed", "accepted", "dissent", "withheld"]
     if economics is not None:
@@ -98,3 +103,19 @@ def records_command(path: Path, as_json: bool) -> None:
     if economics is not None:
         console.print(f"reward {economics.reward} per accepted answer, slash {economics.slash} per proven dissent "
                       f"(burned), minimum stake {economics.min_stake} to be assigned", highlight=False)
+    if state.payments:
+        console.print(payments_table(state, path))
+
+
+def payments_table(state: LedgerState, path: Path) -> Table:
+    """What each participant of a paid session deposited, paid and earned, in units (keys shortened)."""
+    columns = ["account", "role", "deposited", "paid", "earned", "balance"]
+    table = Table(title=f"payments at height {state.height}: {path}")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("account", "role") else "right")
+    names = {**{address: f"edge-{index}" for index, address in enumerate(state.edges)},
+             **{address: f"validator-{index}" for index, address in enumerate(state.validators)}}
+    for row in bill(state):
+        account = names.get(row["account"], row["account"])
+        table.add_row(account, row["role"], *(str(row[c]) for c in columns[2:]))
+    return table

@@ -20,6 +20,7 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 if TYPE_CHECKING:
     from bmoe.net.generation.local import LocalEdges
     from bmoe.run.generation import GenerationSettings
+    from bmoe.run.payments import PaymentTerms
     from bmoe.serve.app import ReceiptAmend, ReceiptSink
     from bmoe.serve.scheduler import Scheduler
     from bmoe.serve.served_model import ServedModel
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
               "in the receipt's verification.quality")
 @click.option("--quality-threshold", type=click.FloatRange(-1.0, 1.0), default=None,
               help="[--quality] flag a response whose median score is below this (default: none, 'uncalibrated')")
+@click.option("--payments", type=click.Path(path_type=Path), default=None,
+              help="[--verified] charge for tokens: a JSON file of the requesters' deposits and the price rule "
+                   "(docs/platform.md); every request names its paying account in 'user'")
 @click.option("--edge-processes", is_flag=True, default=None,
               help="[--verified] run the M edges as processes on 127.0.0.1, each with its own key (`bmoe lm "
                    "generation-edge`), instead of in the server's process")
@@ -124,8 +128,9 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         click.echo(f"serving {served.name} at {url}/v1 (weights {served.identity['weights_cid']}){mode}")
         sys.stdout.flush()
 
+    charges = settings is not None and settings.payments is not None  # every request names its payer in 'user'
     serve(build_app(served, scheduler, on_receipt, edge_processes.stop if edge_processes is not None else None,
-                    amend), sock, on_listening=listening)
+                    amend, charges), sock, on_listening=listening)
 
 
 QUALITY_VALIDATORS = 3  # in one server all run the same scorer; a deployment's each run their own
@@ -172,7 +177,20 @@ def verified_settings(verified: bool, max_batch: int, **values: Any) -> Generati
     if ledger_dir is not None and (ledger_dir / CHAIN_FILE).exists():
         raise UserError(f"--ledger-dir {ledger_dir} already holds a ledger: give a new directory")
     return GenerationSettings(edges=edges, replicas=replicas, probability=values["check_probability"] or 1.0,
-                              chunk_steps=values["chunk_steps"] or 16, seed=values["seed"] or 0, max_batch=max_batch)
+                              chunk_steps=values["chunk_steps"] or 16, seed=values["seed"] or 0, max_batch=max_batch,
+                              payments=payment_terms(values["payments"]))
+
+
+def payment_terms(path: Path | None) -> PaymentTerms | None:
+    """The session's payments from ``--payments FILE`` (None without); a bad file is one line."""
+    from bmoe.run.payments import PaymentTermsError, read_payment_terms
+
+    if path is None:
+        return None
+    try:
+        return read_payment_terms(path)
+    except PaymentTermsError as err:
+        raise UserError(f"--payments {err}") from None
 
 
 def start_edge_processes(served: ServedModel, settings: GenerationSettings, values: dict[str, Any]) -> LocalEdges:
@@ -212,7 +230,12 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
         attack_for = attackers(served.model, settings.edges, values["attackers"] or 0, values["attack"] or "zero",
                                settings.seed)
         session = open_session(served.model, settings, attack_for, served.tokenizer.decode, ledger_dir)
-    scheduler = Scheduler(served.model, served.tokenizer.decode, engine=session.decoding)
+    if settings.payments is not None:
+        from bmoe.run.payments import PaidDecoding
+
+        scheduler = Scheduler(served.model, served.tokenizer.decode, engine=PaidDecoding(session))
+    else:
+        scheduler = Scheduler(served.model, served.tokenizer.decode, engine=session.decoding)
     on_receipt = None
     if ledger_dir is not None:
         receipts = ledger_dir / RECEIPTS_FILE
@@ -223,5 +246,6 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
                 out.write(json.dumps(line, sort_keys=True) + "\n")
     where = f", ledger in {ledger_dir}" if ledger_dir is not None else ", ledger in memory"
     where += ", edges as processes" if processes is not None else ""
+    where += ", charging for tokens" if settings.payments is not None else ""
     return scheduler, on_receipt, (f"; verified: {settings.edges} edges, {settings.policy().name}, "
                                    f"{settings.chunk_steps} steps a chunk{where}")

@@ -18,6 +18,8 @@ from bmoe.storage.digest import sha256_hex
 
 ARTIFACT_PATH = Path(__file__).with_name("BmoeLedger.json")
 SOURCE_PATH = Path(__file__).resolve().parents[3] / "contracts" / "BmoeLedger.vy"  # in a checkout
+PAYMENTS_ARTIFACT_PATH = Path(__file__).with_name("BmoePayments.json")  # the payments contract (ethereum/payments.py)
+PAYMENTS_SOURCE_PATH = SOURCE_PATH.with_name("BmoePayments.vy")
 _VERSION = re.compile(r'^VERSION: public\(constant\(String\[\d+\]\)\) = "([^"]+)"$', re.MULTILINE)
 
 
@@ -35,7 +37,17 @@ class Artifact:
 @functools.cache
 def load_artifact() -> Artifact:
     """The committed artifact."""
-    body = json.loads(ARTIFACT_PATH.read_text(encoding="utf-8"))
+    return read_artifact(ARTIFACT_PATH)
+
+
+@functools.cache
+def load_payments_artifact() -> Artifact:
+    """The committed artifact of the payments contract."""
+    return read_artifact(PAYMENTS_ARTIFACT_PATH)
+
+
+def read_artifact(path: Path) -> Artifact:
+    body = json.loads(path.read_text(encoding="utf-8"))
     return Artifact(body["abi"], bytes.fromhex(body["bytecode"][2:]), bytes.fromhex(body["bytecode_runtime"][2:]),
                     body["version"], body["compiler"])
 

@@ -21,6 +21,7 @@ from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.ledger.generation import MAX_ROWS_NAMED
 from bmoe.ledger.keys import ENROLLED_KEYS, is_signature_hex
+from bmoe.ledger.pricing import BASIS, MAX_PRICE
 from bmoe.ledger.sealing.ethereum import ETH_ADDRESS
 from bmoe.verify.acceptance import RULES
 from bmoe.verify.assignment import AssignmentError, make_assignment
@@ -35,6 +36,7 @@ MAX_EDGES = 1024  # M; the paper uses 10
 MAX_VALIDATORS = 128  # PBFT replicas; all-to-all messages make more impractical
 MAX_SAMPLES = 1 << 20  # samples in one task (the paper's tasks hold 1000)
 MAX_INT = 1 << 53  # rounds and similar counters: exact in every JSON reader
+MAX_PAYERS = 4096  # requester accounts in a genesis, payers (and sequences decoded together) in one chunk
 MAX_SHAPE_DIMS = 8  # an expert's input shape: (C, H, W) in the presets
 
 _CID = re.compile(r"baf(?:krei|ybei)[a-z2-7]{52}")  # CIDv1, base32, raw or dag-pb, sha2-256 (storage/cid.py)
@@ -271,6 +273,12 @@ _ROW = list_of(integer(0, MAX_INT), 2, lambda _: 2)  # [sequence, position]
 _GENERATION_RECORD = record({"edge": hex64, "slot": expert, "reason": one_of("dissent", "withheld"),
                              "rows": list_of(_ROW, 0, lambda _: MAX_ROWS_NAMED)})
 
+_PRICING = record({"base": integer(0, MAX_PRICE), "floor": integer(1, MAX_PRICE), "cap": integer(1, MAX_PRICE),
+                   "capacity": integer(1, MAX_PAYERS), "validator_bp": integer(0, BASIS)})
+_PAYMENTS = record({"pricing": _PRICING, "deposits": mapping(name, integer(0, MAX_UNITS), lambda _: MAX_PAYERS)})
+_CHARGE = record({"payer": name, "tokens": integer(1, MAX_INT), "amount": integer(0, MAX_UNITS)})
+_CREDIT = record({"edge": hex64, "calls": integer(1, MAX_INT), "amount": integer(0, MAX_UNITS)})
+
 SCHEMAS: Mapping[str, Mapping[str, Check]] = {
     "genesis": {
         "framework": one_of(*FRAMEWORKS),
@@ -296,6 +304,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
         "calibration": optional(record({"cid": cid, "result_max": number(0.0, MAX_PER_SAMPLE),
                                         "update_max": number(0.0, MAX_BOUND)})),
         "force_bound": optional(true),
+        "payments": optional(_PAYMENTS),
     },
     "task": {"task_id": task_id, "kind": one_of("train", "infer"), "data_cid": cid,
              "samples": integer(1, MAX_SAMPLES), "round": integer(0, MAX_INT)},
@@ -316,6 +325,10 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
                          "checked": integer(0, _experts), "seed": integer(0, MAX_INT),
                          "disputes": list_of(_GENERATION_DISPUTE, 0, _experts),
                          "records_against": list_of(_GENERATION_RECORD, 0, lambda lim: lim.experts * lim.edges)},
+    "settlement": {"generation": task_id, "chunk": integer(0, MAX_INT), "active": integer(1, MAX_PAYERS),
+                   "price": integer(1, MAX_PRICE), "charges": list_of(_CHARGE, 0, lambda _: MAX_PAYERS),
+                   "credits": list_of(_CREDIT, 0, _edges), "validator": integer(0, MAX_UNITS)},
+    "deposit": {"account": name, "amount": integer(1, MAX_UNITS)},
 }
 
 

@@ -25,6 +25,16 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.generation import dispute_error, record_error
 from bmoe.ledger.genesis_views import GenesisViews
+from bmoe.ledger.payments import (
+    ChunkFacts,
+    PaymentAccount,
+    chunk_facts,
+    opening_accounts,
+    pricing_of,
+    settle,
+    settlement_error,
+)
+from bmoe.ledger.pricing import PricingError
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
@@ -111,6 +121,8 @@ class LedgerState:
     streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
     generations: dict[str, int] = field(default_factory=dict)  # generation id -> chunks recorded (ledger/generation.py)
     generated_tokens: int = 0  # tokens of every recorded chunk
+    payments: dict[str, PaymentAccount] = field(default_factory=dict)  # account -> paid/earned (ledger/payments.py)
+    unsettled: dict[str, ChunkFacts] = field(default_factory=dict, compare=False)  # this block's chunks, by generation
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -205,6 +217,8 @@ class LedgerState:
         if self.generations:  # only once something was generated: every earlier chain keeps its roots
             summary["generations"] = dict(sorted(self.generations.items()))
             summary["generated_tokens"] = self.generated_tokens
+        if self.payments:  # only in a session that takes payments
+            summary["payments"] = {account: held.to_dict() for account, held in sorted(self.payments.items())}
         return summary
 
 
@@ -295,8 +309,13 @@ def apply_genesis(state: LedgerState, tx: Transaction) -> None:
             economics = Economics.from_spec(payload["economics"], tuple(payload["edges"]))
         except EconomicsError as err:
             raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
+    try:
+        pricing_of(payload)
+    except PricingError as err:
+        raise InvalidTransaction(tx_hash(tx), f"genesis: {err}") from None
     state.genesis = payload
     state.balances = opening_balances(economics) if economics is not None else {}
+    state.payments = opening_accounts(payload)
     state.streaks = {edge: 0 for edge in payload["edges"]} if assignment.uses_trust else {}
     state.gate_cid = payload["gate_cid"]
     state.expert_cids = list(payload["expert_cids"])
@@ -552,6 +571,7 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
         reason = record_error(entry, disputes)
         _require(reason is None, tx, str(reason))
     state.generations[generation] = chunk + 1
+    state.unsettled[generation] = chunk_facts(tx.payload)
     state.generated_tokens += tx.payload["tokens"]
     economics = state.economics
     for entry in records:
@@ -562,6 +582,26 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
             record.dissent += 1
             if economics is not None:
                 state.balances[entry["edge"]].slash(economics.slash)  # proven: the evidence is on the ledger
+
+
+def apply_settlement(state: LedgerState, tx: Transaction) -> None:
+    """What a sealed chunk's payers pay and its edges and validator earn (``ledger/payments.py``)."""
+    _from_validator(state, tx)
+    pricing = pricing_of(state._genesis)
+    _require(pricing is not None, tx, "this session takes no payments")
+    assert pricing is not None
+    generation = tx.payload["generation"]
+    reason = settlement_error(pricing, tx.payload, state.unsettled.get(generation), state.payments, state.edges)
+    _require(reason is None, tx, str(reason))
+    del state.unsettled[generation]
+    settle(state.payments, tx.payload, tx.sender)
+
+
+def apply_deposit(state: LedgerState, tx: Transaction) -> None:
+    """Units a validator received for a requester's account (``ledger/payments.py``)."""
+    _from_validator(state, tx)
+    _require(pricing_of(state._genesis) is not None, tx, "this session takes no payments")
+    state.payments.setdefault(tx.payload["account"], PaymentAccount()).deposited += tx.payload["amount"]
 
 
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
@@ -576,6 +616,8 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "dispute": apply_dispute,
     "gate_update": apply_gate_update,
     "generation_chunk": apply_generation_chunk,
+    "settlement": apply_settlement,
+    "deposit": apply_deposit,
 }
 
 
@@ -628,6 +670,7 @@ def begin_block(state: LedgerState) -> LedgerState:
     """A working copy for the next block: the previous block's tasks are dropped (and so not copied)."""
     without_tasks = copy.copy(state)
     without_tasks.tasks = {}
+    without_tasks.unsettled = {}  # a settlement names a chunk of its own block
     return copy.deepcopy(without_tasks)
 
 

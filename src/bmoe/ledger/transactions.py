@@ -32,6 +32,8 @@ TX_KINDS: tuple[str, ...] = (
     "dispute",
     "gate_update",
     "generation_chunk",
+    "settlement",
+    "deposit",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})

@@ -193,6 +193,8 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
             if check.wrong:
                 raise AuditFailure("accepted outputs that the ledger's experts do not give: "
                                    + ", ".join(check.wrong[:5]))
+            if check.misbilled:
+                raise AuditFailure("settlements the chunks' records do not back: " + ", ".join(check.misbilled[:5]))
     report.unanchored = unanchored + report.unanchored
     return report
 

@@ -28,15 +28,18 @@ from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.encoding import canonical_json
 from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import LedgerNode, Signer
+from bmoe.ledger.payments import pricing_of
 from bmoe.ledger.transactions import tx_hash
 from bmoe.lm.decoding.expert_calls import ModelExperts
 from bmoe.lm.model import MoETransformer
+from bmoe.protocol.generation.billing import ChunkUsage
 from bmoe.protocol.generation.chunk import ChunkContext
-from bmoe.protocol.generation.decoding import SealedChunk, VerifiedDecoding
+from bmoe.protocol.generation.decoding import Recorder, SealedChunk, VerifiedDecoding
 from bmoe.protocol.generation.edges import GenerationEdge, OutputAttack
 from bmoe.protocol.generation.policy import ALL, CheckPolicy
 from bmoe.protocol.lm.trusted import encode_trusted, expert_weights, trusted_weights
 from bmoe.run.config import RunConfig
+from bmoe.run.payments import PaymentTerms, Settle, settler
 from bmoe.run.run_dir import CHAIN_FILE, STORE_DIR
 from bmoe.run.setup import Identities, derive_identities, enrolled_identities, genesis_payload, signing
 from bmoe.storage import BlobStore, DirectoryStore, MemoryStore, serialize_tensors
@@ -57,6 +60,7 @@ class GenerationSettings:
     stake: int = 0  # each edge's stake (0: no economics)
     max_batch: int = 16
     generation: str = "gen-0"  # the session's id on the ledger
+    payments: PaymentTerms | None = None  # a paid session: its price rule and deposits (run/payments.py)
 
     def policy(self) -> CheckPolicy:
         return CheckPolicy(self.replicas, self.probability)
@@ -125,6 +129,8 @@ def open_session(model: MoETransformer, settings: GenerationSettings, attack_for
     trusted, experts = model_objects(model)
     spec = swiglu_spec(model.config.hidden_size, model.config.intermediate_size)
     payload = genesis_payload(run, ids, spec, store.put(trusted), [store.put(data) for data in experts])
+    if settings.payments is not None:
+        payload["payments"] = settings.payments.section(settings.max_batch)
     signer = Signer(validator, node.next_nonce(validator.address))
     node.submit(signer.sign("genesis", payload))
     store.sync()
@@ -136,7 +142,10 @@ def open_session(model: MoETransformer, settings: GenerationSettings, attack_for
     enrolled = [edge.address for edge in edges]
     context = ChunkContext(settings.generation, {edge.address: edge for edge in edges}, enrolled,
                            model.config.num_local_experts, settings.policy(), store)
-    decoding = VerifiedDecoding(model, context, _recorder(node, store, signer), _chunk_seed(validator, settings),
+    pricing = pricing_of(payload)
+    settle = settler(pricing, store) if pricing is not None else None
+    decoding = VerifiedDecoding(model, context, _recorder(node, store, signer, settle),
+                                _chunk_seed(validator, settings),
                                 settings.seed, settings.chunk_steps, decode, settings.max_batch)
     return GenerationSession(settings, node, store, edges, decoding, validator)
 
@@ -158,10 +167,14 @@ def _enrolling(run: RunConfig, ids: Identities, edges: Sequence[GenerationEdge],
     return enrolled_identities(run, enrolled, signing(ids.validator))
 
 
-def _recorder(node: LedgerNode, store: BlobStore, signer: Signer) -> Callable[[dict[str, Any]], SealedChunk]:
-    def record(payload: dict[str, Any]) -> SealedChunk:
+def _recorder(node: LedgerNode, store: BlobStore, signer: Signer, settle: Settle | None = None) -> Recorder:
+    """Seal each chunk in a block of its own, with its settlement (``settle``: a paid session)."""
+    def record(payload: dict[str, Any], usage: ChunkUsage) -> SealedChunk:
         tx = signer.sign("generation_chunk", payload)
         node.submit(tx)
+        settlement = settle(payload, usage) if settle is not None else None
+        if settlement is not None:
+            node.submit(signer.sign("settlement", settlement))
         store.sync()  # every object the block names is durable before it is sealed
         block = node.seal(timestamp=node.view().height + 1)
         assert block is not None

@@ -48,8 +48,9 @@ class ServeApp:
     """The routes' state: the model, its scheduler, the receipts kept."""
 
     def __init__(self, served: ServedModel, scheduler: Scheduler, on_receipt: ReceiptSink | None = None,
-                 amend_receipt: ReceiptAmend | None = None) -> None:
+                 amend_receipt: ReceiptAmend | None = None, charges: bool = False) -> None:
         self.served = served
+        self.charges = charges  # every request names its paying account in ``user`` (bmoe serve --payments)
         self.scheduler = scheduler
         self.amend_receipt = amend_receipt  # e.g. the quality layer's scores (lm/quality, docs/platform.md)
         self.on_receipt = on_receipt  # each receipt and its texts (a verified server appends them to its ledger dir)
@@ -99,7 +100,10 @@ class ServeApp:
         shape = ResponseShape(chat, prefix + secrets.token_hex(12), int(time.time()), self.served.name,
                               "bmoe-" + self.served.identity["weights_cid"][-16:])
         echo = self.served.tokenizer.decode(prompt) if request.echo else ""
-        ticket = self.scheduler.submit(prompt, params, request.optimistic)
+        if self.charges and not request.user:
+            raise ApiError(402, "This server charges for generated tokens: name the paying account in 'user'.",
+                           "user", "payment_required")
+        ticket = self.scheduler.submit(prompt, params, request.optimistic, request.user if self.charges else None)
         headers = {RECEIPT_HEADER: shape.id}
         if request.stream:
             return EventStream(self._stream(shape, ticket, request.include_usage, echo),
@@ -109,7 +113,7 @@ class ServeApp:
             self.scheduler.cancel(ticket)
             return Response(status_code=499)  # nobody reads it
         if isinstance(last, Failed):
-            raise ApiError(400 if last.refused else 500, last.message, None, None)
+            raise ApiError(failed_status(last), last.message, None, None)
         completion = last.completion
         body = shape.body(echo + completion.text, completion.finish_reason or "stop",
                           usage(len(prompt), len(completion.tokens)),
@@ -124,7 +128,7 @@ class ServeApp:
             yield server_sent(shape.chunk(echo, include_usage=include_usage))
         async for item in ticket:
             if isinstance(item, Failed):
-                yield server_sent(ApiError(400 if item.refused else 500, item.message).body())
+                yield server_sent(ApiError(failed_status(item), item.message).body())
             elif isinstance(item, Finished):
                 completion = item.completion
                 extension = {"bmoe": {"receipt": self._receipt(shape, ticket, item)}}
@@ -187,13 +191,19 @@ async def _http_error(http: Request, err: Exception) -> Response:
     return JSONResponse(ApiError(err.status_code, message, None, None).body(), status_code=err.status_code)
 
 
+def failed_status(failed: Failed) -> int:
+    return failed.status or (400 if failed.refused else 500)
+
+
 def build_app(served: ServedModel, scheduler: Scheduler, on_receipt: ReceiptSink | None = None,
-              on_stop: Callable[[], None] | None = None, amend_receipt: ReceiptAmend | None = None) -> Starlette:
+              on_stop: Callable[[], None] | None = None, amend_receipt: ReceiptAmend | None = None,
+              charges: bool = False) -> Starlette:
     """The API over ``served``, decoding on ``scheduler`` (started and stopped with the app); ``on_receipt`` is
     called with every receipt made, the prompt's text and the completion's; ``on_stop`` after the scheduler stops (the
 app's shutdown: uvicorn re-raises the stopping signal after it, so nothing after ``serve`` would run);
-``amend_receipt`` may add to every receipt before it is sent and kept."""
-    state = ServeApp(served, scheduler, on_receipt, amend_receipt)
+``amend_receipt`` may add to every receipt before it is sent and kept; ``charges``: every request must name its paying
+account in ``user`` (402 without), which the scheduler's decoder bills."""
+    state = ServeApp(served, scheduler, on_receipt, amend_receipt, charges)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -23,8 +23,8 @@ INVALID_REQUEST = "invalid_request_error"
 MAX_STOPS = 4  # the API's limit
 MAX_SEED = 2**63 - 1  # the API's seed is a 64-bit integer
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
-ERROR_TYPES = {400: INVALID_REQUEST, 404: INVALID_REQUEST, 405: INVALID_REQUEST, 413: INVALID_REQUEST,
-               500: "server_error", 503: "server_error"}
+ERROR_TYPES = {400: INVALID_REQUEST, 402: INVALID_REQUEST, 404: INVALID_REQUEST, 405: INVALID_REQUEST,
+               413: INVALID_REQUEST, 500: "server_error", 503: "server_error"}
 
 
 class ApiError(Exception):
@@ -57,6 +57,7 @@ class GenerationRequest:
     include_usage: bool
     echo: bool
     optimistic: bool = False  # bmoe's extension {"bmoe": {"optimistic": true}}: tokens before their verification
+    user: str | None = None  # the API's end-user id: on a server that charges for tokens, the paying account
 
 
 def _invalid(param: str, expected: str, value: object) -> ApiError:
@@ -122,6 +123,13 @@ def _optimistic(body: dict[str, Any], stream: bool) -> bool:
         raise ApiError(400, "'bmoe.optimistic' applies to a stream: set 'stream' too.", "bmoe.optimistic",
                        "invalid_value")
     return optimistic
+
+
+def _user(body: dict[str, Any]) -> str | None:
+    value = body.get("user")
+    if value is None or isinstance(value, str):
+        return value
+    raise _invalid("user", "a string", value)
 
 
 def _stop(body: dict[str, Any]) -> tuple[str, ...]:
@@ -259,4 +267,4 @@ def parse_request(body: object, chat: bool) -> GenerationRequest:
         chat=chat, model=model, prompt=None if chat else _prompt(body), messages=_messages(body) if chat else None,
         max_tokens=_max_tokens(body, chat), temperature=temperature, top_p=top_p, top_k=top_k, stop=_stop(body),
         seed=seed, stream=stream, include_usage=_stream_usage(body, stream),
-        echo=False if chat else _boolean(body, "echo"), optimistic=_optimistic(body, stream))
+        echo=False if chat else _boolean(body, "echo"), optimistic=_optimistic(body, stream), user=_user(body))

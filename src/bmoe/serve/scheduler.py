@@ -64,6 +64,7 @@ class Failed:
 
     message: str
     refused: bool  # True: the request itself was wrong (a 400), False: the server failed (a 500)
+    status: int | None = None  # a refusal's own HTTP status (402: its payer cannot pay), else 400 or 500
 
 
 Item = TokenEvent | PrefixMark | Finished | Failed
@@ -77,6 +78,7 @@ class Ticket:
     params: SamplingParams
     loop: asyncio.AbstractEventLoop
     optimistic: bool = False  # events before their verification, with PrefixMarks (a verifying decoder only)
+    payer: str | None = None  # the account its tokens are charged to (a decoder that charges: run/payments.py)
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
     request: int | None = None  # the engine's id, once the decoding thread has submitted it
     done: bool = False  # set by the decoding thread once Finished or Failed is posted
@@ -138,11 +140,12 @@ class Scheduler:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, prompt: list[int], params: SamplingParams, optimistic: bool = False) -> Ticket:
+    def submit(self, prompt: list[int], params: SamplingParams, optimistic: bool = False,
+               payer: str | None = None) -> Ticket:
         """Queue a request (from the event loop); its ticket. ``optimistic``: a verifying decoder sends its tokens
         before their verification, with :class:`PrefixMark` items (the plain engine verifies nothing: every token
-        is as final as it will be)."""
-        ticket = Ticket(list(prompt), params, asyncio.get_running_loop(), optimistic)
+        is as final as it will be). ``payer``: the account a decoder that charges bills (given to its ``submit``)."""
+        ticket = Ticket(list(prompt), params, asyncio.get_running_loop(), optimistic, payer=payer)
         with self._wake:
             self._inbox.append(ticket)
             self.stats.submitted += 1
@@ -183,13 +186,14 @@ class Scheduler:
 
     def _admit(self, ticket: Ticket) -> None:
         optimistic = getattr(self._engine, "submit_optimistic", None) if ticket.optimistic else None
+        paying = {"payer": ticket.payer} if ticket.payer is not None else {}
         try:
             if optimistic is not None:
-                ticket.request = optimistic(ticket.prompt, ticket.params, ticket.post)
+                ticket.request = optimistic(ticket.prompt, ticket.params, ticket.post, **paying)
             else:
-                ticket.request = self._engine.submit(ticket.prompt, ticket.params, on_event=ticket.post)
-        except ValueError as err:  # SamplingError: a setting the model cannot take
-            self._end(ticket, Failed(str(err), refused=True))
+                ticket.request = self._engine.submit(ticket.prompt, ticket.params, on_event=ticket.post, **paying)
+        except ValueError as err:  # SamplingError: a setting the model cannot take; a payer that cannot pay (402)
+            self._end(ticket, Failed(str(err), refused=True, status=getattr(err, "status", None)))
             return
         self._tickets[ticket.request] = ticket
         self.stats.running = len(self._tickets)

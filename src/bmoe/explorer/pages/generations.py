@@ -12,6 +12,7 @@ from bmoe.explorer.generation_index import (
 )
 from bmoe.explorer.html import Cell, Html, cid_link, join, link, path_part, section, short, table, tag
 from bmoe.explorer.lm_index import MANIFEST_ERRORS, Manifest, read_manifest
+from bmoe.explorer.pages.payments import payments_section
 from bmoe.explorer.pages.view import NotFound, View, block_link
 from bmoe.explorer.receipts import RECEIPTS_FILE, ServedResponse, read_receipts, receipts_file
 from bmoe.moe.payloads import PayloadError
@@ -108,7 +109,8 @@ def generations(view: View) -> Html:
                          table(("line", "not a receipt"), bad, id_="unreadable") if bad else ""),
                  section(f"Generation sessions on the chain ({len(session_rows)})",
                          table(("generation", "chunks", "tokens", "calls", "calls checked", "disputes",
-                                "records against"), session_rows, id_="sessions"))])
+                                "records against"), session_rows, id_="sessions")),
+                 payments_section(view)])
     return view.page("Generations", body, active="/generations")
 
 

@@ -34,6 +34,7 @@ from bmoe.lm.decoding.expert_calls import CallLog, CallRows
 from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.lm.decoding.stream_mark import PrefixMark
 from bmoe.lm.model import MoETransformer
+from bmoe.protocol.generation.billing import ChunkUsage
 from bmoe.protocol.generation.chunk import ChunkContext, ChunkOutcome, verify_chunk
 from bmoe.protocol.generation.edges import EdgeGone
 from bmoe.protocol.generation.fast_path import FastPath
@@ -55,7 +56,7 @@ class SealedChunk:
     ledger_bytes: int  # the transaction's canonical JSON
 
 
-Recorder = Callable[[dict[str, Any]], SealedChunk]  # payload -> sealed (sign, submit, seal)
+Recorder = Callable[[dict[str, Any], ChunkUsage], SealedChunk]  # payload, usage -> sealed (sign, submit, seal)
 ChunkSeed = Callable[[int], int]  # chunk index -> its verification seed
 
 
@@ -127,6 +128,7 @@ class VerifiedDecoding:
         self._listeners: dict[int, Callable[[Any], None]] = {}
         self._chunks_of: dict[int, set[int]] = defaultdict(set)  # request -> the chunks holding its calls
         self._requests: dict[int, str] = {}  # request -> the CID of its request object
+        self._payers: dict[int, str] = {}  # request -> the account that pays for its tokens (a paid session)
         self._optimistic: set[int] = set()  # requests whose events go out before their verification
         self._cuts: dict[int, tuple[int, int]] = {}  # request -> (tokens, characters) kept by this chunk's rollback
         self.fast.begin(0, self.serving)
@@ -134,19 +136,22 @@ class VerifiedDecoding:
     # the engine's interface
 
     def submit(self, prompt: list[int], params: SamplingParams,
-               on_event: Callable[[TokenEvent], None] | None = None) -> int:
-        """Queue a request; its prompt and sampling settings are stored (``request_object``) for its replay."""
+               on_event: Callable[[TokenEvent], None] | None = None, payer: str | None = None) -> int:
+        """Queue a request; its prompt and sampling settings are stored (``request_object``) for its replay.
+        ``payer``: the account its tokens are charged to (each chunk's ``ChunkUsage``)."""
         request = self.engine.submit(prompt, params)
         self._requests[request] = self.context.store.put(request_object(prompt, params))
+        if payer is not None:
+            self._payers[request] = payer
         if on_event is not None:
             self._listeners[request] = on_event
         return request
 
     def submit_optimistic(self, prompt: list[int], params: SamplingParams,
-                          on_event: Callable[[TokenEvent | PrefixMark], None]) -> int:
+                          on_event: Callable[[TokenEvent | PrefixMark], None], payer: str | None = None) -> int:
         """Queue a request whose events ``on_event`` gets at once, before their chunk is verified, with a
         :class:`PrefixMark` after each chunk: how many of its tokens are final, and where a rollback cut them."""
-        request = self.submit(prompt, params, on_event)
+        request = self.submit(prompt, params, on_event, payer)
         self._optimistic.add(request)
         return request
 
@@ -157,6 +162,7 @@ class VerifiedDecoding:
         self.engine.release(request)
         self._listeners.pop(request, None)
         self._requests.pop(request, None)
+        self._payers.pop(request, None)
         self._optimistic.discard(request)
         self._held = [event for event in self._held if event.request != request]
 
@@ -234,9 +240,10 @@ class VerifiedDecoding:
         return released
 
     def _record(self, outcome: ChunkOutcome, calls: dict[tuple[int, int], CallRows]) -> None:
-        sealed = self.recorder(outcome.payload)
+        active = {s for rows in calls.values() for s in rows.sequences.tolist()}
+        sealed = self.recorder(outcome.payload, self._usage(len(active), outcome.rollbacks))
         self.sealed.append(sealed)
-        for sequence in {s for rows in calls.values() for s in rows.sequences.tolist()}:
+        for sequence in active:
             self._chunks_of[sequence].add(len(self.sealed) - 1)
         for address in sorted(outcome.accused):
             self._drop(address, accused=True)
@@ -255,14 +262,31 @@ class VerifiedDecoding:
         stats.replica_rows += outcome.replica_rows
         stats.ledger_bytes += sealed.ledger_bytes
 
-    def _roll_back(self, sequence: int, position: int) -> None:
+    def _usage(self, active: int, rollbacks: dict[int, int]) -> ChunkUsage:
+        """The chunk's load and, per payer, its held tokens that the rollbacks keep."""
+        cuts = {sequence: self._cut_index(sequence, position) for sequence, position in rollbacks.items()}
+        tokens: dict[str, int] = defaultdict(int)
+        for event in self._held:
+            cut = cuts.get(event.request)
+            payer = self._payers.get(event.request)
+            if event.token is not None and payer is not None and (cut is None or event.index < cut):
+                tokens[payer] += 1
+        return ChunkUsage(active, dict(sorted(tokens.items())))
+
+    def _cut_index(self, sequence: int, position: int) -> int | None:
+        """The first of ``sequence``'s token indices a rollback to ``position`` discards; None once released."""
         try:
-            prompt = len(self.engine.result(sequence).prompt)
-        except KeyError:  # released meanwhile (its client went away): nothing to roll back
+            return position - len(self.engine.result(sequence).prompt)
+        except KeyError:  # released meanwhile (its client went away)
+            return None
+
+    def _roll_back(self, sequence: int, position: int) -> None:
+        cut = self._cut_index(sequence, position)
+        if cut is None:  # released meanwhile: nothing to roll back
             return
         self.engine.rollback(sequence, position)
-        self._cuts[sequence] = (position - prompt, self.engine.shown(sequence))
-        kept = [e for e in self._held if not (e.request == sequence and e.index >= position - prompt)]
+        self._cuts[sequence] = (cut, self.engine.shown(sequence))
+        kept = [e for e in self._held if not (e.request == sequence and e.index >= cut)]
         self.stats.discarded_tokens += sum(e.token is not None for e in self._held) - sum(
             e.token is not None for e in kept)
         self._held = kept

@@ -42,6 +42,7 @@ from bmoe.lm.decoding.engine import complete
 from bmoe.lm.decoding.expert_calls import CallRows, ModelExperts, RecordedExperts
 from bmoe.lm.decoding.token_digest import tokens_sha256
 from bmoe.lm.model import MoETransformer
+from bmoe.protocol.generation.billing import settlement_mismatch
 from bmoe.protocol.generation.chunk import rows_bytes
 from bmoe.protocol.generation.decoding import read_request
 from bmoe.protocol.generation.records import ChunkRecords, decode_records
@@ -59,6 +60,7 @@ class ChunkCheck:
 
     rechecked: int = 0
     wrong: list[str] = field(default_factory=list)  # "chunk C slot S (layer L, expert E)"
+    misbilled: list[str] = field(default_factory=list)  # settlements the records do not back (billing.py)
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,23 @@ def audit_generation(state: LedgerState, blocks: Iterable[Block], store: BlobSto
                      seed: int = 0) -> tuple[int, ChunkCheck]:
     """Every generation chunk of a chain already judged (``state``: the state its replay ended on, as ``bmoe
     audit``'s chain check leaves it; the blocks are not applied again): its records match its transaction, and
-    ``fraction`` of its calls re-computed match their accepted outputs; (chunks, the check)."""
-    payloads = [tx.payload for block in blocks for tx in block.transactions if tx.kind == "generation_chunk"]
+    ``fraction`` of its calls re-computed match their accepted outputs, and its settlement (a paid session) has the
+    load and the edges' accepted calls its records show; (chunks, the check)."""
+    payloads, settlements = [], {}
+    for block in blocks:
+        for tx in block.transactions:
+            if tx.kind == "generation_chunk":
+                payloads.append(tx.payload)
+            elif tx.kind == "settlement":
+                settlements[(tx.payload["generation"], tx.payload["chunk"])] = tx.payload
     if not payloads:
         return 0, ChunkCheck()
     model, check, rng = ledger_model(state, store), ChunkCheck(), random.Random(seed)
     for payload in payloads:  # in chain order
-        recheck(chunk_records(payload, store), model, fraction, rng, check)
+        records = chunk_records(payload, store)
+        recheck(records, model, fraction, rng, check)
+        settlement = settlements.get((payload["generation"], payload["chunk"]))
+        mismatch = None if settlement is None else settlement_mismatch(records, payload, settlement)
+        if mismatch is not None:
+            check.misbilled.append(mismatch)
     return len(payloads), check
