@@ -143,7 +143,7 @@ def main() -> None:
     start = time.process_time()
     honest_verdicts = [judge.score(prompt, answer) for prompt, answer in zip(texts, honest, strict=True)]
     judge_s = (time.process_time() - start) / len(texts)
-    threshold = calibrate_threshold([v.median for v in honest_verdicts if v.median is not None])
+    threshold = calibrate_threshold([v.median_score for v in honest_verdicts if v.median_score is not None])
     judge = judge.with_threshold(threshold)
 
     rows = []
@@ -163,11 +163,11 @@ def main() -> None:
         row.judge_s = (time.process_time() - start) / len(texts)
         row.changed = sum(a != h for a, h in zip(answers, honest, strict=True))
         row.flagged = sum(v.flag == "low" for v in verdicts)
-        row.median_score = statistics.median(v.median for v in verdicts if v.median is not None)
+        row.median_score = statistics.median(v.median_score for v in verdicts if v.median_score is not None)
         row.misjudging = sum(len(v.misjudging) for v in verdicts)
         if args.show:
             for answer, verdict in zip(answers, verdicts, strict=True):
-                print(f"    [{name}] {verdict.median:.3f} {verdict.flag}: {answer!r}", flush=True)
+                print(f"    [{name}] {verdict.median_score:.3f} {verdict.flag}: {answer!r}", flush=True)
         verified, verified_s, row.lies_told, row.lies_recorded = generate_verified(lm, prompts, params, args.edges,
                                                                                   attack(1.0))
         row.verified_clean = sum(v == h for v, h in zip(verified, honest, strict=True))
