@@ -25,6 +25,7 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.generation import dispute_error, record_error
 from bmoe.ledger.genesis_views import GenesisViews
+from bmoe.ledger.quality import response_key, verdict_error
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
@@ -111,6 +112,9 @@ class LedgerState:
     streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
     generations: dict[str, int] = field(default_factory=dict)  # generation id -> chunks recorded (ledger/generation.py)
     generated_tokens: int = 0  # tokens of every recorded chunk
+    quality_verdicts: dict[str, int] = field(default_factory=dict)  # generation id -> verdicts (ledger/quality.py)
+    misjudged: dict[str, int] = field(default_factory=dict)  # quality validator -> verdicts it misjudged in
+    quality_responses: set[str] = field(default_factory=set)  # responses with a verdict (one each; not summarised)
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -205,6 +209,10 @@ class LedgerState:
         if self.generations:  # only once something was generated: every earlier chain keeps its roots
             summary["generations"] = dict(sorted(self.generations.items()))
             summary["generated_tokens"] = self.generated_tokens
+        if self.quality_verdicts:  # only once a response was scored: every earlier chain keeps its roots
+            summary["quality_verdicts"] = dict(sorted(self.quality_verdicts.items()))
+        if self.misjudged:
+            summary["misjudged"] = dict(sorted(self.misjudged.items()))
         return summary
 
 
@@ -564,6 +572,22 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
                 state.balances[entry["edge"]].slash(economics.slash)  # proven: the evidence is on the ledger
 
 
+def apply_quality_verdict(state: LedgerState, tx: Transaction) -> None:
+    """One response's quality verdict (``ledger/quality.py``): from a validator, once per response, on chunks of
+    its generation already recorded, its median, misjudging list and flag what its scores give; each misjudging
+    validator recorded against (not slashed: a heuristic's disagreement is no proof)."""
+    _from_validator(state, tx)
+    generation = tx.payload["generation"]
+    key = response_key(generation, tx.payload["response"])
+    _require(key not in state.quality_responses, tx, f"response {tx.payload['response']!r} already has a verdict")
+    reason = verdict_error(tx.payload, state.generations.get(generation, 0))
+    _require(reason is None, tx, str(reason))
+    state.quality_responses.add(key)
+    state.quality_verdicts[generation] = state.quality_verdicts.get(generation, 0) + 1
+    for validator in tx.payload["verdict"]["misjudging"]:
+        state.misjudged[validator] = state.misjudged.get(validator, 0) + 1
+
+
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "genesis": apply_genesis,
     "task": apply_task,
@@ -576,6 +600,7 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "dispute": apply_dispute,
     "gate_update": apply_gate_update,
     "generation_chunk": apply_generation_chunk,
+    "quality_verdict": apply_quality_verdict,
 }
 
 

@@ -32,6 +32,7 @@ TX_KINDS: tuple[str, ...] = (
     "dispute",
     "gate_update",
     "generation_chunk",
+    "quality_verdict",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})
