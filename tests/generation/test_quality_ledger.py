@@ -124,7 +124,7 @@ def band_around(p: dict[str, Any]) -> int:
     (lambda p: {**p, "scores": {**p["scores"], "lazy": p["verdict"]["median"]}}, "misjudging"),  # the scores differ
     (lambda p: rule(p, tolerance=10**7), "misjudging"),  # a tolerance under which nobody misjudged
     (lambda p: rule(p, threshold=p["verdict"]["median"] + 1 if p["verdict"]["flag"] == "ok" else -10**6), "flag"),
-    (lambda p: outcome(p, judge={"model": "smollm2-135m", "answer": "yes", "margin": 3}),
+    (lambda p: outcome(p, judge={"model": "smollm2-135m", "answer": "yes", "margin": 3, "bias": 0}),
      "the judge model was asked outside the band"),
     (lambda p: rule(p, band=band_around(p)), "the judge model must decide"),
     (lambda p: {**p, "chunks": [0, 99]}, "chunks recorded, not chunk 99"),
@@ -142,14 +142,14 @@ def test_the_ledger_refuses_a_verdict_its_scores_do_not_give(judge: QualityJudge
 def test_within_the_band_the_judges_answer_must_be_what_its_margin_gives(judge: QualityJudge) -> None:
     s, _, payload = _recorded(judge)
     band = rule(payload, band=band_around(payload))
-    yes = outcome(band, judge={"model": "smollm2-135m", "answer": "yes", "margin": 1200}, flag="ok")
+    yes = outcome(band, judge={"model": "smollm2-135m", "answer": "yes", "margin": -1200, "bias": -1500}, flag="ok")
     assert _refusal(s, yes) is None
     assert _refusal(s, outcome(yes, flag="low")) is not None  # the judge said yes
-    no = outcome(band, judge={"model": "smollm2-135m", "answer": "no", "margin": 0}, flag="low")
+    no = outcome(band, judge={"model": "smollm2-135m", "answer": "no", "margin": 7, "bias": 7}, flag="low")
     assert _refusal(s, no) is None  # a tie is no
-    lying = _refusal(s, outcome(no, judge={"model": "smollm2-135m", "answer": "yes", "margin": 0}, flag="ok"))
-    assert lying is not None and "its margin 0 gives 'no'" in lying
-    assert JudgeAnswer("smollm2-135m", "yes", 1200).to_json() == yes["verdict"]["judge"]
+    lying = _refusal(s, outcome(no, judge={**no["verdict"]["judge"], "answer": "yes"}, flag="ok"))
+    assert lying is not None and "its margin 7 against its bias 7 gives 'no'" in lying
+    assert JudgeAnswer("smollm2-135m", "yes", -1200, -1500).to_json() == yes["verdict"]["judge"]
 
 
 def test_one_verdict_a_response_and_only_from_a_validator(judge: QualityJudge) -> None:

@@ -103,7 +103,7 @@ class Answering:
 
     def __call__(self, prompt_text: str, completion_text: str) -> JudgeAnswer:
         self.calls += 1
-        return JudgeAnswer("stand-in", self.answer, 1 if self.answer == "yes" else -1)
+        return JudgeAnswer("stand-in", self.answer, 1 if self.answer == "yes" else -1, 0)
 
 
 def test_within_the_band_the_judge_decides_and_outside_it_is_not_asked() -> None:
@@ -113,7 +113,8 @@ def test_within_the_band_the_judge_decides_and_outside_it_is_not_asked() -> None
                              fallback=fallback)
         verdict = judge.score(PROMPT, ANSWER)  # 0.02 below the threshold: unsure
         assert (verdict.flag, fallback.calls, verdict.judge.answer) == (flag, 1, answer)
-        assert verdict.section()["judge"] == {"model": "stand-in", "answer": answer, "margin": verdict.judge.margin}
+        assert verdict.section()["judge"] == {"model": "stand-in", "answer": answer, "margin": verdict.judge.margin,
+                                              "bias": 0}
         far = judge.with_threshold(0.5).score(PROMPT, ANSWER)  # 0.2 below: sure
         assert (far.flag, fallback.calls, far.judge) == ("low", 1, None)
     edge = QualityJudge([QualityValidator("a", CountingScorer(0.25))], threshold=0.3, band=0.05,

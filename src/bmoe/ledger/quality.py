@@ -13,8 +13,8 @@ A validator records, for one response:
 - ``rule``: ``tolerance``, ``threshold``, ``band``, the rule's parameters in micro-units (``threshold`` null:
   uncalibrated; ``band`` null: no judge model);
 - ``verdict``: ``median``, ``flag``, ``misjudging``, what the scores give, and ``judge``: null, or the judge
-  model's answer when the median was within the band of the threshold: its name, ``yes``/``no`` and the margin of
-  its yes logit over its no logit (micro-units) that the answer follows from.
+  model's answer when the median was within the band of the threshold: its name, ``yes``/``no``, the margin of
+  its yes logit over its no logit and the bias a yes must beat (micro-units), which the answer follows from.
 
 The ledger re-computes the median, the misjudging validators and the flag from the scores
 (:func:`~bmoe.verify.quality_rule.quality_ruling`, the rule the quality judge built them with) and refuses a verdict
@@ -56,9 +56,9 @@ def verdict_error(payload: Mapping[str, Any], chunks_recorded: int) -> str | Non
     if not scores:
         return "no validator's score"
     judge = verdict["judge"]
-    if judge is not None and judge["answer"] != judge_answer(judge["margin"]):
-        return (f"the judge answered {judge['answer']!r}, its margin {judge['margin']} gives "
-                f"{judge_answer(judge['margin'])!r}")
+    if judge is not None and judge["answer"] != judge_answer(judge["margin"], judge["bias"]):
+        return (f"the judge answered {judge['answer']!r}, its margin {judge['margin']} against its bias "
+                f"{judge['bias']} gives {judge_answer(judge['margin'], judge['bias'])!r}")
     ruling = quality_ruling(scores, rule["tolerance"], rule["threshold"], rule["band"],
                             None if judge is None else judge["answer"])
     if ruling.in_band != (judge is not None):

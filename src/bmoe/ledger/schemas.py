@@ -242,7 +242,7 @@ _SCORER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/-]{0,127}")  # a quality scorer
 _SCORE = integer(-MAX_INT, MAX_INT)  # micro-units (verify/quality_rule.py)
 _QUALITY_RULE = record({"tolerance": integer(0, MAX_INT), "threshold": nullable(_SCORE),
                         "band": nullable(integer(0, MAX_INT))})
-_QUALITY_JUDGE = record({"model": name, "answer": one_of(*JUDGE_ANSWERS), "margin": _SCORE})
+_QUALITY_JUDGE = record({"model": name, "answer": one_of(*JUDGE_ANSWERS), "margin": _SCORE, "bias": _SCORE})
 _QUALITY_OUTCOME = record({"median": nullable(_SCORE), "flag": one_of(*QUALITY_FLAGS),
                            "misjudging": list_of(name, 0, lambda _: MAX_VALIDATORS), "judge": nullable(_QUALITY_JUDGE)})
 _QUALITY_VERDICT = {"generation": task_id, "response": task_id,

@@ -36,10 +36,11 @@ def from_units(units: int | None) -> float | None:
     return None if units is None else units / SCORE_UNITS
 
 
-def judge_answer(margin: int) -> str:
-    """The judge's answer from its margin (the logit of yes less that of no, in micro-units): yes only when yes
-    scored higher; a tie is no (the answer must earn its pass)."""
-    return "yes" if margin > 0 else "no"
+def judge_answer(margin: int, bias: int = 0) -> str:
+    """The judge's answer from its margin (the logit of yes less that of no, in micro-units): yes only when the
+    margin is above the judge's ``bias`` (0, or calibrated on honest responses: a small model leans to no); a tie
+    is no (the answer must earn its pass)."""
+    return "yes" if margin > bias else "no"
 
 
 @dataclass(frozen=True)
