@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from bmoe.explorer.app import make_app
+from bmoe.explorer.lm_source import run_source
+from bmoe.explorer.snapshot import Explorer
 from bmoe.ledger.chainstore import ChainStore
 from bmoe.ledger.errors import ChainIntegrityError, InvalidBlock, InvalidTransaction
 from bmoe.ledger.node import LedgerNode
@@ -76,6 +80,10 @@ def test_each_responses_verdict_is_sealed_and_the_lazy_validator_recorded_agains
         assert made["verification"]["mode"] == "b-moe"  # the verification section kept
     replayed = LedgerNode.open(s.validator, 0, ChainStore(tmp_path / "ledger" / "chain.sqlite"))  # as audit does
     assert replayed.head_hash == s.head_hash and replayed.state.misjudged == {"lazy": 3}
+    s.store.sync()
+    with TestClient(make_app(Explorer(run_source(tmp_path / "ledger")), False)) as client:  # the explorer shows it
+        shown = client.get(f"/block/{receipts[0]['verification']['quality']['ledger']['height']}").text
+    assert f"quality (heuristic) of {receipts[0]['id']}: median" in shown and "misjudging [&#x27;lazy&#x27;]" in shown
 
 
 def test_a_chain_without_verdicts_keeps_its_summary(judge: QualityJudge) -> None:
