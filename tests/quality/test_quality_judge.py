@@ -73,10 +73,12 @@ def test_the_median_outvotes_a_minority_and_an_even_count_takes_the_floor_of_the
 def test_a_report_that_is_no_finite_number_is_misjudging_and_left_out_of_the_median() -> None:
     judge = QualityJudge([QualityValidator("a", CountingScorer(0.4)), QualityValidator("b", CountingScorer(0.6)),
                           QualityValidator("nan", CountingScorer(math.nan)),
-                          QualityValidator("text", CountingScorer("high"))])  # type: ignore[arg-type]
+                          QualityValidator("text", CountingScorer("high")),  # type: ignore[arg-type]
+                          QualityValidator("huge", CountingScorer(1e12))])  # past what the ledger records exactly
     verdict = judge.score(PROMPT, ANSWER)
     assert verdict.median_score == 0.5 and verdict.scores["nan"] is None and verdict.scores["text"] is None
-    assert set(verdict.misjudging) == {"a", "b", "nan", "text"}  # 0.1 from the median, past 0.02
+    assert verdict.scores["huge"] is None
+    assert set(verdict.misjudging) == {"a", "b", "nan", "text", "huge"}  # 0.1 from the median, past 0.02
     nothing = QualityJudge([QualityValidator("nan", CountingScorer(math.inf))]).score(PROMPT, ANSWER)
     assert nothing.median is None and nothing.flag == "unscored" and nothing.misjudging == ("nan",)
 

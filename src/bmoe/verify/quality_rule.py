@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 SCORE_UNITS = 1_000_000  # a score of 1.0 is recorded as 1_000_000
+MAX_SCORE_UNITS = 1 << 53  # exact in every JSON reader (the ledger's schemas bound every integer by it)
 FLAGS = ("ok", "low", "uncalibrated", "unscored")
 JUDGE_ANSWERS = ("yes", "no")
 

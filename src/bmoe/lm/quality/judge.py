@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bmoe.verify.quality_rule import FLAGS, from_units, quality_ruling, to_units
+from bmoe.verify.quality_rule import FLAGS, MAX_SCORE_UNITS, SCORE_UNITS, from_units, quality_ruling, to_units
 
 from .llm_judge import JudgeAnswer
 from .scorers import Scorer, check_texts
@@ -141,9 +141,11 @@ class QualityJudge:
 
 
 def _reported(scorer: Scorer, prompt_text: str, completion_text: str) -> int | None:
-    """What a validator's scorer reports, in micro-units: a finite number's, or None for anything else."""
+    """What a validator's scorer reports, in micro-units: a finite number's (below :data:`MAX_SCORE_UNITS`), or None
+    for anything else."""
     value = scorer(prompt_text, completion_text)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or abs(value) * SCORE_UNITS >= MAX_SCORE_UNITS:
         return None
     return to_units(value)
 
