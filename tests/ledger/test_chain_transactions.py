@@ -46,6 +46,7 @@ def test_tx_kinds_is_a_tuple_with_every_kind() -> None:
         "generation_chunk",
         "settlement",
         "deposit",
+        "quality_verdict",
     )
 
 

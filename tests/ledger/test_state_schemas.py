@@ -49,6 +49,7 @@ def honest(tiny_data, tmp_path_factory) -> dict[str, tuple[LedgerState, Transact
         found.setdefault(tx.kind, (copy.deepcopy(working), tx))
         apply_transaction(working, tx)
     found.update(_disputed_chunk(tmp_path_factory.mktemp("generation")))
+    found["quality_verdict"] = _quality_verdict()
     assert set(found) == set(TX_KINDS)
     return found
 
@@ -73,6 +74,22 @@ def _disputed_chunk(run_dir: Path) -> dict[str, tuple[LedgerState, Transaction]]
             return {**found, "deposit": (begin_block(state), deposit)}
         state = apply_block(state, block)
     raise AssertionError("no chunk with a dispute")
+
+
+def _quality_verdict() -> tuple[LedgerState, Transaction]:
+    """A quality verdict on a verified generation's first response (two validators disagreeing), and the state
+    before it (tests/generation/test_quality_ledger.py tests its rules)."""
+    from bmoe.lm.quality.judge import QualityJudge, QualityValidator
+    from bmoe.lm.quality.scorers import FixedReport
+    from bmoe.run.quality import verdict_payload
+    from tests.generation.helpers import receipt
+
+    session = generation_session(model())
+    generate(session)
+    judge = QualityJudge([QualityValidator("v0", FixedReport(0.4)), QualityValidator("v1", FixedReport(0.9))],
+                         threshold=0.5)
+    payload = verdict_payload(judge.score("a prompt", "an answer"), {**receipt(session, 0), "id": "cmpl-0"})
+    return begin_block(session.node.state), session.signer.sign("quality_verdict", payload)
 
 
 def mutations(payload: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,6 +1,7 @@
-"""Validators' quality scores combined (``lm/quality/judge.py``): the median, the misjudging flag, a report that is
-no number, the threshold and its calibration, the receipt's section, and bad arguments refused by name. The
-scorer is the real relevance scorer on the tiny encoder."""
+"""Validators' quality scores combined (``lm/quality/judge.py`` over ``verify/quality_rule.py``): scores in
+micro-units, the median, the misjudging flag, a report that is no number, the threshold and its calibration, the
+judge model's band, the receipt's section, and bad arguments refused by name. The scorer is the real relevance
+scorer on the tiny encoder."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import math
 
 import pytest
 
-from bmoe.lm.quality.judge import QualityJudge, QualityValidator, calibrate_threshold, median_verdict, with_quality
+from bmoe.lm.quality.judge import QualityJudge, QualityValidator, calibrate_threshold, with_quality
+from bmoe.lm.quality.llm_judge import JudgeAnswer
 from bmoe.lm.quality.scorers import FixedReport, RelevanceScorer
 from bmoe.lm.quality.sentence_encoder import read_sentence_encoder
+from bmoe.verify.quality_rule import quality_ruling, to_units
 from tests.quality.tiny_encoder import write_tiny_encoder
 
 PROMPT = "What is the capital of France?"
@@ -48,25 +51,34 @@ def test_honest_validators_agree_and_a_lazy_one_far_from_the_median_is_flagged_m
     judge = QualityJudge([QualityValidator(f"v{i}", relevance) for i in range(3)]
                          + [QualityValidator("lazy", FixedReport(0.99))])
     verdict = judge.score(PROMPT, ANSWER)
-    honest = relevance(PROMPT, ANSWER)
-    assert verdict.scores == {"v0": honest, "v1": honest, "v2": honest, "lazy": 0.99}
+    honest = to_units(relevance(PROMPT, ANSWER))
+    assert verdict.units == {"v0": honest, "v1": honest, "v2": honest, "lazy": 990_000}
+    assert verdict.scores["lazy"] == 0.99 and verdict.scores["v0"] == honest / 1e6
     assert verdict.median == honest and verdict.misjudging == ("lazy",)
     assert verdict.flag == "uncalibrated" and verdict.scorer == "relevance/tiny"
 
 
-def test_the_median_outvotes_a_minority_and_an_even_count_takes_the_middle_two() -> None:
-    assert median_verdict({"a": 0.5, "b": 0.52, "c": 0.9}, 0.05) == (0.52, ("c",))
-    assert median_verdict({"a": 0.2, "b": 0.4, "c": 0.6, "d": 0.8}, 0.15) == (0.5, ("a", "d"))
-    assert median_verdict({"a": 0.5, "b": 0.51}, 0.0) == (0.505, ("a", "b"))
+def test_the_median_outvotes_a_minority_and_an_even_count_takes_the_floor_of_the_middle_two() -> None:
+    def median_and_far(scores: dict[str, int | None], tolerance: int) -> tuple[int | None, tuple[str, ...]]:
+        ruling = quality_ruling(scores, tolerance, None, None)
+        return ruling.median, ruling.misjudging
+
+    assert median_and_far({"a": 500_000, "b": 520_000, "c": 900_000}, 50_000) == (520_000, ("c",))
+    assert median_and_far({"a": 200_000, "b": 400_000, "c": 600_000, "d": 800_000}, 150_000) == (500_000, ("a", "d"))
+    assert median_and_far({"a": 500_000, "b": 500_001}, 0) == (500_000, ("b",))  # the floor of 500_000.5
+    assert median_and_far({"a": -3, "b": 0}, 0) == (-2, ("a", "b"))  # a floor, not a truncation
+    assert median_and_far({"a": None}, 0) == (None, ("a",))
 
 
 def test_a_report_that_is_no_finite_number_is_misjudging_and_left_out_of_the_median() -> None:
     judge = QualityJudge([QualityValidator("a", CountingScorer(0.4)), QualityValidator("b", CountingScorer(0.6)),
                           QualityValidator("nan", CountingScorer(math.nan)),
-                          QualityValidator("text", CountingScorer("high"))])  # type: ignore[arg-type]
+                          QualityValidator("text", CountingScorer("high")),  # type: ignore[arg-type]
+                          QualityValidator("huge", CountingScorer(1e12))])  # past what the ledger records exactly
     verdict = judge.score(PROMPT, ANSWER)
-    assert verdict.median == 0.5 and verdict.scores["nan"] is None and verdict.scores["text"] is None
-    assert set(verdict.misjudging) == {"a", "b", "nan", "text"}  # 0.1 from the median, past 0.02
+    assert verdict.median_score == 0.5 and verdict.scores["nan"] is None and verdict.scores["text"] is None
+    assert verdict.scores["huge"] is None
+    assert set(verdict.misjudging) == {"a", "b", "nan", "text", "huge"}  # 0.1 from the median, past 0.02
     nothing = QualityJudge([QualityValidator("nan", CountingScorer(math.inf))]).score(PROMPT, ANSWER)
     assert nothing.median is None and nothing.flag == "unscored" and nothing.misjudging == ("nan",)
 
@@ -82,6 +94,34 @@ def test_the_threshold_flags_a_median_below_it_low() -> None:
     judge = QualityJudge([QualityValidator("a", CountingScorer(0.3))], threshold=0.31)
     assert judge.score(PROMPT, ANSWER).flag == "low"
     assert judge.with_threshold(0.3).score(PROMPT, ANSWER).flag == "ok"
+
+
+class Answering:
+    """A fallback judge that answers ``answer`` and counts its calls (the real model's decision is tested in
+    test_llm_judge.py)."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.calls = answer, 0
+
+    def __call__(self, prompt_text: str, completion_text: str) -> JudgeAnswer:
+        self.calls += 1
+        return JudgeAnswer("stand-in", self.answer, 1 if self.answer == "yes" else -1, 0)
+
+
+def test_within_the_band_the_judge_decides_and_outside_it_is_not_asked() -> None:
+    for answer, flag in (("yes", "ok"), ("no", "low")):
+        fallback = Answering(answer)
+        judge = QualityJudge([QualityValidator("a", CountingScorer(0.30))], threshold=0.32, band=0.05,
+                             fallback=fallback)
+        verdict = judge.score(PROMPT, ANSWER)  # 0.02 below the threshold: unsure
+        assert (verdict.flag, fallback.calls, verdict.judge.answer) == (flag, 1, answer)
+        assert verdict.section()["judge"] == {"model": "stand-in", "answer": answer, "margin": verdict.judge.margin,
+                                              "bias": 0}
+        far = judge.with_threshold(0.5).score(PROMPT, ANSWER)  # 0.2 below: sure
+        assert (far.flag, fallback.calls, far.judge) == ("low", 1, None)
+    edge = QualityJudge([QualityValidator("a", CountingScorer(0.25))], threshold=0.3, band=0.05,
+                        fallback=Answering("yes"))
+    assert edge.score(PROMPT, ANSWER).judge is not None  # the band's edge is inside it
 
 
 def test_the_threshold_is_the_percentile_of_the_honest_scores() -> None:
@@ -103,8 +143,8 @@ def test_the_verdict_is_the_receipts_verification_quality_section_in_json(releva
     assert verification == {"mode": "b-moe", "verified": True, "calls": 240}  # untouched
     quality = json.loads(json.dumps(receipt_section))["quality"]
     assert quality == {"heuristic": True, "scorer": "relevance/tiny", "scores": verdict.scores,
-                       "median": verdict.median, "threshold": 0.0, "flag": verdict.flag,
-                       "misjudging": list(verdict.misjudging)}
+                       "median": verdict.median / 1e6, "threshold": 0.0, "flag": verdict.flag,
+                       "misjudging": list(verdict.misjudging), "judge": None}
     assert with_quality(None, verdict) == {"quality": verdict.section()}
 
 
@@ -115,6 +155,8 @@ def test_the_verdict_is_the_receipts_verification_quality_section_in_json(releva
     (lambda s: QualityJudge([QualityValidator("a", s)], tolerance=-0.1), "tolerance must be"),
     (lambda s: QualityJudge([QualityValidator("a", s)], tolerance=math.nan), "tolerance must be"),
     (lambda s: QualityJudge([QualityValidator("a", s)], threshold=math.inf), "threshold must be"),
+    (lambda s: QualityJudge([QualityValidator("a", s)], band=0.1), "band and fallback go together"),
+    (lambda s: QualityJudge([QualityValidator("a", s)], band=-0.1, fallback=Answering("yes")), "band must be"),
     (lambda s: QualityJudge([QualityValidator("a", s)]).score(b"x", ANSWER), "prompt_text must be a str"),
     (lambda s: QualityJudge([QualityValidator("a", s)]).score(PROMPT, None), "completion_text must be a str"),
     (lambda s: s(PROMPT, 3), "completion_text must be a str, got int"),

@@ -38,6 +38,11 @@ def _print(report: AuditReport, where: Path) -> None:
         console.print(f"verified generation: {report.generation_chunks} chunks, {report.generation_calls} expert "
                       "calls re-computed with the ledger's experts, each its accepted output", highlight=False,
                       soft_wrap=True)
+    if report.state.quality_verdicts:  # each re-computed from its scores by the replay (ledger/quality.py)
+        misjudged = ", ".join(f"{name} {count}" for name, count in sorted(report.state.misjudged.items())) or "none"
+        console.print(f"quality verdicts (a heuristic): {sum(report.state.quality_verdicts.values())}, each median, "
+                      f"flag and misjudging list re-computed from its scores; misjudging: {misjudged}",
+                      highlight=False, soft_wrap=True)
     bound = bound_in_force(report.state.genesis or {})
     if bound is not None:
         console.print(f"bound in force: {bound}", highlight=False, soft_wrap=True)

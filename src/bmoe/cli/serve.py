@@ -19,9 +19,9 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 
 if TYPE_CHECKING:
     from bmoe.net.generation.local import LocalEdges
-    from bmoe.run.generation import GenerationSettings
+    from bmoe.run.generation import GenerationSession, GenerationSettings
     from bmoe.run.payments import PaymentTerms
-    from bmoe.serve.app import ReceiptAmend, ReceiptSink
+    from bmoe.serve.app import ReceiptSink
     from bmoe.serve.scheduler import Scheduler
     from bmoe.serve.served_model import ServedModel
 
@@ -68,15 +68,23 @@ if TYPE_CHECKING:
 @click.option("--payments", type=click.Path(path_type=Path), default=None,
               help="[--verified] charge for tokens: a JSON file of the requesters' deposits and the price rule "
                    "(docs/platform.md); every request names its paying account in 'user'")
+@click.option("--quality-band", type=click.FloatRange(0.0, 2.0), default=None,
+              help="[--quality-threshold] within this of the threshold the scorer is unsure: SmolLM2-135M-Instruct's "
+                   "yes/no decides the flag (a heuristic; default: no judge model)")
+@click.option("--quality-judge-bias", type=float, default=None,
+              help="[--quality-band] the judge model says yes when its yes logit beats its no logit by more than "
+                   "this (default 0; SmolLM2-135M leans to no)")
 @click.option("--edge-processes", is_flag=True, default=None,
               help="[--verified] run the M edges as processes on 127.0.0.1, each with its own key (`bmoe lm "
                    "generation-edge`), instead of in the server's process")
 def serve_command(model_name: str | None, model_dir: Path | None, name: str | None, experts: int | None, host: str,
                   port: int, max_batch: int, threads: int | None, verified: bool, quality: bool,
-                  quality_threshold: float | None, **verification: Any) -> None:
+                  quality_threshold: float | None, quality_band: float | None, quality_judge_bias: float | None,
+                  **verification: Any) -> None:
     """Serve a language model behind the OpenAI HTTP API, every response with its receipt."""
     import torch
 
+    from bmoe.cli.serve_quality import check_quality_flags, quality_amend, quality_judge
     from bmoe.lm.pretrained.catalogue import pretrained_source
     from bmoe.net.http.serve import bind, serve, url_of
     from bmoe.serve.app import build_app
@@ -92,8 +100,7 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
     elif model_dir is not None and not model_dir.is_dir():
         raise UserError(f"--model-dir {model_dir}: no such directory")
     settings = verified_settings(verified, max_batch, **verification)
-    if quality_threshold is not None and not quality:
-        raise UserError("--quality-threshold needs --quality")
+    check_quality_flags(quality, quality_threshold, quality_band, quality_judge_bias)
     try:
         sock = bind(host, port)
     except OSError as err:
@@ -101,7 +108,7 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
     try:
         if threads is not None:
             torch.set_num_threads(threads)
-        amend = quality_amend(quality_threshold) if quality else None  # the encoder loaded (fetched) first
+        judge = quality_judge(quality_threshold, quality_band, quality_judge_bias) if quality else None  # loaded first
         if model_name is not None:
             served = served_pretrained(model_name, experts or DEFAULT_EXPERTS, name)
         else:
@@ -112,12 +119,12 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         raise
     url = url_of(sock)
     scheduler, on_receipt, mode = Scheduler(served.model, served.tokenizer.decode, max_batch=max_batch), None, ""
-    edge_processes = None
+    edge_processes, session = None, None
     if settings is not None:
         try:
             if verification["edge_processes"]:
                 edge_processes = start_edge_processes(served, settings, verification)
-            scheduler, on_receipt, mode = verified_scheduler(served, settings, verification, edge_processes)
+            scheduler, on_receipt, mode, session = verified_scheduler(served, settings, verification, edge_processes)
         except BaseException:
             if edge_processes is not None:
                 edge_processes.stop()
@@ -129,27 +136,9 @@ def serve_command(model_name: str | None, model_dir: Path | None, name: str | No
         sys.stdout.flush()
 
     charges = settings is not None and settings.payments is not None  # every request names its payer in 'user'
+    amend = quality_amend(judge, session) if judge is not None else None  # sealed on the ledger under --verified
     serve(build_app(served, scheduler, on_receipt, edge_processes.stop if edge_processes is not None else None,
                     amend, charges), sock, on_listening=listening)
-
-
-QUALITY_VALIDATORS = 3  # in one server all run the same scorer; a deployment's each run their own
-
-
-def quality_amend(threshold: float | None) -> ReceiptAmend:
-    """Every receipt's ``verification.quality``: the quality layer's verdict on its prompt and completion texts."""
-    from bmoe.lm.quality.judge import QualityJudge, QualityValidator, with_quality
-    from bmoe.lm.quality.scorers import RelevanceScorer
-    from bmoe.lm.quality.sentence_encoder import load_sentence_encoder
-
-    scorer = RelevanceScorer(load_sentence_encoder())
-    judge = QualityJudge([QualityValidator(f"validator-{i}", scorer) for i in range(QUALITY_VALIDATORS)],
-                         threshold=threshold)
-
-    def amend(receipt: dict[str, Any], prompt_text: str, completion_text: str) -> dict[str, Any]:
-        verdict = judge.score(prompt_text, completion_text)
-        return {**receipt, "verification": with_quality(receipt["verification"], verdict)}
-    return amend
 
 
 def verified_settings(verified: bool, max_batch: int, **values: Any) -> GenerationSettings | None:
@@ -213,10 +202,11 @@ def start_edge_processes(served: ServedModel, settings: GenerationSettings, valu
 
 
 def verified_scheduler(served: ServedModel, settings: GenerationSettings, values: dict[str, Any],
-                       processes: LocalEdges | None = None) -> tuple[Scheduler, ReceiptSink | None, str]:
+                       processes: LocalEdges | None = None
+                       ) -> tuple[Scheduler, ReceiptSink | None, str, GenerationSession]:
     """The genesis written, the edges built, a scheduler driving verified decoding; what to do with each receipt
     (append it with its prompt and completion texts to the ledger directory's receipts.jsonl: the explorer shows
-    them), and a note for the start-up line."""
+    them), a note for the start-up line, and the session (quality verdicts are sealed on its ledger)."""
     from bmoe.run.generation import RECEIPTS_FILE, attackers, open_session
     from bmoe.serve.scheduler import Scheduler
 
@@ -248,4 +238,4 @@ def verified_scheduler(served: ServedModel, settings: GenerationSettings, values
     where += ", edges as processes" if processes is not None else ""
     where += ", charging for tokens" if settings.payments is not None else ""
     return scheduler, on_receipt, (f"; verified: {settings.edges} edges, {settings.policy().name}, "
-                                   f"{settings.chunk_steps} steps a chunk{where}")
+                                   f"{settings.chunk_steps} steps a chunk{where}"), session

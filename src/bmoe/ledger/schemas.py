@@ -28,6 +28,8 @@ from bmoe.verify.assignment import AssignmentError, make_assignment
 from bmoe.verify.bound_window import MAX_BOUND, MAX_PER_SAMPLE
 from bmoe.verify.comparison import ComparisonError, make_comparison
 from bmoe.verify.framework import FRAMEWORKS
+from bmoe.verify.quality_rule import FLAGS as QUALITY_FLAGS
+from bmoe.verify.quality_rule import JUDGE_ANSWERS
 
 MAX_PAYLOAD_BYTES = 256 * 1024  # canonical JSON of one payload; a genesis of 1024 edges and experts is ~130 KB
 GENERATION_BYTES_PER_SLOT_EDGE = 1280  # a commitment (~300 B) and a record naming 64 rows (~900 B) per slot and edge
@@ -238,6 +240,20 @@ assignment_spec = spec_check(make_assignment, AssignmentError)
 comparison_spec = spec_check(make_comparison, ComparisonError)
 
 
+_SCORER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/-]{0,127}")  # a quality scorer's name: relevance/all-minilm-l6-v2
+_SCORE = integer(-MAX_INT, MAX_INT)  # micro-units (verify/quality_rule.py)
+_QUALITY_RULE = record({"tolerance": integer(0, MAX_INT), "threshold": nullable(_SCORE),
+                        "band": nullable(integer(0, MAX_INT))})
+_QUALITY_JUDGE = record({"model": name, "answer": one_of(*JUDGE_ANSWERS), "margin": _SCORE, "bias": _SCORE})
+_QUALITY_OUTCOME = record({"median": nullable(_SCORE), "flag": one_of(*QUALITY_FLAGS),
+                           "misjudging": list_of(name, 0, lambda _: MAX_VALIDATORS), "judge": nullable(_QUALITY_JUDGE)})
+_QUALITY_VERDICT = {"generation": task_id, "response": task_id,
+                    "chunks": list_of(integer(0, MAX_INT), 1, lambda _: 4096),  # 4096 chunks: 65536 tokens at 16 steps
+                    "completion": hex64, "scorer": matches(_SCORER, "a scorer name of 1 to 128 characters"),
+                    "scores": mapping(name, nullable(_SCORE), lambda _: MAX_VALIDATORS), "rule": _QUALITY_RULE,
+                    "verdict": _QUALITY_OUTCOME}  # ledger/quality.py
+
+
 # ---------------------------------------------------------------- the table
 
 _RESULT = record({"expert": expert, "digest": hex64, "cid": cid})
@@ -329,6 +345,7 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
                    "price": integer(1, MAX_PRICE), "charges": list_of(_CHARGE, 0, lambda _: MAX_PAYERS),
                    "credits": list_of(_CREDIT, 0, _edges), "validator": integer(0, MAX_UNITS)},
     "deposit": {"account": name, "amount": integer(1, MAX_UNITS)},
+    "quality_verdict": _QUALITY_VERDICT,
 }
 
 

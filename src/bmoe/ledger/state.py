@@ -35,6 +35,7 @@ from bmoe.ledger.payments import (
     settlement_error,
 )
 from bmoe.ledger.pricing import PricingError
+from bmoe.ledger.quality import response_key, verdict_error
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
@@ -123,6 +124,9 @@ class LedgerState:
     generated_tokens: int = 0  # tokens of every recorded chunk
     payments: dict[str, PaymentAccount] = field(default_factory=dict)  # account -> paid/earned (ledger/payments.py)
     unsettled: dict[str, ChunkFacts] = field(default_factory=dict, compare=False)  # this block's chunks, by generation
+    quality_verdicts: dict[str, int] = field(default_factory=dict)  # generation id -> verdicts (ledger/quality.py)
+    misjudged: dict[str, int] = field(default_factory=dict)  # quality validator -> verdicts it misjudged in
+    quality_responses: set[str] = field(default_factory=set)  # responses with a verdict (one each; not summarised)
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -219,6 +223,10 @@ class LedgerState:
             summary["generated_tokens"] = self.generated_tokens
         if self.payments:  # only in a session that takes payments
             summary["payments"] = {account: held.to_dict() for account, held in sorted(self.payments.items())}
+        if self.quality_verdicts:  # only once a response was scored: every earlier chain keeps its roots
+            summary["quality_verdicts"] = dict(sorted(self.quality_verdicts.items()))
+        if self.misjudged:
+            summary["misjudged"] = dict(sorted(self.misjudged.items()))
         return summary
 
 
@@ -602,6 +610,20 @@ def apply_deposit(state: LedgerState, tx: Transaction) -> None:
     _from_validator(state, tx)
     _require(pricing_of(state._genesis) is not None, tx, "this session takes no payments")
     state.payments.setdefault(tx.payload["account"], PaymentAccount()).deposited += tx.payload["amount"]
+def apply_quality_verdict(state: LedgerState, tx: Transaction) -> None:
+    """One response's quality verdict (``ledger/quality.py``): from a validator, once per response, on chunks of
+    its generation already recorded, its median, misjudging list and flag what its scores give; each misjudging
+    validator recorded against (not slashed: a heuristic's disagreement is no proof)."""
+    _from_validator(state, tx)
+    generation = tx.payload["generation"]
+    key = response_key(generation, tx.payload["response"])
+    _require(key not in state.quality_responses, tx, f"response {tx.payload['response']!r} already has a verdict")
+    reason = verdict_error(tx.payload, state.generations.get(generation, 0))
+    _require(reason is None, tx, str(reason))
+    state.quality_responses.add(key)
+    state.quality_verdicts[generation] = state.quality_verdicts.get(generation, 0) + 1
+    for validator in tx.payload["verdict"]["misjudging"]:
+        state.misjudged[validator] = state.misjudged.get(validator, 0) + 1
 
 
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
@@ -618,6 +640,7 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "generation_chunk": apply_generation_chunk,
     "settlement": apply_settlement,
     "deposit": apply_deposit,
+    "quality_verdict": apply_quality_verdict,
 }
 
 

@@ -34,6 +34,7 @@ TX_KINDS: tuple[str, ...] = (
     "generation_chunk",
     "settlement",
     "deposit",
+    "quality_verdict",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})

@@ -17,8 +17,9 @@ Must not know: HTTP, the API, tokenizers.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ class GenerationSession:
     edges: list[GenerationEdge]
     decoding: VerifiedDecoding
     validator: Identity
+    signer: Signer  # the validator's, counting its nonces: the session's other transactions sign with it too
+    ledger_lock: threading.Lock = field(default_factory=threading.Lock)  # held while a block is built and sealed
 
     @property
     def head_hash(self) -> str:
@@ -144,10 +147,11 @@ def open_session(model: MoETransformer, settings: GenerationSettings, attack_for
                            model.config.num_local_experts, settings.policy(), store)
     pricing = pricing_of(payload)
     settle = settler(pricing, store) if pricing is not None else None
-    decoding = VerifiedDecoding(model, context, _recorder(node, store, signer, settle),
-                                _chunk_seed(validator, settings),
-                                settings.seed, settings.chunk_steps, decode, settings.max_batch)
-    return GenerationSession(settings, node, store, edges, decoding, validator)
+    lock = threading.Lock()  # the decoding thread seals chunks; a server's event loop may seal quality verdicts
+    decoding = VerifiedDecoding(model, context, _recorder(node, store, signer, lock, settle),
+                                _chunk_seed(validator, settings), settings.seed, settings.chunk_steps, decode,
+                                settings.max_batch)
+    return GenerationSession(settings, node, store, edges, decoding, validator, signer, lock)
 
 
 def session_validator(model: MoETransformer, settings: GenerationSettings) -> Identity:
@@ -167,16 +171,19 @@ def _enrolling(run: RunConfig, ids: Identities, edges: Sequence[GenerationEdge],
     return enrolled_identities(run, enrolled, signing(ids.validator))
 
 
-def _recorder(node: LedgerNode, store: BlobStore, signer: Signer, settle: Settle | None = None) -> Recorder:
-    """Seal each chunk in a block of its own, with its settlement (``settle``: a paid session)."""
+def _recorder(node: LedgerNode, store: BlobStore, signer: Signer, lock: threading.Lock,
+              settle: Settle | None = None) -> Recorder:
+    """Seal each chunk in a block of its own, with its settlement (``settle``: a paid session), under ``lock`` (a
+    server's event loop may seal quality verdicts meanwhile)."""
     def record(payload: dict[str, Any], usage: ChunkUsage) -> SealedChunk:
-        tx = signer.sign("generation_chunk", payload)
-        node.submit(tx)
-        settlement = settle(payload, usage) if settle is not None else None
-        if settlement is not None:
-            node.submit(signer.sign("settlement", settlement))
-        store.sync()  # every object the block names is durable before it is sealed
-        block = node.seal(timestamp=node.view().height + 1)
+        with lock:
+            tx = signer.sign("generation_chunk", payload)
+            node.submit(tx)
+            settlement = settle(payload, usage) if settle is not None else None
+            if settlement is not None:
+                node.submit(signer.sign("settlement", settlement))
+            store.sync()  # every object the block names is durable before it is sealed
+            block = node.seal(timestamp=node.view().height + 1)
         assert block is not None
         return SealedChunk(payload["chunk"], block.header.height, tx_hash(tx), payload["records"], payload["tokens"],
                            payload["calls"], payload["checked"], len(payload["disputes"]),

@@ -123,6 +123,12 @@ def _summary(view: View, tx: Transaction) -> Html:
                        f"{payload['generation']} chunk {payload['chunk']}"),
                   f": {payload['tokens']} tokens, {payload['calls']} calls ({payload['checked']} checked), "
                   f"{len(payload['disputes'])} disputed, {len(payload['records_against'])} records against edges"]
+    elif tx.kind == "quality_verdict":  # ledger/quality.py: a heuristic's verdict, micro-units
+        verdict, median = payload["verdict"], payload["verdict"]["median"]
+        parts.append(f"quality (heuristic) of {payload['response']}: median "
+                     f"{'none' if median is None else f'{median / 1e6:.3f}'}, {verdict['flag']}"
+                     f"{', judge model ' + verdict['judge']['answer'] if verdict['judge'] else ''}, "
+                     f"misjudging {verdict['misjudging'] or 'none'}")
     return join(parts, " ")
 
 
