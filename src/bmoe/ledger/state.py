@@ -25,6 +25,15 @@ from bmoe.ledger.encoding import canonical_json, sha256_hex
 from bmoe.ledger.errors import InvalidBlock, InvalidTransaction
 from bmoe.ledger.generation import dispute_error, record_error
 from bmoe.ledger.genesis_views import GenesisViews
+from bmoe.ledger.placement import (
+    Declaration,
+    PlacementState,
+    apply_placement,
+    capability_error,
+    departure_error,
+    placement_error,
+    slot_edges,
+)
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
@@ -111,6 +120,7 @@ class LedgerState:
     streaks: dict[str, int] = field(default_factory=dict)  # adaptive: accepted answers since the last accusation
     generations: dict[str, int] = field(default_factory=dict)  # generation id -> chunks recorded (ledger/generation.py)
     generated_tokens: int = 0  # tokens of every recorded chunk
+    fleet: PlacementState = field(default_factory=PlacementState)  # declarations and placement (ledger/placement.py)
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -205,6 +215,9 @@ class LedgerState:
         if self.generations:  # only once something was generated: every earlier chain keeps its roots
             summary["generations"] = dict(sorted(self.generations.items()))
             summary["generated_tokens"] = self.generated_tokens
+        fleet = self.fleet.summary()
+        if fleet is not None:  # only once an edge declared: every earlier chain keeps its roots
+            summary["fleet"] = fleet
         return summary
 
 
@@ -543,7 +556,7 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
     _require(len(disputes) == len(tx.payload["disputes"]), tx, "a slot disputed twice")
     for entry in disputes.values():
         _require(entry["slot"] < len(state.expert_cids), tx, f"no expert slot {entry['slot']}")
-        reason = dispute_error(generation, chunk, entry, state.edges)
+        reason = dispute_error(generation, chunk, entry, slot_edges(state.fleet, entry["slot"], state.edges))
         _require(reason is None, tx, str(reason))
     records = tx.payload["records_against"]
     _require(len({(r["edge"], r["slot"]) for r in records}) == len(records), tx, "an edge recorded twice in a slot")
@@ -564,6 +577,32 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
                 state.balances[entry["edge"]].slash(economics.slash)  # proven: the evidence is on the ledger
 
 
+def apply_capability(state: LedgerState, tx: Transaction) -> None:
+    """An enrolled edge declares what it can hold and run (``ledger/placement.py``): it is active from now on."""
+    reason = capability_error(tx.sender, state.edges)
+    _require(reason is None, tx, str(reason))
+    payload = tx.payload
+    state.fleet.declarations[tx.sender] = Declaration(payload["memory"], payload["profile"],
+                                                      float(payload["throughput"]))
+    state.fleet.declared = True
+
+
+def apply_departure(state: LedgerState, tx: Transaction) -> None:
+    """An active edge leaves (its own transaction) or is recorded gone (a validator's)."""
+    edge = tx.payload["edge"]
+    reason = departure_error(tx.sender, edge, state.validators, state.fleet)
+    _require(reason is None, tx, str(reason))
+    del state.fleet.declarations[edge]
+
+
+def apply_placement_tx(state: LedgerState, tx: Transaction) -> None:
+    """A validator records the placement the rule gives over the active declarations (``ledger/placement.py``)."""
+    _from_validator(state, tx)
+    reason = placement_error(tx.payload, state.fleet, len(state.expert_cids))
+    _require(reason is None, tx, str(reason))
+    apply_placement(state.fleet, tx.payload)
+
+
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "genesis": apply_genesis,
     "task": apply_task,
@@ -576,6 +615,9 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "dispute": apply_dispute,
     "gate_update": apply_gate_update,
     "generation_chunk": apply_generation_chunk,
+    "capability": apply_capability,
+    "departure": apply_departure,
+    "placement": apply_placement_tx,
 }
 
 

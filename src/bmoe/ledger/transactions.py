@@ -32,6 +32,9 @@ TX_KINDS: tuple[str, ...] = (
     "dispute",
     "gate_update",
     "generation_chunk",
+    "capability",
+    "departure",
+    "placement",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})

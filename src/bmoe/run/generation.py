@@ -160,6 +160,7 @@ def _enrolling(run: RunConfig, ids: Identities, edges: Sequence[GenerationEdge],
 
 def _recorder(node: LedgerNode, store: BlobStore, signer: Signer) -> Callable[[dict[str, Any]], SealedChunk]:
     def record(payload: dict[str, Any]) -> SealedChunk:
+        signer.next_nonce = node.next_nonce(signer.address)  # the validator may sign between chunks (placements)
         tx = signer.sign("generation_chunk", payload)
         node.submit(tx)
         store.sync()  # every object the block names is durable before it is sealed
