@@ -17,12 +17,14 @@ record who may serve what, and the rule here decides it, so anyone replaying the
 
 :func:`place` is greedy and deterministic. The fleet needs ``sum(slot_bytes) * h`` bytes; each active edge's fair
 share of it is proportional to its memory. First every current holder still active keeps its slots, in slot
-order, while they fit its memory and its fair share (so an edge that leaves moves only its own slots, and one that
-joins takes over roughly its share, no more). Then each slot lacking holders, largest first (ties: slot order),
-takes the edge with the most free memory (ties: the smaller address) among those not yet holding it that have
-room for it. An edge with less free memory than a slot's object is never given it; when no edge is left for a
-slot, :class:`PlacementError` says which slot and why. A model larger than any edge is spread across edges; a
-fleet of one edge (h = 1) holds the whole model on it.
+order, while they fit its memory and its fair share give or take one slot (the largest slot's bytes). Then each
+slot lacking holders, largest first (ties: slot order), takes the edge furthest below its fair share (ties: a
+current holder, then the smaller address) among those not yet holding it that have room for it. So an edge that
+leaves moves only its own slots (everyone's share grows), and one that joins takes over what the others hold beyond
+their new shares and that slot of slack. An edge with less free memory than a slot's object is never given it;
+when no edge is left for a slot, :class:`PlacementError` says which slot and why. A model larger than any edge is
+spread across edges; a fleet of one edge (h = 1) holds the whole model on it. (Greedy, so a fleet whose capacity
+could only just be packed some other way may be refused.)
 
 Must not know: tensors, storage, the engine, the edges' transport.
 """
@@ -82,26 +84,31 @@ def place(memory: Mapping[str, int], slot_bytes: Sequence[int], holders_per_slot
     if holders_per_slot > len(memory):
         raise PlacementError(f"{holders_per_slot} holders per slot, but only {len(memory)} active edges")
     need, total = sum(slot_bytes) * holders_per_slot, sum(memory.values())
-    free = dict(memory)
+    slack = max(slot_bytes, default=0)
+    used = dict.fromkeys(memory, 0)
+
+    def room(edge: str) -> int:  # (its fair share - its bytes so far) x total: exact in integers
+        return memory[edge] * need - used[edge] * total
+
     holders: list[list[str]] = [[] for _ in slot_bytes]
     for slot, kept in enumerate(current[:len(slot_bytes)]):
         size = slot_bytes[slot]
         for edge in sorted(kept):
-            used = memory.get(edge, 0) - free.get(edge, 0)
-            within_share = (used + size) * total <= memory.get(edge, 0) * need
-            if edge in free and free[edge] >= size and within_share and len(holders[slot]) < holders_per_slot:
+            if (edge in memory and used[edge] + size <= memory[edge] and room(edge) + slack * total >= size * total
+                    and len(holders[slot]) < holders_per_slot):
                 holders[slot].append(edge)
-                free[edge] -= size
+                used[edge] += size
     for slot in sorted(range(len(slot_bytes)), key=lambda s: (-slot_bytes[s], s)):
         size = slot_bytes[slot]
         while len(holders[slot]) < holders_per_slot:
-            room = [edge for edge in free if edge not in holders[slot] and free[edge] >= size]
-            if not room:
+            fits = [edge for edge in memory if edge not in holders[slot] and used[edge] + size <= memory[edge]]
+            if not fits:
                 raise PlacementError(f"slot {slot} ({size} bytes) has {len(holders[slot])} of {holders_per_slot} "
                                      f"holders and no other active edge has {size} bytes free")
-            edge = min(room, key=lambda e: (-free[e], e))
+            before = current[slot] if slot < len(current) else ()
+            edge = min(fits, key=lambda e: (-room(e), e not in before, e))
             holders[slot].append(edge)
-            free[edge] -= size
+            used[edge] += size
     return [sorted(h) for h in holders]
 
 

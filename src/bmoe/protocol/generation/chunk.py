@@ -9,7 +9,8 @@ positions, the fast path's outputs) and each call's primary:
    expert the edge re-computes there, and each replica commits to its outputs;
 3. a call whose answers are one CID is accepted; any difference, or a missing answer, is a **dispute**: the call
    is re-computed by every edge not yet asked, and the output a quorum of the enrolled edges committed to is
-   accepted (under a placement, ``ledger/placement.py``: the slot's holders, in every step here) (none: :class:`NoQuorum`, and the chunk is not recorded);
+   accepted (none: :class:`NoQuorum`, and the chunk is not recorded); under a placement (``ledger/placement.py``)
+   "every edge" and "the enrolled edges" are the slot's holders, in every step here;
 4. an edge whose commitment differs from the accepted output is recorded (``dissent``) with the rows where it
    differs, as (sequence, token position); an edge asked in a dispute that committed nothing, ``withheld``. Where
    the primary's outputs (what generation used) differ, each of its sequences must roll back to the earliest token
