@@ -16,7 +16,7 @@ Printed per configuration: each edge's memory, round-trip time, slots held and b
 verified tokens per second (wall time of the generation, setup excluded; the machine's cores are shared, so the
 numbers are indicative); then whether every configuration released the same text.
 
-    python benchmarks/bench_placement.py [--prompts 4] [--tokens 8] [--chunk-steps 4] [--threads 2]
+    python benchmarks/bench_placement.py [--prompts 4] [--tokens 8] [--chunk-steps 4] [--threads 1]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from bmoe.lm.decoding.sampling import SamplingParams
-from bmoe.lm.pretrained import load_pretrained
+from bmoe.lm.pretrained import PretrainedLM, load_pretrained
 from bmoe.run.generation import GenerationSettings
 from bmoe.run.placement import EdgeSpec, PlacedSession, open_placed_session
 
@@ -53,7 +53,7 @@ def specs(devices: list[Device], whole: int) -> list[EdgeSpec]:
     return [EdgeSpec(int(d.fraction * whole), delay=d.rtt_ms / 1000) for d in devices]
 
 
-def run(lm, prompts: list[list[int]], params: SamplingParams, devices: list[Device], holders: int,  # type: ignore[no-untyped-def]
+def run(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, devices: list[Device], holders: int,
         chunk_steps: int, changes: bool) -> tuple[PlacedSession, list[str], float, dict[str, str]]:
     whole = expert_bytes(lm)
     settings = GenerationSettings(edges=len(devices) + 1, replicas=1, chunk_steps=chunk_steps, seed=0,
@@ -76,7 +76,7 @@ def run(lm, prompts: list[list[int]], params: SamplingParams, devices: list[Devi
     return s, texts, seconds, names
 
 
-def expert_bytes(lm) -> int:  # type: ignore[no-untyped-def]
+def expert_bytes(lm: PretrainedLM) -> int:
     return sum(p.numel() * p.element_size() for n, p in lm.model.named_parameters() if ".experts." in n)
 
 
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--chunk-steps", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lm = load_pretrained("smollm2-135m", experts=8)
