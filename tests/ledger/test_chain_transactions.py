@@ -44,6 +44,9 @@ def test_tx_kinds_is_a_tuple_with_every_kind() -> None:
         "dispute",
         "gate_update",
         "generation_chunk",
+        "capability",
+        "departure",
+        "placement",
     )
 
 
