@@ -8,15 +8,17 @@ network distance: every call it answers first waits its round-trip time (in-proc
 delay is emulated in the edge, not on a socket; commitments are not delayed). Configurations:
 
 - **single device**: the one edge that holds the whole model, h = 1 (no other holder: nothing re-computed);
+- **two large devices h=2**: two edges that each hold the whole model (every call re-computed by the other);
 - **fleet h=2**: the whole fleet, each slot on 2 holders (every call re-computed by its other holder);
 - **fleet h=2, join + leave**: the same, a large edge joining after the first chunk and the 40% edge leaving after
   the second: each change re-placed between chunks while generation goes on.
 
-Printed per configuration: each edge's memory, round-trip time, slots held and bytes fetched (at the end), and the
+Printed per configuration: each edge's memory, round-trip time, slots held and bytes fetched (at the end), the
+calls it answered (fast path and re-computation: one round trip each), and the
 verified tokens per second (wall time of the generation, setup excluded; the machine's cores are shared, so the
 numbers are indicative); then whether every configuration released the same text.
 
-    python benchmarks/bench_placement.py [--prompts 4] [--tokens 8] [--chunk-steps 4] [--threads 1]
+    python benchmarks/bench_placement.py [--prompts 4] [--tokens 12] [--chunk-steps 4] [--threads 1]
 """
 
 from __future__ import annotations
@@ -85,20 +87,20 @@ def report(title: str, s: PlacedSession, names: dict[str, str], seconds: float, 
     rtt = {d.name: d.rtt_ms for d in [*devices, JOINER]}
     print(f"\n{title}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.2f} verified tokens/s "
           f"(placement epoch {s.epoch}, {s.session.decoding.stats.chunks} chunks, "
-          f"{s.session.decoding.stats.checked} of {s.session.decoding.stats.calls} calls re-computed)")
-    print(f"  {'edge':18} {'memory MB':>9} {'rtt ms':>6} {'slots held':>10} {'fetched MB':>10}  state")
+          f"{s.session.decoding.stats.replica_rows} expert rows re-computed by other holders)")
+    print(f"  {'edge':18} {'memory MB':>9} {'rtt ms':>6} {'slots held':>10} {'fetched MB':>10} {'calls':>6}  state")
     for address, name in names.items():
         held = sum(address in edges for edges in s.holders)
         memory = s.holdings[address].memory / MB
         state = "left" if address in s.left else "active" if address in s.specs else "-"
         print(f"  {name:18} {memory:9.1f} {rtt[name]:6.0f} {held:10d} "
-              f"{s.holdings[address].bytes_fetched / MB:10.1f}  {state}")
+              f"{s.holdings[address].bytes_fetched / MB:10.1f} {s.pool[address].calls:6d}  {state}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=12)
     parser.add_argument("--chunk-steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -112,6 +114,7 @@ def main() -> None:
           f"chunks of {args.chunk_steps} steps, {args.threads} torch threads")
     texts = {}
     for title, devices, holders, changes in [("single device", FLEET[:1], 1, False),
+                                             ("two large devices h=2", [FLEET[0], JOINER], 2, False),
                                              ("fleet h=2", FLEET, 2, False),
                                              ("fleet h=2, join + leave", FLEET, 2, True)]:
         s, texts[title], seconds, names = run(lm, prompts, params, devices, holders, args.chunk_steps, changes)

@@ -61,10 +61,12 @@ class DistantEdge(GenerationEdge):
                  delay: float) -> None:
         super().__init__(identity, experts, attack)
         self.delay = delay
+        self.calls = 0  # calls it answered (each one round trip)
 
     def compute(self, layer: int, routed: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         if self.delay > 0 and self.alive:
             time.sleep(self.delay)
+        self.calls += self.alive
         return super().compute(layer, routed)
 
 
