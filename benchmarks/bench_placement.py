@@ -32,7 +32,7 @@ import torch
 from bmoe.lm.decoding.sampling import SamplingParams
 from bmoe.lm.pretrained import PretrainedLM, load_pretrained
 from bmoe.run.generation import GenerationSettings
-from bmoe.run.placement import EdgeSpec, PlacedSession, open_placed_session
+from bmoe.run.placement import EdgeSpec, PlacedSession, measured_throughput, open_placed_session
 
 PROMPTS = ["What is the capital of France?", "Give me three tips for sleeping well.",
            "Explain what photosynthesis is in one sentence.", "Why is the sky blue?"]
@@ -51,8 +51,8 @@ FLEET = [Device("eu-server", 1.1, 5), Device("us-workstation", 0.6, 40), Device(
 JOINER = Device("us-server", 1.1, 45)
 
 
-def specs(devices: list[Device], whole: int) -> list[EdgeSpec]:
-    return [EdgeSpec(int(d.fraction * whole), delay=d.rtt_ms / 1000) for d in devices]
+def specs(devices: list[Device], whole: int, throughput: float = 0.0) -> list[EdgeSpec]:
+    return [EdgeSpec(int(d.fraction * whole), throughput=throughput, delay=d.rtt_ms / 1000) for d in devices]
 
 
 def run(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, devices: list[Device], holders: int,
@@ -60,7 +60,8 @@ def run(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, devi
     whole = expert_bytes(lm)
     settings = GenerationSettings(edges=len(devices) + 1, replicas=1, chunk_steps=chunk_steps, seed=0,
                                   max_batch=len(prompts))
-    s = open_placed_session(lm.model, settings, specs(devices, whole), holders, decode=lm.tokenizer.decode)
+    fleet = specs(devices, whole, measured_throughput(lm.model))  # in-process edges: this machine's measurement
+    s = open_placed_session(lm.model, settings, fleet, holders, decode=lm.tokenizer.decode)
     names = {address: d.name for address, d in zip(s.specs, devices, strict=True)}
     decoding = s.session.decoding
     requests = [decoding.submit(prompt, params) for prompt in prompts]

@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from bmoe.ledger.blocks import Block
 from bmoe.ledger.errors import InvalidTransaction
 from bmoe.ledger.keys import derive_identity
 from bmoe.ledger.state import LedgerState, apply_block, apply_transaction, begin_block
 from bmoe.ledger.transactions import Transaction, check_transaction_signature, sign_transaction, signing_message
+from bmoe.protocol.generation.edges import EdgeGone
+from bmoe.protocol.generation.holdings import NotHeld
 from bmoe.protocol.generation.records import CallRecord, decode_records
-from bmoe.run.placement import EdgeSpec, PlacedSession
+from bmoe.run.placement import EdgeSpec, PlacedSession, measured_throughput
 from tests.generation.helpers import clean_tokens, generate, liar, model
 from tests.generation.placement_helpers import fleet, placed, sealed_blocks
 
@@ -203,3 +206,28 @@ def test_an_edge_gone_mid_run_is_recorded_by_the_validator_and_placed_around(tmp
     departures = [tx for block in sealed_blocks(s) for tx in block.transactions if tx.kind == "departure"]
     assert [(tx.sender, tx.payload["edge"]) for tx in departures] == [(s.session.validator.address, gone)]
     assert all(gone not in edges for edges in s.holders)
+
+
+def test_an_edge_asked_for_a_slot_it_does_not_hold_refuses_as_an_edge_gone(served: Served) -> None:
+    s = served.session
+    m = model()
+    experts = m.config.num_local_experts
+    address = list(s.specs)[4]  # the 40% edge: it holds some slots, not all
+    slot = next(slot for slot, edges in enumerate(s.holders) if address not in edges)
+    held = next(slot for slot, edges in enumerate(s.holders) if address in edges)
+    rows = torch.randn(3, m.config.hidden_size, generator=torch.Generator().manual_seed(0))  # (3, d)
+    edge = s.pool[address]
+    assert edge.compute(*_routed(held, experts, rows))[held % experts].shape == rows.shape
+    with pytest.raises(EdgeGone) as refused:
+        edge.compute(*_routed(slot, experts, rows))
+    assert isinstance(refused.value, NotHeld) and refused.value.slot == slot
+    assert edge.alive  # a refusal, not a death: it goes on serving its own slots
+
+
+def _routed(slot: int, experts: int, rows: torch.Tensor) -> tuple[int, dict[int, torch.Tensor]]:
+    layer, expert = divmod(slot, experts)
+    return layer, {expert: rows}
+
+
+def test_an_edge_measures_its_throughput() -> None:
+    assert measured_throughput(model(), rows=8, repeats=2) > 0

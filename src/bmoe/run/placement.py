@@ -35,6 +35,7 @@ from bmoe.ledger.keys import Identity
 from bmoe.ledger.node import Signer
 from bmoe.ledger.placement import place
 from bmoe.lm.decoding.expert_calls import ExpertCaller
+from bmoe.lm.decoding.rows import stable_expert
 from bmoe.lm.model import MoETransformer
 from bmoe.protocol.generation.edges import GenerationEdge, OutputAttack
 from bmoe.protocol.generation.holdings import PlacedExperts
@@ -179,6 +180,22 @@ class PlacedSession:
         node.submit(Signer(identity, node.next_nonce(identity.address)).sign(kind, payload))
 
 
+def measured_throughput(model: MoETransformer, rows: int = 64, repeats: int = 5) -> float:
+    """Expert rows per second this process computes: the best of ``repeats`` timed calls of layer 0's expert 0 on
+    ``rows`` seeded random rows (what an edge declares as its ``throughput``; a measurement, so not reproducible:
+    a seeded session that must seal the same chain every time declares a fixed number instead)."""
+    expert = model.layers[0].block_sparse_moe.experts[0]
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, model.config.hidden_size, generator=generator)  # (rows, d)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            stable_expert(expert, x)
+            best = min(best, time.perf_counter() - start)
+    return round(rows / max(best, 1e-9), 1)
+
+
 def open_placed_session(model: MoETransformer, settings: GenerationSettings, fleet: Sequence[EdgeSpec],
                         holders_per_slot: int = 3, attack_for: AttackFor | None = None,
                         decode: Callable[[list[int]], str] | None = None,
@@ -204,4 +221,4 @@ def open_placed_session(model: MoETransformer, settings: GenerationSettings, fle
     return placed
 
 
-__all__: Sequence[str] = ("DistantEdge", "EdgeSpec", "PlacedSession", "open_placed_session")
+__all__: Sequence[str] = ("DistantEdge", "EdgeSpec", "PlacedSession", "measured_throughput", "open_placed_session")
