@@ -14,7 +14,8 @@ delay is emulated in the edge, not on a socket; commitments are not delayed). Co
   the second: each change re-placed between chunks while generation goes on.
 
 Printed per configuration: each edge's memory, round-trip time, slots held and bytes fetched (at the end), the
-calls it answered (fast path and re-computation: one round trip each), and the
+calls it answered (fast path and re-computation: one round trip each) and the seconds they waited on the network
+(calls x round trip), and the
 verified tokens per second (wall time of the generation, setup excluded; the machine's cores are shared, so the
 numbers are indicative); then whether every configuration released the same text.
 
@@ -89,13 +90,15 @@ def report(title: str, s: PlacedSession, names: dict[str, str], seconds: float, 
     print(f"\n{title}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.2f} verified tokens/s "
           f"(placement epoch {s.epoch}, {s.session.decoding.stats.chunks} chunks, "
           f"{s.session.decoding.stats.replica_rows} expert rows re-computed by other holders)")
-    print(f"  {'edge':18} {'memory MB':>9} {'rtt ms':>6} {'slots held':>10} {'fetched MB':>10} {'calls':>6}  state")
+    print(f"  {'edge':18} {'memory MB':>9} {'rtt ms':>6} {'slots held':>10} {'fetched MB':>10} {'calls':>6} "
+          f"{'wait s':>6}  state")
     for address, name in names.items():
         held = sum(address in edges for edges in s.holders)
         memory = s.holdings[address].memory / MB
         state = "left" if address in s.left else "active" if address in s.specs else "-"
         print(f"  {name:18} {memory:9.1f} {rtt[name]:6.0f} {held:10d} "
-              f"{s.holdings[address].bytes_fetched / MB:10.1f} {s.pool[address].calls:6d}  {state}")
+              f"{s.holdings[address].bytes_fetched / MB:10.1f} {s.pool[address].calls:6d} "
+              f"{s.pool[address].calls * rtt[name] / 1000:6.1f}  {state}")
 
 
 def main() -> None:
