@@ -10,8 +10,8 @@ delay is emulated in the edge, not on a socket; commitments are not delayed). Co
 - **single device**: the one edge that holds the whole model, h = 1 (no other holder: nothing re-computed);
 - **two large devices h=2**: two edges that each hold the whole model (every call re-computed by the other);
 - **fleet h=2**: the whole fleet, each slot on 2 holders (every call re-computed by its other holder);
-- **fleet h=2, join + leave**: the same, a large edge joining after the first chunk and the 40% edge leaving after
-  the second: each change re-placed between chunks while generation goes on.
+- **fleet h=2, join + leave**: the same, a large edge joining during the first chunk and the 40% edge leaving
+  during the second: each change recorded and re-placed when its chunk ends, while generation goes on.
 
 Printed per configuration: each edge's memory, round-trip time, slots held and bytes fetched (at the end), the
 calls it answered (fast path and re-computation: one round trip each) and the seconds they waited on the network
@@ -67,14 +67,14 @@ def run(lm: PretrainedLM, prompts: list[list[int]], params: SamplingParams, devi
     decoding = s.session.decoding
     requests = [decoding.submit(prompt, params) for prompt in prompts]
     start = time.perf_counter()
+    step = 0
     while decoding.busy:
-        chunk = decoding.stats.chunks
+        if changes and step == chunk_steps // 2:  # during chunk 0: recorded when it ends
+            names[s.join(specs([JOINER], whole)[0])] = JOINER.name
+        if changes and step == chunk_steps + chunk_steps // 2:  # during chunk 1
+            s.leave(next(a for a, n in names.items() if n == "eu-laptop"))
         decoding.step()
-        if changes and decoding.stats.chunks != chunk:  # a chunk ended: change the fleet between chunks
-            if decoding.stats.chunks == 1:
-                names[s.join(specs([JOINER], whole)[0])] = JOINER.name
-            elif decoding.stats.chunks == 2:
-                s.leave(next(a for a, n in names.items() if n == "eu-laptop"))
+        step += 1
     seconds = time.perf_counter() - start
     texts = [decoding.result(request).text for request in requests]
     return s, texts, seconds, names
