@@ -47,6 +47,9 @@ def test_tx_kinds_is_a_tuple_with_every_kind() -> None:
         "settlement",
         "deposit",
         "quality_verdict",
+        "capability",
+        "departure",
+        "placement",
     )
 
 

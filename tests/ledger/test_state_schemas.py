@@ -21,6 +21,7 @@ from bmoe.run.session import Session
 from tests.conftest import small_config
 from tests.generation.helpers import generate, liar, model
 from tests.generation.helpers import session as generation_session
+from tests.generation.placement_helpers import placement_transactions
 
 HUGE = "x" * (MAX_PAYLOAD_BYTES + 1)
 # Wrong for every field of every kind (no field is nullable at the top level, none takes -1 or "").
@@ -50,6 +51,7 @@ def honest(tiny_data, tmp_path_factory) -> dict[str, tuple[LedgerState, Transact
         apply_transaction(working, tx)
     found.update(_disputed_chunk(tmp_path_factory.mktemp("generation")))
     found["quality_verdict"] = _quality_verdict()
+    found.update(placement_transactions(tmp_path_factory.mktemp("placement")))
     assert set(found) == set(TX_KINDS)
     return found
 

@@ -14,7 +14,8 @@ chunk in one transaction from a validator:
 - ``seed``: the chunk's verification seed (which calls are checked, by which replicas);
 - ``disputes``: only the calls whose answers differed, each with its evidence on the ledger: the inputs' digest,
   the accepted output's CID and every signed commitment (edge -> its outputs' CID and its signature over
-  :func:`call_message`); the accepted CID needs a quorum of the enrolled edges (more than half);
+  :func:`call_message`); the accepted CID needs a quorum of the enrolled edges (more than half), or under a placement
+  (``ledger/placement.py``) of the slot's holders;
 - ``records_against``: an edge that committed another output than the accepted one in a disputed call
   (``dissent``, slashed where the run has stake) with the rows where it differed, as (sequence, position) of the
   token each row belongs to (at most :data:`MAX_ROWS_NAMED`); or an edge that was asked and gave no commitment
@@ -56,8 +57,9 @@ def quorum(edges: int) -> int:
 
 
 def dispute_error(generation: str, chunk: int, dispute: Mapping[str, Any], enrolled: Sequence[str]) -> str | None:
-    """Why a disputed call's evidence does not hold, or None: every commitment is an enrolled edge's, signed over
-    this call, and the accepted output has a quorum."""
+    """Why a disputed call's evidence does not hold, or None: every commitment is an ``enrolled`` edge's, signed
+    over this call, and the accepted output has a quorum of them. ``enrolled``: every enrolled edge, or under a
+    placement (``ledger/placement.py``) the slot's holders."""
     slot = dispute["slot"]
     for edge, commitment in dispute["commitments"].items():
         if edge not in enrolled:

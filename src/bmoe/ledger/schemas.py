@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bmoe.edge.fleet import CPU_PROFILE_NAMES, GPU_PROFILE
 from bmoe.ledger.economics import MAX_UNITS
 from bmoe.ledger.encoding import canonical_json, is_hex64
 from bmoe.ledger.generation import MAX_ROWS_NAMED
@@ -346,6 +347,13 @@ SCHEMAS: Mapping[str, Mapping[str, Check]] = {
                    "credits": list_of(_CREDIT, 0, _edges), "validator": integer(0, MAX_UNITS)},
     "deposit": {"account": name, "amount": integer(1, MAX_UNITS)},
     "quality_verdict": _QUALITY_VERDICT,
+    # heterogeneous edges (ledger/placement.py)
+    "capability": {"memory": integer(0, MAX_INT), "profile": one_of(*CPU_PROFILE_NAMES, GPU_PROFILE),
+                   "throughput": number(0.0, 1e15)},
+    "departure": {"edge": hex64},
+    "placement": {"epoch": integer(0, MAX_INT), "holders_per_slot": integer(1, _edges),
+                  "slot_bytes": list_of(integer(1, MAX_INT), 1, _experts),
+                  "holders": list_of(list_of(hex64, 1, _edges), 1, _experts)},
 }
 
 

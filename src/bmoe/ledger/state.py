@@ -36,6 +36,15 @@ from bmoe.ledger.payments import (
 )
 from bmoe.ledger.pricing import PricingError
 from bmoe.ledger.quality import response_key, verdict_error
+from bmoe.ledger.placement import (
+    Declaration,
+    PlacementState,
+    apply_placement,
+    capability_error,
+    departure_error,
+    placement_error,
+    slot_edges,
+)
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
@@ -127,6 +136,7 @@ class LedgerState:
     quality_verdicts: dict[str, int] = field(default_factory=dict)  # generation id -> verdicts (ledger/quality.py)
     misjudged: dict[str, int] = field(default_factory=dict)  # quality validator -> verdicts it misjudged in
     quality_responses: set[str] = field(default_factory=set)  # responses with a verdict (one each; not summarised)
+    fleet: PlacementState = field(default_factory=PlacementState)  # declarations and placement (ledger/placement.py)
 
     genesis_views: GenesisViews = field(default_factory=GenesisViews, init=False, repr=False, compare=False)
 
@@ -227,6 +237,9 @@ class LedgerState:
             summary["quality_verdicts"] = dict(sorted(self.quality_verdicts.items()))
         if self.misjudged:
             summary["misjudged"] = dict(sorted(self.misjudged.items()))
+        fleet = self.fleet.summary()
+        if fleet is not None:  # only once an edge declared: every earlier chain keeps its roots
+            summary["fleet"] = fleet
         return summary
 
 
@@ -570,7 +583,7 @@ def apply_generation_chunk(state: LedgerState, tx: Transaction) -> None:
     _require(len(disputes) == len(tx.payload["disputes"]), tx, "a slot disputed twice")
     for entry in disputes.values():
         _require(entry["slot"] < len(state.expert_cids), tx, f"no expert slot {entry['slot']}")
-        reason = dispute_error(generation, chunk, entry, state.edges)
+        reason = dispute_error(generation, chunk, entry, slot_edges(state.fleet, entry["slot"], state.edges))
         _require(reason is None, tx, str(reason))
     records = tx.payload["records_against"]
     _require(len({(r["edge"], r["slot"]) for r in records}) == len(records), tx, "an edge recorded twice in a slot")
@@ -624,6 +637,30 @@ def apply_quality_verdict(state: LedgerState, tx: Transaction) -> None:
     state.quality_verdicts[generation] = state.quality_verdicts.get(generation, 0) + 1
     for validator in tx.payload["verdict"]["misjudging"]:
         state.misjudged[validator] = state.misjudged.get(validator, 0) + 1
+def apply_capability(state: LedgerState, tx: Transaction) -> None:
+    """An enrolled edge declares what it can hold and run (``ledger/placement.py``): it is active from now on."""
+    reason = capability_error(tx.sender, state.edges)
+    _require(reason is None, tx, str(reason))
+    payload = tx.payload
+    state.fleet.declarations[tx.sender] = Declaration(payload["memory"], payload["profile"],
+                                                      float(payload["throughput"]))
+    state.fleet.declared = True
+
+
+def apply_departure(state: LedgerState, tx: Transaction) -> None:
+    """An active edge leaves (its own transaction) or is recorded gone (a validator's)."""
+    edge = tx.payload["edge"]
+    reason = departure_error(tx.sender, edge, state.validators, state.fleet)
+    _require(reason is None, tx, str(reason))
+    del state.fleet.declarations[edge]
+
+
+def apply_placement_tx(state: LedgerState, tx: Transaction) -> None:
+    """A validator records the placement the rule gives over the active declarations (``ledger/placement.py``)."""
+    _from_validator(state, tx)
+    reason = placement_error(tx.payload, state.fleet, len(state.expert_cids))
+    _require(reason is None, tx, str(reason))
+    apply_placement(state.fleet, tx.payload)
 
 
 HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
@@ -641,6 +678,9 @@ HANDLERS: Mapping[str, Callable[[LedgerState, Transaction], None]] = {
     "settlement": apply_settlement,
     "deposit": apply_deposit,
     "quality_verdict": apply_quality_verdict,
+    "capability": apply_capability,
+    "departure": apply_departure,
+    "placement": apply_placement_tx,
 }
 
 

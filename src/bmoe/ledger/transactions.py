@@ -35,6 +35,9 @@ TX_KINDS: tuple[str, ...] = (
     "settlement",
     "deposit",
     "quality_verdict",
+    "capability",
+    "departure",
+    "placement",
 )
 
 TX_FIELDS: frozenset[str] = frozenset({"kind", "sender", "nonce", "payload", "signature"})

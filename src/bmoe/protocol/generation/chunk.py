@@ -9,7 +9,8 @@ positions, the fast path's outputs) and each call's primary:
    expert the edge re-computes there, and each replica commits to its outputs;
 3. a call whose answers are one CID is accepted; any difference, or a missing answer, is a **dispute**: the call
    is re-computed by every edge not yet asked, and the output a quorum of the enrolled edges committed to is
-   accepted (none: :class:`NoQuorum`, and the chunk is not recorded);
+   accepted (none: :class:`NoQuorum`, and the chunk is not recorded); under a placement (``ledger/placement.py``)
+   "every edge" and "the enrolled edges" are the slot's holders, in every step here;
 4. an edge whose commitment differs from the accepted output is recorded (``dissent``) with the rows where it
    differs, as (sequence, token position); an edge asked in a dispute that committed nothing, ``withheld``. Where
    the primary's outputs (what generation used) differ, each of its sequences must roll back to the earliest token
@@ -67,6 +68,13 @@ class ChunkContext:
     experts_per_layer: int
     policy: CheckPolicy
     store: BlobStore
+    holders: list[list[str]] = field(default_factory=list)  # slot -> its holders under a placement (empty: none)
+
+    def eligible(self, slot: int) -> Sequence[str]:
+        """The edges that may answer, re-compute and dispute ``slot``'s calls (the quorum counts them): its holders
+        under a placement (``ledger/placement.py``; the session updates them in place between chunks), else every
+        enrolled edge."""
+        return self.holders[slot] if self.holders else self.enrolled
 
 
 @dataclass
@@ -114,7 +122,7 @@ def verify_chunk(ctx: ChunkContext, chunk: int, seed: int, calls: Mapping[tuple[
     for call in work:
         call.checked = ctx.policy.checked(seed, call.slot)
         if call.checked:
-            others = [a for a in ctx.enrolled if a in ctx.edges and a != call.primary and a not in gone]
+            others = [a for a in ctx.eligible(call.slot) if a in ctx.edges and a != call.primary and a not in gone]
             call.replicas = ctx.policy.replicas_for(seed, call.slot, others)
     _recompute(ctx, chunk, work, {call.slot: call.replicas for call in work}, gone)
     for call in work:
@@ -122,10 +130,11 @@ def verify_chunk(ctx: ChunkContext, chunk: int, seed: int, calls: Mapping[tuple[
         complete = all(a in call.commitments for a in [call.primary, *call.replicas])
         call.disputed = call.checked and not (complete and answers == {call.fast})
     disputed = [call for call in work if call.disputed]
-    _recompute(ctx, chunk, disputed, {call.slot: [a for a in ctx.enrolled if a in ctx.edges and a not in gone
-                                                  and a not in call.answers] for call in disputed}, gone)
+    _recompute(ctx, chunk, disputed, {call.slot: [a for a in ctx.eligible(call.slot) if a in ctx.edges
+                                                  and a not in gone and a not in call.answers] for call in disputed},
+               gone)
     for call in work:
-        call.accepted = _decide(call, len(ctx.enrolled)) if call.disputed else call.fast
+        call.accepted = _decide(call, len(ctx.eligible(call.slot))) if call.disputed else call.fast
     records, rollbacks, accused = _judge(work)
     accepted = {(call.layer, call.expert): _accepted_rows(call) for call in work}
     _store(ctx, work, accepted)

@@ -115,12 +115,13 @@ class VerifiedDecoding:
         self.recorder = recorder
         self.chunk_seed = chunk_seed
         self.chunk_steps = chunk_steps
-        self.fast = FastPath(context.edges, model.config.num_local_experts, primary_seed)
+        self.fast = FastPath(context.edges, model.config.num_local_experts, primary_seed, context.holders)
         self.engine = DecodingEngine(model, self.fast, decode, max_batch)
         self.log = CallLog()  # verified calls, for the requests' digests
         self.serving = [address for address in context.enrolled if address in context.edges]
         self.sealed: list[SealedChunk] = []
         self.stats = VerificationStats()
+        self.between_chunks: Callable[[], None] | None = None  # run after each chunk ends (a fleet's re-placement)
         self._chunk = 0
         self._steps = 0
         self._tokens = 0
@@ -225,6 +226,8 @@ class VerifiedDecoding:
             self._record(outcome, calls)
             self._chunk += 1
         self._steps = self._tokens = 0
+        if self.between_chunks is not None:
+            self.between_chunks()
         self.fast.begin(self._chunk, self.serving)
         released, self._held = self._held, []
         self.stats.tokens += sum(event.token is not None for event in released)

@@ -1,6 +1,6 @@
 """The fast path of verified generation: each (layer, expert) call of a decoding step goes to one edge, the call's
-primary for the chunk (``policy.primary_for``), and its answer is used at once; the chunk's verification checks it
-after the fact.
+primary for the chunk (``policy.primary_for``; under a placement, drawn among the slot's holders), and its answer is
+used at once; the chunk's verification checks it after the fact.
 
 :class:`FastPath` is an ``ExpertCaller`` (``lm/decoding/expert_calls.py``): the engine calls it once per layer
 with every expert's routed rows; it sends each primary its experts' rows in one call. An edge that does not answer
@@ -31,8 +31,10 @@ class MalformedAnswer(EdgeGone):
 class FastPath:
     """Routes a layer's calls to their primaries among ``serving`` (addresses of ``edges``)."""
 
-    def __init__(self, edges: Mapping[str, GenerationEdge], experts_per_layer: int, seed: int) -> None:
+    def __init__(self, edges: Mapping[str, GenerationEdge], experts_per_layer: int, seed: int,
+                 holders: Sequence[Sequence[str]] = ()) -> None:
         self.edges = edges
+        self.holders = holders  # slot -> its holders under a placement (empty: any serving edge)
         self.experts_per_layer = experts_per_layer
         self.seed = seed
         self.chunk = 0
@@ -44,7 +46,10 @@ class FastPath:
         self.chunk, self.serving, self.primaries = chunk, list(serving), {}
 
     def primary(self, slot: int) -> str:
-        return self.primaries.get(slot) or primary_for(self.seed, self.chunk, slot, self.serving)
+        if slot in self.primaries:
+            return self.primaries[slot]
+        serving = [a for a in self.serving if a in self.holders[slot]] if self.holders else self.serving
+        return primary_for(self.seed, self.chunk, slot, serving)
 
     def __call__(self, layer: int, routed: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         by_edge: dict[str, dict[int, torch.Tensor]] = defaultdict(dict)
