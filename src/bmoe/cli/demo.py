@@ -23,16 +23,30 @@ from bmoe.verify.framework import framework_of
 @click.option("--rounds", type=int, default=150, show_default=True, help="training rounds per run")
 @click.option("--malicious-ratio", type=float, default=0.3, show_default=True,
               help="share of malicious edges under attack")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
-              help="where the four run directories go")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where the four run directories go [default: runs/demo; runs/platform with --platform]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fleet", default=None, help="edges' numeric profiles PROFILE=COUNT,... in edge order "
               "[default: threads1=3,f64=3,chunked=2,threads2=2, a mixed fleet]")
 @comparison_options
-def demo(rounds: int, malicious_ratio: float, out: Path, seed: int, fleet: str | None, comparison: str | None,
-         bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool) -> None:
+@click.option("--platform", is_flag=True, help="instead: PolyLink's platform (docs/platform.md): a heterogeneous "
+              "fleet serving a language model across devices, a lying device caught and slashed, and the bill")
+@click.option("--model", default=None, help="[--platform] a pretrained model by name (smollm2-135m, fetched once) "
+              "[default: a seeded random-weight MoE, nothing to download]")
+@click.option("--tokens", type=int, default=12, show_default=True, help="[--platform] tokens per request")
+def demo(rounds: int, malicious_ratio: float, out: Path | None, seed: int, fleet: str | None, comparison: str | None,
+         bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
+         platform: bool, model: str | None, tokens: int) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data,
     a mixed fleet, tolerance comparison)."""
+    if platform:
+        from bmoe.cli.platform_demo import platform_demo
+
+        platform_demo(out or Path("runs/platform"), seed, model, tokens)
+        return
+    if model is not None:
+        fail("--model applies to --platform")
+    out = out or Path("runs/demo")
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
     settings = comparison_settings(comparison, bound, update_bound, bound_from, force_bound,

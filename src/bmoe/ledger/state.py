@@ -34,8 +34,6 @@ from bmoe.ledger.payments import (
     settle,
     settlement_error,
 )
-from bmoe.ledger.pricing import PricingError
-from bmoe.ledger.quality import response_key, verdict_error
 from bmoe.ledger.placement import (
     Declaration,
     PlacementState,
@@ -45,6 +43,8 @@ from bmoe.ledger.placement import (
     placement_error,
     slot_edges,
 )
+from bmoe.ledger.pricing import PricingError
+from bmoe.ledger.quality import response_key, verdict_error
 from bmoe.ledger.schemas import Limits, payload_error
 from bmoe.ledger.transactions import Transaction, tx_hash, tx_payload_size
 from bmoe.verify.acceptance import AcceptanceRule, Verdict
