@@ -6,7 +6,7 @@ positions, the fast path's outputs) and each call's primary:
 1. every primary commits to what it answered (its signature over the call's inputs digest and outputs CID,
    ``ledger/generation.call_message``); a primary gone by then has withheld its commitment;
 2. each call the policy checks is re-computed by its replicas, one batched call per (edge, layer) with every
-   expert the edge re-computes there, and each replica commits to its outputs;
+   expert the edge re-computes there (the edges at once, ``fan_out.py``), and each replica commits to its outputs;
 3. a call whose answers are one CID is accepted; any difference, or a missing answer, is a **dispute**: the call
    is re-computed by every edge not yet asked, and the output a quorum of the enrolled edges committed to is
    accepted (none: :class:`NoQuorum`, and the chunk is not recorded); under a placement (``ledger/placement.py``)
@@ -24,6 +24,7 @@ Must not know: the engine's state, sampling, the ledger node (it only builds the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
@@ -36,6 +37,7 @@ from bmoe.ledger.generation import MAX_ROWS_NAMED, output_leaf, quorum
 from bmoe.ledger.merkle import merkle_root
 from bmoe.lm.decoding.expert_calls import CallRows
 from bmoe.protocol.generation.edges import EdgeGone, GenerationEdge
+from bmoe.protocol.generation.fan_out import fan_out
 from bmoe.protocol.generation.policy import CheckPolicy
 from bmoe.protocol.generation.records import CallRecord, encode_records
 from bmoe.storage import BlobStore, cid_of
@@ -177,13 +179,13 @@ def _recompute(ctx: ChunkContext, chunk: int, work: Sequence[_Call], asked: Mapp
         for edge in asked[call.slot]:
             plan[edge][call.layer].append(call)
             call.asked.append(edge)
-    for edge, layers in plan.items():
-        for layer, calls in sorted(layers.items()):
-            if edge in gone:
-                break
-            try:
-                outputs = ctx.edges[edge].compute(layer, {call.expert: call.rows.inputs for call in calls})
-            except EdgeGone:
+    edges = [edge for edge in plan if edge not in gone]
+    computed = fan_out([functools.partial(_compute_layers, ctx.edges[edge], plan[edge]) for edge in edges])
+    for edge, answers in zip(edges, computed, strict=True):  # applied in plan order: the records do not depend
+        if isinstance(answers, Exception):                    # on which edge answered first
+            raise answers
+        for calls, outputs in answers:
+            if edge in gone or outputs is None:
                 gone.add(edge)
                 break
             for call in calls:
@@ -192,6 +194,20 @@ def _recompute(ctx: ChunkContext, chunk: int, work: Sequence[_Call], asked: Mapp
                     continue  # no answer for this call: withheld
                 call.answers[edge] = out
                 _commit(ctx, chunk, call, edge, cid_of(rows_bytes(out)), gone)
+
+
+def _compute_layers(edge: GenerationEdge, layers: Mapping[int, list[_Call]]
+                    ) -> list[tuple[list[_Call], dict[int, torch.Tensor] | None]]:
+    """One edge's re-computation, a batched call per layer in layer order, up to the first it does not answer
+    (``None``: gone from there)."""
+    answers: list[tuple[list[_Call], dict[int, torch.Tensor] | None]] = []
+    for layer, calls in sorted(layers.items()):
+        try:
+            answers.append((calls, edge.compute(layer, {call.expert: call.rows.inputs for call in calls})))
+        except EdgeGone:
+            answers.append((calls, None))
+            break
+    return answers
 
 
 def _decide(call: _Call, enrolled: int) -> str:

@@ -3,7 +3,8 @@ primary for the chunk (``policy.primary_for``; under a placement, drawn among th
 used at once; the chunk's verification checks it after the fact.
 
 :class:`FastPath` is an ``ExpertCaller`` (``lm/decoding/expert_calls.py``): the engine calls it once per layer
-with every expert's routed rows; it sends each primary its experts' rows in one call. An edge that does not answer
+with every expert's routed rows; it sends each primary its experts' rows in one call, all the layer's primaries
+at once (``fan_out.py``). An edge that does not answer
 raises :class:`~bmoe.protocol.generation.edges.EdgeGone` out of the engine's step, which then commits nothing and
 can be run again once the session has ended the chunk and chosen primaries among the edges left.
 
@@ -12,12 +13,14 @@ Must not know: the ledger, the chunk's decision, sampling.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from bmoe.protocol.generation.edges import EdgeGone, GenerationEdge
+from bmoe.protocol.generation.fan_out import fan_out
 from bmoe.protocol.generation.policy import primary_for
 
 
@@ -56,8 +59,11 @@ class FastPath:
         for expert, rows in routed.items():
             by_edge[self.primary(layer * self.experts_per_layer + expert)][expert] = rows
         answers: dict[int, torch.Tensor] = {}
-        for address, part in by_edge.items():
-            answer = self.edges[address].compute(layer, part)  # EdgeGone: the step commits nothing
+        parts = list(by_edge.items())
+        replies = fan_out([functools.partial(self.edges[address].compute, layer, part) for address, part in parts])
+        for (address, part), answer in zip(parts, replies, strict=True):
+            if isinstance(answer, Exception):
+                raise answer  # EdgeGone: the step commits nothing (the first in call order)
             for expert, rows in part.items():
                 out = answer.get(expert)
                 if not isinstance(out, torch.Tensor) or out.shape != rows.shape or out.dtype != rows.dtype:
