@@ -98,6 +98,7 @@ class DirectoryStore(BlobStore):
         self.batch = batch  # True: objects become durable at flush(), not at each put
         self._unsynced: set[Path] = set()  # files and directories written since the last flush (batch)
         self._unsynced_lock = threading.Lock()  # a storage node writes from several threads
+        self._flush_lock = threading.Lock()  # a flush returns only once any flush begun before it has finished
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
 
@@ -147,19 +148,22 @@ class DirectoryStore(BlobStore):
         self.flush()
 
     def flush(self) -> int:
-        """Make every object written since the last flush durable (batch mode); how many paths it covered."""
-        with self._unsynced_lock:
-            pending, self._unsynced = self._unsynced, set()
-        if not pending:
-            return 0
-        if not _syncfs(self.root):
-            for path in sorted(pending, key=lambda p: (p.is_dir(), str(p))):  # files, then their directories
-                if path.is_dir():
-                    _fsync_dir(path)
-                else:
-                    with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
-                        os.fsync(handle.fileno())
-        return len(pending)
+        """Make every object written since the last flush durable (batch mode); how many paths it covered. Flushes
+        run one at a time: one that finds nothing new to sync still waits for a flush in progress (which holds
+        the paths it took) to end."""
+        with self._flush_lock:
+            with self._unsynced_lock:
+                pending, self._unsynced = self._unsynced, set()
+            if not pending:
+                return 0
+            if not _syncfs(self.root):
+                for path in sorted(pending, key=lambda p: (p.is_dir(), str(p))):  # files, then their directories
+                    if path.is_dir():
+                        _fsync_dir(path)
+                    else:
+                        with contextlib.suppress(FileNotFoundError), open(path, "rb") as handle:
+                            os.fsync(handle.fileno())
+            return len(pending)
 
     def _size(self, cid: str) -> int:
         try:

@@ -10,6 +10,11 @@ the round calls it before it seals, so every object a sealed block names is stor
 the block is sealed. A write that failed in the background is tried once more, in :meth:`sync`,
 before it counts as failed.
 
+Durable batches (``durable_batches``, issue 24): a backing store whose ``put_many(blobs, durable=True)`` returns
+only once the batch is durable (storage nodes: the batch and a ``syncfs`` in one request) makes each batch
+durable as it is written, so :meth:`sync` waits only for the writes in flight; it asks the backing store to sync
+only what was written otherwise (one by one, or retried) since its last sync, often nothing.
+
 Memory holds the most recent objects up to ``keep_bytes``; only objects already durable are dropped.
 Must not know what the objects are, or who reads them.
 """
@@ -32,10 +37,13 @@ class WriteBehindStore(PublicApiStore):
     """A memory layer over ``backing``: puts return at once, :meth:`sync` waits until they are durable."""
 
     def __init__(self, backing: BlobStore, *, writers: int = 2, keep_bytes: int = DEFAULT_KEEP_BYTES,
-                 batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
+                 batch_bytes: int = DEFAULT_BATCH_BYTES, durable_batches: bool = False) -> None:
+        """``durable_batches``: write batches with ``backing.put_many(blobs, durable=True)``, which returns once
+        they are durable (:class:`~bmoe.net.store.client.HttpBlobStore`)."""
         if writers < 1:
             raise ValueError(f"writers must be >= 1, got {writers}")
         self.backing = backing
+        self.durable_batches = durable_batches
         self.keep_bytes = keep_bytes
         self.batch_bytes = batch_bytes
         self._lock = threading.Lock()
@@ -46,6 +54,7 @@ class WriteBehindStore(PublicApiStore):
         self._pending: set[str] = set()  # put, not known durable (queued, being written, or failed)
         self._writing = 0  # batches the writers are on
         self._failed: dict[str, str] = {}  # CID -> why its background write failed
+        self._unsynced_writes = 0  # writes completed and not made durable by a backing sync yet
         self._closing = False
         self._writers = [threading.Thread(target=self._write_loop, name=f"write-behind-{i}", daemon=True)
                          for i in range(writers)]
@@ -92,7 +101,9 @@ class WriteBehindStore(PublicApiStore):
             error = None
             try:
                 put_many = getattr(self.backing, "put_many", None)
-                if callable(put_many):
+                if callable(put_many) and self.durable_batches:
+                    put_many(list(batch.values()), durable=True)
+                elif callable(put_many):
                     put_many(list(batch.values()))
                 else:
                     for blob in batch.values():
@@ -101,6 +112,8 @@ class WriteBehindStore(PublicApiStore):
                 error = f"{type(exc).__name__}: {exc}"
             with self._lock:
                 self._writing -= 1
+                if error is None and not (self.durable_batches and callable(put_many)):
+                    self._unsynced_writes += 1
                 for cid in batch:
                     if error is None:
                         self._pending.discard(cid)
@@ -173,11 +186,16 @@ class WriteBehindStore(PublicApiStore):
             with self._lock:
                 self._pending.discard(cid)
                 self.written += 1
+                self._unsynced_writes += 1
         with self._lock:
             self._trim()
+            unsynced = self._unsynced_writes
         if errors:
             raise StorageError(f"{len(errors)} object(s) not stored on {self.backing!r}: " + "; ".join(errors[:3]))
-        self.backing.sync()  # the backing store's own batch (storage nodes: one syncfs each)
+        if unsynced or not self.durable_batches:
+            self.backing.sync()  # the backing store's own batch (storage nodes: one syncfs each)
+            with self._lock:
+                self._unsynced_writes -= unsynced
 
     def close(self) -> None:
         """Finish the background writes (best effort), then close the backing store's client."""

@@ -159,11 +159,15 @@ class HttpBlobStore(PublicApiStore):
             failures[node] = _reason(reply)[1]
         raise RemoteStoreError(f"cannot store {cid} on any storage node", failures)
 
-    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+    def put_many(self, blobs: Sequence[bytes], *, durable: bool = False) -> list[str]:
         """Store ``blobs`` with one request per node, all at once (``POST /batch?replica=1``): each blob to the
         first ``replication`` nodes of its rendezvous order (the nodes' setting, read once from ``/health``), so
         its copies are written side by side rather than forwarded one after the other. A node that fails has its
-        blobs put one by one instead (:meth:`put`: the next nodes, which replicate). Their CIDs."""
+        blobs put one by one instead (:meth:`put`: the next nodes, which replicate). Their CIDs.
+
+        ``durable``: return only once every blob is durable: each node syncs in the same request (``sync=1``:
+        the batch, then its ``syncfs``), and blobs put one by one are followed by :meth:`sync`."""
+        params = {"replica": "1", **({"sync": "1"} if durable else {})}
         copies = self._copies()
         groups: dict[str, dict[str, bytes]] = {}
         cids = []
@@ -176,7 +180,7 @@ class HttpBlobStore(PublicApiStore):
 
         def send(node: str, batch: dict[str, bytes]) -> list[bytes]:
             try:
-                reply = self._request(node, "POST", "/batch", params={"replica": "1"},
+                reply = self._request(node, "POST", "/batch", params=params,
                                       content=encode_frame({}, batch), headers={"content-type": FRAME_MEDIA_TYPE})
                 if reply.status_code == 200 and set(_json(reply).get("cids") or ()) == set(batch):  # type: ignore[arg-type]
                     return []
@@ -188,6 +192,8 @@ class HttpBlobStore(PublicApiStore):
             failed = [blob for left in pool.map(lambda item: send(*item), groups.items()) for blob in left]
         for blob in failed:
             self.put(blob)
+        if failed and durable:
+            self.sync()
         return cids
 
     def _copies(self) -> int:

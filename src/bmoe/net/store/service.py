@@ -23,7 +23,8 @@ Owns the node's routes and its replication rule; authentication is :mod:`bmoe.ne
 ``POST /batch``            body = a frame of blobs (:mod:`bmoe.net.frames`, each checked against its
                            CID): stored on this node only (the client sends a batch to each node
                            responsible for its blobs, ``HttpBlobStore.put_many``), replies
-                           ``{"cids", "size"}``; 400 ``malformed_frame``
+                           ``{"cids", "size"}``; 400 ``malformed_frame``; ``?sync=1``: replies once
+                           every object stored so far is durable (as ``POST /sync``)
 ``POST /sync``             every object stored so far made durable (one ``syncfs``):
                            ``{"synced": paths}``
 =========================  =====================================================================
@@ -186,7 +187,8 @@ class StoreNode:
 
     async def put_batch(self, request: Request) -> Response:
         """Several blobs in one frame (:mod:`bmoe.net.frames`, each checked against its CID), stored on this node:
-        the client sends each node the blobs it is responsible for (``HttpBlobStore.put_many``)."""
+        the client sends each node the blobs it is responsible for (``HttpBlobStore.put_many``). With ``sync=1``
+        the reply comes once they are durable (as ``POST /sync`` makes them: a write and its sync in one request)."""
         body = await request.body()
         try:
             _, blobs = await run_in_threadpool(decode_frame, body)
@@ -194,6 +196,9 @@ class StoreNode:
             return self._error(400, "malformed_frame", f"batch refused: {exc}")
         await run_in_threadpool(lambda: [self.store.put(blob) for blob in blobs.values()])
         self.counters.add("blobs.stored", len(blobs))
+        if request.query_params.get("sync") == "1":
+            await run_in_threadpool(self.store.flush)
+            self.counters.add("syncs")
         return JSONResponse({"cids": list(blobs), "size": sum(len(blob) for blob in blobs.values())})
 
     async def put_blob(self, request: Request) -> Response:

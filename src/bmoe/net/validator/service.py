@@ -19,7 +19,10 @@ round is re-implemented here). Authentication is :mod:`bmoe.net.http.guard`'s jo
 ``GET /work``              the open work item for edges (:mod:`bmoe.net.work_wire`);
                            ``?after=ID&wait=S`` waits up to S seconds (at most 10) for a newer one;
                            ``&profile=NAME&numerics=...`` declares what the edge computes under
-``POST /txs``              an edge's answer ``{"work_id", "transaction"}`` (see NetworkEdges)
+``POST /txs``              an edge's answer ``{"work_id", "transaction"}`` (see NetworkEdges);
+                           ``?next=1`` with ``GET /work``'s query: once admitted, the reply is
+                           the edge's next work item, as ``GET /work?after=WORK_ID`` sends it
+                           (one exchange per phase instead of two)
 ``GET /head``              the sealed state: height, head hash, task counts, gate and expert CIDs,
                            nonces, edges' records
 ``GET /health``            unauthenticated: ``{"status": "ok", "name", "address", "url", "height",
@@ -435,6 +438,11 @@ class ValidatorService:
             declared = read_declaration(request.query_params)
         except ValueError as exc:  # WireError is one
             return self._refuse(Refusal(400, "bad_query", f"bad work query: {exc}"))
+        return await self._next_work(request, after, wait, declared)
+
+    async def _next_work(self, request: Request, after: int, wait: float, declared: tuple[str, str] | None) -> Response:
+        """The work item newer than ``after`` for the request's edge, waiting up to ``wait`` seconds for one to be
+        published (``GET /work``, and ``POST /txs?next=1`` once its answer is admitted)."""
         self.edges.polled(request.scope["bmoe.sender"])
         with self._cond:
             self._seen[request.scope["bmoe.sender"]] = time.monotonic()
@@ -455,6 +463,12 @@ class ValidatorService:
         return JSONResponse(self.edges.current(request.scope["bmoe.sender"]))
 
     async def post_txs(self, request: Request) -> Response:
+        follow = request.query_params.get("next") == "1"  # the reply is the edge's next work item
+        try:
+            wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT_S) if follow else 0.0
+            declared = read_declaration(request.query_params) if follow else None
+        except ValueError as exc:  # WireError is one
+            return self._refuse(Refusal(400, "bad_query", f"bad work query: {exc}"))
         raw = await request.body()
         objects: dict[str, bytes] = {}
         if is_frame(raw):  # the answer and the objects it carries
@@ -475,4 +489,7 @@ class ValidatorService:
                                           answer.compute_s, objects)
         if refusal is not None:
             return self._refuse(refusal)
+        if follow:
+            self.counters.add("work.followed")
+            return await self._next_work(request, work_id, wait, declared)
         return JSONResponse({"accepted": True, "work_id": work_id})

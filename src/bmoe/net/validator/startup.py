@@ -78,5 +78,7 @@ def object_stores(args: ValidatorArgs, identity: Identity, members: Mapping[str,
 
 def write_behind_store(stores_at: Callable[[], BlobStore]) -> WriteBehindStore:
     """The store a validator's rounds use: objects usable at once, written behind the round (on storage nodes, a
-    batch to every node responsible for them), every one durable before a block naming it is sealed."""
-    return WriteBehindStore(stores_at())
+    batch to every node responsible for them, durable when its request returns), every one durable before a block
+    naming it is sealed."""
+    backing = stores_at()
+    return WriteBehindStore(backing, durable_batches=isinstance(backing, HttpBlobStore))
