@@ -38,3 +38,18 @@ def test_the_audit_replays_the_placement_and_refuses_one_the_rule_does_not_give(
     audited = bmoe_here("audit", run_dir)
     assert audited.returncode != 0
     assert "slot 0: holders are not the placement rule's over the recorded declarations" in audited.stderr
+
+
+def test_the_audit_checks_a_placement_s_slot_sizes_against_the_stored_experts(tmp_path: Path) -> None:
+    from bmoe.protocol.generation.replay import placement_size_errors
+
+    s = placed(model(), run_dir=tmp_path / "ledger")
+    state = s.session.node.view()
+    placement = next(tx.payload for block in sealed_blocks(s) for tx in block.transactions if tx.kind == "placement")
+    assert placement_size_errors(state, [placement], s.session.store) == []
+    sizes = list(placement["slot_bytes"])
+    sizes[2] += 1
+    errors = placement_size_errors(state, [{**placement, "slot_bytes": sizes}], s.session.store)
+    assert errors == [f"placement epoch {placement['epoch']}: slot 2's size is not its stored expert's"]
+    short = placement_size_errors(state, [{**placement, "slot_bytes": sizes[:2]}], s.session.store)
+    assert short == [f"placement epoch {placement['epoch']}: slot 2's size is not its stored expert's"]

@@ -187,8 +187,11 @@ def audit_run_dir(run_dir: Path, heads: tuple[BlockAnchor, ...], ipfs_api: str |
             unanchored = [item for item in unanchored  # files a language model's run never writes
                           if item not in (f"{CONFIG_FILE} absent", f"{METRICS_FILE} absent")]
         report = audit_chain(chain, store, anchors, rpc_url, lm[1] if lm is not None else None)
-        if report.state.generations:  # verified generation: every chunk's calls re-computed with the ledger's experts
+        if report.state.generations or report.state.fleet.declared:  # verified generation: every chunk's calls
+            # re-computed with the ledger's experts, every placement's slot sizes the stored experts'
             report.generation_chunks, check = audit_generation(report.state, chain.iter_blocks(), store)
+            if check.missized:
+                raise AuditFailure("placements not made over the stored experts: " + ", ".join(check.missized[:5]))
             report.generation_calls = check.rechecked
             if check.wrong:
                 raise AuditFailure("accepted outputs that the ledger's experts do not give: "

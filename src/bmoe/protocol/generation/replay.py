@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ class ChunkCheck:
     rechecked: int = 0
     wrong: list[str] = field(default_factory=list)  # "chunk C slot S (layer L, expert E)"
     misbilled: list[str] = field(default_factory=list)  # settlements the records do not back (billing.py)
+    missized: list[str] = field(default_factory=list)  # placements whose slot sizes are not the stored objects'
 
 
 @dataclass(frozen=True)
@@ -176,22 +177,42 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
                         sum(len(parts) for parts in calls.values()), check)
 
 
+def placement_size_errors(state: LedgerState, placements: Sequence[Mapping[str, Any]],
+                          store: BlobStore) -> list[str]:
+    """Each placement whose ``slot_bytes`` are not the sizes of the expert objects the genesis names (what the
+    placement rule placed by, and what the ledger's rules cannot see): one line each."""
+    if not placements:
+        return []
+    sizes = [len(store.get(cid)) for cid in state.expert_cids]
+    errors = []
+    for payload in placements:
+        declared = list(payload["slot_bytes"])
+        if declared != sizes:
+            slot = next((i for i, (a, b) in enumerate(zip(declared, sizes, strict=False)) if a != b),
+                        min(len(declared), len(sizes)))
+            errors.append(f"placement epoch {payload['epoch']}: slot {slot}'s size is not its stored expert's")
+    return errors
+
+
 def audit_generation(state: LedgerState, blocks: Iterable[Block], store: BlobStore, fraction: float = 1.0,
                      seed: int = 0) -> tuple[int, ChunkCheck]:
     """Every generation chunk of a chain already judged (``state``: the state its replay ended on, as ``bmoe
     audit``'s chain check leaves it; the blocks are not applied again): its records match its transaction, and
     ``fraction`` of its calls re-computed match their accepted outputs, and its settlement (a paid session) has the
     load and the edges' accepted calls its records show; (chunks, the check)."""
-    payloads, settlements = [], {}
+    payloads, settlements, placements = [], {}, []
     for block in blocks:
         for tx in block.transactions:
             if tx.kind == "generation_chunk":
                 payloads.append(tx.payload)
             elif tx.kind == "settlement":
                 settlements[(tx.payload["generation"], tx.payload["chunk"])] = tx.payload
+            elif tx.kind == "placement":
+                placements.append(tx.payload)
+    check = ChunkCheck(missized=placement_size_errors(state, placements, store))
     if not payloads:
-        return 0, ChunkCheck()
-    model, check, rng = ledger_model(state, store), ChunkCheck(), random.Random(seed)
+        return 0, check
+    model, rng = ledger_model(state, store), random.Random(seed)
     for payload in payloads:  # in chain order
         records = chunk_records(payload, store)
         recheck(records, model, fraction, rng, check)
