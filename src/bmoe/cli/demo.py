@@ -34,15 +34,17 @@ from bmoe.verify.framework import framework_of
 @click.option("--model", default=None, help="[--platform] a pretrained model by name (smollm2-135m, fetched once) "
               "[default: a seeded random-weight MoE, nothing to download]")
 @click.option("--tokens", type=int, default=12, show_default=True, help="[--platform] tokens per request")
+@click.option("--rtt-scale", type=click.FloatRange(0.0, 100.0), default=1.0, show_default=True,
+              help="[--platform] scale every device's emulated network round trip (0: all on loopback, no wait)")
 def demo(rounds: int, malicious_ratio: float, out: Path | None, seed: int, fleet: str | None, comparison: str | None,
          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,
-         platform: bool, model: str | None, tokens: int) -> None:
+         platform: bool, model: str | None, tokens: int, rtt_scale: float) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data,
     a mixed fleet, tolerance comparison)."""
     if platform:
         from bmoe.cli.platform_demo import platform_demo
 
-        platform_demo(out or Path("runs/platform"), seed, model, tokens)
+        platform_demo(out or Path("runs/platform"), seed, model, tokens, rtt_scale)
         return
     if model is not None:
         fail("--model applies to --platform")

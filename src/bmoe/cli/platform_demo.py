@@ -10,7 +10,7 @@ from bmoe.cli.run_checks import check_run_dir_free
 from bmoe.console import console, results_table
 
 
-def platform_demo(out: Path, seed: int, model: str | None, tokens: int) -> None:
+def platform_demo(out: Path, seed: int, model: str | None, tokens: int, rtt_scale: float = 1.0) -> None:
     """Run the platform demo into ``out`` and print the fleet, the verification and the bill."""
     from bmoe.experiments.platform_demo import HOLDERS, run_platform_demo
     from bmoe.lm.pretrained.catalogue import pretrained_source
@@ -23,7 +23,7 @@ def platform_demo(out: Path, seed: int, model: str | None, tokens: int) -> None:
     if out.exists():
         fail(f"{out} already exists; remove it or pass --out to a new directory")
     out.mkdir(parents=True)
-    demo = run_platform_demo(out, seed, model, tokens)
+    demo = run_platform_demo(out, seed, model, tokens, rtt_scale)
     fleet = [{**row, "memory_mb": f"{row['memory_mb']:.1f}", "fetched_mb": f"{row['fetched_mb']:.1f}",
               "rtt_ms": f"{row['rtt_ms']:.0f}"} for row in demo.fleet_rows()]
     console.print(results_table(f"A heterogeneous fleet serving {demo.model_name} ({demo.whole / (1 << 20):.1f} MB "
