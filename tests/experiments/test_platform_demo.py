@@ -53,4 +53,8 @@ def test_platform_demo_flags_are_checked_before_anything_runs(tmp_path: Path) ->
     assert tokens.returncode == 2 and "--tokens" in tokens.stderr
     unknown = bmoe("demo", "--platform", "--model", "no-such-model", "--out", str(tmp_path / "z"))
     assert unknown.returncode == 2 and "no-such-model" in unknown.stderr
-    assert not any((tmp_path / name).exists() for name in "xyz")
+    rounds = bmoe("demo", "--platform", "--rounds", "5", "--out", str(tmp_path / "v"))
+    assert rounds.returncode == 2 and "--rounds applies to the classifier demo" in rounds.stderr
+    rtt = bmoe("demo", "--rtt-scale", "0", "--out", str(tmp_path / "w"))
+    assert rtt.returncode == 2 and "--rtt-scale applies to --platform" in rtt.stderr
+    assert not any((tmp_path / name).exists() for name in "vwxyz")

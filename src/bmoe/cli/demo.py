@@ -18,6 +18,14 @@ from bmoe.cli.run_checks import (
 from bmoe.console import console, results_table, round_progress
 from bmoe.verify.framework import framework_of
 
+PLATFORM_FLAGS = ("--model", "--tokens", "--rtt-scale")
+
+
+def given_flags(ctx: click.Context) -> set[str]:
+    """The flags given on the command line (not left at their defaults), as ``--name``."""
+    return {f"--{name.replace('_', '-')}" for name in ctx.params
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+
 
 @click.command()
 @click.option("--rounds", type=int, default=150, show_default=True, help="training rounds per run")
@@ -41,13 +49,18 @@ def demo(rounds: int, malicious_ratio: float, out: Path | None, seed: int, fleet
          platform: bool, model: str | None, tokens: int, rtt_scale: float) -> None:
     """B-MoE vs the traditional framework, without and with colluding Gaussian attackers (digits data,
     a mixed fleet, tolerance comparison)."""
+    given = given_flags(click.get_current_context())
     if platform:
+        classifier = sorted(given - {"--platform", "--out", "--seed", *PLATFORM_FLAGS})
+        if classifier:
+            fail(f"{classifier[0]} applies to the classifier demo, not to --platform")
         from bmoe.cli.platform_demo import platform_demo
 
         platform_demo(out or Path("runs/platform"), seed, model, tokens, rtt_scale)
         return
-    if model is not None:
-        fail("--model applies to --platform")
+    platform_only = sorted(given & set(PLATFORM_FLAGS))
+    if platform_only:
+        fail(f"{platform_only[0]} applies to --platform")
     out = out or Path("runs/demo")
     from bmoe.experiments.demo import DEMO_DEFAULTS, run_demo
 
