@@ -45,11 +45,12 @@ def test_the_audit_checks_a_placement_s_slot_sizes_against_the_stored_experts(tm
 
     s = placed(model(), run_dir=tmp_path / "ledger")
     state = s.session.node.view()
+    stored = [len(s.session.store.get(cid)) for cid in state.expert_cids]
     placement = next(tx.payload for block in sealed_blocks(s) for tx in block.transactions if tx.kind == "placement")
-    assert placement_size_errors(state, [placement], s.session.store) == []
+    assert placement_size_errors([placement], stored) == []
     sizes = list(placement["slot_bytes"])
     sizes[2] += 1
-    errors = placement_size_errors(state, [{**placement, "slot_bytes": sizes}], s.session.store)
+    errors = placement_size_errors([{**placement, "slot_bytes": sizes}], stored)
     assert errors == [f"placement epoch {placement['epoch']}: slot 2's size is not its stored expert's"]
-    short = placement_size_errors(state, [{**placement, "slot_bytes": sizes[:2]}], s.session.store)
+    short = placement_size_errors([{**placement, "slot_bytes": sizes[:2]}], stored)
     assert short == [f"placement epoch {placement['epoch']}: slot 2's size is not its stored expert's"]

@@ -93,10 +93,12 @@ def sealed_chunks(blocks: Iterable[Block]) -> SealedChunks:
     return SealedChunks(found, state)
 
 
-def ledger_model(state: LedgerState, store: BlobStore) -> MoETransformer:
-    """The model the genesis names, assembled from the store."""
-    config = decode_trusted(store.get(state.gate_cid))[1]
-    return assemble(config, store.get(state.gate_cid), [store.get(cid) for cid in state.expert_cids]).eval()
+def ledger_model(state: LedgerState, store: BlobStore, experts: Sequence[bytes] | None = None) -> MoETransformer:
+    """The model the genesis names, assembled from the store (``experts``: its expert objects, already read)."""
+    trusted = store.get(state.gate_cid)
+    if experts is None:
+        experts = [store.get(cid) for cid in state.expert_cids]
+    return assemble(decode_trusted(trusted)[1], trusted, list(experts)).eval()
 
 
 def chunk_records(payload: Mapping[str, Any], store: BlobStore) -> ChunkRecords:
@@ -177,13 +179,10 @@ def replay_receipt(receipt: Mapping[str, Any], blocks: Iterable[Block], store: B
                         sum(len(parts) for parts in calls.values()), check)
 
 
-def placement_size_errors(state: LedgerState, placements: Sequence[Mapping[str, Any]],
-                          store: BlobStore) -> list[str]:
-    """Each placement whose ``slot_bytes`` are not the sizes of the expert objects the genesis names (what the
-    placement rule placed by, and what the ledger's rules cannot see): one line each."""
-    if not placements:
-        return []
-    sizes = [len(store.get(cid)) for cid in state.expert_cids]
+def placement_size_errors(placements: Sequence[Mapping[str, Any]], sizes: Sequence[int]) -> list[str]:
+    """Each placement whose ``slot_bytes`` are not ``sizes``, those of the expert objects the genesis names (what
+    the placement rule placed by, and what the ledger's rules cannot see): one line each."""
+    sizes = list(sizes)
     errors = []
     for payload in placements:
         declared = list(payload["slot_bytes"])
@@ -209,10 +208,11 @@ def audit_generation(state: LedgerState, blocks: Iterable[Block], store: BlobSto
                 settlements[(tx.payload["generation"], tx.payload["chunk"])] = tx.payload
             elif tx.kind == "placement":
                 placements.append(tx.payload)
-    check = ChunkCheck(missized=placement_size_errors(state, placements, store))
+    experts = [store.get(cid) for cid in state.expert_cids] if payloads or placements else []  # read once
+    check = ChunkCheck(missized=placement_size_errors(placements, [len(data) for data in experts]))
     if not payloads:
         return 0, check
-    model, rng = ledger_model(state, store), random.Random(seed)
+    model, rng = ledger_model(state, store, experts), random.Random(seed)
     for payload in payloads:  # in chain order
         records = chunk_records(payload, store)
         recheck(records, model, fraction, rng, check)
