@@ -177,7 +177,6 @@ def _recorder(node: LedgerNode, store: BlobStore, signer: Signer, lock: threadin
     server's event loop may seal quality verdicts meanwhile)."""
     def record(payload: dict[str, Any], usage: ChunkUsage) -> SealedChunk:
         with lock:
-            signer.next_nonce = node.next_nonce(signer.address)  # the validator may sign between chunks (placements)
             tx = signer.sign("generation_chunk", payload)
             node.submit(tx)
             settlement = settle(payload, usage) if settle is not None else None

@@ -125,21 +125,21 @@ class PlacedSession:
         dropped = [a for a in [*decoding.stats.gone, *decoding.stats.accused] if a in self.specs]
         if not dropped and not self._changes:
             return
-        validator = self.session.validator
-        for address in dropped:  # recorded gone by the validator
-            self._submit(validator, "departure", {"edge": address})
-            self._retire(address)
-        changes, self._changes = self._changes, []
-        for kind, address, spec in changes:
-            edge = self.pool[address]
-            if kind == "leave" and address in self.specs:
-                self._submit(edge.identity, "departure", {"edge": address})
+        with self.session.ledger_lock:  # one block: a server's event loop may seal quality verdicts meanwhile
+            for address in dropped:  # recorded gone by the validator
+                self.session.node.submit(self.session.signer.sign("departure", {"edge": address}))
                 self._retire(address)
-            elif kind == "join" and spec is not None:
-                self._declare(address, spec)
-                if address not in decoding.serving:
-                    decoding.serving.append(address)
-        self._place()
+            changes, self._changes = self._changes, []
+            for kind, address, spec in changes:
+                edge = self.pool[address]
+                if kind == "leave" and address in self.specs:
+                    self._submit(edge.identity, "departure", {"edge": address})
+                    self._retire(address)
+                elif kind == "join" and spec is not None:
+                    self._declare(address, spec)
+                    if address not in decoding.serving:
+                        decoding.serving.append(address)
+            self._place()
 
     def _declare(self, address: str, spec: EdgeSpec) -> None:
         edge = self.pool[address]
@@ -157,15 +157,15 @@ class PlacedSession:
             serving.remove(address)
 
     def _place(self) -> None:
-        """The rule's placement over the declarations recorded so far, sealed with them; each edge fetches its
-        newly placed experts."""
+        """The rule's placement over the declarations recorded so far, sealed with them (the caller holds the
+        session's ledger lock); each edge fetches its newly placed experts."""
         node = self.session.node
         fleet = node.pending_view().fleet
         memory = {address: d.memory for address, d in fleet.declarations.items()}
         holders = place(memory, self.slot_bytes, self.holders_per_slot, fleet.holders)
-        self._submit(self.session.validator, "placement",
-                     {"epoch": fleet.epoch + 1, "holders_per_slot": self.holders_per_slot,
-                      "slot_bytes": self.slot_bytes, "holders": holders})
+        node.submit(self.session.signer.sign("placement", {"epoch": fleet.epoch + 1,
+                                                           "holders_per_slot": self.holders_per_slot,
+                                                           "slot_bytes": self.slot_bytes, "holders": holders}))
         self.session.store.sync()
         node.seal(timestamp=node.view().height + 1)
         self.holders[:] = holders  # in place: the chunk context and the fast path read this list
@@ -176,6 +176,8 @@ class PlacedSession:
                 holding.hold(self.session.store, slots)
 
     def _submit(self, identity: Identity, kind: str, payload: dict[str, Any]) -> None:
+        """An edge's own transaction (its declaration, its departure), signed with its key (the validator's go
+        through the session's signer, which counts its nonces)."""
         node = self.session.node
         node.submit(Signer(identity, node.next_nonce(identity.address)).sign(kind, payload))
 
@@ -215,9 +217,10 @@ def open_placed_session(model: MoETransformer, settings: GenerationSettings, fle
     slot_bytes = [len(session.store.get(cid)) for cid in session.node.view().expert_cids]
     placed = PlacedSession(session, holders_per_slot, slot_bytes, pool, holdings)
     session.decoding.between_chunks = placed.between_chunks
-    for address, spec in zip(pool, fleet, strict=False):
-        placed._declare(address, spec)
-    placed._place()
+    with session.ledger_lock:
+        for address, spec in zip(pool, fleet, strict=False):
+            placed._declare(address, spec)
+        placed._place()
     return placed
 
 
