@@ -58,5 +58,5 @@ def test_platform_demo_flags_are_checked_before_anything_runs(tmp_path: Path) ->
     rtt = bmoe("demo", "--rtt-scale", "0", "--out", str(tmp_path / "w"))
     assert rtt.returncode == 2 and "--rtt-scale applies to --platform" in rtt.stderr
     nan = bmoe("demo", "--platform", "--rtt-scale", "nan", "--out", str(tmp_path / "u"))
-    assert nan.returncode == 2 and "--rtt-scale must be a finite number" in nan.stderr
+    assert nan.returncode == 2 and "'--rtt-scale': must be a finite number, got nan" in nan.stderr
     assert not any((tmp_path / name).exists() for name in "uvwxyz")

@@ -48,9 +48,9 @@ def test_a_verified_responses_quality_verdict_is_sealed_and_audited(tiny_run_dir
 @pytest.mark.parametrize(("flags", "message"), [
     (["--quality-band", "0.05"], "--quality-band needs --quality-threshold"),
     (["--quality", "--quality-judge-bias", "-1"], "--quality-judge-bias needs --quality-band"),
-    (["--quality", "--quality-threshold", "nan"], "--quality-threshold must be a finite number"),
+    (["--quality", "--quality-threshold", "nan"], "'--quality-threshold': must be a finite number, got nan"),
     (["--quality", "--quality-threshold", "0.2", "--quality-band", "0.1", "--quality-judge-bias", "inf"],
-     "--quality-judge-bias must be a finite number"),
+     "'--quality-judge-bias': must be a finite number, got inf"),
 ])
 def test_a_quality_flag_without_the_one_it_refines_is_one_line(tiny_run_dir: Path, flags: list[str],
                                                                message: str) -> None:

@@ -45,6 +45,7 @@ import httpx
 
 from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import UserError
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.edge.behaviour import make_behaviour
 from bmoe.ledger.keys import load_identity
 from bmoe.ledger.sealing import validators_supported
@@ -182,11 +183,11 @@ def publisher_auth(cluster: ClusterDescription) -> SignedAuth:
 @click.option("--replication", type=click.IntRange(min=1), default=None, help="copies per blob [min(2, stores)]")
 @setting_options(CLUSTER_UP)
 @comparison_options
-@click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+@click.option("--edge-timeout", type=FiniteFloatRange(min=0.01), default=30.0, show_default=True,
               help="seconds the validator waits for edges per step")
 @click.option("--base-port", type=click.IntRange(0, 65000), default=0, show_default=True,
               help="stores on PORT.., the validator after them (0: free ports)")
-@click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--start-timeout", type=FiniteFloatRange(min=1), default=60.0, show_default=True,
               help="seconds each process has to become ready")
 @click.option("--listen", "listen", multiple=True, metavar="NAME=ADDRESS",
               help="where a store or validator listens and is reached (e.g. store-1=127.0.0.2), repeatable "
@@ -340,7 +341,7 @@ def _validator_get(client: httpx.Client, url: str) -> dict[str, Any]:
 
 @cluster_group.command("down", help="Stop every process of the cluster (SIGTERM, SIGKILL after the grace period).")
 @click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
-@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
+@click.option("--grace", type=FiniteFloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
               help="seconds between SIGTERM and SIGKILL")
 def down_command(root: Path, grace: float) -> None:
     cluster = load_cluster(root)
@@ -362,9 +363,9 @@ def down_command(root: Path, grace: float) -> None:
                                        "record its new pid, wait until it is ready.")
 @click.option("--dir", "root", type=click.Path(path_type=Path), required=True)
 @click.argument("name")
-@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
+@click.option("--grace", type=FiniteFloatRange(min=0), default=DEFAULT_GRACE_S, show_default=True,
               help="seconds between SIGTERM and SIGKILL, if NAME is running")
-@click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--start-timeout", type=FiniteFloatRange(min=1), default=60.0, show_default=True,
               help="seconds NAME has to become ready")
 def restart_command(root: Path, name: str, grace: float, start_timeout: float) -> None:
     cluster = load_cluster(root)

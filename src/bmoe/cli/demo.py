@@ -10,6 +10,7 @@ import click
 
 from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import fail
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.cli.run_checks import (
     check_in_process,
     check_run_dir_free,
@@ -42,7 +43,7 @@ def given_flags(ctx: click.Context) -> set[str]:
 @click.option("--model", default=None, help="[--platform] a pretrained model by name (smollm2-135m, fetched once) "
               "[default: a seeded random-weight MoE, nothing to download]")
 @click.option("--tokens", type=int, default=12, show_default=True, help="[--platform] tokens per request")
-@click.option("--rtt-scale", type=click.FloatRange(0.0, 100.0), default=1.0, show_default=True,
+@click.option("--rtt-scale", type=FiniteFloatRange(0.0, 100.0), default=1.0, show_default=True,
               help="[--platform] scale every device's emulated network round trip (0: all on loopback, no wait)")
 def demo(rounds: int, malicious_ratio: float, out: Path | None, seed: int, fleet: str | None, comparison: str | None,
          bound: float | None, update_bound: float | None, bound_from: Path | None, force_bound: bool,

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from bmoe.cli.errors import UserError, fail
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.console import console
 
 
@@ -46,7 +47,7 @@ def read_receipt(value: str, ledger_dir: Path) -> dict[str, Any]:
 @click.argument("receipt")
 @click.option("--ledger-dir", type=click.Path(path_type=Path), required=True,
               help="the verified server's ledger directory (`bmoe serve --verified --ledger-dir`)")
-@click.option("--check", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
+@click.option("--check", type=FiniteFloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
               help="share of the generation's expert calls re-computed with the ledger's experts")
 @click.option("--seed", type=int, default=0, show_default=True, help="draws the calls re-computed when --check < 1")
 def replay_command(receipt: str, ledger_dir: Path, check: float, seed: int) -> None:

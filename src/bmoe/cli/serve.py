@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bmoe.cli.errors import UserError
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
 from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 @click.option("--edges", type=click.IntRange(1, 1024), default=None, help="[--verified] edges M (default 5)")
 @click.option("--replicas", default=None, metavar="R|all",
               help="[--verified] edges re-computing each checked call (default 1; all: every other edge)")
-@click.option("--check-probability", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+@click.option("--check-probability", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=None,
               help="[--verified] a call is re-computed with this probability (default 1: every call)")
 @click.option("--chunk-steps", type=click.IntRange(min=1), default=None,
               help="[--verified] decoding steps per verified chunk (default 16)")
@@ -63,15 +64,15 @@ if TYPE_CHECKING:
 @click.option("--quality", is_flag=True, help="score every response with the quality layer (a heuristic: the "
               "prompt's and completion's all-MiniLM-L6-v2 embeddings, three validators' median; docs/platform.md), "
               "in the receipt's verification.quality")
-@click.option("--quality-threshold", type=click.FloatRange(-1.0, 1.0), default=None,
+@click.option("--quality-threshold", type=FiniteFloatRange(-1.0, 1.0), default=None,
               help="[--quality] flag a response whose median score is below this (default: none, 'uncalibrated')")
 @click.option("--payments", type=click.Path(path_type=Path), default=None,
               help="[--verified] charge for tokens: a JSON file of the requesters' deposits and the price rule "
                    "(docs/platform.md); every request names its paying account in 'user'")
-@click.option("--quality-band", type=click.FloatRange(0.0, 2.0), default=None,
+@click.option("--quality-band", type=FiniteFloatRange(0.0, 2.0), default=None,
               help="[--quality-threshold] within this of the threshold the scorer is unsure: SmolLM2-135M-Instruct's "
                    "yes/no decides the flag (a heuristic; default: no judge model)")
-@click.option("--quality-judge-bias", type=float, default=None,
+@click.option("--quality-judge-bias", type=FiniteFloatRange(), default=None,
               help="[--quality-band] the judge model says yes when its yes logit beats its no logit by more than "
                    "this (default 0; SmolLM2-135M leans to no)")
 @click.option("--edge-processes", is_flag=True, default=None,

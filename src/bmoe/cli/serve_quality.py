@@ -6,7 +6,6 @@ no ledger, and the verdict is in the receipt only (``ledger``: null).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from bmoe.cli.errors import UserError
@@ -20,12 +19,7 @@ QUALITY_VALIDATORS = 3  # in one server all run the same scorer; a deployment's 
 
 
 def check_quality_flags(quality: bool, threshold: float | None, band: float | None, bias: float | None) -> None:
-    """One line for a quality flag given without the one it refines, or not a finite number (click's ranges let
-    NaN through)."""
-    for flag, value in (("--quality-threshold", threshold), ("--quality-band", band),
-                        ("--quality-judge-bias", bias)):
-        if value is not None and not math.isfinite(value):
-            raise UserError(f"{flag} must be a finite number, got {value}")
+    """One line for a quality flag given without the one it refines."""
     if threshold is not None and not quality:
         raise UserError("--quality-threshold needs --quality")
     if band is not None and threshold is None:

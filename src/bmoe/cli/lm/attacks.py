@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from bmoe.cli.errors import fail
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.cli.lm.options import cache_dir_option, lm_options, lm_values
 from bmoe.console import console, err_console, results_table
 
@@ -17,9 +18,9 @@ from bmoe.console import console, err_console, results_table
 @cache_dir_option
 @click.option("--edges", type=click.IntRange(min=1, max=1024), default=10, show_default=True,
               help="B-MoE's edges M (traditional: one per (layer, expert))")
-@click.option("--ratio", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.3, show_default=True,
+@click.option("--ratio", type=FiniteFloatRange(min=0.0, max=1.0, max_open=True), default=0.3, show_default=True,
               help="share of colluding attackers")
-@click.option("--probability", type=click.FloatRange(min=0.0, max=1.0), default=0.2, show_default=True,
+@click.option("--probability", type=FiniteFloatRange(min=0.0, max=1.0), default=0.2, show_default=True,
               help="each attacker strikes a call with this probability")
 @click.option("--seed", type=int, default=0, show_default=True)
 @lm_options

@@ -20,6 +20,7 @@ import click
 
 from bmoe.cli.comparison_options import comparison_options, comparison_settings
 from bmoe.cli.errors import fail
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.cli.lm.options import cache_dir_option, lm_options, lm_values
 from bmoe.run.lm.config import PROTOCOL_SETTINGS
 from bmoe.run.settings.options import given_settings, options_of
@@ -32,9 +33,9 @@ from bmoe.run.settings.setting import TRAIN
 @cache_dir_option
 @click.option("--stores", type=click.IntRange(min=1), default=2, show_default=True, help="storage nodes")
 @click.option("--replication", type=click.IntRange(min=1), default=None, help="copies per blob [min(2, stores)]")
-@click.option("--edge-timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+@click.option("--edge-timeout", type=FiniteFloatRange(min=0.01), default=30.0, show_default=True,
               help="seconds the validator waits for edges per step")
-@click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--start-timeout", type=FiniteFloatRange(min=1), default=60.0, show_default=True,
               help="seconds each process has to become ready")
 @click.option("--seeded-keys", is_flag=True,
               help="derive every key from --seed, as an in-process run does (a reproducible simulation: its chain is "

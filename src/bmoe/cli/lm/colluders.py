@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bmoe.cli.errors import UserError
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.console import console
 from bmoe.edge.attacks.expert_output import OUTPUT_ATTACKS
 from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
@@ -24,7 +25,7 @@ from bmoe.lm.pretrained.moefication import DEFAULT_EXPERTS
 @click.option("--prompt", default="The ", show_default=True, help="the text to continue")
 @click.option("--tokens", type=click.IntRange(min=1, max=4096), default=48, show_default=True,
               help="tokens to generate")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+@click.option("--temperature", type=FiniteFloatRange(min=0.0), default=0.0, show_default=True,
               help="sampling temperature (0: greedy)")
 @click.option("--edges", type=click.IntRange(min=3), default=10, show_default=True, help="M, the edges")
 @click.option("--colluders", type=click.IntRange(min=1), default=3, show_default=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bmoe.cli.errors import UserError
+from bmoe.cli.finite import FiniteFloatRange
 from bmoe.console import console
 
 
@@ -16,10 +17,10 @@ from bmoe.console import console
 @click.option("--prompt", default="\n", show_default=True, help="the text to continue")
 @click.option("--tokens", "max_new_tokens", type=click.IntRange(min=0, max=100_000), default=300, show_default=True,
               help="tokens to generate")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True,
+@click.option("--temperature", type=FiniteFloatRange(min=0.0), default=0.8, show_default=True,
               help="sampling temperature (0: greedy)")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="sample among the k likeliest tokens")
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
+@click.option("--top-p", type=FiniteFloatRange(min=0.0, max=1.0, min_open=True), default=1.0, show_default=True,
               help="sample among the likeliest tokens whose probability reaches p (nucleus sampling)")
 @click.option("--seed", type=int, default=0, show_default=True, help="the sampler's seed")
 def sample_command(run_dir: Path, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None,
